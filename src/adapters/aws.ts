@@ -1,0 +1,78 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
+import { IdentitystoreClient } from '@aws-sdk/client-identitystore'
+import { SNSClient } from '@aws-sdk/client-sns'
+import { SSOAdminClient } from '@aws-sdk/client-sso-admin'
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
+import type { FastifyBaseLogger } from 'fastify'
+import type { AuditLog, Directory, GrantStore, IdentityCenter, Notifier } from '../core/ports.ts'
+import { DynamoAuditLog } from './dynamodb/audit-log.ts'
+import { DynamoGrantStore } from './dynamodb/grant-store.ts'
+import { AwsIdentityCenter, resolveInstance } from './identity-center.ts'
+import { AwsIdentityStore } from './identity-store.ts'
+import { SnsNotifier } from './sns.ts'
+
+export interface AwsSettings {
+  region: string
+  /** An AWS-compatible endpoint (the local sandbox, tests); unset in AWS. */
+  endpoint?: string | undefined
+  tables: { grants: string; audit: string }
+  snsTopicArn?: string | undefined
+  instanceArn?: string | undefined
+  identityStoreId?: string | undefined
+  provisioningWaitMs: number
+  cacheTtlMs: number
+}
+
+export interface AwsClients {
+  ssoAdmin: SSOAdminClient
+  identityStore: IdentitystoreClient
+  dynamo: DynamoDBClient
+  sns: SNSClient
+}
+
+/** One client per service, created once per process and shared by every request. */
+export function createAwsClients(settings: Pick<AwsSettings, 'region' | 'endpoint'>): AwsClients {
+  const common = {
+    region: settings.region,
+    ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
+    maxAttempts: 3,
+    // Bounded waits: a hung connection must become an error the sweep can retry, not a request that never ends.
+    requestHandler: { connectionTimeout: 3000, requestTimeout: 10_000 },
+  }
+  return {
+    ssoAdmin: new SSOAdminClient(common),
+    identityStore: new IdentitystoreClient(common),
+    dynamo: new DynamoDBClient(common),
+    sns: new SNSClient(common),
+  }
+}
+
+export interface AwsAdapters {
+  store: GrantStore
+  auditLog: AuditLog
+  identityCenter: IdentityCenter
+  directory: Directory
+  notifier: Notifier
+  instance: { instanceArn: string; identityStoreId: string }
+}
+
+export async function createAwsAdapters(
+  settings: AwsSettings,
+  log: Pick<FastifyBaseLogger, 'warn' | 'error'>,
+  clients: AwsClients = createAwsClients(settings),
+): Promise<AwsAdapters> {
+  const instance = await resolveInstance(clients.ssoAdmin, settings)
+  const doc = DynamoDBDocumentClient.from(clients.dynamo, { marshallOptions: { removeUndefinedValues: true } })
+  return {
+    store: new DynamoGrantStore(doc, settings.tables),
+    auditLog: new DynamoAuditLog(doc, settings.tables.audit),
+    identityCenter: new AwsIdentityCenter(clients.ssoAdmin, {
+      instanceArn: instance.instanceArn,
+      provisioningWaitMs: settings.provisioningWaitMs,
+      cacheTtlMs: settings.cacheTtlMs,
+    }),
+    directory: new AwsIdentityStore(clients.identityStore, instance.identityStoreId, settings.cacheTtlMs),
+    notifier: new SnsNotifier(clients.sns, settings.snsTopicArn, log),
+    instance,
+  }
+}

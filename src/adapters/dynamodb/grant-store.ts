@@ -1,0 +1,260 @@
+import {
+  DeleteCommand,
+  GetCommand,
+  QueryCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+  type DynamoDBDocumentClient,
+} from '@aws-sdk/lib-dynamodb'
+import type { AuditEvent } from '../../core/audit.ts'
+import { DomainError } from '../../core/errors.ts'
+import type { AssignmentTarget, Grant } from '../../core/grant.ts'
+import type { Coverage, CoveragePatch, GrantFilter, GrantStore, GrantTransition, Page, PageRequest } from '../../core/ports.ts'
+import { callAws } from '../aws-errors.ts'
+import { auditToItem, coverageKey, grantKey, grantToItem, itemToGrant } from './items.ts'
+import { queryPage } from './paged-query.ts'
+import { ALL_PARTITION, DUE_PARTITION, GRANT_INDEXES } from './tables.ts'
+
+export class LeaseLostError extends DomainError {
+  constructor() {
+    super('LEASE_LOST', 'Another process took over the assignment while this one was changing it')
+  }
+}
+
+export interface TableNames {
+  grants: string
+  audit: string
+}
+
+const isConditionFailure = (error: unknown): boolean => {
+  const e = error as { name?: string; message?: string; CancellationReasons?: { Code?: string }[] }
+  if (e?.name === 'ConditionalCheckFailedException') return true
+  if (e?.name !== 'TransactionCanceledException') return false
+  return e.CancellationReasons?.some((r) => r.Code === 'ConditionalCheckFailed') ?? /ConditionalCheckFailed/.test(e.message ?? '')
+}
+
+/** Grants, their assignment coverage and the coverage lease, in one DynamoDB table; audit events are written in the same transactions. */
+export class DynamoGrantStore implements GrantStore {
+  private readonly doc: DynamoDBDocumentClient
+  private readonly tables: TableNames
+
+  constructor(doc: DynamoDBDocumentClient, tables: TableNames) {
+    this.doc = doc
+    this.tables = tables
+  }
+
+  async createGrant(grant: Grant, dueAt: Date, event: AuditEvent): Promise<void> {
+    await this.write('TransactWriteItems', () =>
+      this.doc.send(new TransactWriteCommand({
+        TransactItems: [
+          { Put: { TableName: this.tables.grants, Item: grantToItem(grant, dueAt), ConditionExpression: 'attribute_not_exists(pk)' } },
+          { Update: this.holderUpdate(grant, 'ADD') },
+          { Put: this.auditPut(event) },
+        ],
+      })),
+    )
+  }
+
+  async getGrant(id: string): Promise<Grant | undefined> {
+    const result = await this.read('GetItem', () =>
+      this.doc.send(new GetCommand({ TableName: this.tables.grants, Key: grantKey(id), ConsistentRead: true })),
+    )
+    return result.Item?.kind === 'grant' ? itemToGrant(result.Item) : undefined
+  }
+
+  async transition(change: GrantTransition): Promise<Grant | undefined> {
+    const names: Record<string, string> = { '#status': 'status' }
+    const values: Record<string, unknown> = { ':to': change.to }
+    const sets = ['#status = :to']
+    const removes: string[] = []
+    for (const [field, value] of Object.entries(change.set ?? {})) {
+      names[`#${field}`] = field
+      values[`:${field}`] = value
+      sets.push(`#${field} = :${field}`)
+    }
+    if (change.dueAt) {
+      Object.assign(values, { ':dueShard': DUE_PARTITION, ':dueAt': change.dueAt.getTime() })
+      sets.push('dueShard = :dueShard', 'dueAt = :dueAt')
+    } else {
+      removes.push('dueShard', 'dueAt')
+    }
+    const fromNames = change.from.map((_, i) => `:from${i}`)
+    change.from.forEach((status, i) => (values[`:from${i}`] = status))
+
+    const grant = await this.getGrant(change.id)
+    if (!grant || !change.from.includes(grant.status)) return undefined
+    try {
+      await this.write('TransactWriteItems', () =>
+        this.doc.send(new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.tables.grants,
+                Key: grantKey(change.id),
+                UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
+                ConditionExpression: `#status IN (${fromNames.join(', ')})`,
+                ExpressionAttributeNames: names,
+                ExpressionAttributeValues: values,
+              },
+            },
+            ...(change.releaseHold ? [{ Update: this.holderUpdate(grant, 'DELETE') }] : []),
+            { Put: this.auditPut(change.event) },
+          ],
+        })),
+      )
+    } catch (error) {
+      if (isConditionFailure((error as { cause?: unknown }).cause)) return undefined
+      throw error
+    }
+    return this.getGrant(change.id)
+  }
+
+  listGrants(filter: GrantFilter, page: PageRequest): Promise<Page<Grant>> {
+    // The most selective filter picks the index; the others are applied to what it returns.
+    const field = (['ticketId', 'userName', 'accountId'] as const).find((name) => filter[name] !== undefined)
+    const index = field ? GRANT_INDEXES[field] : GRANT_INDEXES.all
+    const partitionValue = field ? (filter[field] as string) : ALL_PARTITION
+    const filters = Object.fromEntries(
+      Object.entries(filter).filter(([name, value]) => name !== field && value !== undefined),
+    ) as Record<string, string>
+    return this.read('Query', () =>
+      queryPage(this.doc, {
+        table: this.tables.grants,
+        index,
+        partitionValue,
+        filters,
+        newestFirst: true,
+        limit: page.limit,
+        cursor: page.cursor,
+      }, itemToGrant),
+    )
+  }
+
+  async dueGrants(now: Date, cursor: string | undefined, limit: number) {
+    const result = await this.read('Query', () =>
+      this.doc.send(new QueryCommand({
+        TableName: this.tables.grants,
+        IndexName: GRANT_INDEXES.due.name,
+        KeyConditionExpression: 'dueShard = :due AND dueAt <= :now',
+        ExpressionAttributeValues: { ':due': DUE_PARTITION, ':now': now.getTime() },
+        Limit: limit,
+        ...(cursor ? { ExclusiveStartKey: JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) } : {}),
+      })),
+    )
+    return {
+      grants: (result.Items ?? []).map(itemToGrant),
+      cursor: result.LastEvaluatedKey ? Buffer.from(JSON.stringify(result.LastEvaluatedKey)).toString('base64url') : undefined,
+    }
+  }
+
+  async getCoverage(target: AssignmentTarget): Promise<Coverage | undefined> {
+    const result = await this.read('GetItem', () =>
+      this.doc.send(new GetCommand({ TableName: this.tables.grants, Key: coverageKey(target), ConsistentRead: true })),
+    )
+    const item = result.Item
+    if (!item) return undefined
+    return {
+      target,
+      holders: item.holders instanceof Set ? [...(item.holders as Set<string>)] : [],
+      assignment: (item.assignment as Coverage['assignment'] | undefined) ?? 'absent',
+      external: item.external === true,
+      requestId: (item.requestId as string | undefined) ?? null,
+      lastFailure: (item.lastFailure as string | undefined) ?? null,
+    }
+  }
+
+  async acquireLease(target: AssignmentTarget, owner: string, now: Date, until: Date): Promise<boolean> {
+    return this.conditional(() =>
+      this.doc.send(new UpdateCommand({
+        TableName: this.tables.grants,
+        Key: coverageKey(target),
+        UpdateExpression: 'SET leaseOwner = :owner, leaseUntil = :until',
+        ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(leaseOwner) OR leaseUntil < :now)',
+        ExpressionAttributeValues: { ':owner': owner, ':until': until.getTime(), ':now': now.getTime() },
+      })),
+    )
+  }
+
+  async updateCoverage(target: AssignmentTarget, owner: string, patch: CoveragePatch): Promise<void> {
+    const names: Record<string, string> = {}
+    const values: Record<string, unknown> = { ':owner': owner }
+    const sets: string[] = []
+    for (const [field, value] of Object.entries(patch)) {
+      names[`#${field}`] = field
+      values[`:${field}`] = value
+      sets.push(`#${field} = :${field}`)
+    }
+    const applied = await this.conditional(() =>
+      this.doc.send(new UpdateCommand({
+        TableName: this.tables.grants,
+        Key: coverageKey(target),
+        UpdateExpression: `SET ${sets.join(', ')}`,
+        ConditionExpression: 'leaseOwner = :owner',
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
+      })),
+    )
+    if (!applied) throw new LeaseLostError()
+  }
+
+  deleteIdleCoverage(target: AssignmentTarget, owner: string): Promise<boolean> {
+    return this.conditional(() =>
+      this.doc.send(new DeleteCommand({
+        TableName: this.tables.grants,
+        Key: coverageKey(target),
+        ConditionExpression: 'leaseOwner = :owner AND attribute_not_exists(holders)',
+        ExpressionAttributeValues: { ':owner': owner },
+      })),
+    )
+  }
+
+  async releaseLease(target: AssignmentTarget, owner: string): Promise<void> {
+    await this.conditional(() =>
+      this.doc.send(new UpdateCommand({
+        TableName: this.tables.grants,
+        Key: coverageKey(target),
+        UpdateExpression: 'REMOVE leaseOwner, leaseUntil',
+        ConditionExpression: 'leaseOwner = :owner',
+        ExpressionAttributeValues: { ':owner': owner },
+      })),
+    )
+  }
+
+  /** Adds or removes a grant among the holders of its assignment, creating the coverage record on first use. */
+  private holderUpdate(grant: Grant, operation: 'ADD' | 'DELETE') {
+    return {
+      TableName: this.tables.grants,
+      Key: coverageKey(grant),
+      UpdateExpression: `${operation} holders :grant SET kind = :kind, target = if_not_exists(target, :target), assignment = if_not_exists(assignment, :absent)`,
+      ExpressionAttributeValues: {
+        ':grant': new Set([grant.id]),
+        ':kind': 'coverage',
+        ':target': { userId: grant.userId, accountId: grant.accountId, permissionSetArn: grant.permissionSetArn },
+        ':absent': 'absent',
+      },
+    }
+  }
+
+  private auditPut(event: AuditEvent) {
+    return { TableName: this.tables.audit, Item: auditToItem(event), ConditionExpression: 'attribute_not_exists(pk)' }
+  }
+
+  /** Runs a conditional write; false when its condition did not hold. */
+  private async conditional(send: () => Promise<unknown>): Promise<boolean> {
+    try {
+      await this.write('conditional write', send)
+      return true
+    } catch (error) {
+      if (isConditionFailure((error as { cause?: unknown }).cause)) return false
+      throw error
+    }
+  }
+
+  private read<T>(operation: string, call: () => Promise<T>): Promise<T> {
+    return callAws('DynamoDB', operation, call)
+  }
+
+  private write<T>(operation: string, call: () => Promise<T>): Promise<T> {
+    return callAws('DynamoDB', operation, call)
+  }
+}

@@ -1,0 +1,41 @@
+import type { AuditEvent } from '../../core/audit.ts'
+import type { Grant } from '../../core/grant.ts'
+import type { AssignmentTarget } from '../../core/grant.ts'
+import { ALL_PARTITION } from './tables.ts'
+
+export const grantKey = (id: string) => ({ pk: `grant#${id}` })
+export const coverageKey = (t: AssignmentTarget) => ({ pk: `coverage#${t.userId}#${t.accountId}#${t.permissionSetArn}` })
+export const auditKey = (id: string) => ({ pk: `event#${id}` })
+
+const GRANT_FIELDS = [
+  'id', 'status', 'userName', 'userId', 'accountId', 'permissionSet', 'permissionSetArn', 'ticketId', 'justification',
+  'requestedBy', 'createdAt', 'expiresAt', 'accessEndsBy', 'endedAt', 'endedBy', 'endReason', 'coveredBy', 'failureReason',
+] as const satisfies readonly (keyof Grant)[]
+
+export function grantToItem(grant: Grant, dueAt: Date | null): Record<string, unknown> {
+  return {
+    ...grantKey(grant.id),
+    kind: 'grant',
+    listShard: ALL_PARTITION,
+    ...grant,
+    ...(dueAt ? { dueShard: 'due', dueAt: dueAt.getTime() } : {}),
+  }
+}
+
+export function itemToGrant(item: Record<string, unknown>): Grant {
+  return Object.fromEntries(GRANT_FIELDS.map((field) => [field, item[field] ?? null])) as unknown as Grant
+}
+
+const AUDIT_FIELDS = [
+  'id', 'at', 'action', 'actor', 'grantId', 'userName', 'accountId', 'permissionSet', 'ticketId', 'detail', 'requestId',
+] as const satisfies readonly (keyof AuditEvent)[]
+
+export function auditToItem(event: AuditEvent): Record<string, unknown> {
+  // Index key attributes must be absent, not null, on events that have no value for them.
+  const present = Object.fromEntries(Object.entries(event).filter(([, value]) => value !== null && value !== ''))
+  return { ...auditKey(event.id), stream: ALL_PARTITION, ...present }
+}
+
+export function itemToAudit(item: Record<string, unknown>): AuditEvent {
+  return Object.fromEntries(AUDIT_FIELDS.map((field) => [field, item[field] ?? null])) as unknown as AuditEvent
+}

@@ -1,0 +1,121 @@
+import { randomUUID } from 'node:crypto'
+import fastifySwagger from '@fastify/swagger'
+import fastifySwaggerUi from '@fastify/swagger-ui'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Ajv, type Options as AjvOptions } from 'ajv'
+import addFormats from 'ajv-formats'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { SWEEP_ACTOR } from './core/audit.ts'
+import type { Clock } from './core/clock.ts'
+import { GrantService } from './core/grants.ts'
+import type { Policy } from './core/policy.ts'
+import type { AuditLog, Directory, GrantStore, IdentityCenter, Notifier } from './core/ports.ts'
+import { sweep, type SweepSummary } from './core/sweep.ts'
+import { registerAuth, type JwtSettings } from './http/auth.ts'
+import { registerErrorHandling } from './http/errors.ts'
+import { auditRoutes } from './http/routes/audit.ts'
+import { grantRoutes } from './http/routes/grants.ts'
+import { healthRoutes } from './http/routes/health.ts'
+import { revocationRoutes } from './http/routes/revocations.ts'
+import { AuditEventSchema } from './http/schemas/audit.ts'
+import { Problem } from './http/schemas/common.ts'
+import { GrantSchema } from './http/schemas/grants.ts'
+import { SweepSummarySchema } from './http/schemas/revocations.ts'
+
+export interface AppDependencies {
+  clock: Clock
+  store: GrantStore
+  auditLog: AuditLog
+  identityCenter: IdentityCenter
+  directory: Directory
+  notifier: Notifier
+  policy: Policy
+  jwt: JwtSettings
+  maxDurationMinutes: number
+  sweepBudgetMs: number
+  logger?: FastifyServerOptions['logger']
+}
+
+export const BODY_LIMIT_BYTES = 16 * 1024
+
+const REDACTED_PATHS = ['req.headers.authorization', 'headers.authorization', '*.authorization', '*.token', '*.secret', '*.password']
+
+/** Builds the whole service from injected dependencies; entry points only choose the dependencies and listen. */
+export async function buildApp(deps: AppDependencies) {
+  const app = Fastify({
+    logger: deps.logger ?? false,
+    bodyLimit: BODY_LIMIT_BYTES,
+    // Accept a caller's correlation id when it is a plain token; otherwise make one.
+    genReqId: (request) => {
+      const incoming = request.headers['x-request-id']
+      return typeof incoming === 'string' && /^[\w.:-]{8,128}$/.test(incoming) ? incoming : randomUUID()
+    },
+    ...(deps.logger && typeof deps.logger === 'object' ? { logger: { ...deps.logger, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } } } : {}),
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  useStrictBodies(app)
+  registerErrorHandling(app)
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', String(request.id))
+  })
+
+  for (const schema of [Problem, GrantSchema, AuditEventSchema, SweepSummarySchema]) app.addSchema(schema)
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'jit-access',
+        version: '0.1.0',
+        description: 'Just-in-time privileged access for AWS IAM Identity Center: time-bound account assignments that remove themselves, with an audit trail.',
+      },
+      components: {
+        securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+      },
+      tags: [
+        { name: 'grants', description: 'Request, inspect and end temporary access' },
+        { name: 'audit', description: 'Every decision, for auditors' },
+        { name: 'revocations', description: 'The scheduled sweep' },
+        { name: 'health', description: 'Liveness' },
+      ],
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+  })
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs' })
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+
+  await registerAuth(app, deps.jwt)
+
+  const grants = new GrantService(deps)
+  const runSweep = async (triggeredBy: string): Promise<SweepSummary> => {
+    const deadline = new Date(deps.clock.now().getTime() + deps.sweepBudgetMs)
+    const summary = await sweep(deps.store, grants, deps.clock, { deadline, actor: SWEEP_ACTOR })
+    app.log.info({ triggeredBy, ...summary }, 'revocation sweep finished')
+    return summary
+  }
+
+  await app.register(healthRoutes)
+  await app.register(grantRoutes, { grants })
+  await app.register(auditRoutes, { auditLog: deps.auditLog })
+  await app.register(revocationRoutes, { runSweep })
+
+  app.decorate('runSweep', runSweep)
+  return app
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    runSweep(triggeredBy: string): Promise<SweepSummary>
+  }
+}
+
+/**
+ * Bodies are validated exactly as sent: no type coercion ("30" is not a number) and unknown fields are
+ * refused rather than silently dropped. Query strings and paths are text, so they are coerced.
+ */
+function useStrictBodies(app: FastifyInstance): void {
+  const common: AjvOptions = { allErrors: false, strict: false, useDefaults: true }
+  const strict = addFormats.default(new Ajv({ ...common, coerceTypes: false, removeAdditional: false }))
+  const coercing = addFormats.default(new Ajv({ ...common, coerceTypes: 'array', removeAdditional: false }))
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema))
+}

@@ -1,0 +1,111 @@
+import { readFileSync } from 'node:fs'
+import { envSchema } from 'env-schema'
+import { Type, type Static } from 'typebox'
+import { parsePolicy, type Policy } from './core/policy.ts'
+
+const EnvSchema = Type.Object({
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
+  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
+  AWS_REGION: Type.String({ pattern: '^[a-z]{2}(-[a-z]+)+-[0-9]+$', default: 'us-east-1' }),
+  AWS_ENDPOINT_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
+  JIT_JWT_SECRET: Type.Optional(Type.String({ minLength: 32 })),
+  JIT_JWT_PUBLIC_KEY: Type.Optional(Type.String({ pattern: '-----BEGIN PUBLIC KEY-----' })),
+  JIT_JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),
+  JIT_JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
+  JIT_POLICY_FILE: Type.String({ minLength: 1 }),
+  JIT_GRANTS_TABLE: Type.String({ pattern: '^[A-Za-z0-9_.-]{3,255}$', default: 'jit-access-grants' }),
+  JIT_AUDIT_TABLE: Type.String({ pattern: '^[A-Za-z0-9_.-]{3,255}$', default: 'jit-access-audit' }),
+  JIT_SNS_TOPIC_ARN: Type.Optional(Type.String({ pattern: '^arn:aws[a-z-]*:sns:' })),
+  JIT_INSTANCE_ARN: Type.Optional(Type.String({ pattern: '^arn:aws[a-z-]*:sso:::instance/' })),
+  JIT_IDENTITY_STORE_ID: Type.Optional(Type.String({ pattern: '^d-[0-9a-z]+$' })),
+  JIT_MAX_DURATION_MINUTES: Type.Integer({ minimum: 1, maximum: 43_200, default: 720 }),
+  JIT_PROVISIONING_WAIT_MS: Type.Integer({ minimum: 0, maximum: 25_000, default: 5000 }),
+  JIT_CACHE_TTL_SECONDS: Type.Integer({ minimum: 0, maximum: 86_400, default: 300 }),
+  JIT_SWEEP_BUDGET_SECONDS: Type.Integer({ minimum: 1, maximum: 900, default: 50 }),
+  JIT_SANDBOX: Type.Boolean({ default: false }),
+})
+type Env = Static<typeof EnvSchema>
+
+export interface Config {
+  port: number
+  host: string
+  logLevel: string
+  region: string
+  endpoint: string | undefined
+  jwt: { secret?: string | undefined; publicKey?: string | undefined; issuer?: string | undefined; audience?: string | undefined }
+  policyFile: string
+  policy: Policy
+  tables: { grants: string; audit: string }
+  snsTopicArn: string | undefined
+  instanceArn: string | undefined
+  identityStoreId: string | undefined
+  maxDurationMinutes: number
+  provisioningWaitMs: number
+  cacheTtlMs: number
+  sweepBudgetMs: number
+  sandbox: boolean
+}
+
+export class ConfigError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(`Invalid configuration: ${message}`, options)
+    this.name = 'ConfigError'
+  }
+}
+
+/** Reads and checks the whole configuration once; any problem stops the start with a message naming the setting. */
+export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
+  let env: Env
+  try {
+    env = envSchema<Env>({ schema: EnvSchema, data: source, dotenv: false })
+  } catch (error) {
+    throw new ConfigError((error as Error).message.replace(/^env\//, '').replace(/\benv\//g, ''))
+  }
+  if (!env.JIT_JWT_SECRET === !env.JIT_JWT_PUBLIC_KEY) {
+    throw new ConfigError('set exactly one of JIT_JWT_SECRET (HS256) and JIT_JWT_PUBLIC_KEY (RS256/ES256 PEM)')
+  }
+  if (!env.JIT_SANDBOX && (!env.JIT_JWT_ISSUER || !env.JIT_JWT_AUDIENCE)) {
+    throw new ConfigError('JIT_JWT_ISSUER and JIT_JWT_AUDIENCE are required outside the sandbox')
+  }
+  return {
+    port: env.PORT,
+    host: env.HOST,
+    logLevel: env.LOG_LEVEL,
+    region: env.AWS_REGION,
+    endpoint: env.AWS_ENDPOINT_URL,
+    jwt: { secret: env.JIT_JWT_SECRET, publicKey: env.JIT_JWT_PUBLIC_KEY, issuer: env.JIT_JWT_ISSUER, audience: env.JIT_JWT_AUDIENCE },
+    policyFile: env.JIT_POLICY_FILE,
+    policy: loadPolicyFile(env.JIT_POLICY_FILE),
+    tables: { grants: env.JIT_GRANTS_TABLE, audit: env.JIT_AUDIT_TABLE },
+    snsTopicArn: env.JIT_SNS_TOPIC_ARN,
+    instanceArn: env.JIT_INSTANCE_ARN,
+    identityStoreId: env.JIT_IDENTITY_STORE_ID,
+    maxDurationMinutes: env.JIT_MAX_DURATION_MINUTES,
+    provisioningWaitMs: env.JIT_PROVISIONING_WAIT_MS,
+    cacheTtlMs: env.JIT_CACHE_TTL_SECONDS * 1000,
+    sweepBudgetMs: env.JIT_SWEEP_BUDGET_SECONDS * 1000,
+    sandbox: env.JIT_SANDBOX,
+  }
+}
+
+/** No policy, an unreadable one or an invalid one all stop the start: the service fails closed. */
+export function loadPolicyFile(path: string): Policy {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (error) {
+    throw new ConfigError(`JIT_POLICY_FILE '${path}' cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`)
+  }
+  let document: unknown
+  try {
+    document = JSON.parse(text)
+  } catch (error) {
+    throw new ConfigError(`JIT_POLICY_FILE '${path}' is not valid JSON: ${(error as Error).message}`)
+  }
+  try {
+    return parsePolicy(document)
+  } catch (error) {
+    throw new ConfigError(`JIT_POLICY_FILE '${path}': ${(error as Error).message}`)
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * Errors the core raises on purpose. Each carries a stable machine code; the HTTP edge maps codes to statuses,
+ * so the core never needs to know about HTTP.
+ */
+export class DomainError extends Error {
+  readonly code: string
+  readonly extensions: Record<string, unknown>
+
+  constructor(code: string, message: string, extensions: Record<string, unknown> = {}, options?: ErrorOptions) {
+    super(message, options)
+    this.name = new.target.name
+    this.code = code
+    this.extensions = extensions
+  }
+}
+
+export class UserNotFoundError extends DomainError {
+  constructor(userName: string) {
+    super('USER_NOT_FOUND', `No user named '${userName}' exists in the Identity Store`)
+  }
+}
+
+export class PermissionSetNotFoundError extends DomainError {
+  constructor(name: string) {
+    super('PERMISSION_SET_NOT_FOUND', `No permission set named '${name}' exists in the Identity Center instance`)
+  }
+}
+
+export class PolicyDeniedError extends DomainError {
+  constructor(reason: string, failedCondition: string) {
+    super('POLICY_DENIED', reason, { failedCondition })
+  }
+}
+
+export class DurationTooLongError extends DomainError {
+  constructor(requested: number, maximum: number) {
+    super('VALIDATION_FAILED', `durationMinutes ${requested} exceeds the service maximum of ${maximum}`)
+  }
+}
+
+export class GrantNotFoundError extends DomainError {
+  constructor(id: string) {
+    super('GRANT_NOT_FOUND', `No grant with id '${id}'`)
+  }
+}
+
+export class GrantAlreadyEndedError extends DomainError {
+  constructor(id: string, status: string) {
+    super('GRANT_ALREADY_ENDED', `Grant '${id}' has already ended (status '${status}')`, { status })
+  }
+}
+
+export class InvalidCursorError extends DomainError {
+  constructor() {
+    super('INVALID_CURSOR', 'The cursor is not one this service issued for this query')
+  }
+}
+
+/** Identity Center refused the assignment (it said FAILED, or rejected the call as invalid). Not worth retrying. */
+export class ProvisioningFailedError extends DomainError {
+  constructor(grantId: string, reason: string) {
+    super('PROVISIONING_FAILED', `Identity Center could not provision grant '${grantId}': ${reason}`, { grantId })
+  }
+}
+
+/**
+ * An AWS dependency did not answer usefully (throttled, 5xx, timed out, connection dropped). The intent is
+ * recorded, so the sweep finishes the work; the caller may retry later.
+ */
+export class UpstreamUnavailableError extends DomainError {
+  readonly service: string
+  readonly retryable: boolean
+
+  constructor(service: string, operation: string, cause: unknown, retryable = true) {
+    super('UPSTREAM_UNAVAILABLE', `${service} ${operation} failed: ${describeCause(cause)}`, {}, { cause })
+    this.service = service
+    this.retryable = retryable
+  }
+}
+
+/** The error's AWS name and message only: never request parameters or credentials. */
+export function describeCause(cause: unknown): string {
+  if (cause instanceof Error) {
+    const message = cause.message.length > 300 ? `${cause.message.slice(0, 300)}…` : cause.message
+    return `${cause.name}: ${message}`
+  }
+  return String(cause)
+}

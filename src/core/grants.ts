@@ -1,0 +1,273 @@
+import type { AuditAction } from './audit.ts'
+import type { Clock } from './clock.ts'
+import { CoverageReconciler, type CoverageState } from './coverage.ts'
+import {
+  DurationTooLongError,
+  GrantNotFoundError,
+  PermissionSetNotFoundError,
+  PolicyDeniedError,
+  ProvisioningFailedError,
+  UpstreamUnavailableError,
+  UserNotFoundError,
+} from './errors.ts'
+import { targetOf, type EndReason, type Grant, type GrantStatus } from './grant.ts'
+import { newId } from './ids.ts'
+import { evaluatePolicy, type Policy } from './policy.ts'
+import type { AuditDraft, AuditLog, Directory, GrantFilter, GrantStore, IdentityCenter, Notifier, Page, PageRequest } from './ports.ts'
+
+export interface GrantRequest {
+  userName: string
+  accountId: string
+  permissionSet: string
+  durationMinutes: number
+  ticketId: string
+  justification?: string | undefined
+}
+
+/** Who is acting, for the audit log. */
+export interface Actor {
+  id: string
+  requestId: string | null
+}
+
+export interface GrantServiceDeps {
+  store: GrantStore
+  auditLog: AuditLog
+  identityCenter: IdentityCenter
+  directory: Directory
+  notifier: Notifier
+  clock: Clock
+  policy: Policy
+  maxDurationMinutes: number
+}
+
+/** How long a grant may stay 'provisioning' before the sweep checks on it (the request itself may still be running). */
+export const PROVISIONING_GRACE_MS = 60_000
+
+export type GrantOutcome = { grant: Grant; settled: boolean }
+
+/**
+ * The grant lifecycle: provisioning → active → revoking → expired | revoked, or → failed.
+ * Every change of state is written, with its audit event, before the Identity Center call it announces.
+ */
+export class GrantService {
+  private readonly reconciler: CoverageReconciler
+
+  private readonly deps: GrantServiceDeps
+
+  constructor(deps: GrantServiceDeps) {
+    this.deps = deps
+    this.reconciler = new CoverageReconciler(deps.store, deps.identityCenter, deps.clock)
+  }
+
+  async request(input: GrantRequest, actor: Actor): Promise<GrantOutcome> {
+    const { deps } = this
+    if (input.durationMinutes > deps.maxDurationMinutes) {
+      throw new DurationTooLongError(input.durationMinutes, deps.maxDurationMinutes)
+    }
+    const draft = (action: AuditAction, detail: string, grantId: string | null = null): AuditDraft => ({
+      action,
+      actor: actor.id,
+      grantId,
+      userName: input.userName,
+      accountId: input.accountId,
+      permissionSet: input.permissionSet,
+      ticketId: input.ticketId,
+      detail,
+      requestId: actor.requestId,
+    })
+
+    const user = await deps.directory.findUser(input.userName)
+    if (!user) {
+      const error = new UserNotFoundError(input.userName)
+      await this.appendAudit(draft('grant.denied', error.message))
+      throw error
+    }
+    const permissionSet = await deps.identityCenter.findPermissionSet(input.permissionSet)
+    if (!permissionSet) {
+      const error = new PermissionSetNotFoundError(input.permissionSet)
+      await this.appendAudit(draft('grant.denied', error.message))
+      throw error
+    }
+    const decision = await evaluatePolicy(deps.policy, input, () => deps.directory.groupNamesOf(user.id))
+    if (!decision.allowed) {
+      await this.appendAudit(draft('grant.denied', `${decision.reason} (failed condition: ${decision.failedCondition})`))
+      throw new PolicyDeniedError(decision.reason, decision.failedCondition)
+    }
+
+    const now = deps.clock.now()
+    const expiresAt = new Date(now.getTime() + input.durationMinutes * 60_000)
+    const grant: Grant = {
+      id: newId(deps.clock),
+      status: 'provisioning',
+      userName: user.userName,
+      userId: user.id,
+      accountId: input.accountId,
+      permissionSet: permissionSet.name,
+      permissionSetArn: permissionSet.arn,
+      ticketId: input.ticketId,
+      justification: input.justification ?? null,
+      requestedBy: actor.id,
+      createdAt: now.toISOString(),
+      expiresAt: expiresAt.toISOString(),
+      accessEndsBy: new Date(expiresAt.getTime() + permissionSet.sessionDurationSeconds * 1000).toISOString(),
+      endedAt: null,
+      endedBy: null,
+      endReason: null,
+      coveredBy: null,
+      failureReason: null,
+    }
+    const dueAt = new Date(Math.min(now.getTime() + PROVISIONING_GRACE_MS, expiresAt.getTime()))
+    await deps.store.createGrant(
+      grant,
+      dueAt,
+      this.event(draft('grant.requested', `${input.durationMinutes} minutes allowed by rule '${decision.rule}'`, grant.id)),
+    )
+    return this.settleProvisioning(grant, actor)
+  }
+
+  async get(id: string): Promise<Grant> {
+    const grant = await this.deps.store.getGrant(id)
+    if (!grant) throw new GrantNotFoundError(id)
+    return grant
+  }
+
+  list(filter: GrantFilter, page: PageRequest): Promise<Page<Grant>> {
+    return this.deps.store.listGrants(filter, page)
+  }
+
+  /** Ends a grant early. Ending one that has already ended changes nothing and answers its final state. */
+  async end(id: string, actor: Actor): Promise<GrantOutcome> {
+    const grant = await this.get(id)
+    return this.beginEnding(grant, 'revoked', actor)
+  }
+
+  /**
+   * Moves a provisioning or active grant to 'revoking' (the intent, written before any call to Identity
+   * Center) and then removes its access; a grant already revoking is finished.
+   */
+  async beginEnding(grant: Grant, reason: EndReason, actor: Actor): Promise<GrantOutcome> {
+    let current = grant
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (current.status === 'revoking') return this.settleEnding(current, actor)
+      if (!['provisioning', 'active'].includes(current.status)) return { grant: current, settled: true }
+      const now = this.deps.clock.now()
+      const moved = await this.deps.store.transition({
+        id: current.id,
+        from: [current.status],
+        to: 'revoking',
+        dueAt: now,
+        set: { endReason: reason, endedBy: actor.id },
+        releaseHold: true,
+        event: this.event(this.grantDraft(current, 'grant.revoke_requested', actor, reason === 'expired' ? 'expiry reached' : 'ended early')),
+      })
+      if (moved) return this.settleEnding(moved, actor)
+      current = await this.get(current.id)
+    }
+    return { grant: current, settled: false }
+  }
+
+  /** Finishes a grant that is still provisioning: active once the assignment is in place, failed if AWS refused it. */
+  async settleProvisioning(grant: Grant, actor: Actor): Promise<GrantOutcome> {
+    const state = await this.reconcileFor(grant)
+    if (state.kind === 'present') {
+      const activated = await this.deps.store.transition({
+        id: grant.id,
+        from: ['provisioning'],
+        to: 'active',
+        dueAt: new Date(grant.expiresAt),
+        set: { coveredBy: state.external ? 'pre-existing' : 'jit' },
+        releaseHold: false,
+        event: this.event(this.grantDraft(grant, 'grant.activated', actor, state.external
+          ? 'a permanent assignment already grants this access; it will be left in place when the grant ends'
+          : 'account assignment in place')),
+      })
+      return this.resolved(grant.id, activated)
+    }
+    if (state.kind === 'failed') {
+      const failed = await this.deps.store.transition({
+        id: grant.id,
+        from: ['provisioning'],
+        to: 'failed',
+        dueAt: null,
+        set: { failureReason: state.reason, endedAt: this.deps.clock.now().toISOString() },
+        releaseHold: true,
+        event: this.event(this.grantDraft(grant, 'grant.failed', actor, `Identity Center refused the assignment: ${state.reason}`)),
+      })
+      await this.notify('grant failed', { grantId: grant.id, accountId: grant.accountId, permissionSet: grant.permissionSet, ticketId: grant.ticketId, reason: state.reason })
+      if (failed) throw new ProvisioningFailedError(grant.id, state.reason)
+      return this.resolved(grant.id, failed)
+    }
+    return { grant, settled: false }
+  }
+
+  /** Finishes a grant in 'revoking' once its access is gone or is provided by something else. */
+  async settleEnding(grant: Grant, actor: Actor): Promise<GrantOutcome> {
+    const state = await this.reconcileFor(grant)
+    if (state.kind === 'pending' || state.kind === 'failed') return { grant, settled: false }
+    const reason: EndReason = grant.endReason ?? 'revoked'
+    const detail = state.kind === 'absent'
+      ? 'account assignment removed'
+      : state.external
+        ? 'permanent assignment left in place'
+        : 'account assignment kept: another active grant still covers it'
+    const ended = await this.deps.store.transition({
+      id: grant.id,
+      from: ['revoking'],
+      to: reason,
+      dueAt: null,
+      set: { endedAt: this.deps.clock.now().toISOString() },
+      releaseHold: true,
+      event: this.event({ ...this.grantDraft(grant, reason === 'expired' ? 'grant.expired' : 'grant.revoked', actor, detail), actor: grant.endedBy ?? actor.id }),
+    })
+    return this.resolved(grant.id, ended)
+  }
+
+  private async reconcileFor(grant: Grant): Promise<CoverageState> {
+    try {
+      return await this.reconciler.reconcile(targetOf(grant))
+    } catch (error) {
+      if (error instanceof UpstreamUnavailableError) {
+        error.extensions.grantId = grant.id
+        await this.notify('AWS call failed', { grantId: grant.id, status: grant.status, error: error.message })
+      }
+      throw error
+    }
+  }
+
+  /** After a conditional transition: the updated grant, or (if someone else moved it first) what it is now. */
+  private async resolved(id: string, updated: Grant | undefined): Promise<GrantOutcome> {
+    const grant = updated ?? (await this.get(id))
+    return { grant, settled: !(['provisioning', 'revoking'] as GrantStatus[]).includes(grant.status) }
+  }
+
+  private grantDraft(grant: Grant, action: AuditAction, actor: Actor, detail: string): AuditDraft {
+    return {
+      action,
+      actor: actor.id,
+      grantId: grant.id,
+      userName: grant.userName,
+      accountId: grant.accountId,
+      permissionSet: grant.permissionSet,
+      ticketId: grant.ticketId,
+      detail,
+      requestId: actor.requestId,
+    }
+  }
+
+  private event(draft: AuditDraft) {
+    return { ...draft, id: newId(this.deps.clock), at: this.deps.clock.now().toISOString() }
+  }
+
+  private appendAudit(draft: AuditDraft): Promise<void> {
+    return this.deps.auditLog.append(this.event(draft))
+  }
+
+  async notify(subject: string, message: Record<string, unknown>): Promise<void> {
+    try {
+      await this.deps.notifier.publish(subject, message)
+    } catch {
+      // The notifier logs its own failures; a lost alert must never fail or undo a grant.
+    }
+  }
+}

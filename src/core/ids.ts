@@ -1,0 +1,22 @@
+import { randomInt } from 'node:crypto'
+import { v7 } from 'uuid'
+import type { Clock } from './clock.ts'
+
+let last = { msecs: 0, seq: 0 }
+
+/**
+ * A UUIDv7 taken from the injected clock. Ids sort by time, and ids made in one process within the same
+ * millisecond still sort in creation order (the sequence field counts up), so "newest first" is exact.
+ */
+export function newId(clock: Clock): string {
+  const now = clock.now().getTime()
+  last = now > last.msecs ? { msecs: now, seq: randomInt(0, 2 ** 30) } : { msecs: last.msecs, seq: last.seq + 1 }
+  return v7({ msecs: last.msecs, seq: last.seq })
+}
+
+/** The smallest and largest UUIDv7 of a millisecond: bounds for time-range queries on id-sorted keys. */
+export function idBoundsAt(time: Date): { lowest: string; highest: string } {
+  const hex = Math.max(0, time.getTime()).toString(16).padStart(12, '0')
+  const prefix = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-7`
+  return { lowest: `${prefix}000-8000-000000000000`, highest: `${prefix}fff-bfff-ffffffffffff` }
+}

@@ -1,0 +1,139 @@
+import type { AuditAction, AuditEvent } from './audit.ts'
+import type { AssignmentTarget, EndReason, Grant, GrantStatus } from './grant.ts'
+
+export interface Page<T> {
+  items: T[]
+  nextCursor: string | null
+}
+
+export interface PermissionSetInfo {
+  arn: string
+  name: string
+  /** How long a role session obtained through it lasts (Identity Center default: one hour). */
+  sessionDurationSeconds: number
+}
+
+export interface DirectoryUser {
+  id: string
+  userName: string
+}
+
+/** Outcome of an account-assignment request, which Identity Center carries out asynchronously. */
+export type ProvisioningOutcome =
+  | { state: 'succeeded'; requestId: string | null }
+  | { state: 'in_progress'; requestId: string }
+  | { state: 'failed'; requestId: string | null; reason: string }
+
+export interface IdentityCenter {
+  findPermissionSet(name: string): Promise<PermissionSetInfo | undefined>
+  assignmentExists(target: AssignmentTarget): Promise<boolean>
+  createAssignment(target: AssignmentTarget): Promise<ProvisioningOutcome>
+  creationStatus(requestId: string): Promise<ProvisioningOutcome>
+  deleteAssignment(target: AssignmentTarget): Promise<ProvisioningOutcome>
+  deletionStatus(requestId: string): Promise<ProvisioningOutcome>
+}
+
+export interface Directory {
+  findUser(userName: string): Promise<DirectoryUser | undefined>
+  /** Display names of the groups the user belongs to. */
+  groupNamesOf(userId: string): Promise<string[]>
+}
+
+/** What we know about one user/account/permission-set assignment and the grants that need it. */
+export interface Coverage {
+  target: AssignmentTarget
+  /** Grants that currently need the assignment. */
+  holders: string[]
+  /** Our view of the assignment we manage; 'creating'/'deleting' mean a request was sent and not yet confirmed. */
+  assignment: 'absent' | 'creating' | 'present' | 'deleting'
+  /** A permanent assignment existed before our first grant: we never remove it. */
+  external: boolean
+  /** The pending Identity Center request, when assignment is 'creating' or 'deleting'. */
+  requestId: string | null
+  lastFailure: string | null
+}
+
+export type CoveragePatch = Partial<Pick<Coverage, 'assignment' | 'external' | 'requestId' | 'lastFailure'>>
+
+export interface GrantFilter {
+  status?: GrantStatus
+  userName?: string
+  accountId?: string
+  ticketId?: string
+}
+
+export interface AuditFilter {
+  from?: string
+  to?: string
+  userName?: string
+  accountId?: string
+  ticketId?: string
+  grantId?: string
+  action?: AuditAction
+  actor?: string
+}
+
+export interface PageRequest {
+  limit: number
+  cursor?: string
+}
+
+export interface GrantStore {
+  /** Records a new grant as `provisioning` and registers it as a holder of its assignment, atomically with its audit event. */
+  createGrant(grant: Grant, dueAt: Date, event: AuditEvent): Promise<void>
+  getGrant(id: string): Promise<Grant | undefined>
+  /**
+   * Moves a grant from one of `from` to a new status, atomically with its audit event. When the new status
+   * no longer needs the assignment, the grant stops being a holder in the same transaction.
+   * Returns the updated grant, or undefined when the grant was not in one of `from` (someone else moved it).
+   */
+  transition(change: GrantTransition): Promise<Grant | undefined>
+  listGrants(filter: GrantFilter, page: PageRequest): Promise<Page<Grant>>
+  /** Grants whose next action is due at or before `now` (expiry, or unfinished provisioning/revocation), oldest first. */
+  dueGrants(now: Date, cursor: string | undefined, limit: number): Promise<{ grants: Grant[]; cursor: string | undefined }>
+
+  getCoverage(target: AssignmentTarget): Promise<Coverage | undefined>
+  /** Takes the right to change the assignment in Identity Center; false when another process holds it. */
+  acquireLease(target: AssignmentTarget, owner: string, now: Date, until: Date): Promise<boolean>
+  /** Changes the coverage while holding the lease; throws LeaseLostError otherwise. */
+  updateCoverage(target: AssignmentTarget, owner: string, patch: CoveragePatch): Promise<void>
+  /** Removes a coverage that has no holders and no assignment left; false if a holder arrived meanwhile. */
+  deleteIdleCoverage(target: AssignmentTarget, owner: string): Promise<boolean>
+  releaseLease(target: AssignmentTarget, owner: string): Promise<void>
+}
+
+export interface GrantTransition {
+  id: string
+  from: readonly GrantStatus[]
+  to: GrantStatus
+  /** When the sweep should look at the grant next; null once it holds nothing. */
+  dueAt: Date | null
+  set?: Partial<Pick<Grant, 'endedAt' | 'endedBy' | 'endReason' | 'coveredBy' | 'failureReason'>>
+  /** The grant stops needing its assignment. */
+  releaseHold: boolean
+  event: AuditEvent
+}
+
+export interface AuditLog {
+  append(event: AuditEvent): Promise<void>
+  query(filter: AuditFilter, page: PageRequest): Promise<Page<AuditEvent>>
+}
+
+export interface Notifier {
+  /** Best effort: a failure to notify never fails the operation that caused it. */
+  publish(subject: string, message: Record<string, unknown>): Promise<void>
+}
+
+export interface AuditDraft {
+  action: AuditAction
+  actor: string
+  grantId: string | null
+  userName: string
+  accountId: string
+  permissionSet: string
+  ticketId: string
+  detail: string
+  requestId: string | null
+}
+
+export type { EndReason }

@@ -1,0 +1,83 @@
+import { SWEEP_ACTOR } from './audit.ts'
+import type { Clock } from './clock.ts'
+import type { Grant } from './grant.ts'
+import type { GrantService } from './grants.ts'
+import type { GrantStore } from './ports.ts'
+
+export interface SweepSummary {
+  /** Grants whose access this sweep ended (expired, or an early end it finished). */
+  revoked: number
+  /** Grants whose provisioning this sweep confirmed. */
+  activated: number
+  /** Grants this sweep could not finish because of an error; they stay due and the next sweep tries again. */
+  failed: number
+  /** Grants still due: Identity Center has not finished, or the sweep ran out of time. */
+  remaining: number
+}
+
+export interface SweepOptions {
+  /** The sweep stops starting new work at this time and reports what is left as remaining. */
+  deadline: Date
+  actor?: string
+  pageSize?: number
+  concurrency?: number
+}
+
+/**
+ * The periodic pass that keeps invariant 1: it finds, page by page on the due index, every grant whose
+ * expiry has passed or whose provisioning or revocation was left unfinished (a crash, a timeout, a throttled
+ * call), and carries it to its end.
+ */
+export async function sweep(store: GrantStore, grants: GrantService, clock: Clock, options: SweepOptions): Promise<SweepSummary> {
+  const summary: SweepSummary = { revoked: 0, activated: 0, failed: 0, remaining: 0 }
+  const actor = { id: options.actor ?? SWEEP_ACTOR, requestId: null }
+  const startedAt = clock.now()
+  const seen = new Set<string>()
+  let cursor: string | undefined
+
+  do {
+    const page = await store.dueGrants(startedAt, cursor, options.pageSize ?? 100)
+    cursor = page.cursor
+    const fresh = page.grants.filter((grant) => !seen.has(grant.id))
+    fresh.forEach((grant) => seen.add(grant.id))
+    await forEachLimited(fresh, options.concurrency ?? 4, async (grant) => {
+      if (clock.now() >= options.deadline) {
+        summary.remaining++
+        return
+      }
+      try {
+        const outcome = await advance(grant, grants, clock, actor)
+        if (!outcome.settled) summary.remaining++
+        else if (outcome.grant.status === 'active') summary.activated++
+        else if (outcome.grant.status === 'failed') summary.failed++
+        else summary.revoked++
+      } catch (error) {
+        summary.failed++
+        if ((error as { code?: string }).code !== 'PROVISIONING_FAILED') {
+          await grants.notify('sweep could not finish a grant', { grantId: grant.id, status: grant.status, error: (error as Error).message })
+        }
+      }
+    })
+  } while (cursor)
+
+  return summary
+}
+
+async function advance(grant: Grant, grants: GrantService, clock: Clock, actor: { id: string; requestId: null }) {
+  const expired = new Date(grant.expiresAt) <= clock.now()
+  if (grant.status === 'revoking') return grants.settleEnding(grant, actor)
+  if (expired) return grants.beginEnding(grant, 'expired', actor)
+  if (grant.status === 'provisioning') return grants.settleProvisioning(grant, actor)
+  return { grant, settled: true }
+}
+
+async function forEachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++] as T
+      await work(item)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+}

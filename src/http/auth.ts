@@ -1,0 +1,85 @@
+import { createPublicKey } from 'node:crypto'
+import fastifyJwt from '@fastify/jwt'
+import type { FastifyInstance, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
+import { HttpProblem } from './errors.ts'
+
+export const SCOPES = {
+  grantsWrite: 'grants:write',
+  grantsRead: 'grants:read',
+  grantsRevoke: 'grants:revoke',
+  auditRead: 'audit:read',
+  revocationsRun: 'revocations:run',
+} as const
+export type Scope = (typeof SCOPES)[keyof typeof SCOPES]
+export const ALL_SCOPES: Scope[] = Object.values(SCOPES)
+
+export interface JwtSettings {
+  secret?: string | undefined
+  publicKey?: string | undefined
+  issuer?: string | undefined
+  audience?: string | undefined
+}
+
+export interface Caller {
+  sub: string
+  scopes: string[]
+}
+
+declare module '@fastify/jwt' {
+  interface FastifyJWT {
+    user: Caller
+  }
+}
+
+/**
+ * Verifies bearer tokens with exactly one algorithm family: HS256 with a shared secret, or the asymmetric
+ * algorithm matching the configured public key. Pinning the algorithm refuses `alg: none` and the classic
+ * confusion attack (an HS256 token signed with the public key as its secret).
+ */
+export async function registerAuth(app: FastifyInstance, settings: JwtSettings): Promise<void> {
+  const algorithms: ('HS256' | 'RS256' | 'ES256')[] = settings.publicKey ? [asymmetricAlgorithm(settings.publicKey)] : ['HS256']
+  const secret = settings.publicKey ? { public: settings.publicKey } : settings.secret
+  if (!secret) throw new Error('JWT verification needs a secret or a public key')
+  await app.register(fastifyJwt, {
+    secret,
+    verify: {
+      algorithms: algorithms as never,
+      requiredClaims: ['sub', 'exp'],
+      ...(settings.issuer ? { allowedIss: settings.issuer } : {}),
+      ...(settings.audience ? { allowedAud: settings.audience } : {}),
+    },
+    formatUser: (payload) => ({ sub: String((payload as { sub?: unknown }).sub), scopes: scopesOf(payload) }),
+  })
+}
+
+function asymmetricAlgorithm(pem: string): 'RS256' | 'ES256' {
+  const key = createPublicKey(pem)
+  if (key.asymmetricKeyType === 'rsa') return 'RS256'
+  if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return 'ES256'
+  throw new Error(`JIT_JWT_PUBLIC_KEY must be an RSA or P-256 EC public key, not ${key.asymmetricKeyType}`)
+}
+
+/** Scopes from the space-separated `scope` claim, or an `scp` array (Entra ID, Okta style). */
+export function scopesOf(payload: unknown): string[] {
+  const { scope, scp } = (payload ?? {}) as { scope?: unknown; scp?: unknown }
+  const scopes: string[] = []
+  if (typeof scope === 'string') scopes.push(...scope.split(' ').filter(Boolean))
+  if (Array.isArray(scp)) scopes.push(...scp.filter((s): s is string => typeof s === 'string'))
+  else if (typeof scp === 'string') scopes.push(...scp.split(' ').filter(Boolean))
+  return scopes
+}
+
+/** An onRequest hook: the caller must present a valid token carrying exactly this scope. */
+export function requireScope(scope: Scope): onRequestAsyncHookHandler {
+  return async function authorize(request: FastifyRequest) {
+    await request.jwtVerify()
+    if (!request.user.sub || request.user.sub === 'undefined') {
+      throw new HttpProblem(401, 'UNAUTHORIZED', 'The token has no subject', { 'www-authenticate': 'Bearer error="invalid_token"' })
+    }
+    if (!request.user.scopes.includes(scope)) {
+      throw new HttpProblem(403, 'INSUFFICIENT_SCOPE', `This operation needs the '${scope}' scope`, {
+        'www-authenticate': `Bearer error="insufficient_scope", scope="${scope}"`,
+      })
+    }
+  }
+}

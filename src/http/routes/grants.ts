@@ -1,0 +1,76 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { GrantService } from '../../core/grants.ts'
+import { requireScope, SCOPES } from '../auth.ts'
+import { errorResponses } from '../schemas/common.ts'
+import { GrantIdParams, GrantListQuery, GrantPage, GrantRef, GrantRequestBody } from '../schemas/grants.ts'
+
+export const grantRoutes: FastifyPluginAsyncTypebox<{ grants: GrantService }> = async (app, { grants }) => {
+  const actorOf = (request: { user: { sub: string }; id: string }) => ({ id: request.user.sub, requestId: String(request.id) })
+
+  app.post('/grants', {
+    onRequest: requireScope(SCOPES.grantsWrite),
+    schema: {
+      operationId: 'createGrant',
+      tags: ['grants'],
+      summary: 'Request temporary access',
+      description:
+        'Gives one Identity Store user one permission set on one AWS account for a bounded time, if the eligibility policy allows it. ' +
+        'Answers 201 once the account assignment is in place, or 202 while Identity Center is still provisioning it (poll GET /grants/{id}). ' +
+        'Denials are audited and answered 403 POLICY_DENIED with the failed condition.',
+      security: [{ bearerAuth: [SCOPES.grantsWrite] }],
+      body: GrantRequestBody,
+      response: { 201: GrantRef, 202: GrantRef, ...errorResponses(400, 401, 403, 415, 422, 502, 503) },
+    },
+  }, async (request, reply) => {
+    const { grant, settled } = await grants.request(request.body, actorOf(request))
+    return reply.code(settled ? 201 : 202).header('location', `/grants/${grant.id}`).send(grant)
+  })
+
+  app.get('/grants', {
+    onRequest: requireScope(SCOPES.grantsRead),
+    schema: {
+      operationId: 'listGrants',
+      tags: ['grants'],
+      summary: 'List grants, newest first',
+      description: 'Filters combine (AND). Follow nextCursor for further pages; it is null on the last page.',
+      security: [{ bearerAuth: [SCOPES.grantsRead] }],
+      querystring: GrantListQuery,
+      response: { 200: GrantPage, ...errorResponses(400, 401, 403, 503) },
+    },
+  }, async (request) => {
+    const { limit = 50, cursor, ...filter } = request.query
+    return grants.list(filter, { limit, cursor })
+  })
+
+  app.get('/grants/:id', {
+    onRequest: requireScope(SCOPES.grantsRead),
+    schema: {
+      operationId: 'getGrant',
+      tags: ['grants'],
+      summary: 'Get one grant',
+      description: 'The grant’s current state; poll it after a 202 until status is active (or failed).',
+      security: [{ bearerAuth: [SCOPES.grantsRead] }],
+      params: GrantIdParams,
+      response: { 200: GrantRef, ...errorResponses(401, 403, 404, 503) },
+    },
+  }, async (request) => grants.get(request.params.id))
+
+  app.delete('/grants/:id', {
+    onRequest: requireScope(SCOPES.grantsRevoke),
+    schema: {
+      operationId: 'revokeGrant',
+      tags: ['grants'],
+      summary: 'End a grant early',
+      description:
+        'Removes the access now. Answers 200 with status revoked, or 202 with status revoking while Identity Center removes the assignment. ' +
+        'A permanent assignment that existed before the grant, or another active grant of the same access, keeps the access in place. ' +
+        'Ending a grant that has already ended changes nothing and answers its final state.',
+      security: [{ bearerAuth: [SCOPES.grantsRevoke] }],
+      params: GrantIdParams,
+      response: { 200: GrantRef, 202: GrantRef, ...errorResponses(401, 403, 404, 503) },
+    },
+  }, async (request, reply) => {
+    const { grant, settled } = await grants.end(request.params.id, actorOf(request))
+    return reply.code(settled ? 200 : 202).send(grant)
+  })
+}

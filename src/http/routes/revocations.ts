@@ -1,0 +1,21 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { SweepSummary } from '../../core/sweep.ts'
+import { requireScope, SCOPES } from '../auth.ts'
+import { errorResponses } from '../schemas/common.ts'
+import { SweepSummarySchema } from '../schemas/revocations.ts'
+
+export const revocationRoutes: FastifyPluginAsyncTypebox<{ runSweep: (actor: string) => Promise<SweepSummary> }> = async (app, { runSweep }) => {
+  app.post('/revocations', {
+    onRequest: requireScope(SCOPES.revocationsRun),
+    schema: {
+      operationId: 'runRevocationSweep',
+      tags: ['revocations'],
+      summary: 'Revoke every expired grant (the scheduled sweep)',
+      description:
+        'Called every minute by the scheduler. Removes the access of every grant whose expiry has passed, and finishes grants left provisioning or revoking ' +
+        'by an earlier failure. Grants not finished in this run are counted as remaining and picked up by the next.',
+      security: [{ bearerAuth: [SCOPES.revocationsRun] }],
+      response: { 200: SweepSummarySchema, ...errorResponses(401, 403, 503) },
+    },
+  }, async (request) => runSweep(request.user.sub))
+}

@@ -1,0 +1,56 @@
+import { Type, type Static, type TSchema } from 'typebox'
+
+/**
+ * Schema helpers that stay inside OpenAPI 3.0 (what ServiceNow's importer reads): nullable fields use
+ * `nullable: true` and string enums use `enum`, never `anyOf`/`oneOf`/`const`.
+ */
+export const Nullable = <T extends TSchema>(schema: T) => Type.Unsafe<Static<T> | null>({ ...schema, nullable: true })
+
+export const StringEnum = <const T extends readonly string[]>(values: T, options: Record<string, unknown> = {}) =>
+  Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options })
+
+export const Timestamp = Type.String({ format: 'date-time', description: 'ISO 8601 timestamp (UTC)' })
+
+export const AccountId = Type.String({ pattern: '^[0-9]{12}$', description: 'AWS account id (12 digits)', example: '111122223333' })
+
+export const Limit = (maximum: number) =>
+  Type.Integer({ minimum: 1, maximum, default: 50, description: `Page size (1–${maximum})` })
+
+export const Cursor = Type.String({
+  minLength: 1,
+  maxLength: 2048,
+  description: 'Opaque cursor from the previous page’s nextCursor',
+})
+
+export const Problem = Type.Object(
+  {
+    type: Type.String({ description: 'URI identifying the problem type' }),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.String(),
+    instance: Type.String({ description: 'The request path' }),
+    code: Type.String({ description: 'Stable machine-readable error code', example: 'VALIDATION_FAILED' }),
+    requestId: Type.String({ description: 'Correlates with service logs and the audit log' }),
+    errors: Type.Optional(Type.Array(Type.Object({ location: Type.String(), path: Type.String(), message: Type.String() }))),
+    failedCondition: Type.Optional(Type.String({ description: 'For POLICY_DENIED: principal, account, permissionSet, duration or ticket' })),
+    grantId: Type.Optional(Type.String({ description: 'The grant the problem concerns, when one was recorded' })),
+  },
+  { $id: 'Problem', title: 'Problem', description: 'RFC 9457 problem details (application/problem+json)' },
+)
+export type ProblemBody = Static<typeof Problem>
+
+const problemRef = (description: string) => ({ ...Type.Ref('Problem'), description })
+
+export const errorResponses = (...statuses: number[]) => {
+  const descriptions: Record<number, string> = {
+    400: 'Invalid input (VALIDATION_FAILED, MALFORMED_BODY, BODY_TOO_LARGE, INVALID_CURSOR)',
+    401: 'Missing, malformed, forged or expired token, or wrong issuer/audience (UNAUTHORIZED)',
+    403: 'Token lacks the scope (INSUFFICIENT_SCOPE), or the eligibility policy denies the request (POLICY_DENIED)',
+    404: 'Not found (GRANT_NOT_FOUND)',
+    415: 'Body is not application/json (UNSUPPORTED_MEDIA_TYPE)',
+    422: 'The user or permission set does not exist (USER_NOT_FOUND, PERMISSION_SET_NOT_FOUND)',
+    502: 'Identity Center refused the assignment (PROVISIONING_FAILED); the grant is recorded as failed',
+    503: 'An AWS dependency is unavailable (UPSTREAM_UNAVAILABLE); retry after Retry-After seconds. Recorded intent is finished by the sweep',
+  }
+  return Object.fromEntries(statuses.map((status) => [status, problemRef(descriptions[status] ?? 'Error')]))
+}

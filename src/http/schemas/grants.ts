@@ -1,0 +1,61 @@
+import { Type, type Static } from 'typebox'
+import { GRANT_STATUSES } from '../../core/grant.ts'
+import { AccountId, Cursor, Limit, Nullable, StringEnum, Timestamp } from './common.ts'
+
+export const GrantRequestBody = Type.Object(
+  {
+    userName: Type.String({ minLength: 1, maxLength: 128, description: 'Identity Store user name', example: 'alice' }),
+    accountId: AccountId,
+    permissionSet: Type.String({ minLength: 1, maxLength: 32, pattern: '^[\\w+=,.@-]+$', description: 'Permission set name', example: 'AdministratorAccess' }),
+    durationMinutes: Type.Integer({ minimum: 1, description: 'How long the access lasts; bounded by the policy rule and the service maximum', example: 60 }),
+    ticketId: Type.String({ minLength: 1, maxLength: 64, pattern: '^[\\w.:#/-]+$', description: 'The change or incident ticket that justifies the access', example: 'CHG0031337' }),
+    justification: Type.Optional(Type.String({ maxLength: 1000, description: 'Free text for auditors', example: 'Fix failing deployment' })),
+  },
+  { additionalProperties: false, $id: 'GrantRequest', title: 'GrantRequest' },
+)
+export type GrantRequestBody = Static<typeof GrantRequestBody>
+
+export const GrantSchema = Type.Object(
+  {
+    id: Type.String({ description: 'Grant id (UUIDv7, sorts by creation time)' }),
+    status: StringEnum(GRANT_STATUSES, { description: 'provisioning → active → revoking → expired | revoked; or failed' }),
+    userName: Type.String(),
+    userId: Type.String({ description: 'Identity Store user id' }),
+    accountId: Type.String(),
+    permissionSet: Type.String(),
+    permissionSetArn: Type.String(),
+    ticketId: Type.String(),
+    justification: Nullable(Type.String()),
+    requestedBy: Type.String({ description: 'The JWT subject that requested the grant' }),
+    createdAt: Timestamp,
+    expiresAt: Timestamp,
+    accessEndsBy: { ...Timestamp, description: 'expiresAt plus the permission set session duration: a role session taken just before expiry lasts until then' },
+    endedAt: Nullable(Timestamp),
+    endedBy: Nullable(Type.String({ description: 'Who ended it: a JWT subject, or system:sweep on expiry' })),
+    endReason: Nullable(StringEnum(['expired', 'revoked'] as const)),
+    coveredBy: Nullable(StringEnum(['jit', 'pre-existing'] as const, { description: "'pre-existing': a permanent assignment already gave this access and is left in place" })),
+    failureReason: Nullable(Type.String()),
+  },
+  { $id: 'Grant', title: 'Grant' },
+)
+
+export const GrantRef = Type.Ref('Grant')
+
+export const GrantListQuery = Type.Object(
+  {
+    status: Type.Optional(StringEnum(GRANT_STATUSES)),
+    userName: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    accountId: Type.Optional(AccountId),
+    ticketId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    limit: Type.Optional(Limit(100)),
+    cursor: Type.Optional(Cursor),
+  },
+  { additionalProperties: false },
+)
+
+export const GrantPage = Type.Object(
+  { items: Type.Array(GrantRef), nextCursor: Nullable(Type.String()) },
+  { $id: 'GrantPage', title: 'GrantPage' },
+)
+
+export const GrantIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) })

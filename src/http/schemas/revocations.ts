@@ -1,0 +1,11 @@
+import { Type } from 'typebox'
+
+export const SweepSummarySchema = Type.Object(
+  {
+    revoked: Type.Integer({ description: 'Grants whose access this run ended' }),
+    activated: Type.Integer({ description: 'Grants whose provisioning this run confirmed' }),
+    failed: Type.Integer({ description: 'Grants this run could not finish; retried next run' }),
+    remaining: Type.Integer({ description: 'Grants still due (Identity Center busy, or time budget spent)' }),
+  },
+  { $id: 'SweepSummary', title: 'SweepSummary' },
+)

@@ -1,0 +1,149 @@
+/**
+ * `npm start`: the whole service on this machine with no AWS account. It starts moto_server on a free
+ * loopback port (installing moto into a project-local Python environment if the machine lacks it), creates
+ * the tables and the SNS topic, seeds a demo directory and policy, prints a ready-to-paste token, and serves.
+ * With AWS_ENDPOINT_URL set it uses that server instead: it creates its tables and topic there if missing
+ * and seeds nothing.
+ */
+import { spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { CreateTopicCommand } from '@aws-sdk/client-sns'
+import { createSigner } from 'fast-jwt'
+import { createAwsClients } from './adapters/aws.ts'
+import { ensureTables } from './adapters/dynamodb/tables.ts'
+import { resolveInstance } from './adapters/identity-center.ts'
+import { loadConfig } from './config.ts'
+import { ALL_SCOPES } from './http/auth.ts'
+import { findMotoServer, LOCAL_VENV, startMotoServer, type MotoServer } from './sandbox/moto-server.ts'
+import { DEMO_DIRECTORY, DEMO_POLICY, seedDirectory } from './sandbox/seed.ts'
+import { serve } from './server.ts'
+
+const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+const SANDBOX_DIR = join(PROJECT_ROOT, '.sandbox')
+const SANDBOX_ISSUER = 'jit-access-sandbox'
+const SANDBOX_AUDIENCE = 'jit-access'
+
+export interface SandboxOptions {
+  env?: NodeJS.ProcessEnv
+  /** Where to print the welcome text. */
+  print?: (line: string) => void
+}
+
+export async function startSandbox(options: SandboxOptions = {}) {
+  const env = { ...(options.env ?? process.env) }
+  const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`))
+  let moto: MotoServer | undefined
+  const ownServer = !env.AWS_ENDPOINT_URL
+
+  if (ownServer) {
+    const command = findMotoServer(PROJECT_ROOT) ?? installMoto(print)
+    moto = await startMotoServer(command)
+    env.AWS_ENDPOINT_URL = moto.endpoint
+    env.AWS_ACCESS_KEY_ID ??= 'testing'
+    env.AWS_SECRET_ACCESS_KEY ??= 'testing'
+  }
+  env.AWS_REGION ??= 'us-east-1'
+  env.JIT_SANDBOX = 'true'
+  process.env.AWS_ACCESS_KEY_ID ??= env.AWS_ACCESS_KEY_ID
+  process.env.AWS_SECRET_ACCESS_KEY ??= env.AWS_SECRET_ACCESS_KEY
+
+  try {
+    if (!env.JIT_JWT_SECRET && !env.JIT_JWT_PUBLIC_KEY) {
+      // A fresh secret every start: a token printed by an earlier sandbox never works against a later one.
+      env.JIT_JWT_SECRET = randomBytes(32).toString('base64url')
+      env.JIT_JWT_ISSUER ??= SANDBOX_ISSUER
+      env.JIT_JWT_AUDIENCE ??= SANDBOX_AUDIENCE
+    }
+    if (!env.JIT_POLICY_FILE) {
+      const policyFile = join(SANDBOX_DIR, 'policy.json')
+      if (!existsSync(policyFile)) {
+        mkdirSync(SANDBOX_DIR, { recursive: true })
+        writeFileSync(policyFile, `${JSON.stringify(DEMO_POLICY, null, 2)}\n`)
+      }
+      env.JIT_POLICY_FILE = policyFile
+    }
+
+    const clients = createAwsClients({ region: env.AWS_REGION, endpoint: env.AWS_ENDPOINT_URL })
+    const instance = await resolveInstance(clients.ssoAdmin, { instanceArn: env.JIT_INSTANCE_ARN, identityStoreId: env.JIT_IDENTITY_STORE_ID })
+    env.JIT_INSTANCE_ARN = instance.instanceArn
+    env.JIT_IDENTITY_STORE_ID = instance.identityStoreId
+    const config = loadConfig(env)
+    await ensureTables(clients.dynamo, config.tables)
+    const topic = await clients.sns.send(new CreateTopicCommand({ Name: 'jit-access-alerts' }))
+    env.JIT_SNS_TOPIC_ARN ??= topic.TopicArn
+    if (ownServer) await seedDirectory(clients, instance, DEMO_DIRECTORY)
+
+    const finalConfig = loadConfig(env)
+    const app = await serve(finalConfig, async () => moto?.stop())
+    const address = app.server.address()
+    const port = typeof address === 'object' && address ? address.port : finalConfig.port
+    const baseUrl = `http://${finalConfig.host === '0.0.0.0' ? '127.0.0.1' : finalConfig.host}:${port}`
+    const token = env.JIT_JWT_SECRET
+      ? createSigner({
+          key: env.JIT_JWT_SECRET,
+          algorithm: 'HS256',
+          expiresIn: 12 * 3600 * 1000,
+          ...(finalConfig.jwt.issuer ? { iss: finalConfig.jwt.issuer } : {}),
+          ...(finalConfig.jwt.audience ? { aud: finalConfig.jwt.audience } : {}),
+        })({ sub: 'sandbox-admin', scope: ALL_SCOPES.join(' ') })
+      : undefined
+
+    print('')
+    print(`jit-access sandbox is up ${ownServer ? `(moto_server at ${env.AWS_ENDPOINT_URL}, demo directory seeded)` : `(AWS endpoint ${env.AWS_ENDPOINT_URL})`}`)
+    print(`  base URL : ${baseUrl}`)
+    print(`  API docs : ${baseUrl}/docs`)
+    print(`  policy   : ${finalConfig.policyFile}`)
+    if (token) {
+      print('  token (all scopes, valid 12 hours):')
+      print(`  export TOKEN=${token}`)
+      print(`  try: curl -s -H "Authorization: Bearer $TOKEN" ${baseUrl}/grants`)
+    }
+    print('  Ctrl-C stops the service and everything the sandbox started.')
+    print('')
+    return { app, baseUrl, token, moto, config: finalConfig }
+  } catch (error) {
+    await moto?.stop()
+    throw error
+  }
+}
+
+/** No moto_server on this machine: install moto into a project-local venv, or say exactly what to install. */
+function installMoto(print: (line: string) => void): string {
+  const python = ['python3', 'python'].find((candidate) => !spawnSync(candidate, ['--version'], { stdio: 'ignore' }).error)
+  if (!python) {
+    throw new Error(
+      'The sandbox needs moto_server (Python moto 5), and this machine has no Python. Install Python 3.9+ ' +
+      "(e.g. 'apt-get install python3 python3-venv' or 'brew install python'), then run npm start again; " +
+      "or run 'pip install \"moto[server]>=5,<6\"' yourself, or point AWS_ENDPOINT_URL at a running AWS-compatible server.",
+    )
+  }
+  const venv = join(PROJECT_ROOT, LOCAL_VENV)
+  print(`moto_server not found: installing moto into ${LOCAL_VENV} (one time)…`)
+  const steps: [string, string[]][] = [
+    [python, ['-m', 'venv', venv]],
+    [join(venv, 'bin', 'pip'), ['install', '--quiet', 'moto[server]>=5,<6']],
+  ]
+  for (const [command, args] of steps) {
+    const result = spawnSync(command, args, { stdio: 'inherit' })
+    if (result.status !== 0) {
+      throw new Error(
+        `Could not install moto (${command} ${args.join(' ')} failed). Install it yourself with ` +
+        `'pip install "moto[server]>=5,<6"' (on Debian/Ubuntu first 'apt-get install python3-venv'), then run npm start again.`,
+      )
+    }
+  }
+  return join(venv, 'bin', 'moto_server')
+}
+
+const isEntryPoint = import.meta.url === `file://${process.argv[1]}`
+if (isEntryPoint) {
+  try {
+    await startSandbox()
+  } catch (error) {
+    console.error(`npm start failed: ${(error as Error).message}`)
+    process.exit(1)
+  }
+}

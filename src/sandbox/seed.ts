@@ -1,0 +1,96 @@
+import { CreateGroupCommand, CreateGroupMembershipCommand, CreateUserCommand } from '@aws-sdk/client-identitystore'
+import { CreateAccountAssignmentCommand, CreatePermissionSetCommand } from '@aws-sdk/client-sso-admin'
+import type { PolicyDocument } from '../core/policy.ts'
+import type { AwsClients } from '../adapters/aws.ts'
+
+export interface DirectorySpec {
+  users: string[]
+  groups: Record<string, string[]>
+  /** Permission set name → session duration (ISO 8601). */
+  permissionSets: Record<string, string>
+  /** Permanent assignments that exist before jit-access is used. */
+  permanentAssignments?: { userName: string; accountId: string; permissionSet: string }[]
+}
+
+export interface SeededDirectory {
+  userIds: Record<string, string>
+  permissionSetArns: Record<string, string>
+}
+
+export const DEMO_ACCOUNTS = { production: '111111111111', staging: '222222222222' }
+
+export const DEMO_DIRECTORY: DirectorySpec = {
+  users: ['alice', 'bob', 'carol'],
+  groups: { oncall: ['alice', 'bob'] },
+  permissionSets: { AdministratorAccess: 'PT1H', ReadOnlyAccess: 'PT8H' },
+  permanentAssignments: [{ userName: 'carol', accountId: DEMO_ACCOUNTS.staging, permissionSet: 'ReadOnlyAccess' }],
+}
+
+export const DEMO_POLICY: PolicyDocument = {
+  rules: [
+    {
+      name: 'oncall-incident-access',
+      groups: ['oncall'],
+      accounts: [DEMO_ACCOUNTS.production, DEMO_ACCOUNTS.staging],
+      permissionSets: ['AdministratorAccess', 'ReadOnlyAccess'],
+      maxDurationMinutes: 240,
+      ticketPattern: '(CHG|INC)[0-9]{7}',
+    },
+    {
+      name: 'carol-read-only',
+      users: ['carol'],
+      accounts: ['*'],
+      permissionSets: ['ReadOnlyAccess'],
+      maxDurationMinutes: 60,
+    },
+  ],
+}
+
+/** Creates users, groups, permission sets and permanent assignments in an Identity Center (moto's, locally). */
+export async function seedDirectory(
+  clients: AwsClients,
+  instance: { instanceArn: string; identityStoreId: string },
+  spec: DirectorySpec,
+): Promise<SeededDirectory> {
+  const userIds: Record<string, string> = {}
+  for (const userName of spec.users) {
+    const created = await clients.identityStore.send(new CreateUserCommand({
+      IdentityStoreId: instance.identityStoreId,
+      UserName: userName,
+      DisplayName: userName,
+      Name: { GivenName: userName, FamilyName: 'Example' },
+      Emails: [{ Value: `${userName}@example.com`, Primary: true }],
+    }))
+    userIds[userName] = created.UserId as string
+  }
+  for (const [displayName, members] of Object.entries(spec.groups)) {
+    const group = await clients.identityStore.send(new CreateGroupCommand({ IdentityStoreId: instance.identityStoreId, DisplayName: displayName }))
+    for (const member of members) {
+      await clients.identityStore.send(new CreateGroupMembershipCommand({
+        IdentityStoreId: instance.identityStoreId,
+        GroupId: group.GroupId,
+        MemberId: { UserId: userIds[member] as string },
+      }))
+    }
+  }
+  const permissionSetArns: Record<string, string> = {}
+  for (const [name, sessionDuration] of Object.entries(spec.permissionSets)) {
+    const created = await clients.ssoAdmin.send(new CreatePermissionSetCommand({
+      InstanceArn: instance.instanceArn,
+      Name: name,
+      SessionDuration: sessionDuration,
+    }))
+    permissionSetArns[name] = created.PermissionSet?.PermissionSetArn as string
+  }
+  for (const assignment of spec.permanentAssignments ?? []) {
+    await clients.ssoAdmin.send(new CreateAccountAssignmentCommand({
+      InstanceArn: instance.instanceArn,
+      TargetId: assignment.accountId,
+      TargetType: 'AWS_ACCOUNT',
+      PermissionSetArn: permissionSetArns[assignment.permissionSet],
+      PrincipalType: 'USER',
+      PrincipalId: userIds[assignment.userName],
+    }))
+  }
+  return { userIds, permissionSetArns }
+}

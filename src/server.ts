@@ -1,0 +1,44 @@
+import closeWithGrace from 'close-with-grace'
+import { pino } from 'pino'
+import { createAwsAdapters } from './adapters/aws.ts'
+import { buildApp } from './app.ts'
+import { loadConfig, type Config } from './config.ts'
+import { systemClock } from './core/clock.ts'
+
+/** Builds the service on real AWS adapters from a validated configuration. */
+export async function createService(config: Config) {
+  const bootLog = pino({ level: config.logLevel })
+  const adapters = await createAwsAdapters(config, bootLog)
+  return buildApp({
+    ...adapters,
+    clock: systemClock,
+    policy: config.policy,
+    jwt: config.jwt,
+    maxDurationMinutes: config.maxDurationMinutes,
+    sweepBudgetMs: config.sweepBudgetMs,
+    logger: { level: config.logLevel },
+  })
+}
+
+/** Listens, and on SIGTERM/SIGINT stops taking requests, lets in-flight ones finish, then exits. */
+export async function serve(config: Config, onClose: () => Promise<void> = async () => {}) {
+  const app = await createService(config)
+  closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+    if (err) app.log.error({ err }, 'shutting down after an error')
+    else app.log.info({ signal }, 'shutting down')
+    await app.close()
+    await onClose()
+  })
+  await app.listen({ port: config.port, host: config.host })
+  return app
+}
+
+const isEntryPoint = import.meta.url === `file://${process.argv[1]}`
+if (isEntryPoint) {
+  try {
+    await serve(loadConfig())
+  } catch (error) {
+    console.error((error as Error).message)
+    process.exit(1)
+  }
+}
