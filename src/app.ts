@@ -33,6 +33,8 @@ export interface AppDependencies {
   jwt: JwtSettings
   maxDurationMinutes: number
   sweepBudgetMs: number
+  /** Due grants read per DynamoDB page by the sweep. */
+  sweepPageSize?: number
   logger?: FastifyServerOptions['logger']
 }
 
@@ -89,7 +91,7 @@ export async function buildApp(deps: AppDependencies) {
   const grants = new GrantService(deps)
   const runSweep = async (triggeredBy: string): Promise<SweepSummary> => {
     const deadline = new Date(deps.clock.now().getTime() + deps.sweepBudgetMs)
-    const summary = await sweep(deps.store, grants, deps.clock, { deadline, actor: SWEEP_ACTOR })
+    const summary = await sweep(deps.store, grants, deps.clock, { deadline, actor: SWEEP_ACTOR, pageSize: deps.sweepPageSize ?? 100 })
     app.log.info({ triggeredBy, ...summary }, 'revocation sweep finished')
     return summary
   }

@@ -1,0 +1,136 @@
+import { Writable } from 'node:stream'
+import { CreateTopicCommand } from '@aws-sdk/client-sns'
+import { paginateListAccountAssignmentsForPrincipal } from '@aws-sdk/client-sso-admin'
+import { pino } from 'pino'
+import { createAwsAdapters, createAwsClients, type AwsClients } from '../../src/adapters/aws.ts'
+import { ensureTables } from '../../src/adapters/dynamodb/tables.ts'
+import { resolveInstance } from '../../src/adapters/identity-center.ts'
+import { buildApp, type AppDependencies } from '../../src/app.ts'
+import { parsePolicy, type PolicyDocument } from '../../src/core/policy.ts'
+import type { MotoServer } from '../../src/sandbox/moto-server.ts'
+import { DEMO_ACCOUNTS, DEMO_DIRECTORY, DEMO_POLICY, seedDirectory, type SeededDirectory } from '../../src/sandbox/seed.ts'
+import { ManualClock } from './clock.ts'
+import { FaultProxy } from './fault-proxy.ts'
+import { resetMoto } from './moto.ts'
+import { TEST_AUDIENCE, TEST_ISSUER, TEST_SECRET } from './tokens.ts'
+
+export const PROD = DEMO_ACCOUNTS.production
+export const STAGING = DEMO_ACCOUNTS.staging
+export const REGION = 'us-east-1'
+
+export const TEST_DIRECTORY = {
+  ...DEMO_DIRECTORY,
+  users: [...DEMO_DIRECTORY.users, 'dave'],
+  permissionSets: { ...DEMO_DIRECTORY.permissionSets, BillingAccess: 'PT2H' },
+}
+
+export interface BuildOptions {
+  policy?: PolicyDocument
+  maxDurationMinutes?: number
+  /** Put a fault-injecting proxy between the service and moto. */
+  proxy?: boolean
+  jwt?: AppDependencies['jwt']
+  sweepPageSize?: number
+}
+
+interface Teardown {
+  teardown(fn: () => unknown): void
+}
+
+/** A service built on real adapters against a freshly reset moto, with the test directory seeded. */
+export async function build(t: Teardown, moto: MotoServer, options: BuildOptions = {}) {
+  await resetMoto(moto.endpoint)
+  const clients = createAwsClients({ region: REGION, endpoint: moto.endpoint })
+  const instance = await resolveInstance(clients.ssoAdmin, {})
+  const tables = { grants: 'jit-grants', audit: 'jit-audit' }
+  await ensureTables(clients.dynamo, tables)
+  const topic = await clients.sns.send(new CreateTopicCommand({ Name: 'jit-alerts' }))
+  const seeded = await seedDirectory(clients, instance, TEST_DIRECTORY)
+
+  let proxy: FaultProxy | undefined
+  let serviceEndpoint = moto.endpoint
+  if (options.proxy) {
+    proxy = new FaultProxy(moto.endpoint)
+    serviceEndpoint = await proxy.start()
+    t.teardown(() => proxy?.stop())
+  }
+  const logLines: string[] = []
+  const logStream = new Writable({
+    write(chunk, _encoding, done) {
+      logLines.push(String(chunk))
+      done()
+    },
+  })
+  const adapters = await createAwsAdapters(
+    {
+      region: REGION,
+      endpoint: serviceEndpoint,
+      tables,
+      snsTopicArn: topic.TopicArn,
+      ...instance,
+      provisioningWaitMs: 1000,
+      cacheTtlMs: 60_000,
+    },
+    pino({ level: 'warn' }, logStream),
+    createAwsClients({ region: REGION, endpoint: serviceEndpoint }),
+  )
+  const clock = new ManualClock()
+  const app = await buildApp({
+    ...adapters,
+    clock,
+    policy: parsePolicy(options.policy ?? DEMO_POLICY),
+    jwt: options.jwt ?? { secret: TEST_SECRET, issuer: TEST_ISSUER, audience: TEST_AUDIENCE },
+    maxDurationMinutes: options.maxDurationMinutes ?? 720,
+    sweepBudgetMs: 50_000,
+    ...(options.sweepPageSize ? { sweepPageSize: options.sweepPageSize } : {}),
+    logger: { level: 'trace', stream: logStream },
+  })
+  t.teardown(() => app.close())
+
+  return {
+    app,
+    clock,
+    clients,
+    instance,
+    seeded,
+    proxy,
+    topicArn: topic.TopicArn as string,
+    logLines,
+    /** Identity Center's own answer: does this user hold this permission set on this account? */
+    hasAssignment: (userName: string, accountId: string, permissionSet: string) =>
+      countAssignments(clients, instance.instanceArn, seeded, userName, accountId, permissionSet).then((n) => n > 0),
+    countAssignments: (userName: string, accountId: string, permissionSet: string) =>
+      countAssignments(clients, instance.instanceArn, seeded, userName, accountId, permissionSet),
+  }
+}
+
+async function countAssignments(
+  clients: AwsClients,
+  instanceArn: string,
+  seeded: SeededDirectory,
+  userName: string,
+  accountId: string,
+  permissionSet: string,
+): Promise<number> {
+  let count = 0
+  const pages = paginateListAccountAssignmentsForPrincipal({ client: clients.ssoAdmin }, {
+    InstanceArn: instanceArn,
+    PrincipalId: seeded.userIds[userName],
+    PrincipalType: 'USER',
+    Filter: { AccountId: accountId },
+  })
+  for await (const page of pages) {
+    count += (page.AccountAssignments ?? []).filter((a) => a.PermissionSetArn === seeded.permissionSetArns[permissionSet]).length
+  }
+  return count
+}
+
+export const grantBody = (overrides: Record<string, unknown> = {}) => ({
+  userName: 'alice',
+  accountId: PROD,
+  permissionSet: 'AdministratorAccess',
+  durationMinutes: 60,
+  ticketId: 'CHG0001234',
+  justification: 'Deploy hotfix',
+  ...overrides,
+})

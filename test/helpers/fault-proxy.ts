@@ -1,0 +1,105 @@
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+
+/** What the proxy does to a matching request. */
+export type Fault =
+  /** Answer 500 without forwarding. */
+  | 'server-error'
+  /** Answer with an AWS throttling error without forwarding. */
+  | 'throttle'
+  /** Close the connection without forwarding. */
+  | 'drop'
+  /** Forward, let AWS act, then close the connection before the answer reaches the client. */
+  | 'drop-after-upstream'
+
+interface Rule {
+  /** The AWS operation, e.g. 'CreateAccountAssignment' (matched against X-Amz-Target or the query's Action). */
+  operation: string
+  fault: Fault
+  /** How many matching requests to hit; Infinity until cleared. */
+  times: number
+}
+
+/**
+ * A small HTTP proxy between the AWS SDK and moto_server that injects faults at the wire, so the service's
+ * real clients, retries and error handling are what get tested.
+ */
+export class FaultProxy {
+  readonly server: Server
+  private rules: Rule[] = []
+  readonly injected: Record<string, number> = {}
+  readonly calls: Record<string, number> = {}
+  private target: URL
+
+  constructor(target: string) {
+    this.target = new URL(target)
+    this.server = createServer((req, res) => void this.handle(req, res))
+  }
+
+  async start(): Promise<string> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve))
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`
+  }
+
+  stop(): Promise<void> {
+    this.server.closeAllConnections()
+    return new Promise((resolve) => this.server.close(() => resolve()))
+  }
+
+  inject(operation: string, fault: Fault, times = Infinity): void {
+    this.rules.push({ operation, fault, times })
+  }
+
+  clear(): void {
+    this.rules = []
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = []
+    for await (const chunk of req) chunks.push(chunk as Buffer)
+    const body = Buffer.concat(chunks)
+    const operation = operationOf(req, body)
+    this.calls[operation] = (this.calls[operation] ?? 0) + 1
+    const rule = this.rules.find((r) => r.operation === operation && r.times > 0)
+    if (rule) {
+      rule.times--
+      this.injected[rule.fault] = (this.injected[rule.fault] ?? 0) + 1
+      if (rule.fault === 'server-error') {
+        res.writeHead(500, { 'content-type': 'application/x-amz-json-1.1' }).end(JSON.stringify({ __type: 'InternalServerException', message: 'injected' }))
+        return
+      }
+      if (rule.fault === 'throttle') {
+        res.writeHead(400, { 'content-type': 'application/x-amz-json-1.1' }).end(JSON.stringify({ __type: 'ThrottlingException', message: 'Rate exceeded' }))
+        return
+      }
+      if (rule.fault === 'drop') {
+        req.socket.destroy()
+        return
+      }
+    }
+    const upstream = httpRequest({
+      host: this.target.hostname,
+      port: this.target.port,
+      method: req.method,
+      path: req.url,
+      headers: { ...req.headers, host: this.target.host },
+    }, (answer) => {
+      if (rule?.fault === 'drop-after-upstream') {
+        answer.resume()
+        answer.on('end', () => req.socket.destroy())
+        return
+      }
+      res.writeHead(answer.statusCode ?? 502, answer.headers)
+      answer.pipe(res)
+    })
+    upstream.on('error', () => req.socket.destroy())
+    upstream.end(body)
+  }
+}
+
+function operationOf(req: IncomingMessage, body: Buffer): string {
+  const target = req.headers['x-amz-target']
+  if (typeof target === 'string') return target.split('.').pop() ?? target
+  const action = /(?:^|&)Action=([^&]+)/.exec(body.toString('utf8'))
+  return action?.[1] ?? `${req.method} ${req.url}`
+}
