@@ -56,6 +56,8 @@ export async function buildApp(deps: AppDependencies) {
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   useStrictBodies(app)
+  // JSON only: a text/plain body is refused as 415 rather than parsed into a string.
+  app.removeContentTypeParser('text/plain')
   registerErrorHandling(app)
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', String(request.id))

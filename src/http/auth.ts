@@ -44,7 +44,8 @@ export async function registerAuth(app: FastifyInstance, settings: JwtSettings):
     secret,
     verify: {
       algorithms: algorithms as never,
-      requiredClaims: ['sub', 'exp'],
+      // fast-jwt checks iss/aud only when present; requiring them closes tokens that simply omit them.
+      requiredClaims: ['sub', 'exp', ...(settings.issuer ? ['iss'] : []), ...(settings.audience ? ['aud'] : [])],
       ...(settings.issuer ? { allowedIss: settings.issuer } : {}),
       ...(settings.audience ? { allowedAud: settings.audience } : {}),
     },
@@ -72,7 +73,12 @@ export function scopesOf(payload: unknown): string[] {
 /** An onRequest hook: the caller must present a valid token carrying exactly this scope. */
 export function requireScope(scope: Scope): onRequestAsyncHookHandler {
   return async function authorize(request: FastifyRequest) {
-    await request.jwtVerify()
+    try {
+      await request.jwtVerify()
+    } catch (error) {
+      // Whatever the verifier objects to (format, algorithm, signature, claims), the answer is a 401.
+      throw new HttpProblem(401, 'UNAUTHORIZED', describeRefusal(error), { 'www-authenticate': 'Bearer error="invalid_token"' })
+    }
     if (!request.user.sub || request.user.sub === 'undefined') {
       throw new HttpProblem(401, 'UNAUTHORIZED', 'The token has no subject', { 'www-authenticate': 'Bearer error="invalid_token"' })
     }
@@ -81,5 +87,20 @@ export function requireScope(scope: Scope): onRequestAsyncHookHandler {
         'www-authenticate': `Bearer error="insufficient_scope", scope="${scope}"`,
       })
     }
+  }
+}
+
+function describeRefusal(error: unknown): string {
+  switch ((error as { code?: string }).code) {
+    case 'FST_JWT_NO_AUTHORIZATION_IN_HEADER':
+      return 'Send Authorization: Bearer <JWT>'
+    case 'FST_JWT_BAD_REQUEST':
+      return 'The Authorization header must be: Bearer <JWT>'
+    case 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED':
+      return 'The token has expired'
+    case 'FST_JWT_AUTHORIZATION_TOKEN_UNTRUSTED':
+      return 'The token was not issued for this service'
+    default:
+      return 'The token is invalid'
   }
 }

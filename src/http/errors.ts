@@ -72,29 +72,18 @@ export function toProblem(error: unknown): Mapped {
   switch (fastifyError.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return { status: 400, code: 'BODY_TOO_LARGE', detail: 'The request body is larger than this service accepts' }
-    case 'FST_ERR_CTP_INVALID_JSON':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return { status: 400, code: 'MALFORMED_BODY', detail: 'The request body is not valid JSON' }
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', detail: 'Send the body as application/json' }
   }
-  if (fastifyError.code?.startsWith('FST_JWT_')) return unauthorized(fastifyError)
-  if (error instanceof SyntaxError) return { status: 400, code: 'MALFORMED_BODY', detail: 'The request body is not valid JSON' }
   const status = fastifyError.statusCode
   if (status && status >= 400 && status < 500) return { status, code: 'BAD_REQUEST', detail: fastifyError.message }
   return { status: 500, code: 'INTERNAL_ERROR', detail: 'An unexpected error occurred; it has been logged with this request id' }
 }
 
-function unauthorized(error: FastifyError): Mapped {
-  const detail =
-    error.code === 'FST_JWT_NO_AUTHORIZATION_IN_HEADER' ? 'Send Authorization: Bearer <JWT>'
-    : error.code === 'FST_JWT_BAD_REQUEST' ? 'The Authorization header must be: Bearer <JWT>'
-    : error.code === 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED' ? 'The token has expired'
-    : error.code === 'FST_JWT_AUTHORIZATION_TOKEN_UNTRUSTED' ? 'The token was not issued for this service'
-    : 'The token is invalid'
-  return { status: 401, code: 'UNAUTHORIZED', detail, headers: { 'www-authenticate': 'Bearer error="invalid_token"' } }
-}
 
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, mapped: Mapped) {
   const body: ProblemBody = {
