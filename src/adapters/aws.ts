@@ -25,6 +25,11 @@ export interface AwsSettings {
 
 export interface AwsClients {
   ssoAdmin: SSOAdminClient
+  /**
+   * For CreateAccountAssignment/DeleteAccountAssignment only: no automatic retries. After a dropped
+   * connection the request may have taken effect; the reconciler looks at Identity Center before sending again.
+   */
+  ssoAdminMutations: SSOAdminClient
   identityStore: IdentitystoreClient
   dynamo: DynamoDBClient
   sns: SNSClient
@@ -41,6 +46,7 @@ export function createAwsClients(settings: Pick<AwsSettings, 'region' | 'endpoin
   }
   return {
     ssoAdmin: new SSOAdminClient(common),
+    ssoAdminMutations: new SSOAdminClient({ ...common, maxAttempts: 1 }),
     identityStore: new IdentitystoreClient(common),
     dynamo: new DynamoDBClient(common),
     sns: new SNSClient(common),
@@ -66,7 +72,7 @@ export async function createAwsAdapters(
   return {
     store: new DynamoGrantStore(doc, settings.tables),
     auditLog: new DynamoAuditLog(doc, settings.tables.audit),
-    identityCenter: new AwsIdentityCenter(clients.ssoAdmin, {
+    identityCenter: new AwsIdentityCenter(clients.ssoAdmin, clients.ssoAdminMutations, {
       instanceArn: instance.instanceArn,
       provisioningWaitMs: settings.provisioningWaitMs,
       cacheTtlMs: settings.cacheTtlMs,

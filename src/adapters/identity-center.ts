@@ -34,10 +34,12 @@ export class AwsIdentityCenter implements IdentityCenter {
   private lastListedAt = 0
 
   private readonly client: SSOAdminClient
+  private readonly mutations: SSOAdminClient
   private readonly options: IdentityCenterOptions
 
-  constructor(client: SSOAdminClient, options: IdentityCenterOptions) {
+  constructor(client: SSOAdminClient, mutations: SSOAdminClient, options: IdentityCenterOptions) {
     this.client = client
+    this.mutations = mutations
     this.options = options
     this.permissionSetsByName = new TtlCache(options.cacheTtlMs)
   }
@@ -91,14 +93,14 @@ export class AwsIdentityCenter implements IdentityCenter {
 
   async createAssignment(target: AssignmentTarget): Promise<ProvisioningOutcome> {
     const result = await callAws(SERVICE, 'CreateAccountAssignment', () =>
-      this.client.send(new CreateAccountAssignmentCommand(this.assignmentInput(target))),
+      this.mutations.send(new CreateAccountAssignmentCommand(this.assignmentInput(target))),
     )
     return this.awaitOutcome(toOutcome(result.AccountAssignmentCreationStatus), (id) => this.creationStatus(id))
   }
 
   async deleteAssignment(target: AssignmentTarget): Promise<ProvisioningOutcome> {
     try {
-      const result = await this.client.send(new DeleteAccountAssignmentCommand(this.assignmentInput(target)))
+      const result = await this.mutations.send(new DeleteAccountAssignmentCommand(this.assignmentInput(target)))
       return this.awaitOutcome(toOutcome(result.AccountAssignmentDeletionStatus), (id) => this.deletionStatus(id))
     } catch (error) {
       // Already gone (removed by someone else, or by our own earlier attempt): what we wanted.

@@ -1,11 +1,16 @@
 import { randomUUID } from 'node:crypto'
 import type { Clock } from './clock.ts'
 import type { AssignmentTarget } from './grant.ts'
+import { UpstreamUnavailableError } from './errors.ts'
 import type { Coverage, GrantStore, IdentityCenter, ProvisioningOutcome } from './ports.ts'
 
 /** How long one process may hold the right to change an assignment before another may take over. */
 export const LEASE_MS = 60_000
 const MAX_ROUNDS = 4
+const RETRY_BASE_MS = 100
+
+export type Pause = (ms: number) => Promise<void>
+const realPause: Pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 export type CoverageState =
   /** Access is in place for the holders: our assignment, or a permanent one we never touch. */
@@ -30,11 +35,13 @@ export class CoverageReconciler {
   private readonly store: GrantStore
   private readonly identityCenter: IdentityCenter
   private readonly clock: Clock
+  private readonly pause: Pause
 
-  constructor(store: GrantStore, identityCenter: IdentityCenter, clock: Clock) {
+  constructor(store: GrantStore, identityCenter: IdentityCenter, clock: Clock, pause: Pause = realPause) {
     this.store = store
     this.identityCenter = identityCenter
     this.clock = clock
+    this.pause = pause
   }
 
   async reconcile(target: AssignmentTarget): Promise<CoverageState> {
@@ -65,8 +72,16 @@ export class CoverageReconciler {
           }
           return state
         }
-        const step = await this.step(coverage, owner)
-        if (step) return step
+        try {
+          const step = await this.step(coverage, owner)
+          if (step) return step
+        } catch (error) {
+          // Throttled, 5xx or a dropped connection: the next round first looks at what Identity Center
+          // actually did (the intent is recorded), so a retry never duplicates or orphans an assignment.
+          const lastRound = round === MAX_ROUNDS - 1
+          if (!(error instanceof UpstreamUnavailableError) || !error.retryable || lastRound) throw error
+          await this.pause(RETRY_BASE_MS * 2 ** round * (0.5 + Math.random()))
+        }
       }
       return { kind: 'pending' }
     } finally {
@@ -82,9 +97,10 @@ export class CoverageReconciler {
     if (coverage.assignment === 'creating' || coverage.assignment === 'deleting') {
       const outcome = await this.pendingOutcome(coverage)
       if (outcome === 'not-sent') {
-        // The request never took effect: go back to the last known state and decide afresh.
-        await this.store.updateCoverage(target, owner, { assignment: coverage.assignment === 'creating' ? 'absent' : 'present', requestId: null })
-        return undefined
+        // The request never took effect: go back to the last known state and decide afresh, in this same round.
+        const assignment = coverage.assignment === 'creating' ? 'absent' : 'present'
+        await this.store.updateCoverage(target, owner, { assignment, requestId: null })
+        return this.step({ ...coverage, assignment, requestId: null }, owner)
       }
       if (outcome.state === 'in_progress') return { kind: 'pending' }
       const creating = coverage.assignment === 'creating'

@@ -5,12 +5,13 @@ import type { Clock } from './clock.ts'
 let last = { msecs: 0, seq: 0 }
 
 /**
- * A UUIDv7 taken from the injected clock. Ids sort by time, and ids made in one process within the same
- * millisecond still sort in creation order (the sequence field counts up), so "newest first" is exact.
+ * A UUIDv7 taken from the injected clock. Ids always carry their own event's time (time-range queries rely
+ * on it, even if the clock steps back), and ids made in one process within the same millisecond still sort
+ * in creation order, because the sequence field counts up.
  */
 export function newId(clock: Clock): string {
   const now = clock.now().getTime()
-  last = now > last.msecs ? { msecs: now, seq: randomInt(0, 2 ** 30) } : { msecs: last.msecs, seq: last.seq + 1 }
+  last = now === last.msecs ? { msecs: now, seq: last.seq + 1 } : { msecs: now, seq: randomInt(0, 2 ** 30) }
   return v7({ msecs: last.msecs, seq: last.seq })
 }
 

@@ -1,0 +1,74 @@
+import t from 'tap'
+import { build, grantBody, PROD, STAGING } from './helpers/app.ts'
+import { startMoto } from './helpers/moto.ts'
+import { bearer, mintToken } from './helpers/tokens.ts'
+
+const moto = await startMoto(t)
+
+t.test('GET /audit tells a grant’s whole story with ticket and actor', async (t) => {
+  const { app, clock } = await build(t, moto)
+  const workflow = mintToken({ sub: 'servicenow-workflow' })
+  await app.inject({ method: 'POST', url: '/grants', headers: bearer(workflow), payload: grantBody({ userName: 'dave' }) })
+  const grant = (await app.inject({ method: 'POST', url: '/grants', headers: bearer(workflow), payload: grantBody({ durationMinutes: 1 }) })).json()
+  clock.advanceMinutes(2)
+  await app.inject({ method: 'POST', url: '/revocations', headers: bearer(mintToken({ sub: 'eventbridge' })) })
+
+  const story = (await app.inject({ method: 'GET', url: '/audit?ticketId=CHG0001234', headers: bearer() })).json()
+
+  t.same(story.items.map((e: { action: string; actor: string }) => [e.action, e.actor]), [
+    ['grant.expired', 'system:sweep'],
+    ['grant.revoke_requested', 'system:sweep'],
+    ['grant.activated', 'servicenow-workflow'],
+    ['grant.requested', 'servicenow-workflow'],
+    ['grant.denied', 'servicenow-workflow'],
+  ])
+  for (const event of story.items) {
+    t.match(event, { ticketId: 'CHG0001234', accountId: PROD, permissionSet: 'AdministratorAccess', at: String, id: String, detail: String })
+  }
+  t.equal(story.items[0].grantId, grant.id)
+  t.equal(story.items[0].userName, 'alice')
+  t.equal(story.items[4].userName, 'dave')
+})
+
+t.test('audit filters combine and time bounds are inclusive', async (t) => {
+  const { app, clock } = await build(t, moto)
+  const start = clock.now()
+  const alice = (await app.inject({ method: 'POST', url: '/grants', headers: bearer(mintToken({ sub: 'portal' })), payload: grantBody() })).json()
+  clock.advanceMinutes(10)
+  const middle = clock.now()
+  const bob = (await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ userName: 'bob', accountId: STAGING, ticketId: 'INC0000042' }) })).json()
+  clock.advanceMinutes(10)
+  await app.inject({ method: 'DELETE', url: `/grants/${alice.id}`, headers: bearer(mintToken({ sub: 'security' })) })
+
+  const query = async (qs: string) => (await app.inject({ method: 'GET', url: `/audit?${qs}`, headers: bearer() })).json().items as { action: string; grantId: string }[]
+
+  t.same((await query(`grantId=${bob.id}`)).map((e) => e.action), ['grant.activated', 'grant.requested'])
+  t.same((await query('actor=security')).map((e) => e.action), ['grant.revoked', 'grant.revoke_requested'])
+  t.same((await query('actor=portal&action=grant.requested')).map((e) => e.grantId), [alice.id])
+  t.same((await query(`accountId=${STAGING}&action=grant.activated`)).map((e) => e.grantId), [bob.id])
+  t.same((await query('userName=alice&action=grant.revoked')).map((e) => e.grantId), [alice.id])
+  t.equal((await query(`from=${middle.toISOString()}&to=${middle.toISOString()}`)).length, 2, 'bob’s two events at exactly that instant')
+  t.equal((await query(`to=${start.toISOString()}`)).length, 2, 'alice’s two events at the start')
+  t.equal((await query(`from=${new Date(middle.getTime() + 1).toISOString()}`)).length, 2, 'only the revocation')
+  t.equal((await query('userName=nobody')).length, 0)
+})
+
+t.test('audit pages of 5 cover every event once', async (t) => {
+  const { app, clock } = await build(t, moto)
+  for (let i = 0; i < 8; i++) {
+    clock.advance(500)
+    await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ durationMinutes: 5 + i }) })
+  }
+  const all = (await app.inject({ method: 'GET', url: '/audit?limit=100', headers: bearer() })).json().items.map((e: { id: string }) => e.id)
+  t.equal(all.length, 16)
+  t.same([...all].sort().reverse(), all, 'newest first')
+
+  const seen: string[] = []
+  let cursor: string | null = null
+  do {
+    const page: { items: { id: string }[]; nextCursor: string | null } = (await app.inject({ method: 'GET', url: `/audit?limit=5${cursor ? `&cursor=${cursor}` : ''}`, headers: bearer() })).json()
+    seen.push(...page.items.map((e) => e.id))
+    cursor = page.nextCursor
+  } while (cursor)
+  t.same(seen, all)
+})

@@ -1,0 +1,63 @@
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { loadConfig } from '../src/config.ts'
+import { DEMO_POLICY } from '../src/sandbox/seed.ts'
+
+const dir = mkdtempSync(join(tmpdir(), 'jit-config-'))
+const policyFile = join(dir, 'policy.json')
+writeFileSync(policyFile, JSON.stringify(DEMO_POLICY))
+const valid = {
+  JIT_POLICY_FILE: policyFile,
+  JIT_JWT_SECRET: 'x'.repeat(32),
+  JIT_JWT_ISSUER: 'https://issuer.example.com',
+  JIT_JWT_AUDIENCE: 'jit-access',
+}
+
+t.test('a valid environment gives a typed configuration with defaults', async (t) => {
+  const config = loadConfig(valid)
+  t.match(config, {
+    port: 3000,
+    host: '127.0.0.1',
+    region: 'us-east-1',
+    tables: { grants: 'jit-access-grants', audit: 'jit-access-audit' },
+    maxDurationMinutes: 720,
+    sandbox: false,
+  })
+  t.equal(config.policy.rules.length, 2)
+})
+
+t.test('a bad setting stops the start with a message that names it', async (t) => {
+  const cases: [string, Record<string, string | undefined>, RegExp][] = [
+    ['no policy file setting', { ...valid, JIT_POLICY_FILE: undefined }, /JIT_POLICY_FILE/],
+    ['policy file missing', { ...valid, JIT_POLICY_FILE: join(dir, 'nope.json') }, /JIT_POLICY_FILE.*cannot be read/],
+    ['port not a number', { ...valid, PORT: 'eighty' }, /PORT/],
+    ['no JWT key at all', { ...valid, JIT_JWT_SECRET: undefined }, /JIT_JWT_SECRET.*JIT_JWT_PUBLIC_KEY/],
+    ['both JWT keys', { ...valid, JIT_JWT_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----x' }, /exactly one/],
+    ['short secret', { ...valid, JIT_JWT_SECRET: 'short' }, /JIT_JWT_SECRET/],
+    ['no issuer outside the sandbox', { ...valid, JIT_JWT_ISSUER: undefined }, /JIT_JWT_ISSUER/],
+    ['no audience outside the sandbox', { ...valid, JIT_JWT_AUDIENCE: undefined }, /JIT_JWT_AUDIENCE/],
+    ['bad region', { ...valid, AWS_REGION: 'mars' }, /AWS_REGION/],
+    ['bad topic', { ...valid, JIT_SNS_TOPIC_ARN: 'my-topic' }, /JIT_SNS_TOPIC_ARN/],
+    ['bad maximum duration', { ...valid, JIT_MAX_DURATION_MINUTES: '0' }, /JIT_MAX_DURATION_MINUTES/],
+    ['bad log level', { ...valid, LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
+  ]
+  for (const [name, env, message] of cases) {
+    t.throws(() => loadConfig(env), { name: 'ConfigError', message }, name)
+  }
+})
+
+t.test('the service fails closed on a policy that is not valid', async (t) => {
+  const broken = join(dir, 'broken.json')
+  writeFileSync(broken, '{"rules": [')
+  t.throws(() => loadConfig({ ...valid, JIT_POLICY_FILE: broken }), { message: /not valid JSON/ })
+  const empty = join(dir, 'empty.json')
+  writeFileSync(empty, '{"rules": []}')
+  t.throws(() => loadConfig({ ...valid, JIT_POLICY_FILE: empty }), { message: /JIT_POLICY_FILE.*rules/ })
+})
+
+t.test('issuer and audience are optional only in the sandbox', async (t) => {
+  const config = loadConfig({ ...valid, JIT_JWT_ISSUER: undefined, JIT_JWT_AUDIENCE: undefined, JIT_SANDBOX: 'true' })
+  t.equal(config.sandbox, true)
+})

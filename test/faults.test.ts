@@ -1,0 +1,119 @@
+import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs'
+import { SubscribeCommand, type SNSClient } from '@aws-sdk/client-sns'
+import t from 'tap'
+import { build, grantBody, PROD, REGION } from './helpers/app.ts'
+import { startMoto } from './helpers/moto.ts'
+import { bearer, mintToken } from './helpers/tokens.ts'
+
+const moto = await startMoto(t)
+
+/** An SQS queue subscribed to the alert topic, as an operator's pager integration would be. */
+async function subscribeQueue(sns: SNSClient, topicArn: string) {
+  const sqs = new SQSClient({ region: REGION, endpoint: moto.endpoint })
+  const queue = await sqs.send(new CreateQueueCommand({ QueueName: `alerts-${Date.now()}` }))
+  const attributes = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queue.QueueUrl, AttributeNames: ['QueueArn'] }))
+  await sns.send(new SubscribeCommand({ TopicArn: topicArn, Protocol: 'sqs', Endpoint: attributes.Attributes?.QueueArn }))
+  return async () => {
+    const received = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queue.QueueUrl, MaxNumberOfMessages: 10 }))
+    return (received.Messages ?? []).map((m) => m.Body ?? '')
+  }
+}
+
+t.test('Identity Center failing during a grant: 503 with the grant id, intent kept, alert sent, and the sweep finishes it', async (t) => {
+  const { app, clock, proxy, clients, topicArn, hasAssignment } = await build(t, moto, { proxy: true })
+  const messages = await subscribeQueue(clients.sns, topicArn)
+  const token = mintToken()
+  proxy?.inject('CreateAccountAssignment', 'server-error')
+
+  const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(token), payload: grantBody() })
+
+  t.equal(response.statusCode, 503)
+  t.match(response.json(), { code: 'UPSTREAM_UNAVAILABLE', grantId: String })
+  t.equal(response.headers['retry-after'], '5')
+  t.ok((proxy?.injected['server-error'] ?? 0) >= 1)
+  const grantId = response.json().grantId
+  t.equal((await app.inject({ method: 'GET', url: `/grants/${grantId}`, headers: bearer() })).json().status, 'provisioning', 'intent recorded')
+  t.notOk(await hasAssignment('alice', PROD, 'AdministratorAccess'))
+
+  const alerts = await messages()
+  t.ok(alerts.length >= 1, 'an alert reached the SNS subscriber')
+  t.ok(alerts.some((m) => m.includes(grantId)))
+  t.notOk(alerts.some((m) => m.includes(token.split('.')[2] as string)), 'no token in alerts')
+
+  proxy?.clear()
+  clock.advanceMinutes(2)
+  const sweep = (await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })).json()
+
+  t.same(sweep, { revoked: 0, activated: 1, failed: 0, remaining: 0 })
+  t.ok(await hasAssignment('alice', PROD, 'AdministratorAccess'))
+  t.equal((await app.inject({ method: 'GET', url: `/grants/${grantId}`, headers: bearer() })).json().status, 'active')
+})
+
+t.test('a create whose answer was lost is confirmed by looking at Identity Center, never sent twice, and expires cleanly', async (t) => {
+  const { app, clock, proxy, countAssignments } = await build(t, moto, { proxy: true })
+  // AWS creates the assignment, but the connection drops before the answer reaches us.
+  proxy?.inject('CreateAccountAssignment', 'drop-after-upstream')
+
+  const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ durationMinutes: 1 }) })
+
+  t.equal(response.statusCode, 201)
+  t.equal(response.json().status, 'active')
+  t.equal(proxy?.calls.CreateAccountAssignment, 1, 'the create was not sent again')
+  t.equal(await countAssignments('alice', PROD, 'AdministratorAccess'), 1, 'no duplicate')
+
+  proxy?.clear()
+  clock.advanceMinutes(2)
+  const sweep = (await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })).json()
+
+  t.same(sweep, { revoked: 1, activated: 0, failed: 0, remaining: 0 })
+  t.equal(await countAssignments('alice', PROD, 'AdministratorAccess'), 0, 'no orphaned access')
+  t.equal((await app.inject({ method: 'GET', url: `/grants/${response.json().id}`, headers: bearer() })).json().status, 'expired')
+})
+
+t.test('a revocation interrupted by a dropped connection is finished by the next sweep', async (t) => {
+  const { app, clock, proxy, hasAssignment, countAssignments } = await build(t, moto, { proxy: true })
+  const grant = (await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ durationMinutes: 5 }) })).json()
+  proxy?.inject('DeleteAccountAssignment', 'drop')
+
+  const response = await app.inject({ method: 'DELETE', url: `/grants/${grant.id}`, headers: bearer() })
+  t.equal(response.statusCode, 503)
+  t.equal((await app.inject({ method: 'GET', url: `/grants/${grant.id}`, headers: bearer() })).json().status, 'revoking', 'intent recorded')
+  t.ok(await hasAssignment('alice', PROD, 'AdministratorAccess'))
+
+  proxy?.clear()
+  clock.advance(1000)
+  const sweep = (await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })).json()
+
+  t.same(sweep, { revoked: 1, activated: 0, failed: 0, remaining: 0 })
+  t.equal(await countAssignments('alice', PROD, 'AdministratorAccess'), 0)
+  t.equal((await app.inject({ method: 'GET', url: `/grants/${grant.id}`, headers: bearer() })).json().status, 'revoked')
+})
+
+t.test('a sweep that meets a throttled Identity Center counts the failure and the next sweep completes', async (t) => {
+  const { app, clock, proxy, hasAssignment } = await build(t, moto, { proxy: true })
+  await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ durationMinutes: 1 }) })
+  clock.advanceMinutes(2)
+  proxy?.inject('DeleteAccountAssignment', 'throttle')
+
+  const first = (await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })).json()
+  t.same(first, { revoked: 0, activated: 0, failed: 1, remaining: 0 })
+  t.ok(await hasAssignment('alice', PROD, 'AdministratorAccess'))
+
+  proxy?.clear()
+  clock.advanceMinutes(1)
+  const second = (await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })).json()
+  t.same(second, { revoked: 1, activated: 0, failed: 0, remaining: 0 })
+  t.notOk(await hasAssignment('alice', PROD, 'AdministratorAccess'))
+})
+
+t.test('DynamoDB unavailable before anything is recorded: 503 and no access granted', async (t) => {
+  const { app, proxy, hasAssignment } = await build(t, moto, { proxy: true })
+  proxy?.inject('TransactWriteItems', 'server-error')
+
+  const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
+
+  t.equal(response.statusCode, 503)
+  t.equal(response.json().code, 'UPSTREAM_UNAVAILABLE')
+  t.notOk(response.json().grantId)
+  t.notOk(await hasAssignment('alice', PROD, 'AdministratorAccess'), 'no side effect without recorded intent')
+})

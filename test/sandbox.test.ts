@@ -1,0 +1,69 @@
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DescribeTableCommand } from '@aws-sdk/client-dynamodb'
+import { ListUsersCommand } from '@aws-sdk/client-identitystore'
+import t from 'tap'
+import { createAwsClients } from '../src/adapters/aws.ts'
+import { startSandbox } from '../src/sandbox.ts'
+import { DEMO_POLICY } from '../src/sandbox/seed.ts'
+import { startMoto } from './helpers/moto.ts'
+
+const quiet = { PORT: '0', LOG_LEVEL: 'silent', PATH: process.env.PATH ?? '' }
+
+t.test('npm start brings up moto, tables, a demo directory and a token that works over a real socket', async (t) => {
+  const printed: string[] = []
+  const policyDir = mkdtempSync(join(tmpdir(), 'jit-sandbox-'))
+  const policyFile = join(policyDir, 'policy.json')
+  writeFileSync(policyFile, JSON.stringify(DEMO_POLICY))
+
+  const sandbox = await startSandbox({ env: { ...quiet, JIT_POLICY_FILE: policyFile }, print: (line) => printed.push(line) })
+  t.teardown(async () => {
+    await sandbox.app.close()
+    await sandbox.moto?.stop()
+  })
+
+  const text = printed.join('\n')
+  t.match(text, sandbox.baseUrl)
+  t.match(text, `${sandbox.baseUrl}/docs`)
+  t.match(text, /export TOKEN=ey/)
+  t.ok(sandbox.token)
+  const headers = { authorization: `Bearer ${sandbox.token}`, 'content-type': 'application/json' }
+
+  const created = await fetch(`${sandbox.baseUrl}/grants`, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ userName: 'alice', accountId: '111111111111', permissionSet: 'AdministratorAccess', durationMinutes: 30, ticketId: 'CHG0000001' }),
+  })
+  t.equal(created.status, 201)
+  t.equal(((await created.json()) as { status: string }).status, 'active')
+  const revoked = await fetch(`${sandbox.baseUrl}/revocations`, { method: 'POST', headers: { authorization: headers.authorization } })
+  t.equal(revoked.status, 200)
+  const docs = await fetch(`${sandbox.baseUrl}/docs`)
+  t.equal(docs.status, 200)
+})
+
+t.test('with AWS_ENDPOINT_URL set, npm start uses that server, creates its tables, and seeds nothing', async (t) => {
+  const moto = await startMoto(t)
+  const policyDir = mkdtempSync(join(tmpdir(), 'jit-sandbox-'))
+  const policyFile = join(policyDir, 'policy.json')
+  writeFileSync(policyFile, JSON.stringify(DEMO_POLICY))
+  const env = {
+    ...quiet,
+    AWS_ENDPOINT_URL: moto.endpoint,
+    AWS_ACCESS_KEY_ID: 'testing',
+    AWS_SECRET_ACCESS_KEY: 'testing',
+    JIT_POLICY_FILE: policyFile,
+    JIT_GRANTS_TABLE: 'external-grants',
+  }
+
+  const sandbox = await startSandbox({ env, print: () => {} })
+  t.teardown(() => sandbox.app.close())
+
+  t.equal(sandbox.moto, undefined, 'no moto of its own')
+  const clients = createAwsClients({ region: 'us-east-1', endpoint: moto.endpoint })
+  const table = await clients.dynamo.send(new DescribeTableCommand({ TableName: 'external-grants' }))
+  t.ok(table.Table?.GlobalSecondaryIndexes?.some((index) => index.IndexName === 'due'), 'due index created')
+  const users = await clients.identityStore.send(new ListUsersCommand({ IdentityStoreId: sandbox.config.identityStoreId }))
+  t.equal(users.Users?.length ?? 0, 0, 'nothing seeded')
+})
