@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { CreateTopicCommand } from '@aws-sdk/client-sns'
 import { createSigner } from 'fast-jwt'
 import { createAwsClients } from './adapters/aws.ts'
@@ -138,7 +138,7 @@ function installMoto(print: (line: string) => void): string {
   return join(venv, 'bin', 'moto_server')
 }
 
-const isEntryPoint = import.meta.url === `file://${process.argv[1]}`
+const isEntryPoint = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href
 if (isEntryPoint) {
   try {
     await startSandbox()

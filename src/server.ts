@@ -1,3 +1,4 @@
+import { pathToFileURL } from 'node:url'
 import closeWithGrace from 'close-with-grace'
 import { pino } from 'pino'
 import { createAwsAdapters } from './adapters/aws.ts'
@@ -33,7 +34,7 @@ export async function serve(config: Config, onClose: () => Promise<void> = async
   return app
 }
 
-const isEntryPoint = import.meta.url === `file://${process.argv[1]}`
+const isEntryPoint = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href
 if (isEntryPoint) {
   try {
     await serve(loadConfig())
