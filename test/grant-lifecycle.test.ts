@@ -224,3 +224,17 @@ t.test('GET /grants lists newest first, filters, and pages with a cursor', async
   } while (cursor && pages < 10)
   t.same(seen, [...ids].reverse(), 'pages cover every grant once, in order')
 })
+
+t.test('grants sharing one assignment that expire together all end in the same sweep', async (t) => {
+  const { app, clock, countAssignments } = await build(t, moto)
+  for (let i = 0; i < 4; i++) {
+    const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ durationMinutes: 5, ticketId: `INC000010${i}` }) })
+    t.equal(response.statusCode, 201)
+  }
+
+  clock.advanceMinutes(5)
+  const sweep = (await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })).json()
+
+  t.same(sweep, { revoked: 4, activated: 0, failed: 0, remaining: 0 })
+  t.equal(await countAssignments('alice', PROD, 'AdministratorAccess'), 0)
+})

@@ -7,6 +7,7 @@ import type { Coverage, GrantStore, IdentityCenter, ProvisioningOutcome } from '
 /** How long one process may hold the right to change an assignment before another may take over. */
 export const LEASE_MS = 60_000
 const MAX_ROUNDS = 4
+const LEASE_ATTEMPTS = 8
 const RETRY_BASE_MS = 100
 
 export type Pause = (ms: number) => Promise<void>
@@ -51,10 +52,7 @@ export class CoverageReconciler {
     if (settled?.kind === 'present') return settled
 
     const owner = randomUUID()
-    const now = this.clock.now()
-    if (!(await this.store.acquireLease(target, owner, now, new Date(now.getTime() + LEASE_MS)))) {
-      return { kind: 'pending' }
-    }
+    if (!(await this.acquireLease(target, owner))) return { kind: 'pending' }
     let released = false
     try {
       for (let round = 0; round < MAX_ROUNDS; round++) {
@@ -87,6 +85,19 @@ export class CoverageReconciler {
     } finally {
       if (!released) await this.store.releaseLease(target, owner)
     }
+  }
+
+  /**
+   * Another process holding the lease is usually done within a second (one Identity Center call), so wait a
+   * little for it rather than leave this grant to the next sweep.
+   */
+  private async acquireLease(target: AssignmentTarget, owner: string): Promise<boolean> {
+    for (let attempt = 0; attempt < LEASE_ATTEMPTS; attempt++) {
+      const now = this.clock.now()
+      if (await this.store.acquireLease(target, owner, now, new Date(now.getTime() + LEASE_MS))) return true
+      if (attempt < LEASE_ATTEMPTS - 1) await this.pause(Math.min(25 * 2 ** attempt, 400) * (0.5 + Math.random()))
+    }
+    return false
   }
 
   /** One change towards the wanted state; returns a final state when nothing more can be done now. */

@@ -124,16 +124,7 @@ export interface Notifier {
   publish(subject: string, message: Record<string, unknown>): Promise<void>
 }
 
-export interface AuditDraft {
-  action: AuditAction
-  actor: string
-  grantId: string | null
-  userName: string
-  accountId: string
-  permissionSet: string
-  ticketId: string
-  detail: string
-  requestId: string | null
-}
+/** An audit event before it gets its id and time. */
+export type AuditDraft = Omit<AuditEvent, 'id' | 'at'>
 
 export type { EndReason }

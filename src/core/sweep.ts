@@ -47,6 +47,7 @@ export async function sweep(store: GrantStore, grants: GrantService, clock: Cloc
       }
       try {
         const outcome = await advance(grant, grants, clock, actor)
+        if (!outcome) return
         if (!outcome.settled) summary.remaining++
         else if (outcome.grant.status === 'active') summary.activated++
         else if (outcome.grant.status === 'failed') summary.failed++
@@ -68,7 +69,8 @@ async function advance(grant: Grant, grants: GrantService, clock: Clock, actor: 
   if (grant.status === 'revoking') return grants.settleEnding(grant, actor)
   if (expired) return grants.beginEnding(grant, 'expired', actor)
   if (grant.status === 'provisioning') return grants.settleProvisioning(grant, actor)
-  return { grant, settled: true }
+  // An active grant not yet expired has nothing due (its clock and ours disagree by a moment): leave it.
+  return undefined
 }
 
 async function forEachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {

@@ -1,5 +1,6 @@
 import { createPublicKey } from 'node:crypto'
 import fastifyJwt from '@fastify/jwt'
+import type { Algorithm } from 'fast-jwt'
 import type { FastifyInstance, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
 import { HttpProblem } from './errors.ts'
 
@@ -37,13 +38,13 @@ declare module '@fastify/jwt' {
  * confusion attack (an HS256 token signed with the public key as its secret).
  */
 export async function registerAuth(app: FastifyInstance, settings: JwtSettings): Promise<void> {
-  const algorithms: ('HS256' | 'RS256' | 'ES256')[] = settings.publicKey ? [asymmetricAlgorithm(settings.publicKey)] : ['HS256']
+  const algorithms: Algorithm[] = settings.publicKey ? [asymmetricAlgorithm(settings.publicKey)] : ['HS256']
   const secret = settings.publicKey ? { public: settings.publicKey } : settings.secret
   if (!secret) throw new Error('JWT verification needs a secret or a public key')
   await app.register(fastifyJwt, {
     secret,
     verify: {
-      algorithms: algorithms as never,
+      algorithms,
       // fast-jwt checks iss/aud only when present; requiring them closes tokens that simply omit them.
       requiredClaims: ['sub', 'exp', ...(settings.issuer ? ['iss'] : []), ...(settings.audience ? ['aud'] : [])],
       ...(settings.issuer ? { allowedIss: settings.issuer } : {}),
@@ -53,7 +54,7 @@ export async function registerAuth(app: FastifyInstance, settings: JwtSettings):
   })
 }
 
-function asymmetricAlgorithm(pem: string): 'RS256' | 'ES256' {
+function asymmetricAlgorithm(pem: string): Algorithm {
   const key = createPublicKey(pem)
   if (key.asymmetricKeyType === 'rsa') return 'RS256'
   if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return 'ES256'

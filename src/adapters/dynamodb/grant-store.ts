@@ -44,7 +44,7 @@ export class DynamoGrantStore implements GrantStore {
   }
 
   async createGrant(grant: Grant, dueAt: Date, event: AuditEvent): Promise<void> {
-    await this.write('TransactWriteItems', () =>
+    await this.call('TransactWriteItems', () =>
       this.doc.send(new TransactWriteCommand({
         TransactItems: [
           { Put: { TableName: this.tables.grants, Item: grantToItem(grant, dueAt), ConditionExpression: 'attribute_not_exists(pk)' } },
@@ -56,7 +56,7 @@ export class DynamoGrantStore implements GrantStore {
   }
 
   async getGrant(id: string): Promise<Grant | undefined> {
-    const result = await this.read('GetItem', () =>
+    const result = await this.call('GetItem', () =>
       this.doc.send(new GetCommand({ TableName: this.tables.grants, Key: grantKey(id), ConsistentRead: true })),
     )
     return result.Item?.kind === 'grant' ? itemToGrant(result.Item) : undefined
@@ -84,7 +84,7 @@ export class DynamoGrantStore implements GrantStore {
     const grant = await this.getGrant(change.id)
     if (!grant || !change.from.includes(grant.status)) return undefined
     try {
-      await this.write('TransactWriteItems', () =>
+      await this.call('TransactWriteItems', () =>
         this.doc.send(new TransactWriteCommand({
           TransactItems: [
             {
@@ -117,7 +117,7 @@ export class DynamoGrantStore implements GrantStore {
     const filters = Object.fromEntries(
       Object.entries(filter).filter(([name, value]) => name !== field && value !== undefined),
     ) as Record<string, string>
-    return this.read('Query', () =>
+    return this.call('Query', () =>
       queryPage(this.doc, {
         table: this.tables.grants,
         index,
@@ -131,7 +131,7 @@ export class DynamoGrantStore implements GrantStore {
   }
 
   async dueGrants(now: Date, cursor: string | undefined, limit: number) {
-    const result = await this.read('Query', () =>
+    const result = await this.call('Query', () =>
       this.doc.send(new QueryCommand({
         TableName: this.tables.grants,
         IndexName: GRANT_INDEXES.due.name,
@@ -148,7 +148,7 @@ export class DynamoGrantStore implements GrantStore {
   }
 
   async getCoverage(target: AssignmentTarget): Promise<Coverage | undefined> {
-    const result = await this.read('GetItem', () =>
+    const result = await this.call('GetItem', () =>
       this.doc.send(new GetCommand({ TableName: this.tables.grants, Key: coverageKey(target), ConsistentRead: true })),
     )
     const item = result.Item
@@ -242,7 +242,7 @@ export class DynamoGrantStore implements GrantStore {
   /** Runs a conditional write; false when its condition did not hold. */
   private async conditional(send: () => Promise<unknown>): Promise<boolean> {
     try {
-      await this.write('conditional write', send)
+      await this.call('conditional write', send)
       return true
     } catch (error) {
       if (isConditionFailure((error as { cause?: unknown }).cause)) return false
@@ -250,11 +250,7 @@ export class DynamoGrantStore implements GrantStore {
     }
   }
 
-  private read<T>(operation: string, call: () => Promise<T>): Promise<T> {
-    return callAws('DynamoDB', operation, call)
-  }
-
-  private write<T>(operation: string, call: () => Promise<T>): Promise<T> {
-    return callAws('DynamoDB', operation, call)
+  private call<T>(operation: string, send: () => Promise<T>): Promise<T> {
+    return callAws('DynamoDB', operation, send)
   }
 }
