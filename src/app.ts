@@ -5,7 +5,6 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Ajv, type Options as AjvOptions } from 'ajv'
 import addFormats from 'ajv-formats'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import { SWEEP_ACTOR } from './core/audit.ts'
 import type { Clock } from './core/clock.ts'
 import { GrantService } from './core/grants.ts'
 import type { Policy } from './core/policy.ts'
@@ -91,10 +90,11 @@ export async function buildApp(deps: AppDependencies) {
   await registerAuth(app, deps.jwt)
 
   const grants = new GrantService(deps)
-  const runSweep = async (triggeredBy: string): Promise<SweepSummary> => {
-    const deadline = new Date(deps.clock.now().getTime() + deps.sweepBudgetMs)
-    const summary = await sweep(deps.store, grants, deps.clock, { deadline, actor: SWEEP_ACTOR, pageSize: deps.sweepPageSize ?? 100 })
-    app.log.info({ triggeredBy, ...summary }, 'revocation sweep finished')
+  const runSweep = async (run: SweepRun): Promise<SweepSummary> => {
+    const budgetEnd = new Date(deps.clock.now().getTime() + deps.sweepBudgetMs)
+    const deadline = run.deadline && run.deadline < budgetEnd ? run.deadline : budgetEnd
+    const summary = await sweep(deps.store, grants, deps.clock, { deadline, actor: run.actor, pageSize: deps.sweepPageSize ?? 100 })
+    app.log.info({ triggeredBy: run.triggeredBy, ...summary }, 'revocation sweep finished')
     return summary
   }
 
@@ -107,9 +107,18 @@ export async function buildApp(deps: AppDependencies) {
   return app
 }
 
+export interface SweepRun {
+  /** Recorded as the actor of the sweep's audit events: system:sweep over HTTP, system:scheduler from EventBridge. */
+  actor: string
+  /** Who started it, for the log (the token subject, or the schedule rule). */
+  triggeredBy: string
+  /** Stop starting new work at this time (a Lambda passes its remaining time); the configured budget applies too. */
+  deadline?: Date
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
-    runSweep(triggeredBy: string): Promise<SweepSummary>
+    runSweep(run: SweepRun): Promise<SweepSummary>
   }
 }
 

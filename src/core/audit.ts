@@ -9,8 +9,10 @@ export const AUDIT_ACTIONS = [
 ] as const
 export type AuditAction = (typeof AUDIT_ACTIONS)[number]
 
-/** The actor of everything the scheduled sweep does. */
+/** The actor of everything the sweep does when called over HTTP (POST /revocations). */
 export const SWEEP_ACTOR = 'system:sweep'
+/** The actor of everything the sweep does when EventBridge invokes the Lambda directly. */
+export const SCHEDULER_ACTOR = 'system:scheduler'
 
 /** One immutable record of a decision: who asked, for whom, what, why (ticket) and when. */
 export interface AuditEvent {

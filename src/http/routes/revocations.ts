@@ -1,10 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { SweepRun } from '../../app.ts'
+import { SWEEP_ACTOR } from '../../core/audit.ts'
 import type { SweepSummary } from '../../core/sweep.ts'
 import { requireScope, SCOPES } from '../auth.ts'
 import { errorResponses } from '../schemas/common.ts'
 import { SweepSummarySchema } from '../schemas/revocations.ts'
 
-export const revocationRoutes: FastifyPluginAsyncTypebox<{ runSweep: (actor: string) => Promise<SweepSummary> }> = async (app, { runSweep }) => {
+export const revocationRoutes: FastifyPluginAsyncTypebox<{ runSweep: (run: SweepRun) => Promise<SweepSummary> }> = async (app, { runSweep }) => {
   app.post('/revocations', {
     onRequest: requireScope(SCOPES.revocationsRun),
     schema: {
@@ -17,5 +19,5 @@ export const revocationRoutes: FastifyPluginAsyncTypebox<{ runSweep: (actor: str
       security: [{ bearerAuth: [SCOPES.revocationsRun] }],
       response: { 200: SweepSummarySchema, ...errorResponses(401, 403, 503) },
     },
-  }, async (request) => runSweep(request.user.sub))
+  }, async (request) => runSweep({ actor: SWEEP_ACTOR, triggeredBy: request.user.sub }))
 }
