@@ -32,6 +32,7 @@ export class AwsIdentityCenter implements IdentityCenter {
   /** Describe results by ARN; a permission set's ARN never changes, so these only need refreshing for renames. */
   private readonly permissionSetsByArn = new Map<string, PermissionSetInfo>()
   private lastListedAt = 0
+  private listing: Promise<void> | undefined
 
   private readonly client: SSOAdminClient
   private readonly mutations: SSOAdminClient
@@ -47,12 +48,22 @@ export class AwsIdentityCenter implements IdentityCenter {
   async findPermissionSet(name: string): Promise<PermissionSetInfo | undefined> {
     const cached = this.permissionSetsByName.get(name)
     if (cached) return cached
-    // A miss lists the instance again, so a permission set created after start-up is found without a restart;
-    // at most once per MIN_RELIST_MS, so requests naming unknown sets cannot spend the Identity Center quota.
-    if (Date.now() - this.lastListedAt < MIN_RELIST_MS) return undefined
-    this.lastListedAt = Date.now()
-    this.permissionSetsByName.clear()
+    // A miss lists the instance again, so a permission set created after start-up is found without a restart:
+    // at most once per MIN_RELIST_MS, so requests naming unknown sets cannot spend the Identity Center quota,
+    // and concurrent misses share one listing instead of each starting its own.
+    if (!this.listing && Date.now() - this.lastListedAt >= MIN_RELIST_MS) {
+      this.lastListedAt = Date.now()
+      this.listing = this.listPermissionSets().finally(() => {
+        this.listing = undefined
+      })
+    }
+    if (this.listing) await this.listing
+    return this.permissionSetsByName.get(name)
+  }
+
+  private async listPermissionSets(): Promise<void> {
     const instanceArn = this.options.instanceArn
+    const found = new Map<string, PermissionSetInfo>()
     await callAws(SERVICE, 'ListPermissionSets', async () => {
       for await (const page of paginateListPermissionSets({ client: this.client }, { InstanceArn: instanceArn })) {
         for (const arn of page.PermissionSets ?? []) {
@@ -66,11 +77,13 @@ export class AwsIdentityCenter implements IdentityCenter {
             }
             this.permissionSetsByArn.set(arn, info)
           }
-          this.permissionSetsByName.set(info.name, info)
+          found.set(info.name, info)
         }
       }
     })
-    return this.permissionSetsByName.get(name)
+    // Replace the name index only once the whole listing succeeded, so a failed listing never empties it.
+    this.permissionSetsByName.clear()
+    for (const [setName, info] of found) this.permissionSetsByName.set(setName, info)
   }
 
   async assignmentExists(target: AssignmentTarget): Promise<boolean> {

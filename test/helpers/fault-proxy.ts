@@ -11,6 +11,8 @@ export type Fault =
   | 'drop'
   /** Forward, let AWS act, then close the connection before the answer reaches the client. */
   | 'drop-after-upstream'
+  /** Answer as DynamoDB does when concurrent transactions touch the same item. */
+  | 'transaction-conflict'
 
 interface Rule {
   /** The AWS operation, e.g. 'CreateAccountAssignment' (matched against X-Amz-Target or the query's Action). */
@@ -70,6 +72,14 @@ export class FaultProxy {
       }
       if (rule.fault === 'throttle') {
         res.writeHead(400, { 'content-type': 'application/x-amz-json-1.1' }).end(JSON.stringify({ __type: 'ThrottlingException', message: 'Rate exceeded' }))
+        return
+      }
+      if (rule.fault === 'transaction-conflict') {
+        res.writeHead(400, { 'content-type': 'application/x-amz-json-1.0' }).end(JSON.stringify({
+          __type: 'com.amazonaws.dynamodb.v20120810#TransactionCanceledException',
+          message: 'Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict]',
+          CancellationReasons: [{ Code: 'TransactionConflict', Message: 'Transaction is ongoing for the item' }],
+        }))
         return
       }
       if (rule.fault === 'drop') {

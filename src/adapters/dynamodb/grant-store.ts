@@ -26,6 +26,16 @@ export interface TableNames {
   audit: string
 }
 
+const TRANSACTION_ATTEMPTS = 5
+
+/** DynamoDB cancels a transaction that races another on the same item; it is safe to send again. */
+const isTransactionConflict = (error: unknown): boolean => {
+  const e = error as { name?: string; CancellationReasons?: { Code?: string }[] }
+  return e?.name === 'TransactionCanceledException' &&
+    (e.CancellationReasons?.some((r) => r.Code === 'TransactionConflict') ?? false) &&
+    !isConditionFailure(error)
+}
+
 const isConditionFailure = (error: unknown): boolean => {
   const e = error as { name?: string; message?: string; CancellationReasons?: { Code?: string }[] }
   if (e?.name === 'ConditionalCheckFailedException') return true
@@ -251,6 +261,15 @@ export class DynamoGrantStore implements GrantStore {
   }
 
   private call<T>(operation: string, send: () => Promise<T>): Promise<T> {
-    return callAws('DynamoDB', operation, send)
+    return callAws('DynamoDB', operation, async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await send()
+        } catch (error) {
+          if (!isTransactionConflict(error) || attempt === TRANSACTION_ATTEMPTS) throw error
+          await new Promise((resolve) => setTimeout(resolve, 20 * 2 ** attempt * (0.5 + Math.random())))
+        }
+      }
+    })
   }
 }
