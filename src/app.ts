@@ -12,6 +12,7 @@ import type { AuditLog, Directory, GrantStore, IdentityCenter, Notifier } from '
 import { sweep, type SweepSummary } from './core/sweep.ts'
 import { registerAuth, type JwtSettings } from './http/auth.ts'
 import { registerErrorHandling } from './http/errors.ts'
+import { idempotencyHooks, type IdempotencyStore } from './http/idempotency.ts'
 import { auditRoutes } from './http/routes/audit.ts'
 import { grantRoutes } from './http/routes/grants.ts'
 import { healthRoutes } from './http/routes/health.ts'
@@ -28,6 +29,7 @@ export interface AppDependencies {
   identityCenter: IdentityCenter
   directory: Directory
   notifier: Notifier
+  idempotency: IdempotencyStore
   policy: Policy
   jwt: JwtSettings
   maxDurationMinutes: number
@@ -99,7 +101,7 @@ export async function buildApp(deps: AppDependencies) {
   }
 
   await app.register(healthRoutes)
-  await app.register(grantRoutes, { grants })
+  await app.register(grantRoutes, { grants, idempotency: idempotencyHooks(deps.idempotency, deps.clock) })
   await app.register(auditRoutes, { auditLog: deps.auditLog })
   await app.register(revocationRoutes, { runSweep })
 

@@ -5,8 +5,10 @@ import { SSOAdminClient } from '@aws-sdk/client-sso-admin'
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
 import type { FastifyBaseLogger } from 'fastify'
 import type { AuditLog, Directory, GrantStore, IdentityCenter, Notifier } from '../core/ports.ts'
+import type { IdempotencyStore } from '../http/idempotency.ts'
 import { DynamoAuditLog } from './dynamodb/audit-log.ts'
 import { DynamoGrantStore } from './dynamodb/grant-store.ts'
+import { DynamoIdempotencyStore } from './dynamodb/idempotency-store.ts'
 import { AwsIdentityCenter, resolveInstance } from './identity-center.ts'
 import { AwsIdentityStore } from './identity-store.ts'
 import { SnsNotifier } from './sns.ts'
@@ -59,6 +61,7 @@ export interface AwsAdapters {
   identityCenter: IdentityCenter
   directory: Directory
   notifier: Notifier
+  idempotency: IdempotencyStore
   instance: { instanceArn: string; identityStoreId: string }
 }
 
@@ -79,6 +82,7 @@ export async function createAwsAdapters(
     }),
     directory: new AwsIdentityStore(clients.identityStore, instance.identityStoreId, settings.cacheTtlMs),
     notifier: new SnsNotifier(clients.sns, settings.snsTopicArn, log),
+    idempotency: new DynamoIdempotencyStore(doc, settings.tables.grants),
     instance,
   }
 }

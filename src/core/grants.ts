@@ -60,8 +60,17 @@ export class GrantService {
     this.reconciler = new CoverageReconciler(deps.store, deps.identityCenter, deps.clock)
   }
 
-  async request(input: GrantRequest, actor: Actor): Promise<GrantOutcome> {
+  /**
+   * Decides and records a grant, then provisions it. `options.id` fixes the grant's id (an idempotent
+   * request): if a grant with that id was already recorded by an earlier attempt, that grant is resumed
+   * instead of a second one being made.
+   */
+  async request(input: GrantRequest, actor: Actor, options: { id?: string | undefined } = {}): Promise<GrantOutcome> {
     const { deps } = this
+    if (options.id) {
+      const earlier = await deps.store.getGrant(options.id)
+      if (earlier) return this.resume(earlier, actor)
+    }
     if (input.durationMinutes > deps.maxDurationMinutes) {
       throw new DurationTooLongError(input.durationMinutes, deps.maxDurationMinutes)
     }
@@ -98,7 +107,7 @@ export class GrantService {
     const now = deps.clock.now()
     const expiresAt = new Date(now.getTime() + input.durationMinutes * 60_000)
     const grant: Grant = {
-      id: newId(deps.clock),
+      id: options.id ?? newId(deps.clock),
       status: 'provisioning',
       userName: user.userName,
       userId: user.id,
@@ -118,12 +127,19 @@ export class GrantService {
       failureReason: null,
     }
     const dueAt = new Date(Math.min(now.getTime() + PROVISIONING_GRACE_MS, expiresAt.getTime()))
-    await deps.store.createGrant(
+    const created = await deps.store.createGrant(
       grant,
       dueAt,
       this.event(draft('grant.requested', `${input.durationMinutes} minutes allowed by rule '${decision.rule}'`, grant.id)),
     )
+    if (!created) return this.resume(await this.get(grant.id), actor)
     return this.settleProvisioning(grant, actor)
+  }
+
+  /** Carries on with a grant an earlier attempt recorded; a grant past provisioning answers as it is. */
+  private resume(grant: Grant, actor: Actor): Promise<GrantOutcome> {
+    if (grant.status === 'provisioning') return this.settleProvisioning(grant, actor)
+    return Promise.resolve({ grant, settled: grant.status !== 'revoking' })
   }
 
   async get(id: string): Promise<Grant> {

@@ -1,4 +1,4 @@
-import { randomInt } from 'node:crypto'
+import { createHash, randomInt } from 'node:crypto'
 import { v7 } from 'uuid'
 import type { Clock } from './clock.ts'
 
@@ -20,4 +20,12 @@ export function idBoundsAt(time: Date): { lowest: string; highest: string } {
   const hex = Math.max(0, time.getTime()).toString(16).padStart(12, '0')
   const prefix = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-7`
   return { lowest: `${prefix}000-8000-000000000000`, highest: `${prefix}fff-bfff-ffffffffffff` }
+}
+
+/**
+ * A UUIDv7 fixed by its inputs: the same time and seed always give the same id. An idempotent request's
+ * grant id comes from here, so a retry after a crash finds the grant it already recorded instead of making another.
+ */
+export function deterministicId(msecs: number, seed: string): string {
+  return v7({ msecs, random: createHash('sha256').update(seed).digest().subarray(0, 16) })
 }

@@ -79,8 +79,11 @@ export interface PageRequest {
 }
 
 export interface GrantStore {
-  /** Records a new grant as `provisioning` and registers it as a holder of its assignment, atomically with its audit event. */
-  createGrant(grant: Grant, dueAt: Date, event: AuditEvent): Promise<void>
+  /**
+   * Records a new grant as `provisioning` and registers it as a holder of its assignment, atomically with
+   * its audit event. False when a grant with that id already exists (an idempotent retry).
+   */
+  createGrant(grant: Grant, dueAt: Date, event: AuditEvent): Promise<boolean>
   getGrant(id: string): Promise<Grant | undefined>
   /**
    * Moves a grant from one of `from` to a new status, atomically with its audit event. When the new status

@@ -11,6 +11,8 @@ export type Fault =
   | 'drop'
   /** Forward, let AWS act, then close the connection before the answer reaches the client. */
   | 'drop-after-upstream'
+  /** Never answer: the caller is frozen as if its process had died mid-call (until releaseHung). */
+  | 'hang'
   /** Answer as DynamoDB does when concurrent transactions touch the same item. */
   | 'transaction-conflict'
 
@@ -32,6 +34,7 @@ export class FaultProxy {
   readonly injected: Record<string, number> = {}
   readonly calls: Record<string, number> = {}
   private target: URL
+  private readonly hung: IncomingMessage[] = []
 
   constructor(target: string) {
     this.target = new URL(target)
@@ -43,7 +46,13 @@ export class FaultProxy {
     return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`
   }
 
+  /** Ends every frozen call with a dropped connection. */
+  releaseHung(): void {
+    for (const request of this.hung.splice(0)) request.socket.destroy()
+  }
+
   stop(): Promise<void> {
+    this.releaseHung()
     this.server.closeAllConnections()
     return new Promise((resolve) => this.server.close(() => resolve()))
   }
@@ -84,6 +93,10 @@ export class FaultProxy {
       }
       if (rule.fault === 'drop') {
         req.socket.destroy()
+        return
+      }
+      if (rule.fault === 'hang') {
+        this.hung.push(req)
         return
       }
     }

@@ -53,8 +53,8 @@ export class DynamoGrantStore implements GrantStore {
     this.tables = tables
   }
 
-  async createGrant(grant: Grant, dueAt: Date, event: AuditEvent): Promise<void> {
-    await this.call('TransactWriteItems', () =>
+  async createGrant(grant: Grant, dueAt: Date, event: AuditEvent): Promise<boolean> {
+    return this.conditional(() =>
       this.doc.send(new TransactWriteCommand({
         TransactItems: [
           { Put: { TableName: this.tables.grants, Item: grantToItem(grant, dueAt), ConditionExpression: 'attribute_not_exists(pk)' } },

@@ -1,10 +1,16 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { GrantService } from '../../core/grants.ts'
 import { requireScope, SCOPES } from '../auth.ts'
-import { errorResponses } from '../schemas/common.ts'
+import type { idempotencyHooks } from '../idempotency.ts'
+import { errorResponses, IdempotencyHeaders } from '../schemas/common.ts'
 import { GrantIdParams, GrantListQuery, GrantPage, GrantRef, GrantRequestBody } from '../schemas/grants.ts'
 
-export const grantRoutes: FastifyPluginAsyncTypebox<{ grants: GrantService }> = async (app, { grants }) => {
+interface GrantRouteOptions {
+  grants: GrantService
+  idempotency: ReturnType<typeof idempotencyHooks>
+}
+
+export const grantRoutes: FastifyPluginAsyncTypebox<GrantRouteOptions> = async (app, { grants, idempotency }) => {
   const actorOf = (request: { user: { sub: string }; id: string }) => ({ id: request.user.sub, requestId: String(request.id) })
 
   app.post('/grants', {
@@ -16,13 +22,18 @@ export const grantRoutes: FastifyPluginAsyncTypebox<{ grants: GrantService }> = 
       description:
         'Gives one Identity Store user one permission set on one AWS account for a bounded time, if the eligibility policy allows it. ' +
         'Answers 201 once the account assignment is in place, or 202 while Identity Center is still provisioning it (poll GET /grants/{id}). ' +
-        'Denials are audited and answered 403 POLICY_DENIED with the failed condition.',
+        'Denials are audited and answered 403 POLICY_DENIED with the failed condition. ' +
+        'Send an Idempotency-Key (e.g. the approval sys_id) to make retries safe: the same key and body replay the first answer, ' +
+        'and a retry after a 503 resumes the grant the failed attempt recorded instead of making another.',
       security: [{ bearerAuth: [SCOPES.grantsWrite] }],
+      headers: IdempotencyHeaders,
       body: GrantRequestBody,
-      response: { 201: GrantRef, 202: GrantRef, ...errorResponses(400, 401, 403, 415, 422, 502, 503) },
+      response: { 201: GrantRef, 202: GrantRef, ...errorResponses(400, 401, 403, 409, 415, 422, 502, 503) },
     },
+    preHandler: idempotency.preHandler,
+    onSend: idempotency.onSend,
   }, async (request, reply) => {
-    const { grant, settled } = await grants.request(request.body, actorOf(request))
+    const { grant, settled } = await grants.request(request.body, actorOf(request), { id: request.idempotency?.derivedId })
     return reply.code(settled ? 201 : 202).header('location', `/grants/${grant.id}`).send(grant)
   })
 
@@ -66,9 +77,12 @@ export const grantRoutes: FastifyPluginAsyncTypebox<{ grants: GrantService }> = 
         'A permanent assignment that existed before the grant, or another active grant of the same access, keeps the access in place. ' +
         'Ending a grant that has already ended changes nothing and answers its final state.',
       security: [{ bearerAuth: [SCOPES.grantsRevoke] }],
+      headers: IdempotencyHeaders,
       params: GrantIdParams,
-      response: { 200: GrantRef, 202: GrantRef, ...errorResponses(401, 403, 404, 503) },
+      response: { 200: GrantRef, 202: GrantRef, ...errorResponses(400, 401, 403, 404, 409, 503) },
     },
+    preHandler: idempotency.preHandler,
+    onSend: idempotency.onSend,
   }, async (request, reply) => {
     const { grant, settled } = await grants.end(request.params.id, actorOf(request))
     return reply.code(settled ? 200 : 202).send(grant)

@@ -47,6 +47,7 @@ export const errorResponses = (...statuses: number[]) => {
     401: 'Missing, malformed, forged or expired token, or wrong issuer/audience (UNAUTHORIZED)',
     403: 'Token lacks the scope (INSUFFICIENT_SCOPE), or the eligibility policy denies the request (POLICY_DENIED)',
     404: 'Not found (GRANT_NOT_FOUND)',
+    409: 'Idempotency-Key reused with a different request (IDEMPOTENCY_KEY_REUSED), or the first request with it is still running (REQUEST_IN_PROGRESS; retry after Retry-After)',
     415: 'Body is not application/json (UNSUPPORTED_MEDIA_TYPE)',
     422: 'The user or permission set does not exist (USER_NOT_FOUND, PERMISSION_SET_NOT_FOUND)',
     502: 'Identity Center refused the assignment (PROVISIONING_FAILED); the grant is recorded as failed',
@@ -54,3 +55,12 @@ export const errorResponses = (...statuses: number[]) => {
   }
   return Object.fromEntries(statuses.map((status) => [status, problemRef(descriptions[status] ?? 'Error')]))
 }
+
+export const IdempotencyHeaders = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({
+    minLength: 1,
+    maxLength: 255,
+    description: 'Makes retries safe: scoped to the token subject and remembered for at least 24 hours (ServiceNow: the approval sys_id)',
+    example: '4f8c2a1e9b7d4e3fa1c2b3d4e5f60718',
+  })),
+})
