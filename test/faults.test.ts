@@ -44,7 +44,7 @@ t.test('Identity Center failing during a grant: 503 with the grant id, intent ke
   clock.advanceMinutes(2)
   const sweep = (await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })).json()
 
-  t.same(sweep, { revoked: 0, activated: 1, failed: 0, remaining: 0 })
+  t.match(sweep, { revoked: 0, activated: 1, failed: 0, remaining: 0 })
   t.ok(await hasAssignment('alice', PROD, 'AdministratorAccess'))
   t.equal((await app.inject({ method: 'GET', url: `/grants/${grantId}`, headers: bearer() })).json().status, 'active')
 })
@@ -65,7 +65,7 @@ t.test('a create whose answer was lost is confirmed by looking at Identity Cente
   clock.advanceMinutes(2)
   const sweep = (await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })).json()
 
-  t.same(sweep, { revoked: 1, activated: 0, failed: 0, remaining: 0 })
+  t.match(sweep, { revoked: 1, activated: 0, failed: 0, remaining: 0 })
   t.equal(await countAssignments('alice', PROD, 'AdministratorAccess'), 0, 'no orphaned access')
   t.equal((await app.inject({ method: 'GET', url: `/grants/${response.json().id}`, headers: bearer() })).json().status, 'expired')
 })
@@ -84,7 +84,7 @@ t.test('a revocation interrupted by a dropped connection is finished by the next
   clock.advance(1000)
   const sweep = (await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })).json()
 
-  t.same(sweep, { revoked: 1, activated: 0, failed: 0, remaining: 0 })
+  t.match(sweep, { revoked: 1, activated: 0, failed: 0, remaining: 0 })
   t.equal(await countAssignments('alice', PROD, 'AdministratorAccess'), 0)
   t.equal((await app.inject({ method: 'GET', url: `/grants/${grant.id}`, headers: bearer() })).json().status, 'revoked')
 })
@@ -96,13 +96,13 @@ t.test('a sweep that meets a throttled Identity Center counts the failure and th
   proxy?.inject('DeleteAccountAssignment', 'throttle')
 
   const first = (await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })).json()
-  t.same(first, { revoked: 0, activated: 0, failed: 1, remaining: 0 })
+  t.match(first, { revoked: 0, activated: 0, failed: 1, remaining: 0 })
   t.ok(await hasAssignment('alice', PROD, 'AdministratorAccess'))
 
   proxy?.clear()
   clock.advanceMinutes(1)
   const second = (await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })).json()
-  t.same(second, { revoked: 1, activated: 0, failed: 0, remaining: 0 })
+  t.match(second, { revoked: 1, activated: 0, failed: 0, remaining: 0 })
   t.notOk(await hasAssignment('alice', PROD, 'AdministratorAccess'))
 })
 

@@ -86,14 +86,14 @@ t.test('a 1-minute grant is removed by the first sweep after its expiry, not bef
 
   clock.advance(59_000)
   const early = await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })
-  t.same(early.json(), { revoked: 0, activated: 0, failed: 0, remaining: 0 })
+  t.match(early.json(), { revoked: 0, activated: 0, failed: 0, remaining: 0 })
   t.ok(await hasAssignment('alice', PROD, 'AdministratorAccess'), 'still there before expiry')
 
   clock.advance(1_000)
   const sweep = await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })
 
   t.equal(sweep.statusCode, 200)
-  t.same(sweep.json(), { revoked: 1, activated: 0, failed: 0, remaining: 0 })
+  t.match(sweep.json(), { revoked: 1, activated: 0, failed: 0, remaining: 0 })
   t.notOk(await hasAssignment('alice', PROD, 'AdministratorAccess'))
   const grant = (await app.inject({ method: 'GET', url: `/grants/${created.id}`, headers: bearer() })).json()
   t.match(grant, { status: 'expired', endReason: 'expired', endedBy: 'system:sweep' })
@@ -180,7 +180,7 @@ t.test('the sweep follows every DynamoDB page of expired grants', async (t) => {
   clock.advanceMinutes(7)
   const sweep = (await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })).json()
 
-  t.same(sweep, { revoked: 16, activated: 0, failed: 0, remaining: 0 })
+  t.match(sweep, { revoked: 16, activated: 0, failed: 0, remaining: 0 })
   for (const userName of users) for (const accountId of accounts) for (const permissionSet of sets) {
     t.notOk(await hasAssignment(userName, accountId, permissionSet), `${userName} ${accountId} ${permissionSet} removed`)
   }
@@ -235,6 +235,6 @@ t.test('grants sharing one assignment that expire together all end in the same s
   clock.advanceMinutes(5)
   const sweep = (await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })).json()
 
-  t.same(sweep, { revoked: 4, activated: 0, failed: 0, remaining: 0 })
+  t.match(sweep, { revoked: 4, activated: 0, failed: 0, remaining: 0 })
   t.equal(await countAssignments('alice', PROD, 'AdministratorAccess'), 0)
 })

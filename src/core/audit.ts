@@ -6,6 +6,7 @@ export const AUDIT_ACTIONS = [
   'grant.revoke_requested',
   'grant.revoked',
   'grant.expired',
+  'grant.drift_detected',
 ] as const
 export type AuditAction = (typeof AUDIT_ACTIONS)[number]
 

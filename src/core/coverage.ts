@@ -4,6 +4,8 @@ import type { AssignmentTarget } from './grant.ts'
 import { UpstreamUnavailableError } from './errors.ts'
 import type { Coverage, GrantStore, IdentityCenter, ProvisioningOutcome } from './ports.ts'
 
+/** How often the sweep checks that an assignment our grants rely on still exists in Identity Center. */
+export const COVERAGE_CHECK_INTERVAL_MS = 5 * 60_000
 /** How long one process may hold the right to change an assignment before another may take over. */
 export const LEASE_MS = 60_000
 const MAX_ROUNDS = 4
@@ -46,13 +48,9 @@ export class CoverageReconciler {
   }
 
   async reconcile(target: AssignmentTarget): Promise<CoverageState> {
-    const before = await this.store.getCoverage(target)
-    if (!before) return { kind: 'absent' }
-    const settled = settledState(before)
-    if (settled?.kind === 'present') return settled
-
     const owner = randomUUID()
-    if (!(await this.acquireLease(target, owner))) return { kind: 'pending' }
+    const waited = await this.acquireLease(target, owner)
+    if (waited !== 'acquired') return waited
     let released = false
     try {
       for (let round = 0; round < MAX_ROUNDS; round++) {
@@ -88,16 +86,21 @@ export class CoverageReconciler {
   }
 
   /**
-   * Another process holding the lease is usually done within a second (one Identity Center call), so wait a
-   * little for it rather than leave this grant to the next sweep.
+   * Takes the lease unless there is nothing to do. Another process holding it is usually done within a
+   * second (one Identity Center call), so wait a little for it, looking again each time: it may have
+   * settled the assignment, or removed the record, meanwhile.
    */
-  private async acquireLease(target: AssignmentTarget, owner: string): Promise<boolean> {
+  private async acquireLease(target: AssignmentTarget, owner: string): Promise<'acquired' | CoverageState> {
     for (let attempt = 0; attempt < LEASE_ATTEMPTS; attempt++) {
+      const coverage = await this.store.getCoverage(target)
+      if (!coverage) return { kind: 'absent' }
+      const settled = settledState(coverage)
+      if (settled?.kind === 'present') return settled
       const now = this.clock.now()
-      if (await this.store.acquireLease(target, owner, now, new Date(now.getTime() + LEASE_MS))) return true
+      if (await this.store.acquireLease(target, owner, now, new Date(now.getTime() + LEASE_MS))) return 'acquired'
       if (attempt < LEASE_ATTEMPTS - 1) await this.pause(Math.min(25 * 2 ** attempt, 400) * (0.5 + Math.random()))
     }
-    return false
+    return { kind: 'pending' }
   }
 
   /** One change towards the wanted state; returns a final state when nothing more can be done now. */

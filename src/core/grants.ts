@@ -1,6 +1,6 @@
 import type { AuditAction } from './audit.ts'
 import type { Clock } from './clock.ts'
-import { CoverageReconciler, type CoverageState } from './coverage.ts'
+import { COVERAGE_CHECK_INTERVAL_MS, CoverageReconciler, type CoverageState } from './coverage.ts'
 import {
   DurationTooLongError,
   GrantNotFoundError,
@@ -10,7 +10,7 @@ import {
   UpstreamUnavailableError,
   UserNotFoundError,
 } from './errors.ts'
-import { targetOf, type EndReason, type Grant, type GrantStatus } from './grant.ts'
+import { targetOf, type AssignmentTarget, type EndReason, type Grant, type GrantStatus } from './grant.ts'
 import { newId } from './ids.ts'
 import { evaluatePolicy, type Policy } from './policy.ts'
 import type { AuditDraft, AuditLog, Directory, GrantFilter, GrantStore, IdentityCenter, Notifier, Page, PageRequest } from './ports.ts'
@@ -162,7 +162,7 @@ export class GrantService {
    * Moves a provisioning or active grant to 'revoking' (the intent, written before any call to Identity
    * Center) and then removes its access; a grant already revoking is finished.
    */
-  async beginEnding(grant: Grant, reason: EndReason, actor: Actor): Promise<GrantOutcome> {
+  async beginEnding(grant: Grant, reason: EndReason, actor: Actor, why?: string): Promise<GrantOutcome> {
     let current = grant
     for (let attempt = 0; attempt < 3; attempt++) {
       if (current.status === 'revoking') return this.settleEnding(current, actor)
@@ -175,12 +175,36 @@ export class GrantService {
         dueAt: now,
         set: { endReason: reason, endedBy: actor.id },
         releaseHold: true,
-        event: this.event(this.grantDraft(current, 'grant.revoke_requested', actor, reason === 'expired' ? 'expiry reached' : 'ended early')),
+        event: this.event(this.grantDraft(current, 'grant.revoke_requested', actor, why ?? (reason === 'expired' ? 'expiry reached' : 'ended early'))),
       })
       if (moved) return this.settleEnding(moved, actor)
       current = await this.get(current.id)
     }
     return { grant: current, settled: false }
+  }
+
+  /**
+   * The periodic check of one assignment: finish any unfinished change, then confirm that an assignment our
+   * grants rely on still exists. If it was removed outside jit-access, the grants it carried are ended
+   * (recorded as drift and alerted) rather than the access silently restored: someone removed it on purpose.
+   */
+  async checkAssignment(target: AssignmentTarget, actor: Actor): Promise<{ drifted: number }> {
+    const { store, identityCenter, clock } = this.deps
+    let drifted = 0
+    const state = await this.reconciler.reconcile(target)
+    if (state.kind === 'present' && !(await identityCenter.assignmentExists(target))) {
+      for (const id of (await store.getCoverage(target))?.holders ?? []) {
+        const grant = await store.getGrant(id)
+        if (!grant || (grant.status !== 'active' && grant.status !== 'provisioning')) continue
+        drifted++
+        const why = 'the account assignment was removed outside jit-access'
+        await this.appendAudit(this.grantDraft(grant, 'grant.drift_detected', actor, `${why}; the grant is ended rather than the access restored`))
+        await this.notify('drift detected', { grantId: grant.id, userName: grant.userName, accountId: grant.accountId, permissionSet: grant.permissionSet, ticketId: grant.ticketId })
+        await this.beginEnding(grant, 'revoked', actor, why)
+      }
+    }
+    await store.scheduleCoverageCheck(target, new Date(clock.now().getTime() + COVERAGE_CHECK_INTERVAL_MS))
+    return { drifted }
   }
 
   /** Finishes a grant that is still provisioning: active once the assignment is in place, failed if AWS refused it. */

@@ -92,8 +92,13 @@ export interface GrantStore {
    */
   transition(change: GrantTransition): Promise<Grant | undefined>
   listGrants(filter: GrantFilter, page: PageRequest): Promise<Page<Grant>>
-  /** Grants whose next action is due at or before `now` (expiry, or unfinished provisioning/revocation), oldest first. */
-  dueGrants(now: Date, cursor: string | undefined, limit: number): Promise<{ grants: Grant[]; cursor: string | undefined }>
+  /**
+   * What is due at or before `now`, oldest first: grants (expiry, or unfinished provisioning/revocation) and
+   * assignments whose periodic check against Identity Center is due.
+   */
+  dueItems(now: Date, cursor: string | undefined, limit: number): Promise<{ grants: Grant[]; coverages: AssignmentTarget[]; cursor: string | undefined }>
+  /** When the sweep should next check this assignment against Identity Center. */
+  scheduleCoverageCheck(target: AssignmentTarget, at: Date): Promise<void>
 
   getCoverage(target: AssignmentTarget): Promise<Coverage | undefined>
   /** Takes the right to change the assignment in Identity Center; false when another process holds it. */

@@ -13,6 +13,10 @@ export interface SweepSummary {
   failed: number
   /** Grants still due: Identity Center has not finished, or the sweep ran out of time. */
   remaining: number
+  /** Assignments checked against Identity Center this run. */
+  checked: number
+  /** Grants ended because their assignment had been removed outside jit-access. */
+  drifted: number
 }
 
 export interface SweepOptions {
@@ -29,35 +33,49 @@ export interface SweepOptions {
  * call), and carries it to its end.
  */
 export async function sweep(store: GrantStore, grants: GrantService, clock: Clock, options: SweepOptions): Promise<SweepSummary> {
-  const summary: SweepSummary = { revoked: 0, activated: 0, failed: 0, remaining: 0 }
+  const summary: SweepSummary = { revoked: 0, activated: 0, failed: 0, remaining: 0, checked: 0, drifted: 0 }
   const actor = { id: options.actor ?? SWEEP_ACTOR, requestId: null }
   const startedAt = clock.now()
   const seen = new Set<string>()
   let cursor: string | undefined
 
   do {
-    const page = await store.dueGrants(startedAt, cursor, options.pageSize ?? 100)
+    const page = await store.dueItems(startedAt, cursor, options.pageSize ?? 100)
     cursor = page.cursor
     const fresh = page.grants.filter((grant) => !seen.has(grant.id))
     fresh.forEach((grant) => seen.add(grant.id))
-    await forEachLimited(fresh, options.concurrency ?? 4, async (grant) => {
+    const work: (() => Promise<void>)[] = [
+      ...fresh.map((grant) => async () => {
+        try {
+          const outcome = await advance(grant, grants, clock, actor)
+          if (!outcome) return
+          if (!outcome.settled) summary.remaining++
+          else if (outcome.grant.status === 'active') summary.activated++
+          else if (outcome.grant.status === 'failed') summary.failed++
+          else summary.revoked++
+        } catch (error) {
+          summary.failed++
+          if ((error as { code?: string }).code !== 'PROVISIONING_FAILED') {
+            await grants.notify('sweep could not finish a grant', { grantId: grant.id, status: grant.status, error: (error as Error).message })
+          }
+        }
+      }),
+      ...page.coverages.map((target) => async () => {
+        try {
+          const { drifted } = await grants.checkAssignment(target, actor)
+          summary.checked++
+          summary.drifted += drifted
+        } catch (error) {
+          await grants.notify('sweep could not check an assignment', { accountId: target.accountId, error: (error as Error).message })
+        }
+      }),
+    ]
+    await forEachLimited(work, options.concurrency ?? 4, async (task) => {
       if (clock.now() >= options.deadline) {
         summary.remaining++
         return
       }
-      try {
-        const outcome = await advance(grant, grants, clock, actor)
-        if (!outcome) return
-        if (!outcome.settled) summary.remaining++
-        else if (outcome.grant.status === 'active') summary.activated++
-        else if (outcome.grant.status === 'failed') summary.failed++
-        else summary.revoked++
-      } catch (error) {
-        summary.failed++
-        if ((error as { code?: string }).code !== 'PROVISIONING_FAILED') {
-          await grants.notify('sweep could not finish a grant', { grantId: grant.id, status: grant.status, error: (error as Error).message })
-        }
-      }
+      await task()
     })
   } while (cursor)
 

@@ -9,6 +9,7 @@ import {
 import type { AuditEvent } from '../../core/audit.ts'
 import { DomainError } from '../../core/errors.ts'
 import type { AssignmentTarget, Grant } from '../../core/grant.ts'
+import { COVERAGE_CHECK_INTERVAL_MS } from '../../core/coverage.ts'
 import type { Coverage, CoveragePatch, GrantFilter, GrantStore, GrantTransition, Page, PageRequest } from '../../core/ports.ts'
 import { callAws } from '../aws-errors.ts'
 import { auditToItem, coverageKey, grantKey, grantToItem, itemToGrant } from './items.ts'
@@ -58,7 +59,7 @@ export class DynamoGrantStore implements GrantStore {
       this.doc.send(new TransactWriteCommand({
         TransactItems: [
           { Put: { TableName: this.tables.grants, Item: grantToItem(grant, dueAt), ConditionExpression: 'attribute_not_exists(pk)' } },
-          { Update: this.holderUpdate(grant, 'ADD') },
+          { Update: this.holderUpdate(grant, 'ADD', Date.parse(event.at)) },
           { Put: this.auditPut(event) },
         ],
       })),
@@ -107,7 +108,7 @@ export class DynamoGrantStore implements GrantStore {
                 ExpressionAttributeValues: values,
               },
             },
-            ...(change.releaseHold ? [{ Update: this.holderUpdate(grant, 'DELETE') }] : []),
+            ...(change.releaseHold ? [{ Update: this.holderUpdate(grant, 'DELETE', Date.parse(change.event.at)) }] : []),
             { Put: this.auditPut(change.event) },
           ],
         })),
@@ -140,7 +141,7 @@ export class DynamoGrantStore implements GrantStore {
     )
   }
 
-  async dueGrants(now: Date, cursor: string | undefined, limit: number) {
+  async dueItems(now: Date, cursor: string | undefined, limit: number) {
     const result = await this.call('Query', () =>
       this.doc.send(new QueryCommand({
         TableName: this.tables.grants,
@@ -151,10 +152,24 @@ export class DynamoGrantStore implements GrantStore {
         ...(cursor ? { ExclusiveStartKey: JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) } : {}),
       })),
     )
+    const items = result.Items ?? []
     return {
-      grants: (result.Items ?? []).map(itemToGrant),
+      grants: items.filter((item) => item.kind === 'grant').map(itemToGrant),
+      coverages: items.filter((item) => item.kind === 'coverage').map((item) => item.target as AssignmentTarget),
       cursor: result.LastEvaluatedKey ? Buffer.from(JSON.stringify(result.LastEvaluatedKey)).toString('base64url') : undefined,
     }
+  }
+
+  async scheduleCoverageCheck(target: AssignmentTarget, at: Date): Promise<void> {
+    await this.conditional(() =>
+      this.doc.send(new UpdateCommand({
+        TableName: this.tables.grants,
+        Key: coverageKey(target),
+        UpdateExpression: 'SET dueShard = :due, dueAt = :at',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: { ':due': DUE_PARTITION, ':at': at.getTime() },
+      })),
+    )
   }
 
   async getCoverage(target: AssignmentTarget): Promise<Coverage | undefined> {
@@ -231,16 +246,19 @@ export class DynamoGrantStore implements GrantStore {
   }
 
   /** Adds or removes a grant among the holders of its assignment, creating the coverage record on first use. */
-  private holderUpdate(grant: Grant, operation: 'ADD' | 'DELETE') {
+  private holderUpdate(grant: Grant, operation: 'ADD' | 'DELETE', at: number) {
     return {
       TableName: this.tables.grants,
       Key: coverageKey(grant),
-      UpdateExpression: `${operation} holders :grant SET kind = :kind, target = if_not_exists(target, :target), assignment = if_not_exists(assignment, :absent)`,
+      UpdateExpression: `${operation} holders :grant SET kind = :kind, target = if_not_exists(target, :target), ` +
+        'assignment = if_not_exists(assignment, :absent), dueShard = :due, dueAt = if_not_exists(dueAt, :firstCheck)',
       ExpressionAttributeValues: {
         ':grant': new Set([grant.id]),
         ':kind': 'coverage',
         ':target': { userId: grant.userId, accountId: grant.accountId, permissionSetArn: grant.permissionSetArn },
         ':absent': 'absent',
+        ':due': DUE_PARTITION,
+        ':firstCheck': at + COVERAGE_CHECK_INTERVAL_MS,
       },
     }
   }

@@ -6,6 +6,8 @@ export const SweepSummarySchema = Type.Object(
     activated: Type.Integer({ description: 'Grants whose provisioning this run confirmed' }),
     failed: Type.Integer({ description: 'Grants this run could not finish; retried next run' }),
     remaining: Type.Integer({ description: 'Grants still due (Identity Center busy, or time budget spent)' }),
+    checked: Type.Integer({ description: 'Assignments checked against Identity Center (each is checked every few minutes)' }),
+    drifted: Type.Integer({ description: 'Grants ended because their assignment was removed outside jit-access' }),
   },
   { $id: 'SweepSummary', title: 'SweepSummary' },
 )
