@@ -134,3 +134,13 @@ async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<vo
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
 }
+
+t.test('a request whose key claim was stored but whose answer was lost still proceeds as the owner', async (t) => {
+  const { app, proxy } = await build(t, moto, { proxy: true })
+  proxy?.inject('PutItem', 'drop-after-upstream', 1)
+
+  const response = await app.inject({ method: 'POST', url: '/grants', headers: withKey('approval-7'), payload: grantBody() })
+
+  t.equal(proxy?.injected['drop-after-upstream'], 1)
+  t.equal(response.statusCode, 201, 'not a 409 against its own claim')
+})

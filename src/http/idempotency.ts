@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import type { FastifyReply, FastifyRequest, onSendAsyncHookHandler, preHandlerAsyncHookHandler } from 'fastify'
 import { stringify } from 'safe-stable-stringify'
 import type { Clock } from '../core/clock.ts'
@@ -18,6 +18,14 @@ export interface StoredResponse {
   location?: string | undefined
 }
 
+export interface Claim {
+  fingerprint: string
+  now: number
+  expiresAt: number
+  /** Unique to one request, so a request whose own write was retried after a dropped answer recognises it. */
+  owner: string
+}
+
 export interface IdempotencyRecord {
   /** in_progress: a request holds the key; completed: its answer is stored; released: it failed with a 5xx and may be retried. */
   state: 'in_progress' | 'completed' | 'released'
@@ -25,14 +33,15 @@ export interface IdempotencyRecord {
   /** When the key was first claimed; kept across take-overs so ids derived from it stay the same. */
   firstClaimedAt: number
   claimedAt: number
+  owner: string
   response?: StoredResponse
 }
 
 export interface IdempotencyStore {
   /** Claims a new key; when it is already known, answers its record instead. */
-  claim(recordKey: string, fingerprint: string, now: number, expiresAt: number): Promise<{ claimed: true } | { claimed: false; record: IdempotencyRecord }>
+  claim(recordKey: string, claim: Claim): Promise<{ claimed: true } | { claimed: false; record: IdempotencyRecord }>
   /** Takes over a key whose holder failed or died; false if someone else moved it first. */
-  takeOver(recordKey: string, previous: IdempotencyRecord, now: number): Promise<boolean>
+  takeOver(recordKey: string, previous: IdempotencyRecord, claim: Claim): Promise<boolean>
   complete(recordKey: string, response: StoredResponse): Promise<void>
   release(recordKey: string): Promise<void>
 }
@@ -67,7 +76,8 @@ export function idempotencyHooks(store: IdempotencyStore, clock: Clock): { preHa
     const fingerprint = sha256(`${request.method} ${request.url.split('?')[0]}\n${stringify(request.body ?? null)}`)
     const now = clock.now().getTime()
 
-    const claim = await store.claim(recordKey, fingerprint, now, now + IDEMPOTENCY_RETENTION_MS)
+    const mine: Claim = { fingerprint, now, expiresAt: now + IDEMPOTENCY_RETENTION_MS, owner: randomUUID() }
+    const claim = await store.claim(recordKey, mine)
     let firstClaimedAt = now
     if (!claim.claimed) {
       const { record } = claim
@@ -80,7 +90,7 @@ export function idempotencyHooks(store: IdempotencyStore, clock: Clock): { preHa
         return reply.code(statusCode).header('idempotent-replayed', 'true').type(contentType).send(body)
       }
       const stale = record.state === 'in_progress' && now - record.claimedAt > IN_PROGRESS_TIMEOUT_MS
-      if ((record.state !== 'released' && !stale) || !(await store.takeOver(recordKey, record, now))) {
+      if ((record.state !== 'released' && !stale) || !(await store.takeOver(recordKey, record, mine))) {
         throw new HttpProblem(409, 'REQUEST_IN_PROGRESS', 'A request with this Idempotency-Key is still being processed; retry shortly', { 'retry-after': '1' })
       }
       firstClaimedAt = record.firstClaimedAt

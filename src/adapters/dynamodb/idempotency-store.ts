@@ -1,5 +1,5 @@
 import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
-import type { IdempotencyRecord, IdempotencyStore, StoredResponse } from '../../http/idempotency.ts'
+import type { Claim, IdempotencyRecord, IdempotencyStore, StoredResponse } from '../../http/idempotency.ts'
 import { callAws } from '../aws-errors.ts'
 
 const keyOf = (recordKey: string) => ({ pk: `idempotency#${recordKey}` })
@@ -18,47 +18,57 @@ export class DynamoIdempotencyStore implements IdempotencyStore {
     this.table = table
   }
 
-  async claim(recordKey: string, fingerprint: string, now: number, expiresAt: number) {
-    try {
-      await callAws('DynamoDB', 'PutItem', () =>
-        this.doc.send(new PutCommand({
-          TableName: this.table,
-          Item: { ...keyOf(recordKey), kind: 'idempotency', state: 'in_progress', fingerprint, firstClaimedAt: now, claimedAt: now, ttl: Math.ceil(expiresAt / 1000) },
-          ConditionExpression: 'attribute_not_exists(pk) OR #ttl < :now',
-          ExpressionAttributeNames: { '#ttl': 'ttl' },
-          ExpressionAttributeValues: { ':now': Math.floor(now / 1000) },
-        })),
-      )
-      return { claimed: true as const }
-    } catch (error) {
-      if ((error as { cause?: { name?: string } }).cause?.name !== 'ConditionalCheckFailedException') throw error
-    }
+  async claim(recordKey: string, claim: Claim) {
+    const { fingerprint, now, expiresAt, owner } = claim
+    const written = await this.conditional('PutItem', () =>
+      this.doc.send(new PutCommand({
+        TableName: this.table,
+        Item: { ...keyOf(recordKey), kind: 'idempotency', state: 'in_progress', fingerprint, firstClaimedAt: now, claimedAt: now, owner, ttl: Math.ceil(expiresAt / 1000) },
+        ConditionExpression: 'attribute_not_exists(pk) OR #ttl < :now',
+        ExpressionAttributeNames: { '#ttl': 'ttl' },
+        ExpressionAttributeValues: { ':now': Math.floor(now / 1000) },
+      })),
+    )
+    const record = written ? undefined : await this.read(recordKey)
+    // Our own write, applied before a dropped answer and then refused on the SDK's retry, is still ours.
+    if (!record || record.owner === owner) return { claimed: true as const }
+    return { claimed: false as const, record }
+  }
+
+  async takeOver(recordKey: string, previous: IdempotencyRecord, claim: Claim): Promise<boolean> {
+    const written = await this.conditional('UpdateItem', () =>
+      this.doc.send(new UpdateCommand({
+        TableName: this.table,
+        Key: keyOf(recordKey),
+        UpdateExpression: 'SET #state = :in_progress, claimedAt = :now, #owner = :owner',
+        ConditionExpression: '#state = :previousState AND claimedAt = :previousClaimedAt',
+        ExpressionAttributeNames: { '#state': 'state', '#owner': 'owner' },
+        ExpressionAttributeValues: { ':in_progress': 'in_progress', ':now': claim.now, ':owner': claim.owner, ':previousState': previous.state, ':previousClaimedAt': previous.claimedAt },
+      })),
+    )
+    return written || (await this.read(recordKey))?.owner === claim.owner
+  }
+
+  private async read(recordKey: string): Promise<IdempotencyRecord | undefined> {
     const found = await callAws('DynamoDB', 'GetItem', () =>
       this.doc.send(new GetCommand({ TableName: this.table, Key: keyOf(recordKey), ConsistentRead: true })),
     )
-    const item = found.Item ?? {}
-    const record: IdempotencyRecord = {
+    const item = found.Item
+    if (!item) return undefined
+    return {
       state: item.state as IdempotencyRecord['state'],
       fingerprint: String(item.fingerprint),
       firstClaimedAt: Number(item.firstClaimedAt),
       claimedAt: Number(item.claimedAt),
+      owner: String(item.owner),
       ...(item.response ? { response: item.response as StoredResponse } : {}),
     }
-    return { claimed: false as const, record }
   }
 
-  async takeOver(recordKey: string, previous: IdempotencyRecord, now: number): Promise<boolean> {
+  /** Runs a conditional write; false when its condition did not hold. */
+  private async conditional(operation: string, send: () => Promise<unknown>): Promise<boolean> {
     try {
-      await callAws('DynamoDB', 'UpdateItem', () =>
-        this.doc.send(new UpdateCommand({
-          TableName: this.table,
-          Key: keyOf(recordKey),
-          UpdateExpression: 'SET #state = :in_progress, claimedAt = :now',
-          ConditionExpression: '#state = :previousState AND claimedAt = :previousClaimedAt',
-          ExpressionAttributeNames: { '#state': 'state' },
-          ExpressionAttributeValues: { ':in_progress': 'in_progress', ':now': now, ':previousState': previous.state, ':previousClaimedAt': previous.claimedAt },
-        })),
-      )
+      await callAws('DynamoDB', operation, send)
       return true
     } catch (error) {
       if ((error as { cause?: { name?: string } }).cause?.name === 'ConditionalCheckFailedException') return false
