@@ -117,3 +117,15 @@ t.test('DynamoDB unavailable before anything is recorded: 503 and no access gran
   t.notOk(response.json().grantId)
   t.notOk(await hasAssignment('alice', PROD, 'AdministratorAccess'), 'no side effect without recorded intent')
 })
+
+t.test('a failed permission-set lookup is a 503, never taken for "no such permission set"', async (t) => {
+  const { app, proxy } = await build(t, moto, { proxy: true })
+  proxy?.inject('ListPermissionSets', 'server-error', 3)
+
+  const during = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
+  const after = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
+
+  t.equal(during.statusCode, 503)
+  t.equal(after.statusCode, 201, 'the next request lists again')
+  t.equal((await app.inject({ method: 'GET', url: '/audit?action=grant.denied', headers: bearer() })).json().items.length, 0, 'no false denial audited')
+})

@@ -53,9 +53,15 @@ export class AwsIdentityCenter implements IdentityCenter {
     // and concurrent misses share one listing instead of each starting its own.
     if (!this.listing && Date.now() - this.lastListedAt >= MIN_RELIST_MS) {
       this.lastListedAt = Date.now()
-      this.listing = this.listPermissionSets().finally(() => {
-        this.listing = undefined
-      })
+      this.listing = this.listPermissionSets()
+        .catch((error: unknown) => {
+          // A listing that failed proves nothing about what exists: the next miss must list again.
+          this.lastListedAt = 0
+          throw error
+        })
+        .finally(() => {
+          this.listing = undefined
+        })
     }
     if (this.listing) await this.listing
     return this.permissionSetsByName.get(name)

@@ -35,6 +35,7 @@ export class FaultProxy {
   readonly calls: Record<string, number> = {}
   private target: URL
   private readonly hung: IncomingMessage[] = []
+  private chaos: { probability: number; faults: Fault[]; operations: Set<string> | undefined; random: () => number } | undefined
 
   constructor(target: string) {
     this.target = new URL(target)
@@ -61,8 +62,36 @@ export class FaultProxy {
     this.rules.push({ operation, fault, times })
   }
 
+  /**
+   * From now on, each request (to the listed operations, or all) meets one of `faults` with `probability`,
+   * drawn from a seeded generator so a failing run can be replayed.
+   */
+  injectRandomly(options: { probability: number; faults: Fault[]; operations?: string[]; seed: number }): void {
+    this.chaos = {
+      probability: options.probability,
+      faults: options.faults,
+      operations: options.operations ? new Set(options.operations) : undefined,
+      random: seededRandom(options.seed),
+    }
+  }
+
   clear(): void {
     this.rules = []
+    this.chaos = undefined
+  }
+
+  /** Every fault injected so far, by kind. */
+  totalInjected(): number {
+    return Object.values(this.injected).reduce((sum, n) => sum + n, 0)
+  }
+
+  private randomRule(operation: string): Rule | undefined {
+    const chaos = this.chaos
+    if (!chaos || (chaos.operations && !chaos.operations.has(operation)) || chaos.random() >= chaos.probability) return undefined
+    // Only DynamoDB transactions can be cancelled by a conflicting transaction.
+    const possible = chaos.faults.filter((f) => f !== 'transaction-conflict' || operation === 'TransactWriteItems')
+    const fault = possible[Math.floor(chaos.random() * possible.length)] as Fault
+    return { operation, fault, times: 1 }
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -71,7 +100,7 @@ export class FaultProxy {
     const body = Buffer.concat(chunks)
     const operation = operationOf(req, body)
     this.calls[operation] = (this.calls[operation] ?? 0) + 1
-    const rule = this.rules.find((r) => r.operation === operation && r.times > 0)
+    const rule = this.rules.find((r) => r.operation === operation && r.times > 0) ?? this.randomRule(operation)
     if (rule) {
       rule.times--
       this.injected[rule.fault] = (this.injected[rule.fault] ?? 0) + 1
@@ -117,6 +146,16 @@ export class FaultProxy {
     })
     upstream.on('error', () => req.socket.destroy())
     upstream.end(body)
+  }
+}
+
+function seededRandom(seed: number): () => number {
+  let state = seed >>> 0
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0
+    let x = Math.imul(state ^ (state >>> 15), 1 | state)
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
   }
 }
 
