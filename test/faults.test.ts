@@ -129,3 +129,48 @@ t.test('a failed permission-set lookup is a 503, never taken for "no such permis
   t.equal(after.statusCode, 201, 'the next request lists again')
   t.equal((await app.inject({ method: 'GET', url: '/audit?action=grant.denied', headers: bearer() })).json().items.length, 0, 'no false denial audited')
 })
+
+t.test('Identity Center still provisioning after the wait budget: 202 provisioning, and the sweep confirms it later', async (t) => {
+  const { app, clock, proxy } = await build(t, moto, { proxy: true })
+  proxy?.inject('CreateAccountAssignment', 'report-in-progress', 1)
+  proxy?.inject('DescribeAccountAssignmentCreationStatus', 'report-in-progress')
+
+  const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
+
+  t.equal(response.statusCode, 202)
+  t.equal(response.json().status, 'provisioning')
+  t.ok((proxy?.calls.DescribeAccountAssignmentCreationStatus ?? 0) >= 1, 'the status was polled')
+
+  proxy?.clear()
+  clock.advanceMinutes(2)
+  const sweep = (await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })).json()
+  t.match(sweep, { activated: 1, failed: 0, remaining: 0 })
+  t.equal((await app.inject({ method: 'GET', url: `/grants/${response.json().id}`, headers: bearer() })).json().status, 'active')
+})
+
+t.test('Identity Center reporting FAILED: the grant fails with AWS’s reason, audited and alerted, holding nothing', async (t) => {
+  const { app, proxy } = await build(t, moto, { proxy: true })
+  proxy?.inject('CreateAccountAssignment', 'report-failed', 1)
+
+  const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
+
+  t.equal(response.statusCode, 502)
+  t.match(response.json(), { code: 'PROVISIONING_FAILED', grantId: String, detail: /Not supported account/ })
+  const grant = (await app.inject({ method: 'GET', url: `/grants/${response.json().grantId}`, headers: bearer() })).json()
+  t.match(grant, { status: 'failed', failureReason: /Not supported account/ })
+  const failed = (await app.inject({ method: 'GET', url: '/audit?action=grant.failed', headers: bearer() })).json().items
+  t.equal(failed.length, 1)
+  t.match(failed[0], { grantId: grant.id, ticketId: 'CHG0001234', detail: /Not supported account/ })
+})
+
+t.test('a hanging connection is abandoned: the request gets a 503 in bounded time, not a hang', async (t) => {
+  const { app, proxy } = await build(t, moto, { proxy: true })
+  proxy?.inject('ListAccountAssignmentsForPrincipal', 'hang')
+  const started = Date.now()
+
+  const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
+
+  t.equal(response.statusCode, 503)
+  t.match(response.json(), { code: 'UPSTREAM_UNAVAILABLE', grantId: String })
+  t.ok(Date.now() - started < 20_000, 'answered within the retry budget')
+})

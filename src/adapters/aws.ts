@@ -23,6 +23,8 @@ export interface AwsSettings {
   identityStoreId?: string | undefined
   provisioningWaitMs: number
   cacheTtlMs: number
+  /** How long one AWS call may take before it is abandoned and retried (default 10 s). */
+  requestTimeoutMs?: number
 }
 
 export interface AwsClients {
@@ -38,13 +40,13 @@ export interface AwsClients {
 }
 
 /** One client per service, created once per process and shared by every request. */
-export function createAwsClients(settings: Pick<AwsSettings, 'region' | 'endpoint'>): AwsClients {
+export function createAwsClients(settings: Pick<AwsSettings, 'region' | 'endpoint' | 'requestTimeoutMs'>): AwsClients {
   const common = {
     region: settings.region,
     ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
     maxAttempts: 3,
     // Bounded waits: a hung connection must become an error the sweep can retry, not a request that never ends.
-    requestHandler: { connectionTimeout: 3000, requestTimeout: 10_000 },
+    requestHandler: { connectionTimeout: 3000, requestTimeout: settings.requestTimeoutMs ?? 10_000, throwOnRequestTimeout: true },
   }
   return {
     ssoAdmin: new SSOAdminClient(common),

@@ -72,7 +72,8 @@ export async function build(t: Teardown, moto: MotoServer, options: BuildOptions
       cacheTtlMs: 60_000,
     },
     pino({ level: 'warn' }, logStream),
-    createAwsClients({ region: REGION, endpoint: serviceEndpoint }),
+    // Short timeouts, so that a hanging connection is abandoned in about a second, as 10 s would be in production.
+    createAwsClients({ region: REGION, endpoint: serviceEndpoint, requestTimeoutMs: 1000 }),
   )
   const clock = new ManualClock()
   const app = await buildApp({

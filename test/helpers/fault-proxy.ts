@@ -13,6 +13,10 @@ export type Fault =
   | 'drop-after-upstream'
   /** Never answer: the caller is frozen as if its process had died mid-call (until releaseHung). */
   | 'hang'
+  /** Forward, then report Identity Center's asynchronous operation as still IN_PROGRESS. */
+  | 'report-in-progress'
+  /** Forward, then report Identity Center's asynchronous operation as FAILED. */
+  | 'report-failed'
   /** Answer as DynamoDB does when concurrent transactions touch the same item. */
   | 'transaction-conflict'
 
@@ -141,12 +145,31 @@ export class FaultProxy {
         answer.on('end', () => req.socket.destroy())
         return
       }
+      if (rule?.fault === 'report-in-progress' || rule?.fault === 'report-failed') {
+        void rewriteStatus(answer, rule.fault === 'report-failed').then((body) => {
+          const headers = { ...answer.headers, 'content-length': String(Buffer.byteLength(body)) }
+          res.writeHead(answer.statusCode ?? 502, headers).end(body)
+        })
+        return
+      }
       res.writeHead(answer.statusCode ?? 502, answer.headers)
       answer.pipe(res)
     })
     upstream.on('error', () => req.socket.destroy())
     upstream.end(body)
   }
+}
+
+/** Rewrites the Status of an account-assignment creation or deletion answer. */
+async function rewriteStatus(answer: IncomingMessage, failed: boolean): Promise<string> {
+  const chunks: Buffer[] = []
+  for await (const chunk of answer) chunks.push(chunk as Buffer)
+  const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, Record<string, unknown>>
+  for (const status of Object.values(parsed)) {
+    status.Status = failed ? 'FAILED' : 'IN_PROGRESS'
+    if (failed) status.FailureReason = 'Received a 404 status error: Not supported account.'
+  }
+  return JSON.stringify(parsed)
 }
 
 function seededRandom(seed: number): () => number {

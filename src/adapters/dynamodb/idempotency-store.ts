@@ -1,6 +1,7 @@
 import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
 import type { Claim, IdempotencyRecord, IdempotencyStore, StoredResponse } from '../../http/idempotency.ts'
 import { callAws } from '../aws-errors.ts'
+import { GRANTS_TTL_ATTRIBUTE } from './tables.ts'
 
 const keyOf = (recordKey: string) => ({ pk: `idempotency#${recordKey}` })
 
@@ -23,9 +24,9 @@ export class DynamoIdempotencyStore implements IdempotencyStore {
     const written = await this.conditional('PutItem', () =>
       this.doc.send(new PutCommand({
         TableName: this.table,
-        Item: { ...keyOf(recordKey), kind: 'idempotency', state: 'in_progress', fingerprint, firstClaimedAt: now, claimedAt: now, owner, ttl: Math.ceil(expiresAt / 1000) },
+        Item: { ...keyOf(recordKey), kind: 'idempotency', state: 'in_progress', fingerprint, firstClaimedAt: now, claimedAt: now, owner, [GRANTS_TTL_ATTRIBUTE]: Math.ceil(expiresAt / 1000) },
         ConditionExpression: 'attribute_not_exists(pk) OR #ttl < :now',
-        ExpressionAttributeNames: { '#ttl': 'ttl' },
+        ExpressionAttributeNames: { '#ttl': GRANTS_TTL_ATTRIBUTE },
         ExpressionAttributeValues: { ':now': Math.floor(now / 1000) },
       })),
     )

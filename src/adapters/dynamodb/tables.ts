@@ -1,4 +1,4 @@
-import { CreateTableCommand, DescribeTableCommand, type CreateTableCommandInput, type DynamoDBClient } from '@aws-sdk/client-dynamodb'
+import { CreateTableCommand, DescribeTableCommand, UpdateTimeToLiveCommand, type CreateTableCommandInput, type DynamoDBClient } from '@aws-sdk/client-dynamodb'
 
 /** Partition of the sparse index that holds only grants whose next action is due at a known time. */
 export const DUE_PARTITION = 'due'
@@ -50,6 +50,12 @@ function tableDefinition(tableName: string, indexes: Record<string, IndexShape>,
   }
 }
 
+/**
+ * The grants table's TTL attribute (epoch seconds). Only idempotency records carry it: grants and coverage
+ * never expire by TTL, and the audit table has no TTL at all.
+ */
+export const GRANTS_TTL_ATTRIBUTE = 'ttl'
+
 export const grantsTableDefinition = (name: string) => tableDefinition(name, GRANT_INDEXES, ['dueAt'])
 export const auditTableDefinition = (name: string) => tableDefinition(name, AUDIT_INDEXES)
 
@@ -61,6 +67,12 @@ export async function ensureTables(client: DynamoDBClient, names: { grants: stri
     } catch (error) {
       if ((error as Error).name !== 'ResourceNotFoundException') throw error
       await client.send(new CreateTableCommand(definition))
+      if (definition.TableName === names.grants) {
+        await client.send(new UpdateTimeToLiveCommand({
+          TableName: names.grants,
+          TimeToLiveSpecification: { AttributeName: GRANTS_TTL_ATTRIBUTE, Enabled: true },
+        }))
+      }
     }
   }
 }
