@@ -17,7 +17,7 @@ import { auditRoutes } from './http/routes/audit.ts'
 import { grantRoutes } from './http/routes/grants.ts'
 import { healthRoutes } from './http/routes/health.ts'
 import { revocationRoutes } from './http/routes/revocations.ts'
-import { AuditEventSchema } from './http/schemas/audit.ts'
+import { AuditEventSchema, VerifyResultSchema } from './http/schemas/audit.ts'
 import { Problem } from './http/schemas/common.ts'
 import { GrantSchema } from './http/schemas/grants.ts'
 import { SweepSummarySchema } from './http/schemas/revocations.ts'
@@ -64,7 +64,7 @@ export async function buildApp(deps: AppDependencies) {
     reply.header('x-request-id', String(request.id))
   })
 
-  for (const schema of [Problem, GrantSchema, AuditEventSchema, SweepSummarySchema]) app.addSchema(schema)
+  for (const schema of [Problem, GrantSchema, AuditEventSchema, SweepSummarySchema, VerifyResultSchema]) app.addSchema(schema)
 
   await app.register(fastifySwagger, {
     openapi: {

@@ -6,6 +6,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
 import type { FastifyBaseLogger } from 'fastify'
 import type { AuditLog, Directory, GrantStore, IdentityCenter, Notifier } from '../core/ports.ts'
 import type { IdempotencyStore } from '../http/idempotency.ts'
+import { DynamoAuditChain } from './dynamodb/audit-chain.ts'
 import { DynamoAuditLog } from './dynamodb/audit-log.ts'
 import { DynamoGrantStore } from './dynamodb/grant-store.ts'
 import { DynamoIdempotencyStore } from './dynamodb/idempotency-store.ts'
@@ -74,9 +75,10 @@ export async function createAwsAdapters(
 ): Promise<AwsAdapters> {
   const instance = await resolveInstance(clients.ssoAdmin, settings)
   const doc = DynamoDBDocumentClient.from(clients.dynamo, { marshallOptions: { removeUndefinedValues: true } })
+  const chain = new DynamoAuditChain(doc, settings.tables)
   return {
-    store: new DynamoGrantStore(doc, settings.tables),
-    auditLog: new DynamoAuditLog(doc, settings.tables.audit),
+    store: new DynamoGrantStore(doc, settings.tables, chain),
+    auditLog: new DynamoAuditLog(doc, settings.tables.audit, chain),
     identityCenter: new AwsIdentityCenter(clients.ssoAdmin, clients.ssoAdminMutations, {
       instanceArn: instance.instanceArn,
       provisioningWaitMs: settings.provisioningWaitMs,

@@ -1,9 +1,23 @@
 import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns'
 import type { FastifyBaseLogger } from 'fastify'
+import type { AuditEvent } from '../core/audit.ts'
 import { describeCause } from '../core/errors.ts'
 import type { Notifier } from '../core/ports.ts'
 
-/** Publishes operational alerts to the SNS topic; with no topic configured, alerts only go to the log. */
+type Severity = 'info' | 'warning' | 'error'
+
+const SEVERITY: Partial<Record<AuditEvent['action'], Severity>> = {
+  'grant.failed': 'error',
+  'grant.denied': 'warning',
+  'grant.drift_detected': 'warning',
+}
+
+/**
+ * Publishes lifecycle events and alerts to the SNS topic as JSON, with message attributes (`action`,
+ * `accountId`, `severity`) that subscription filter policies can match. Messages carry audit fields only:
+ * never a token or a secret. The SDK retries a failed publish; what still fails is logged, never thrown.
+ * With no topic configured, everything goes to the log only.
+ */
 export class SnsNotifier implements Notifier {
   private readonly client: SNSClient
   private readonly topicArn: string | undefined
@@ -15,18 +29,36 @@ export class SnsNotifier implements Notifier {
     this.log = log
   }
 
-  async publish(subject: string, message: Record<string, unknown>): Promise<void> {
-    this.log.warn({ alert: subject, ...message }, 'jit-access alert')
+  async lifecycle(event: AuditEvent): Promise<void> {
+    const severity = SEVERITY[event.action] ?? 'info'
+    await this.send(`${event.action} ${event.permissionSet} on ${event.accountId}`, { source: 'jit-access', severity, ...event }, {
+      action: event.action,
+      accountId: event.accountId,
+      severity,
+    })
+  }
+
+  async error(subject: string, detail: Record<string, unknown>): Promise<void> {
+    this.log.warn({ alert: subject, ...detail }, 'jit-access alert')
+    await this.send(subject, { source: 'jit-access', severity: 'error', action: 'error', subject, ...detail }, {
+      action: 'error',
+      severity: 'error',
+      ...(typeof detail.accountId === 'string' ? { accountId: detail.accountId } : {}),
+    })
+  }
+
+  private async send(subject: string, message: Record<string, unknown>, attributes: Record<string, string>): Promise<void> {
     if (!this.topicArn) return
     try {
       await this.client.send(new PublishCommand({
         TopicArn: this.topicArn,
         // SNS subjects are at most 100 printable ASCII characters.
         Subject: `jit-access: ${subject}`.replace(/[^\x20-\x7e]/g, '?').slice(0, 100),
-        Message: JSON.stringify({ source: 'jit-access', subject, ...message }),
+        Message: JSON.stringify(message),
+        MessageAttributes: Object.fromEntries(Object.entries(attributes).map(([name, value]) => [name, { DataType: 'String', StringValue: value }])),
       }))
     } catch (error) {
-      this.log.error({ alert: subject, error: describeCause(error) }, 'could not publish alert to SNS')
+      this.log.error({ subject, error: describeCause(error) }, 'could not publish to SNS')
     }
   }
 }

@@ -80,6 +80,11 @@ export class CoverageReconciler {
         }
       }
       return { kind: 'pending' }
+    } catch (error) {
+      // Another process took over the assignment (our lease ran out): it finishes the work, and the next
+      // sweep looks again; nothing here is lost, as every step was recorded before it was taken.
+      if ((error as { code?: string }).code === 'LEASE_LOST') return { kind: 'pending' }
+      throw error
     } finally {
       if (!released) await this.store.releaseLease(target, owner)
     }

@@ -1,4 +1,4 @@
-import type { AuditAction } from './audit.ts'
+import type { AuditAction, AuditEvent } from './audit.ts'
 import type { Clock } from './clock.ts'
 import { COVERAGE_CHECK_INTERVAL_MS, CoverageReconciler, type CoverageState } from './coverage.ts'
 import {
@@ -13,7 +13,7 @@ import {
 import { targetOf, type AssignmentTarget, type EndReason, type Grant, type GrantStatus } from './grant.ts'
 import { newId } from './ids.ts'
 import { evaluatePolicy, type Policy } from './policy.ts'
-import type { AuditDraft, AuditLog, Directory, GrantFilter, GrantStore, IdentityCenter, Notifier, Page, PageRequest } from './ports.ts'
+import type { AuditDraft, AuditLog, Directory, GrantFilter, GrantStore, GrantTransition, IdentityCenter, Notifier, Page, PageRequest } from './ports.ts'
 
 export interface GrantRequest {
   userName: string
@@ -40,6 +40,9 @@ export interface GrantServiceDeps {
   policy: Policy
   maxDurationMinutes: number
 }
+
+/** Decisions published to SNS subscribers; requests and revoke intents stay in the audit log only. */
+const ANNOUNCED_ACTIONS = new Set<AuditAction>(['grant.activated', 'grant.revoked', 'grant.expired', 'grant.failed', 'grant.denied', 'grant.drift_detected'])
 
 /** How long a grant may stay 'provisioning' before the sweep checks on it (the request itself may still be running). */
 export const PROVISIONING_GRACE_MS = 60_000
@@ -168,7 +171,7 @@ export class GrantService {
       if (current.status === 'revoking') return this.settleEnding(current, actor)
       if (!['provisioning', 'active'].includes(current.status)) return { grant: current, settled: true }
       const now = this.deps.clock.now()
-      const moved = await this.deps.store.transition({
+      const moved = await this.transition({
         id: current.id,
         from: [current.status],
         to: 'revoking',
@@ -199,7 +202,6 @@ export class GrantService {
         drifted++
         const why = 'the account assignment was removed outside jit-access'
         await this.appendAudit(this.grantDraft(grant, 'grant.drift_detected', actor, `${why}; the grant is ended rather than the access restored`))
-        await this.notify('drift detected', { grantId: grant.id, userName: grant.userName, accountId: grant.accountId, permissionSet: grant.permissionSet, ticketId: grant.ticketId })
         await this.beginEnding(grant, 'revoked', actor, why)
       }
     }
@@ -211,7 +213,7 @@ export class GrantService {
   async settleProvisioning(grant: Grant, actor: Actor): Promise<GrantOutcome> {
     const state = await this.reconcileFor(grant)
     if (state.kind === 'present') {
-      const activated = await this.deps.store.transition({
+      const activated = await this.transition({
         id: grant.id,
         from: ['provisioning'],
         to: 'active',
@@ -225,7 +227,7 @@ export class GrantService {
       return this.resolved(grant.id, activated)
     }
     if (state.kind === 'failed') {
-      const failed = await this.deps.store.transition({
+      const failed = await this.transition({
         id: grant.id,
         from: ['provisioning'],
         to: 'failed',
@@ -234,7 +236,6 @@ export class GrantService {
         releaseHold: true,
         event: this.event(this.grantDraft(grant, 'grant.failed', actor, `Identity Center refused the assignment: ${state.reason}`)),
       })
-      await this.notify('grant failed', { grantId: grant.id, accountId: grant.accountId, permissionSet: grant.permissionSet, ticketId: grant.ticketId, reason: state.reason })
       if (failed) throw new ProvisioningFailedError(grant.id, state.reason)
       return this.resolved(grant.id, failed)
     }
@@ -251,7 +252,7 @@ export class GrantService {
       : state.external
         ? 'permanent assignment left in place'
         : 'account assignment kept: another active grant still covers it'
-    const ended = await this.deps.store.transition({
+    const ended = await this.transition({
       id: grant.id,
       from: ['revoking'],
       to: reason,
@@ -299,15 +300,33 @@ export class GrantService {
     return { ...draft, id: newId(this.deps.clock), at: this.deps.clock.now().toISOString() }
   }
 
-  private appendAudit(draft: AuditDraft): Promise<void> {
-    return this.deps.auditLog.append(this.event(draft))
+  private async appendAudit(draft: AuditDraft): Promise<void> {
+    const event = this.event(draft)
+    await this.deps.auditLog.append(event)
+    await this.announce(event)
   }
 
-  async notify(subject: string, message: Record<string, unknown>): Promise<void> {
+  /** A state change with its audit event; once it is written, subscribers hear of it. */
+  private async transition(change: GrantTransition): Promise<Grant | undefined> {
+    const moved = await this.deps.store.transition(change)
+    if (moved) await this.announce(change.event)
+    return moved
+  }
+
+  private async announce(event: AuditEvent): Promise<void> {
+    if (!ANNOUNCED_ACTIONS.has(event.action)) return
     try {
-      await this.deps.notifier.publish(subject, message)
+      await this.deps.notifier.lifecycle(event)
     } catch {
-      // The notifier logs its own failures; a lost alert must never fail or undo a grant.
+      // The notifier logs its own failures; a lost message must never fail or undo a grant.
+    }
+  }
+
+  async notify(subject: string, detail: Record<string, unknown>): Promise<void> {
+    try {
+      await this.deps.notifier.error(subject, detail)
+    } catch {
+      // As above: alerting is best effort.
     }
   }
 }

@@ -1,3 +1,4 @@
+import type { ChainedAuditEvent, VerifyResult } from './audit-chain.ts'
 import type { AuditAction, AuditEvent } from './audit.ts'
 import type { AssignmentTarget, EndReason, Grant, GrantStatus } from './grant.ts'
 
@@ -122,14 +123,27 @@ export interface GrantTransition {
   event: AuditEvent
 }
 
-export interface AuditLog {
-  append(event: AuditEvent): Promise<void>
-  query(filter: AuditFilter, page: PageRequest): Promise<Page<AuditEvent>>
+export interface TimeRange {
+  from?: string | undefined
+  to?: string | undefined
 }
 
+export interface AuditLog {
+  /** Appends an event to the tamper-evident chain (events that record a state change go through GrantStore). */
+  append(event: AuditEvent): Promise<void>
+  query(filter: AuditFilter, page: PageRequest): Promise<Page<ChainedAuditEvent>>
+  /** Every event matching the filter (up to `limit`), newest first, read page by page for streaming exports. */
+  stream(filter: AuditFilter, limit?: number): AsyncIterable<ChainedAuditEvent>
+  /** Recomputes the chain over the range (the whole log when open) and reports the first event that does not match. */
+  verify(range: TimeRange): Promise<VerifyResult>
+}
+
+/** Best effort: a failure to notify never fails or undoes the operation that caused it. */
 export interface Notifier {
-  /** Best effort: a failure to notify never fails the operation that caused it. */
-  publish(subject: string, message: Record<string, unknown>): Promise<void>
+  /** A decision subscribers may act on: activated, revoked, expired, failed, denied, drift. */
+  lifecycle(event: AuditEvent): Promise<void>
+  /** An operational error (AWS unavailable, a sweep that could not finish something). */
+  error(subject: string, detail: Record<string, unknown>): Promise<void>
 }
 
 /** An audit event before it gets its id and time. */

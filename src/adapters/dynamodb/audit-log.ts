@@ -1,53 +1,99 @@
-import { PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
+import { QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
 import type { AuditEvent } from '../../core/audit.ts'
+import { EMPTY_CHAIN, verifyChain, type ChainedAuditEvent, type VerifyResult } from '../../core/audit-chain.ts'
 import { idBoundsAt } from '../../core/ids.ts'
-import type { AuditFilter, AuditLog, Page, PageRequest } from '../../core/ports.ts'
+import type { AuditFilter, AuditLog, Page, PageRequest, TimeRange } from '../../core/ports.ts'
 import { callAws } from '../aws-errors.ts'
-import { auditToItem, itemToAudit } from './items.ts'
-import { queryPage } from './paged-query.ts'
+import type { DynamoAuditChain } from './audit-chain.ts'
+import { itemToAudit } from './items.ts'
+import { queryPage, type PagedQuery } from './paged-query.ts'
 import { ALL_PARTITION, AUDIT_INDEXES } from './tables.ts'
 
-/** Append-only: events are only ever put, never updated, and have no TTL. */
+const EXPORT_PAGE_SIZE = 500
+
+/** Append-only: events are only ever put (linked into the chain), never updated, and have no TTL. */
 export class DynamoAuditLog implements AuditLog {
   private readonly doc: DynamoDBDocumentClient
   private readonly table: string
+  private readonly chain: DynamoAuditChain
 
-  constructor(doc: DynamoDBDocumentClient, table: string) {
+  constructor(doc: DynamoDBDocumentClient, table: string, chain: DynamoAuditChain) {
     this.doc = doc
     this.table = table
+    this.chain = chain
   }
 
   async append(event: AuditEvent): Promise<void> {
-    await callAws('DynamoDB', 'PutItem', () =>
-      this.doc.send(new PutCommand({ TableName: this.table, Item: auditToItem(event), ConditionExpression: 'attribute_not_exists(pk)' })),
-    )
+    await this.chain.write(event, [])
   }
 
-  query(filter: AuditFilter, page: PageRequest): Promise<Page<AuditEvent>> {
-    // Every index sorts by id, and ids sort by time, so a time range is a key condition on any of them.
+  query(filter: AuditFilter, page: PageRequest): Promise<Page<ChainedAuditEvent>> {
+    return callAws('DynamoDB', 'Query', () => queryPage(this.doc, this.plan(filter, page.limit, page.cursor), itemToAudit))
+  }
+
+  async *stream(filter: AuditFilter, limit?: number): AsyncGenerator<ChainedAuditEvent> {
+    let cursor: string | undefined
+    let sent = 0
+    do {
+      const size = limit === undefined ? EXPORT_PAGE_SIZE : Math.min(EXPORT_PAGE_SIZE, limit - sent)
+      const page = await this.query(filter, { limit: size, cursor })
+      for (const event of page.items) yield event
+      sent += page.items.length
+      cursor = page.nextCursor ?? undefined
+    } while (cursor && (limit === undefined || sent < limit))
+  }
+
+  async verify(range: TimeRange): Promise<VerifyResult> {
+    if (!range.from && !range.to) {
+      return verifyChain(this.chain.eventsAfter(0), { startAfter: EMPTY_CHAIN, head: await this.chain.head() })
+    }
+    // A time range is verified from its first event, whose link to earlier events is taken as given;
+    // to the chain's head when the range is open-ended.
+    const first = range.from ? await this.edge(idBoundsAt(new Date(range.from)).lowest, 'oldest') : await this.edge(undefined, 'oldest')
+    const last = range.to ? await this.edge(idBoundsAt(new Date(range.to)).highest, 'newest') : undefined
+    if (!first || (range.to && !last) || (last && last.seq < first.seq)) return { ok: true, events: 0, firstSeq: null, head: first?.prevHash ?? EMPTY_CHAIN.hash }
+    return verifyChain(this.chain.eventsAfter(first.seq - 1, last?.seq), {
+      startAfter: { seq: first.seq - 1, hash: first.prevHash },
+      head: range.to ? undefined : await this.chain.head(),
+    })
+  }
+
+  /** The oldest event at or after `bound`, or the newest at or before it. */
+  private async edge(bound: string | undefined, which: 'oldest' | 'newest'): Promise<ChainedAuditEvent | undefined> {
+    const result = await callAws('DynamoDB', 'Query', () =>
+      this.doc.send(new QueryCommand({
+        TableName: this.table,
+        IndexName: AUDIT_INDEXES.all.name,
+        KeyConditionExpression: bound === undefined ? 'stream = :all' : `stream = :all AND id ${which === 'oldest' ? '>=' : '<='} :bound`,
+        ExpressionAttributeValues: { ':all': ALL_PARTITION, ...(bound === undefined ? {} : { ':bound': bound }) },
+        ScanIndexForward: which === 'oldest',
+        Limit: 1,
+      })),
+    )
+    const item = result.Items?.[0]
+    return item ? itemToAudit(item) : undefined
+  }
+
+  /** Picks the index for a filter: every index sorts by id, and ids sort by time, so from/to bound any of them. */
+  private plan(filter: AuditFilter, limit: number, cursor: string | undefined): PagedQuery {
     const field = (['grantId', 'ticketId', 'userName', 'actor', 'accountId'] as const).find((name) => filter[name] !== undefined)
-    const index = field ? AUDIT_INDEXES[field] : AUDIT_INDEXES.all
-    const partitionValue = field ? (filter[field] as string) : ALL_PARTITION
     const filters: Record<string, string> = {}
     for (const name of ['grantId', 'ticketId', 'userName', 'actor', 'accountId', 'action'] as const) {
       const value = filter[name]
       if (value !== undefined && name !== field) filters[name] = value
     }
-    const sortBetween = {
-      ...(filter.from ? { lowest: idBoundsAt(new Date(filter.from)).lowest } : {}),
-      ...(filter.to ? { highest: idBoundsAt(new Date(filter.to)).highest } : {}),
+    return {
+      table: this.table,
+      index: field ? AUDIT_INDEXES[field] : AUDIT_INDEXES.all,
+      partitionValue: field ? (filter[field] as string) : ALL_PARTITION,
+      sortBetween: {
+        ...(filter.from ? { lowest: idBoundsAt(new Date(filter.from)).lowest } : {}),
+        ...(filter.to ? { highest: idBoundsAt(new Date(filter.to)).highest } : {}),
+      },
+      filters,
+      newestFirst: true,
+      limit,
+      cursor,
     }
-    return callAws('DynamoDB', 'Query', () =>
-      queryPage(this.doc, {
-        table: this.table,
-        index,
-        partitionValue,
-        sortBetween,
-        filters,
-        newestFirst: true,
-        limit: page.limit,
-        cursor: page.cursor,
-      }, itemToAudit),
-    )
   }
 }

@@ -12,7 +12,8 @@ import type { AssignmentTarget, Grant } from '../../core/grant.ts'
 import { COVERAGE_CHECK_INTERVAL_MS } from '../../core/coverage.ts'
 import type { Coverage, CoveragePatch, GrantFilter, GrantStore, GrantTransition, Page, PageRequest } from '../../core/ports.ts'
 import { callAws } from '../aws-errors.ts'
-import { auditToItem, coverageKey, grantKey, grantToItem, itemToGrant } from './items.ts'
+import type { DynamoAuditChain } from './audit-chain.ts'
+import { coverageKey, grantKey, grantToItem, itemToGrant } from './items.ts'
 import { queryPage } from './paged-query.ts'
 import { ALL_PARTITION, DUE_PARTITION, GRANT_INDEXES } from './tables.ts'
 
@@ -48,22 +49,19 @@ const isConditionFailure = (error: unknown): boolean => {
 export class DynamoGrantStore implements GrantStore {
   private readonly doc: DynamoDBDocumentClient
   private readonly tables: TableNames
+  private readonly chain: DynamoAuditChain
 
-  constructor(doc: DynamoDBDocumentClient, tables: TableNames) {
+  constructor(doc: DynamoDBDocumentClient, tables: TableNames, chain: DynamoAuditChain) {
     this.doc = doc
     this.tables = tables
+    this.chain = chain
   }
 
-  async createGrant(grant: Grant, dueAt: Date, event: AuditEvent): Promise<boolean> {
-    return this.conditional(() =>
-      this.doc.send(new TransactWriteCommand({
-        TransactItems: [
-          { Put: { TableName: this.tables.grants, Item: grantToItem(grant, dueAt), ConditionExpression: 'attribute_not_exists(pk)' } },
-          { Update: this.holderUpdate(grant, 'ADD', Date.parse(event.at)) },
-          { Put: this.auditPut(event) },
-        ],
-      })),
-    )
+  createGrant(grant: Grant, dueAt: Date, event: AuditEvent): Promise<boolean> {
+    return this.chain.write(event, [
+      { Put: { TableName: this.tables.grants, Item: grantToItem(grant, dueAt), ConditionExpression: 'attribute_not_exists(pk)' } },
+      { Update: this.holderUpdate(grant, 'ADD', Date.parse(event.at)) },
+    ])
   }
 
   async getGrant(id: string): Promise<Grant | undefined> {
@@ -94,29 +92,20 @@ export class DynamoGrantStore implements GrantStore {
 
     const grant = await this.getGrant(change.id)
     if (!grant || !change.from.includes(grant.status)) return undefined
-    try {
-      await this.call('TransactWriteItems', () =>
-        this.doc.send(new TransactWriteCommand({
-          TransactItems: [
-            {
-              Update: {
-                TableName: this.tables.grants,
-                Key: grantKey(change.id),
-                UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
-                ConditionExpression: `#status IN (${fromNames.join(', ')})`,
-                ExpressionAttributeNames: names,
-                ExpressionAttributeValues: values,
-              },
-            },
-            ...(change.releaseHold ? [{ Update: this.holderUpdate(grant, 'DELETE', Date.parse(change.event.at)) }] : []),
-            { Put: this.auditPut(change.event) },
-          ],
-        })),
-      )
-    } catch (error) {
-      if (isConditionFailure((error as { cause?: unknown }).cause)) return undefined
-      throw error
-    }
+    const written = await this.chain.write(change.event, [
+      {
+        Update: {
+          TableName: this.tables.grants,
+          Key: grantKey(change.id),
+          UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
+          ConditionExpression: `#status IN (${fromNames.join(', ')})`,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+        },
+      },
+      ...(change.releaseHold ? [{ Update: this.holderUpdate(grant, 'DELETE', Date.parse(change.event.at)) }] : []),
+    ])
+    if (!written) return undefined
     return this.getGrant(change.id)
   }
 
@@ -261,10 +250,6 @@ export class DynamoGrantStore implements GrantStore {
         ':firstCheck': at + COVERAGE_CHECK_INTERVAL_MS,
       },
     }
-  }
-
-  private auditPut(event: AuditEvent) {
-    return { TableName: this.tables.audit, Item: auditToItem(event), ConditionExpression: 'attribute_not_exists(pk)' }
   }
 
   /** Runs a conditional write; false when its condition did not hold. */

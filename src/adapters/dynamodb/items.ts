@@ -1,4 +1,4 @@
-import type { AuditEvent } from '../../core/audit.ts'
+import type { ChainedAuditEvent } from '../../core/audit-chain.ts'
 import type { Grant } from '../../core/grant.ts'
 import type { AssignmentTarget } from '../../core/grant.ts'
 import { ALL_PARTITION } from './tables.ts'
@@ -28,14 +28,15 @@ export function itemToGrant(item: Record<string, unknown>): Grant {
 
 const AUDIT_FIELDS = [
   'id', 'at', 'action', 'actor', 'grantId', 'userName', 'accountId', 'permissionSet', 'ticketId', 'detail', 'requestId',
-] as const satisfies readonly (keyof AuditEvent)[]
+  'seq', 'hash', 'prevHash',
+] as const satisfies readonly (keyof ChainedAuditEvent)[]
 
-export function auditToItem(event: AuditEvent): Record<string, unknown> {
+export function auditToItem(event: ChainedAuditEvent): Record<string, unknown> {
   // Index key attributes must be absent, not null, on events that have no value for them.
   const present = Object.fromEntries(Object.entries(event).filter(([, value]) => value !== null && value !== ''))
   return { ...auditKey(event.id), stream: ALL_PARTITION, ...present }
 }
 
-export function itemToAudit(item: Record<string, unknown>): AuditEvent {
-  return Object.fromEntries(AUDIT_FIELDS.map((field) => [field, item[field] ?? null])) as unknown as AuditEvent
+export function itemToAudit(item: Record<string, unknown>): ChainedAuditEvent {
+  return Object.fromEntries(AUDIT_FIELDS.map((field) => [field, item[field] ?? null])) as unknown as ChainedAuditEvent
 }

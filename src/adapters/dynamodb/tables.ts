@@ -15,6 +15,7 @@ export const GRANT_INDEXES = {
 
 export const AUDIT_INDEXES = {
   all: { name: 'byTime', partitionKey: 'stream', sortKey: 'id' },
+  chain: { name: 'byChain', partitionKey: 'stream', sortKey: 'seq' },
   grantId: { name: 'byGrantId', partitionKey: 'grantId', sortKey: 'id' },
   userName: { name: 'byUserName', partitionKey: 'userName', sortKey: 'id' },
   accountId: { name: 'byAccountId', partitionKey: 'accountId', sortKey: 'id' },
@@ -57,7 +58,7 @@ function tableDefinition(tableName: string, indexes: Record<string, IndexShape>,
 export const GRANTS_TTL_ATTRIBUTE = 'ttl'
 
 export const grantsTableDefinition = (name: string) => tableDefinition(name, GRANT_INDEXES, ['dueAt'])
-export const auditTableDefinition = (name: string) => tableDefinition(name, AUDIT_INDEXES)
+export const auditTableDefinition = (name: string) => tableDefinition(name, AUDIT_INDEXES, ['seq'])
 
 /** Creates the tables when they are missing (the local sandbox and tests; production tables come from infra/). */
 export async function ensureTables(client: DynamoDBClient, names: { grants: string; audit: string }): Promise<void> {

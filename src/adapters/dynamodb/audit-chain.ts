@@ -1,0 +1,102 @@
+import { GetCommand, paginateQuery, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
+import type { AuditEvent } from '../../core/audit.ts'
+import { EMPTY_CHAIN, linkEvent, type ChainedAuditEvent, type ChainHead } from '../../core/audit-chain.ts'
+import { callAws } from '../aws-errors.ts'
+import { auditToItem, itemToAudit } from './items.ts'
+import { ALL_PARTITION, AUDIT_INDEXES } from './tables.ts'
+
+/** The chain's head pointer lives in the grants table, so the audit table itself only ever receives new items. */
+const HEAD_KEY = { pk: 'audit-chain#head' }
+const MAX_ATTEMPTS = 40
+
+type TransactItem = NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']>[number]
+
+export interface ChainTables {
+  grants: string
+  audit: string
+}
+
+/**
+ * Appends audit events to one chain shared by every writer. Each event is written in the same transaction
+ * as the state change it records and as the head's advance, on the condition that the head has not moved;
+ * a writer that lost the race reads the new head and links again. So concurrent writers still build a
+ * single chain, and an event exists only if its state change does.
+ */
+export class DynamoAuditChain {
+  private readonly doc: DynamoDBDocumentClient
+  private readonly tables: ChainTables
+  /** Writers in this process take turns, so they never race each other for the head. */
+  private queue: Promise<unknown> = Promise.resolve()
+  /** The head as this process last wrote it; another process may have moved it since (then the write's condition fails and we read it). */
+  private knownHead: ChainHead | undefined
+
+  constructor(doc: DynamoDBDocumentClient, tables: ChainTables) {
+    this.doc = doc
+    this.tables = tables
+  }
+
+  async head(): Promise<ChainHead> {
+    const result = await callAws('DynamoDB', 'GetItem', () =>
+      this.doc.send(new GetCommand({ TableName: this.tables.grants, Key: HEAD_KEY, ConsistentRead: true })),
+    )
+    return result.Item ? { seq: Number(result.Item.seq), hash: String(result.Item.hash) } : EMPTY_CHAIN
+  }
+
+  /**
+   * Writes `others` (conditional state changes) and the linked event atomically. False when one of the
+   * others' conditions failed: the state change lost to another writer, and nothing was written.
+   */
+  write(event: AuditEvent, others: TransactItem[]): Promise<boolean> {
+    const turn = this.queue.then(() => this.writeNow(event, others))
+    this.queue = turn.catch(() => undefined)
+    return turn
+  }
+
+  private async writeNow(event: AuditEvent, others: TransactItem[]): Promise<boolean> {
+    for (let attempt = 1; ; attempt++) {
+      const head = this.knownHead ?? (await this.head())
+      this.knownHead = undefined
+      const linked = linkEvent(event, head)
+      const items: TransactItem[] = [
+        ...others,
+        { Put: { TableName: this.tables.audit, Item: auditToItem(linked), ConditionExpression: 'attribute_not_exists(pk)' } },
+        {
+          Update: {
+            TableName: this.tables.grants,
+            Key: HEAD_KEY,
+            UpdateExpression: 'SET seq = :seq, #hash = :hash',
+            ConditionExpression: head.seq === 0 ? 'attribute_not_exists(pk)' : 'seq = :previous',
+            ExpressionAttributeNames: { '#hash': 'hash' },
+            ExpressionAttributeValues: { ':seq': linked.seq, ':hash': linked.hash, ...(head.seq === 0 ? {} : { ':previous': head.seq }) },
+          },
+        },
+      ]
+      try {
+        await this.doc.send(new TransactWriteCommand({ TransactItems: items }))
+        this.knownHead = { seq: linked.seq, hash: linked.hash }
+        return true
+      } catch (error) {
+        const reasons = (error as { name?: string; CancellationReasons?: { Code?: string }[] }).CancellationReasons
+        if ((error as Error).name !== 'TransactionCanceledException' || !reasons) return callAws('DynamoDB', 'TransactWriteItems', () => Promise.reject(error))
+        if (reasons.slice(0, others.length).some((r) => r.Code === 'ConditionalCheckFailed')) return false
+        const raced = reasons.some((r) => r.Code === 'ConditionalCheckFailed' || r.Code === 'TransactionConflict')
+        if (!raced || attempt === MAX_ATTEMPTS) return callAws('DynamoDB', 'TransactWriteItems', () => Promise.reject(error))
+        // Another writer advanced the head first: link to the new head after a short, jittered pause.
+        await new Promise((resolve) => setTimeout(resolve, Math.min(5 * attempt, 50) * (0.5 + Math.random())))
+      }
+    }
+  }
+
+  /** The events after `afterSeq`, in chain order, read page by page. */
+  async *eventsAfter(afterSeq: number, throughSeq?: number): AsyncGenerator<ChainedAuditEvent> {
+    const pages = paginateQuery({ client: this.doc, pageSize: 1000 }, {
+      TableName: this.tables.audit,
+      IndexName: AUDIT_INDEXES.chain.name,
+      KeyConditionExpression: throughSeq === undefined ? 'stream = :all AND seq > :after' : 'stream = :all AND seq BETWEEN :first AND :last',
+      ExpressionAttributeValues: throughSeq === undefined ? { ':all': ALL_PARTITION, ':after': afterSeq } : { ':all': ALL_PARTITION, ':first': afterSeq + 1, ':last': throughSeq },
+    })
+    for await (const page of pages) {
+      for (const item of page.Items ?? []) yield itemToAudit(item)
+    }
+  }
+}
