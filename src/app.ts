@@ -22,14 +22,18 @@ import { Problem } from './http/schemas/common.ts'
 import { GrantSchema } from './http/schemas/grants.ts'
 import { SweepSummarySchema } from './http/schemas/revocations.ts'
 
-export interface AppDependencies {
-  clock: Clock
+/** What the service needs from the outside world; src/adapters/aws.ts provides them on AWS. */
+export interface ServiceAdapters {
   store: GrantStore
   auditLog: AuditLog
   identityCenter: IdentityCenter
   directory: Directory
   notifier: Notifier
   idempotency: IdempotencyStore
+}
+
+export interface AppDependencies extends ServiceAdapters {
+  clock: Clock
   policy: Policy
   jwt: JwtSettings
   maxDurationMinutes: number

@@ -4,8 +4,7 @@ import { SNSClient } from '@aws-sdk/client-sns'
 import { SSOAdminClient } from '@aws-sdk/client-sso-admin'
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
 import type { FastifyBaseLogger } from 'fastify'
-import type { AuditLog, Directory, GrantStore, IdentityCenter, Notifier } from '../core/ports.ts'
-import type { IdempotencyStore } from '../http/idempotency.ts'
+import type { ServiceAdapters } from '../app.ts'
 import { DynamoAuditChain } from './dynamodb/audit-chain.ts'
 import { DynamoAuditLog } from './dynamodb/audit-log.ts'
 import { DynamoGrantStore } from './dynamodb/grant-store.ts'
@@ -58,13 +57,7 @@ export function createAwsClients(settings: Pick<AwsSettings, 'region' | 'endpoin
   }
 }
 
-export interface AwsAdapters {
-  store: GrantStore
-  auditLog: AuditLog
-  identityCenter: IdentityCenter
-  directory: Directory
-  notifier: Notifier
-  idempotency: IdempotencyStore
+export interface AwsAdapters extends ServiceAdapters {
   instance: { instanceArn: string; identityStoreId: string }
 }
 
