@@ -40,6 +40,8 @@ export interface AppDependencies extends ServiceAdapters {
   sweepBudgetMs: number
   /** Due grants read per DynamoDB page by the sweep. */
   sweepPageSize?: number
+  /** Where the docs page's static files are, when running from a bundle (dist/static); unset, the package's own. */
+  docsAssetsDir?: string | undefined
   logger?: FastifyServerOptions['logger']
 }
 
@@ -90,7 +92,7 @@ export async function buildApp(deps: AppDependencies) {
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   })
-  await app.register(fastifySwaggerUi, { routePrefix: '/docs' })
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs', ...(deps.docsAssetsDir ? { baseDir: deps.docsAssetsDir } : {}) })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
   await registerAuth(app, deps.jwt)

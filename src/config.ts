@@ -11,6 +11,7 @@ const EnvSchema = Type.Object({
   AWS_ENDPOINT_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
   JIT_JWT_SECRET: Type.Optional(Type.String({ minLength: 32 })),
   JIT_JWT_PUBLIC_KEY: Type.Optional(Type.String({ pattern: '-----BEGIN PUBLIC KEY-----' })),
+  JIT_JWT_SECRET_ARN: Type.Optional(Type.String({ pattern: '^arn:aws[a-z-]*:secretsmanager:' })),
   JIT_JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),
   JIT_JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
   JIT_POLICY_FILE: Type.String({ minLength: 1 }),
@@ -34,6 +35,8 @@ export interface Config {
   region: string
   endpoint: string | undefined
   jwt: { secret?: string | undefined; publicKey?: string | undefined; issuer?: string | undefined; audience?: string | undefined }
+  /** The HS256 secret is read from Secrets Manager at start (see resolveJwtSecret) instead of the environment. */
+  jwtSecretArn: string | undefined
   policyFile: string
   policy: Policy
   tables: { grants: string; audit: string }
@@ -62,8 +65,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   } catch (error) {
     throw new ConfigError((error as Error).message.replace(/^env\//, '').replace(/\benv\//g, ''))
   }
-  if (!env.JIT_JWT_SECRET === !env.JIT_JWT_PUBLIC_KEY) {
-    throw new ConfigError('set exactly one of JIT_JWT_SECRET (HS256) and JIT_JWT_PUBLIC_KEY (RS256/ES256 PEM)')
+  const keySources = [env.JIT_JWT_SECRET, env.JIT_JWT_SECRET_ARN, env.JIT_JWT_PUBLIC_KEY].filter(Boolean).length
+  if (keySources !== 1) {
+    throw new ConfigError('set exactly one of JIT_JWT_SECRET (HS256), JIT_JWT_SECRET_ARN (HS256, from Secrets Manager) and JIT_JWT_PUBLIC_KEY (RS256/ES256 PEM)')
   }
   if (!env.JIT_SANDBOX && (!env.JIT_JWT_ISSUER || !env.JIT_JWT_AUDIENCE)) {
     throw new ConfigError('JIT_JWT_ISSUER and JIT_JWT_AUDIENCE are required outside the sandbox')
@@ -75,6 +79,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     region: env.AWS_REGION,
     endpoint: env.AWS_ENDPOINT_URL,
     jwt: { secret: env.JIT_JWT_SECRET, publicKey: env.JIT_JWT_PUBLIC_KEY, issuer: env.JIT_JWT_ISSUER, audience: env.JIT_JWT_AUDIENCE },
+    jwtSecretArn: env.JIT_JWT_SECRET_ARN,
     policyFile: env.JIT_POLICY_FILE,
     policy: loadPolicyFile(env.JIT_POLICY_FILE),
     tables: { grants: env.JIT_GRANTS_TABLE, audit: env.JIT_AUDIT_TABLE },

@@ -1,10 +1,12 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { IdentitystoreClient } from '@aws-sdk/client-identitystore'
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager'
 import { SNSClient } from '@aws-sdk/client-sns'
 import { SSOAdminClient } from '@aws-sdk/client-sso-admin'
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
 import type { FastifyBaseLogger } from 'fastify'
 import type { ServiceAdapters } from '../app.ts'
+import { callAws } from './aws-errors.ts'
 import { DynamoAuditChain } from './dynamodb/audit-chain.ts'
 import { DynamoAuditLog } from './dynamodb/audit-log.ts'
 import { DynamoGrantStore } from './dynamodb/grant-store.ts'
@@ -37,6 +39,7 @@ export interface AwsClients {
   identityStore: IdentitystoreClient
   dynamo: DynamoDBClient
   sns: SNSClient
+  secrets: SecretsManagerClient
 }
 
 /** One client per service, created once per process and shared by every request. */
@@ -54,6 +57,7 @@ export function createAwsClients(settings: Pick<AwsSettings, 'region' | 'endpoin
     identityStore: new IdentitystoreClient(common),
     dynamo: new DynamoDBClient(common),
     sns: new SNSClient(common),
+    secrets: new SecretsManagerClient(common),
   }
 }
 
@@ -82,4 +86,17 @@ export async function createAwsAdapters(
     idempotency: new DynamoIdempotencyStore(doc, settings.tables.grants),
     instance,
   }
+}
+
+/** The HS256 secret: from the environment, or read once at start from Secrets Manager (never put in a template). */
+export async function resolveJwtSecret(
+  settings: { jwt: { secret?: string | undefined }; jwtSecretArn?: string | undefined },
+  secrets: SecretsManagerClient,
+): Promise<string | undefined> {
+  if (!settings.jwtSecretArn) return settings.jwt.secret
+  const result = await callAws('Secrets Manager', 'GetSecretValue', () => secrets.send(new GetSecretValueCommand({ SecretId: settings.jwtSecretArn })))
+  if (!result.SecretString || result.SecretString.length < 32) {
+    throw new Error('The secret named by JIT_JWT_SECRET_ARN must be a string of at least 32 characters')
+  }
+  return result.SecretString
 }

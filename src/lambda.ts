@@ -1,0 +1,43 @@
+/**
+ * AWS Lambda entry: the same Fastify app behind API Gateway (HTTP API payload v2, REST API v1) or a function
+ * URL, and the revocation sweep when EventBridge's one-minute schedule invokes the function directly (never
+ * through an unauthenticated route). Configuration, AWS clients and the app are built once per container,
+ * at module load, so that the first request does not pay for them.
+ */
+import awsLambdaFastify from '@fastify/aws-lambda'
+import { loadConfig } from './config.ts'
+import { SCHEDULER_ACTOR } from './core/audit.ts'
+import { createService } from './server.ts'
+
+/** Time kept back from the sweep so that it can report before Lambda stops the invocation. */
+const SWEEP_SAFETY_MARGIN_MS = 5_000
+
+export interface ScheduledEvent {
+  source: 'aws.events'
+  'detail-type': 'Scheduled Event'
+  resources?: string[]
+}
+
+export interface LambdaContext {
+  getRemainingTimeInMillis(): number
+}
+
+const app = await createService(loadConfig())
+const proxy = awsLambdaFastify(app, { decorateRequest: false })
+await app.ready()
+
+export function isScheduledEvent(event: unknown): event is ScheduledEvent {
+  const candidate = event as Partial<ScheduledEvent> | null
+  return candidate?.source === 'aws.events' && candidate['detail-type'] === 'Scheduled Event'
+}
+
+export async function handler(event: unknown, context: LambdaContext) {
+  if (isScheduledEvent(event)) {
+    return app.runSweep({
+      actor: SCHEDULER_ACTOR,
+      triggeredBy: event.resources?.[0] ?? 'eventbridge',
+      deadline: new Date(Date.now() + context.getRemainingTimeInMillis() - SWEEP_SAFETY_MARGIN_MS),
+    })
+  }
+  return proxy(event as Parameters<typeof proxy>[0], context as Parameters<typeof proxy>[1])
+}
