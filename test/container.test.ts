@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process'
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import t from 'tap'
@@ -23,6 +23,7 @@ t.test('the image’s build steps produce a server that runs with no node_module
   t.match(dockerfile, /^CMD \["node", "--enable-source-maps", "dist\/server.mjs"\]$/m)
 
   const build = mkdtempSync(join(tmpdir(), 'jit-image-build-'))
+  t.teardown(() => rmSync(build, { recursive: true, force: true }))
   for (const file of ['package.json', 'package-lock.json']) cpSync(join(ROOT, file), join(build, file))
   const install = spawnSync('npm', ['ci', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: build, encoding: 'utf8' })
   t.equal(install.status, 0, `npm ci: ${install.stderr.slice(-500)}`)
@@ -33,6 +34,7 @@ t.test('the image’s build steps produce a server that runs with no node_module
   t.equal(bundle.status, 0, `build: ${bundle.stderr.slice(-500)}`)
 
   const image = mkdtempSync(join(tmpdir(), 'jit-image-'))
+  t.teardown(() => rmSync(image, { recursive: true, force: true }))
   mkdirSync(join(image, 'dist'))
   for (const file of ['server.mjs', 'server.mjs.map']) cpSync(join(build, 'dist', file), join(image, 'dist', file))
   cpSync(join(build, 'dist', 'static'), join(image, 'dist', 'static'), { recursive: true })

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { App } from 'aws-cdk-lib'
@@ -10,6 +10,7 @@ import { JitAccessStack } from '../infra/stack.ts'
 const INSTANCE = 'arn:aws:sso:::instance/ssoins-1111111111111111'
 const SECRET = 'arn:aws:secretsmanager:us-east-1:111111111111:secret:jit-access-jwt-AbCdEf'
 const codeDir = mkdtempSync(join(tmpdir(), 'jit-asset-'))
+t.teardown(() => rmSync(codeDir, { recursive: true, force: true }))
 writeFileSync(join(codeDir, 'lambda.mjs'), 'export const handler = () => {}')
 const stack = new JitAccessStack(new App(), 'Test', {
   env: { account: '111111111111', region: 'us-east-1' },
