@@ -79,7 +79,9 @@ export async function buildApp(deps: AppDependencies) {
         title: 'jit-access',
         version: '0.1.0',
         description: 'Just-in-time privileged access for AWS IAM Identity Center: time-bound account assignments that remove themselves, with an audit trail.',
+        license: { name: 'Proprietary' },
       },
+      servers: [{ url: 'http://127.0.0.1:3000', description: 'The local sandbox (npm start); in AWS, the HTTP API URL of your deployment' }],
       components: {
         securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
       },

@@ -5,7 +5,7 @@ import type { AuditLog } from '../../core/ports.ts'
 import { requireScope, SCOPES } from '../auth.ts'
 import { HttpProblem } from '../errors.ts'
 import { negotiateFormat, toCsv, toNdjson } from '../export.ts'
-import { AuditPage, AuditQuery, VerifyQuery, VerifyResultSchema } from '../schemas/audit.ts'
+import { AuditPage, AuditQuery, VerifyQuery } from '../schemas/audit.ts'
 import { errorResponses } from '../schemas/common.ts'
 
 const JSON_PAGE_MAX = 100
@@ -73,7 +73,7 @@ export const auditRoutes: FastifyPluginAsyncTypebox<{ auditLog: AuditLog }> = as
         'a WORM bucket) and compare it later to detect truncation of the whole log.',
       security: [{ bearerAuth: [SCOPES.auditRead] }],
       querystring: VerifyQuery,
-      response: { 200: VerifyResultSchema, ...errorResponses(400, 401, 403, 503) },
+      response: { 200: Type.Ref('AuditVerification'), ...errorResponses(400, 401, 403, 503) },
     },
   }, async (request) => auditLog.verify(request.query))
 }

@@ -8,6 +8,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['health'],
       summary: 'Liveness',
       description: 'Answers while the process serves requests; no authentication.',
+      security: [],
       response: { 200: Type.Object({ status: Type.String({ example: 'ok' }) }) },
     },
   }, async () => ({ status: 'ok' }))

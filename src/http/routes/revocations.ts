@@ -4,7 +4,7 @@ import { SWEEP_ACTOR } from '../../core/audit.ts'
 import type { SweepSummary } from '../../core/sweep.ts'
 import { requireScope, SCOPES } from '../auth.ts'
 import { errorResponses } from '../schemas/common.ts'
-import { SweepSummarySchema } from '../schemas/revocations.ts'
+import { Type } from 'typebox'
 
 export const revocationRoutes: FastifyPluginAsyncTypebox<{ runSweep: (run: SweepRun) => Promise<SweepSummary> }> = async (app, { runSweep }) => {
   app.post('/revocations', {
@@ -17,7 +17,7 @@ export const revocationRoutes: FastifyPluginAsyncTypebox<{ runSweep: (run: Sweep
         'Called every minute by the scheduler. Removes the access of every grant whose expiry has passed, and finishes grants left provisioning or revoking ' +
         'by an earlier failure. Grants not finished in this run are counted as remaining and picked up by the next.',
       security: [{ bearerAuth: [SCOPES.revocationsRun] }],
-      response: { 200: SweepSummarySchema, ...errorResponses(401, 403, 503) },
+      response: { 200: Type.Ref('SweepSummary'), ...errorResponses(401, 403, 503) },
     },
   }, async (request) => runSweep({ actor: SWEEP_ACTOR, triggeredBy: request.user.sub }))
 }

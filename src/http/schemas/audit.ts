@@ -19,7 +19,26 @@ export const AuditEventSchema = Type.Object(
     prevHash: Type.String({ description: 'hash of the event before this one in the chain' }),
     hash: Type.String({ description: 'SHA-256 (hex) over this event’s canonical content, including seq and prevHash' }),
   },
-  { $id: 'AuditEvent', title: 'AuditEvent' },
+  {
+    $id: 'AuditEvent',
+    title: 'AuditEvent',
+    example: {
+      id: '019a7c1e-5b2a-7c3d-9e4f-0a1b2c3d4e60',
+      at: '2026-11-25T10:00:00.120Z',
+      action: 'grant.activated',
+      actor: 'servicenow-workflow',
+      grantId: '019a7c1e-5b2a-7c3d-9e4f-0a1b2c3d4e5f',
+      userName: 'alice',
+      accountId: '111122223333',
+      permissionSet: 'AdministratorAccess',
+      ticketId: 'CHG0031337',
+      detail: 'account assignment in place',
+      requestId: '7f1c2e9a-4b1d-4f0e-9d7c-2a3b4c5d6e7f',
+      seq: 42,
+      prevHash: '5d41402abc4b2a76b9719d911017c592ae2ef3b1a4b2f7c1d0e9f8a7b6c5d4e3',
+      hash: '9b74c9897bac770ffc029102a200c5de1f3f0a2b4c6d8e0f1a3b5c7d9e1f2a3b',
+    },
+  },
 )
 
 export const AuditQuery = Type.Object(

@@ -4,7 +4,11 @@ import { Type, type Static, type TSchema } from 'typebox'
  * Schema helpers that stay inside OpenAPI 3.0 (what ServiceNow's importer reads): nullable fields use
  * `nullable: true` and string enums use `enum`, never `anyOf`/`oneOf`/`const`.
  */
-export const Nullable = <T extends TSchema>(schema: T) => Type.Unsafe<Static<T> | null>({ ...schema, nullable: true })
+export const Nullable = <T extends TSchema>(schema: T) => {
+  // OpenAPI 3.0.3: nullable does not extend an enum, so a nullable enum lists null itself.
+  const values = (schema as { enum?: unknown[] }).enum
+  return Type.Unsafe<Static<T> | null>({ ...schema, nullable: true, ...(values ? { enum: [...values, null] } : {}) })
+}
 
 export const StringEnum = <const T extends readonly string[]>(values: T, options: Record<string, unknown> = {}) =>
   Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options })
@@ -35,11 +39,25 @@ export const Problem = Type.Object(
     failedCondition: Type.Optional(Type.String({ description: 'For POLICY_DENIED: principal, account, permissionSet, duration or ticket' })),
     grantId: Type.Optional(Type.String({ description: 'The grant the problem concerns, when one was recorded' })),
   },
-  { $id: 'Problem', title: 'Problem', description: 'RFC 9457 problem details (application/problem+json)' },
+  {
+    $id: 'Problem',
+    title: 'Problem',
+    description: 'RFC 9457 problem details (application/problem+json)',
+    example: {
+      type: 'urn:jit-access:problem:policy-denied',
+      title: 'Forbidden',
+      status: 403,
+      detail: "Rule 'oncall-incident-access' allows at most 240 minutes for AdministratorAccess on 111122223333; 600 were requested",
+      instance: '/grants',
+      code: 'POLICY_DENIED',
+      requestId: '7f1c2e9a-4b1d-4f0e-9d7c-2a3b4c5d6e7f',
+      failedCondition: 'duration',
+    },
+  },
 )
 export type ProblemBody = Static<typeof Problem>
 
-const problemRef = (description: string) => ({ ...Type.Ref('Problem'), description })
+const problemResponse = (description: string) => ({ description, content: { 'application/problem+json': { schema: Type.Ref('Problem') } } })
 
 export const errorResponses = (...statuses: number[]) => {
   const descriptions: Record<number, string> = {
@@ -53,7 +71,7 @@ export const errorResponses = (...statuses: number[]) => {
     502: 'Identity Center refused the assignment (PROVISIONING_FAILED); the grant is recorded as failed',
     503: 'An AWS dependency is unavailable (UPSTREAM_UNAVAILABLE); retry after Retry-After seconds. Recorded intent is finished by the sweep',
   }
-  return Object.fromEntries(statuses.map((status) => [status, problemRef(descriptions[status] ?? 'Error')]))
+  return Object.fromEntries(statuses.map((status) => [status, problemResponse(descriptions[status] ?? 'Error')]))
 }
 
 export const IdempotencyHeaders = Type.Object({

@@ -11,7 +11,12 @@ export const GrantRequestBody = Type.Object(
     ticketId: Type.String({ minLength: 1, maxLength: 64, pattern: '^[\\w.:#/-]+$', description: 'The change or incident ticket that justifies the access', example: 'CHG0031337' }),
     justification: Type.Optional(Type.String({ maxLength: 1000, description: 'Free text for auditors', example: 'Fix failing deployment' })),
   },
-  { additionalProperties: false, $id: 'GrantRequest', title: 'GrantRequest' },
+  {
+    additionalProperties: false,
+    $id: 'GrantRequest',
+    title: 'GrantRequest',
+    example: { userName: 'alice', accountId: '111122223333', permissionSet: 'AdministratorAccess', durationMinutes: 60, ticketId: 'CHG0031337', justification: 'Fix failing deployment' },
+  },
 )
 export type GrantRequestBody = Static<typeof GrantRequestBody>
 
@@ -36,7 +41,30 @@ export const GrantSchema = Type.Object(
     coveredBy: Nullable(StringEnum(['jit', 'pre-existing'] as const, { description: "'pre-existing': a permanent assignment already gave this access and is left in place" })),
     failureReason: Nullable(Type.String()),
   },
-  { $id: 'Grant', title: 'Grant' },
+  {
+    $id: 'Grant',
+    title: 'Grant',
+    example: {
+      id: '019a7c1e-5b2a-7c3d-9e4f-0a1b2c3d4e5f',
+      status: 'active',
+      userName: 'alice',
+      userId: '94482488-3041-7026-18f5-1a2b3c4d5e6f',
+      accountId: '111122223333',
+      permissionSet: 'AdministratorAccess',
+      permissionSetArn: 'arn:aws:sso:::permissionSet/ssoins-1111111111111111/ps-2222222222222222',
+      ticketId: 'CHG0031337',
+      justification: 'Fix failing deployment',
+      requestedBy: 'servicenow-workflow',
+      createdAt: '2026-11-25T10:00:00.000Z',
+      expiresAt: '2026-11-25T11:00:00.000Z',
+      accessEndsBy: '2026-11-25T12:00:00.000Z',
+      endedAt: null,
+      endedBy: null,
+      endReason: null,
+      coveredBy: 'jit',
+      failureReason: null,
+    },
+  },
 )
 
 export const GrantRef = Type.Ref('Grant')

@@ -1,0 +1,889 @@
+export interface paths {
+    "/health": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Liveness
+         * @description Answers while the process serves requests; no authentication.
+         */
+        get: operations["health"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/grants": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List grants, newest first
+         * @description Filters combine (AND). Follow nextCursor for further pages; it is null on the last page.
+         */
+        get: operations["listGrants"];
+        put?: never;
+        /**
+         * Request temporary access
+         * @description Gives one Identity Store user one permission set on one AWS account for a bounded time, if the eligibility policy allows it. Answers 201 once the account assignment is in place, or 202 while Identity Center is still provisioning it (poll GET /grants/{id}). Denials are audited and answered 403 POLICY_DENIED with the failed condition. Send an Idempotency-Key (e.g. the approval sys_id) to make retries safe: the same key and body replay the first answer, and a retry after a 503 resumes the grant the failed attempt recorded instead of making another.
+         */
+        post: operations["createGrant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/grants/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get one grant
+         * @description The grant’s current state; poll it after a 202 until status is active (or failed).
+         */
+        get: operations["getGrant"];
+        put?: never;
+        post?: never;
+        /**
+         * End a grant early
+         * @description Removes the access now. Answers 200 with status revoked, or 202 with status revoking while Identity Center removes the assignment. A permanent assignment that existed before the grant, or another active grant of the same access, keeps the access in place. Ending a grant that has already ended changes nothing and answers its final state.
+         */
+        delete: operations["revokeGrant"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Audit events, newest first
+         * @description Every decision: requested, denied, activated, failed, revoke requested, revoked, expired, drift. Filters combine (AND); from/to bound the time inclusively. With Accept: text/csv or application/x-ndjson the matching events are streamed as an export (newest first; up to limit, or all).
+         */
+        get: operations["listAuditEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/audit/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Verify the tamper-evident chain
+         * @description Recomputes every event’s hash in chain order. ok: false names the first event that was changed, or that follows deleted events; missing events at the end are detected against the chain head. Record the returned head hash outside this system (in the ticket, a WORM bucket) and compare it later to detect truncation of the whole log.
+         */
+        get: operations["verifyAuditChain"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/revocations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Revoke every expired grant (the scheduled sweep)
+         * @description Called every minute by the scheduler. Removes the access of every grant whose expiry has passed, and finishes grants left provisioning or revoking by an earlier failure. Grants not finished in this run are counted as remaining and picked up by the next.
+         */
+        post: operations["runRevocationSweep"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+}
+export type webhooks = Record<string, never>;
+export interface components {
+    schemas: {
+        /**
+         * Problem
+         * @description RFC 9457 problem details (application/problem+json)
+         * @example {
+         *       "type": "urn:jit-access:problem:policy-denied",
+         *       "title": "Forbidden",
+         *       "status": 403,
+         *       "detail": "Rule 'oncall-incident-access' allows at most 240 minutes for AdministratorAccess on 111122223333; 600 were requested",
+         *       "instance": "/grants",
+         *       "code": "POLICY_DENIED",
+         *       "requestId": "7f1c2e9a-4b1d-4f0e-9d7c-2a3b4c5d6e7f",
+         *       "failedCondition": "duration"
+         *     }
+         */
+        Problem: {
+            /** @description URI identifying the problem type */
+            type: string;
+            title: string;
+            status: number;
+            detail: string;
+            /** @description The request path */
+            instance: string;
+            /**
+             * @description Stable machine-readable error code
+             * @example VALIDATION_FAILED
+             */
+            code: string;
+            /** @description Correlates with service logs and the audit log */
+            requestId: string;
+            errors?: {
+                location: string;
+                path: string;
+                message: string;
+            }[];
+            /** @description For POLICY_DENIED: principal, account, permissionSet, duration or ticket */
+            failedCondition?: string;
+            /** @description The grant the problem concerns, when one was recorded */
+            grantId?: string;
+        };
+        /**
+         * Grant
+         * @example {
+         *       "id": "019a7c1e-5b2a-7c3d-9e4f-0a1b2c3d4e5f",
+         *       "status": "active",
+         *       "userName": "alice",
+         *       "userId": "94482488-3041-7026-18f5-1a2b3c4d5e6f",
+         *       "accountId": "111122223333",
+         *       "permissionSet": "AdministratorAccess",
+         *       "permissionSetArn": "arn:aws:sso:::permissionSet/ssoins-1111111111111111/ps-2222222222222222",
+         *       "ticketId": "CHG0031337",
+         *       "justification": "Fix failing deployment",
+         *       "requestedBy": "servicenow-workflow",
+         *       "createdAt": "2026-11-25T10:00:00.000Z",
+         *       "expiresAt": "2026-11-25T11:00:00.000Z",
+         *       "accessEndsBy": "2026-11-25T12:00:00.000Z",
+         *       "endedAt": null,
+         *       "endedBy": null,
+         *       "endReason": null,
+         *       "coveredBy": "jit",
+         *       "failureReason": null
+         *     }
+         */
+        Grant: {
+            /** @description Grant id (UUIDv7, sorts by creation time) */
+            id: string;
+            /**
+             * @description provisioning → active → revoking → expired | revoked; or failed
+             * @enum {string}
+             */
+            status: "provisioning" | "active" | "revoking" | "expired" | "revoked" | "failed";
+            userName: string;
+            /** @description Identity Store user id */
+            userId: string;
+            accountId: string;
+            permissionSet: string;
+            permissionSetArn: string;
+            ticketId: string;
+            justification: string | null;
+            /** @description The JWT subject that requested the grant */
+            requestedBy: string;
+            /**
+             * Format: date-time
+             * @description ISO 8601 timestamp (UTC)
+             */
+            createdAt: string;
+            /**
+             * Format: date-time
+             * @description ISO 8601 timestamp (UTC)
+             */
+            expiresAt: string;
+            /**
+             * Format: date-time
+             * @description expiresAt plus the permission set session duration: a role session taken just before expiry lasts until then
+             */
+            accessEndsBy: string;
+            /**
+             * Format: date-time
+             * @description ISO 8601 timestamp (UTC)
+             */
+            endedAt: string | null;
+            /** @description Who ended it: a JWT subject, or system:sweep on expiry */
+            endedBy: string | null;
+            /** @enum {string|null} */
+            endReason: "expired" | "revoked" | null;
+            /**
+             * @description 'pre-existing': a permanent assignment already gave this access and is left in place
+             * @enum {string|null}
+             */
+            coveredBy: "jit" | "pre-existing" | null;
+            failureReason: string | null;
+        };
+        /**
+         * AuditEvent
+         * @example {
+         *       "id": "019a7c1e-5b2a-7c3d-9e4f-0a1b2c3d4e60",
+         *       "at": "2026-11-25T10:00:00.120Z",
+         *       "action": "grant.activated",
+         *       "actor": "servicenow-workflow",
+         *       "grantId": "019a7c1e-5b2a-7c3d-9e4f-0a1b2c3d4e5f",
+         *       "userName": "alice",
+         *       "accountId": "111122223333",
+         *       "permissionSet": "AdministratorAccess",
+         *       "ticketId": "CHG0031337",
+         *       "detail": "account assignment in place",
+         *       "requestId": "7f1c2e9a-4b1d-4f0e-9d7c-2a3b4c5d6e7f",
+         *       "seq": 42,
+         *       "prevHash": "5d41402abc4b2a76b9719d911017c592ae2ef3b1a4b2f7c1d0e9f8a7b6c5d4e3",
+         *       "hash": "9b74c9897bac770ffc029102a200c5de1f3f0a2b4c6d8e0f1a3b5c7d9e1f2a3b"
+         *     }
+         */
+        AuditEvent: {
+            /** @description Event id (UUIDv7, sorts by time) */
+            id: string;
+            /**
+             * Format: date-time
+             * @description ISO 8601 timestamp (UTC)
+             */
+            at: string;
+            /** @enum {string} */
+            action: "grant.requested" | "grant.denied" | "grant.activated" | "grant.failed" | "grant.revoke_requested" | "grant.revoked" | "grant.expired" | "grant.drift_detected";
+            /** @description JWT subject, or system:sweep */
+            actor: string;
+            grantId: string | null;
+            userName: string;
+            accountId: string;
+            permissionSet: string;
+            ticketId: string;
+            detail: string;
+            requestId: string | null;
+            /** @description Position in the tamper-evident chain (1, 2, 3… without gaps) */
+            seq: number;
+            /** @description hash of the event before this one in the chain */
+            prevHash: string;
+            /** @description SHA-256 (hex) over this event’s canonical content, including seq and prevHash */
+            hash: string;
+        };
+        /** SweepSummary */
+        SweepSummary: {
+            /** @description Grants whose access this run ended */
+            revoked: number;
+            /** @description Grants whose provisioning this run confirmed */
+            activated: number;
+            /** @description Grants this run could not finish; retried next run */
+            failed: number;
+            /** @description Grants still due (Identity Center busy, or time budget spent) */
+            remaining: number;
+            /** @description Assignments checked against Identity Center (each is checked every few minutes) */
+            checked: number;
+            /** @description Grants ended because their assignment was removed outside jit-access */
+            drifted: number;
+        };
+        /** AuditVerification */
+        AuditVerification: {
+            ok: boolean;
+            /** @description Events verified */
+            events: number;
+            /** @description Hash of the last verified event: anchor it outside this system (e.g. in the ticket) to detect later truncation */
+            head?: string;
+            firstSeq?: number | null;
+            /** @description The first event that does not match (null when events at the end are missing) */
+            firstBadEventId?: string | null;
+            firstBadSeq?: number;
+            reason?: string;
+        };
+    };
+    responses: never;
+    parameters: never;
+    requestBodies: never;
+    headers: never;
+    pathItems: never;
+}
+export type $defs = Record<string, never>;
+export interface operations {
+    health: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example ok */
+                        status: string;
+                    };
+                };
+            };
+        };
+    };
+    listGrants: {
+        parameters: {
+            query?: {
+                status?: "provisioning" | "active" | "revoking" | "expired" | "revoked" | "failed";
+                userName?: string;
+                /** @description AWS account id (12 digits) */
+                accountId?: string;
+                ticketId?: string;
+                /** @description Page size (1–100) */
+                limit?: number;
+                /** @description Opaque cursor from the previous page’s nextCursor */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Grant"][];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description Invalid input (VALIDATION_FAILED, MALFORMED_BODY, BODY_TOO_LARGE, INVALID_CURSOR) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, forged or expired token, or wrong issuer/audience (UNAUTHORIZED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Token lacks the scope (INSUFFICIENT_SCOPE), or the eligibility policy denies the request (POLICY_DENIED) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An AWS dependency is unavailable (UPSTREAM_UNAVAILABLE); retry after Retry-After seconds. Recorded intent is finished by the sweep */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createGrant: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes retries safe: scoped to the token subject and remembered for at least 24 hours (ServiceNow: the approval sys_id) */
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description Identity Store user name
+                     * @example alice
+                     */
+                    userName: string;
+                    /**
+                     * @description AWS account id (12 digits)
+                     * @example 111122223333
+                     */
+                    accountId: string;
+                    /**
+                     * @description Permission set name
+                     * @example AdministratorAccess
+                     */
+                    permissionSet: string;
+                    /**
+                     * @description How long the access lasts; bounded by the policy rule and the service maximum
+                     * @example 60
+                     */
+                    durationMinutes: number;
+                    /**
+                     * @description The change or incident ticket that justifies the access
+                     * @example CHG0031337
+                     */
+                    ticketId: string;
+                    /**
+                     * @description Free text for auditors
+                     * @example Fix failing deployment
+                     */
+                    justification?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Grant"];
+                };
+            };
+            /** @description Default Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Grant"];
+                };
+            };
+            /** @description Invalid input (VALIDATION_FAILED, MALFORMED_BODY, BODY_TOO_LARGE, INVALID_CURSOR) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, forged or expired token, or wrong issuer/audience (UNAUTHORIZED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Token lacks the scope (INSUFFICIENT_SCOPE), or the eligibility policy denies the request (POLICY_DENIED) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Idempotency-Key reused with a different request (IDEMPOTENCY_KEY_REUSED), or the first request with it is still running (REQUEST_IN_PROGRESS; retry after Retry-After) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json (UNSUPPORTED_MEDIA_TYPE) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The user or permission set does not exist (USER_NOT_FOUND, PERMISSION_SET_NOT_FOUND) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Identity Center refused the assignment (PROVISIONING_FAILED); the grant is recorded as failed */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An AWS dependency is unavailable (UPSTREAM_UNAVAILABLE); retry after Retry-After seconds. Recorded intent is finished by the sweep */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getGrant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Grant"];
+                };
+            };
+            /** @description Missing, malformed, forged or expired token, or wrong issuer/audience (UNAUTHORIZED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Token lacks the scope (INSUFFICIENT_SCOPE), or the eligibility policy denies the request (POLICY_DENIED) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (GRANT_NOT_FOUND) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An AWS dependency is unavailable (UPSTREAM_UNAVAILABLE); retry after Retry-After seconds. Recorded intent is finished by the sweep */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    revokeGrant: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes retries safe: scoped to the token subject and remembered for at least 24 hours (ServiceNow: the approval sys_id) */
+                "idempotency-key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Grant"];
+                };
+            };
+            /** @description Default Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Grant"];
+                };
+            };
+            /** @description Invalid input (VALIDATION_FAILED, MALFORMED_BODY, BODY_TOO_LARGE, INVALID_CURSOR) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, forged or expired token, or wrong issuer/audience (UNAUTHORIZED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Token lacks the scope (INSUFFICIENT_SCOPE), or the eligibility policy denies the request (POLICY_DENIED) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (GRANT_NOT_FOUND) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Idempotency-Key reused with a different request (IDEMPOTENCY_KEY_REUSED), or the first request with it is still running (REQUEST_IN_PROGRESS; retry after Retry-After) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An AWS dependency is unavailable (UPSTREAM_UNAVAILABLE); retry after Retry-After seconds. Recorded intent is finished by the sweep */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listAuditEvents: {
+        parameters: {
+            query?: {
+                /** @description Events at or after this time */
+                from?: string;
+                /** @description Events at or before this time */
+                to?: string;
+                userName?: string;
+                /** @description AWS account id (12 digits) */
+                accountId?: string;
+                ticketId?: string;
+                grantId?: string;
+                action?: "grant.requested" | "grant.denied" | "grant.activated" | "grant.failed" | "grant.revoke_requested" | "grant.revoked" | "grant.expired" | "grant.drift_detected";
+                actor?: string;
+                /** @description Page size: 1–100 for JSON (default 50); for CSV/NDJSON exports up to 10,000 (default: every matching event) */
+                limit?: number;
+                /** @description Opaque cursor from the previous page’s nextCursor */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of events (JSON), or an export (CSV with a header row, or one JSON object per line) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["AuditEvent"][];
+                        nextCursor: string | null;
+                    };
+                    "text/csv": string;
+                    "application/x-ndjson": string;
+                };
+            };
+            /** @description Invalid input (VALIDATION_FAILED, MALFORMED_BODY, BODY_TOO_LARGE, INVALID_CURSOR) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, forged or expired token, or wrong issuer/audience (UNAUTHORIZED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Token lacks the scope (INSUFFICIENT_SCOPE), or the eligibility policy denies the request (POLICY_DENIED) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An AWS dependency is unavailable (UPSTREAM_UNAVAILABLE); retry after Retry-After seconds. Recorded intent is finished by the sweep */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    verifyAuditChain: {
+        parameters: {
+            query?: {
+                /** @description Verify from the first event at or after this time */
+                from?: string;
+                /** @description Verify up to the last event at or before this time */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditVerification"];
+                };
+            };
+            /** @description Invalid input (VALIDATION_FAILED, MALFORMED_BODY, BODY_TOO_LARGE, INVALID_CURSOR) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, forged or expired token, or wrong issuer/audience (UNAUTHORIZED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Token lacks the scope (INSUFFICIENT_SCOPE), or the eligibility policy denies the request (POLICY_DENIED) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An AWS dependency is unavailable (UPSTREAM_UNAVAILABLE); retry after Retry-After seconds. Recorded intent is finished by the sweep */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    runRevocationSweep: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SweepSummary"];
+                };
+            };
+            /** @description Missing, malformed, forged or expired token, or wrong issuer/audience (UNAUTHORIZED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Token lacks the scope (INSUFFICIENT_SCOPE), or the eligibility policy denies the request (POLICY_DENIED) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An AWS dependency is unavailable (UPSTREAM_UNAVAILABLE); retry after Retry-After seconds. Recorded intent is finished by the sweep */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+}
