@@ -12,6 +12,7 @@ const EnvSchema = Type.Object({
   JIT_JWT_SECRET: Type.Optional(Type.String({ minLength: 32 })),
   JIT_JWT_PUBLIC_KEY: Type.Optional(Type.String({ pattern: '-----BEGIN PUBLIC KEY-----' })),
   JIT_JWT_SECRET_ARN: Type.Optional(Type.String({ pattern: '^arn:aws[a-z-]*:secretsmanager:' })),
+  JIT_JWKS_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
   JIT_JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),
   JIT_JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
   JIT_POLICY_FILE: Type.String({ minLength: 1 }),
@@ -34,7 +35,7 @@ export interface Config {
   logLevel: string
   region: string
   endpoint: string | undefined
-  jwt: { secret?: string | undefined; publicKey?: string | undefined; issuer?: string | undefined; audience?: string | undefined }
+  jwt: { secret?: string | undefined; publicKey?: string | undefined; jwksUrl?: string | undefined; issuer?: string | undefined; audience?: string | undefined }
   /** The HS256 secret is read from Secrets Manager at start (see resolveJwtSecret) instead of the environment. */
   jwtSecretArn: string | undefined
   policyFile: string
@@ -65,10 +66,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   } catch (error) {
     throw new ConfigError((error as Error).message.replace(/^env\//, '').replace(/\benv\//g, ''))
   }
-  const keySources = [env.JIT_JWT_SECRET, env.JIT_JWT_SECRET_ARN, env.JIT_JWT_PUBLIC_KEY].filter(Boolean).length
+  const keySources = [env.JIT_JWT_SECRET, env.JIT_JWT_SECRET_ARN, env.JIT_JWT_PUBLIC_KEY, env.JIT_JWKS_URL].filter(Boolean).length
   if (keySources !== 1) {
-    throw new ConfigError('set exactly one of JIT_JWT_SECRET (HS256), JIT_JWT_SECRET_ARN (HS256, from Secrets Manager) and JIT_JWT_PUBLIC_KEY (RS256/ES256 PEM)')
+    throw new ConfigError('set exactly one of JIT_JWT_SECRET (HS256), JIT_JWT_SECRET_ARN (HS256, from Secrets Manager), JIT_JWT_PUBLIC_KEY (RS256/ES256 PEM) and JIT_JWKS_URL')
   }
+  if (env.JIT_JWKS_URL && !env.JIT_JWT_ISSUER) throw new ConfigError('JIT_JWKS_URL needs JIT_JWT_ISSUER')
   if (!env.JIT_SANDBOX && (!env.JIT_JWT_ISSUER || !env.JIT_JWT_AUDIENCE)) {
     throw new ConfigError('JIT_JWT_ISSUER and JIT_JWT_AUDIENCE are required outside the sandbox')
   }
@@ -78,7 +80,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     logLevel: env.LOG_LEVEL,
     region: env.AWS_REGION,
     endpoint: env.AWS_ENDPOINT_URL,
-    jwt: { secret: env.JIT_JWT_SECRET, publicKey: env.JIT_JWT_PUBLIC_KEY, issuer: env.JIT_JWT_ISSUER, audience: env.JIT_JWT_AUDIENCE },
+    jwt: { secret: env.JIT_JWT_SECRET, publicKey: env.JIT_JWT_PUBLIC_KEY, jwksUrl: env.JIT_JWKS_URL, issuer: env.JIT_JWT_ISSUER, audience: env.JIT_JWT_AUDIENCE },
     jwtSecretArn: env.JIT_JWT_SECRET_ARN,
     policyFile: env.JIT_POLICY_FILE,
     policy: loadPolicyFile(env.JIT_POLICY_FILE),

@@ -36,6 +36,8 @@ t.test('a bad setting stops the start with a message that names it', async (t) =
     ['no JWT key at all', { ...valid, JIT_JWT_SECRET: undefined }, /JIT_JWT_SECRET.*JIT_JWT_PUBLIC_KEY/],
     ['both JWT keys', { ...valid, JIT_JWT_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----x' }, /exactly one/],
     ['a secret and a secret ARN', { ...valid, JIT_JWT_SECRET_ARN: 'arn:aws:secretsmanager:us-east-1:111111111111:secret:x' }, /exactly one/],
+    ['a JWKS URL and a secret', { ...valid, JIT_JWKS_URL: 'https://idp.example.com/jwks' }, /exactly one/],
+    ['a JWKS URL without an issuer', { ...valid, JIT_JWT_SECRET: undefined, JIT_JWKS_URL: 'https://idp.example.com/jwks', JIT_JWT_ISSUER: undefined, JIT_SANDBOX: 'true' }, /JIT_JWKS_URL needs JIT_JWT_ISSUER/],
     ['a secret ARN that is not one', { ...valid, JIT_JWT_SECRET: undefined, JIT_JWT_SECRET_ARN: 'my-secret' }, /JIT_JWT_SECRET_ARN/],
     ['short secret', { ...valid, JIT_JWT_SECRET: 'short' }, /JIT_JWT_SECRET/],
     ['no issuer outside the sandbox', { ...valid, JIT_JWT_ISSUER: undefined }, /JIT_JWT_ISSUER/],

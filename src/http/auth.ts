@@ -1,6 +1,7 @@
 import { createPublicKey } from 'node:crypto'
 import fastifyJwt from '@fastify/jwt'
 import type { Algorithm } from 'fast-jwt'
+import buildGetJwks from 'get-jwks'
 import type { FastifyInstance, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
 import { HttpProblem } from './errors.ts'
 
@@ -17,6 +18,8 @@ export const ALL_SCOPES: Scope[] = Object.values(SCOPES)
 export interface JwtSettings {
   secret?: string | undefined
   publicKey?: string | undefined
+  /** A JWKS endpoint: RS256/ES256 keys chosen by the token's kid, cached, refetched when a new kid appears. */
+  jwksUrl?: string | undefined
   issuer?: string | undefined
   audience?: string | undefined
 }
@@ -38,20 +41,34 @@ declare module '@fastify/jwt' {
  * confusion attack (an HS256 token signed with the public key as its secret).
  */
 export async function registerAuth(app: FastifyInstance, settings: JwtSettings): Promise<void> {
+  const verify = {
+    // fast-jwt checks iss/aud only when present; requiring them closes tokens that simply omit them.
+    requiredClaims: ['sub', 'exp', ...(settings.issuer ? ['iss'] : []), ...(settings.audience ? ['aud'] : [])],
+    ...(settings.issuer ? { allowedIss: settings.issuer } : {}),
+    ...(settings.audience ? { allowedAud: settings.audience } : {}),
+  }
+  const formatUser = (payload: unknown) => ({ sub: String((payload as { sub?: unknown }).sub), scopes: scopesOf(payload) })
+  if (settings.jwksUrl) {
+    const jwksUrl = new URL(settings.jwksUrl)
+    // The key location comes from configuration only, never from the token (its iss or jku), so a forged
+    // token cannot point us at its author's keys.
+    const jwks = buildGetJwks({ max: 100, ttl: 10 * 60_000, providerDiscovery: false, jwksPath: `${jwksUrl.pathname}${jwksUrl.search}` })
+    await app.register(fastifyJwt, {
+      decode: { complete: true },
+      secret: async (_request: unknown, token: unknown) => {
+        const { header } = token as { header: { alg?: string; kid?: string } }
+        if (header.alg !== 'RS256' && header.alg !== 'ES256') throw new Error('unsupported algorithm')
+        return jwks.getPublicKey({ domain: jwksUrl.origin, alg: header.alg, kid: header.kid ?? '' })
+      },
+      verify: { ...verify, algorithms: ['RS256', 'ES256'] as Algorithm[] },
+      formatUser,
+    })
+    return
+  }
   const algorithms: Algorithm[] = settings.publicKey ? [asymmetricAlgorithm(settings.publicKey)] : ['HS256']
   const secret = settings.publicKey ? { public: settings.publicKey } : settings.secret
-  if (!secret) throw new Error('JWT verification needs a secret or a public key')
-  await app.register(fastifyJwt, {
-    secret,
-    verify: {
-      algorithms,
-      // fast-jwt checks iss/aud only when present; requiring them closes tokens that simply omit them.
-      requiredClaims: ['sub', 'exp', ...(settings.issuer ? ['iss'] : []), ...(settings.audience ? ['aud'] : [])],
-      ...(settings.issuer ? { allowedIss: settings.issuer } : {}),
-      ...(settings.audience ? { allowedAud: settings.audience } : {}),
-    },
-    formatUser: (payload) => ({ sub: String((payload as { sub?: unknown }).sub), scopes: scopesOf(payload) }),
-  })
+  if (!secret) throw new Error('JWT verification needs a secret, a public key or a JWKS URL')
+  await app.register(fastifyJwt, { secret, verify: { ...verify, algorithms }, formatUser })
 }
 
 function asymmetricAlgorithm(pem: string): Algorithm {

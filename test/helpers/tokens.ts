@@ -14,6 +14,8 @@ export interface TokenOptions {
   issuer?: string | undefined
   audience?: string | undefined
   expiresInMs?: number | undefined
+  /** Key id for the header, as an identity provider that publishes a JWKS sets it. */
+  kid?: string
 }
 
 /** Mints a token the way an identity provider would; every field can be bent to test a refusal. */
@@ -22,6 +24,7 @@ export function mintToken(options: TokenOptions = {}): string {
   const sign = createSigner({
     key: algorithm === 'none' ? undefined : options.key ?? TEST_SECRET,
     algorithm,
+    ...(options.kid ? { kid: options.kid } : {}),
     ...('expiresInMs' in options ? (options.expiresInMs === undefined ? {} : { expiresIn: options.expiresInMs }) : { expiresIn: 600_000 }),
     ...('issuer' in options ? (options.issuer === undefined ? {} : { iss: options.issuer }) : { iss: TEST_ISSUER }),
     ...('audience' in options ? (options.audience === undefined ? {} : { aud: options.audience }) : { aud: TEST_AUDIENCE }),
