@@ -40,6 +40,8 @@ export interface AppDependencies extends ServiceAdapters {
   sweepBudgetMs: number
   /** Due grants read per DynamoDB page by the sweep. */
   sweepPageSize?: number
+  /** Grants the sweep works on at once: enough to keep the Identity Center rate limiter busy. */
+  sweepConcurrency?: number
   /** Where the docs page's static files are, when running from a bundle (dist/static); unset, the package's own. */
   docsAssetsDir?: string | undefined
   logger?: FastifyServerOptions['logger']
@@ -103,7 +105,7 @@ export async function buildApp(deps: AppDependencies) {
   const runSweep = async (run: SweepRun): Promise<SweepSummary> => {
     const budgetEnd = new Date(deps.clock.now().getTime() + deps.sweepBudgetMs)
     const deadline = run.deadline && run.deadline < budgetEnd ? run.deadline : budgetEnd
-    const summary = await sweep(deps.store, grants, deps.clock, { deadline, actor: run.actor, pageSize: deps.sweepPageSize ?? 100 })
+    const summary = await sweep(deps.store, grants, deps.clock, { deadline, actor: run.actor, pageSize: deps.sweepPageSize ?? 100, concurrency: deps.sweepConcurrency ?? 16 })
     app.log.info({ triggeredBy: run.triggeredBy, ...summary }, 'revocation sweep finished')
     return summary
   }

@@ -25,6 +25,7 @@ const EnvSchema = Type.Object({
   JIT_PROVISIONING_WAIT_MS: Type.Integer({ minimum: 0, maximum: 25_000, default: 5000 }),
   JIT_CACHE_TTL_SECONDS: Type.Integer({ minimum: 0, maximum: 86_400, default: 300 }),
   JIT_SWEEP_BUDGET_SECONDS: Type.Integer({ minimum: 1, maximum: 900, default: 50 }),
+  JIT_IDENTITY_CENTER_TPS: Type.Number({ exclusiveMinimum: 0, maximum: 20, default: 10 }),
   JIT_SANDBOX: Type.Boolean({ default: false }),
 })
 type Env = Static<typeof EnvSchema>
@@ -48,6 +49,7 @@ export interface Config {
   provisioningWaitMs: number
   cacheTtlMs: number
   sweepBudgetMs: number
+  identityCenterTps: number
   sandbox: boolean
 }
 
@@ -92,6 +94,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     provisioningWaitMs: env.JIT_PROVISIONING_WAIT_MS,
     cacheTtlMs: env.JIT_CACHE_TTL_SECONDS * 1000,
     sweepBudgetMs: env.JIT_SWEEP_BUDGET_SECONDS * 1000,
+    identityCenterTps: env.JIT_IDENTITY_CENTER_TPS,
     sandbox: env.JIT_SANDBOX,
   }
 }

@@ -12,6 +12,7 @@ import { DynamoAuditLog } from './dynamodb/audit-log.ts'
 import { DynamoGrantStore } from './dynamodb/grant-store.ts'
 import { DynamoIdempotencyStore } from './dynamodb/idempotency-store.ts'
 import { AwsIdentityCenter, resolveInstance } from './identity-center.ts'
+import { IdentityCenterRateLimiter } from './rate-limiter.ts'
 import { AwsIdentityStore } from './identity-store.ts'
 import { SnsNotifier } from './sns.ts'
 
@@ -25,9 +26,14 @@ export interface AwsSettings {
   identityStoreId?: string | undefined
   provisioningWaitMs: number
   cacheTtlMs: number
+  /** Identity Center calls per second for this process (the organisation's quota is about 20). */
+  identityCenterTps?: number
   /** How long one AWS call may take before it is abandoned and retried (default 10 s). */
   requestTimeoutMs?: number
 }
+
+/** Half the organisation's quota of about 20 calls per second, leaving room for people and other tools. */
+export const DEFAULT_IDENTITY_CENTER_TPS = 10
 
 export interface AwsClients {
   ssoAdmin: SSOAdminClient
@@ -52,7 +58,8 @@ export function createAwsClients(settings: Pick<AwsSettings, 'region' | 'endpoin
     requestHandler: { connectionTimeout: 3000, requestTimeout: settings.requestTimeoutMs ?? 10_000, throwOnRequestTimeout: true },
   }
   return {
-    ssoAdmin: new SSOAdminClient(common),
+    // Identity Center calls are retried by the shared rate limiter instead, so every attempt pays a token.
+    ssoAdmin: new SSOAdminClient({ ...common, maxAttempts: 1 }),
     ssoAdminMutations: new SSOAdminClient({ ...common, maxAttempts: 1 }),
     identityStore: new IdentitystoreClient(common),
     dynamo: new DynamoDBClient(common),
@@ -77,6 +84,7 @@ export async function createAwsAdapters(
     store: new DynamoGrantStore(doc, settings.tables, chain),
     auditLog: new DynamoAuditLog(doc, settings.tables.audit, chain),
     identityCenter: new AwsIdentityCenter(clients.ssoAdmin, clients.ssoAdminMutations, {
+      limiter: new IdentityCenterRateLimiter({ ratePerSecond: settings.identityCenterTps ?? DEFAULT_IDENTITY_CENTER_TPS, maxConcurrentCreations: 10 }),
       instanceArn: instance.instanceArn,
       provisioningWaitMs: settings.provisioningWaitMs,
       cacheTtlMs: settings.cacheTtlMs,

@@ -5,14 +5,15 @@ import {
   DescribeAccountAssignmentDeletionStatusCommand,
   DescribePermissionSetCommand,
   ListInstancesCommand,
-  paginateListAccountAssignmentsForPrincipal,
-  paginateListPermissionSets,
+  ListAccountAssignmentsForPrincipalCommand,
+  ListPermissionSetsCommand,
   type AccountAssignmentOperationStatus,
   type SSOAdminClient,
 } from '@aws-sdk/client-sso-admin'
 import type { AssignmentTarget } from '../core/grant.ts'
 import type { IdentityCenter, PermissionSetInfo, ProvisioningOutcome } from '../core/ports.ts'
 import { callAws } from './aws-errors.ts'
+import type { IdentityCenterRateLimiter } from './rate-limiter.ts'
 import { TtlCache } from './ttl-cache.ts'
 
 const SERVICE = 'Identity Center'
@@ -22,6 +23,8 @@ const MIN_RELIST_MS = 10_000
 
 export interface IdentityCenterOptions {
   instanceArn: string
+  /** Every call this adapter makes takes a token from it. */
+  limiter: IdentityCenterRateLimiter
   /** How long to wait for Identity Center to finish an assignment before answering "still provisioning". */
   provisioningWaitMs: number
   cacheTtlMs: number
@@ -37,10 +40,12 @@ export class AwsIdentityCenter implements IdentityCenter {
   private readonly client: SSOAdminClient
   private readonly mutations: SSOAdminClient
   private readonly options: IdentityCenterOptions
+  readonly limiter: IdentityCenterRateLimiter
 
   constructor(client: SSOAdminClient, mutations: SSOAdminClient, options: IdentityCenterOptions) {
     this.client = client
     this.mutations = mutations
+    this.limiter = options.limiter
     this.options = options
     this.permissionSetsByName = new TtlCache(options.cacheTtlMs)
   }
@@ -71,11 +76,13 @@ export class AwsIdentityCenter implements IdentityCenter {
     const instanceArn = this.options.instanceArn
     const found = new Map<string, PermissionSetInfo>()
     await callAws(SERVICE, 'ListPermissionSets', async () => {
-      for await (const page of paginateListPermissionSets({ client: this.client }, { InstanceArn: instanceArn })) {
+      let nextToken: string | undefined
+      do {
+        const page = await this.limiter.read(() => this.client.send(new ListPermissionSetsCommand({ InstanceArn: instanceArn, NextToken: nextToken })))
         for (const arn of page.PermissionSets ?? []) {
           let info = this.permissionSetsByArn.get(arn)
           if (!info) {
-            const described = await this.client.send(new DescribePermissionSetCommand({ InstanceArn: instanceArn, PermissionSetArn: arn }))
+            const described = await this.limiter.read(() => this.client.send(new DescribePermissionSetCommand({ InstanceArn: instanceArn, PermissionSetArn: arn })))
             info = {
               arn,
               name: described.PermissionSet?.Name ?? arn,
@@ -85,7 +92,8 @@ export class AwsIdentityCenter implements IdentityCenter {
           }
           found.set(info.name, info)
         }
-      }
+        nextToken = page.NextToken
+      } while (nextToken)
     })
     // Replace the name index only once the whole listing succeeded, so a failed listing never empties it.
     this.permissionSetsByName.clear()
@@ -94,32 +102,37 @@ export class AwsIdentityCenter implements IdentityCenter {
 
   async assignmentExists(target: AssignmentTarget): Promise<boolean> {
     return callAws(SERVICE, 'ListAccountAssignmentsForPrincipal', async () => {
-      const pages = paginateListAccountAssignmentsForPrincipal({ client: this.client }, {
-        InstanceArn: this.options.instanceArn,
-        PrincipalId: target.userId,
-        PrincipalType: 'USER',
-        Filter: { AccountId: target.accountId },
-      })
-      for await (const page of pages) {
+      let nextToken: string | undefined
+      do {
+        const page = await this.limiter.read(() => this.client.send(new ListAccountAssignmentsForPrincipalCommand({
+          InstanceArn: this.options.instanceArn,
+          PrincipalId: target.userId,
+          PrincipalType: 'USER',
+          Filter: { AccountId: target.accountId },
+          NextToken: nextToken,
+        })))
         const found = (page.AccountAssignments ?? []).some(
           (a) => a.AccountId === target.accountId && a.PermissionSetArn === target.permissionSetArn,
         )
         if (found) return true
-      }
+        nextToken = page.NextToken
+      } while (nextToken)
       return false
     })
   }
 
-  async createAssignment(target: AssignmentTarget): Promise<ProvisioningOutcome> {
-    const result = await callAws(SERVICE, 'CreateAccountAssignment', () =>
-      this.mutations.send(new CreateAccountAssignmentCommand(this.assignmentInput(target))),
-    )
-    return this.awaitOutcome(toOutcome(result.AccountAssignmentCreationStatus), (id) => this.creationStatus(id))
+  createAssignment(target: AssignmentTarget): Promise<ProvisioningOutcome> {
+    return this.limiter.creation(async () => {
+      const result = await callAws(SERVICE, 'CreateAccountAssignment', () =>
+        this.limiter.mutate(() => this.mutations.send(new CreateAccountAssignmentCommand(this.assignmentInput(target)))),
+      )
+      return this.awaitOutcome(toOutcome(result.AccountAssignmentCreationStatus), (id) => this.creationStatus(id))
+    })
   }
 
   async deleteAssignment(target: AssignmentTarget): Promise<ProvisioningOutcome> {
     try {
-      const result = await this.mutations.send(new DeleteAccountAssignmentCommand(this.assignmentInput(target)))
+      const result = await this.limiter.mutate(() => this.mutations.send(new DeleteAccountAssignmentCommand(this.assignmentInput(target))))
       return this.awaitOutcome(toOutcome(result.AccountAssignmentDeletionStatus), (id) => this.deletionStatus(id))
     } catch (error) {
       // Already gone (removed by someone else, or by our own earlier attempt): what we wanted.
@@ -130,20 +143,20 @@ export class AwsIdentityCenter implements IdentityCenter {
 
   async creationStatus(requestId: string): Promise<ProvisioningOutcome> {
     const result = await callAws(SERVICE, 'DescribeAccountAssignmentCreationStatus', () =>
-      this.client.send(new DescribeAccountAssignmentCreationStatusCommand({
+      this.limiter.read(() => this.client.send(new DescribeAccountAssignmentCreationStatusCommand({
         InstanceArn: this.options.instanceArn,
         AccountAssignmentCreationRequestId: requestId,
-      })),
+      }))),
     )
     return toOutcome(result.AccountAssignmentCreationStatus)
   }
 
   async deletionStatus(requestId: string): Promise<ProvisioningOutcome> {
     const result = await callAws(SERVICE, 'DescribeAccountAssignmentDeletionStatus', () =>
-      this.client.send(new DescribeAccountAssignmentDeletionStatusCommand({
+      this.limiter.read(() => this.client.send(new DescribeAccountAssignmentDeletionStatusCommand({
         InstanceArn: this.options.instanceArn,
         AccountAssignmentDeletionRequestId: requestId,
-      })),
+      }))),
     )
     return toOutcome(result.AccountAssignmentDeletionStatus)
   }

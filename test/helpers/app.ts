@@ -31,6 +31,8 @@ export interface BuildOptions {
   proxy?: boolean
   jwt?: AppDependencies['jwt']
   sweepPageSize?: number
+  /** Identity Center calls per second; tests that are not about the rate use a high one. */
+  identityCenterTps?: number
 }
 
 interface Teardown {
@@ -70,6 +72,7 @@ export async function build(t: Teardown, moto: MotoServer, options: BuildOptions
       ...instance,
       provisioningWaitMs: 1000,
       cacheTtlMs: 60_000,
+      identityCenterTps: options.identityCenterTps ?? 500,
     },
     pino({ level: 'warn' }, logStream),
     // Short timeouts, so that a hanging connection is abandoned in about a second, as 10 s would be in production.

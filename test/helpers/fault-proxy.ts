@@ -39,6 +39,9 @@ export class FaultProxy {
   readonly calls: Record<string, number> = {}
   private target: URL
   private readonly hung: IncomingMessage[] = []
+  private quota: { perSecond: number; recent: number[] } | undefined
+  /** When each Identity Center call arrived (ms), for checking the rate a client keeps. */
+  readonly identityCenterCallTimes: number[] = []
   private chaos: { probability: number; faults: Fault[]; operations: Set<string> | undefined; random: () => number } | undefined
 
   constructor(target: string) {
@@ -84,6 +87,11 @@ export class FaultProxy {
     this.chaos = undefined
   }
 
+  /** Throttles Identity Center calls past `perSecond` in any one-second window, the way AWS does. */
+  enforceIdentityCenterQuota(perSecond: number): void {
+    this.quota = { perSecond, recent: [] }
+  }
+
   /** Every fault injected so far, by kind. */
   totalInjected(): number {
     return Object.values(this.injected).reduce((sum, n) => sum + n, 0)
@@ -104,6 +112,20 @@ export class FaultProxy {
     const body = Buffer.concat(chunks)
     const operation = operationOf(req, body)
     this.calls[operation] = (this.calls[operation] ?? 0) + 1
+    const identityCenter = String(req.headers['x-amz-target'] ?? '').startsWith('SWBExternalService.')
+    if (identityCenter) {
+      const now = Date.now()
+      this.identityCenterCallTimes.push(now)
+      if (this.quota) {
+        this.quota.recent = this.quota.recent.filter((time) => now - time < 1000)
+        if (this.quota.recent.length >= this.quota.perSecond) {
+          this.injected.quota = (this.injected.quota ?? 0) + 1
+          res.writeHead(400, { 'content-type': 'application/x-amz-json-1.1' }).end(JSON.stringify({ __type: 'ThrottlingException', message: 'Rate exceeded' }))
+          return
+        }
+        this.quota.recent.push(now)
+      }
+    }
     const rule = this.rules.find((r) => r.operation === operation && r.times > 0) ?? this.randomRule(operation)
     if (rule) {
       rule.times--

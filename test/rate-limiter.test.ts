@@ -1,0 +1,64 @@
+import t from 'tap'
+import { IdentityCenterRateLimiter } from '../src/adapters/rate-limiter.ts'
+import { build, grantBody, PROD, STAGING } from './helpers/app.ts'
+import { startMoto } from './helpers/moto.ts'
+import { bearer } from './helpers/tokens.ts'
+
+const moto = await startMoto(t)
+
+/** The most calls that fell into any one-second window. */
+function busiestSecond(times: number[]): number {
+  let most = 0
+  for (let i = 0; i < times.length; i++) {
+    const start = times[i] as number
+    most = Math.max(most, times.filter((time) => time >= start && time < start + 1000).length)
+  }
+  return most
+}
+
+const requests = () => ['alice', 'bob'].flatMap((userName) => [PROD, STAGING].flatMap((accountId) =>
+  ['AdministratorAccess', 'ReadOnlyAccess'].map((permissionSet) => grantBody({ userName, accountId, permissionSet }))))
+
+t.test('every Identity Center call in the process keeps to the configured rate', async (t) => {
+  const { app, proxy } = await build(t, moto, { proxy: true, identityCenterTps: 5 })
+  const responses = await Promise.all(requests().map((payload) => app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload })))
+
+  t.same(responses.map((r) => r.statusCode).filter((s) => s !== 201), [])
+  const times = proxy?.identityCenterCallTimes ?? []
+  t.ok(times.length >= 16, `${times.length} Identity Center calls`)
+  t.ok(busiestSecond(times) <= 6, `at most 5 per second plus one of slack: busiest second had ${busiestSecond(times)}`)
+})
+
+t.test('throttling answers slow the process down instead of failing grants', async (t) => {
+  const { app, proxy } = await build(t, moto, { proxy: true, identityCenterTps: 20 })
+  proxy?.enforceIdentityCenterQuota(4)
+
+  const responses = await Promise.all(requests().map((payload) => app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload })))
+
+  t.ok((proxy?.injected.quota ?? 0) > 0, `${proxy?.injected.quota} calls throttled by the quota`)
+  t.same(responses.map((r) => r.statusCode).filter((s) => s !== 201), [], 'every grant still succeeds')
+})
+
+t.test('the limiter halves its rate on throttling and recovers on success', async (t) => {
+  const limiter = new IdentityCenterRateLimiter({ ratePerSecond: 10, maxConcurrentCreations: 10, readAttempts: 1 })
+  const throttled = Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' })
+  await t.rejects(limiter.read(() => Promise.reject(throttled)))
+  t.equal(limiter.currentRate, 5)
+  await t.rejects(limiter.read(() => Promise.reject(throttled)))
+  t.equal(limiter.currentRate, 2.5)
+  for (let i = 0; i < 20; i++) await limiter.read(async () => 'ok')
+  t.equal(limiter.currentRate, 10, 'back to the configured rate, never above it')
+})
+
+t.test('at most 10 assignment creations are in flight at once', async (t) => {
+  const limiter = new IdentityCenterRateLimiter({ ratePerSecond: 1000, maxConcurrentCreations: 10 })
+  let inFlight = 0
+  let most = 0
+  await Promise.all(Array.from({ length: 30 }, () => limiter.creation(async () => {
+    inFlight++
+    most = Math.max(most, inFlight)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    inFlight--
+  })))
+  t.equal(most, 10)
+})
