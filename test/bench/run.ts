@@ -1,0 +1,180 @@
+/**
+ * `npm run bench` — a benchmark, not a test. Against moto on loopback through the counting proxy, it
+ * measures, as ratios against baselines taken in the same run (the machine is shared and noisy):
+ *   1. Identity Center and total AWS calls per grant, cold and warm, on a directory of 50 permission sets;
+ *   2. POST /grants latency p50/p99 against the bare SDK calls a safe grant needs;
+ *   3. a sweep of N expired grants (default 2,000) under an enforced 20 calls/s Identity Center quota;
+ *   4. the Lambda bundle's import + init time, if dist/lambda.mjs exists.
+ * Results are printed and written to .bench/results.json. Options: --grants N, --cap-seconds S.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { CreateAccountAssignmentCommand, CreatePermissionSetCommand, ListAccountAssignmentsForPrincipalCommand } from '@aws-sdk/client-sso-admin'
+import { GetUserIdCommand, ListGroupMembershipsForMemberCommand } from '@aws-sdk/client-identitystore'
+import { BatchWriteCommand, DynamoDBDocumentClient, TransactWriteCommand } from '@aws-sdk/lib-dynamodb'
+import { CreateUserCommand } from '@aws-sdk/client-identitystore'
+import { createAwsClients } from '../../src/adapters/aws.ts'
+import { coverageKey, grantToItem } from '../../src/adapters/dynamodb/items.ts'
+import { SWEEP_ACTOR } from '../../src/core/audit.ts'
+import type { Grant } from '../../src/core/grant.ts'
+import { startMotoServer } from '../../src/sandbox/moto-server.ts'
+import { measureInit } from '../../infra/build.ts'
+import { build, grantBody, PROD, REGION } from '../helpers/app.ts'
+import { bearer } from '../helpers/tokens.ts'
+
+process.env.AWS_ACCESS_KEY_ID ??= 'testing'
+process.env.AWS_SECRET_ACCESS_KEY ??= 'testing'
+const argument = (name: string, fallback: number) => Number(process.argv[process.argv.indexOf(name) + 1] ?? fallback) || fallback
+/**
+ * moto copies whole tables on every DynamoDB transaction, so on moto each revocation costs time in
+ * proportion to the table's size (real DynamoDB does not); 2,000 does not finish within the time cap here.
+ */
+const GRANTS = process.argv.includes('--grants') ? argument('--grants', 2000) : 2000
+const CAP_MS = (process.argv.includes('--cap-seconds') ? argument('--cap-seconds', 420) : 420) * 1000
+const QUOTA = 20
+const TPS = 18
+const OUT = resolve(import.meta.dirname, '..', '..', '.bench')
+const cleanups: (() => unknown)[] = []
+const teardown = { teardown: (fn: () => unknown) => void cleanups.unshift(fn) }
+const results: Record<string, unknown> = { node: process.versions.node, at: new Date().toISOString() }
+const percentile = (values: number[], p: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))] as number
+const IC_OPERATIONS = ['CreateAccountAssignment', 'DeleteAccountAssignment', 'DescribeAccountAssignmentCreationStatus', 'DescribeAccountAssignmentDeletionStatus', 'ListAccountAssignmentsForPrincipal', 'ListPermissionSets', 'DescribePermissionSet', 'ListInstances']
+
+const moto = await startMotoServer()
+cleanups.push(() => moto.stop())
+try {
+  // 1 and 2: calls per grant and latency, on a directory of 50 permission sets.
+  const service = await build(teardown, moto, { proxy: true, identityCenterTps: TPS })
+  const { app, proxy, clients, instance, seeded } = service
+  for (let i = 0; i < 47; i++) {
+    await clients.ssoAdmin.send(new CreatePermissionSetCommand({ InstanceArn: instance.instanceArn, Name: `Team${String(i).padStart(2, '0')}Access`, SessionDuration: 'PT1H' }))
+  }
+  const snapshot = () => ({ ...(proxy?.calls ?? {}) })
+  const diff = (before: Record<string, number>) => {
+    const after = proxy?.calls ?? {}
+    const ic = IC_OPERATIONS.reduce((sum, op) => sum + ((after[op] ?? 0) - (before[op] ?? 0)), 0)
+    const total = Object.keys(after).reduce((sum, op) => sum + ((after[op] ?? 0) - (before[op] ?? 0)), 0)
+    const byOperation = Object.fromEntries(Object.keys(after).map((op) => [op, (after[op] ?? 0) - (before[op] ?? 0)]).filter(([, n]) => (n as number) > 0))
+    return { identityCenter: ic, total, byOperation }
+  }
+  let before = snapshot()
+  await app.inject({ method: 'POST', url: '/grants', headers: authorization(), payload: grantBody() })
+  const cold = diff(before)
+  before = snapshot()
+  await app.inject({ method: 'POST', url: '/grants', headers: authorization(), payload: grantBody({ userName: 'bob' }) })
+  const warm = diff(before)
+  results.callsPerGrant = { cold, warm }
+  console.log(`calls per grant — cold: ${cold.identityCenter} Identity Center, ${cold.total} AWS in all; warm: ${warm.identityCenter} Identity Center, ${warm.total} AWS in all`)
+  console.log(`  warm grant calls: ${JSON.stringify(warm.byOperation)}`)
+
+  const samples = 40
+  const ours: number[] = []
+  const floor: number[] = []
+  // The same proxy, moto and SDK clients as the service, without the service.
+  const bare = createAwsClients({ region: REGION, endpoint: `http://127.0.0.1:${(proxy?.server.address() as { port: number }).port}` })
+  const doc = DynamoDBDocumentClient.from(bare.dynamo)
+  for (let i = 0; i < samples; i++) {
+    const userName = i % 2 ? 'alice' : 'bob'
+    const accountId = String(300000000000 + i)
+    let started = performance.now()
+    await app.inject({ method: 'POST', url: '/grants', headers: authorization(), payload: grantBody({ userName, accountId: PROD, permissionSet: i % 2 ? 'ReadOnlyAccess' : 'AdministratorAccess', ticketId: `CHG${String(1000000 + i)}` }) })
+    ours.push(performance.now() - started)
+    // The floor: the calls any safe grant must make, with the same clients, proxy and moto — resolve the
+    // user, read their groups for the policy, check for a permanent assignment, record intent, create the
+    // assignment, record the outcome.
+    started = performance.now()
+    const user = await bare.identityStore.send(new GetUserIdCommand({ IdentityStoreId: instance.identityStoreId, AlternateIdentifier: { UniqueAttribute: { AttributePath: 'userName', AttributeValue: userName } } }))
+    await bare.identityStore.send(new ListGroupMembershipsForMemberCommand({ IdentityStoreId: instance.identityStoreId, MemberId: { UserId: user.UserId as string } }))
+    await bare.ssoAdmin.send(new ListAccountAssignmentsForPrincipalCommand({ InstanceArn: instance.instanceArn, PrincipalId: user.UserId, PrincipalType: 'USER', Filter: { AccountId: accountId } }))
+    await doc.send(new TransactWriteCommand({ TransactItems: [{ Put: { TableName: 'jit-grants', Item: { pk: `floor#${i}`, state: 'provisioning' } } }, { Put: { TableName: 'jit-audit', Item: { pk: `floor-event#${i}` } } }] }))
+    await bare.ssoAdmin.send(new CreateAccountAssignmentCommand({ InstanceArn: instance.instanceArn, TargetId: accountId, TargetType: 'AWS_ACCOUNT', PermissionSetArn: seeded.permissionSetArns.ReadOnlyAccess, PrincipalType: 'USER', PrincipalId: user.UserId }))
+    await doc.send(new TransactWriteCommand({ TransactItems: [{ Put: { TableName: 'jit-grants', Item: { pk: `floor#${i}`, state: 'active' } } }, { Put: { TableName: 'jit-audit', Item: { pk: `floor-event2#${i}` } } }] }))
+    floor.push(performance.now() - started)
+  }
+  const latency = {
+    samples,
+    p50: percentile(ours, 0.5), p99: percentile(ours, 0.99),
+    floorP50: percentile(floor, 0.5), floorP99: percentile(floor, 0.99),
+  }
+  results.grantLatency = { ...latency, ratioP50: latency.p50 / latency.floorP50, ratioP99: latency.p99 / latency.floorP99 }
+  console.log(`POST /grants latency: p50 ${latency.p50.toFixed(1)} ms, p99 ${latency.p99.toFixed(1)} ms; bare-SDK floor p50 ${latency.floorP50.toFixed(1)} ms, p99 ${latency.floorP99.toFixed(1)} ms → ${(latency.p50 / latency.floorP50).toFixed(2)}× / ${(latency.p99 / latency.floorP99).toFixed(2)}× (goal ≤ 1.3×)`)
+  for (const fn of cleanups.splice(0, cleanups.length - 1)) await fn()
+
+  // 3: the sweep of N expired grants under the organisation's quota.
+  const sweepService = await build(teardown, moto, { proxy: true, identityCenterTps: TPS, sweepPageSize: 100 })
+  const sweepDoc = DynamoDBDocumentClient.from(sweepService.clients.dynamo, { marshallOptions: { removeUndefinedValues: true } })
+  const users: string[] = []
+  for (let i = 0; i < 20; i++) {
+    const created = await sweepService.clients.identityStore.send(new CreateUserCommand({ IdentityStoreId: sweepService.instance.identityStoreId, UserName: `bench${i}`, DisplayName: `bench${i}`, Name: { GivenName: 'b', FamilyName: 'b' } }))
+    users.push(created.UserId as string)
+  }
+  const sets: string[] = []
+  for (let i = 0; i < Math.ceil(GRANTS / 200); i++) {
+    const created = await sweepService.clients.ssoAdmin.send(new CreatePermissionSetCommand({ InstanceArn: sweepService.instance.instanceArn, Name: `Sweep${i}`, SessionDuration: 'PT1H' }))
+    sets.push(created.PermissionSet?.PermissionSetArn as string)
+  }
+  const now = sweepService.clock.now()
+  const items: Record<string, unknown>[] = []
+  for (let n = 0; n < GRANTS; n++) {
+    const userId = users[n % 20] as string
+    const accountId = String(400000000000 + Math.floor(n / 20) % 10)
+    const permissionSetArn = sets[Math.floor(n / 200)] as string
+    const createdAt = new Date(now.getTime() - 3600_000)
+    const grant: Grant = {
+      id: `00000000-0000-7000-8000-${String(n).padStart(12, '0')}`, status: 'active', userName: `bench${n % 20}`, userId, accountId,
+      permissionSet: `Sweep${Math.floor(n / 200)}`, permissionSetArn, ticketId: `CHG${1000000 + n}`, justification: null, requestedBy: 'bench',
+      createdAt: createdAt.toISOString(), expiresAt: new Date(now.getTime() - 60_000).toISOString(), accessEndsBy: now.toISOString(),
+      endedAt: null, endedBy: null, endReason: null, coveredBy: 'jit', failureReason: null,
+    }
+    items.push(grantToItem(grant, new Date(now.getTime() - 60_000)))
+    items.push({ ...coverageKey(grant), kind: 'coverage', target: { userId, accountId, permissionSetArn }, holders: new Set([grant.id]), assignment: 'present', external: false, dueShard: 'due', dueAt: now.getTime() + 300_000 })
+    await sweepService.clients.ssoAdmin.send(new CreateAccountAssignmentCommand({ InstanceArn: sweepService.instance.instanceArn, TargetId: accountId, TargetType: 'AWS_ACCOUNT', PermissionSetArn: permissionSetArn, PrincipalType: 'USER', PrincipalId: userId }))
+  }
+  for (let i = 0; i < items.length; i += 25) {
+    await sweepDoc.send(new BatchWriteCommand({ RequestItems: { 'jit-grants': items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } })) } }))
+  }
+  sweepService.proxy?.enforceIdentityCenterQuota(QUOTA)
+  const callsBefore = sweepService.proxy?.identityCenterCallTimes.length ?? 0
+  const started = Date.now()
+  const runs: { revoked: number; failed: number; remaining: number; seconds: number }[] = []
+  let remaining = GRANTS
+  while (remaining > 0 && Date.now() - started < CAP_MS) {
+    const runStarted = Date.now()
+    const summary = await sweepService.app.runSweep({ actor: SWEEP_ACTOR, triggeredBy: 'bench', deadline: new Date(sweepService.clock.now().getTime() + Math.min(50_000, CAP_MS - (Date.now() - started))) })
+    runs.push({ revoked: summary.revoked, failed: summary.failed, remaining: summary.remaining, seconds: (Date.now() - runStarted) / 1000 })
+    remaining = Math.max(0, remaining - summary.revoked)
+    console.log(`  sweep run ${runs.length}: ${JSON.stringify(runs.at(-1))}`)
+    // Runs are a minute apart in production: let the injected clock pass a minute too (leases expire).
+    sweepService.clock.advance(60_000)
+  }
+  const seconds = (Date.now() - started) / 1000
+  const icCalls = (sweepService.proxy?.identityCenterCallTimes.length ?? 0) - callsBefore
+  const revoked = runs.reduce((sum, r) => sum + r.revoked, 0)
+  const sweep = {
+    grants: GRANTS, revoked, failed: runs.reduce((sum, r) => sum + r.failed, 0), left: GRANTS - revoked, runs: runs.length, seconds,
+    revokesPerSecond: revoked / seconds, identityCenterCalls: icCalls, quotaUsed: icCalls / seconds / QUOTA,
+    throttled: sweepService.proxy?.injected.quota ?? 0, throttledShare: (sweepService.proxy?.injected.quota ?? 0) / Math.max(1, icCalls + (sweepService.proxy?.injected.quota ?? 0)),
+  }
+  results.sweep = sweep
+  console.log(`sweep of ${GRANTS} expired grants under a ${QUOTA}/s quota: ${revoked} revoked in ${seconds.toFixed(0)} s over ${runs.length} runs (${sweep.revokesPerSecond.toFixed(1)}/s), ` +
+    `${sweep.failed} failed, ${sweep.left} left; ${(sweep.quotaUsed * 100).toFixed(0)} % of the quota used, ${sweep.throttled} calls throttled (${(sweep.throttledShare * 100).toFixed(1)} %)`)
+
+  // 4: the Lambda bundle.
+  const bundle = resolve(import.meta.dirname, '..', '..', 'dist', 'lambda.mjs')
+  try {
+    const init = measureInit(bundle)
+    results.lambdaInitMs = init
+    console.log(`lambda import + init: ${init.toFixed(0)} ms (goal ≤ 200 ms)`)
+  } catch {
+    console.log('lambda import + init: skipped (run npm run build first)')
+  }
+} finally {
+  for (const fn of cleanups) await fn()
+}
+mkdirSync(OUT, { recursive: true })
+writeFileSync(join(OUT, 'results.json'), `${JSON.stringify(results, null, 2)}\n`)
+console.log(`results: ${join(OUT, 'results.json')}`)
+
+function authorization() {
+  return bearer()
+}
