@@ -1,49 +1,29 @@
 /**
- * The CDK app: `npm run synth` (or `cd infra && npx cdk deploy`). Settings come from CDK context (cdk.json
- * holds example values; override them with -c name=value or in cdk.context.json):
- * instanceArn, identityStoreId, jwtIssuer, jwtAudience, jwtPublicKeyFile | jwtSecretArn, policyFile,
- * and optionally permissionSetArns, accountIds (comma-separated), reservedConcurrency.
+ * The CDK app: `npm run synth`, or from infra/: `npx cdk synth | diff | deploy`. Settings come from CDK context
+ * (infra/cdk.json holds example values; override them there, in cdk.context.json or with -c name=value):
+ * see infra/context.ts and the README's "Deploying and running".
  */
-import { cpSync, readFileSync, rmSync } from 'node:fs'
+import { cpSync, rmSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { App } from 'aws-cdk-lib'
 import { loadPolicyFile } from '../src/config.ts'
-import { buildAll } from './build.ts'
-import { JitAccessStack } from './stack.ts'
+import { buildLambda } from './build.ts'
+import { readDeploymentContext } from './context.ts'
+import { JitAccessStack, POLICY_FILE_IN_FUNCTION } from './stack.ts'
 
 const INFRA = dirname(fileURLToPath(import.meta.url))
-const ROOT = resolve(INFRA, '..')
+const ASSET_DIR = resolve(INFRA, '..', 'dist', 'lambda-asset')
 
 const app = new App()
-const context = (name: string): string | undefined => app.node.tryGetContext(name)
-const required = (name: string): string => {
-  const value = context(name)
-  if (!value) throw new Error(`Missing CDK context value '${name}' (cdk.json, or -c ${name}=…)`)
-  return value
-}
-const list = (name: string) => context(name)?.split(',').map((item) => item.trim()).filter(Boolean)
+const deployment = readDeploymentContext((name) => app.node.tryGetContext(name), INFRA)
 
-// The function's code: the Lambda bundle, the docs page's files and the policy, which is checked here,
-// so that a deployment with an invalid policy fails before it starts, not at the function's first start.
-const codeDir = join(ROOT, 'dist', 'lambda-asset')
-const policyFile = resolve(INFRA, required('policyFile'))
-loadPolicyFile(policyFile)
-await buildAll(codeDir)
-for (const file of ['server.mjs', 'server.mjs.map']) rmSync(join(codeDir, file))
-cpSync(policyFile, join(codeDir, 'policy.json'))
+// The policy is checked here, so that a deployment with an invalid policy fails before it starts rather than
+// at the function's first cold start; then it is shipped inside the function's code.
+loadPolicyFile(deployment.policyFile)
+rmSync(ASSET_DIR, { recursive: true, force: true })
+await buildLambda(ASSET_DIR)
+cpSync(deployment.policyFile, join(ASSET_DIR, POLICY_FILE_IN_FUNCTION))
 
-const publicKeyFile = context('jwtPublicKeyFile')
-new JitAccessStack(app, context('stackName') ?? 'JitAccess', {
-  codeDir,
-  instanceArn: required('instanceArn'),
-  identityStoreId: required('identityStoreId'),
-  jwtIssuer: required('jwtIssuer'),
-  jwtAudience: required('jwtAudience'),
-  jwtPublicKey: publicKeyFile ? readFileSync(resolve(INFRA, publicKeyFile), 'utf8') : undefined,
-  jwtSecretArn: context('jwtSecretArn'),
-  permissionSetArns: list('permissionSetArns'),
-  accountIds: list('accountIds'),
-  reservedConcurrency: context('reservedConcurrency') ? Number(context('reservedConcurrency')) : undefined,
-})
+new JitAccessStack(app, deployment.stackName, { ...deployment.stack, codeDir: ASSET_DIR })
 app.synth()

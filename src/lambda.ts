@@ -1,20 +1,21 @@
 /**
  * AWS Lambda entry: the same Fastify app behind API Gateway (HTTP API payload v2, REST API v1) or a function
  * URL, and the revocation sweep when EventBridge's one-minute schedule invokes the function directly (never
- * through an unauthenticated route). Configuration, AWS clients and the app are built once per container,
- * at module load, so that the first request does not pay for them.
+ * through an unauthenticated route). Configuration, AWS clients and the app are built once per execution
+ * environment, at module load, so that no request pays for them.
  */
 import awsLambdaFastify from '@fastify/aws-lambda'
 import { loadConfig } from './config.ts'
 import { SCHEDULER_ACTOR } from './core/audit.ts'
-import { createService } from './server.ts'
+import { createService } from './service.ts'
 
-/** Time kept back from the sweep so that it can report before Lambda stops the invocation. */
+/** Time kept back from the sweep so that it can record its last results and report before Lambda stops it. */
 const SWEEP_SAFETY_MARGIN_MS = 5_000
 
 export interface ScheduledEvent {
   source: 'aws.events'
   'detail-type': 'Scheduled Event'
+  /** The ARN of the rule that fired. */
   resources?: string[]
 }
 
@@ -22,9 +23,19 @@ export interface LambdaContext {
   getRemainingTimeInMillis(): number
 }
 
-const app = await createService(loadConfig())
-const proxy = awsLambdaFastify(app, { decorateRequest: false })
+// Performance marks for each init phase: infra/build.ts reads them to say where cold-start time goes.
+performance.mark('jit:modules-loaded')
+const config = loadConfig()
+performance.mark('jit:config-loaded')
+const app = await createService(config)
+performance.mark('jit:service-built')
+const proxy = awsLambdaFastify(app, {
+  decorateRequest: false,
+  // The docs page's icons; everything else the service sends is text.
+  binaryMimeTypes: ['image/png'],
+})
 await app.ready()
+performance.mark('jit:ready')
 
 export function isScheduledEvent(event: unknown): event is ScheduledEvent {
   const candidate = event as Partial<ScheduledEvent> | null

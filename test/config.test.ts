@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -6,6 +6,7 @@ import { loadConfig } from '../src/config.ts'
 import { DEMO_POLICY } from '../src/sandbox/seed.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'jit-config-'))
+t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 const policyFile = join(dir, 'policy.json')
 writeFileSync(policyFile, JSON.stringify(DEMO_POLICY))
 const valid = {
@@ -50,6 +51,13 @@ t.test('a bad setting stops the start with a message that names it', async (t) =
   for (const [name, env, message] of cases) {
     t.throws(() => loadConfig(env), { name: 'ConfigError', message }, name)
   }
+})
+
+t.test('the HS256 secret can be named by its Secrets Manager ARN instead of given in the environment', async (t) => {
+  const arn = 'arn:aws:secretsmanager:us-east-1:111111111111:secret:jit-access-jwt-AbCdEf'
+  const config = loadConfig({ ...valid, JIT_JWT_SECRET: undefined, JIT_JWT_SECRET_ARN: arn })
+  t.equal(config.jwtSecretArn, arn)
+  t.equal(config.jwt.secret, undefined, 'the value is read once at start (createService), never from the environment')
 })
 
 t.test('the service fails closed on a policy that is not valid', async (t) => {

@@ -1,39 +1,47 @@
 import { randomUUID } from 'node:crypto'
-import { writeFileSync } from 'node:fs'
-import { join, resolve } from 'node:path'
-import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager'
 import { CreateTopicCommand } from '@aws-sdk/client-sns'
+import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb'
 import t from 'tap'
-import { createAwsClients } from '../src/adapters/aws.ts'
+import { createAwsClients, resolveJwtSecret } from '../src/adapters/aws.ts'
 import { ensureTables } from '../src/adapters/dynamodb/tables.ts'
 import { resolveInstance } from '../src/adapters/identity-center.ts'
+import { SCHEDULER_ACTOR } from '../src/core/audit.ts'
 import { DEMO_POLICY, seedDirectory } from '../src/sandbox/seed.ts'
-import { buildAll } from '../infra/build.ts'
-import { TEST_DIRECTORY } from './helpers/app.ts'
+import { buildLambda } from '../infra/build.ts'
+import { PROD, TEST_DIRECTORY } from './helpers/app.ts'
 import { startMoto } from './helpers/moto.ts'
 import { mintToken, TEST_AUDIENCE, TEST_ISSUER, TEST_SECRET } from './helpers/tokens.ts'
 
-const ROOT = resolve(import.meta.dirname, '..')
-const DIST = join(ROOT, 'dist')
+/**
+ * The built bundle (dist/lambda.mjs as `npm run build` makes it), not src/lambda.ts: what Lambda runs. It is
+ * built into an empty directory with no node_modules, so it also proves the bundle needs nothing beside it.
+ */
+const bundleDir = mkdtempSync(join(tmpdir(), 'jit-lambda-'))
+t.teardown(() => rmSync(bundleDir, { recursive: true, force: true }))
+const built = buildLambda(bundleDir)
 const moto = await startMoto(t)
-const context = { getRemainingTimeInMillis: () => 60_000, awsRequestId: randomUUID() }
 
-// Everything the bundle reads at module load: an environment as CDK would set it, against moto.
+// Everything the bundle reads at module load, as the stack sets it, against moto.
 const clients = createAwsClients({ region: 'us-east-1', endpoint: moto.endpoint })
 const instance = await resolveInstance(clients.ssoAdmin, {})
-await ensureTables(clients.dynamo, { grants: 'lambda-grants', audit: 'lambda-audit' })
+const tables = { grants: 'lambda-grants', audit: 'lambda-audit' }
+await ensureTables(clients.dynamo, tables)
 await seedDirectory(clients, instance, TEST_DIRECTORY)
 const topic = await clients.sns.send(new CreateTopicCommand({ Name: 'lambda-alerts' }))
-const secret = await new SecretsManagerClient({ region: 'us-east-1', endpoint: moto.endpoint }).send(new CreateSecretCommand({ Name: 'jit-jwt', SecretString: TEST_SECRET }))
-const policyFile = join(DIST, 'test-policy.json')
-await buildAll(DIST)
+const secret = await clients.secrets.send(new CreateSecretCommand({ Name: 'jit-jwt', SecretString: TEST_SECRET }))
+const policyFile = join(bundleDir, 'policy.json')
 writeFileSync(policyFile, JSON.stringify(DEMO_POLICY))
 Object.assign(process.env, {
   LOG_LEVEL: 'silent',
   AWS_ENDPOINT_URL: moto.endpoint,
   AWS_REGION: 'us-east-1',
-  JIT_GRANTS_TABLE: 'lambda-grants',
-  JIT_AUDIT_TABLE: 'lambda-audit',
+  JIT_GRANTS_TABLE: tables.grants,
+  JIT_AUDIT_TABLE: tables.audit,
   JIT_SNS_TOPIC_ARN: topic.TopicArn,
   JIT_INSTANCE_ARN: instance.instanceArn,
   JIT_IDENTITY_STORE_ID: instance.identityStoreId,
@@ -42,85 +50,140 @@ Object.assign(process.env, {
   JIT_JWT_AUDIENCE: TEST_AUDIENCE,
   JIT_POLICY_FILE: policyFile,
 })
-const { handler } = await import(join(DIST, 'lambda.mjs'))
-const token = mintToken()
-const body = JSON.stringify({ userName: 'alice', accountId: '111111111111', permissionSet: 'AdministratorAccess', durationMinutes: 60, ticketId: 'CHG0000007' })
+await built
+const { handler } = (await import(pathToFileURL(join(bundleDir, 'lambda.mjs')).href)) as { handler: (event: unknown, context: unknown) => Promise<LambdaResponse> }
 
-t.test('an HTTP API (payload v2) event is answered like the server answers it, with the secret read from Secrets Manager', async (t) => {
-  const response = await handler({
+interface LambdaResponse {
+  statusCode: number
+  headers: Record<string, string>
+  body: string
+  isBase64Encoded?: boolean
+}
+const context = (remainingMs = 60_000) => ({ getRemainingTimeInMillis: () => remainingMs, awsRequestId: randomUUID() })
+const token = mintToken()
+const grantRequest = { userName: 'alice', accountId: PROD, permissionSet: 'AdministratorAccess', durationMinutes: 60, ticketId: 'CHG0000007' }
+
+/** An API Gateway HTTP API (payload 2.0) event; a function URL sends the same shape with a lambda-url domain. */
+function httpApiEvent(method: string, path: string, options: { query?: string; headers?: Record<string, string>; body?: unknown; domainName?: string } = {}) {
+  return {
     version: '2.0',
-    routeKey: 'POST /grants',
-    rawPath: '/grants',
-    rawQueryString: '',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    requestContext: { http: { method: 'POST', path: '/grants', sourceIp: '127.0.0.1' }, requestId: 'r1' },
-    body,
+    routeKey: '$default',
+    rawPath: path,
+    rawQueryString: options.query ?? '',
+    headers: { ...options.headers, ...(options.body ? { 'content-type': 'application/json' } : {}) },
+    requestContext: { http: { method, path, sourceIp: '127.0.0.1' }, requestId: randomUUID(), ...(options.domainName ? { domainName: options.domainName } : {}) },
+    ...(options.body ? { body: JSON.stringify(options.body) } : {}),
     isBase64Encoded: false,
-  }, context)
+  }
+}
+
+const scheduledEvent = { version: '0', source: 'aws.events', 'detail-type': 'Scheduled Event', resources: ['arn:aws:events:us-east-1:123456789012:rule/JitAccess-SweepSchedule'], detail: {} }
+
+/** The bundle runs on the real clock: rather than wait out a grant, move its expiry into the past. */
+async function expireNow(grantId: string) {
+  const past = Date.now() - 1000
+  await DynamoDBDocumentClient.from(clients.dynamo).send(new UpdateCommand({
+    TableName: tables.grants,
+    Key: { pk: `grant#${grantId}` },
+    UpdateExpression: 'SET dueAt = :past, expiresAt = :pastIso',
+    ExpressionAttributeValues: { ':past': past, ':pastIso': new Date(past).toISOString() },
+  }))
+}
+
+async function createGrant(ticketId: string): Promise<{ id: string; status: string }> {
+  const response = await handler(httpApiEvent('POST', '/grants', { headers: { authorization: `Bearer ${token}` }, body: { ...grantRequest, ticketId } }), context())
+  if (response.statusCode !== 201) throw new Error(`POST /grants answered ${response.statusCode}: ${response.body}`)
+  return JSON.parse(response.body)
+}
+
+t.test('an HTTP API (payload 2.0) event is answered as the server answers, with the JWT secret read from Secrets Manager', async (t) => {
+  const response = await handler(httpApiEvent('POST', '/grants', { headers: { authorization: `Bearer ${token}` }, body: grantRequest }), context())
   t.equal(response.statusCode, 201)
-  t.match(JSON.parse(response.body), { status: 'active', userName: 'alice', requestedBy: 'servicenow-workflow' })
+  t.match(response.headers['content-type'], /^application\/json/)
+  t.match(JSON.parse(response.body), { status: 'active', userName: 'alice', accountId: PROD, requestedBy: 'servicenow-workflow' })
+
+  const forged = await handler(httpApiEvent('GET', '/grants', { headers: { authorization: `Bearer ${mintToken({ key: 'another-secret-that-is-long-enough-for-hs256' })}` } }), context())
+  t.equal(forged.statusCode, 401, 'a token signed with another secret is refused')
 })
 
-t.test('REST API (v1) and function URL events work too, and refuse a missing token', async (t) => {
-  const v1 = await handler({
-    httpMethod: 'GET',
+t.test('a REST API (payload 1.0) event is answered too', async (t) => {
+  const response = await handler({
+    resource: '/{proxy+}',
     path: '/grants',
+    httpMethod: 'GET',
     headers: { authorization: `Bearer ${token}` },
-    multiValueHeaders: {},
+    multiValueHeaders: { authorization: [`Bearer ${token}`] },
     queryStringParameters: { userName: 'alice' },
-    requestContext: { requestId: 'r2' },
+    multiValueQueryStringParameters: { userName: ['alice'] },
+    requestContext: { requestId: randomUUID(), identity: { sourceIp: '127.0.0.1' } },
     body: null,
     isBase64Encoded: false,
-  }, context)
-  t.equal(v1.statusCode, 200)
-  t.equal(JSON.parse(v1.body).items.length, 1)
-
-  const functionUrl = await handler({
-    version: '2.0',
-    rawPath: '/grants',
-    rawQueryString: '',
-    headers: {},
-    requestContext: { http: { method: 'GET', path: '/grants', sourceIp: '127.0.0.1' }, requestId: 'r3', domainName: 'abc.lambda-url.us-east-1.on.aws' },
-    isBase64Encoded: false,
-  }, context)
-  t.equal(functionUrl.statusCode, 401)
-  t.equal(JSON.parse(functionUrl.body).code, 'UNAUTHORIZED')
+  }, context())
+  t.equal(response.statusCode, 200)
+  t.equal(JSON.parse(response.body).items.length, 1)
 })
 
-t.test('an EventBridge scheduled event runs the sweep in process as system:scheduler', async (t) => {
-  const created = await handler({
-    version: '2.0', rawPath: '/grants', rawQueryString: '',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    requestContext: { http: { method: 'POST', path: '/grants', sourceIp: '127.0.0.1' }, requestId: 'r4' },
-    body: JSON.stringify({ ...JSON.parse(body), ticketId: 'CHG0000008', durationMinutes: 1 }),
-    isBase64Encoded: false,
-  }, context)
-  const grant = JSON.parse(created.body)
-  // The bundle runs on the real clock: wait out the one-minute grant by moving its expiry instead.
-  const { UpdateCommand, DynamoDBDocumentClient } = await import('@aws-sdk/lib-dynamodb')
-  await DynamoDBDocumentClient.from(clients.dynamo).send(new UpdateCommand({
-    TableName: 'lambda-grants', Key: { pk: `grant#${grant.id}` },
-    UpdateExpression: 'SET dueAt = :past, expiresAt = :pastIso',
-    ExpressionAttributeValues: { ':past': Date.now() - 1000, ':pastIso': new Date(Date.now() - 1000).toISOString() },
-  }))
+t.test('a function URL event is answered too, and without a token it is refused as everywhere', async (t) => {
+  const refused = await handler(httpApiEvent('GET', '/grants', { domainName: 'abcdefghij.lambda-url.us-east-1.on.aws' }), context())
+  t.equal(refused.statusCode, 401)
+  t.match(refused.headers['content-type'], /^application\/problem\+json/)
+  t.equal(JSON.parse(refused.body).code, 'UNAUTHORIZED')
 
-  const summary = await handler({ source: 'aws.events', 'detail-type': 'Scheduled Event', resources: ['arn:aws:events:us-east-1:123456789012:rule/jit-sweep'], detail: {} }, context)
-
-  t.match(summary, { revoked: 1, failed: 0 })
-  const audit = await handler({
-    version: '2.0', rawPath: '/audit', rawQueryString: `grantId=${grant.id}&action=grant.expired`,
-    headers: { authorization: `Bearer ${token}` },
-    requestContext: { http: { method: 'GET', path: '/audit', sourceIp: '127.0.0.1' }, requestId: 'r5' },
-    isBase64Encoded: false,
-  }, context)
-  t.equal(JSON.parse(audit.body).items[0]?.actor, 'system:scheduler')
+  const answered = await handler(httpApiEvent('GET', '/grants', { query: 'userName=alice', headers: { authorization: `Bearer ${token}` }, domainName: 'abcdefghij.lambda-url.us-east-1.on.aws' }), context())
+  t.equal(answered.statusCode, 200)
 })
 
-t.test('a scheduled event is not an HTTP route: POST /revocations still needs a token', async (t) => {
-  const response = await handler({
-    version: '2.0', rawPath: '/revocations', rawQueryString: '', headers: {},
-    requestContext: { http: { method: 'POST', path: '/revocations', sourceIp: '127.0.0.1' }, requestId: 'r6' },
-    isBase64Encoded: false,
-  }, context)
-  t.equal(response.statusCode, 401)
+t.test('the docs page works through the HTTP API, from the files shipped beside the bundle, icons intact', async (t) => {
+  const page = await handler(httpApiEvent('GET', '/docs'), context())
+  t.equal(page.statusCode, 200)
+  t.match(page.headers['content-type'], /^text\/html/)
+  const script = await handler(httpApiEvent('GET', '/docs/static/swagger-ui-bundle.js'), context())
+  t.equal(script.statusCode, 200)
+  t.equal(script.body.length, readFileSync(join(bundleDir, 'static', 'swagger-ui-bundle.js'), 'utf8').length)
+  const icon = await handler(httpApiEvent('GET', '/docs/static/favicon-32x32.png'), context())
+  t.equal(icon.statusCode, 200)
+  t.equal(icon.isBase64Encoded, true, 'binary bodies go back base64-encoded, as API Gateway expects')
+  t.same(Buffer.from(icon.body, 'base64'), readFileSync(join(bundleDir, 'static', 'favicon-32x32.png')))
+  const contract = await handler(httpApiEvent('GET', '/openapi.json'), context())
+  t.equal(JSON.parse(contract.body).openapi, '3.0.3')
+})
+
+t.test('an EventBridge scheduled event runs the sweep in process, and its audit events name system:scheduler', async (t) => {
+  const grant = await createGrant('CHG0000008')
+  await expireNow(grant.id)
+
+  const summary = await handler(scheduledEvent, context())
+
+  t.match(summary, { revoked: 1, failed: 0, remaining: 0 })
+  const audit = await handler(httpApiEvent('GET', '/audit', { query: `grantId=${grant.id}&action=grant.expired`, headers: { authorization: `Bearer ${token}` } }), context())
+  const [expired] = JSON.parse(audit.body).items
+  t.equal(expired?.actor, SCHEDULER_ACTOR)
+})
+
+t.test('the sweep stops starting work before Lambda’s time runs out, and leaves the rest due for the next minute', async (t) => {
+  const grant = await createGrant('CHG0000009')
+  await expireNow(grant.id)
+
+  const summary = await handler(scheduledEvent, context(4_000))
+
+  t.match(summary, { revoked: 0, failed: 0, remaining: 1 })
+  const read = await handler(httpApiEvent('GET', `/grants/${grant.id}`, { headers: { authorization: `Bearer ${token}` } }), context())
+  t.equal(JSON.parse(read.body).status, 'active', 'still active: the next run ends it')
+  t.match(await handler(scheduledEvent, context()), { revoked: 1, remaining: 0 })
+})
+
+t.test('the scheduled sweep is no HTTP route: POST /revocations still needs a token with revocations:run', async (t) => {
+  const anonymous = await handler(httpApiEvent('POST', '/revocations'), context())
+  t.equal(anonymous.statusCode, 401)
+  const wrongScope = await handler(httpApiEvent('POST', '/revocations', { headers: { authorization: `Bearer ${mintToken({ scope: 'grants:read' })}` } }), context())
+  t.equal(wrongScope.statusCode, 403)
+  const scheduledLookalike = await handler(httpApiEvent('POST', '/revocations', { headers: { 'x-source': 'aws.events' }, body: scheduledEvent }), context())
+  t.equal(scheduledLookalike.statusCode, 401, 'an HTTP request shaped like a schedule event is still an HTTP request')
+})
+
+t.test('a JWT secret from Secrets Manager that is missing or too short stops the start', async (t) => {
+  const short = await clients.secrets.send(new CreateSecretCommand({ Name: 'jit-jwt-short', SecretString: 'short' }))
+  await t.rejects(resolveJwtSecret({ jwt: {}, jwtSecretArn: short.ARN }, clients.secrets), { message: /at least 32 characters/ })
+  const missing = `arn:aws:secretsmanager:us-east-1:123456789012:secret:jit-jwt-absent-AbCdEf`
+  await t.rejects(resolveJwtSecret({ jwt: {}, jwtSecretArn: missing }, clients.secrets), { message: /Secrets Manager.*GetSecretValue/ })
 })

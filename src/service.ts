@@ -1,0 +1,38 @@
+import { existsSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { pino } from 'pino'
+import { createAwsAdapters, createAwsClients, resolveJwtSecret } from './adapters/aws.ts'
+import { buildApp } from './app.ts'
+import type { Config } from './config.ts'
+import { systemClock } from './core/clock.ts'
+
+/**
+ * The service on real AWS adapters from a validated configuration: what the container (server.ts) and the
+ * Lambda (lambda.ts) both run. Clients are created here, once per process (or Lambda execution environment).
+ */
+export async function createService(config: Config) {
+  const bootLog = pino({ level: config.logLevel })
+  const clients = createAwsClients(config)
+  const adapters = await createAwsAdapters(config, bootLog, clients)
+  const jwt = { ...config.jwt, secret: await resolveJwtSecret(config, clients.secrets) }
+  return buildApp({
+    ...adapters,
+    clock: systemClock,
+    policy: config.policy,
+    jwt,
+    docsAssetsDir: bundledDocsAssets(),
+    maxDurationMinutes: config.maxDurationMinutes,
+    sweepBudgetMs: config.sweepBudgetMs,
+    logger: { level: config.logLevel },
+  })
+}
+
+/**
+ * A bundle cannot serve the docs page's files from @fastify/swagger-ui's package directory (there is none):
+ * infra/build.ts copies them beside the bundle, and this finds them there.
+ */
+function bundledDocsAssets(): string | undefined {
+  const dir = join(dirname(fileURLToPath(import.meta.url)), 'static')
+  return existsSync(join(dir, 'index.html')) ? dir : undefined
+}
