@@ -1,22 +1,26 @@
 /**
- * `npm run build`: dist/lambda.mjs (the Lambda handler) and dist/server.mjs (the container's entry), each one
- * minified ESM bundle with a source map and every dependency inside, plus the docs page's files in
- * dist/static. Prints the bundle sizes and the Lambda's module import + app init time against the goals.
+ * `npm run build`: dist/lambda.mjs (the Lambda handler, with the chunks it imports beside it) and
+ * dist/server.mjs (the container's entry, one file), minified ESM with source maps and every dependency inside,
+ * plus the docs page's files in dist/static. Prints the bundle sizes and the Lambda's module import + app init
+ * time against the goals.
  *
  *   --no-measure    build only (the Dockerfile)
  *   --compare-sdk   also measure the alternative: the Lambda with the AWS SDK left to the Lambda runtime
  */
 import { execFileSync } from 'node:child_process'
 import { cpSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { builtinModules } from 'node:module'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { build, type BuildOptions } from 'esbuild'
+import { build, type BuildOptions, type Plugin } from 'esbuild'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 export const DIST = join(ROOT, 'dist')
 const SIZE_GOAL_BYTES = 1.5 * 1024 * 1024
 const INIT_GOAL_MS = 200
+/** What an operator may set on the function for source-mapped stack traces (infra/stack.ts leaves it off). */
+const SOURCE_MAPS_NODE_OPTIONS = '--enable-source-maps'
 /** @fastify/swagger-ui serves these from its package directory, which a bundle does not have (src/service.ts). */
 const DOCS_ASSETS = join(ROOT, 'node_modules', '@fastify', 'swagger-ui', 'static')
 
@@ -27,15 +31,32 @@ const DOCS_ASSETS = join(ROOT, 'node_modules', '@fastify', 'swagger-ui', 'static
  */
 export type AwsSdkSource = 'bundled' | 'runtime'
 
-/** CommonJS dependencies inside an ESM bundle still need require, __filename and __dirname. */
+/**
+ * CommonJS dependencies inside an ESM bundle still need require, __filename and __dirname. Taken with
+ * process.getBuiltinModule rather than imported, for the reason given at builtinsAsRequire.
+ */
 const BANNER = [
-  "import { createRequire as __jitCreateRequire } from 'node:module';",
-  "import { fileURLToPath as __jitFileURLToPath } from 'node:url';",
-  "import { dirname as __jitDirname } from 'node:path';",
-  'const require = __jitCreateRequire(import.meta.url);',
-  'const __filename = __jitFileURLToPath(import.meta.url);',
-  'const __dirname = __jitDirname(__filename);',
+  "const require = process.getBuiltinModule('node:module').createRequire(import.meta.url);",
+  "const __filename = process.getBuiltinModule('node:url').fileURLToPath(import.meta.url);",
+  "const __dirname = process.getBuiltinModule('node:path').dirname(__filename);",
 ].join('\n')
+
+/**
+ * Node's builtins, imported by ESM code (ours, the AWS SDK's), are required instead. Importing a builtin as ESM
+ * makes Node build a module namespace from every one of its exports, which runs lazy getters: node:http's load
+ * all of undici, about a tenth of the Lambda's init time, for nothing the service uses.
+ */
+const builtinsAsRequire: Plugin = {
+  name: 'builtins-as-require',
+  setup(build) {
+    const builtins = new Set(builtinModules.map((name) => name.replace(/^node:/, '')))
+    build.onResolve({ filter: /^(node:)?[a-z_/]+$/ }, ({ path, kind }) => {
+      const name = path.replace(/^node:/, '')
+      return kind === 'import-statement' && builtins.has(name) ? { path: name, namespace: 'builtin-as-require' } : undefined
+    })
+    build.onLoad({ filter: /.*/, namespace: 'builtin-as-require' }, ({ path }) => ({ contents: `module.exports = require(${JSON.stringify(`node:${path}`)})`, loader: 'js' }))
+  },
+}
 
 function bundleOptions(entry: string, outfile: string, awsSdk: AwsSdkSource): BuildOptions {
   return {
@@ -49,19 +70,40 @@ function bundleOptions(entry: string, outfile: string, awsSdk: AwsSdkSource): Bu
     mainFields: ['module', 'main'],
     minify: true,
     sourcemap: true,
+    // Stack traces need only the mappings. With --enable-source-maps (the container's default, the function's
+    // option) Node reads the whole map at import: with the sources inside (two thirds of it) that took ~40 ms more.
+    sourcesContent: false,
     legalComments: 'none',
     banner: { js: BANNER },
+    plugins: [builtinsAsRequire],
     external: awsSdk === 'runtime' ? ['@aws-sdk/*', '@smithy/*'] : [],
     logLevel: 'warning',
   }
 }
 
-/** The Lambda's code: lambda.mjs and the docs page's files beside it. Returns the bundle's size. */
+/**
+ * The Lambda's code: lambda.mjs, the chunks it imports, and the docs page's files beside it. Returns the size
+ * of the code (every chunk, loaded at init or not).
+ *
+ * Split into chunks so that what is imported only when needed (the docs page's libraries, JWKS support, the
+ * AWS SDK's credential providers for other environments) is not even parsed at init: about a tenth of it.
+ * The container's bundle stays one file, which is all its image copies.
+ */
 export async function buildLambda(outDir: string, awsSdk: AwsSdkSource = 'bundled'): Promise<number> {
   mkdirSync(outDir, { recursive: true })
-  await build(bundleOptions('lambda.ts', join(outDir, 'lambda.mjs'), awsSdk))
+  const { outfile: _single, ...options } = bundleOptions('lambda.ts', join(outDir, 'lambda.mjs'), awsSdk)
+  const { metafile } = await build({
+    ...options,
+    outdir: outDir,
+    splitting: true,
+    entryNames: '[name]',
+    // Beside lambda.mjs, not in a folder: bundled CommonJS code finds its files (the docs page's) from __dirname.
+    chunkNames: 'lambda-[name]-[hash]',
+    outExtension: { '.js': '.mjs' },
+    metafile: true,
+  })
   cpSync(DOCS_ASSETS, join(outDir, 'static'), { recursive: true })
-  return statSync(join(outDir, 'lambda.mjs')).size
+  return Object.entries(metafile.outputs).reduce((sum, [file, { bytes }]) => (file.endsWith('.mjs') ? sum + bytes : sum), 0)
 }
 
 /** The container's code: server.mjs and the docs page's files beside it. Returns the bundle's size. */
@@ -89,9 +131,9 @@ export interface InitTiming {
 /**
  * Import + init time of Lambda bundles, each in fresh Node processes, runs interleaved so that a noisy machine
  * slows every candidate alike; the median run of each. Configured fully, so that init makes no AWS call:
- * what is measured is our code and its dependencies.
+ * what is measured is our code and its dependencies. `nodeOptions` is NODE_OPTIONS for every run.
  */
-export function measureInitTimings(modulePaths: string[], runs = 7): InitTiming[] {
+export function measureInitTimings(modulePaths: string[], runs = 7, nodeOptions?: string): InitTiming[] {
   const work = mkdtempSync(join(tmpdir(), 'jit-init-'))
   const policy = join(work, 'policy.json')
   writeFileSync(policy, JSON.stringify({ rules: [{ name: 'r', users: ['u'], accounts: ['*'], permissionSets: ['*'], maxDurationMinutes: 60 }] }))
@@ -107,6 +149,7 @@ export function measureInitTimings(modulePaths: string[], runs = 7): InitTiming[
     JIT_JWT_AUDIENCE: 'audience',
     JIT_INSTANCE_ARN: 'arn:aws:sso:::instance/ssoins-0000000000000000',
     JIT_IDENTITY_STORE_ID: 'd-0000000000',
+    ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
   }
   const samples: InitTiming[][] = modulePaths.map(() => [])
   try {
@@ -152,9 +195,13 @@ if (isEntryPoint) {
     if (runtimeSdkDir) candidates.push(join(runtimeSdkDir, 'lambda.mjs'))
     const [bundled, runtime] = measureInitTimings(candidates) as [InitTiming, InitTiming | undefined]
 
-    console.log(`dist/lambda.mjs  ${kib(lambdaBytes)}, AWS SDK bundled (goal ≤ ${kib(SIZE_GOAL_BYTES)}: ${verdict(lambdaBytes <= SIZE_GOAL_BYTES)})`)
+    console.log(`dist/lambda.mjs and its chunks  ${kib(lambdaBytes)}, AWS SDK bundled (goal ≤ ${kib(SIZE_GOAL_BYTES)}: ${verdict(lambdaBytes <= SIZE_GOAL_BYTES)})`)
     console.log(`dist/server.mjs  ${kib(serverBytes)}`)
     console.log(`lambda import + init on Node ${process.versions.node}, median of 7: ${describe(bundled)} (goal ≤ ${INIT_GOAL_MS} ms: ${verdict(bundled.totalMs <= INIT_GOAL_MS)})`)
+    // What a cold start would cost with source-mapped stack traces turned on: the maps are read at import, and
+    // parsed when pino, creating its loggers, asks for its call sites, which Node then maps.
+    const [mapped] = measureInitTimings([join(DIST, 'lambda.mjs')], 7, SOURCE_MAPS_NODE_OPTIONS) as [InitTiming]
+    console.log(`  the same with NODE_OPTIONS=${SOURCE_MAPS_NODE_OPTIONS} (off in infra/stack.ts): ${describe(mapped)}`)
     if (runtime && runtimeSdkBytes !== undefined) {
       console.log(`with the Lambda runtime's AWS SDK instead: ${kib(runtimeSdkBytes)}, import + init ${describe(runtime)}`)
       console.log(`bundled / runtime SDK: size ${(lambdaBytes / runtimeSdkBytes).toFixed(2)}×, init ${(bundled.totalMs / runtime.totalMs).toFixed(2)}×`)

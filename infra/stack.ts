@@ -98,8 +98,10 @@ export class JitAccessStack extends Stack {
       reservedConcurrentExecutions: props.reservedConcurrency ?? 5,
       role,
       logGroup,
+      // No NODE_OPTIONS=--enable-source-maps: with it, Node parses the bundle's map during init (pino asks
+      // for call sites), about 140 ms of every cold start. The .map files are deployed beside the bundle, so
+      // setting it on the function later needs no new build (README, Deploy).
       environment: {
-        NODE_OPTIONS: '--enable-source-maps',
         JIT_GRANTS_TABLE: grants.tableName,
         JIT_AUDIT_TABLE: audit.tableName,
         JIT_SNS_TOPIC_ARN: topic.topicArn,

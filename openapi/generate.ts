@@ -1,7 +1,7 @@
 /**
- * `npm run openapi`: writes openapi/openapi.json (from the route schemas, via @fastify/swagger) and
- * openapi/schema.d.ts (openapi-typescript types for clients). test/openapi.test.ts fails when either
- * differs from what the code produces.
+ * `npm run openapi`: writes openapi/openapi.json (from the route schemas, via @fastify/swagger in
+ * src/http/docs-app.ts) and openapi/schema.d.ts (openapi-typescript types for clients). test/openapi.test.ts
+ * fails when either differs from what the code produces.
  */
 import { writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
@@ -44,7 +44,7 @@ export async function generateDocument(): Promise<Record<string, unknown>> {
     sweepBudgetMs: 1000,
   })
   await app.ready()
-  const document = app.swagger() as unknown as Record<string, unknown>
+  const document = await app.openapi()
   await app.close()
   return document
 }

@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto'
-import fastifySwagger from '@fastify/swagger'
-import fastifySwaggerUi from '@fastify/swagger-ui'
+import { SerializerSelector } from '@fastify/fast-json-stringify-compiler'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { Ajv, type Options as AjvOptions } from 'ajv'
+import { Ajv, type ErrorObject, type Options as AjvOptions, type ValidateFunction } from 'ajv'
 import addFormats from 'ajv-formats'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Clock } from './core/clock.ts'
@@ -11,6 +10,7 @@ import type { Policy } from './core/policy.ts'
 import type { AuditLog, Directory, GrantStore, IdentityCenter, Notifier } from './core/ports.ts'
 import { sweep, type SweepSummary } from './core/sweep.ts'
 import { registerAuth, type JwtSettings } from './http/auth.ts'
+import { registerDocs } from './http/docs.ts'
 import { registerErrorHandling } from './http/errors.ts'
 import { idempotencyHooks, type IdempotencyStore } from './http/idempotency.ts'
 import { auditRoutes } from './http/routes/audit.ts'
@@ -62,6 +62,7 @@ export async function buildApp(deps: AppDependencies) {
       return typeof incoming === 'string' && /^[\w.:-]{8,128}$/.test(incoming) ? incoming : randomUUID()
     },
     ...(deps.logger && typeof deps.logger === 'object' ? { logger: { ...deps.logger, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } } } : {}),
+    schemaController: { compilersFactory: { buildSerializer: serializeOnFirstUse } },
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   useStrictBodies(app)
@@ -72,32 +73,9 @@ export async function buildApp(deps: AppDependencies) {
     reply.header('x-request-id', String(request.id))
   })
 
-  for (const schema of [Problem, GrantSchema, AuditEventSchema, SweepSummarySchema, VerifyResultSchema]) app.addSchema(schema)
-
-  await app.register(fastifySwagger, {
-    openapi: {
-      openapi: '3.0.3',
-      info: {
-        title: 'jit-access',
-        version: '0.1.0',
-        description: 'Just-in-time privileged access for AWS IAM Identity Center: time-bound account assignments that remove themselves, with an audit trail.',
-        license: { name: 'Proprietary' },
-      },
-      servers: [{ url: 'http://127.0.0.1:3000', description: 'The local sandbox (npm start); in AWS, the HTTP API URL of your deployment' }],
-      components: {
-        securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
-      },
-      tags: [
-        { name: 'grants', description: 'Request, inspect and end temporary access' },
-        { name: 'audit', description: 'Every decision, for auditors' },
-        { name: 'revocations', description: 'The scheduled sweep' },
-        { name: 'health', description: 'Liveness' },
-      ],
-    },
-    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
-  })
-  await app.register(fastifySwaggerUi, { routePrefix: '/docs', ...(deps.docsAssetsDir ? { baseDir: deps.docsAssetsDir } : {}) })
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+  const sharedSchemas = [Problem, GrantSchema, AuditEventSchema, SweepSummarySchema, VerifyResultSchema]
+  for (const schema of sharedSchemas) app.addSchema(schema)
+  registerDocs(app, { schemas: sharedSchemas, assetsDir: deps.docsAssetsDir })
 
   await registerAuth(app, deps.jwt)
 
@@ -140,7 +118,45 @@ declare module 'fastify' {
  */
 function useStrictBodies(app: FastifyInstance): void {
   const common: AjvOptions = { allErrors: false, strict: false, useDefaults: true }
-  const strict = addFormats.default(new Ajv({ ...common, coerceTypes: false, removeAdditional: false }))
-  const coercing = addFormats.default(new Ajv({ ...common, coerceTypes: 'array', removeAdditional: false }))
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema))
+  let strict: Ajv | undefined
+  let coercing: Ajv | undefined
+  const compilerFor = (httpPart: string | undefined) =>
+    httpPart === 'body'
+      ? (strict ??= addFormats.default(new Ajv({ ...common, coerceTypes: false, removeAdditional: false })))
+      : (coercing ??= addFormats.default(new Ajv({ ...common, coerceTypes: 'array', removeAdditional: false })))
+  app.setValidatorCompiler(({ schema, httpPart }) => validateOnFirstUse(() => compilerFor(httpPart).compile(schema)))
+}
+
+/*
+ * Compiling every route's validators and serializers when the app starts was a fifth of a Lambda cold start,
+ * mostly for error responses that are rarely sent and for routes that an execution environment may never
+ * serve (the scheduled sweep uses none). Each is compiled when first used instead, then kept; so are the two
+ * Ajv instances.
+ */
+
+/** An Ajv validator, compiled on its first call. */
+function validateOnFirstUse(compile: () => ValidateFunction) {
+  let compiled: ValidateFunction | undefined
+  const validate = Object.assign(
+    (data: unknown, context?: Parameters<ValidateFunction>[1]) => {
+      compiled ??= compile()
+      const valid = compiled(data, context)
+      validate.errors = compiled.errors
+      return valid
+    },
+    // Fastify passes the parent object (which Ajv needs to replace a coerced root value) only to a function that has this.
+    { schemaEnv: true, errors: undefined as ErrorObject[] | null | undefined },
+  )
+  return validate
+}
+
+const buildSerializer = SerializerSelector()
+
+/** Fastify's own fast-json-stringify serializers, each compiled when its status code is first sent. */
+function serializeOnFirstUse(...factory: Parameters<typeof buildSerializer>): ReturnType<typeof buildSerializer> {
+  const compile = buildSerializer(...factory)
+  return (route) => {
+    let serialize: ((body: unknown) => string) | undefined
+    return (body) => (serialize ??= compile(route))(body)
+  }
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
-import { envSchema } from 'env-schema'
-import { Type, type Static } from 'typebox'
+import { Type, type Static, type TSchema } from 'typebox'
+import { Value } from 'typebox/value'
 import { parsePolicy, type Policy } from './core/policy.ts'
 
 const EnvSchema = Type.Object({
@@ -62,12 +62,7 @@ export class ConfigError extends Error {
 
 /** Reads and checks the whole configuration once; any problem stops the start with a message naming the setting. */
 export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
-  let env: Env
-  try {
-    env = envSchema<Env>({ schema: EnvSchema, data: source, dotenv: false })
-  } catch (error) {
-    throw new ConfigError((error as Error).message.replace(/^env\//, '').replace(/\benv\//g, ''))
-  }
+  const env = parseEnv(source)
   const keySources = [env.JIT_JWT_SECRET, env.JIT_JWT_SECRET_ARN, env.JIT_JWT_PUBLIC_KEY, env.JIT_JWKS_URL].filter(Boolean).length
   if (keySources !== 1) {
     throw new ConfigError('set exactly one of JIT_JWT_SECRET (HS256), JIT_JWT_SECRET_ARN (HS256, from Secrets Manager), JIT_JWT_PUBLIC_KEY (RS256/ES256 PEM) and JIT_JWKS_URL')
@@ -97,6 +92,38 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     identityCenterTps: env.JIT_IDENTITY_CENTER_TPS,
     sandbox: env.JIT_SANDBOX,
   }
+}
+
+/**
+ * Checked with TypeBox's interpreter rather than a compiled Ajv validator: a cold start would spend longer
+ * compiling the validator (and Ajv's meta-schema) than the one check it makes.
+ */
+function parseEnv(source: NodeJS.ProcessEnv): Env {
+  const env: Record<string, unknown> = {}
+  for (const [name, schema] of Object.entries(EnvSchema.properties) as [string, TSchema & { type?: string }][]) {
+    const text = source[name]
+    if (text !== undefined) env[name] = fromText(text, schema.type)
+  }
+  Value.Default(EnvSchema, env)
+  if (Value.Check(EnvSchema, env)) return env as Env
+  // Setting by setting, so that every bad one is named once (a union would report each of its branches).
+  const problems: string[] = []
+  for (const [name, schema] of Object.entries(EnvSchema.properties) as [string, TSchema & { anyOf?: { const: unknown }[] }][]) {
+    const value = env[name]
+    if (value === undefined) {
+      if ((EnvSchema.required as string[]).includes(name)) problems.push(`${name} is required`)
+    } else if (!Value.Check(schema, value)) {
+      problems.push(schema.anyOf ? `${name} must be one of ${schema.anyOf.map((choice) => choice.const).join(', ')}` : `${name} ${Value.Errors(schema, value)[0]?.message ?? 'is invalid'}`)
+    }
+  }
+  throw new ConfigError(problems.join(', '))
+}
+
+/** Environment variables are text: numbers and booleans are read from their usual spelling, anything else is left for the check to refuse. */
+function fromText(text: string, type: string | undefined): unknown {
+  if ((type === 'integer' || type === 'number') && text.trim() !== '' && Number.isFinite(Number(text))) return Number(text)
+  if (type === 'boolean' && (text === 'true' || text === 'false')) return text === 'true'
+  return text
 }
 
 /** No policy, an unreadable one or an invalid one all stop the start: the service fails closed. */

@@ -1,4 +1,6 @@
 import t from 'tap'
+import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb'
+import { coverageKey } from '../src/adapters/dynamodb/items.ts'
 import { build, grantBody, PROD } from './helpers/app.ts'
 import { startMoto } from './helpers/moto.ts'
 import { bearer } from './helpers/tokens.ts'
@@ -39,4 +41,35 @@ t.test('a DynamoDB transaction cancelled by a concurrent one is sent again', asy
   t.equal(response.statusCode, 201)
   t.equal(proxy?.injected['transaction-conflict'], 2)
   t.equal(await countAssignments('alice', PROD, 'AdministratorAccess'), 1)
+})
+
+t.test('a lease another process still holds, or left behind when it died, is waited for or taken over, never ignored', async (t) => {
+  const { app, clock, clients, seeded, hasAssignment } = await build(t, moto)
+  const doc = DynamoDBDocumentClient.from(clients.dynamo)
+  const target = { userId: seeded.userIds.alice as string, accountId: PROD, permissionSetArn: seeded.permissionSetArns.AdministratorAccess as string }
+  const leftBy = async (owner: string, until: number) => doc.send(new PutCommand({
+    TableName: 'jit-grants',
+    Item: { ...coverageKey(target), kind: 'coverage', target, assignment: 'absent', leaseOwner: owner, leaseUntil: until },
+  }))
+
+  // Held by a live process: the grant's own record cannot take it, so the request waits, then leaves the work to the sweep.
+  await leftBy('another-process', clock.now().getTime() + 60_000)
+  const waiting = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
+  t.equal(waiting.statusCode, 202)
+  t.equal(waiting.json().status, 'provisioning')
+  t.notOk(await hasAssignment('alice', PROD, 'AdministratorAccess'), 'nothing done under another process\'s lease')
+
+  // That process died: once its lease has run out, the sweep takes it over and finishes the grant.
+  clock.advanceMinutes(2)
+  const swept = await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })
+  t.match(swept.json(), { activated: 1, failed: 0 })
+  t.ok(await hasAssignment('alice', PROD, 'AdministratorAccess'))
+
+  // A lease left behind long ago does not hold up a new grant on another assignment either.
+  const readOnly = { ...target, permissionSetArn: seeded.permissionSetArns.ReadOnlyAccess as string }
+  await doc.send(new PutCommand({ TableName: 'jit-grants', Item: { ...coverageKey(readOnly), kind: 'coverage', target: readOnly, assignment: 'absent', leaseOwner: 'dead-process', leaseUntil: clock.now().getTime() - 1 } }))
+  const immediate = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ permissionSet: 'ReadOnlyAccess' }) })
+  t.equal(immediate.statusCode, 201)
+  t.equal(immediate.json().status, 'active')
+  t.ok(await hasAssignment('alice', PROD, 'ReadOnlyAccess'))
 })

@@ -1,7 +1,7 @@
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs'
 import { SubscribeCommand, type SNSClient } from '@aws-sdk/client-sns'
 import t from 'tap'
-import { build, grantBody, PROD, REGION } from './helpers/app.ts'
+import { build, grantBody, PROD, REGION, STAGING } from './helpers/app.ts'
 import { startMoto } from './helpers/moto.ts'
 import { bearer, mintToken } from './helpers/tokens.ts'
 
@@ -173,4 +173,20 @@ t.test('a hanging connection is abandoned: the request gets a 503 in bounded tim
   t.equal(response.statusCode, 503)
   t.match(response.json(), { code: 'UPSTREAM_UNAVAILABLE', grantId: String })
   t.ok(Date.now() - started < 20_000, 'answered within the retry budget')
+})
+
+t.test('a look for a permanent assignment that fails is asked again, never taken as "none"', async (t) => {
+  const { app, proxy, hasAssignment } = await build(t, moto, { proxy: true })
+  t.ok(await hasAssignment('carol', STAGING, 'ReadOnlyAccess'), 'seeded as permanent')
+  // The first look is the one asked while the lease is taken: all three of its attempts fail.
+  proxy?.inject('ListAccountAssignmentsForPrincipal', 'server-error', 3)
+
+  const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ userName: 'carol', accountId: STAGING, permissionSet: 'ReadOnlyAccess' }) })
+  t.equal(response.statusCode, 201)
+  t.equal(response.json().coveredBy, 'pre-existing')
+  t.equal(proxy?.injected['server-error'], 3)
+  t.equal(proxy?.calls.CreateAccountAssignment, undefined, 'nothing created over the permanent assignment')
+
+  await app.inject({ method: 'DELETE', url: `/grants/${response.json().id}`, headers: bearer() })
+  t.ok(await hasAssignment('carol', STAGING, 'ReadOnlyAccess'), 'the permanent assignment survives the grant')
 })

@@ -1,5 +1,7 @@
-import { randomUUID } from 'node:crypto'
+import { generateKeyPairSync, randomUUID } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -19,7 +21,8 @@ import { mintToken, TEST_AUDIENCE, TEST_ISSUER, TEST_SECRET } from './helpers/to
 
 /**
  * The built bundle (dist/lambda.mjs as `npm run build` makes it), not src/lambda.ts: what Lambda runs. It is
- * built into an empty directory with no node_modules, so it also proves the bundle needs nothing beside it.
+ * built into an empty directory with no node_modules, so it also proves the bundle needs nothing but its own
+ * chunks and files beside it.
  */
 const bundleDir = mkdtempSync(join(tmpdir(), 'jit-lambda-'))
 t.teardown(() => rmSync(bundleDir, { recursive: true, force: true }))
@@ -145,7 +148,32 @@ t.test('the docs page works through the HTTP API, from the files shipped beside 
   t.equal(icon.isBase64Encoded, true, 'binary bodies go back base64-encoded, as API Gateway expects')
   t.same(Buffer.from(icon.body, 'base64'), readFileSync(join(bundleDir, 'static', 'favicon-32x32.png')))
   const contract = await handler(httpApiEvent('GET', '/openapi.json'), context())
-  t.equal(JSON.parse(contract.body).openapi, '3.0.3')
+  t.equal(contract.statusCode, 200)
+  t.same(JSON.parse(contract.body), JSON.parse(readFileSync(join(import.meta.dirname, '..', 'openapi', 'openapi.json'), 'utf8')), 'the committed contract')
+})
+
+t.test('configured with a JWKS URL, the bundle loads JWKS support (a chunk of its own) and verifies tokens by kid', async (t) => {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
+  const jwks = createServer((_request, response) => {
+    response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [{ ...publicKey.export({ format: 'jwk' }), kid: 'k1', alg: 'ES256', use: 'sig' }] }))
+  })
+  await new Promise<void>((listening) => jwks.listen(0, '127.0.0.1', listening))
+  t.teardown(() => new Promise((closed) => jwks.close(closed)))
+  const secretArn = process.env.JIT_JWT_SECRET_ARN
+  t.teardown(() => {
+    process.env.JIT_JWT_SECRET_ARN = secretArn
+    delete process.env.JIT_JWKS_URL
+  })
+  delete process.env.JIT_JWT_SECRET_ARN
+  process.env.JIT_JWKS_URL = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks`
+  // A second instance of the entry module, which reads this configuration when it loads.
+  const withJwks = (await import(`${pathToFileURL(join(bundleDir, 'lambda.mjs')).href}?jwks`)) as { handler: typeof handler }
+
+  const signed = mintToken({ algorithm: 'ES256', key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), kid: 'k1' })
+  const answered = await withJwks.handler(httpApiEvent('GET', '/grants', { query: 'userName=alice', headers: { authorization: `Bearer ${signed}` } }), context())
+  t.equal(answered.statusCode, 200)
+  const hs256 = await withJwks.handler(httpApiEvent('GET', '/grants', { headers: { authorization: `Bearer ${token}` } }), context())
+  t.equal(hs256.statusCode, 401, 'the shared-secret token is refused: this instance trusts only the key set')
 })
 
 t.test('an EventBridge scheduled event runs the sweep in process, and its audit events name system:scheduler', async (t) => {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { Clock } from './clock.ts'
 import type { AssignmentTarget } from './grant.ts'
 import { UpstreamUnavailableError } from './errors.ts'
-import type { Coverage, GrantStore, IdentityCenter, ProvisioningOutcome } from './ports.ts'
+import type { Coverage, CoverageWrite, GrantStore, IdentityCenter, ProvisioningOutcome } from './ports.ts'
 
 /** How often the sweep checks that an assignment our grants rely on still exists in Identity Center. */
 export const COVERAGE_CHECK_INTERVAL_MS = 5 * 60_000
@@ -14,6 +14,31 @@ const RETRY_BASE_MS = 100
 
 export type Pause = (ms: number) => Promise<void>
 const realPause: Pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+type Lease = { kind: 'acquired'; coverage: Coverage } | { kind: 'settled'; state: CoverageState }
+/** The caller's own transition, carrying the reconciler's last write; false when it could not be written. */
+export type Finish = (write: CoverageWrite) => Promise<boolean>
+
+export interface ReconcileOptions {
+  /**
+   * Whether an assignment exists, asked before the lease was taken (a round trip saved before a creation).
+   * Only a 'no' is used as it is: no assignment of ours can appear between that answer and a write that finds
+   * the record 'absent' under our lease (ours are recorded 'creating' before they are made), so it is as good
+   * as asking afterwards. Anything else is asked again under the lease.
+   */
+  earlyLook?: Promise<boolean | undefined>
+  /** Start such a look now, while the lease is taken. */
+  lookAhead?: boolean
+  /** The owner under which the grant's record took the lease, when it did (see GrantStore.createGrant). */
+  leaseOwner?: string
+  /**
+   * For a grant whose settling follows the change: its transition records the change too (one transaction
+   * instead of two writes). When it returns true the grant has moved, and the state answered is final.
+   */
+  finish?: Finish
+}
+/** Where a step left the coverage, and whether its last write gave the lease up. */
+type Progress = { coverage: Coverage; leaseReleased: boolean }
 
 export type CoverageState =
   /** Access is in place for the holders: our assignment, or a permanent one we never touch. */
@@ -47,36 +72,58 @@ export class CoverageReconciler {
     this.pause = pause
   }
 
-  async reconcile(target: AssignmentTarget): Promise<CoverageState> {
-    const owner = randomUUID()
-    const waited = await this.acquireLease(target, owner)
-    if (waited !== 'acquired') return waited
-    let released = false
+  async reconcile(target: AssignmentTarget, options: ReconcileOptions = {}): Promise<CoverageState> {
+    const owner = options.leaseOwner ?? randomUUID()
+    let earlyLook = options.earlyLook ?? (options.lookAhead ? this.look(target) : undefined)
+    // The coverage as last read or written (writes answer the item as they left it), so no round re-reads it.
+    let coverage: Coverage | undefined
+    // A lease probably taken with the grant's record: released at the end even if it was not (a no-op then).
+    let held = options.leaseOwner !== undefined
+    if (held && (await earlyLook) === false) {
+      // What a new grant expects to find; the first write (recordCreationIntent) checks it before anything is done.
+      coverage = { target, holders: ['(this grant)'], assignment: 'absent', external: false, requestId: null, lastFailure: null }
+    }
     try {
       for (let round = 0; round < MAX_ROUNDS; round++) {
-        const coverage = await this.store.getCoverage(target)
-        if (!coverage) return { kind: 'absent' }
-        const state = settledState(coverage)
-        if (state) {
-          if (state.kind === 'absent') {
-            // Nothing held and nothing assigned: drop the record, so that a later grant looks at Identity Center afresh.
-            if (await this.store.deleteIdleCoverage(target, owner)) {
-              released = true
-              return { kind: 'absent' }
-            }
-            continue
-          }
-          return state
+        if (!held || !coverage) {
+          const settled = !held && coverage ? settledState(coverage) : undefined
+          if (settled?.kind === 'present') return settled
+          const lease = await this.acquireLease(target, owner)
+          if (lease.kind === 'settled') return lease.state
+          coverage = lease.coverage
+          held = true
         }
+        const current = coverage as Coverage
+        const state = settledState(current)
+        if (state?.kind === 'absent') {
+          // Nothing held and nothing assigned: drop the record, so that a later grant looks at Identity Center afresh.
+          if (await this.store.deleteIdleCoverage(target, owner)) {
+            held = false
+            return { kind: 'absent' }
+          }
+          coverage = await this.store.getCoverage(target)
+          if (!coverage) return { kind: 'absent' }
+          continue
+        }
+        if (state) return state
         try {
-          const step = await this.step(coverage, owner)
-          if (step) return step
+          const next = await this.step(current, owner, earlyLook, options.finish)
+          earlyLook = undefined
+          if ('kind' in next) {
+            // Only a finishing write ends a step as 'absent' or 'present', and it takes the lease with it.
+            if (next.kind === 'absent' || next.kind === 'present') held = false
+            return next
+          }
+          coverage = next.coverage
+          held = !next.leaseReleased
         } catch (error) {
           // Throttled, 5xx or a dropped connection: the next round first looks at what Identity Center
           // actually did (the intent is recorded), so a retry never duplicates or orphans an assignment.
           const lastRound = round === MAX_ROUNDS - 1
           if (!(error instanceof UpstreamUnavailableError) || !error.retryable || lastRound) throw error
           await this.pause(RETRY_BASE_MS * 2 ** round * (0.5 + Math.random()))
+          coverage = await this.store.getCoverage(target)
+          if (!coverage) return { kind: 'absent' }
         }
       }
       return { kind: 'pending' }
@@ -86,30 +133,38 @@ export class CoverageReconciler {
       if ((error as { code?: string }).code === 'LEASE_LOST') return { kind: 'pending' }
       throw error
     } finally {
-      if (!released) await this.store.releaseLease(target, owner)
+      if (held) await this.store.releaseLease(target, owner)
     }
   }
 
   /**
    * Takes the lease unless there is nothing to do. Another process holding it is usually done within a
-   * second (one Identity Center call), so wait a little for it, looking again each time: it may have
-   * settled the assignment, or removed the record, meanwhile.
+   * second (one Identity Center call), so wait a little for it: each refusal shows the coverage as it is,
+   * which may meanwhile be settled or gone.
    */
-  private async acquireLease(target: AssignmentTarget, owner: string): Promise<'acquired' | CoverageState> {
-    for (let attempt = 0; attempt < LEASE_ATTEMPTS; attempt++) {
-      const coverage = await this.store.getCoverage(target)
-      if (!coverage) return { kind: 'absent' }
-      const settled = settledState(coverage)
-      if (settled?.kind === 'present') return settled
-      const now = this.clock.now()
-      if (await this.store.acquireLease(target, owner, now, new Date(now.getTime() + LEASE_MS))) return 'acquired'
-      if (attempt < LEASE_ATTEMPTS - 1) await this.pause(Math.min(25 * 2 ** attempt, 400) * (0.5 + Math.random()))
-    }
-    return { kind: 'pending' }
+  /**
+   * Asks Identity Center whether an assignment exists, ahead of the lease (see `earlyLook`); a failure is
+   * no answer, never 'no'.
+   */
+  private look(target: AssignmentTarget): Promise<boolean | undefined> {
+    return this.identityCenter.assignmentExists(target).catch(() => undefined)
   }
 
-  /** One change towards the wanted state; returns a final state when nothing more can be done now. */
-  private async step(coverage: Coverage, owner: string): Promise<CoverageState | undefined> {
+  private async acquireLease(target: AssignmentTarget, owner: string): Promise<Lease> {
+    for (let attempt = 0; attempt < LEASE_ATTEMPTS; attempt++) {
+      const now = this.clock.now()
+      const lease = await this.store.acquireLease(target, owner, now, new Date(now.getTime() + LEASE_MS))
+      if (lease.acquired) return { kind: 'acquired', coverage: lease.coverage }
+      if (!lease.coverage) return { kind: 'settled', state: { kind: 'absent' } }
+      const settled = settledState(lease.coverage)
+      if (settled?.kind === 'present') return { kind: 'settled', state: settled }
+      if (attempt < LEASE_ATTEMPTS - 1) await this.pause(Math.min(25 * 2 ** attempt, 400) * (0.5 + Math.random()))
+    }
+    return { kind: 'settled', state: { kind: 'pending' } }
+  }
+
+  /** One change towards the wanted state: the coverage it left (to go on from), or a final state. */
+  private async step(coverage: Coverage, owner: string, earlyLook?: Promise<boolean | undefined>, finish?: Finish): Promise<Progress | CoverageState> {
     const { target } = coverage
     const wanted = coverage.holders.length > 0
 
@@ -118,34 +173,35 @@ export class CoverageReconciler {
       if (outcome === 'not-sent') {
         // The request never took effect: go back to the last known state and decide afresh, in this same round.
         const assignment = coverage.assignment === 'creating' ? 'absent' : 'present'
-        await this.store.updateCoverage(target, owner, { assignment, requestId: null })
-        return this.step({ ...coverage, assignment, requestId: null }, owner)
+        return this.step(await this.store.updateCoverage(target, owner, { assignment, requestId: null }), owner)
       }
       if (outcome.state === 'in_progress') return { kind: 'pending' }
+      if (outcome.state === 'succeeded') return this.succeeded(coverage, owner, coverage.assignment, finish)
       const creating = coverage.assignment === 'creating'
-      if (outcome.state === 'succeeded') {
-        await this.store.updateCoverage(target, owner, { assignment: creating ? 'present' : 'absent', requestId: null, lastFailure: null })
-        return undefined
-      }
-      await this.store.updateCoverage(target, owner, { assignment: creating ? 'absent' : 'present', requestId: null, lastFailure: outcome.reason })
-      return creating && wanted ? { kind: 'failed', reason: outcome.reason } : undefined
+      const reverted = await this.store.updateCoverage(target, owner, { assignment: creating ? 'absent' : 'present', requestId: null, lastFailure: outcome.reason })
+      return creating && wanted ? { kind: 'failed', reason: outcome.reason } : { coverage: reverted, leaseReleased: false }
     }
 
     if (wanted) {
       // assignment is 'absent': before creating, find out whether a permanent assignment is already there.
-      if (await this.identityCenter.assignmentExists(target)) {
-        await this.store.updateCoverage(target, owner, { external: true, lastFailure: null })
-        return undefined
+      const exists = (await earlyLook) === false ? false : await this.identityCenter.assignmentExists(target)
+      if (exists) {
+        return { coverage: await this.store.updateCoverage(target, owner, { external: true, lastFailure: null }, { releaseLease: true }), leaseReleased: true }
       }
-      await this.store.updateCoverage(target, owner, { assignment: 'creating', requestId: null })
+      const intent = await this.store.recordCreationIntent(target, owner)
+      if (!intent.recorded) {
+        // Not as expected (another grant's assignment is already there, or the lease is not ours): go on from what is.
+        if (!intent.coverage) return { kind: 'absent' }
+        return { coverage: intent.coverage, leaseReleased: !intent.leaseHeld }
+      }
       const outcome = await this.identityCenter.createAssignment(target)
-      return this.record(coverage, owner, 'creating', outcome)
+      return this.record(coverage, owner, 'creating', outcome, finish)
     }
 
     // Not wanted and assignment 'present' (ours): remove it.
     await this.store.updateCoverage(target, owner, { assignment: 'deleting', requestId: null })
     const outcome = await this.identityCenter.deleteAssignment(target)
-    return this.record(coverage, owner, 'deleting', outcome)
+    return this.record(coverage, owner, 'deleting', outcome, finish)
   }
 
   private async record(
@@ -153,26 +209,39 @@ export class CoverageReconciler {
     owner: string,
     operation: 'creating' | 'deleting',
     outcome: ProvisioningOutcome,
-  ): Promise<CoverageState | undefined> {
+    finish?: Finish,
+  ): Promise<Progress | CoverageState> {
     const { target } = coverage
     if (outcome.state === 'in_progress') {
       await this.store.updateCoverage(target, owner, { requestId: outcome.requestId })
       return { kind: 'pending' }
     }
-    if (outcome.state === 'succeeded') {
-      await this.store.updateCoverage(target, owner, {
-        assignment: operation === 'creating' ? 'present' : 'absent',
-        requestId: null,
-        lastFailure: null,
-      })
-      return undefined
-    }
+    if (outcome.state === 'succeeded') return this.succeeded(coverage, owner, operation, finish)
     await this.store.updateCoverage(target, owner, {
       assignment: operation === 'creating' ? 'absent' : 'present',
       requestId: null,
       lastFailure: outcome.reason,
     })
     return operation === 'creating' ? { kind: 'failed', reason: outcome.reason } : { kind: 'pending' }
+  }
+
+  /**
+   * Records a change Identity Center has made: with the caller's own transition when it can carry it
+   * (`finish`), otherwise on its own. A new assignment is recorded and the lease given up in one write; a
+   * removed one takes its idle record with it. A write on its own answers the holders as they are now, so a
+   * grant that came or went meanwhile is seen in the next round.
+   */
+  private async succeeded(coverage: Coverage, owner: string, operation: 'creating' | 'deleting', finish?: Finish): Promise<Progress | CoverageState> {
+    const { target } = coverage
+    if (operation === 'creating') {
+      // The grant that finishes here is a holder (it is activated from 'provisioning'): the access is wanted.
+      if (finish && (await finish({ kind: 'assigned', target, owner }))) return { kind: 'present', external: false }
+      const written = await this.store.updateCoverage(target, owner, { assignment: 'present', requestId: null, lastFailure: null }, { releaseLease: true })
+      return { coverage: written, leaseReleased: true }
+    }
+    if (finish && (await finish({ kind: 'removed', target, owner }))) return { kind: 'absent' }
+    if (await this.store.deleteIdleCoverage(target, owner)) return { kind: 'absent' }
+    return { coverage: await this.store.updateCoverage(target, owner, { assignment: 'absent', requestId: null, lastFailure: null }), leaseReleased: false }
   }
 
   /** What became of a request recorded before a crash or a timeout; without its id, Identity Center's state decides. */

@@ -1,6 +1,7 @@
+import { randomUUID } from 'node:crypto'
 import type { AuditAction, AuditEvent } from './audit.ts'
 import type { Clock } from './clock.ts'
-import { COVERAGE_CHECK_INTERVAL_MS, CoverageReconciler, type CoverageState } from './coverage.ts'
+import { COVERAGE_CHECK_INTERVAL_MS, CoverageReconciler, LEASE_MS, type CoverageState, type ReconcileOptions } from './coverage.ts'
 import {
   DurationTooLongError,
   GrantNotFoundError,
@@ -13,7 +14,7 @@ import {
 import { targetOf, type AssignmentTarget, type EndReason, type Grant, type GrantStatus } from './grant.ts'
 import { newId } from './ids.ts'
 import { evaluatePolicy, type Policy } from './policy.ts'
-import type { AuditDraft, AuditLog, Directory, GrantFilter, GrantStore, GrantTransition, IdentityCenter, Notifier, Page, PageRequest } from './ports.ts'
+import type { AuditDraft, AuditLog, CoverageWrite, Directory, GrantFilter, GrantStore, GrantTransition, IdentityCenter, Notifier, Page, PageRequest } from './ports.ts'
 
 export interface GrantRequest {
   userName: string
@@ -130,13 +131,18 @@ export class GrantService {
       failureReason: null,
     }
     const dueAt = new Date(Math.min(now.getTime() + PROVISIONING_GRACE_MS, expiresAt.getTime()))
+    // The common case costs least: the record takes the assignment's lease, and Identity Center is asked about
+    // a permanent assignment meanwhile, so the next write can be the intent to create.
+    const lease = { owner: randomUUID(), until: new Date(now.getTime() + LEASE_MS) }
+    const earlyLook = deps.identityCenter.assignmentExists(targetOf(grant)).catch(() => undefined)
     const created = await deps.store.createGrant(
       grant,
       dueAt,
       this.event(draft('grant.requested', `${input.durationMinutes} minutes allowed by rule '${decision.rule}'`, grant.id)),
+      lease,
     )
     if (!created) return this.resume(await this.get(grant.id), actor)
-    return this.settleProvisioning(grant, actor)
+    return this.settleProvisioning(grant, actor, { leaseOwner: lease.owner, earlyLook })
   }
 
   /** Carries on with a grant an earlier attempt recorded; a grant past provisioning answers as it is. */
@@ -172,7 +178,7 @@ export class GrantService {
       if (!['provisioning', 'active'].includes(current.status)) return { grant: current, settled: true }
       const now = this.deps.clock.now()
       const moved = await this.transition({
-        id: current.id,
+        grant: current,
         from: [current.status],
         to: 'revoking',
         dueAt: now,
@@ -210,25 +216,32 @@ export class GrantService {
   }
 
   /** Finishes a grant that is still provisioning: active once the assignment is in place, failed if AWS refused it. */
-  async settleProvisioning(grant: Grant, actor: Actor): Promise<GrantOutcome> {
-    const state = await this.reconcileFor(grant)
+  async settleProvisioning(grant: Grant, actor: Actor, headStart: Pick<ReconcileOptions, 'leaseOwner' | 'earlyLook'> = {}): Promise<GrantOutcome> {
+    let activated: Grant | undefined
+    const activate = (external: boolean, coverage?: CoverageWrite) => this.transition({
+      grant,
+      from: ['provisioning'],
+      to: 'active',
+      dueAt: new Date(grant.expiresAt),
+      set: { coveredBy: external ? 'pre-existing' : 'jit' },
+      releaseHold: false,
+      coverage,
+      event: this.event(this.grantDraft(grant, 'grant.activated', actor, external
+        ? 'a permanent assignment already grants this access; it will be left in place when the grant ends'
+        : 'account assignment in place')),
+    })
+    const state = await this.reconcileFor(grant, {
+      ...headStart,
+      lookAhead: true,
+      finish: async (coverage) => (activated = await activate(false, coverage)) !== undefined,
+    })
     if (state.kind === 'present') {
-      const activated = await this.transition({
-        id: grant.id,
-        from: ['provisioning'],
-        to: 'active',
-        dueAt: new Date(grant.expiresAt),
-        set: { coveredBy: state.external ? 'pre-existing' : 'jit' },
-        releaseHold: false,
-        event: this.event(this.grantDraft(grant, 'grant.activated', actor, state.external
-          ? 'a permanent assignment already grants this access; it will be left in place when the grant ends'
-          : 'account assignment in place')),
-      })
+      activated ??= await activate(state.external)
       return this.resolved(grant.id, activated)
     }
     if (state.kind === 'failed') {
       const failed = await this.transition({
-        id: grant.id,
+        grant,
         from: ['provisioning'],
         to: 'failed',
         dueAt: null,
@@ -244,29 +257,32 @@ export class GrantService {
 
   /** Finishes a grant in 'revoking' once its access is gone or is provided by something else. */
   async settleEnding(grant: Grant, actor: Actor): Promise<GrantOutcome> {
-    const state = await this.reconcileFor(grant)
-    if (state.kind === 'pending' || state.kind === 'failed') return { grant, settled: false }
     const reason: EndReason = grant.endReason ?? 'revoked'
-    const detail = state.kind === 'absent'
-      ? 'account assignment removed'
-      : state.external
-        ? 'permanent assignment left in place'
-        : 'account assignment kept: another active grant still covers it'
-    const ended = await this.transition({
-      id: grant.id,
+    let ended: Grant | undefined
+    const end = (detail: string, coverage?: CoverageWrite) => this.transition({
+      grant,
       from: ['revoking'],
       to: reason,
       dueAt: null,
       set: { endedAt: this.deps.clock.now().toISOString() },
       releaseHold: true,
+      coverage,
       event: this.event({ ...this.grantDraft(grant, reason === 'expired' ? 'grant.expired' : 'grant.revoked', actor, detail), actor: grant.endedBy ?? actor.id }),
     })
+    const removed = 'account assignment removed'
+    const state = await this.reconcileFor(grant, { finish: async (coverage) => (ended = await end(removed, coverage)) !== undefined })
+    if (state.kind === 'pending' || state.kind === 'failed') return { grant, settled: false }
+    ended ??= await end(state.kind === 'absent'
+      ? removed
+      : state.external
+        ? 'permanent assignment left in place'
+        : 'account assignment kept: another active grant still covers it')
     return this.resolved(grant.id, ended)
   }
 
-  private async reconcileFor(grant: Grant): Promise<CoverageState> {
+  private async reconcileFor(grant: Grant, options: ReconcileOptions = {}): Promise<CoverageState> {
     try {
-      return await this.reconciler.reconcile(targetOf(grant))
+      return await this.reconciler.reconcile(targetOf(grant), options)
     } catch (error) {
       if (error instanceof UpstreamUnavailableError) {
         error.extensions.grantId = grant.id

@@ -82,14 +82,17 @@ export interface PageRequest {
 export interface GrantStore {
   /**
    * Records a new grant as `provisioning` and registers it as a holder of its assignment, atomically with
-   * its audit event. False when a grant with that id already exists (an idempotent retry).
+   * its audit event. False when a grant with that id already exists (an idempotent retry). With `lease`, the
+   * same write takes the coverage lease for its owner if nobody holds it (the owner's first conditional
+   * write finds out whether it did).
    */
-  createGrant(grant: Grant, dueAt: Date, event: AuditEvent): Promise<boolean>
+  createGrant(grant: Grant, dueAt: Date, event: AuditEvent, lease?: { owner: string; until: Date }): Promise<boolean>
   getGrant(id: string): Promise<Grant | undefined>
   /**
    * Moves a grant from one of `from` to a new status, atomically with its audit event. When the new status
    * no longer needs the assignment, the grant stops being a holder in the same transaction.
-   * Returns the updated grant, or undefined when the grant was not in one of `from` (someone else moved it).
+   * Returns the updated grant, or undefined when the grant was not in one of `from` (someone else moved it:
+   * read it again to see how).
    */
   transition(change: GrantTransition): Promise<Grant | undefined>
   listGrants(filter: GrantFilter, page: PageRequest): Promise<Page<Grant>>
@@ -102,17 +105,33 @@ export interface GrantStore {
   scheduleCoverageCheck(target: AssignmentTarget, at: Date): Promise<void>
 
   getCoverage(target: AssignmentTarget): Promise<Coverage | undefined>
-  /** Takes the right to change the assignment in Identity Center; false when another process holds it. */
-  acquireLease(target: AssignmentTarget, owner: string, now: Date, until: Date): Promise<boolean>
-  /** Changes the coverage while holding the lease; throws LeaseLostError otherwise. */
-  updateCoverage(target: AssignmentTarget, owner: string, patch: CoveragePatch): Promise<void>
+  /**
+   * Takes the right to change the assignment in Identity Center, answering the coverage as it then is.
+   * Not acquired when another process holds the lease, when access is already in place for the holders
+   * (nothing to change), or when there is no coverage record.
+   */
+  acquireLease(target: AssignmentTarget, owner: string, now: Date, until: Date): Promise<LeaseAttempt>
+  /**
+   * Changes the coverage while holding the lease (throws LeaseLostError otherwise) and answers it as written,
+   * holders included; `releaseLease` gives the lease up in the same write.
+   */
+  updateCoverage(target: AssignmentTarget, owner: string, patch: CoveragePatch, options?: { releaseLease?: boolean }): Promise<Coverage>
+  /**
+   * Records 'creating' when the coverage is as a creation needs it: the lease is the owner's, nothing is
+   * assigned or being changed, no permanent assignment was found. Otherwise answers the coverage as it is
+   * (undefined if there is none) and whether the owner holds the lease.
+   */
+  recordCreationIntent(target: AssignmentTarget, owner: string): Promise<{ recorded: true; coverage: Coverage } | { recorded: false; coverage: Coverage | undefined; leaseHeld: boolean }>
   /** Removes a coverage that has no holders and no assignment left; false if a holder arrived meanwhile. */
   deleteIdleCoverage(target: AssignmentTarget, owner: string): Promise<boolean>
   releaseLease(target: AssignmentTarget, owner: string): Promise<void>
 }
 
+export type LeaseAttempt = { acquired: true; coverage: Coverage } | { acquired: false; coverage: Coverage | undefined }
+
 export interface GrantTransition {
-  id: string
+  /** The grant as the caller last read it; the store checks its status, not the rest (which `from` implies). */
+  grant: Grant
   from: readonly GrantStatus[]
   to: GrantStatus
   /** When the sweep should look at the grant next; null once it holds nothing. */
@@ -120,8 +139,17 @@ export interface GrantTransition {
   set?: Partial<Pick<Grant, 'endedAt' | 'endedBy' | 'endReason' | 'coveredBy' | 'failureReason'>>
   /** The grant stops needing its assignment. */
   releaseHold: boolean
+  /** The lease holder's last change to the coverage, written in the same transaction (see CoverageWrite). */
+  coverage?: CoverageWrite
   event: AuditEvent
 }
+
+/**
+ * The last write of a change in Identity Center, when a grant's transition can carry it: 'assigned' records
+ * the assignment in place and gives the lease up (the grant activated is a holder, so nothing is left to
+ * do); 'removed' drops a coverage left with no holders, lease and all. Both hold only for the lease owner.
+ */
+export type CoverageWrite = { kind: 'assigned' | 'removed'; target: AssignmentTarget; owner: string }
 
 export interface TimeRange {
   from?: string | undefined

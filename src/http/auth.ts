@@ -1,7 +1,6 @@
 import { createPublicKey } from 'node:crypto'
 import fastifyJwt from '@fastify/jwt'
 import type { Algorithm } from 'fast-jwt'
-import buildGetJwks from 'get-jwks'
 import type { FastifyInstance, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
 import { HttpProblem } from './errors.ts'
 
@@ -49,6 +48,9 @@ export async function registerAuth(app: FastifyInstance, settings: JwtSettings):
   }
   const formatUser = (payload: unknown) => ({ sub: String((payload as { sub?: unknown }).sub), scopes: scopesOf(payload) })
   if (settings.jwksUrl) {
+    // Loaded only here: its key conversion (jwk-to-pem and its elliptic-curve code) would otherwise be loaded by
+    // every cold start, for the one configuration that uses it.
+    const { default: buildGetJwks } = await import('get-jwks')
     const jwksUrl = new URL(settings.jwksUrl)
     // The key location comes from configuration only, never from the token (its iss or jku), so a forged
     // token cannot point us at its author's keys.

@@ -39,11 +39,14 @@ export async function freePort(): Promise<number> {
   })
 }
 
-/** Starts moto's HTTP server on a free loopback port and waits until it answers. */
-export async function startMotoServer(command = 'moto_server', timeoutMs = 30_000): Promise<MotoServer> {
+/**
+ * Starts moto's HTTP server on a free loopback port and waits until it answers. `leadingArgs` come before
+ * moto's own (a script for a Python interpreter given as the command).
+ */
+export async function startMotoServer(command = 'moto_server', timeoutMs = 30_000, leadingArgs: string[] = []): Promise<MotoServer> {
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort()
-    const child = spawn(command, ['-H', '127.0.0.1', '-p', String(port)], {
+    const child = spawn(command, [...leadingArgs, '-H', '127.0.0.1', '-p', String(port)], {
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing' },
     })

@@ -10,10 +10,11 @@ import type { AuditEvent } from '../../core/audit.ts'
 import { DomainError } from '../../core/errors.ts'
 import type { AssignmentTarget, Grant } from '../../core/grant.ts'
 import { COVERAGE_CHECK_INTERVAL_MS } from '../../core/coverage.ts'
-import type { Coverage, CoveragePatch, GrantFilter, GrantStore, GrantTransition, Page, PageRequest } from '../../core/ports.ts'
+import type { Coverage, CoveragePatch, CoverageWrite, GrantFilter, GrantStore, GrantTransition, LeaseAttempt, Page, PageRequest } from '../../core/ports.ts'
 import { callAws } from '../aws-errors.ts'
 import type { DynamoAuditChain } from './audit-chain.ts'
-import { coverageKey, grantKey, grantToItem, itemToGrant } from './items.ts'
+import { conditionalWrite, retryingConflicts } from './conditional.ts'
+import { coverageKey, grantKey, grantToItem, itemToCoverage, itemToGrant } from './items.ts'
 import { queryPage } from './paged-query.ts'
 import { ALL_PARTITION, DUE_PARTITION, GRANT_INDEXES } from './tables.ts'
 
@@ -28,23 +29,6 @@ export interface TableNames {
   audit: string
 }
 
-const TRANSACTION_ATTEMPTS = 5
-
-/** DynamoDB cancels a transaction that races another on the same item; it is safe to send again. */
-const isTransactionConflict = (error: unknown): boolean => {
-  const e = error as { name?: string; CancellationReasons?: { Code?: string }[] }
-  return e?.name === 'TransactionCanceledException' &&
-    (e.CancellationReasons?.some((r) => r.Code === 'TransactionConflict') ?? false) &&
-    !isConditionFailure(error)
-}
-
-const isConditionFailure = (error: unknown): boolean => {
-  const e = error as { name?: string; message?: string; CancellationReasons?: { Code?: string }[] }
-  if (e?.name === 'ConditionalCheckFailedException') return true
-  if (e?.name !== 'TransactionCanceledException') return false
-  return e.CancellationReasons?.some((r) => r.Code === 'ConditionalCheckFailed') ?? /ConditionalCheckFailed/.test(e.message ?? '')
-}
-
 /** Grants, their assignment coverage and the coverage lease, in one DynamoDB table; audit events are written in the same transactions. */
 export class DynamoGrantStore implements GrantStore {
   private readonly doc: DynamoDBDocumentClient
@@ -57,10 +41,20 @@ export class DynamoGrantStore implements GrantStore {
     this.chain = chain
   }
 
-  createGrant(grant: Grant, dueAt: Date, event: AuditEvent): Promise<boolean> {
+  createGrant(grant: Grant, dueAt: Date, event: AuditEvent, lease?: { owner: string; until: Date }): Promise<boolean> {
+    const hold = this.holderUpdate(grant, 'ADD', Date.parse(event.at))
     return this.chain.write(event, [
       { Put: { TableName: this.tables.grants, Item: grantToItem(grant, dueAt), ConditionExpression: 'attribute_not_exists(pk)' } },
-      { Update: this.holderUpdate(grant, 'ADD', Date.parse(event.at)) },
+      {
+        Update: lease
+          ? {
+            ...hold,
+            // if_not_exists: a lease someone holds (even an expired one) is left alone; taking that is the reconciler's job.
+            UpdateExpression: `${hold.UpdateExpression}, leaseOwner = if_not_exists(leaseOwner, :leaseOwner), leaseUntil = if_not_exists(leaseUntil, :leaseUntil)`,
+            ExpressionAttributeValues: { ...hold.ExpressionAttributeValues, ':leaseOwner': lease.owner, ':leaseUntil': lease.until.getTime() },
+          }
+          : hold,
+      },
     ])
   }
 
@@ -72,6 +66,7 @@ export class DynamoGrantStore implements GrantStore {
   }
 
   async transition(change: GrantTransition): Promise<Grant | undefined> {
+    const { grant } = change
     const names: Record<string, string> = { '#status': 'status' }
     const values: Record<string, unknown> = { ':to': change.to }
     const sets = ['#status = :to']
@@ -90,23 +85,42 @@ export class DynamoGrantStore implements GrantStore {
     const fromNames = change.from.map((_, i) => `:from${i}`)
     change.from.forEach((status, i) => (values[`:from${i}`] = status))
 
-    const grant = await this.getGrant(change.id)
-    if (!grant || !change.from.includes(grant.status)) return undefined
+    // The status condition alone decides: no read before (the caller's copy names the assignment, which
+    // never changes) and none after (the transaction wrote exactly what the caller already knows).
     const written = await this.chain.write(change.event, [
       {
         Update: {
           TableName: this.tables.grants,
-          Key: grantKey(change.id),
+          Key: grantKey(grant.id),
           UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
           ConditionExpression: `#status IN (${fromNames.join(', ')})`,
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,
         },
       },
-      ...(change.releaseHold ? [{ Update: this.holderUpdate(grant, 'DELETE', Date.parse(change.event.at)) }] : []),
+      // A transaction names each item once: a coverage write stands in for the hold's release ('removed'
+      // requires that no holder is left; 'assigned' comes with activation, which releases nothing).
+      ...(change.coverage
+        ? [this.coverageWrite(change.coverage)]
+        : change.releaseHold ? [{ Update: this.holderUpdate(grant, 'DELETE', Date.parse(change.event.at)) }] : []),
     ])
-    if (!written) return undefined
-    return this.getGrant(change.id)
+    return written ? { ...grant, ...change.set, status: change.to } : undefined
+  }
+
+  private coverageWrite(write: CoverageWrite) {
+    const key = { TableName: this.tables.grants, Key: coverageKey(write.target) }
+    if (write.kind === 'removed') {
+      return { Delete: { ...key, ConditionExpression: 'leaseOwner = :owner AND attribute_not_exists(holders)', ExpressionAttributeValues: { ':owner': write.owner } } }
+    }
+    return {
+      Update: {
+        ...key,
+        UpdateExpression: 'SET #assignment = :present, #requestId = :none, #lastFailure = :none REMOVE leaseOwner, leaseUntil',
+        ConditionExpression: 'leaseOwner = :owner',
+        ExpressionAttributeNames: { '#assignment': 'assignment', '#requestId': 'requestId', '#lastFailure': 'lastFailure' },
+        ExpressionAttributeValues: { ':present': 'present', ':none': null, ':owner': write.owner },
+      },
+    }
   }
 
   listGrants(filter: GrantFilter, page: PageRequest): Promise<Page<Grant>> {
@@ -150,7 +164,7 @@ export class DynamoGrantStore implements GrantStore {
   }
 
   async scheduleCoverageCheck(target: AssignmentTarget, at: Date): Promise<void> {
-    await this.conditional(() =>
+    await this.conditional('UpdateItem', () =>
       this.doc.send(new UpdateCommand({
         TableName: this.tables.grants,
         Key: coverageKey(target),
@@ -162,34 +176,38 @@ export class DynamoGrantStore implements GrantStore {
   }
 
   async getCoverage(target: AssignmentTarget): Promise<Coverage | undefined> {
+    const item = await this.getCoverageItem(target)
+    return item ? itemToCoverage(item, target) : undefined
+  }
+
+  private async getCoverageItem(target: AssignmentTarget): Promise<Record<string, unknown> | undefined> {
     const result = await this.call('GetItem', () =>
       this.doc.send(new GetCommand({ TableName: this.tables.grants, Key: coverageKey(target), ConsistentRead: true })),
     )
-    const item = result.Item
-    if (!item) return undefined
-    return {
-      target,
-      holders: item.holders instanceof Set ? [...(item.holders as Set<string>)] : [],
-      assignment: (item.assignment as Coverage['assignment'] | undefined) ?? 'absent',
-      external: item.external === true,
-      requestId: (item.requestId as string | undefined) ?? null,
-      lastFailure: (item.lastFailure as string | undefined) ?? null,
-    }
+    return result.Item
   }
 
-  async acquireLease(target: AssignmentTarget, owner: string, now: Date, until: Date): Promise<boolean> {
-    return this.conditional(() =>
+  async acquireLease(target: AssignmentTarget, owner: string, now: Date, until: Date): Promise<LeaseAttempt> {
+    const outcome = await this.conditional('UpdateItem', () =>
       this.doc.send(new UpdateCommand({
         TableName: this.tables.grants,
         Key: coverageKey(target),
         UpdateExpression: 'SET leaseOwner = :owner, leaseUntil = :until',
-        ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(leaseOwner) OR leaseUntil < :now)',
-        ExpressionAttributeValues: { ':owner': owner, ':until': until.getTime(), ':now': now.getTime() },
+        // Access already in place for holders needs nobody's lease; failing here saves taking and releasing one.
+        ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(leaseOwner) OR leaseUntil < :now OR leaseOwner = :owner) ' +
+          'AND NOT (attribute_exists(holders) AND (#external = :true OR assignment = :present))',
+        ExpressionAttributeNames: { '#external': 'external' },
+        ExpressionAttributeValues: { ':owner': owner, ':until': until.getTime(), ':now': now.getTime(), ':true': true, ':present': 'present' },
+        ReturnValues: 'ALL_NEW',
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
       })),
     )
+    if (outcome.applied) return { acquired: true, coverage: itemToCoverage(outcome.result.Attributes ?? {}, target) }
+    const current = outcome.current ? itemToCoverage(outcome.current, target) : await this.getCoverage(target)
+    return { acquired: false, coverage: current }
   }
 
-  async updateCoverage(target: AssignmentTarget, owner: string, patch: CoveragePatch): Promise<void> {
+  async updateCoverage(target: AssignmentTarget, owner: string, patch: CoveragePatch, options: { releaseLease?: boolean } = {}): Promise<Coverage> {
     const names: Record<string, string> = {}
     const values: Record<string, unknown> = { ':owner': owner }
     const sets: string[] = []
@@ -198,21 +216,41 @@ export class DynamoGrantStore implements GrantStore {
       values[`:${field}`] = value
       sets.push(`#${field} = :${field}`)
     }
-    const applied = await this.conditional(() =>
+    const outcome = await this.conditional('UpdateItem', () =>
       this.doc.send(new UpdateCommand({
         TableName: this.tables.grants,
         Key: coverageKey(target),
-        UpdateExpression: `SET ${sets.join(', ')}`,
+        UpdateExpression: `SET ${sets.join(', ')}${options.releaseLease ? ' REMOVE leaseOwner, leaseUntil' : ''}`,
         ConditionExpression: 'leaseOwner = :owner',
         ExpressionAttributeNames: names,
         ExpressionAttributeValues: values,
+        ReturnValues: 'ALL_NEW',
       })),
     )
-    if (!applied) throw new LeaseLostError()
+    if (!outcome.applied) throw new LeaseLostError()
+    return itemToCoverage(outcome.result.Attributes ?? {}, target)
   }
 
-  deleteIdleCoverage(target: AssignmentTarget, owner: string): Promise<boolean> {
-    return this.conditional(() =>
+  async recordCreationIntent(target: AssignmentTarget, owner: string) {
+    const outcome = await this.conditional('UpdateItem', () =>
+      this.doc.send(new UpdateCommand({
+        TableName: this.tables.grants,
+        Key: coverageKey(target),
+        UpdateExpression: 'SET assignment = :creating, requestId = :none',
+        ConditionExpression: 'leaseOwner = :owner AND assignment = :absent AND (attribute_not_exists(#external) OR #external = :false)',
+        ExpressionAttributeNames: { '#external': 'external' },
+        ExpressionAttributeValues: { ':creating': 'creating', ':none': null, ':owner': owner, ':absent': 'absent', ':false': false },
+        ReturnValues: 'ALL_NEW',
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+      })),
+    )
+    if (outcome.applied) return { recorded: true as const, coverage: itemToCoverage(outcome.result.Attributes ?? {}, target) }
+    const current = outcome.current ?? (await this.getCoverageItem(target))
+    return { recorded: false as const, coverage: current ? itemToCoverage(current, target) : undefined, leaseHeld: current?.leaseOwner === owner }
+  }
+
+  async deleteIdleCoverage(target: AssignmentTarget, owner: string): Promise<boolean> {
+    const outcome = await this.conditional('DeleteItem', () =>
       this.doc.send(new DeleteCommand({
         TableName: this.tables.grants,
         Key: coverageKey(target),
@@ -220,10 +258,11 @@ export class DynamoGrantStore implements GrantStore {
         ExpressionAttributeValues: { ':owner': owner },
       })),
     )
+    return outcome.applied
   }
 
   async releaseLease(target: AssignmentTarget, owner: string): Promise<void> {
-    await this.conditional(() =>
+    await this.conditional('UpdateItem', () =>
       this.doc.send(new UpdateCommand({
         TableName: this.tables.grants,
         Key: coverageKey(target),
@@ -252,27 +291,12 @@ export class DynamoGrantStore implements GrantStore {
     }
   }
 
-  /** Runs a conditional write; false when its condition did not hold. */
-  private async conditional(send: () => Promise<unknown>): Promise<boolean> {
-    try {
-      await this.call('conditional write', send)
-      return true
-    } catch (error) {
-      if (isConditionFailure((error as { cause?: unknown }).cause)) return false
-      throw error
-    }
+  /** A conditional write, sent again if it only raced a transaction. */
+  private conditional<T>(operation: string, send: () => Promise<T>) {
+    return conditionalWrite(operation, () => retryingConflicts(send))
   }
 
   private call<T>(operation: string, send: () => Promise<T>): Promise<T> {
-    return callAws('DynamoDB', operation, async () => {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          return await send()
-        } catch (error) {
-          if (!isTransactionConflict(error) || attempt === TRANSACTION_ATTEMPTS) throw error
-          await new Promise((resolve) => setTimeout(resolve, 20 * 2 ** attempt * (0.5 + Math.random())))
-        }
-      }
-    })
+    return callAws('DynamoDB', operation, () => retryingConflicts(send))
   }
 }

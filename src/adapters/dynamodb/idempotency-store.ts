@@ -1,6 +1,7 @@
 import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
 import type { Claim, IdempotencyRecord, IdempotencyStore, StoredResponse } from '../../http/idempotency.ts'
 import { callAws } from '../aws-errors.ts'
+import { conditionalWrite } from './conditional.ts'
 import { GRANTS_TTL_ATTRIBUTE } from './tables.ts'
 
 const keyOf = (recordKey: string) => ({ pk: `idempotency#${recordKey}` })
@@ -21,7 +22,7 @@ export class DynamoIdempotencyStore implements IdempotencyStore {
 
   async claim(recordKey: string, claim: Claim) {
     const { fingerprint, now, expiresAt, owner } = claim
-    const written = await this.conditional('PutItem', () =>
+    const { applied: written } = await conditionalWrite('PutItem', () =>
       this.doc.send(new PutCommand({
         TableName: this.table,
         Item: { ...keyOf(recordKey), kind: 'idempotency', state: 'in_progress', fingerprint, firstClaimedAt: now, claimedAt: now, owner, [GRANTS_TTL_ATTRIBUTE]: Math.ceil(expiresAt / 1000) },
@@ -37,7 +38,7 @@ export class DynamoIdempotencyStore implements IdempotencyStore {
   }
 
   async takeOver(recordKey: string, previous: IdempotencyRecord, claim: Claim): Promise<boolean> {
-    const written = await this.conditional('UpdateItem', () =>
+    const { applied: written } = await conditionalWrite('UpdateItem', () =>
       this.doc.send(new UpdateCommand({
         TableName: this.table,
         Key: keyOf(recordKey),
@@ -63,17 +64,6 @@ export class DynamoIdempotencyStore implements IdempotencyStore {
       claimedAt: Number(item.claimedAt),
       owner: String(item.owner),
       ...(item.response ? { response: item.response as StoredResponse } : {}),
-    }
-  }
-
-  /** Runs a conditional write; false when its condition did not hold. */
-  private async conditional(operation: string, send: () => Promise<unknown>): Promise<boolean> {
-    try {
-      await callAws('DynamoDB', operation, send)
-      return true
-    } catch (error) {
-      if ((error as { cause?: { name?: string } }).cause?.name === 'ConditionalCheckFailedException') return false
-      throw error
     }
   }
 

@@ -1,6 +1,6 @@
 import type { ChainedAuditEvent } from '../../core/audit-chain.ts'
-import type { Grant } from '../../core/grant.ts'
-import type { AssignmentTarget } from '../../core/grant.ts'
+import type { AssignmentTarget, Grant } from '../../core/grant.ts'
+import type { Coverage } from '../../core/ports.ts'
 import { ALL_PARTITION } from './tables.ts'
 
 export const grantKey = (id: string) => ({ pk: `grant#${id}` })
@@ -24,6 +24,18 @@ export function grantToItem(grant: Grant, dueAt: Date | null): Record<string, un
 
 export function itemToGrant(item: Record<string, unknown>): Grant {
   return Object.fromEntries(GRANT_FIELDS.map((field) => [field, item[field] ?? null])) as unknown as Grant
+}
+
+export function itemToCoverage(item: Record<string, unknown>, target: AssignmentTarget): Coverage {
+  return {
+    target,
+    // DynamoDB drops a set's attribute with its last member: no attribute means no holders.
+    holders: item.holders instanceof Set ? [...(item.holders as Set<string>)] : [],
+    assignment: (item.assignment as Coverage['assignment'] | undefined) ?? 'absent',
+    external: item.external === true,
+    requestId: (item.requestId as string | undefined) ?? null,
+    lastFailure: (item.lastFailure as string | undefined) ?? null,
+  }
 }
 
 const AUDIT_FIELDS = [

@@ -1,0 +1,53 @@
+import fastifySwagger from '@fastify/swagger'
+import fastifySwaggerUi from '@fastify/swagger-ui'
+import Fastify, { type InjectOptions, type LightMyRequestResponse, type RouteOptions } from 'fastify'
+import type { DocsOptions } from './docs.ts'
+
+export interface DocsApp {
+  document(): Record<string, unknown>
+  inject(request: InjectOptions): Promise<LightMyRequestResponse>
+}
+
+/**
+ * @fastify/swagger describes the service's routes, replayed here (method, URL, schema) with handlers that are never
+ * called; @fastify/swagger-ui serves the page at the same paths as the service does (src/http/docs.ts forwards).
+ */
+export async function buildDocsApp(routes: RouteOptions[], options: DocsOptions): Promise<DocsApp> {
+  const app = Fastify({ logger: false })
+  // The service validates and serializes; here the schemas are only described.
+  app.setValidatorCompiler(() => () => true)
+  app.setSerializerCompiler(() => (body) => JSON.stringify(body))
+  for (const schema of options.schemas) app.addSchema(schema)
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'jit-access',
+        version: '0.1.0',
+        description: 'Just-in-time privileged access for AWS IAM Identity Center: time-bound account assignments that remove themselves, with an audit trail.',
+        license: { name: 'Proprietary' },
+      },
+      servers: [{ url: 'http://127.0.0.1:3000', description: 'The local sandbox (npm start); in AWS, the HTTP API URL of your deployment' }],
+      components: {
+        securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+      },
+      tags: [
+        { name: 'grants', description: 'Request, inspect and end temporary access' },
+        { name: 'audit', description: 'Every decision, for auditors' },
+        { name: 'revocations', description: 'The scheduled sweep' },
+        { name: 'health', description: 'Liveness' },
+      ],
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+  })
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs', ...(options.assetsDir ? { baseDir: options.assetsDir } : {}) })
+  const described = async () => {
+    throw new Error('only described here: src/http/docs.ts forwards nothing but the docs page')
+  }
+  for (const { method, url, schema, config } of routes) {
+    app.route({ method, url, handler: described, ...(schema ? { schema } : {}), ...(config ? { config } : {}) })
+  }
+  await app.ready()
+  return { document: () => app.swagger() as unknown as Record<string, unknown>, inject: (request) => app.inject(request) }
+}

@@ -1,0 +1,62 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
+import type { DocsApp } from './docs-app.ts'
+
+export interface DocsOptions {
+  /** The shared schemas the routes refer to ($id), which the document lists under components. */
+  schemas: object[]
+  /** Where the docs page's static files are, when running from a bundle; unset, @fastify/swagger-ui's own. */
+  assetsDir?: string | undefined
+}
+
+/** Sent by the docs app for each connection or message only; Fastify sets the ones that apply to the forwarded answer. */
+const NOT_FORWARDED = new Set(['connection', 'content-length', 'date', 'keep-alive', 'transfer-encoding'])
+
+/**
+ * GET /openapi.json (the contract, from the routes' schemas) and the docs page under /docs.
+ *
+ * @fastify/swagger and @fastify/swagger-ui (with @fastify/static, yaml and glob) are loaded and set up only when
+ * one of these is first requested, in an app of their own (./docs-app.ts) given the same routes: few execution
+ * environments ever serve the docs, and loading them cost every cold start about 30 ms. This app records the
+ * routes as they are added, which is why it must be registered before them.
+ */
+export function registerDocs(app: FastifyInstance, options: DocsOptions): void {
+  const routes: RouteOptions[] = []
+  let ready = false
+  app.addHook('onRoute', (route) => {
+    // Fastify adds a HEAD route beside each GET; the docs app adds its own, and the document leaves them out.
+    if (route.method !== 'HEAD' && !(route.schema as { hide?: boolean } | undefined)?.hide) routes.push(route)
+  })
+  app.addHook('onReady', async () => {
+    ready = true
+  })
+
+  let docs: Promise<DocsApp> | undefined
+  const docsApp = () => {
+    if (!ready) throw new Error('The OpenAPI document describes the routes: it is available once the app is ready')
+    docs ??= import('./docs-app.ts').then(({ buildDocsApp }) => buildDocsApp(routes, options))
+    return docs
+  }
+
+  app.decorate('openapi', async () => (await docsApp()).document())
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.openapi())
+
+  const forward = async (request: FastifyRequest, reply: FastifyReply) => {
+    // GET for a HEAD request too: Fastify answers HEAD from the GET route's answer.
+    const answer = await (await docsApp()).inject({ method: 'GET', url: request.url, headers: request.headers })
+    if (answer.statusCode === 404) return reply.callNotFound()
+    for (const [name, value] of Object.entries(answer.headers)) {
+      if (value !== undefined && !NOT_FORWARDED.has(name)) reply.header(name, value)
+    }
+    // An empty body (a redirect, a 304) is sent as none, which gets no content type.
+    return reply.code(answer.statusCode).send(answer.rawPayload.length > 0 ? answer.rawPayload : undefined)
+  }
+  app.get('/docs', { schema: { hide: true } }, forward)
+  app.get('/docs/*', { schema: { hide: true } }, forward)
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The OpenAPI document of this app's routes (openapi/openapi.json is this, committed). */
+    openapi(): Promise<Record<string, unknown>>
+  }
+}

@@ -1,0 +1,77 @@
+import t from 'tap'
+import { build, grantBody, PROD } from './helpers/app.ts'
+import type { FaultProxy } from './helpers/fault-proxy.ts'
+import { startMoto } from './helpers/moto.ts'
+import { bearer } from './helpers/tokens.ts'
+
+// What a grant and its revocation cost in AWS calls, counted at the proxy. The figures are the design's:
+// each state change is one write that also answers what it left, so nothing is read back.
+const moto = await startMoto(t)
+
+const IDENTITY_CENTER = ['CreateAccountAssignment', 'DeleteAccountAssignment', 'DescribeAccountAssignmentCreationStatus', 'DescribeAccountAssignmentDeletionStatus', 'ListAccountAssignmentsForPrincipal', 'ListPermissionSets', 'DescribePermissionSet']
+const DYNAMODB = ['GetItem', 'PutItem', 'UpdateItem', 'DeleteItem', 'TransactWriteItems', 'Query']
+
+function counter(proxy: FaultProxy) {
+  const before = { ...proxy.calls }
+  return () => {
+    const delta = (ops: string[]) => ops.reduce((sum, op) => sum + (proxy.calls[op] ?? 0) - (before[op] ?? 0), 0)
+    const byOperation = Object.fromEntries(Object.keys(proxy.calls).map((op) => [op, (proxy.calls[op] ?? 0) - (before[op] ?? 0)]).filter(([, n]) => n !== 0))
+    return { identityCenter: delta(IDENTITY_CENTER), dynamodb: delta(DYNAMODB), byOperation }
+  }
+}
+
+t.test('a warm grant: 2 Identity Center calls and 3 DynamoDB writes, no reads', async (t) => {
+  const { app, proxy } = await build(t, moto, { proxy: true })
+  const cold = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
+  t.equal(cold.statusCode, 201)
+
+  const count = counter(proxy as FaultProxy)
+  const warm = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ userName: 'bob', accountId: PROD }) })
+  t.equal(warm.statusCode, 201)
+  const calls = count()
+  // Look for a permanent assignment, create ours.
+  t.equal(calls.identityCenter, 2, JSON.stringify(calls.byOperation))
+  // Record the grant (taking the lease), record 'creating', activate (with 'present' and the lease given up).
+  t.equal(calls.dynamodb, 3, JSON.stringify(calls.byOperation))
+  t.equal(calls.byOperation.GetItem, undefined, 'nothing is read back')
+})
+
+t.test('a grant whose assignment another grant already holds changes nothing in Identity Center', async (t) => {
+  const { app, proxy } = await build(t, moto, { proxy: true })
+  t.equal((await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })).statusCode, 201)
+
+  const count = counter(proxy as FaultProxy)
+  const second = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ ticketId: 'CHG0009999' }) })
+  t.equal(second.statusCode, 201)
+  t.equal(second.json().coveredBy, 'jit')
+  const calls = count()
+  // At most the look for a permanent assignment, asked while the lease was tried; no creation.
+  t.ok(calls.identityCenter <= 1, JSON.stringify(calls.byOperation))
+  t.equal(calls.byOperation.CreateAccountAssignment, undefined)
+  // Record the grant (taking the idle lease), a lease check that shows the access in place, the lease's
+  // release, activate.
+  t.equal(calls.dynamodb, 4, JSON.stringify(calls.byOperation))
+})
+
+t.test('an expired grant is revoked with 1 Identity Center call and 4 DynamoDB writes besides the sweep query', async (t) => {
+  const { app, proxy, clock, hasAssignment } = await build(t, moto, { proxy: true })
+  const granted = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ durationMinutes: 15 }) })
+  t.equal(granted.statusCode, 201)
+  // The assignment's periodic check (every 5 minutes) is counted elsewhere: let it run before expiry.
+  for (const minutes of [6, 6]) {
+    clock.advanceMinutes(minutes)
+    t.match((await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })).json(), { revoked: 0, failed: 0 })
+  }
+  clock.advanceMinutes(3)
+
+  const count = counter(proxy as FaultProxy)
+  const swept = await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })
+  t.equal(swept.statusCode, 200)
+  t.match(swept.json(), { revoked: 1, failed: 0 })
+  t.notOk(await hasAssignment('alice', PROD, 'AdministratorAccess'))
+  const calls = count()
+  t.equal(calls.identityCenter, 1, JSON.stringify(calls.byOperation))
+  // Move to 'revoking', take the lease, record 'deleting', end the grant (dropping the idle record and lease).
+  t.equal(calls.dynamodb - (calls.byOperation.Query ?? 0), 4, JSON.stringify(calls.byOperation))
+  t.equal(calls.byOperation.GetItem, undefined, 'nothing is read back')
+})

@@ -1,0 +1,62 @@
+import { readFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import t from 'tap'
+import { buildApp, type ServiceAdapters } from '../src/app.ts'
+import { systemClock } from '../src/core/clock.ts'
+import { parsePolicy } from '../src/core/policy.ts'
+import { DEMO_POLICY } from '../src/sandbox/seed.ts'
+
+const ROOT = resolve(import.meta.dirname, '..')
+const SWAGGER_UI_FILES = join(ROOT, 'node_modules', '@fastify', 'swagger-ui', 'static')
+
+/** Serving the docs calls no adapter. */
+const unused = new Proxy({}, { get: () => () => Promise.reject(new Error('no adapter is used by the docs')) }) as never
+const adapters: ServiceAdapters = { store: unused, auditLog: unused, identityCenter: unused, directory: unused, notifier: unused, idempotency: unused }
+
+async function docsApp(t: { teardown(fn: () => unknown): void }) {
+  const app = await buildApp({ ...adapters, clock: systemClock, policy: parsePolicy(DEMO_POLICY), jwt: { secret: 'x'.repeat(32) }, maxDurationMinutes: 720, sweepBudgetMs: 1000 })
+  t.teardown(() => app.close())
+  return app
+}
+
+t.test('the contract is served as committed, and only once the app knows all its routes', async (t) => {
+  const app = await docsApp(t)
+  await t.rejects(app.openapi(), { message: /once the app is ready/ })
+  await app.ready()
+  const served = await app.inject({ method: 'GET', url: '/openapi.json' })
+  t.equal(served.statusCode, 200)
+  t.match(served.headers['content-type'], /^application\/json/)
+  t.same(served.json(), JSON.parse(readFileSync(join(ROOT, 'openapi', 'openapi.json'), 'utf8')))
+})
+
+t.test('the docs page is answered by the service, with its headers, from @fastify/swagger-ui’s files', async (t) => {
+  const app = await docsApp(t)
+  const page = await app.inject({ method: 'GET', url: '/docs', headers: { 'x-request-id': 'docs-request-1' } })
+  t.equal(page.statusCode, 200)
+  t.match(page.headers['content-type'], /^text\/html/)
+  t.match(page.body, /swagger-ui/)
+  t.equal(page.headers['x-request-id'], 'docs-request-1', 'the service’s own hooks still apply')
+
+  const head = await app.inject({ method: 'HEAD', url: '/docs' })
+  t.equal(head.statusCode, 200)
+  t.equal(head.body, '')
+  t.equal(head.headers['content-length'], String(page.rawPayload.length))
+
+  const icon = await app.inject({ method: 'GET', url: '/docs/static/favicon-32x32.png' })
+  t.equal(icon.statusCode, 200)
+  t.equal(icon.headers['content-type'], 'image/png')
+  t.same(icon.rawPayload, readFileSync(join(SWAGGER_UI_FILES, 'favicon-32x32.png')))
+
+  const redirect = await app.inject({ method: 'GET', url: '/docs/static/index.html' })
+  t.equal(redirect.statusCode, 302)
+  t.equal(redirect.headers.location, '/docs/')
+  t.notOk(redirect.headers['content-type'], 'an empty answer has no content type')
+})
+
+t.test('a path under /docs that the page does not have is the service’s own 404', async (t) => {
+  const app = await docsApp(t)
+  const missing = await app.inject({ method: 'GET', url: '/docs/static/missing.js' })
+  t.equal(missing.statusCode, 404)
+  t.match(missing.headers['content-type'], /^application\/problem\+json/)
+  t.match(missing.json(), { code: 'ROUTE_NOT_FOUND', instance: '/docs/static/missing.js' })
+})
