@@ -71,6 +71,11 @@ try {
   const samples = 200
   const ours: number[] = []
   const floor: number[] = []
+  // Of each, the time some AWS call was under way (at the proxy): the rest is spent in the caller's process.
+  const oursWaiting: number[] = []
+  const floorWaiting: number[] = []
+  const oursByOperation: Record<string, number[]> = {}
+  const floorByOperation: Record<string, number[]> = {}
   // The same proxy, moto and SDK clients as the service, without the service.
   const bare = createAwsClients({ region: REGION, endpoint: `http://127.0.0.1:${(proxy?.server.address() as { port: number }).port}` })
   const doc = DynamoDBDocumentClient.from(bare.dynamo)
@@ -82,16 +87,22 @@ try {
     const userName = i % 2 ? 'alice' : 'bob'
     // Every grant, ours and the floor's, makes a new assignment: a fresh account each time.
     const accountId = String(300000000000 + i)
+    const timingsFrom = proxy?.timings.length ?? 0
     let started = performance.now()
     const response = await app.inject({ method: 'POST', url: '/grants', headers: authorization(), payload: grantBody({ userName, accountId, permissionSet: i % 2 ? 'ReadOnlyAccess' : 'AdministratorAccess', ticketId: `CHG${String(1000000 + i)}` }) })
     const elapsed = performance.now() - started
     if (response.statusCode !== 201 || response.json().coveredBy !== 'jit') throw new Error(`bench grant answered ${response.statusCode}: ${response.body}`)
-    if (i >= warmup) ours.push(elapsed)
+    if (i >= warmup) {
+      for (const { operation, start, end } of proxy?.timings.slice(timingsFrom) ?? []) (oursByOperation[operation] ??= []).push(end - start)
+      ours.push(elapsed)
+      oursWaiting.push(waitingIn(proxy?.timings.slice(timingsFrom) ?? []))
+    }
     // The floor: the calls any safe grant must make, with the same clients, proxy and moto — resolve the
     // user, read their groups for the policy, check for a permanent assignment, record intent, create the
     // assignment, record the outcome. Intent and outcome are conditional writes (a grant must not be
     // recorded twice nor activated after it ended), each with its audit event in the same transaction.
     const floorAccountId = String(310000000000 + i)
+    const floorTimingsFrom = proxy?.timings.length ?? 0
     started = performance.now()
     const user = await bare.identityStore.send(new GetUserIdCommand({ IdentityStoreId: instance.identityStoreId, AlternateIdentifier: { UniqueAttribute: { AttributePath: 'userName', AttributeValue: userName } } }))
     await bare.identityStore.send(new ListGroupMembershipsForMemberCommand({ IdentityStoreId: instance.identityStoreId, MemberId: { UserId: user.UserId as string } }))
@@ -105,7 +116,11 @@ try {
       { Update: { TableName: 'jit-grants', Key: { pk: `floor#${i}` }, UpdateExpression: 'SET #status = :active', ConditionExpression: '#status = :provisioning', ExpressionAttributeNames: { '#status': 'status' }, ExpressionAttributeValues: { ':active': 'active', ':provisioning': 'provisioning' } } },
       { Put: { TableName: 'jit-audit', Item: { pk: `floor-event2#${i}` }, ConditionExpression: 'attribute_not_exists(pk)' } },
     ] }))
-    if (i >= warmup) floor.push(performance.now() - started)
+    if (i >= warmup) {
+      for (const { operation, start, end } of proxy?.timings.slice(floorTimingsFrom) ?? []) (floorByOperation[operation] ??= []).push(end - start)
+      floor.push(performance.now() - started)
+      floorWaiting.push(waitingIn(proxy?.timings.slice(floorTimingsFrom) ?? []))
+    }
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, PACE_MS - (performance.now() - iterationStarted))))
   }
   const latency = {
@@ -113,8 +128,20 @@ try {
     p50: percentile(ours, 0.5), p99: percentile(ours, 0.99),
     floorP50: percentile(floor, 0.5), floorP99: percentile(floor, 0.99),
   }
-  results.grantLatency = { ...latency, ratioP50: latency.p50 / latency.floorP50, ratioP99: latency.p99 / latency.floorP99 }
+  const breakdown = {
+    awsP50: percentile(oursWaiting, 0.5), ownP50: percentile(ours.map((t, i) => t - (oursWaiting[i] as number)), 0.5),
+    floorAwsP50: percentile(floorWaiting, 0.5), floorOwnP50: percentile(floor.map((t, i) => t - (floorWaiting[i] as number)), 0.5),
+    /** Each operation's p50 time at the proxy (moto's work and the loopback): ours, and the floor's. */
+    perCallP50: Object.fromEntries(Object.entries(oursByOperation).map(([op, times]) => [op, {
+      ours: Number(percentile(times, 0.5).toFixed(2)),
+      ...(floorByOperation[op] ? { floor: Number(percentile(floorByOperation[op], 0.5).toFixed(2)) } : {}),
+    }])),
+  }
+  results.grantLatency = { ...latency, ratioP50: latency.p50 / latency.floorP50, ratioP99: latency.p99 / latency.floorP99, breakdown }
   console.log(`POST /grants latency: p50 ${latency.p50.toFixed(1)} ms, p99 ${latency.p99.toFixed(1)} ms; bare-SDK floor p50 ${latency.floorP50.toFixed(1)} ms, p99 ${latency.floorP99.toFixed(1)} ms → ${(latency.p50 / latency.floorP50).toFixed(2)}× / ${(latency.p99 / latency.floorP99).toFixed(2)}× (goal ≤ 1.3×)`)
+  console.log(`  of which AWS calls under way (p50): ours ${breakdown.awsP50.toFixed(1)} ms, floor ${breakdown.floorAwsP50.toFixed(1)} ms; ` +
+    `the rest, in the calling process: ours ${breakdown.ownP50.toFixed(1)} ms, floor ${breakdown.floorOwnP50.toFixed(1)} ms`)
+  console.log(`  p50 ms per call at the proxy (ours / floor): ${Object.entries(breakdown.perCallP50).map(([op, t]) => `${op} ${t.ours}${t.floor === undefined ? '' : ` / ${t.floor}`}`).join(', ')}`)
   for (const fn of cleanups.splice(0, cleanups.length - 1)) await fn()
 
   // 3: the sweep of N expired grants under the organisation's quota.
@@ -229,6 +256,18 @@ async function startBenchMoto() {
     results.moto = 'stock moto_server'
     return startMotoServer(findMotoServer(root) ?? 'moto_server')
   }
+}
+
+/** How long at least one of these requests was under way: the union of their intervals. */
+function waitingIn(timings: { start: number; end: number }[]): number {
+  let total = 0
+  let coveredUntil = -Infinity
+  for (const { start, end } of [...timings].sort((a, b) => a.start - b.start)) {
+    if (end <= coveredUntil) continue
+    total += end - Math.max(start, coveredUntil)
+    coveredUntil = end
+  }
+  return total
 }
 
 function authorization() {

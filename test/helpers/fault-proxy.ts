@@ -37,6 +37,8 @@ export class FaultProxy {
   private rules: Rule[] = []
   readonly injected: Record<string, number> = {}
   readonly calls: Record<string, number> = {}
+  /** When each answered request arrived and was answered (performance.now()), for the benchmark's breakdown. */
+  readonly timings: { operation: string; start: number; end: number }[] = []
   private target: URL
   private readonly hung: IncomingMessage[] = []
   private quota: { perSecond: number; recent: number[] } | undefined
@@ -112,6 +114,8 @@ export class FaultProxy {
     const body = Buffer.concat(chunks)
     const operation = operationOf(req, body)
     this.calls[operation] = (this.calls[operation] ?? 0) + 1
+    const arrived = performance.now()
+    res.once('finish', () => this.timings.push({ operation, start: arrived, end: performance.now() }))
     const identityCenter = String(req.headers['x-amz-target'] ?? '').startsWith('SWBExternalService.')
     if (identityCenter) {
       const now = Date.now()
