@@ -7,12 +7,11 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import type { Clock } from './core/clock.ts'
 import { GrantService } from './core/grants.ts'
 import type { Policy } from './core/policy.ts'
-import type { AuditLog, Directory, GrantStore, IdentityCenter, Notifier } from './core/ports.ts'
 import { sweep, type SweepSummary } from './core/sweep.ts'
 import { registerAuth, type JwtSettings } from './http/auth.ts'
 import { registerDocs } from './http/docs.ts'
 import { registerErrorHandling } from './http/errors.ts'
-import { idempotencyHooks, type IdempotencyStore } from './http/idempotency.ts'
+import { idempotencyHooks } from './http/idempotency.ts'
 import { auditRoutes } from './http/routes/audit.ts'
 import { grantRoutes } from './http/routes/grants.ts'
 import { healthRoutes } from './http/routes/health.ts'
@@ -21,16 +20,10 @@ import { AuditEventSchema, VerifyResultSchema } from './http/schemas/audit.ts'
 import { Problem } from './http/schemas/common.ts'
 import { GrantSchema } from './http/schemas/grants.ts'
 import { SweepSummarySchema } from './http/schemas/revocations.ts'
+import type { ServiceAdapters } from './service-adapters.ts'
 
-/** What the service needs from the outside world; src/adapters/aws.ts provides them on AWS. */
-export interface ServiceAdapters {
-  store: GrantStore
-  auditLog: AuditLog
-  identityCenter: IdentityCenter
-  directory: Directory
-  notifier: Notifier
-  idempotency: IdempotencyStore
-}
+export type { ServiceAdapters }
+
 
 export interface AppDependencies extends ServiceAdapters {
   clock: Clock

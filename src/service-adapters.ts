@@ -1,0 +1,16 @@
+import type { AuditLog, Directory, GrantStore, IdentityCenter, Notifier } from './core/ports.ts'
+import type { IdempotencyStore } from './http/idempotency.ts'
+
+/**
+ * What the service needs from the outside world: the core's ports and the HTTP edge's idempotency store.
+ * src/adapters/aws.ts provides them on AWS; src/app.ts takes them. Here, so that adapters depend on the
+ * ports they implement and not on the app that uses them.
+ */
+export interface ServiceAdapters {
+  store: GrantStore
+  auditLog: AuditLog
+  identityCenter: IdentityCenter
+  directory: Directory
+  notifier: Notifier
+  idempotency: IdempotencyStore
+}
