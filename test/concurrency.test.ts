@@ -73,3 +73,35 @@ t.test('a lease another process still holds, or left behind when it died, is wai
   t.equal(immediate.json().status, 'active')
   t.ok(await hasAssignment('alice', PROD, 'ReadOnlyAccess'))
 })
+
+t.test('a grant that arrives while the last holder\'s assignment is being removed gets it back; the ended grant says so', async (t) => {
+  const { app, clock, proxy, hasAssignment } = await build(t, moto, { proxy: true })
+  const first = (await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ durationMinutes: 15 }) })).json()
+  t.equal(first.status, 'active')
+  clock.advanceMinutes(15)
+
+  // The sweep removes the assignment; while the removal is under way, a new grant records itself as a holder.
+  const deletion = proxy!.holdNext('DeleteAccountAssignment')
+  const sweeping = app.inject({ method: 'POST', url: '/revocations', headers: bearer() })
+  await deletion.arrived
+  const transactionsBefore = proxy!.timings.filter((call) => call.operation === 'TransactWriteItems').length
+  const second = app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ ticketId: 'CHG0005678' }) })
+  while (proxy!.timings.filter((call) => call.operation === 'TransactWriteItems').length === transactionsBefore) await new Promise((resolve) => setTimeout(resolve, 5))
+  deletion.release()
+
+  t.match((await sweeping).json(), { revoked: 1, failed: 0 })
+  let created = (await second).json()
+  if (created.status === 'provisioning') {
+    t.match((await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })).json(), { failed: 0 })
+    created = (await app.inject({ method: 'GET', url: `/grants/${created.id}`, headers: bearer() })).json()
+  }
+  t.equal(created.status, 'active')
+  t.ok(await hasAssignment('alice', PROD, 'AdministratorAccess'), 'the new grant has its access')
+
+  const ended = (await app.inject({ method: 'GET', url: `/audit?grantId=${first.id}&action=grant.expired`, headers: bearer() })).json()
+  t.equal(ended.items.length, 1)
+  t.equal(ended.items[0].detail, 'account assignment kept: another active grant still covers it')
+
+  await app.inject({ method: 'DELETE', url: `/grants/${created.id}`, headers: bearer() })
+  t.notOk(await hasAssignment('alice', PROD, 'AdministratorAccess'), 'removed with its last holder')
+})

@@ -233,7 +233,8 @@ export class GrantService {
     const state = await this.reconcileFor(grant, {
       ...headStart,
       lookAhead: true,
-      finish: async (coverage) => (activated = await activate(false, coverage)) !== undefined,
+      // Only a creation's last write belongs with the activation (its holders gone, the reconciler may go on to remove it).
+      finish: async (coverage) => coverage.kind === 'assigned' && (activated = await activate(false, coverage)) !== undefined,
     })
     if (state.kind === 'present') {
       activated ??= await activate(state.external)
@@ -270,7 +271,8 @@ export class GrantService {
       event: this.event({ ...this.grantDraft(grant, reason === 'expired' ? 'grant.expired' : 'grant.revoked', actor, detail), actor: grant.endedBy ?? actor.id }),
     })
     const removed = 'account assignment removed'
-    const state = await this.reconcileFor(grant, { finish: async (coverage) => (ended = await end(removed, coverage)) !== undefined })
+    // Only a removal's last write belongs with the end: a grant that arrived meanwhile may have the reconciler create it again.
+    const state = await this.reconcileFor(grant, { finish: async (coverage) => coverage.kind === 'removed' && (ended = await end(removed, coverage)) !== undefined })
     if (state.kind === 'pending' || state.kind === 'failed') return { grant, settled: false }
     ended ??= await end(state.kind === 'absent'
       ? removed

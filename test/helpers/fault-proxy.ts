@@ -41,6 +41,7 @@ export class FaultProxy {
   readonly timings: { operation: string; start: number; end: number }[] = []
   private target: URL
   private readonly hung: IncomingMessage[] = []
+  private readonly holds = new Map<string, { arrived: () => void; released: Promise<void> }>()
   private quota: { perSecond: number; recent: number[] } | undefined
   /** When each Identity Center call arrived (ms), for checking the rate a client keeps. */
   readonly identityCenterCallTimes: number[] = []
@@ -84,6 +85,19 @@ export class FaultProxy {
     }
   }
 
+  /**
+   * Holds the next request for `operation` at the proxy until `release()`, then sends it on as usual: for a
+   * test to make something happen while that call is under way.
+   */
+  holdNext(operation: string): { arrived: Promise<void>; release: () => void } {
+    let release!: () => void
+    let arrived!: () => void
+    const released = new Promise<void>((resolve) => (release = resolve))
+    const arrival = new Promise<void>((resolve) => (arrived = resolve))
+    this.holds.set(operation, { arrived, released })
+    return { arrived: arrival, release }
+  }
+
   clear(): void {
     this.rules = []
     this.chaos = undefined
@@ -116,6 +130,12 @@ export class FaultProxy {
     this.calls[operation] = (this.calls[operation] ?? 0) + 1
     const arrived = performance.now()
     res.once('finish', () => this.timings.push({ operation, start: arrived, end: performance.now() }))
+    const hold = this.holds.get(operation)
+    if (hold) {
+      this.holds.delete(operation)
+      hold.arrived()
+      await hold.released
+    }
     const identityCenter = String(req.headers['x-amz-target'] ?? '').startsWith('SWBExternalService.')
     if (identityCenter) {
       const now = Date.now()
