@@ -32,6 +32,12 @@ export interface ReconcileOptions {
   /** The owner under which the grant's record took the lease, when it did (see GrantStore.createGrant). */
   leaseOwner?: string
   /**
+   * The grant's record also recorded the creation as intended, under `leaseOwner`, and nothing has been sent:
+   * the first step sends it. Should that call fail, the record says 'creating' and the next round asks
+   * Identity Center what became of it, like after any interrupted creation.
+   */
+  creationIntended?: boolean
+  /**
    * For a grant whose settling follows the change: its transition records the change too (one transaction
    * instead of two writes). When it returns true the grant has moved, and the state answered is final.
    */
@@ -79,7 +85,11 @@ export class CoverageReconciler {
     let coverage: Coverage | undefined
     // A lease probably taken with the grant's record: released at the end even if it was not (a no-op then).
     let held = options.leaseOwner !== undefined
-    if (held && (await earlyLook) === false) {
+    // A creation recorded with the grant and not yet sent.
+    let unsent = held && options.creationIntended === true
+    if (unsent) {
+      coverage = { target, holders: ['(this grant)'], assignment: 'creating', external: false, requestId: null, lastFailure: null }
+    } else if (held && (await earlyLook) === false) {
       // What a new grant expects to find; the first write (recordCreationIntent) checks it before anything is done.
       coverage = { target, holders: ['(this grant)'], assignment: 'absent', external: false, requestId: null, lastFailure: null }
     }
@@ -107,7 +117,11 @@ export class CoverageReconciler {
         }
         if (state) return state
         try {
-          const next = await this.step(current, owner, earlyLook, options.finish)
+          const sendNow = unsent
+          unsent = false
+          const next = sendNow
+            ? await this.record(current, owner, 'creating', await this.identityCenter.createAssignment(target), options.finish)
+            : await this.step(current, owner, earlyLook, options.finish)
           earlyLook = undefined
           if ('kind' in next) {
             // Only a finishing write ends a step as 'absent' or 'present', and it takes the lease with it.

@@ -102,6 +102,10 @@ export class GrantService {
       await this.appendAudit(draft('grant.denied', error.message))
       throw error
     }
+    // Whether the assignment already exists is asked beside the policy's group lookup, so that the grant's
+    // record can carry the intent to create it; a denied request has then spent one Identity Center read.
+    const target: AssignmentTarget = { userId: user.id, accountId: input.accountId, permissionSetArn: permissionSet.arn }
+    const earlyLook = deps.identityCenter.assignmentExists(target).catch(() => undefined)
     const decision = await evaluatePolicy(deps.policy, input, () => deps.directory.groupNamesOf(user.id))
     if (!decision.allowed) {
       await this.appendAudit(draft('grant.denied', `${decision.reason} (failed condition: ${decision.failedCondition})`))
@@ -131,18 +135,17 @@ export class GrantService {
       failureReason: null,
     }
     const dueAt = new Date(Math.min(now.getTime() + PROVISIONING_GRACE_MS, expiresAt.getTime()))
-    // The common case costs least: the record takes the assignment's lease, and Identity Center is asked about
-    // a permanent assignment meanwhile, so the next write can be the intent to create.
-    const lease = { owner: randomUUID(), until: new Date(now.getTime() + LEASE_MS) }
-    const earlyLook = deps.identityCenter.assignmentExists(targetOf(grant)).catch(() => undefined)
+    // The common case costs least: with no assignment found, the record takes the assignment's lease and
+    // records the intent to create it, so the creation is the next call.
+    const lease = { owner: randomUUID(), until: new Date(now.getTime() + LEASE_MS), intendCreation: (await earlyLook) === false }
     const created = await deps.store.createGrant(
       grant,
       dueAt,
       this.event(draft('grant.requested', `${input.durationMinutes} minutes allowed by rule '${decision.rule}'`, grant.id)),
       lease,
     )
-    if (!created) return this.resume(await this.get(grant.id), actor)
-    return this.settleProvisioning(grant, actor, { leaseOwner: lease.owner, earlyLook })
+    if (created === 'exists') return this.resume(await this.get(grant.id), actor)
+    return this.settleProvisioning(grant, actor, { leaseOwner: lease.owner, earlyLook, creationIntended: created === 'creation-intended' })
   }
 
   /** Carries on with a grant an earlier attempt recorded; a grant past provisioning answers as it is. */
@@ -216,7 +219,7 @@ export class GrantService {
   }
 
   /** Finishes a grant that is still provisioning: active once the assignment is in place, failed if AWS refused it. */
-  async settleProvisioning(grant: Grant, actor: Actor, headStart: Pick<ReconcileOptions, 'leaseOwner' | 'earlyLook'> = {}): Promise<GrantOutcome> {
+  async settleProvisioning(grant: Grant, actor: Actor, headStart: Pick<ReconcileOptions, 'leaseOwner' | 'earlyLook' | 'creationIntended'> = {}): Promise<GrantOutcome> {
     let activated: Grant | undefined
     const activate = (external: boolean, coverage?: CoverageWrite) => this.transition({
       grant,

@@ -82,11 +82,14 @@ export interface PageRequest {
 export interface GrantStore {
   /**
    * Records a new grant as `provisioning` and registers it as a holder of its assignment, atomically with
-   * its audit event. False when a grant with that id already exists (an idempotent retry). With `lease`, the
-   * same write takes the coverage lease for its owner if nobody holds it (the owner's first conditional
-   * write finds out whether it did).
+   * its audit event. 'exists' when a grant with that id already exists (an idempotent retry). With `lease`,
+   * the same write takes the coverage lease for its owner if nobody holds it (the owner's first conditional
+   * write finds out whether it did). With `lease.intendCreation` (a look at Identity Center found no
+   * assignment) and no coverage record yet, the write records the coverage whole instead: this grant its
+   * only holder, the lease the owner's, the creation intended ('creating'); it then answers
+   * 'creation-intended', and the owner may send the creation straight away.
    */
-  createGrant(grant: Grant, dueAt: Date, event: AuditEvent, lease?: { owner: string; until: Date }): Promise<boolean>
+  createGrant(grant: Grant, dueAt: Date, event: AuditEvent, lease?: NewGrantLease): Promise<GrantCreation>
   getGrant(id: string): Promise<Grant | undefined>
   /**
    * Moves a grant from one of `from` to a new status, atomically with its audit event. When the new status
@@ -126,6 +129,14 @@ export interface GrantStore {
   deleteIdleCoverage(target: AssignmentTarget, owner: string): Promise<boolean>
   releaseLease(target: AssignmentTarget, owner: string): Promise<void>
 }
+
+export interface NewGrantLease {
+  owner: string
+  until: Date
+  intendCreation?: boolean
+}
+
+export type GrantCreation = 'exists' | 'created' | 'creation-intended'
 
 export type LeaseAttempt = { acquired: true; coverage: Coverage } | { acquired: false; coverage: Coverage | undefined }
 

@@ -11,6 +11,8 @@ const MAX_ATTEMPTS = 40
 
 type TransactItem = NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']>[number]
 
+export type ChainWrite = { written: true } | { written: false; refused: number[] }
+
 export interface ChainTables {
   grants: string
   audit: string
@@ -43,16 +45,16 @@ export class DynamoAuditChain {
   }
 
   /**
-   * Writes `others` (conditional state changes) and the linked event atomically. False when one of the
-   * others' conditions failed: the state change lost to another writer, and nothing was written.
+   * Writes `others` (conditional state changes) and the linked event atomically. When one of the others'
+   * conditions failed, nothing was written and `refused` names which of them (by position in `others`).
    */
-  write(event: AuditEvent, others: TransactItem[]): Promise<boolean> {
+  write(event: AuditEvent, others: TransactItem[]): Promise<ChainWrite> {
     const turn = this.queue.then(() => this.writeNow(event, others))
     this.queue = turn.catch(() => undefined)
     return turn
   }
 
-  private async writeNow(event: AuditEvent, others: TransactItem[]): Promise<boolean> {
+  private async writeNow(event: AuditEvent, others: TransactItem[]): Promise<ChainWrite> {
     for (let attempt = 1; ; attempt++) {
       const head = this.knownHead ?? (await this.head())
       this.knownHead = undefined
@@ -60,25 +62,26 @@ export class DynamoAuditChain {
       const items: TransactItem[] = [
         ...others,
         { Put: { TableName: this.tables.audit, Item: auditToItem(linked), ConditionExpression: 'attribute_not_exists(pk)' } },
+        // The head is written whole (it holds nothing else): the condition is all that makes the advance safe.
         {
-          Update: {
+          Put: {
             TableName: this.tables.grants,
-            Key: HEAD_KEY,
-            UpdateExpression: 'SET seq = :seq, #hash = :hash',
-            ConditionExpression: head.seq === 0 ? 'attribute_not_exists(pk)' : 'seq = :previous',
-            ExpressionAttributeNames: { '#hash': 'hash' },
-            ExpressionAttributeValues: { ':seq': linked.seq, ':hash': linked.hash, ...(head.seq === 0 ? {} : { ':previous': head.seq }) },
+            Item: { ...HEAD_KEY, seq: linked.seq, hash: linked.hash },
+            ...(head.seq === 0
+              ? { ConditionExpression: 'attribute_not_exists(pk)' }
+              : { ConditionExpression: 'seq = :previous', ExpressionAttributeValues: { ':previous': head.seq } }),
           },
         },
       ]
       try {
         await this.doc.send(new TransactWriteCommand({ TransactItems: items }))
         this.knownHead = { seq: linked.seq, hash: linked.hash }
-        return true
+        return { written: true }
       } catch (error) {
         const reasons = (error as { name?: string; CancellationReasons?: { Code?: string }[] }).CancellationReasons
         if ((error as Error).name !== 'TransactionCanceledException' || !reasons) return callAws('DynamoDB', 'TransactWriteItems', () => Promise.reject(error))
-        if (reasons.slice(0, others.length).some((r) => r.Code === 'ConditionalCheckFailed')) return false
+        const refused = reasons.slice(0, others.length).flatMap((r, index) => (r.Code === 'ConditionalCheckFailed' ? [index] : []))
+        if (refused.length > 0) return { written: false, refused }
         const raced = reasons.some((r) => r.Code === 'ConditionalCheckFailed' || r.Code === 'TransactionConflict')
         if (!raced || attempt === MAX_ATTEMPTS) return callAws('DynamoDB', 'TransactWriteItems', () => Promise.reject(error))
         // Another writer advanced the head first: link to the new head after a short, jittered pause.

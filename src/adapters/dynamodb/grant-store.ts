@@ -8,9 +8,9 @@ import {
 } from '@aws-sdk/lib-dynamodb'
 import type { AuditEvent } from '../../core/audit.ts'
 import { DomainError } from '../../core/errors.ts'
-import type { AssignmentTarget, Grant } from '../../core/grant.ts'
+import { targetOf, type AssignmentTarget, type Grant } from '../../core/grant.ts'
 import { COVERAGE_CHECK_INTERVAL_MS } from '../../core/coverage.ts'
-import type { Coverage, CoveragePatch, CoverageWrite, GrantFilter, GrantStore, GrantTransition, LeaseAttempt, Page, PageRequest } from '../../core/ports.ts'
+import type { Coverage, CoveragePatch, CoverageWrite, GrantCreation, GrantFilter, GrantStore, GrantTransition, LeaseAttempt, NewGrantLease, Page, PageRequest } from '../../core/ports.ts'
 import { callAws } from '../aws-errors.ts'
 import type { DynamoAuditChain } from './audit-chain.ts'
 import { conditionalWrite, retryingConflicts } from './conditional.ts'
@@ -41,10 +41,36 @@ export class DynamoGrantStore implements GrantStore {
     this.chain = chain
   }
 
-  createGrant(grant: Grant, dueAt: Date, event: AuditEvent, lease?: { owner: string; until: Date }): Promise<boolean> {
+  async createGrant(grant: Grant, dueAt: Date, event: AuditEvent, lease?: NewGrantLease): Promise<GrantCreation> {
+    const record = { Put: { TableName: this.tables.grants, Item: grantToItem(grant, dueAt), ConditionExpression: 'attribute_not_exists(pk)' } }
+    if (lease?.intendCreation) {
+      // The usual grant is the first on its assignment: the coverage is written whole, intent included, so the
+      // creation can follow at once. If a coverage exists after all, the general form below joins it.
+      const at = Date.parse(event.at)
+      const coverage = {
+        Put: {
+          TableName: this.tables.grants,
+          Item: {
+            ...coverageKey(grant),
+            kind: 'coverage',
+            target: targetOf(grant),
+            holders: new Set([grant.id]),
+            assignment: 'creating',
+            leaseOwner: lease.owner,
+            leaseUntil: lease.until.getTime(),
+            dueShard: DUE_PARTITION,
+            dueAt: at + COVERAGE_CHECK_INTERVAL_MS,
+          },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        },
+      }
+      const outcome = await this.chain.write(event, [record, coverage])
+      if (outcome.written) return 'creation-intended'
+      if (outcome.refused.includes(0)) return 'exists'
+    }
     const hold = this.holderUpdate(grant, 'ADD', Date.parse(event.at))
-    return this.chain.write(event, [
-      { Put: { TableName: this.tables.grants, Item: grantToItem(grant, dueAt), ConditionExpression: 'attribute_not_exists(pk)' } },
+    const outcome = await this.chain.write(event, [
+      record,
       {
         Update: lease
           ? {
@@ -56,6 +82,7 @@ export class DynamoGrantStore implements GrantStore {
           : hold,
       },
     ])
+    return outcome.written ? 'created' : 'exists'
   }
 
   async getGrant(id: string): Promise<Grant | undefined> {
@@ -67,35 +94,18 @@ export class DynamoGrantStore implements GrantStore {
 
   async transition(change: GrantTransition): Promise<Grant | undefined> {
     const { grant } = change
-    const names: Record<string, string> = { '#status': 'status' }
-    const values: Record<string, unknown> = { ':to': change.to }
-    const sets = ['#status = :to']
-    const removes: string[] = []
-    for (const [field, value] of Object.entries(change.set ?? {})) {
-      names[`#${field}`] = field
-      values[`:${field}`] = value
-      sets.push(`#${field} = :${field}`)
-    }
-    if (change.dueAt) {
-      Object.assign(values, { ':dueShard': DUE_PARTITION, ':dueAt': change.dueAt.getTime() })
-      sets.push('dueShard = :dueShard', 'dueAt = :dueAt')
-    } else {
-      removes.push('dueShard', 'dueAt')
-    }
     const fromNames = change.from.map((_, i) => `:from${i}`)
-    change.from.forEach((status, i) => (values[`:from${i}`] = status))
-
-    // The status condition alone decides: no read before (the caller's copy names the assignment, which
-    // never changes) and none after (the transaction wrote exactly what the caller already knows).
-    const written = await this.chain.write(change.event, [
+    // The grant is written whole: its fields change only with its status, so the status condition ensures the
+    // caller's copy (never read again, before or after) plus this change is the item. A Put also costs a
+    // DynamoDB-compatible server less to evaluate than an update of as many attributes.
+    const outcome = await this.chain.write(change.event, [
       {
-        Update: {
+        Put: {
           TableName: this.tables.grants,
-          Key: grantKey(grant.id),
-          UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
+          Item: grantToItem({ ...grant, ...change.set, status: change.to }, change.dueAt),
           ConditionExpression: `#status IN (${fromNames.join(', ')})`,
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: values,
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: Object.fromEntries(change.from.map((status, i) => [`:from${i}`, status])),
         },
       },
       // A transaction names each item once: a coverage write stands in for the hold's release ('removed'
@@ -104,7 +114,7 @@ export class DynamoGrantStore implements GrantStore {
         ? [this.coverageWrite(change.coverage)]
         : change.releaseHold ? [{ Update: this.holderUpdate(grant, 'DELETE', Date.parse(change.event.at)) }] : []),
     ])
-    return written ? { ...grant, ...change.set, status: change.to } : undefined
+    return outcome.written ? { ...grant, ...change.set, status: change.to } : undefined
   }
 
   private coverageWrite(write: CoverageWrite) {
@@ -115,10 +125,10 @@ export class DynamoGrantStore implements GrantStore {
     return {
       Update: {
         ...key,
-        UpdateExpression: 'SET #assignment = :present, #requestId = :none, #lastFailure = :none REMOVE leaseOwner, leaseUntil',
+        // Absent and null read the same (itemToCoverage), and a REMOVE is the cheaper clause.
+        UpdateExpression: 'SET assignment = :present REMOVE leaseOwner, leaseUntil, requestId, lastFailure',
         ConditionExpression: 'leaseOwner = :owner',
-        ExpressionAttributeNames: { '#assignment': 'assignment', '#requestId': 'requestId', '#lastFailure': 'lastFailure' },
-        ExpressionAttributeValues: { ':present': 'present', ':none': null, ':owner': write.owner },
+        ExpressionAttributeValues: { ':present': 'present', ':owner': write.owner },
       },
     }
   }
