@@ -87,6 +87,9 @@ export async function buildApp(deps: AppDependencies) {
   await app.register(revocationRoutes, { runSweep })
 
   app.decorate('runSweep', runSweep)
+  app.decorate('flushNotifications', () => deps.notifier.flush())
+  // Messages handed to SNS are not awaited by the answers that caused them: shutting down waits for them.
+  app.addHook('onClose', async () => deps.notifier.flush())
   return app
 }
 
@@ -102,6 +105,8 @@ export interface SweepRun {
 declare module 'fastify' {
   interface FastifyInstance {
     runSweep(run: SweepRun): Promise<SweepSummary>
+    /** Settles once the SNS messages handed over so far are sent (see Notifier). */
+    flushNotifications(): Promise<void>
   }
 }
 

@@ -43,12 +43,18 @@ export function isScheduledEvent(event: unknown): event is ScheduledEvent {
 }
 
 export async function handler(event: unknown, context: LambdaContext) {
-  if (isScheduledEvent(event)) {
-    return app.runSweep({
-      actor: SCHEDULER_ACTOR,
-      triggeredBy: event.resources?.[0] ?? 'eventbridge',
-      deadline: new Date(Date.now() + context.getRemainingTimeInMillis() - SWEEP_SAFETY_MARGIN_MS),
-    })
+  try {
+    if (isScheduledEvent(event)) {
+      return await app.runSweep({
+        actor: SCHEDULER_ACTOR,
+        triggeredBy: event.resources?.[0] ?? 'eventbridge',
+        deadline: new Date(Date.now() + context.getRemainingTimeInMillis() - SWEEP_SAFETY_MARGIN_MS),
+      })
+    }
+    return await proxy(event as Parameters<typeof proxy>[0], context as Parameters<typeof proxy>[1])
+  } finally {
+    // Lambda freezes the environment once the handler returns: a message still on its way would wait for the
+    // next invocation, or be lost with the environment. So here, unlike in the container, the answer waits.
+    await app.flushNotifications()
   }
-  return proxy(event as Parameters<typeof proxy>[0], context as Parameters<typeof proxy>[1])
 }

@@ -122,6 +122,7 @@ t.test('lifecycle events reach SNS subscribers with filterable attributes and no
   const grant = (await app.inject({ method: 'POST', url: '/grants', headers: token, payload: grantBody() })).json()
   await app.inject({ method: 'POST', url: '/grants', headers: token, payload: grantBody({ userName: 'dave' }) })
   await app.inject({ method: 'DELETE', url: `/grants/${grant.id}`, headers: token })
+  await app.flushNotifications()
 
   const messages: { Message: string; MessageAttributes: Record<string, { Value: string }> }[] = []
   for (let i = 0; i < 5 && messages.length < 3; i++) {
@@ -135,6 +136,32 @@ t.test('lifecycle events reach SNS subscribers with filterable attributes and no
   t.match(JSON.parse(byAction['grant.revoked']?.Message ?? '{}'), { grantId: grant.id, ticketId: 'CHG0001234', action: 'grant.revoked' })
   const signature = token.authorization.split('.')[2] as string
   t.notOk(messages.some((m) => JSON.stringify(m).includes(signature)), 'no token in any message')
+})
+
+t.test('a grant is answered without waiting for its SNS message; shutting down waits for it', async (t) => {
+  const { app, clients, topicArn, proxy } = await build(t, moto, { proxy: true })
+  const sqs = new SQSClient({ region: REGION, endpoint: moto.endpoint })
+  const queue = await sqs.send(new CreateQueueCommand({ QueueName: 'held-lifecycle' }))
+  const arn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queue.QueueUrl, AttributeNames: ['QueueArn'] }))).Attributes?.QueueArn
+  await clients.sns.send(new SubscribeCommand({ TopicArn: topicArn, Protocol: 'sqs', Endpoint: arn }))
+
+  const publish = proxy!.holdNext('Publish')
+  const answer = app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
+  await publish.arrived
+  // Well under the SDK's 1-s request timeout in these tests, after which a waiting answer would come anyway.
+  const waited = new Promise<'waited'>((resolve) => setTimeout(() => resolve('waited'), 500))
+  const first = await Promise.race([answer, waited])
+  t.not(first, 'waited', 'the answer came while the message was held')
+  t.equal((await answer).statusCode, 201)
+
+  let closed = false
+  const closing = app.close().then(() => (closed = true))
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.notOk(closed, 'closing waits for the message on its way')
+  publish.release()
+  await closing
+  const received = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queue.QueueUrl, MaxNumberOfMessages: 10 }))
+  t.same((received.Messages ?? []).map((m) => JSON.parse(m.Body ?? '{}').MessageAttributes?.action?.Value), ['grant.activated'])
 })
 
 t.test('a failing SNS topic never fails or rolls back a grant', async (t) => {

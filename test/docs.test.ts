@@ -11,7 +11,9 @@ const SWAGGER_UI_FILES = join(ROOT, 'node_modules', '@fastify', 'swagger-ui', 's
 
 /** Serving the docs calls no adapter. */
 const unused = new Proxy({}, { get: () => () => Promise.reject(new Error('no adapter is used by the docs')) }) as never
-const adapters: ServiceAdapters = { store: unused, auditLog: unused, identityCenter: unused, directory: unused, notifier: unused, idempotency: unused }
+/** Closing the app waits for messages on their way: there are none. */
+const silentNotifier = { lifecycle: () => Promise.reject(new Error('no adapter is used by the docs')), error: () => Promise.reject(new Error('no adapter is used by the docs')), flush: () => Promise.resolve() }
+const adapters: ServiceAdapters = { store: unused, auditLog: unused, identityCenter: unused, directory: unused, notifier: silentNotifier, idempotency: unused }
 
 async function docsApp(t: { teardown(fn: () => unknown): void }) {
   const app = await buildApp({ ...adapters, clock: systemClock, policy: parsePolicy(DEMO_POLICY), jwt: { secret: 'x'.repeat(32) }, maxDurationMinutes: 720, sweepBudgetMs: 1000 })

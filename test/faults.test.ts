@@ -35,6 +35,7 @@ t.test('Identity Center failing during a grant: 503 with the grant id, intent ke
   t.equal((await app.inject({ method: 'GET', url: `/grants/${grantId}`, headers: bearer() })).json().status, 'provisioning', 'intent recorded')
   t.notOk(await hasAssignment('alice', PROD, 'AdministratorAccess'))
 
+  await app.flushNotifications()
   const alerts = await messages()
   t.ok(alerts.length >= 1, 'an alert reached the SNS subscriber')
   t.ok(alerts.some((m) => m.includes(grantId)))

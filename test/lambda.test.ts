@@ -16,6 +16,7 @@ import { SCHEDULER_ACTOR } from '../src/core/audit.ts'
 import { DEMO_POLICY, seedDirectory } from '../src/sandbox/seed.ts'
 import { buildLambda } from '../infra/build.ts'
 import { PROD, TEST_DIRECTORY } from './helpers/app.ts'
+import { FaultProxy } from './helpers/fault-proxy.ts'
 import { startMoto } from './helpers/moto.ts'
 import { mintToken, TEST_AUDIENCE, TEST_ISSUER, TEST_SECRET } from './helpers/tokens.ts'
 
@@ -39,9 +40,13 @@ const topic = await clients.sns.send(new CreateTopicCommand({ Name: 'lambda-aler
 const secret = await clients.secrets.send(new CreateSecretCommand({ Name: 'jit-jwt', SecretString: TEST_SECRET }))
 const policyFile = join(bundleDir, 'policy.json')
 writeFileSync(policyFile, JSON.stringify(DEMO_POLICY))
+// The function reaches moto through a proxy, so that a test can hold one of its calls.
+const proxy = new FaultProxy(moto.endpoint)
+const proxyEndpoint = await proxy.start()
+t.teardown(() => proxy.stop())
 Object.assign(process.env, {
   LOG_LEVEL: 'silent',
-  AWS_ENDPOINT_URL: moto.endpoint,
+  AWS_ENDPOINT_URL: proxyEndpoint,
   AWS_REGION: 'us-east-1',
   JIT_GRANTS_TABLE: tables.grants,
   JIT_AUDIT_TABLE: tables.audit,
@@ -107,6 +112,18 @@ t.test('an HTTP API (payload 2.0) event is answered as the server answers, with 
 
   const forged = await handler(httpApiEvent('GET', '/grants', { headers: { authorization: `Bearer ${mintToken({ key: 'another-secret-that-is-long-enough-for-hs256' })}` } }), context())
   t.equal(forged.statusCode, 401, 'a token signed with another secret is refused')
+})
+
+t.test('the function returns only once its SNS messages are sent: a frozen environment would hold them', async (t) => {
+  const publish = proxy.holdNext('Publish')
+  let returned = false
+  const invocation = handler(httpApiEvent('POST', '/grants', { headers: { authorization: `Bearer ${token}` }, body: { ...grantRequest, userName: 'bob', ticketId: 'CHG0000070' } }), context())
+    .finally(() => (returned = true))
+  await publish.arrived
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  t.notOk(returned, 'still waiting for the message')
+  publish.release()
+  t.equal((await invocation).statusCode, 201)
 })
 
 t.test('a REST API (payload 1.0) event is answered too', async (t) => {

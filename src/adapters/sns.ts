@@ -17,11 +17,17 @@ const SEVERITY: Partial<Record<AuditEvent['action'], Severity>> = {
  * `accountId`, `severity`) that subscription filter policies can match. Messages carry audit fields only:
  * never a token or a secret. The SDK retries a failed publish; what still fails is logged, never thrown.
  * With no topic configured, everything goes to the log only.
+ *
+ * A message is sent after the call that hands it over returns: a grant's answer does not wait for SNS. Its
+ * state change and audit event are already written by then, so nothing the message says can be undone.
+ * Whoever ends the process's work (the server's shutdown, the Lambda handler before it returns and the
+ * environment is frozen) waits for `flush`.
  */
 export class SnsNotifier implements Notifier {
   private readonly client: SNSClient
   private readonly topicArn: string | undefined
   private readonly log: Pick<FastifyBaseLogger, 'warn' | 'error'>
+  private readonly inFlight = new Set<Promise<void>>()
 
   constructor(client: SNSClient, topicArn: string | undefined, log: Pick<FastifyBaseLogger, 'warn' | 'error'>) {
     this.client = client
@@ -31,7 +37,7 @@ export class SnsNotifier implements Notifier {
 
   async lifecycle(event: AuditEvent): Promise<void> {
     const severity = SEVERITY[event.action] ?? 'info'
-    await this.send(`${event.action} ${event.permissionSet} on ${event.accountId}`, { source: 'jit-access', severity, ...event }, {
+    this.dispatch(`${event.action} ${event.permissionSet} on ${event.accountId}`, { source: 'jit-access', severity, ...event }, {
       action: event.action,
       accountId: event.accountId,
       severity,
@@ -40,11 +46,21 @@ export class SnsNotifier implements Notifier {
 
   async error(subject: string, detail: Record<string, unknown>): Promise<void> {
     this.log.warn({ alert: subject, ...detail }, 'jit-access alert')
-    await this.send(subject, { source: 'jit-access', severity: 'error', action: 'error', subject, ...detail }, {
+    this.dispatch(subject, { source: 'jit-access', severity: 'error', action: 'error', subject, ...detail }, {
       action: 'error',
       severity: 'error',
       ...(typeof detail.accountId === 'string' ? { accountId: detail.accountId } : {}),
     })
+  }
+
+  async flush(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.all(this.inFlight)
+  }
+
+  private dispatch(subject: string, message: Record<string, unknown>, attributes: Record<string, string>): void {
+    if (!this.topicArn) return
+    const sending = this.send(subject, message, attributes).finally(() => this.inFlight.delete(sending))
+    this.inFlight.add(sending)
   }
 
   private async send(subject: string, message: Record<string, unknown>, attributes: Record<string, string>): Promise<void> {

@@ -178,11 +178,14 @@ export interface AuditLog {
 }
 
 /** Best effort: a failure to notify never fails or undoes the operation that caused it. */
+/** Messages may still be on their way when these return (nobody's answer waits for them): see `flush`. */
 export interface Notifier {
   /** A decision subscribers may act on: activated, revoked, expired, failed, denied, drift. */
   lifecycle(event: AuditEvent): Promise<void>
   /** An operational error (AWS unavailable, a sweep that could not finish something). */
   error(subject: string, detail: Record<string, unknown>): Promise<void>
+  /** Settles once every message handed over so far has been sent or given up on (and logged). */
+  flush(): Promise<void>
 }
 
 /** An audit event before it gets its id and time. */
