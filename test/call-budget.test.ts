@@ -36,6 +36,22 @@ t.test('a warm grant: 2 Identity Center calls and 2 DynamoDB writes, no reads', 
   t.equal(calls.byOperation.GetItem, undefined, 'nothing is read back')
 })
 
+t.test('a request no rule could allow spends no Identity Center call; one denied on group membership spends one look', async (t) => {
+  const { app, proxy } = await build(t, moto, { proxy: true })
+  t.equal((await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })).statusCode, 201)
+
+  let count = counter(proxy as FaultProxy)
+  const tooLong = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ durationMinutes: 600, ticketId: 'CHG0001001' }) })
+  t.match(tooLong.json(), { code: 'POLICY_DENIED' })
+  t.equal(count().identityCenter, 0, JSON.stringify(count().byOperation))
+
+  count = counter(proxy as FaultProxy)
+  // dave is in no group the policy names: only the group lookup can tell.
+  const notInGroup = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ userName: 'dave', ticketId: 'CHG0001002' }) })
+  t.match(notInGroup.json(), { code: 'POLICY_DENIED', failedCondition: 'principal' })
+  t.ok(count().identityCenter <= 1, JSON.stringify(count().byOperation))
+})
+
 t.test('a grant whose assignment another grant already holds changes nothing in Identity Center', async (t) => {
   const { app, proxy } = await build(t, moto, { proxy: true })
   t.equal((await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })).statusCode, 201)

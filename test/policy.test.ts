@@ -1,5 +1,5 @@
 import t from 'tap'
-import { evaluatePolicy, parsePolicy, PolicyInvalidError, type PolicyDocument } from '../src/core/policy.ts'
+import { evaluatePolicy, mightAllow, parsePolicy, PolicyInvalidError, type PolicyDocument } from '../src/core/policy.ts'
 import { build, grantBody, PROD } from './helpers/app.ts'
 import { startMoto } from './helpers/moto.ts'
 import { bearer } from './helpers/tokens.ts'
@@ -34,6 +34,24 @@ t.test('each failed condition is named', async (t) => {
   for (const [name, input, groups, failedCondition] of cases) {
     const decision = await evaluatePolicy(policy, input, groups)
     t.match(decision, { allowed: false, failedCondition }, name)
+  }
+})
+
+t.test('mightAllow is false only for requests that no group membership could make allowed', async (t) => {
+  const policy = parsePolicy({ rules: [rule, { ...rule, name: 'bob-dev', groups: undefined, users: ['bob'], accounts: ['333333333333'] }] })
+  const requests = [
+    request,
+    { ...request, accountId: '222222222222' },
+    { ...request, permissionSet: 'ReadOnlyAccess' },
+    { ...request, durationMinutes: 61 },
+    { ...request, ticketId: 'INC0000001' },
+    { ...request, userName: 'bob', accountId: '333333333333' },
+    { ...request, userName: 'carol', accountId: '333333333333' },
+  ]
+  const groupSets = [inSre, inNothing, async () => ['dba'], async () => ['sre', 'dba']]
+  for (const input of requests) {
+    const allowedBySomeGroups = (await Promise.all(groupSets.map((groups) => evaluatePolicy(policy, input, groups)))).some((d) => d.allowed)
+    t.equal(mightAllow(policy, input), allowedBySomeGroups, JSON.stringify(input))
   }
 })
 

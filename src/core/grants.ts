@@ -13,7 +13,7 @@ import {
 } from './errors.ts'
 import { targetOf, type AssignmentTarget, type EndReason, type Grant, type GrantStatus } from './grant.ts'
 import { newId } from './ids.ts'
-import { evaluatePolicy, type Policy } from './policy.ts'
+import { evaluatePolicy, mightAllow, type Policy } from './policy.ts'
 import type { AuditDraft, AuditLog, CoverageWrite, Directory, GrantFilter, GrantStore, GrantTransition, IdentityCenter, Notifier, Page, PageRequest } from './ports.ts'
 
 export interface GrantRequest {
@@ -103,9 +103,11 @@ export class GrantService {
       throw error
     }
     // Whether the assignment already exists is asked beside the policy's group lookup, so that the grant's
-    // record can carry the intent to create it; a denied request has then spent one Identity Center read.
+    // record can carry the intent to create it. Not for a request no rule could allow: Identity Center's
+    // quota is shared with the sweep, and denied requests should not spend it (only those that fail on group
+    // membership do, one read each).
     const target: AssignmentTarget = { userId: user.id, accountId: input.accountId, permissionSetArn: permissionSet.arn }
-    const earlyLook = deps.identityCenter.assignmentExists(target).catch(() => undefined)
+    const earlyLook = mightAllow(deps.policy, input) ? deps.identityCenter.assignmentExists(target).catch(() => undefined) : undefined
     const decision = await evaluatePolicy(deps.policy, input, () => deps.directory.groupNamesOf(user.id))
     if (!decision.allowed) {
       await this.appendAudit(draft('grant.denied', `${decision.reason} (failed condition: ${decision.failedCondition})`))

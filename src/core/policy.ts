@@ -108,6 +108,16 @@ export async function evaluatePolicy(
   return { allowed: false, failedCondition, reason }
 }
 
+/**
+ * Whether some rule could allow the request, were the user in its groups: false means a denial whatever the
+ * group lookup answers. Lets a caller start work for an allowed request beside that lookup without starting
+ * it for requests that cannot be allowed.
+ */
+export function mightAllow(policy: Policy, request: AccessRequest): boolean {
+  return policy.rules.some((rule) =>
+    (rule.users?.includes(request.userName) || Boolean(rule.groups?.length)) && conditionFailure(rule, request) === undefined)
+}
+
 async function firstFailure(
   rule: Rule,
   request: AccessRequest,
@@ -119,6 +129,12 @@ async function firstFailure(
   if (!listedUser && !inGroup) {
     return { passed: 0, failedCondition: 'principal', reason: `User '${request.userName}' is not eligible for ${what}` }
   }
+  return conditionFailure(rule, request)
+}
+
+/** The first condition besides the principal that the request fails, if any. */
+function conditionFailure(rule: Rule, request: AccessRequest): { passed: number; failedCondition: FailedCondition; reason: string } | undefined {
+  const what = `${request.permissionSet} on ${request.accountId}`
   if (!rule.accounts.includes('*') && !rule.accounts.includes(request.accountId)) {
     return { passed: 1, failedCondition: 'account', reason: `Account ${request.accountId} is not eligible for '${request.userName}'` }
   }
