@@ -1,5 +1,5 @@
 import t from 'tap'
-import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb'
+import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb'
 import { coverageKey } from '../src/adapters/dynamodb/items.ts'
 import { build, grantBody, PROD } from './helpers/app.ts'
 import { startMoto } from './helpers/moto.ts'
@@ -104,4 +104,55 @@ t.test('a grant that arrives while the last holder\'s assignment is being remove
 
   await app.inject({ method: 'DELETE', url: `/grants/${created.id}`, headers: bearer() })
   t.notOk(await hasAssignment('alice', PROD, 'AdministratorAccess'), 'removed with its last holder')
+})
+
+t.test('a creation that waited past its lease is never sent: the process that took the lease over may already have concluded it was not', async (t) => {
+  // One creation slot, held by bob's creation (its status poll held at the proxy), so that alice's creation
+  // waits in this process after its intent is recorded, while its lease runs out.
+  const { app, clock, proxy, clients, seeded, hasAssignment } = await build(t, moto, { proxy: true, maxConcurrentCreations: 1, requestTimeoutMs: 30_000 })
+  const doc = DynamoDBDocumentClient.from(clients.dynamo)
+  proxy!.inject('CreateAccountAssignment', 'report-in-progress', 1)
+  const bobsPoll = proxy!.holdNext('DescribeAccountAssignmentCreationStatus')
+  const bob = app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ userName: 'bob', ticketId: 'CHG0007001' }) })
+  await bobsPoll.arrived
+
+  const alice = app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ durationMinutes: 1, ticketId: 'CHG0007002' }) })
+  const aliceTarget = { userId: seeded.userIds.alice as string, accountId: PROD, permissionSetArn: seeded.permissionSetArns.AdministratorAccess as string }
+  const intended = async () => (await doc.send(new GetCommand({ TableName: 'jit-grants', Key: coverageKey(aliceTarget), ConsistentRead: true }))).Item?.assignment === 'creating'
+  while (!(await intended())) await new Promise((resolve) => setTimeout(resolve, 10))
+
+  // Alice's grant and lease run out; the sweep takes the lease over, finds no assignment and ends the grant.
+  clock.advanceMinutes(2)
+  t.match((await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })).json(), { failed: 0 })
+  bobsPoll.release()
+  await bob
+  const aliceGrant = (await alice).json()
+
+  t.notOk(await hasAssignment('alice', PROD, 'AdministratorAccess'), 'no assignment outlives the ended grant')
+  t.equal((await app.inject({ method: 'GET', url: `/grants/${aliceGrant.id}`, headers: bearer() })).json().status, 'expired')
+  t.equal(proxy!.calls.CreateAccountAssignment, 1, "only bob's creation was sent")
+})
+
+t.test('a creation that waited until its lease was nearly over renews the lease before it is sent', async (t) => {
+  const { app, clock, proxy, clients, seeded } = await build(t, moto, { proxy: true, maxConcurrentCreations: 1, requestTimeoutMs: 30_000 })
+  const doc = DynamoDBDocumentClient.from(clients.dynamo)
+  proxy!.inject('CreateAccountAssignment', 'report-in-progress', 1)
+  const bobsPoll = proxy!.holdNext('DescribeAccountAssignmentCreationStatus')
+  const bob = app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ userName: 'bob', ticketId: 'CHG0007003' }) })
+  await bobsPoll.arrived
+
+  const alice = app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ ticketId: 'CHG0007004' }) })
+  const aliceTarget = { userId: seeded.userIds.alice as string, accountId: PROD, permissionSetArn: seeded.permissionSetArns.AdministratorAccess as string }
+  const coverage = async () => (await doc.send(new GetCommand({ TableName: 'jit-grants', Key: coverageKey(aliceTarget), ConsistentRead: true }))).Item
+  while ((await coverage())?.assignment !== 'creating') await new Promise((resolve) => setTimeout(resolve, 10))
+
+  // 45 of the lease's 60 seconds pass while the creation waits for its slot: less than the margin is left.
+  clock.advanceMinutes(0.75)
+  const from = proxy!.timings.length
+  bobsPoll.release()
+  await bob
+  t.equal((await alice).json().status, 'active')
+  const after = proxy!.timings.slice(from).map((call) => call.operation)
+  t.ok(after.indexOf('UpdateItem') >= 0 && after.indexOf('UpdateItem') < after.indexOf('CreateAccountAssignment'), `the lease was renewed before the creation left: ${after.join(', ')}`)
+  t.equal(proxy!.calls.CreateAccountAssignment, 2)
 })

@@ -28,6 +28,8 @@ export interface AwsSettings {
   cacheTtlMs: number
   /** Identity Center calls per second for this process (the organisation's quota is about 20). */
   identityCenterTps?: number
+  /** Assignment creations this process keeps in flight at once (default 10, Identity Center's own limit). */
+  maxConcurrentCreations?: number
   /** How long one AWS call may take before it is abandoned and retried (default 10 s). */
   requestTimeoutMs?: number
 }
@@ -84,7 +86,7 @@ export async function createAwsAdapters(
     store: new DynamoGrantStore(doc, settings.tables, chain),
     auditLog: new DynamoAuditLog(doc, settings.tables.audit, chain),
     identityCenter: new AwsIdentityCenter(clients.ssoAdmin, clients.ssoAdminMutations, {
-      limiter: new IdentityCenterRateLimiter({ ratePerSecond: settings.identityCenterTps ?? DEFAULT_IDENTITY_CENTER_TPS, maxConcurrentCreations: 10 }),
+      limiter: new IdentityCenterRateLimiter({ ratePerSecond: settings.identityCenterTps ?? DEFAULT_IDENTITY_CENTER_TPS, maxConcurrentCreations: settings.maxConcurrentCreations ?? 10 }),
       instanceArn: instance.instanceArn,
       provisioningWaitMs: settings.provisioningWaitMs,
       cacheTtlMs: settings.cacheTtlMs,

@@ -11,7 +11,7 @@ import {
   type SSOAdminClient,
 } from '@aws-sdk/client-sso-admin'
 import type { AssignmentTarget } from '../core/grant.ts'
-import type { IdentityCenter, PermissionSetInfo, ProvisioningOutcome } from '../core/ports.ts'
+import type { BeforeSend, IdentityCenter, PermissionSetInfo, ProvisioningOutcome } from '../core/ports.ts'
 import { callAws } from './aws-errors.ts'
 import type { IdentityCenterRateLimiter } from './rate-limiter.ts'
 import { TtlCache } from './ttl-cache.ts'
@@ -121,18 +121,24 @@ export class AwsIdentityCenter implements IdentityCenter {
     })
   }
 
-  createAssignment(target: AssignmentTarget): Promise<ProvisioningOutcome> {
+  createAssignment(target: AssignmentTarget, beforeSend?: BeforeSend): Promise<ProvisioningOutcome> {
     return this.limiter.creation(async () => {
       const result = await callAws(SERVICE, 'CreateAccountAssignment', () =>
-        this.limiter.mutate(() => this.mutations.send(new CreateAccountAssignmentCommand(this.assignmentInput(target)))),
+        this.limiter.mutate(async () => {
+          await beforeSend?.()
+          return this.mutations.send(new CreateAccountAssignmentCommand(this.assignmentInput(target)))
+        }),
       )
       return this.awaitOutcome(toOutcome(result.AccountAssignmentCreationStatus), (id) => this.creationStatus(id))
     })
   }
 
-  async deleteAssignment(target: AssignmentTarget): Promise<ProvisioningOutcome> {
+  async deleteAssignment(target: AssignmentTarget, beforeSend?: BeforeSend): Promise<ProvisioningOutcome> {
     try {
-      const result = await this.limiter.mutate(() => this.mutations.send(new DeleteAccountAssignmentCommand(this.assignmentInput(target))))
+      const result = await this.limiter.mutate(async () => {
+        await beforeSend?.()
+        return this.mutations.send(new DeleteAccountAssignmentCommand(this.assignmentInput(target)))
+      })
       return this.awaitOutcome(toOutcome(result.AccountAssignmentDeletionStatus), (id) => this.deletionStatus(id))
     } catch (error) {
       // Already gone (removed by someone else, or by our own earlier attempt): what we wanted.

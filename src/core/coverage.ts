@@ -2,12 +2,19 @@ import { randomUUID } from 'node:crypto'
 import type { Clock } from './clock.ts'
 import type { AssignmentTarget } from './grant.ts'
 import { UpstreamUnavailableError } from './errors.ts'
-import type { Coverage, CoverageWrite, GrantStore, IdentityCenter, ProvisioningOutcome } from './ports.ts'
+import type { BeforeSend, Coverage, CoverageWrite, GrantStore, IdentityCenter, ProvisioningOutcome } from './ports.ts'
 
 /** How often the sweep checks that an assignment our grants rely on still exists in Identity Center. */
 export const COVERAGE_CHECK_INTERVAL_MS = 5 * 60_000
 /** How long one process may hold the right to change an assignment before another may take over. */
 export const LEASE_MS = 60_000
+/**
+ * The lease time a holder must have left when a request to Identity Center leaves, renewing it first if not:
+ * longer than any such call can be under way (the adapters abandon one after 13 s at most), so a request is
+ * never still on its way when the lease runs out and another process, finding nothing, concludes it was
+ * never sent.
+ */
+export const SEND_MARGIN_MS = 30_000
 const MAX_ROUNDS = 4
 const LEASE_ATTEMPTS = 8
 const RETRY_BASE_MS = 100
@@ -15,7 +22,7 @@ const RETRY_BASE_MS = 100
 export type Pause = (ms: number) => Promise<void>
 const realPause: Pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
-type Lease = { kind: 'acquired'; coverage: Coverage } | { kind: 'settled'; state: CoverageState }
+type Lease = { kind: 'acquired'; coverage: Coverage; until: number } | { kind: 'settled'; state: CoverageState }
 /** The caller's own transition, carrying the reconciler's last write; false when it could not be written. */
 export type Finish = (write: CoverageWrite) => Promise<boolean>
 
@@ -31,6 +38,8 @@ export interface ReconcileOptions {
   lookAhead?: boolean
   /** The owner under which the grant's record took the lease, when it did (see GrantStore.createGrant). */
   leaseOwner?: string
+  /** When that lease runs out. */
+  leaseUntil?: Date
   /**
    * The grant's record also recorded the creation as intended, under `leaseOwner`, and nothing has been sent:
    * the first step sends it. Should that call fail, the record says 'creating' and the next round asks
@@ -85,6 +94,14 @@ export class CoverageReconciler {
     let coverage: Coverage | undefined
     // A lease probably taken with the grant's record: released at the end even if it was not (a no-op then).
     let held = options.leaseOwner !== undefined
+    let leaseUntil = options.leaseUntil?.getTime()
+    const beforeSend: BeforeSend = async () => {
+      const now = this.clock.now().getTime()
+      if (leaseUntil !== undefined && leaseUntil - now >= SEND_MARGIN_MS) return
+      // Waiting for the rate or a creation slot took the lease near its end: renew it, or send nothing.
+      await this.store.renewLease(target, owner, new Date(now), new Date(now + LEASE_MS))
+      leaseUntil = now + LEASE_MS
+    }
     // A creation recorded with the grant and not yet sent.
     let unsent = held && options.creationIntended === true
     if (unsent) {
@@ -101,6 +118,7 @@ export class CoverageReconciler {
           const lease = await this.acquireLease(target, owner)
           if (lease.kind === 'settled') return lease.state
           coverage = lease.coverage
+          leaseUntil = lease.until
           held = true
         }
         const current = coverage as Coverage
@@ -120,8 +138,8 @@ export class CoverageReconciler {
           const sendNow = unsent
           unsent = false
           const next = sendNow
-            ? await this.record(current, owner, 'creating', await this.identityCenter.createAssignment(target), options.finish)
-            : await this.step(current, owner, earlyLook, options.finish)
+            ? await this.record(current, owner, 'creating', await this.identityCenter.createAssignment(target, beforeSend), options.finish)
+            : await this.step(current, owner, beforeSend, earlyLook, options.finish)
           earlyLook = undefined
           if ('kind' in next) {
             // Only a finishing write ends a step as 'absent' or 'present', and it takes the lease with it.
@@ -167,8 +185,9 @@ export class CoverageReconciler {
   private async acquireLease(target: AssignmentTarget, owner: string): Promise<Lease> {
     for (let attempt = 0; attempt < LEASE_ATTEMPTS; attempt++) {
       const now = this.clock.now()
-      const lease = await this.store.acquireLease(target, owner, now, new Date(now.getTime() + LEASE_MS))
-      if (lease.acquired) return { kind: 'acquired', coverage: lease.coverage }
+      const until = now.getTime() + LEASE_MS
+      const lease = await this.store.acquireLease(target, owner, now, new Date(until))
+      if (lease.acquired) return { kind: 'acquired', coverage: lease.coverage, until }
       if (!lease.coverage) return { kind: 'settled', state: { kind: 'absent' } }
       const settled = settledState(lease.coverage)
       if (settled?.kind === 'present') return { kind: 'settled', state: settled }
@@ -178,7 +197,7 @@ export class CoverageReconciler {
   }
 
   /** One change towards the wanted state: the coverage it left (to go on from), or a final state. */
-  private async step(coverage: Coverage, owner: string, earlyLook?: Promise<boolean | undefined>, finish?: Finish): Promise<Progress | CoverageState> {
+  private async step(coverage: Coverage, owner: string, beforeSend: BeforeSend, earlyLook?: Promise<boolean | undefined>, finish?: Finish): Promise<Progress | CoverageState> {
     const { target } = coverage
     const wanted = coverage.holders.length > 0
 
@@ -187,7 +206,7 @@ export class CoverageReconciler {
       if (outcome === 'not-sent') {
         // The request never took effect: go back to the last known state and decide afresh, in this same round.
         const assignment = coverage.assignment === 'creating' ? 'absent' : 'present'
-        return this.step(await this.store.updateCoverage(target, owner, { assignment, requestId: null }), owner)
+        return this.step(await this.store.updateCoverage(target, owner, { assignment, requestId: null }), owner, beforeSend)
       }
       if (outcome.state === 'in_progress') return { kind: 'pending' }
       if (outcome.state === 'succeeded') return this.succeeded(coverage, owner, coverage.assignment, finish)
@@ -208,13 +227,13 @@ export class CoverageReconciler {
         if (!intent.coverage) return { kind: 'absent' }
         return { coverage: intent.coverage, leaseReleased: !intent.leaseHeld }
       }
-      const outcome = await this.identityCenter.createAssignment(target)
+      const outcome = await this.identityCenter.createAssignment(target, beforeSend)
       return this.record(coverage, owner, 'creating', outcome, finish)
     }
 
     // Not wanted and assignment 'present' (ours): remove it.
     await this.store.updateCoverage(target, owner, { assignment: 'deleting', requestId: null })
-    const outcome = await this.identityCenter.deleteAssignment(target)
+    const outcome = await this.identityCenter.deleteAssignment(target, beforeSend)
     return this.record(coverage, owner, 'deleting', outcome, finish)
   }
 

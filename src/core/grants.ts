@@ -113,6 +113,8 @@ export class GrantService {
       await this.appendAudit(draft('grant.denied', `${decision.reason} (failed condition: ${decision.failedCondition})`))
       throw new PolicyDeniedError(decision.reason, decision.failedCondition)
     }
+    // Before the clock is read: under throttling the look may take seconds, which the lease must not lose.
+    const noAssignment = (await earlyLook) === false
 
     const now = deps.clock.now()
     const expiresAt = new Date(now.getTime() + input.durationMinutes * 60_000)
@@ -139,7 +141,7 @@ export class GrantService {
     const dueAt = new Date(Math.min(now.getTime() + PROVISIONING_GRACE_MS, expiresAt.getTime()))
     // The common case costs least: with no assignment found, the record takes the assignment's lease and
     // records the intent to create it, so the creation is the next call.
-    const lease = { owner: randomUUID(), until: new Date(now.getTime() + LEASE_MS), intendCreation: (await earlyLook) === false }
+    const lease = { owner: randomUUID(), until: new Date(now.getTime() + LEASE_MS), intendCreation: noAssignment }
     const created = await deps.store.createGrant(
       grant,
       dueAt,
@@ -147,7 +149,7 @@ export class GrantService {
       lease,
     )
     if (created === 'exists') return this.resume(await this.get(grant.id), actor)
-    return this.settleProvisioning(grant, actor, { leaseOwner: lease.owner, earlyLook, creationIntended: created === 'creation-intended' })
+    return this.settleProvisioning(grant, actor, { leaseOwner: lease.owner, leaseUntil: lease.until, earlyLook, creationIntended: created === 'creation-intended' })
   }
 
   /** Carries on with a grant an earlier attempt recorded; a grant past provisioning answers as it is. */
@@ -221,7 +223,7 @@ export class GrantService {
   }
 
   /** Finishes a grant that is still provisioning: active once the assignment is in place, failed if AWS refused it. */
-  async settleProvisioning(grant: Grant, actor: Actor, headStart: Pick<ReconcileOptions, 'leaseOwner' | 'earlyLook' | 'creationIntended'> = {}): Promise<GrantOutcome> {
+  async settleProvisioning(grant: Grant, actor: Actor, headStart: Pick<ReconcileOptions, 'leaseOwner' | 'leaseUntil' | 'earlyLook' | 'creationIntended'> = {}): Promise<GrantOutcome> {
     let activated: Grant | undefined
     const activate = (external: boolean, coverage?: CoverageWrite) => this.transition({
       grant,

@@ -25,12 +25,18 @@ export type ProvisioningOutcome =
   | { state: 'in_progress'; requestId: string }
   | { state: 'failed'; requestId: string | null; reason: string }
 
+/**
+ * Runs after every wait a call may meet in this process (the rate, a creation slot) and immediately before
+ * the request leaves; when it throws, nothing is sent and the error is the call's.
+ */
+export type BeforeSend = () => Promise<void>
+
 export interface IdentityCenter {
   findPermissionSet(name: string): Promise<PermissionSetInfo | undefined>
   assignmentExists(target: AssignmentTarget): Promise<boolean>
-  createAssignment(target: AssignmentTarget): Promise<ProvisioningOutcome>
+  createAssignment(target: AssignmentTarget, beforeSend?: BeforeSend): Promise<ProvisioningOutcome>
   creationStatus(requestId: string): Promise<ProvisioningOutcome>
-  deleteAssignment(target: AssignmentTarget): Promise<ProvisioningOutcome>
+  deleteAssignment(target: AssignmentTarget, beforeSend?: BeforeSend): Promise<ProvisioningOutcome>
   deletionStatus(requestId: string): Promise<ProvisioningOutcome>
 }
 
@@ -128,6 +134,8 @@ export interface GrantStore {
   /** Removes a coverage that has no holders and no assignment left; false if a holder arrived meanwhile. */
   deleteIdleCoverage(target: AssignmentTarget, owner: string): Promise<boolean>
   releaseLease(target: AssignmentTarget, owner: string): Promise<void>
+  /** Extends the owner's lease to `until` if it is still the owner's and has not run out at `now`; throws LeaseLostError otherwise. */
+  renewLease(target: AssignmentTarget, owner: string, now: Date, until: Date): Promise<void>
 }
 
 export interface NewGrantLease {

@@ -33,6 +33,9 @@ export interface BuildOptions {
   sweepPageSize?: number
   /** Identity Center calls per second; tests that are not about the rate use a high one. */
   identityCenterTps?: number
+  maxConcurrentCreations?: number
+  /** How long an AWS call may take before it is abandoned (default 1 s here, to keep hanging-connection tests short). */
+  requestTimeoutMs?: number
 }
 
 interface Teardown {
@@ -73,10 +76,11 @@ export async function build(t: Teardown, moto: MotoServer, options: BuildOptions
       provisioningWaitMs: 1000,
       cacheTtlMs: 60_000,
       identityCenterTps: options.identityCenterTps ?? 500,
+      ...(options.maxConcurrentCreations ? { maxConcurrentCreations: options.maxConcurrentCreations } : {}),
     },
     pino({ level: 'warn' }, logStream),
     // Short timeouts, so that a hanging connection is abandoned in about a second, as 10 s would be in production.
-    createAwsClients({ region: REGION, endpoint: serviceEndpoint, requestTimeoutMs: 1000 }),
+    createAwsClients({ region: REGION, endpoint: serviceEndpoint, requestTimeoutMs: options.requestTimeoutMs ?? 1000 }),
   )
   const clock = new ManualClock()
   const app = await buildApp({

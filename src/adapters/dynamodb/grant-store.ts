@@ -283,6 +283,19 @@ export class DynamoGrantStore implements GrantStore {
     )
   }
 
+  async renewLease(target: AssignmentTarget, owner: string, now: Date, until: Date): Promise<void> {
+    const outcome = await this.conditional('UpdateItem', () =>
+      this.doc.send(new UpdateCommand({
+        TableName: this.tables.grants,
+        Key: coverageKey(target),
+        UpdateExpression: 'SET leaseUntil = :until',
+        ConditionExpression: 'leaseOwner = :owner AND leaseUntil > :now',
+        ExpressionAttributeValues: { ':owner': owner, ':now': now.getTime(), ':until': until.getTime() },
+      })),
+    )
+    if (!outcome.applied) throw new LeaseLostError()
+  }
+
   /** Adds or removes a grant among the holders of its assignment, creating the coverage record on first use. */
   private holderUpdate(grant: Grant, operation: 'ADD' | 'DELETE', at: number) {
     return {
