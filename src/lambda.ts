@@ -54,7 +54,21 @@ export async function handler(event: unknown, context: LambdaContext) {
     return await proxy(event as Parameters<typeof proxy>[0], context as Parameters<typeof proxy>[1])
   } finally {
     // Lambda freezes the environment once the handler returns: a message still on its way would wait for the
-    // next invocation, or be lost with the environment. So here, unlike in the container, the answer waits.
-    await app.flushNotifications()
+    // next invocation, or be lost with the environment. So here, unlike in the container, the answer waits,
+    // though never into a timeout (an SNS outage must not fail the sweep that already recorded its work).
+    await flushWithin(context.getRemainingTimeInMillis() - FLUSH_MARGIN_MS)
+  }
+}
+
+/** Time left at the end of an invocation for the runtime to return its answer. */
+const FLUSH_MARGIN_MS = 1_000
+
+async function flushWithin(ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const giveUp = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, ms))))
+  try {
+    await Promise.race([app.flushNotifications(), giveUp])
+  } finally {
+    clearTimeout(timer)
   }
 }

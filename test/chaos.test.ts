@@ -1,4 +1,5 @@
 import t from 'tap'
+import { CREATION_SETTLE_MS } from '../src/core/coverage.ts'
 import { build, grantBody, PROD, STAGING } from './helpers/app.ts'
 import { checkInvariants, type Universe } from './helpers/invariants.ts'
 import { startMoto } from './helpers/moto.ts'
@@ -51,9 +52,10 @@ for (const seed of SEEDS) {
     const faults = proxy?.totalInjected() ?? 0
     t.ok(faults > 10, `${faults} faults injected`)
 
-    // Phase 3: faults stop; one sweep after the provisioning grace and lease time finishes everything.
+    // Phase 3: faults stop; one sweep after the provisioning grace, the lease time and the time an accepted
+    // creation may take to show (an ended grant's unconfirmed creation waits that long) finishes everything.
     proxy?.clear()
-    clock.advance(61_000)
+    clock.advance(CREATION_SETTLE_MS + 1_000)
     const sweep = (await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })).json()
     t.match(sweep, { failed: 0, remaining: 0 })
     const during = await checkInvariants(app, universe, countAssignments)

@@ -71,6 +71,44 @@ t.test('a create whose answer was lost is confirmed by looking at Identity Cente
   t.equal((await app.inject({ method: 'GET', url: `/grants/${response.json().id}`, headers: bearer() })).json().status, 'expired')
 })
 
+t.test('a creation AWS accepted but does not list yet is never taken for unsent once its grant has ended: the record stays until it shows, then it is removed', async (t) => {
+  const { app, clock, proxy, countAssignments } = await build(t, moto, { proxy: true })
+  // AWS creates the assignment but the answer is lost; listings do not show it yet (still provisioning);
+  // every later creation fails, so the request gives up with the creation unconfirmed.
+  proxy?.inject('CreateAccountAssignment', 'drop-after-upstream', 1)
+  proxy?.inject('CreateAccountAssignment', 'server-error')
+  proxy?.inject('ListAccountAssignmentsForPrincipal', 'report-none')
+  const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
+  t.equal(response.statusCode, 503)
+  t.equal(await countAssignments('alice', PROD, 'AdministratorAccess'), 1, 'the assignment exists in Identity Center')
+
+  const ended = await app.inject({ method: 'DELETE', url: `/grants/${response.json().grantId}`, headers: bearer() })
+  t.equal(ended.statusCode, 202)
+  t.equal(ended.json().status, 'revoking', 'not finished while the creation may still show up')
+
+  proxy?.clear()
+  clock.advanceMinutes(1)
+  t.match((await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })).json(), { revoked: 1, failed: 0, remaining: 0 })
+  t.equal(await countAssignments('alice', PROD, 'AdministratorAccess'), 0, 'no access left behind')
+  t.equal((await app.inject({ method: 'GET', url: `/grants/${response.json().grantId}`, headers: bearer() })).json().status, 'revoked')
+})
+
+t.test('a creation that never reached AWS and was ended meanwhile is given up once any accepted one would show', async (t) => {
+  const { app, clock, proxy, countAssignments } = await build(t, moto, { proxy: true })
+  proxy?.inject('CreateAccountAssignment', 'server-error')
+  const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
+  t.equal(response.statusCode, 503)
+  t.equal((await app.inject({ method: 'DELETE', url: `/grants/${response.json().grantId}`, headers: bearer() })).json().status, 'revoking')
+
+  proxy?.clear()
+  clock.advanceMinutes(2)
+  t.match((await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })).json(), { revoked: 0, failed: 0, remaining: 1 })
+  clock.advanceMinutes(4)
+  t.match((await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })).json(), { revoked: 1, failed: 0, remaining: 0 })
+  t.equal(await countAssignments('alice', PROD, 'AdministratorAccess'), 0)
+  t.equal((await app.inject({ method: 'GET', url: `/grants/${response.json().grantId}`, headers: bearer() })).json().status, 'revoked')
+})
+
 t.test('a revocation interrupted by a dropped connection is finished by the next sweep', async (t) => {
   const { app, clock, proxy, hasAssignment, countAssignments } = await build(t, moto, { proxy: true })
   const grant = (await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ durationMinutes: 5 }) })).json()

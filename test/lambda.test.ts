@@ -126,6 +126,17 @@ t.test('the function returns only once its SNS messages are sent: a frozen envir
   t.equal((await invocation).statusCode, 201)
 })
 
+t.test('waiting for SNS never runs an invocation into its timeout: the function returns a second before it', async (t) => {
+  const publish = proxy.holdNext('Publish')
+  const invocation = handler(httpApiEvent('POST', '/grants', { headers: { authorization: `Bearer ${token}` }, body: { ...grantRequest, userName: 'bob', ticketId: 'CHG0000071' } }), context(1_500))
+  await publish.arrived
+  const late = new Promise<'late'>((resolve) => setTimeout(() => resolve('late'), 3_000))
+  const first = await Promise.race([invocation, late])
+  publish.release()
+  t.not(first, 'late', 'returned while the message was still held')
+  t.equal((await invocation).statusCode, 201)
+})
+
 t.test('a REST API (payload 1.0) event is answered too', async (t) => {
   const response = await handler({
     resource: '/{proxy+}',

@@ -15,6 +15,11 @@ export const LEASE_MS = 60_000
  * never sent.
  */
 export const SEND_MARGIN_MS = 30_000
+/**
+ * How long after a creation was recorded an accepted one may still be provisioning (and so not yet listed).
+ * Identity Center usually takes seconds; this leaves a wide margin.
+ */
+export const CREATION_SETTLE_MS = 5 * 60_000
 const MAX_ROUNDS = 4
 const LEASE_ATTEMPTS = 8
 const RETRY_BASE_MS = 100
@@ -105,10 +110,10 @@ export class CoverageReconciler {
     // A creation recorded with the grant and not yet sent.
     let unsent = held && options.creationIntended === true
     if (unsent) {
-      coverage = { target, holders: ['(this grant)'], assignment: 'creating', external: false, requestId: null, lastFailure: null }
+      coverage = { target, holders: ['(this grant)'], assignment: 'creating', external: false, requestId: null, lastFailure: null, creationIntendedAt: this.clock.now().getTime() }
     } else if (held && (await earlyLook) === false) {
       // What a new grant expects to find; the first write (recordCreationIntent) checks it before anything is done.
-      coverage = { target, holders: ['(this grant)'], assignment: 'absent', external: false, requestId: null, lastFailure: null }
+      coverage = { target, holders: ['(this grant)'], assignment: 'absent', external: false, requestId: null, lastFailure: null, creationIntendedAt: null }
     }
     try {
       for (let round = 0; round < MAX_ROUNDS; round++) {
@@ -203,6 +208,7 @@ export class CoverageReconciler {
 
     if (coverage.assignment === 'creating' || coverage.assignment === 'deleting') {
       const outcome = await this.pendingOutcome(coverage)
+      if (outcome === 'unconfirmed') return { kind: 'pending' }
       if (outcome === 'not-sent') {
         // The request never took effect: go back to the last known state and decide afresh, in this same round.
         const assignment = coverage.assignment === 'creating' ? 'absent' : 'present'
@@ -221,7 +227,7 @@ export class CoverageReconciler {
       if (exists) {
         return { coverage: await this.store.updateCoverage(target, owner, { external: true, lastFailure: null }, { releaseLease: true }), leaseReleased: true }
       }
-      const intent = await this.store.recordCreationIntent(target, owner)
+      const intent = await this.store.recordCreationIntent(target, owner, this.clock.now())
       if (!intent.recorded) {
         // Not as expected (another grant's assignment is already there, or the lease is not ours): go on from what is.
         if (!intent.coverage) return { kind: 'absent' }
@@ -278,7 +284,7 @@ export class CoverageReconciler {
   }
 
   /** What became of a request recorded before a crash or a timeout; without its id, Identity Center's state decides. */
-  private async pendingOutcome(coverage: Coverage): Promise<ProvisioningOutcome | 'not-sent'> {
+  private async pendingOutcome(coverage: Coverage): Promise<ProvisioningOutcome | 'not-sent' | 'unconfirmed'> {
     const creating = coverage.assignment === 'creating'
     if (coverage.requestId) {
       return creating
@@ -286,7 +292,13 @@ export class CoverageReconciler {
         : this.identityCenter.deletionStatus(coverage.requestId)
     }
     const exists = await this.identityCenter.assignmentExists(coverage.target)
-    return exists === creating ? { state: 'succeeded', requestId: null } : 'not-sent'
+    if (exists === creating) return { state: 'succeeded', requestId: null }
+    // A creation Identity Center accepted does not show until it is provisioned. While one could still be
+    // provisioning, an assignment nobody needs any more keeps its record (a later look finds it and removes
+    // it); dropping the record now would leave that access behind. A wanted one is simply asked for again.
+    const recent = coverage.creationIntendedAt !== null && this.clock.now().getTime() - coverage.creationIntendedAt < CREATION_SETTLE_MS
+    if (creating && coverage.holders.length === 0 && recent) return 'unconfirmed'
+    return 'not-sent'
   }
 }
 

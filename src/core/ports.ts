@@ -58,6 +58,8 @@ export interface Coverage {
   /** The pending Identity Center request, when assignment is 'creating' or 'deleting'. */
   requestId: string | null
   lastFailure: string | null
+  /** When 'creating' was recorded (epoch ms): a creation Identity Center accepted may take a while to show. */
+  creationIntendedAt: number | null
 }
 
 export type CoveragePatch = Partial<Pick<Coverage, 'assignment' | 'external' | 'requestId' | 'lastFailure'>>
@@ -130,7 +132,7 @@ export interface GrantStore {
    * assigned or being changed, no permanent assignment was found. Otherwise answers the coverage as it is
    * (undefined if there is none) and whether the owner holds the lease.
    */
-  recordCreationIntent(target: AssignmentTarget, owner: string): Promise<{ recorded: true; coverage: Coverage } | { recorded: false; coverage: Coverage | undefined; leaseHeld: boolean }>
+  recordCreationIntent(target: AssignmentTarget, owner: string, now: Date): Promise<{ recorded: true; coverage: Coverage } | { recorded: false; coverage: Coverage | undefined; leaseHeld: boolean }>
   /** Removes a coverage that has no holders and no assignment left; false if a holder arrived meanwhile. */
   deleteIdleCoverage(target: AssignmentTarget, owner: string): Promise<boolean>
   releaseLease(target: AssignmentTarget, owner: string): Promise<void>
@@ -185,8 +187,10 @@ export interface AuditLog {
   verify(range: TimeRange): Promise<VerifyResult>
 }
 
-/** Best effort: a failure to notify never fails or undoes the operation that caused it. */
-/** Messages may still be on their way when these return (nobody's answer waits for them): see `flush`. */
+/**
+ * Best effort: a failure to notify never fails or undoes the operation that caused it. Messages may still be
+ * on their way when these return (nobody's answer waits for them): see `flush`.
+ */
 export interface Notifier {
   /** A decision subscribers may act on: activated, revoked, expired, failed, denied, drift. */
   lifecycle(event: AuditEvent): Promise<void>

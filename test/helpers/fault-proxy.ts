@@ -19,6 +19,8 @@ export type Fault =
   | 'report-failed'
   /** Answer as DynamoDB does when concurrent transactions touch the same item. */
   | 'transaction-conflict'
+  /** Forward a listing of assignments, then answer it empty, as AWS does while a new assignment is provisioning. */
+  | 'report-none'
 
 interface Rule {
   /** The AWS operation, e.g. 'CreateAccountAssignment' (matched against X-Amz-Target or the query's Action). */
@@ -191,8 +193,9 @@ export class FaultProxy {
         answer.on('end', () => req.socket.destroy())
         return
       }
-      if (rule?.fault === 'report-in-progress' || rule?.fault === 'report-failed') {
-        void rewriteStatus(answer, rule.fault === 'report-failed').then((body) => {
+      if (rule?.fault === 'report-in-progress' || rule?.fault === 'report-failed' || rule?.fault === 'report-none') {
+        const rewrite = rule.fault === 'report-none' ? emptyListing(answer) : rewriteStatus(answer, rule.fault === 'report-failed')
+        void rewrite.then((body) => {
           const headers = { ...answer.headers, 'content-length': String(Buffer.byteLength(body)) }
           res.writeHead(answer.statusCode ?? 502, headers).end(body)
         })
@@ -204,6 +207,11 @@ export class FaultProxy {
     upstream.on('error', () => req.socket.destroy())
     upstream.end(body)
   }
+}
+
+async function emptyListing(answer: IncomingMessage): Promise<string> {
+  for await (const chunk of answer) void chunk
+  return JSON.stringify({ AccountAssignments: [] })
 }
 
 /** Rewrites the Status of an account-assignment creation or deletion answer. */

@@ -56,6 +56,7 @@ export class DynamoGrantStore implements GrantStore {
             target: targetOf(grant),
             holders: new Set([grant.id]),
             assignment: 'creating',
+            creationIntendedAt: at,
             leaseOwner: lease.owner,
             leaseUntil: lease.until.getTime(),
             dueShard: DUE_PARTITION,
@@ -241,15 +242,15 @@ export class DynamoGrantStore implements GrantStore {
     return itemToCoverage(outcome.result.Attributes ?? {}, target)
   }
 
-  async recordCreationIntent(target: AssignmentTarget, owner: string) {
+  async recordCreationIntent(target: AssignmentTarget, owner: string, now: Date) {
     const outcome = await this.conditional('UpdateItem', () =>
       this.doc.send(new UpdateCommand({
         TableName: this.tables.grants,
         Key: coverageKey(target),
-        UpdateExpression: 'SET assignment = :creating, requestId = :none',
+        UpdateExpression: 'SET assignment = :creating, requestId = :none, creationIntendedAt = :now',
         ConditionExpression: 'leaseOwner = :owner AND assignment = :absent AND (attribute_not_exists(#external) OR #external = :false)',
         ExpressionAttributeNames: { '#external': 'external' },
-        ExpressionAttributeValues: { ':creating': 'creating', ':none': null, ':owner': owner, ':absent': 'absent', ':false': false },
+        ExpressionAttributeValues: { ':creating': 'creating', ':none': null, ':now': now.getTime(), ':owner': owner, ':absent': 'absent', ':false': false },
         ReturnValues: 'ALL_NEW',
         ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
       })),

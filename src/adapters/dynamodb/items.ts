@@ -35,6 +35,7 @@ export function itemToCoverage(item: Record<string, unknown>, target: Assignment
     external: item.external === true,
     requestId: (item.requestId as string | undefined) ?? null,
     lastFailure: (item.lastFailure as string | undefined) ?? null,
+    creationIntendedAt: typeof item.creationIntendedAt === 'number' ? item.creationIntendedAt : null,
   }
 }
 
