@@ -59,15 +59,14 @@ export class SnsNotifier implements Notifier {
 
   private dispatch(subject: string, message: Record<string, unknown>, attributes: Record<string, string>): void {
     if (!this.topicArn) return
-    const sending = this.send(subject, message, attributes).finally(() => this.inFlight.delete(sending))
+    const sending = this.send(this.topicArn, subject, message, attributes).finally(() => this.inFlight.delete(sending))
     this.inFlight.add(sending)
   }
 
-  private async send(subject: string, message: Record<string, unknown>, attributes: Record<string, string>): Promise<void> {
-    if (!this.topicArn) return
+  private async send(topicArn: string, subject: string, message: Record<string, unknown>, attributes: Record<string, string>): Promise<void> {
     try {
       await this.client.send(new PublishCommand({
-        TopicArn: this.topicArn,
+        TopicArn: topicArn,
         // SNS subjects are at most 100 printable ASCII characters.
         Subject: `jit-access: ${subject}`.replace(/[^\x20-\x7e]/g, '?').slice(0, 100),
         Message: JSON.stringify(message),

@@ -110,10 +110,10 @@ export class CoverageReconciler {
     // A creation recorded with the grant and not yet sent.
     let unsent = held && options.creationIntended === true
     if (unsent) {
-      coverage = { target, holders: ['(this grant)'], assignment: 'creating', external: false, requestId: null, lastFailure: null, creationIntendedAt: this.clock.now().getTime() }
+      coverage = newGrantsCoverage(target, 'creating', this.clock.now().getTime())
     } else if (held && (await earlyLook) === false) {
       // What a new grant expects to find; the first write (recordCreationIntent) checks it before anything is done.
-      coverage = { target, holders: ['(this grant)'], assignment: 'absent', external: false, requestId: null, lastFailure: null, creationIntendedAt: null }
+      coverage = newGrantsCoverage(target, 'absent', null)
     }
     try {
       for (let round = 0; round < MAX_ROUNDS; round++) {
@@ -143,7 +143,7 @@ export class CoverageReconciler {
           const sendNow = unsent
           unsent = false
           const next = sendNow
-            ? await this.record(current, owner, 'creating', await this.identityCenter.createAssignment(target, beforeSend), options.finish)
+            ? await this.create(current, owner, beforeSend, options.finish)
             : await this.step(current, owner, beforeSend, earlyLook, options.finish)
           earlyLook = undefined
           if ('kind' in next) {
@@ -233,14 +233,19 @@ export class CoverageReconciler {
         if (!intent.coverage) return { kind: 'absent' }
         return { coverage: intent.coverage, leaseReleased: !intent.leaseHeld }
       }
-      const outcome = await this.identityCenter.createAssignment(target, beforeSend)
-      return this.record(coverage, owner, 'creating', outcome, finish)
+      return this.create(coverage, owner, beforeSend, finish)
     }
 
     // Not wanted and assignment 'present' (ours): remove it.
     await this.store.updateCoverage(target, owner, { assignment: 'deleting', requestId: null })
     const outcome = await this.identityCenter.deleteAssignment(target, beforeSend)
     return this.record(coverage, owner, 'deleting', outcome, finish)
+  }
+
+  /** Sends the creation whose intent is recorded, and records what came of it. */
+  private async create(coverage: Coverage, owner: string, beforeSend: BeforeSend, finish?: Finish): Promise<Progress | CoverageState> {
+    const outcome = await this.identityCenter.createAssignment(coverage.target, beforeSend)
+    return this.record(coverage, owner, 'creating', outcome, finish)
   }
 
   private async record(
@@ -300,6 +305,11 @@ export class CoverageReconciler {
     if (creating && coverage.holders.length === 0 && recent) return 'unconfirmed'
     return 'not-sent'
   }
+}
+
+/** The coverage a new grant's own record wrote, as its writer knows it without reading it back. */
+function newGrantsCoverage(target: AssignmentTarget, assignment: 'absent' | 'creating', creationIntendedAt: number | null): Coverage {
+  return { target, holders: ['(this grant)'], assignment, external: false, requestId: null, lastFailure: null, creationIntendedAt }
 }
 
 /** The state a coverage is in when no Identity Center call is needed, or undefined when one is. */

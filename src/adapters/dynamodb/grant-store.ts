@@ -307,7 +307,7 @@ export class DynamoGrantStore implements GrantStore {
       ExpressionAttributeValues: {
         ':grant': new Set([grant.id]),
         ':kind': 'coverage',
-        ':target': { userId: grant.userId, accountId: grant.accountId, permissionSetArn: grant.permissionSetArn },
+        ':target': targetOf(grant),
         ':absent': 'absent',
         ':due': DUE_PARTITION,
         ':firstCheck': at + COVERAGE_CHECK_INTERVAL_MS,
