@@ -1,7 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
-import { join } from 'node:path'
+import { basename, delimiter, join } from 'node:path'
 
 export interface MotoServer {
   endpoint: string
@@ -25,6 +25,41 @@ export function findMotoServer(projectRoot: string): string | undefined {
   if (existsSync(local)) return local
   const found = spawnSync('moto_server', ['--help'], { stdio: 'ignore' })
   return found.error ? undefined : 'moto_server'
+}
+
+/**
+ * The Python interpreters that may have moto, most likely first, for running a script that changes moto
+ * before it starts its server: the project-local environment's, the one moto_server on PATH was installed
+ * for (pip writes its absolute path into the script), then python3 and python.
+ */
+export function motoPythonCandidates(projectRoot: string): string[] {
+  const local = join(projectRoot, LOCAL_VENV, 'bin', 'python')
+  const onPath = (process.env.PATH ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, 'moto_server')).find((file) => existsSync(file))
+  const installedFor = onPath ? interpreterOf(onPath) : undefined
+  return [...new Set([...(existsSync(local) ? [local] : []), ...(installedFor ? [installedFor] : []), 'python3', 'python'])]
+}
+
+/** The first of motoPythonCandidates that can import moto. */
+export function findMotoPython(projectRoot: string): string | undefined {
+  const probe = "import importlib.util, sys; sys.exit(importlib.util.find_spec('moto') is None)"
+  return motoPythonCandidates(projectRoot).find((python) => spawnSync(python, ['-c', probe], { stdio: 'ignore' }).status === 0)
+}
+
+/**
+ * A console script's Python: its `#!` line, or pip's `'''exec' "python"` line for paths a `#!` cannot hold.
+ * Not a shim's shell (pyenv's moto_server is a bash script; its python3 resolves to the same Python).
+ */
+function interpreterOf(script: string): string | undefined {
+  let head: string
+  try {
+    head = readFileSync(script, 'utf8').slice(0, 1024)
+  } catch {
+    return undefined
+  }
+  const exec = /^'''exec' (?:"([^"]+)"|(\S+))/m.exec(head)
+  const shebang = /^#!\s*(\S+)(?:[ \t]+(\S+))?/.exec(head)
+  const interpreter = exec ? (exec[1] ?? exec[2]) : shebang && basename(shebang[1] as string) === 'env' ? shebang[2] : shebang?.[1]
+  return interpreter && basename(interpreter).startsWith('python') ? interpreter : undefined
 }
 
 export async function freePort(): Promise<number> {

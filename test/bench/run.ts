@@ -18,9 +18,10 @@ import { createAwsClients } from '../../src/adapters/aws.ts'
 import { coverageKey, grantToItem } from '../../src/adapters/dynamodb/items.ts'
 import { SWEEP_ACTOR } from '../../src/core/audit.ts'
 import type { Grant } from '../../src/core/grant.ts'
-import { findMotoServer, LOCAL_VENV, startMotoServer } from '../../src/sandbox/moto-server.ts'
+import { findMotoServer, startMotoServer } from '../../src/sandbox/moto-server.ts'
 import { measureInit } from '../../infra/build.ts'
 import { build, grantBody, PROD, REGION } from '../helpers/app.ts'
+import { startStrictMoto } from '../helpers/moto.ts'
 import { bearer } from '../helpers/tokens.ts'
 
 process.env.AWS_ACCESS_KEY_ID ??= 'testing'
@@ -266,22 +267,20 @@ writeFileSync(join(OUT, 'results.json'), `${JSON.stringify(results, null, 2)}\n`
 console.log(`results: ${join(OUT, 'results.json')}`)
 
 /**
- * moto with transactions that copy the items they touch instead of whole tables (see moto_item_rollback.py):
- * stock moto's copy makes each transaction cost time in proportion to the table, which on thousands of
- * grants measures moto rather than the service. Stock moto if the patch cannot be applied (said so).
+ * The tests' strict moto (see test/helpers/strict_moto.py): besides serializing DynamoDB requests as DynamoDB
+ * does, its transactions copy the items they touch instead of whole tables; stock moto's copy makes each
+ * transaction cost time in proportion to the table, which on thousands of grants measures moto rather than
+ * the service. Stock moto if it cannot start (said so).
  */
 async function startBenchMoto() {
-  const root = resolve(import.meta.dirname, '..', '..')
-  const localPython = join(root, LOCAL_VENV, 'bin', 'python')
-  const python = existsSync(localPython) ? localPython : 'python3'
   try {
-    const server = await startMotoServer(python, 30_000, [join(import.meta.dirname, 'moto_item_rollback.py')])
-    results.moto = 'moto_server with item-level transaction rollback'
+    const server = await startStrictMoto()
+    results.moto = 'strict moto_server: serialized DynamoDB, item-level transaction rollback'
     return server
   } catch (error) {
-    console.log(`moto with item-level rollback did not start (${(error as Error).message.slice(0, 200)}); using stock moto_server, whose transactions slow down as tables grow`)
+    console.log(`strict moto did not start (${(error as Error).message.slice(0, 300)}); using stock moto_server, whose transactions slow down as tables grow`)
     results.moto = 'stock moto_server'
-    return startMotoServer(findMotoServer(root) ?? 'moto_server')
+    return startMotoServer(findMotoServer(resolve(import.meta.dirname, '..', '..')) ?? 'moto_server')
   }
 }
 

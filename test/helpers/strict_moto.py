@@ -1,0 +1,91 @@
+"""
+Runs moto_server (moto 5) as strict as DynamoDB about transactions and conditional writes, so that tests of
+concurrent jit-access instances test jit-access rather than moto. Two changes, DynamoDB only:
+
+1. One lock around every DynamoDB request (reads too, so that a strongly consistent read never sees half a
+   transaction). moto_server answers each request on its own thread, so without it two writers can both
+   pass the same condition, which DynamoDB never allows: it serializes the writes on an item.
+2. A cancelled TransactWriteItems undoes only the items it touched. Stock moto deep-copies every table it
+   touches beforehand and puts the copies back: that costs time in proportion to the table (the benchmark
+   would measure moto), and without the lock it would also lose what other requests wrote meanwhile.
+
+Conditions are still checked by moto's own code. Usage: python3 strict_moto.py [moto_server arguments]
+"""
+import copy
+import sys
+import threading
+
+import moto.dynamodb.models as dynamodb_models
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.table import Table
+from moto.dynamodb.responses import DynamoHandler
+from moto.server import main
+
+# Every DynamoDB request, from its first read of the backend to its serialized answer, runs in call_action:
+# the server's route is DynamoHandler.dispatch, which makes a handler and calls its call_action.
+_dynamodb = threading.Lock()
+_stock_call_action = DynamoHandler.call_action
+
+
+def _serialized_call_action(self):
+    with _dynamodb:
+        return _stock_call_action(self)
+
+
+DynamoHandler.call_action = _serialized_call_action
+
+
+class _TablesUncopied:
+    """Stands in for the `copy` module inside moto's DynamoDB models: tables pass through uncopied."""
+
+    @staticmethod
+    def deepcopy(value, memo=None):
+        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+    def __getattr__(self, name):
+        return getattr(copy, name)
+
+
+dynamodb_models.copy = _TablesUncopied()
+_stock_transact_write_items = DynamoDBBackend.transact_write_items
+
+
+def _touched_items(backend, transact_items):
+    touched = []
+    for entry in transact_items:
+        operation = next(iter(entry.values()), None) or {}
+        table = backend.tables.get(operation.get("TableName"))
+        key = operation.get("Item") if "Item" in operation else operation.get("Key")
+        # An operation without its whole key writes nothing: moto cancels the transaction for it.
+        if table is None or not key or any(name not in key for name in filter(None, (table.hash_key_attr, table.range_key_attr))):
+            continue
+        hash_value = DynamoType(key[table.hash_key_attr])
+        range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+        touched.append((table, hash_value, range_value, copy.deepcopy(table.get_item(hash_value, range_value))))
+    return touched
+
+
+def _restore(touched):
+    for table, hash_value, range_value, before in reversed(touched):
+        if before is None:
+            table.delete_item(hash_value, range_value)
+        elif range_value is not None:
+            table.items[hash_value][range_value] = before
+        else:
+            table.items[hash_value] = before
+
+
+def _transact_write_items(self, transact_items):
+    touched = _touched_items(self, transact_items)
+    try:
+        return _stock_transact_write_items(self, transact_items)
+    except Exception:
+        _restore(touched)
+        raise
+
+
+DynamoDBBackend.transact_write_items = _transact_write_items
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
