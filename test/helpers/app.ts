@@ -17,6 +17,8 @@ import { TEST_AUDIENCE, TEST_ISSUER, TEST_SECRET } from './tokens.ts'
 export const PROD = DEMO_ACCOUNTS.production
 export const STAGING = DEMO_ACCOUNTS.staging
 export const REGION = 'us-east-1'
+/** How long Identity Center takes to carry out an account assignment in the AWS-like world (AWS: seconds). */
+export const AWS_LIKE_PROVISIONING_MS = 1000
 
 export const TEST_DIRECTORY = {
   ...DEMO_DIRECTORY,
@@ -36,6 +38,15 @@ export interface BuildOptions {
   maxConcurrentCreations?: number
   /** How long an AWS call may take before it is abandoned (default 1 s here, to keep hanging-connection tests short). */
   requestTimeoutMs?: number
+  /**
+   * Make the proxy (implied) run Identity Center's account assignments as AWS does: asynchronous for
+   * `provisioningMs` of real time plus the clock's advance, no duplicates, conflicts (see AwsWorld).
+   */
+  awsLike?: boolean | { provisioningMs?: number }
+  /** How long a grant or revocation request may take before answering with what is recorded. */
+  requestDeadlineMs?: number
+  /** How long a request waits for Identity Center to finish an assignment (default 1 s). */
+  provisioningWaitMs?: number
 }
 
 interface Teardown {
@@ -52,10 +63,14 @@ export async function build(t: Teardown, moto: MotoServer, options: BuildOptions
   const topic = await clients.sns.send(new CreateTopicCommand({ Name: 'jit-alerts' }))
   const seeded = await seedDirectory(clients, instance, TEST_DIRECTORY)
 
+  const clock = new ManualClock()
   let proxy: FaultProxy | undefined
   let serviceEndpoint = moto.endpoint
-  if (options.proxy) {
-    proxy = new FaultProxy(moto.endpoint)
+  if (options.proxy || options.awsLike) {
+    const awsLike = options.awsLike
+      ? { now: () => Date.now() + clock.advancedMs, provisioningMs: AWS_LIKE_PROVISIONING_MS, ...(typeof options.awsLike === 'object' ? options.awsLike : {}) }
+      : undefined
+    proxy = new FaultProxy(moto.endpoint, { awsLike })
     serviceEndpoint = await proxy.start()
     t.teardown(() => proxy?.stop())
   }
@@ -73,7 +88,9 @@ export async function build(t: Teardown, moto: MotoServer, options: BuildOptions
       tables,
       snsTopicArn: topic.TopicArn,
       ...instance,
-      provisioningWaitMs: 1000,
+      // In the AWS-like world an assignment takes AWS_LIKE_PROVISIONING_MS: the service waits longer than that, as
+      // it does in production (5 s against AWS's usual few seconds), so that only faults leave a grant unfinished.
+      provisioningWaitMs: options.provisioningWaitMs ?? (options.awsLike ? 3 * AWS_LIKE_PROVISIONING_MS : 1000),
       cacheTtlMs: 60_000,
       identityCenterTps: options.identityCenterTps ?? 500,
       ...(options.maxConcurrentCreations ? { maxConcurrentCreations: options.maxConcurrentCreations } : {}),
@@ -82,7 +99,6 @@ export async function build(t: Teardown, moto: MotoServer, options: BuildOptions
     // Short timeouts, so that a hanging connection is abandoned in about a second, as 10 s would be in production.
     createAwsClients({ region: REGION, endpoint: serviceEndpoint, requestTimeoutMs: options.requestTimeoutMs ?? 1000 }),
   )
-  const clock = new ManualClock()
   const app = await buildApp({
     ...adapters,
     clock,
@@ -90,6 +106,7 @@ export async function build(t: Teardown, moto: MotoServer, options: BuildOptions
     jwt: options.jwt ?? { secret: TEST_SECRET, issuer: TEST_ISSUER, audience: TEST_AUDIENCE },
     maxDurationMinutes: options.maxDurationMinutes ?? 720,
     sweepBudgetMs: 50_000,
+    ...(options.requestDeadlineMs ? { requestDeadlineMs: options.requestDeadlineMs } : {}),
     ...(options.sweepPageSize ? { sweepPageSize: options.sweepPageSize } : {}),
     logger: { level: 'trace', stream: logStream },
   })

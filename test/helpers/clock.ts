@@ -3,6 +3,7 @@ import type { Clock } from '../../src/core/clock.ts'
 /** A clock the test moves by hand, so expiry is tested without sleeping. */
 export class ManualClock implements Clock {
   private current: number
+  private advanced = 0
 
   constructor(start: Date = new Date()) {
     this.current = start.getTime()
@@ -14,6 +15,12 @@ export class ManualClock implements Clock {
 
   advance(ms: number): void {
     this.current += ms
+    this.advanced += ms
+  }
+
+  /** All the time advanced by hand, for worlds that run on real time plus this clock's (the proxy's AWS world). */
+  get advancedMs(): number {
+    return this.advanced
   }
 
   advanceMinutes(minutes: number): void {

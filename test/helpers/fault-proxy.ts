@@ -1,5 +1,6 @@
-import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { AwsWorld, type Answer, type AwsWorldOptions } from './aws-world.ts'
 
 /** What the proxy does to a matching request. */
 export type Fault =
@@ -11,6 +12,8 @@ export type Fault =
   | 'drop'
   /** Forward, let AWS act, then close the connection before the answer reaches the client. */
   | 'drop-after-upstream'
+  /** Forward, let AWS act, then answer 500 instead of AWS's answer. */
+  | 'server-error-after-upstream'
   /** Never answer: the caller is frozen as if its process had died mid-call (until releaseHung). */
   | 'hang'
   /** Forward, then report Identity Center's asynchronous operation as still IN_PROGRESS. */
@@ -41,6 +44,8 @@ export class FaultProxy {
   readonly calls: Record<string, number> = {}
   /** When each answered request arrived and was answered (performance.now()), for the benchmark's breakdown. */
   readonly timings: { operation: string; start: number; end: number }[] = []
+  private readonly answeredCount: Record<string, number> = {}
+  private readonly answerWaiters: { operation: string; count: number; resolve: () => void }[] = []
   private target: URL
   private readonly hung: IncomingMessage[] = []
   private readonly holds = new Map<string, { arrived: () => void; released: Promise<void> }>()
@@ -48,15 +53,21 @@ export class FaultProxy {
   /** When each Identity Center call arrived (ms), for checking the rate a client keeps. */
   readonly identityCenterCallTimes: number[] = []
   private chaos: { probability: number; faults: Fault[]; operations: Set<string> | undefined; random: () => number } | undefined
+  /** Identity Center's account assignments as AWS runs them (see AwsWorld); undefined: as moto runs them. */
+  readonly awsWorld: AwsWorld | undefined
+  /** Where the proxy listens, once started. */
+  endpoint = ''
 
-  constructor(target: string) {
+  constructor(target: string, options: { awsLike?: AwsWorldOptions } = {}) {
     this.target = new URL(target)
     this.server = createServer((req, res) => void this.handle(req, res))
+    this.awsWorld = options.awsLike ? new AwsWorld(options.awsLike) : undefined
   }
 
   async start(): Promise<string> {
     await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve))
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`
+    this.endpoint = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`
+    return this.endpoint
   }
 
   /** Ends every frozen call with a dropped connection. */
@@ -100,6 +111,12 @@ export class FaultProxy {
     return { arrived: arrival, release }
   }
 
+  /** Settles once `count` requests for `operation` have been answered (or were already): to act between two calls. */
+  answered(operation: string, count: number): Promise<void> {
+    if ((this.answeredCount[operation] ?? 0) >= count) return Promise.resolve()
+    return new Promise((resolve) => this.answerWaiters.push({ operation, count, resolve }))
+  }
+
   clear(): void {
     this.rules = []
     this.chaos = undefined
@@ -131,7 +148,14 @@ export class FaultProxy {
     const operation = operationOf(req, body)
     this.calls[operation] = (this.calls[operation] ?? 0) + 1
     const arrived = performance.now()
-    res.once('finish', () => this.timings.push({ operation, start: arrived, end: performance.now() }))
+    res.once('finish', () => {
+      this.timings.push({ operation, start: arrived, end: performance.now() })
+      this.answeredCount[operation] = (this.answeredCount[operation] ?? 0) + 1
+      for (const waiter of this.answerWaiters.filter((w) => w.operation === operation && w.count <= (this.answeredCount[operation] ?? 0))) {
+        this.answerWaiters.splice(this.answerWaiters.indexOf(waiter), 1)
+        waiter.resolve()
+      }
+    })
     const hold = this.holds.get(operation)
     if (hold) {
       this.holds.delete(operation)
@@ -157,7 +181,7 @@ export class FaultProxy {
       rule.times--
       this.injected[rule.fault] = (this.injected[rule.fault] ?? 0) + 1
       if (rule.fault === 'server-error') {
-        res.writeHead(500, { 'content-type': 'application/x-amz-json-1.1' }).end(JSON.stringify({ __type: 'InternalServerException', message: 'injected' }))
+        serverError(res)
         return
       }
       if (rule.fault === 'throttle') {
@@ -181,6 +205,10 @@ export class FaultProxy {
         return
       }
     }
+    if (this.awsWorld?.handles(operation)) {
+      await this.answerAsAws(this.awsWorld, req, res, body, operation, rule?.fault)
+      return
+    }
     const upstream = httpRequest({
       host: this.target.hostname,
       port: this.target.port,
@@ -193,8 +221,13 @@ export class FaultProxy {
         answer.on('end', () => req.socket.destroy())
         return
       }
+      if (rule?.fault === 'server-error-after-upstream') {
+        answer.resume()
+        answer.on('end', () => serverError(res))
+        return
+      }
       if (rule?.fault === 'report-in-progress' || rule?.fault === 'report-failed' || rule?.fault === 'report-none') {
-        const rewrite = rule.fault === 'report-none' ? emptyListing(answer) : rewriteStatus(answer, rule.fault === 'report-failed')
+        const rewrite = readAll(answer).then((text) => rule.fault === 'report-none' ? EMPTY_LISTING : rewriteStatus(text, rule.fault === 'report-failed'))
         void rewrite.then((body) => {
           const headers = { ...answer.headers, 'content-length': String(Buffer.byteLength(body)) }
           res.writeHead(answer.statusCode ?? 502, headers).end(body)
@@ -207,21 +240,74 @@ export class FaultProxy {
     upstream.on('error', () => req.socket.destroy())
     upstream.end(body)
   }
+
+  /** The world answers (asking moto as it needs), then the faults that strike after AWS acted apply to its answer. */
+  private async answerAsAws(world: AwsWorld, req: IncomingMessage, res: ServerResponse, body: Buffer, operation: string, fault: Fault | undefined): Promise<void> {
+    const send = (text: string, target?: string) => this.send(req, text, target)
+    let answer: Answer
+    try {
+      answer = await world.answer(operation, body.toString('utf8'), send)
+      if (answer.injected) this.injected[answer.injected] = (this.injected[answer.injected] ?? 0) + 1
+      if (answer.status === 200 && (fault === 'report-in-progress' || fault === 'report-failed')) {
+        answer = { ...answer, body: rewriteStatus(answer.body, fault === 'report-failed') }
+        if (fault === 'report-failed') {
+          for (const status of Object.values(JSON.parse(answer.body) as Record<string, { RequestId?: string }>)) {
+            if (status.RequestId) await world.fail(status.RequestId, FAILURE_REASON, send)
+          }
+        }
+      }
+    } catch {
+      req.socket.destroy()
+      return
+    }
+    if (fault === 'drop-after-upstream') {
+      req.socket.destroy()
+      return
+    }
+    if (fault === 'server-error-after-upstream') {
+      serverError(res)
+      return
+    }
+    const text = fault === 'report-none' ? EMPTY_LISTING : answer.body
+    const headers = { ...answer.headers, 'content-length': String(Buffer.byteLength(text)) }
+    delete headers['transfer-encoding']
+    res.writeHead(answer.status, headers).end(text)
+  }
+
+  /** Sends a request to moto with the incoming request's headers, as `target` when given, and reads the whole answer. */
+  private send(req: IncomingMessage, body: string, target?: string): Promise<Answer> {
+    const headers: IncomingHttpHeaders = { ...req.headers, host: this.target.host, 'content-length': String(Buffer.byteLength(body)) }
+    delete headers['transfer-encoding']
+    if (target) headers['x-amz-target'] = target
+    return new Promise((resolve, reject) => {
+      const upstream = httpRequest({ host: this.target.hostname, port: this.target.port, method: req.method, path: req.url, headers }, (answer) => {
+        readAll(answer).then((text) => resolve({ status: answer.statusCode ?? 502, headers: answer.headers, body: text }), reject)
+      })
+      upstream.on('error', reject)
+      upstream.end(body)
+    })
+  }
 }
 
-async function emptyListing(answer: IncomingMessage): Promise<string> {
-  for await (const chunk of answer) void chunk
-  return JSON.stringify({ AccountAssignments: [] })
+const EMPTY_LISTING = JSON.stringify({ AccountAssignments: [] })
+const FAILURE_REASON = 'Received a 404 status error: Not supported account.'
+
+function serverError(res: ServerResponse): void {
+  res.writeHead(500, { 'content-type': 'application/x-amz-json-1.1' }).end(JSON.stringify({ __type: 'InternalServerException', message: 'injected' }))
+}
+
+async function readAll(answer: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = []
+  for await (const chunk of answer) chunks.push(chunk as Buffer)
+  return Buffer.concat(chunks).toString('utf8')
 }
 
 /** Rewrites the Status of an account-assignment creation or deletion answer. */
-async function rewriteStatus(answer: IncomingMessage, failed: boolean): Promise<string> {
-  const chunks: Buffer[] = []
-  for await (const chunk of answer) chunks.push(chunk as Buffer)
-  const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, Record<string, unknown>>
+function rewriteStatus(text: string, failed: boolean): string {
+  const parsed = JSON.parse(text) as Record<string, Record<string, unknown>>
   for (const status of Object.values(parsed)) {
     status.Status = failed ? 'FAILED' : 'IN_PROGRESS'
-    if (failed) status.FailureReason = 'Received a 404 status error: Not supported account.'
+    if (failed) status.FailureReason = FAILURE_REASON
   }
   return JSON.stringify(parsed)
 }
