@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { randomUUID } from 'node:crypto'
 import { SerializerSelector } from '@fastify/fast-json-stringify-compiler'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
@@ -31,6 +32,8 @@ export interface AppDependencies extends ServiceAdapters {
   jwt: JwtSettings
   maxDurationMinutes: number
   sweepBudgetMs: number
+  /** How long a grant or revocation request may take before it answers with what is recorded (default 25 s). */
+  requestDeadlineMs?: number
   /** Due grants read per DynamoDB page by the sweep. */
   sweepPageSize?: number
   /** Grants the sweep works on at once: enough to keep the Identity Center rate limiter busy. */
@@ -41,6 +44,15 @@ export interface AppDependencies extends ServiceAdapters {
 }
 
 export const BODY_LIMIT_BYTES = 16 * 1024
+export const DEFAULT_REQUEST_DEADLINE_MS = 25_000
+
+/**
+ * The id that the platform in front of the service gave the request now being handled (lambda.ts runs each
+ * API Gateway request under API Gateway's), so that logs, problem bodies and audit events carry the id that
+ * the platform's own logs show. It wins over a caller's x-request-id, and, not being a header, it cannot be set
+ * by a caller, in Lambda or in the container.
+ */
+export const platformRequestId = new AsyncLocalStorage<string>()
 
 const REDACTED_PATHS = ['req.headers.authorization', 'headers.authorization', '*.authorization', '*.token', '*.secret', '*.password']
 
@@ -49,8 +61,11 @@ export async function buildApp(deps: AppDependencies) {
   const app = Fastify({
     logger: deps.logger ?? false,
     bodyLimit: BODY_LIMIT_BYTES,
-    // Accept a caller's correlation id when it is a plain token; otherwise make one.
+    // The platform's id when the entry point runs the request under one; else a caller's correlation id when
+    // it is a plain token; otherwise a new one.
     genReqId: (request) => {
+      const fromPlatform = platformRequestId.getStore()
+      if (fromPlatform !== undefined) return fromPlatform
       const incoming = request.headers['x-request-id']
       return typeof incoming === 'string' && /^[\w.:-]{8,128}$/.test(incoming) ? incoming : randomUUID()
     },
@@ -82,7 +97,7 @@ export async function buildApp(deps: AppDependencies) {
   }
 
   await app.register(healthRoutes)
-  await app.register(grantRoutes, { grants, idempotency: idempotencyHooks(deps.idempotency, deps.clock) })
+  await app.register(grantRoutes, { grants, idempotency: idempotencyHooks(deps.idempotency, deps.clock), requestDeadlineMs: deps.requestDeadlineMs ?? DEFAULT_REQUEST_DEADLINE_MS })
   await app.register(auditRoutes, { auditLog: deps.auditLog })
   await app.register(revocationRoutes, { runSweep })
 

@@ -1,10 +1,12 @@
 /**
  * AWS Lambda entry: the same Fastify app behind API Gateway (HTTP API payload v2, REST API v1) or a function
  * URL, and the revocation sweep when EventBridge's one-minute schedule invokes the function directly (never
- * through an unauthenticated route). Configuration, AWS clients and the app are built once per execution
- * environment, at module load, so that no request pays for them.
+ * through an unauthenticated route). Any other event fails its invocation (see UnsupportedEventError).
+ * Configuration, AWS clients and the app are built once per execution environment, at module load, so that no
+ * request pays for them.
  */
 import awsLambdaFastify from '@fastify/aws-lambda'
+import { platformRequestId } from './app.ts'
 import { loadConfig } from './config.ts'
 import { SCHEDULER_ACTOR } from './core/audit.ts'
 import { createService } from './service.ts'
@@ -19,8 +21,44 @@ export interface ScheduledEvent {
   resources?: string[]
 }
 
+/**
+ * API Gateway HTTP API payload 2.0; a function URL sends the same shape. Only what tells it apart is typed:
+ * @fastify/aws-lambda reads the rest (it takes the query from queryStringParameters, never rawQueryString).
+ */
+export interface HttpApiEvent {
+  version: '2.0'
+  rawPath: string
+  requestContext: { http: { method: string }; requestId?: unknown }
+  body?: string | null
+}
+
+/** API Gateway REST API, and HTTP API payload 1.0, which has the same shape. */
+export interface RestApiEvent {
+  httpMethod: string
+  path: string
+  requestContext: { requestId?: unknown }
+  body?: string | null
+}
+
+export type HttpEvent = HttpApiEvent | RestApiEvent
+
 export interface LambdaContext {
+  /** The invocation's id, in Lambda's own log lines. */
+  awsRequestId: string
   getRemainingTimeInMillis(): number
+}
+
+/**
+ * An event this function does not handle. Thrown rather than answered (a 404 would be a successful
+ * invocation) so that the invocation fails: an event source mapping or an asynchronous invoke then retries it
+ * or sends it to its dead-letter queue or failure destination, and the function's Errors metric shows it. The
+ * message names the kind of event only: its content may hold secrets, and the error goes to the logs.
+ */
+export class UnsupportedEventError extends Error {
+  override name = 'UnsupportedEventError'
+  constructor(received: string) {
+    super(`This function handles API Gateway HTTP API and REST API requests, function URL requests and its EventBridge schedule; received ${received}`)
+  }
 }
 
 // Performance marks for each init phase: infra/build.ts reads them to say where cold-start time goes.
@@ -42,22 +80,95 @@ export function isScheduledEvent(event: unknown): event is ScheduledEvent {
   return candidate?.source === 'aws.events' && candidate['detail-type'] === 'Scheduled Event'
 }
 
+/*
+ * What makes an event an HTTP request is what the proxy needs to make one of it: a method, a path and a request
+ * context, and a body that is text if there is one. Anything less would be routed as a GET / or crash in the
+ * proxy, and either would hide a misconfigured trigger.
+ */
+
+export function isHttpApiEvent(event: unknown): event is HttpApiEvent {
+  if (!isRecord(event) || event.version !== '2.0' || typeof event.rawPath !== 'string' || !hasTextBody(event)) return false
+  const http = isRecord(event.requestContext) ? event.requestContext.http : undefined
+  return isRecord(http) && typeof http.method === 'string'
+}
+
+export function isRestApiEvent(event: unknown): event is RestApiEvent {
+  return isRecord(event) && typeof event.httpMethod === 'string' && typeof event.path === 'string' && hasTextBody(event) &&
+    // An Application Load Balancer sends this shape too, with requestContext.elb: no load balancer is meant to
+    // invoke this function.
+    isRecord(event.requestContext) && event.requestContext.elb === undefined
+}
+
 export async function handler(event: unknown, context: LambdaContext) {
+  // HTTP first: whatever else a request looks like, it never starts the sweep.
+  if (isHttpApiEvent(event) || isRestApiEvent(event)) {
+    return flushingAfter(context, () => platformRequestId.run(requestIdOf(event, context), () =>
+      proxy(event as Parameters<typeof proxy>[0], context as Parameters<typeof proxy>[1])))
+  }
+  if (isScheduledEvent(event)) {
+    return flushingAfter(context, () => app.runSweep({
+      actor: SCHEDULER_ACTOR,
+      triggeredBy: event.resources?.[0] ?? 'eventbridge',
+      deadline: new Date(Date.now() + context.getRemainingTimeInMillis() - SWEEP_SAFETY_MARGIN_MS),
+    }))
+  }
+  throw new UnsupportedEventError(describeEvent(event))
+}
+
+/**
+ * Lambda freezes the environment once the handler returns: a message still on its way would wait for the next
+ * invocation, or be lost with the environment. So here, unlike in the container, the answer waits, though never
+ * into a timeout (an SNS outage must not fail the sweep that already recorded its work).
+ */
+async function flushingAfter<T>(context: LambdaContext, work: () => Promise<T>): Promise<T> {
   try {
-    if (isScheduledEvent(event)) {
-      return await app.runSweep({
-        actor: SCHEDULER_ACTOR,
-        triggeredBy: event.resources?.[0] ?? 'eventbridge',
-        deadline: new Date(Date.now() + context.getRemainingTimeInMillis() - SWEEP_SAFETY_MARGIN_MS),
-      })
-    }
-    return await proxy(event as Parameters<typeof proxy>[0], context as Parameters<typeof proxy>[1])
+    return await work()
   } finally {
-    // Lambda freezes the environment once the handler returns: a message still on its way would wait for the
-    // next invocation, or be lost with the environment. So here, unlike in the container, the answer waits,
-    // though never into a timeout (an SNS outage must not fail the sweep that already recorded its work).
     await flushWithin(context.getRemainingTimeInMillis() - FLUSH_MARGIN_MS)
   }
+}
+
+/**
+ * API Gateway's id for the request (a UUID from a REST API or a function URL, `LV7fzho-PHcEJPw=` from an HTTP
+ * API), which its access logs show: the service's logs, problem bodies and audit events use it, whatever the
+ * caller sends as x-request-id. Without a usable one (an invoke by hand), the invocation's own id.
+ */
+function requestIdOf(event: HttpEvent, context: LambdaContext): string {
+  const fromGateway = event.requestContext.requestId
+  // It goes into a response header as it is: only characters that are safe there.
+  return typeof fromGateway === 'string' && /^[\w.:+/=-]{1,128}$/.test(fromGateway) ? fromGateway : context.awsRequestId
+}
+
+/** What kind of event this is, for the error: the names AWS gives its event sources and types, never a value. */
+export function describeEvent(event: unknown): string {
+  if (event === null) return 'null'
+  if (event === undefined) return 'undefined'
+  if (Array.isArray(event)) return 'an array'
+  if (!isRecord(event)) return `a ${typeof event}`
+  if (Array.isArray(event.Records)) {
+    const [first] = event.Records as unknown[]
+    const source = isRecord(first) ? nameOf(first.eventSource ?? first.EventSource) : undefined
+    return `a batch of ${event.Records.length} record(s) from ${source ?? 'an unnamed source'}`
+  }
+  if (typeof event.source === 'string' && typeof event['detail-type'] === 'string') {
+    return `an EventBridge event from ${nameOf(event.source) ?? 'an unnamed source'} of type ${nameOf(event['detail-type']) ?? '(unnamed)'}`
+  }
+  if (isRecord(event.requestContext) && event.requestContext.elb !== undefined) return 'an Application Load Balancer request'
+  if (event.version === '2.0' || 'httpMethod' in event) return 'an HTTP request event without a method, a path or a request context, or with a body that is not text'
+  return Object.keys(event).length === 0 ? 'an empty object' : 'an object of no known shape'
+}
+
+/** A source or type name as AWS spells them (aws:sqs, aws.events, Scheduled Event); anything else is not shown. */
+function nameOf(value: unknown): string | undefined {
+  return typeof value === 'string' && /^[\w .:/-]{1,64}$/.test(value) ? value : undefined
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function hasTextBody(event: Record<string, unknown>): boolean {
+  return event.body === undefined || event.body === null || typeof event.body === 'string'
 }
 
 /** Time left at the end of an invocation for the runtime to return its answer. */

@@ -1,4 +1,4 @@
-import { generateKeyPairSync, randomUUID } from 'node:crypto'
+import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -71,21 +71,96 @@ const context = (remainingMs = 60_000) => ({ getRemainingTimeInMillis: () => rem
 const token = mintToken()
 const grantRequest = { userName: 'alice', accountId: PROD, permissionSet: 'AdministratorAccess', durationMinutes: 60, ticketId: 'CHG0000007' }
 
-/** An API Gateway HTTP API (payload 2.0) event; a function URL sends the same shape with a lambda-url domain. */
-function httpApiEvent(method: string, path: string, options: { query?: string; headers?: Record<string, string>; body?: unknown; domainName?: string } = {}) {
+/*
+ * Events are made from samples shaped like those AWS publishes (test/fixtures/lambda-events), changed only where
+ * a request differs, and filled in as API Gateway fills them: @fastify/aws-lambda reads the parsed query maps
+ * and never rawQueryString, so an event with only the raw query would reach the app without one.
+ */
+
+type EventTemplate = 'http-api' | 'function-url' | 'rest-api' | 'scheduled' | 's3' | 'sqs'
+const fixture = (name: EventTemplate) => JSON.parse(readFileSync(join(import.meta.dirname, 'fixtures', 'lambda-events', `${name}.json`), 'utf8'))
+
+interface RequestOptions {
+  query?: string
+  headers?: Record<string, string>
+  body?: unknown
+  /** API Gateway's requestContext.requestId; a new one of the right form unless given. */
+  requestId?: string
+}
+
+/** The query's values by name, decoded, in order: what API Gateway makes its query maps from. */
+function queryValues(query: string): Record<string, string[]> {
+  const values: Record<string, string[]> = {}
+  for (const [name, value] of new URLSearchParams(query)) (values[name] ??= []).push(value)
+  return values
+}
+
+function jsonBody(body: unknown) {
+  if (body === undefined) return undefined
+  const text = JSON.stringify(body)
+  return { text, headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) } }
+}
+
+/** An HTTP API request id has this form (e.g. LV7fzho-PHcEJPw=); a REST API's and a function URL's are UUIDs. */
+const httpApiRequestId = () => `${randomBytes(12).toString('base64url').slice(0, 15)}=`
+
+/** Payload 2.0: duplicate query values are joined with commas in queryStringParameters, which is absent without a query. */
+function payloadV2Event(template: 'http-api' | 'function-url', method: string, path: string, options: RequestOptions) {
+  const { queryStringParameters: _sample, ...event } = fixture(template)
+  const values = queryValues(options.query ?? '')
+  const body = jsonBody(options.body)
   return {
-    version: '2.0',
-    routeKey: '$default',
+    ...event,
     rawPath: path,
     rawQueryString: options.query ?? '',
-    headers: { ...options.headers, ...(options.body ? { 'content-type': 'application/json' } : {}) },
-    requestContext: { http: { method, path, sourceIp: '127.0.0.1' }, requestId: randomUUID(), ...(options.domainName ? { domainName: options.domainName } : {}) },
-    ...(options.body ? { body: JSON.stringify(options.body) } : {}),
-    isBase64Encoded: false,
+    ...(Object.keys(values).length > 0 ? { queryStringParameters: Object.fromEntries(Object.entries(values).map(([name, all]) => [name, all.join(',')])) } : {}),
+    headers: { ...event.headers, ...options.headers, ...body?.headers },
+    requestContext: {
+      ...event.requestContext,
+      http: { ...event.requestContext.http, method, path },
+      requestId: options.requestId ?? (template === 'http-api' ? httpApiRequestId() : randomUUID()),
+    },
+    ...(body ? { body: body.text } : {}),
   }
 }
 
-const scheduledEvent = { version: '0', source: 'aws.events', 'detail-type': 'Scheduled Event', resources: ['arn:aws:events:us-east-1:123456789012:rule/JitAccess-SweepSchedule'], detail: {} }
+/** An API Gateway HTTP API request (payload 2.0). */
+const httpApiEvent = (method: string, path: string, options: RequestOptions = {}) => payloadV2Event('http-api', method, path, options)
+
+/** A function URL request: payload 2.0 too, from a lambda-url domain. */
+const functionUrlEvent = (method: string, path: string, options: RequestOptions = {}) => payloadV2Event('function-url', method, path, options)
+
+/**
+ * An API Gateway REST API request (payload 1.0): every header and query value also in the multi-value maps, the
+ * single-value query map holding the last of each; both maps are null without a query.
+ */
+function restApiEvent(method: string, path: string, options: RequestOptions = {}) {
+  const event = fixture('rest-api')
+  const values = queryValues(options.query ?? '')
+  const hasQuery = Object.keys(values).length > 0
+  const body = jsonBody(options.body)
+  const headers: Record<string, string> = { ...event.headers, ...options.headers, ...body?.headers }
+  return {
+    ...event,
+    path,
+    httpMethod: method,
+    headers,
+    multiValueHeaders: Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, [value]])),
+    queryStringParameters: hasQuery ? Object.fromEntries(Object.entries(values).map(([name, all]) => [name, all.at(-1)])) : null,
+    multiValueQueryStringParameters: hasQuery ? values : null,
+    pathParameters: { proxy: path.slice(1) },
+    requestContext: { ...event.requestContext, httpMethod: method, path: `/${event.requestContext.stage}${path}`, requestId: options.requestId ?? randomUUID() },
+    body: body?.text ?? null,
+  }
+}
+
+const httpEventKinds = [
+  { kind: 'an HTTP API request', build: httpApiEvent, requestIds: ['LV7fzho-PHcEJPw=', 'LV7f3gBgPHcEJQx='] },
+  { kind: 'a REST API request', build: restApiEvent, requestIds: ['c6af9ac6-7b61-11e6-9a41-93e8deadbeef', '1f2e3d4c-5b6a-4798-8a7b-6c5d4e3f2a1b'] },
+  { kind: 'a function URL request', build: functionUrlEvent, requestIds: ['0f5e8a3c-6d2b-4c1e-9a7f-3b8d2e1c4a5f', '9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d'] },
+] as const
+
+const scheduledEvent = fixture('scheduled')
 
 /** The bundle runs on the real clock: rather than wait out a grant, move its expiry into the past. */
 async function expireNow(grantId: string) {
@@ -138,30 +213,75 @@ t.test('waiting for SNS never runs an invocation into its timeout: the function 
 })
 
 t.test('a REST API (payload 1.0) event is answered too', async (t) => {
-  const response = await handler({
-    resource: '/{proxy+}',
-    path: '/grants',
-    httpMethod: 'GET',
-    headers: { authorization: `Bearer ${token}` },
-    multiValueHeaders: { authorization: [`Bearer ${token}`] },
-    queryStringParameters: { userName: 'alice' },
-    multiValueQueryStringParameters: { userName: ['alice'] },
-    requestContext: { requestId: randomUUID(), identity: { sourceIp: '127.0.0.1' } },
-    body: null,
-    isBase64Encoded: false,
-  }, context())
+  const response = await handler(restApiEvent('GET', '/grants', { query: 'userName=alice', headers: { Authorization: `Bearer ${token}` } }), context())
   t.equal(response.statusCode, 200)
   t.equal(JSON.parse(response.body).items.length, 1)
 })
 
 t.test('a function URL event is answered too, and without a token it is refused as everywhere', async (t) => {
-  const refused = await handler(httpApiEvent('GET', '/grants', { domainName: 'abcdefghij.lambda-url.us-east-1.on.aws' }), context())
+  const refused = await handler(functionUrlEvent('GET', '/grants'), context())
   t.equal(refused.statusCode, 401)
   t.match(refused.headers['content-type'], /^application\/problem\+json/)
   t.equal(JSON.parse(refused.body).code, 'UNAUTHORIZED')
 
-  const answered = await handler(httpApiEvent('GET', '/grants', { query: 'userName=alice', headers: { authorization: `Bearer ${token}` }, domainName: 'abcdefghij.lambda-url.us-east-1.on.aws' }), context())
+  const answered = await handler(functionUrlEvent('GET', '/grants', { query: 'userName=alice', headers: { authorization: `Bearer ${token}` } }), context())
   t.equal(answered.statusCode, 200)
+})
+
+t.test('the samples of each HTTP event are taken as requests, under the request id API Gateway gave them', async (t) => {
+  for (const template of ['http-api', 'rest-api', 'function-url'] as const) {
+    const sample = fixture(template)
+    const response = await handler(sample, context())
+    t.equal(response.statusCode, 401, `${template}: a request without a token`)
+    t.equal(response.headers['x-request-id'], sample.requestContext.requestId, template)
+  }
+})
+
+t.test('the query string reaches the app, from each kind of HTTP event', async (t) => {
+  const grant = await createGrant('CHG0000030')
+  await createGrant('CHG0000031')
+  for (const { kind, build } of httpEventKinds) {
+    const list = async (query: string) => {
+      const response = await handler(build('GET', '/grants', { query, headers: { authorization: `Bearer ${token}` } }), context())
+      t.equal(response.statusCode, 200, `${kind}: ${query}`)
+      return JSON.parse(response.body) as { items: { id: string }[]; nextCursor: string | null }
+    }
+    t.same((await list('ticketId=CHG0000030')).items.map(({ id }) => id), [grant.id], `${kind}: filtered by ticket`)
+    t.same((await list('ticketId=CHG0000030&status=expired')).items, [], `${kind}: filters combine`)
+    const page = await list('limit=1')
+    t.equal(page.items.length, 1, `${kind}: limited to one`)
+    t.type(page.nextCursor, 'string', `${kind}: with more to follow`)
+  }
+})
+
+for (const [index, { kind, build, requestIds: [created, refused] }] of httpEventKinds.entries()) {
+  t.test(`${kind} is handled under API Gateway's request id, whatever x-request-id the caller sends: in the answer, in a problem body and in the audit log`, async (t) => {
+    const callerId = 'caller-chosen-correlation-id'
+    const ticketId = `CHG000004${index}`
+    const response = await handler(build('POST', '/grants', { requestId: created, headers: { authorization: `Bearer ${token}`, 'x-request-id': callerId }, body: { ...grantRequest, ticketId } }), context())
+    t.equal(response.statusCode, 201)
+    t.equal(response.headers['x-request-id'], created, 'the answer’s x-request-id')
+
+    const audit = await handler(build('GET', '/audit', { query: `grantId=${JSON.parse(response.body).id}&action=grant.requested`, headers: { authorization: `Bearer ${token}` } }), context())
+    const [requested, ...others] = JSON.parse(audit.body).items
+    t.same(others, [], 'the query picked the one event')
+    t.match(requested, { action: 'grant.requested', ticketId, requestId: created }, 'the audit event’s requestId')
+
+    const invalid = await handler(build('POST', '/grants', { requestId: refused, headers: { authorization: `Bearer ${token}`, 'x-request-id': callerId }, body: { ...grantRequest, durationMinutes: 'sixty' } }), context())
+    t.equal(invalid.statusCode, 400)
+    t.equal(JSON.parse(invalid.body).requestId, refused, 'the problem body’s requestId')
+    t.equal(invalid.headers['x-request-id'], refused, 'the problem’s x-request-id')
+  })
+}
+
+t.test('without a usable request id from API Gateway (an invoke by hand), the invocation’s id is used, never the caller’s', async (t) => {
+  const invocation = context()
+  const { requestId: _none, ...requestContext } = httpApiEvent('GET', '/health').requestContext
+  const missing = await handler({ ...httpApiEvent('GET', '/health', { headers: { 'x-request-id': 'caller-chosen-correlation-id' } }), requestContext }, invocation)
+  t.equal(missing.headers['x-request-id'], invocation.awsRequestId, 'an event without one')
+  const unsafe = await handler(httpApiEvent('GET', '/health', { requestId: 'two\r\nlines' }), invocation)
+  t.equal(unsafe.statusCode, 200)
+  t.equal(unsafe.headers['x-request-id'], invocation.awsRequestId, 'an id that could not go in a header as it is')
 })
 
 t.test('the docs page works through the HTTP API, from the files shipped beside the bundle, icons intact', async (t) => {
@@ -212,7 +332,8 @@ t.test('an EventBridge scheduled event runs the sweep in process, and its audit 
 
   t.match(summary, { revoked: 1, failed: 0, remaining: 0 })
   const audit = await handler(httpApiEvent('GET', '/audit', { query: `grantId=${grant.id}&action=grant.expired`, headers: { authorization: `Bearer ${token}` } }), context())
-  const [expired] = JSON.parse(audit.body).items
+  const [expired, ...others] = JSON.parse(audit.body).items
+  t.same(others, [], 'the query picked the one event')
   t.equal(expired?.actor, SCHEDULER_ACTOR)
 })
 
@@ -242,4 +363,39 @@ t.test('a JWT secret from Secrets Manager that is missing or too short stops the
   await t.rejects(resolveJwtSecret({ jwt: {}, jwtSecretArn: short.ARN }, clients.secrets), { message: /at least 32 characters/ })
   const missing = `arn:aws:secretsmanager:us-east-1:123456789012:secret:jit-jwt-absent-AbCdEf`
   await t.rejects(resolveJwtSecret({ jwt: {}, jwtSecretArn: missing }, clients.secrets), { message: /Secrets Manager.*GetSecretValue/ })
+})
+
+/** The error an invocation failed with; it fails the test if the invocation succeeded. */
+async function refusalOf(event: unknown): Promise<Error> {
+  try {
+    const answered = await handler(event, context())
+    throw new Error(`answered ${JSON.stringify(answered).slice(0, 200)}`)
+  } catch (error) {
+    return error as Error
+  }
+}
+
+t.test('an event that is neither an HTTP request nor the schedule fails its invocation, naming its kind and none of its content', async (t) => {
+  const { requestContext: _context, ...withoutContext } = httpApiEvent('GET', '/grants')
+  const cases: [string, unknown, RegExp][] = [
+    ['an S3 notification', fixture('s3'), /received a batch of 1 record\(s\) from aws:s3$/],
+    ['an SQS batch', fixture('sqs'), /received a batch of 2 record\(s\) from aws:sqs$/],
+    ['an EventBridge event that is not the schedule', { ...scheduledEvent, source: 'aws.s3', 'detail-type': 'Object Created', detail: { object: { key: 'secret-in-the-key' } } }, /received an EventBridge event from aws\.s3 of type Object Created$/],
+    ['an Application Load Balancer request', { ...restApiEvent('GET', '/grants'), requestContext: { elb: { targetGroupArn: 'arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/jit/0123456789abcdef' } } }, /received an Application Load Balancer request$/],
+    ['an HTTP API event without its request context', withoutContext, /received an HTTP request event without a method, a path or a request context/],
+    ['a REST API event whose body is not text', { ...restApiEvent('POST', '/grants'), body: { secret: 'secret-in-the-body' } }, /received an HTTP request event .* a body that is not text$/],
+    ['an empty object', {}, /received an empty object$/],
+    ['an object of another shape', { password: 'secret-value' }, /received an object of no known shape$/],
+    ['a string', 'secret-string', /received a string$/],
+    ['a number', 42, /received a number$/],
+    ['an array', [], /received an array$/],
+    ['null', null, /received null$/],
+    ['undefined', undefined, /received undefined$/],
+  ]
+  for (const [name, event, message] of cases) {
+    const error = await refusalOf(event)
+    t.equal(error.name, 'UnsupportedEventError', name)
+    t.match(error.message, message, name)
+    t.notMatch(error.message, /secret/, `${name}: nothing of the event's content`)
+  }
 })
