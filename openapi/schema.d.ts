@@ -34,7 +34,7 @@ export interface paths {
         put?: never;
         /**
          * Request temporary access
-         * @description Gives one Identity Store user one permission set on one AWS account for a bounded time, if the eligibility policy allows it. Answers 201 once the account assignment is in place, or 202 while Identity Center is still provisioning it (poll GET /grants/{id}). Denials are audited and answered 403 POLICY_DENIED with the failed condition. Send an Idempotency-Key (e.g. the approval sys_id) to make retries safe: the same key and body replay the first answer, and a retry after a 503 resumes the grant the failed attempt recorded instead of making another.
+         * @description Gives one Identity Store user one permission set on one AWS account for a bounded time, if the eligibility policy allows it. Answers 201 once the account assignment is in place, or 202 while Identity Center is still provisioning it (poll GET /grants/{id}). It answers within the request deadline (25 s by default) whatever AWS does: 202 once the grant is recorded, 503 with Retry-After before. Denials are audited and answered 403 POLICY_DENIED with the failed condition. Send an Idempotency-Key (e.g. the approval sys_id) to make retries safe: the same key and body replay the first answer, and a retry after a 503 resumes the grant the failed attempt recorded instead of making another.
          */
         post: operations["createGrant"];
         delete?: never;
@@ -59,7 +59,7 @@ export interface paths {
         post?: never;
         /**
          * End a grant early
-         * @description Removes the access now. Answers 200 with status revoked, or 202 with status revoking while Identity Center removes the assignment. A permanent assignment that existed before the grant, or another active grant of the same access, keeps the access in place. Ending a grant that has already ended changes nothing and answers its final state.
+         * @description Removes the access now. Answers 200 with status revoked, or 202 with status revoking while Identity Center removes the assignment (or when the request deadline came first; the sweep finishes it). A permanent assignment that existed before the grant, or another active grant of the same access, keeps the access in place. Ending a grant that has already ended changes nothing and answers its final state.
          */
         delete: operations["revokeGrant"];
         options?: never;

@@ -34,6 +34,8 @@ export interface AppDependencies extends ServiceAdapters {
   sweepBudgetMs: number
   /** How long a grant or revocation request may take before it answers with what is recorded (default 25 s). */
   requestDeadlineMs?: number
+  /** How long a request waits for another process's change to the same assignment (see GrantServiceDeps). */
+  leaseWaitMs?: number
   /** Due grants read per DynamoDB page by the sweep. */
   sweepPageSize?: number
   /** Grants the sweep works on at once: enough to keep the Identity Center rate limiter busy. */

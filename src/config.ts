@@ -23,6 +23,8 @@ const EnvSchema = Type.Object({
   JIT_IDENTITY_STORE_ID: Type.Optional(Type.String({ pattern: '^d-[0-9a-z]+$' })),
   JIT_MAX_DURATION_MINUTES: Type.Integer({ minimum: 1, maximum: 43_200, default: 720 }),
   JIT_PROVISIONING_WAIT_MS: Type.Integer({ minimum: 0, maximum: 25_000, default: 5000 }),
+  // API Gateway ends an integration after about 30 s (29 s by default): answer well before.
+  JIT_REQUEST_DEADLINE_MS: Type.Integer({ minimum: 1000, maximum: 28_000, default: 25_000 }),
   JIT_CACHE_TTL_SECONDS: Type.Integer({ minimum: 0, maximum: 86_400, default: 300 }),
   JIT_SWEEP_BUDGET_SECONDS: Type.Integer({ minimum: 1, maximum: 900, default: 50 }),
   JIT_IDENTITY_CENTER_TPS: Type.Number({ exclusiveMinimum: 0, maximum: 20, default: 10 }),
@@ -47,6 +49,8 @@ export interface Config {
   identityStoreId: string | undefined
   maxDurationMinutes: number
   provisioningWaitMs: number
+  /** A grant or revocation request answers within this (202 once recorded, 503 before), whatever AWS does. */
+  requestDeadlineMs: number
   cacheTtlMs: number
   sweepBudgetMs: number
   identityCenterTps: number
@@ -66,6 +70,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   const keySources = [env.JIT_JWT_SECRET, env.JIT_JWT_SECRET_ARN, env.JIT_JWT_PUBLIC_KEY, env.JIT_JWKS_URL].filter(Boolean).length
   if (keySources !== 1) {
     throw new ConfigError('set exactly one of JIT_JWT_SECRET (HS256), JIT_JWT_SECRET_ARN (HS256, from Secrets Manager), JIT_JWT_PUBLIC_KEY (RS256/ES256 PEM) and JIT_JWKS_URL')
+  }
+  if (env.JIT_PROVISIONING_WAIT_MS >= env.JIT_REQUEST_DEADLINE_MS) {
+    throw new ConfigError('JIT_PROVISIONING_WAIT_MS must be less than JIT_REQUEST_DEADLINE_MS')
   }
   if (env.JIT_JWKS_URL && !env.JIT_JWT_ISSUER) throw new ConfigError('JIT_JWKS_URL needs JIT_JWT_ISSUER')
   if (!env.JIT_SANDBOX && (!env.JIT_JWT_ISSUER || !env.JIT_JWT_AUDIENCE)) {
@@ -87,6 +94,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     identityStoreId: env.JIT_IDENTITY_STORE_ID,
     maxDurationMinutes: env.JIT_MAX_DURATION_MINUTES,
     provisioningWaitMs: env.JIT_PROVISIONING_WAIT_MS,
+    requestDeadlineMs: env.JIT_REQUEST_DEADLINE_MS,
     cacheTtlMs: env.JIT_CACHE_TTL_SECONDS * 1000,
     sweepBudgetMs: env.JIT_SWEEP_BUDGET_SECONDS * 1000,
     identityCenterTps: env.JIT_IDENTITY_CENTER_TPS,

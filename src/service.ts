@@ -24,6 +24,9 @@ export async function createService(config: Config) {
     docsAssetsDir: bundledDocsAssets(),
     maxDurationMinutes: config.maxDurationMinutes,
     sweepBudgetMs: config.sweepBudgetMs,
+    requestDeadlineMs: config.requestDeadlineMs,
+    // Another request's change takes its wait for Identity Center plus a call or two.
+    leaseWaitMs: config.provisioningWaitMs + 1000,
     logger: { level: config.logLevel },
   })
 }

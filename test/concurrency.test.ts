@@ -8,7 +8,7 @@ import { bearer } from './helpers/tokens.ts'
 const moto = await startMoto(t)
 
 t.test('20 concurrent requests for one assignment give 20 consistent grants and exactly one assignment', async (t) => {
-  const { app, countAssignments } = await build(t, moto)
+  const { app, countAssignments } = await build(t, moto, { awsLike: true })
 
   const responses = await Promise.all(Array.from({ length: 20 }, (_, i) =>
     app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ ticketId: `CHG00001${String(i).padStart(2, '0')}` }) })))
@@ -19,7 +19,7 @@ t.test('20 concurrent requests for one assignment give 20 consistent grants and 
 })
 
 t.test('20 concurrent endings remove the assignment exactly once, after the last', async (t) => {
-  const { app, countAssignments } = await build(t, moto)
+  const { app, countAssignments } = await build(t, moto, { awsLike: true })
   const ids: string[] = []
   for (let i = 0; i < 20; i++) {
     ids.push((await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })).json().id)
@@ -33,7 +33,7 @@ t.test('20 concurrent endings remove the assignment exactly once, after the last
 })
 
 t.test('a DynamoDB transaction cancelled by a concurrent one is sent again', async (t) => {
-  const { app, proxy, countAssignments } = await build(t, moto, { proxy: true })
+  const { app, proxy, countAssignments } = await build(t, moto, { awsLike: true, proxy: true })
   proxy?.inject('TransactWriteItems', 'transaction-conflict', 2)
 
   const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
@@ -44,7 +44,7 @@ t.test('a DynamoDB transaction cancelled by a concurrent one is sent again', asy
 })
 
 t.test('a lease another process still holds, or left behind when it died, is waited for or taken over, never ignored', async (t) => {
-  const { app, clock, clients, seeded, hasAssignment } = await build(t, moto)
+  const { app, clock, clients, seeded, hasAssignment } = await build(t, moto, { awsLike: true })
   const doc = DynamoDBDocumentClient.from(clients.dynamo)
   const target = { userId: seeded.userIds.alice as string, accountId: PROD, permissionSetArn: seeded.permissionSetArns.AdministratorAccess as string }
   const leftBy = async (owner: string, until: number) => doc.send(new PutCommand({
@@ -75,7 +75,7 @@ t.test('a lease another process still holds, or left behind when it died, is wai
 })
 
 t.test('a grant that arrives while the last holder\'s assignment is being removed gets it back; the ended grant says so', async (t) => {
-  const { app, clock, proxy, hasAssignment } = await build(t, moto, { proxy: true })
+  const { app, clock, proxy, hasAssignment } = await build(t, moto, { awsLike: true, proxy: true })
   const first = (await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ durationMinutes: 15 }) })).json()
   t.equal(first.status, 'active')
   clock.advanceMinutes(15)
@@ -109,7 +109,7 @@ t.test('a grant that arrives while the last holder\'s assignment is being remove
 t.test('a creation that waited past its lease is never sent: the process that took the lease over may already have concluded it was not', async (t) => {
   // One creation slot, held by bob's creation (its status poll held at the proxy), so that alice's creation
   // waits in this process after its intent is recorded, while its lease runs out.
-  const { app, clock, proxy, clients, seeded, hasAssignment } = await build(t, moto, { proxy: true, maxConcurrentCreations: 1, requestTimeoutMs: 30_000 })
+  const { app, clock, proxy, clients, seeded, hasAssignment } = await build(t, moto, { awsLike: true, proxy: true, maxConcurrentCreations: 1, requestTimeoutMs: 30_000 })
   const doc = DynamoDBDocumentClient.from(clients.dynamo)
   proxy!.inject('CreateAccountAssignment', 'report-in-progress', 1)
   const bobsPoll = proxy!.holdNext('DescribeAccountAssignmentCreationStatus')
@@ -138,7 +138,7 @@ t.test('a creation that waited past its lease is never sent: the process that to
 })
 
 t.test('a creation that waited until its lease was nearly over renews the lease before it is sent', async (t) => {
-  const { app, clock, proxy, clients, seeded } = await build(t, moto, { proxy: true, maxConcurrentCreations: 1, requestTimeoutMs: 30_000 })
+  const { app, clock, proxy, clients, seeded } = await build(t, moto, { awsLike: true, proxy: true, maxConcurrentCreations: 1, requestTimeoutMs: 30_000 })
   const doc = DynamoDBDocumentClient.from(clients.dynamo)
   proxy!.inject('CreateAccountAssignment', 'report-in-progress', 1)
   const bobsPoll = proxy!.holdNext('DescribeAccountAssignmentCreationStatus')

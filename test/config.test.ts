@@ -24,6 +24,8 @@ t.test('a valid environment gives a typed configuration with defaults', async (t
     region: 'us-east-1',
     tables: { grants: 'jit-access-grants', audit: 'jit-access-audit' },
     maxDurationMinutes: 720,
+    provisioningWaitMs: 5000,
+    requestDeadlineMs: 25_000,
     sandbox: false,
   })
   t.equal(config.policy.rules.length, 2)
@@ -47,6 +49,8 @@ t.test('a bad setting stops the start with a message that names it', async (t) =
     ['bad topic', { ...valid, JIT_SNS_TOPIC_ARN: 'my-topic' }, /JIT_SNS_TOPIC_ARN/],
     ['bad maximum duration', { ...valid, JIT_MAX_DURATION_MINUTES: '0' }, /JIT_MAX_DURATION_MINUTES/],
     ['bad log level', { ...valid, LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
+    ['a deadline API Gateway would not wait for', { ...valid, JIT_REQUEST_DEADLINE_MS: '30000' }, /JIT_REQUEST_DEADLINE_MS/],
+    ['a provisioning wait as long as the deadline', { ...valid, JIT_PROVISIONING_WAIT_MS: '10000', JIT_REQUEST_DEADLINE_MS: '10000' }, /JIT_PROVISIONING_WAIT_MS must be less than JIT_REQUEST_DEADLINE_MS/],
   ]
   for (const [name, env, message] of cases) {
     t.throws(() => loadConfig(env), { name: 'ConfigError', message }, name)

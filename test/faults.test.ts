@@ -20,7 +20,7 @@ async function subscribeQueue(sns: SNSClient, topicArn: string) {
 }
 
 t.test('Identity Center failing during a grant: 503 with the grant id, intent kept, alert sent, and the sweep finishes it', async (t) => {
-  const { app, clock, proxy, clients, topicArn, hasAssignment } = await build(t, moto, { proxy: true })
+  const { app, clock, proxy, clients, topicArn, hasAssignment } = await build(t, moto, { awsLike: true, proxy: true })
   const messages = await subscribeQueue(clients.sns, topicArn)
   const token = mintToken()
   proxy?.inject('CreateAccountAssignment', 'server-error')
@@ -50,20 +50,25 @@ t.test('Identity Center failing during a grant: 503 with the grant id, intent ke
   t.equal((await app.inject({ method: 'GET', url: `/grants/${grantId}`, headers: bearer() })).json().status, 'active')
 })
 
-t.test('a create whose answer was lost is confirmed by looking at Identity Center, never sent twice, and expires cleanly', async (t) => {
-  const { app, clock, proxy, countAssignments } = await build(t, moto, { proxy: true })
-  // AWS creates the assignment, but the connection drops before the answer reaches us.
-  proxy?.inject('CreateAccountAssignment', 'drop-after-upstream')
+t.test('a create whose answer was lost is sent again rather than guessed from a listing, makes one assignment, and expires cleanly', async (t) => {
+  const { app, clock, proxy, countAssignments } = await build(t, moto, { awsLike: true, proxy: true })
+  // AWS creates the assignment, but the connection drops before the answer reaches us; AWS is still
+  // provisioning it, so a listing cannot tell whether it was sent.
+  proxy?.inject('CreateAccountAssignment', 'drop-after-upstream', 1)
 
-  const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ durationMinutes: 1 }) })
+  const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ durationMinutes: 5 }) })
 
-  t.equal(response.statusCode, 201)
-  t.equal(response.json().status, 'active')
-  t.equal(proxy?.calls.CreateAccountAssignment, 1, 'the create was not sent again')
+  t.equal(response.statusCode, 202, response.body)
+  t.equal(response.json().status, 'provisioning')
+  t.ok((proxy?.calls.CreateAccountAssignment ?? 0) >= 2, 'sent again, since a listing during provisioning proves nothing')
+  t.ok((proxy?.injected.conflict ?? 0) >= 1, 'AWS answered the second with a conflict: the first is under way')
   t.equal(await countAssignments('alice', PROD, 'AdministratorAccess'), 1, 'no duplicate')
 
-  proxy?.clear()
   clock.advanceMinutes(2)
+  t.match((await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })).json(), { activated: 1, failed: 0, remaining: 0 })
+  t.match((await app.inject({ method: 'GET', url: `/grants/${response.json().id}`, headers: bearer() })).json(), { status: 'active', coveredBy: 'jit' })
+
+  clock.advanceMinutes(4)
   const sweep = (await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })).json()
 
   t.match(sweep, { revoked: 1, activated: 0, failed: 0, remaining: 0 })
@@ -72,7 +77,7 @@ t.test('a create whose answer was lost is confirmed by looking at Identity Cente
 })
 
 t.test('a creation AWS accepted but does not list yet is never taken for unsent once its grant has ended: the record stays until it shows, then it is removed', async (t) => {
-  const { app, clock, proxy, countAssignments } = await build(t, moto, { proxy: true })
+  const { app, clock, proxy, countAssignments } = await build(t, moto, { awsLike: true, proxy: true })
   // AWS creates the assignment but the answer is lost; listings do not show it yet (still provisioning);
   // every later creation fails, so the request gives up with the creation unconfirmed.
   proxy?.inject('CreateAccountAssignment', 'drop-after-upstream', 1)
@@ -94,7 +99,7 @@ t.test('a creation AWS accepted but does not list yet is never taken for unsent 
 })
 
 t.test('a creation that never reached AWS and was ended meanwhile is given up once any accepted one would show', async (t) => {
-  const { app, clock, proxy, countAssignments } = await build(t, moto, { proxy: true })
+  const { app, clock, proxy, countAssignments } = await build(t, moto, { awsLike: true, proxy: true })
   proxy?.inject('CreateAccountAssignment', 'server-error')
   const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
   t.equal(response.statusCode, 503)
@@ -110,7 +115,7 @@ t.test('a creation that never reached AWS and was ended meanwhile is given up on
 })
 
 t.test('a revocation interrupted by a dropped connection is finished by the next sweep', async (t) => {
-  const { app, clock, proxy, hasAssignment, countAssignments } = await build(t, moto, { proxy: true })
+  const { app, clock, proxy, hasAssignment, countAssignments } = await build(t, moto, { awsLike: true, proxy: true })
   const grant = (await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ durationMinutes: 5 }) })).json()
   proxy?.inject('DeleteAccountAssignment', 'drop')
 
@@ -129,7 +134,7 @@ t.test('a revocation interrupted by a dropped connection is finished by the next
 })
 
 t.test('a sweep that meets a throttled Identity Center counts the failure and the next sweep completes', async (t) => {
-  const { app, clock, proxy, hasAssignment } = await build(t, moto, { proxy: true })
+  const { app, clock, proxy, hasAssignment } = await build(t, moto, { awsLike: true, proxy: true })
   await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ durationMinutes: 1 }) })
   clock.advanceMinutes(2)
   proxy?.inject('DeleteAccountAssignment', 'throttle')
@@ -146,7 +151,7 @@ t.test('a sweep that meets a throttled Identity Center counts the failure and th
 })
 
 t.test('DynamoDB unavailable before anything is recorded: 503 and no access granted', async (t) => {
-  const { app, proxy, hasAssignment } = await build(t, moto, { proxy: true })
+  const { app, proxy, hasAssignment } = await build(t, moto, { awsLike: true, proxy: true })
   proxy?.inject('TransactWriteItems', 'server-error')
 
   const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
@@ -158,7 +163,7 @@ t.test('DynamoDB unavailable before anything is recorded: 503 and no access gran
 })
 
 t.test('a failed permission-set lookup is a 503, never taken for "no such permission set"', async (t) => {
-  const { app, proxy } = await build(t, moto, { proxy: true })
+  const { app, proxy } = await build(t, moto, { awsLike: true, proxy: true })
   proxy?.inject('ListPermissionSets', 'server-error', 3)
 
   const during = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
@@ -170,7 +175,7 @@ t.test('a failed permission-set lookup is a 503, never taken for "no such permis
 })
 
 t.test('Identity Center still provisioning after the wait budget: 202 provisioning, and the sweep confirms it later', async (t) => {
-  const { app, clock, proxy } = await build(t, moto, { proxy: true })
+  const { app, clock, proxy } = await build(t, moto, { awsLike: true, proxy: true })
   proxy?.inject('CreateAccountAssignment', 'report-in-progress', 1)
   proxy?.inject('DescribeAccountAssignmentCreationStatus', 'report-in-progress')
 
@@ -188,7 +193,7 @@ t.test('Identity Center still provisioning after the wait budget: 202 provisioni
 })
 
 t.test('Identity Center reporting FAILED: the grant fails with AWS’s reason, audited and alerted, holding nothing', async (t) => {
-  const { app, proxy } = await build(t, moto, { proxy: true })
+  const { app, proxy } = await build(t, moto, { awsLike: true, proxy: true })
   proxy?.inject('CreateAccountAssignment', 'report-failed', 1)
 
   const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
@@ -203,7 +208,7 @@ t.test('Identity Center reporting FAILED: the grant fails with AWS’s reason, a
 })
 
 t.test('a hanging connection is abandoned: the request gets a 503 in bounded time, not a hang', async (t) => {
-  const { app, proxy } = await build(t, moto, { proxy: true })
+  const { app, proxy } = await build(t, moto, { awsLike: true, proxy: true })
   proxy?.inject('ListAccountAssignmentsForPrincipal', 'hang')
   const started = Date.now()
 
@@ -215,7 +220,7 @@ t.test('a hanging connection is abandoned: the request gets a 503 in bounded tim
 })
 
 t.test('a look for a permanent assignment that fails is asked again, never taken as "none"', async (t) => {
-  const { app, proxy, hasAssignment } = await build(t, moto, { proxy: true })
+  const { app, proxy, hasAssignment } = await build(t, moto, { awsLike: true, proxy: true })
   t.ok(await hasAssignment('carol', STAGING, 'ReadOnlyAccess'), 'seeded as permanent')
   // The first look is the one asked while the lease is taken: all three of its attempts fail.
   proxy?.inject('ListAccountAssignmentsForPrincipal', 'server-error', 3)

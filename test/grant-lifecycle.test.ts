@@ -1,3 +1,4 @@
+import { CreatePermissionSetCommand } from '@aws-sdk/client-sso-admin'
 import t from 'tap'
 import { build, grantBody, PROD, STAGING } from './helpers/app.ts'
 import { startMoto } from './helpers/moto.ts'
@@ -39,6 +40,22 @@ t.test('the permission set is whichever the request names, not a hard-coded one'
   t.equal(new Date(response.json().accessEndsBy).getTime() - new Date(response.json().expiresAt).getTime(), 8 * 3600_000)
   t.ok(await hasAssignment('alice', PROD, 'ReadOnlyAccess'))
   t.notOk(await hasAssignment('alice', PROD, 'AdministratorAccess'))
+})
+
+t.test('a permission set whose session duration cannot be read falls back to one hour, with a warning, instead of blocking every grant', async (t) => {
+  // moto answers SessionDuration as the number 3600 for a set created without one (AWS sends an ISO 8601 string).
+  const policy = { rules: [{ name: 'alice', users: ['alice'], accounts: ['*'], permissionSets: ['NoSessionDuration', 'ReadOnlyAccess'], maxDurationMinutes: 240 }] }
+  const { app, clients, instance, logLines } = await build(t, moto, { policy })
+  await clients.ssoAdmin.send(new CreatePermissionSetCommand({ InstanceArn: instance.instanceArn, Name: 'NoSessionDuration' }))
+
+  const odd = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ permissionSet: 'NoSessionDuration' }) })
+  const usual = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ permissionSet: 'ReadOnlyAccess' }) })
+
+  t.equal(odd.statusCode, 201, odd.body)
+  t.equal(new Date(odd.json().accessEndsBy).getTime() - new Date(odd.json().expiresAt).getTime(), 3600_000, "Identity Center's default, PT1H")
+  t.equal(usual.statusCode, 201, `the other permission sets are not held up: ${usual.body}`)
+  t.equal(new Date(usual.json().accessEndsBy).getTime() - new Date(usual.json().expiresAt).getTime(), 8 * 3600_000)
+  t.ok(logLines.some((line) => /unreadable permission set session duration/.test(line)), 'the fallback is logged')
 })
 
 t.test('GET /grants/:id answers the grant and 404 for an unknown id', async (t) => {

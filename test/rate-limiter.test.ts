@@ -1,5 +1,7 @@
 import t from 'tap'
 import { IdentityCenterRateLimiter } from '../src/adapters/rate-limiter.ts'
+import { withDeadline } from '../src/core/deadline.ts'
+import { DeadlineExceededError } from '../src/core/errors.ts'
 import { build, grantBody, PROD, STAGING } from './helpers/app.ts'
 import { startMoto } from './helpers/moto.ts'
 import { bearer } from './helpers/tokens.ts'
@@ -71,4 +73,35 @@ t.test('at most 10 assignment creations are in flight at once', async (t) => {
     inFlight--
   })))
   t.equal(most, 10)
+})
+
+t.test('a caller whose deadline would pass while queued gives its turn up at once, and the queue behind it still runs', async (t) => {
+  // Prepare: 2 calls per second and a burst of 2, so the fifth call of a burst would wait about 1.5 s.
+  const limiter = new IdentityCenterRateLimiter({ ratePerSecond: 2, maxConcurrentCreations: 10, burst: 2 })
+  const started = Date.now()
+  const unbounded = Array.from({ length: 4 }, () => limiter.read(async () => 'served'))
+
+  // Act: a call that must be done within 300 ms joins the back of the queue.
+  const bounded = withDeadline(Date.now() + 300, () => limiter.read(async () => 'served'))
+
+  // Assess: it is refused before its deadline, and the calls queued ahead of it are all still served.
+  await t.rejects(bounded, DeadlineExceededError)
+  t.ok(Date.now() - started < 1000, `refused in ${Date.now() - started} ms, not after waiting its turn`)
+  t.same(await Promise.all(unbounded), ['served', 'served', 'served', 'served'])
+  t.equal(await limiter.read(async () => 'after'), 'after', 'a caller refused does not break the queue for later ones')
+})
+
+t.test('a read is not retried when the backoff would end past its deadline: the last error stands', async (t) => {
+  const limiter = new IdentityCenterRateLimiter({ ratePerSecond: 100, maxConcurrentCreations: 10, readAttempts: 5 })
+  let attempts = 0
+  const throttled = () => {
+    attempts++
+    return Promise.reject(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException', $metadata: { httpStatusCode: 400 } }))
+  }
+
+  await t.rejects(withDeadline(Date.now() + 20, () => limiter.read(throttled)), { name: 'ThrottlingException' })
+  t.equal(attempts, 1, 'no retry was started that could not finish in time')
+  attempts = 0
+  await t.rejects(limiter.read(throttled), { name: 'ThrottlingException' })
+  t.equal(attempts, 5, 'without a deadline, every attempt is made')
 })

@@ -16,6 +16,8 @@ const RETRYABLE_NAMES = new Set([
 ])
 
 export function isRetryable(error: unknown): boolean {
+  // Our own errors (a deadline reached, a lease lost) are decisions, not AWS answers to try again.
+  if (error instanceof DomainError) return false
   const e = error as { name?: string; $metadata?: { httpStatusCode?: number }; $retryable?: unknown; code?: string }
   if (e?.$retryable) return true
   if (e?.name && RETRYABLE_NAMES.has(e.name)) return true

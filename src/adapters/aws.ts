@@ -90,6 +90,7 @@ export async function createAwsAdapters(
       instanceArn: instance.instanceArn,
       provisioningWaitMs: settings.provisioningWaitMs,
       cacheTtlMs: settings.cacheTtlMs,
+      log,
     }),
     directory: new AwsIdentityStore(clients.identityStore, instance.identityStoreId, settings.cacheTtlMs),
     notifier: new SnsNotifier(clients.sns, settings.snsTopicArn, log),

@@ -10,8 +10,10 @@ import {
   type AccountAssignmentOperationStatus,
   type SSOAdminClient,
 } from '@aws-sdk/client-sso-admin'
+import type { FastifyBaseLogger } from 'fastify'
 import type { AssignmentTarget } from '../core/grant.ts'
 import type { BeforeSend, IdentityCenter, PermissionSetInfo, ProvisioningOutcome } from '../core/ports.ts'
+import { timeLeftMs } from '../core/deadline.ts'
 import { callAws } from './aws-errors.ts'
 import type { IdentityCenterRateLimiter } from './rate-limiter.ts'
 import { TtlCache } from './ttl-cache.ts'
@@ -28,6 +30,7 @@ export interface IdentityCenterOptions {
   /** How long to wait for Identity Center to finish an assignment before answering "still provisioning". */
   provisioningWaitMs: number
   cacheTtlMs: number
+  log?: Pick<FastifyBaseLogger, 'warn'>
 }
 
 export class AwsIdentityCenter implements IdentityCenter {
@@ -86,7 +89,7 @@ export class AwsIdentityCenter implements IdentityCenter {
             info = {
               arn,
               name: described.PermissionSet?.Name ?? arn,
-              sessionDurationSeconds: parseIsoDuration(described.PermissionSet?.SessionDuration) ?? DEFAULT_SESSION_SECONDS,
+              sessionDurationSeconds: this.sessionSeconds(arn, described.PermissionSet?.SessionDuration),
             }
             this.permissionSetsByArn.set(arn, info)
           }
@@ -98,6 +101,19 @@ export class AwsIdentityCenter implements IdentityCenter {
     // Replace the name index only once the whole listing succeeded, so a failed listing never empties it.
     this.permissionSetsByName.clear()
     for (const [setName, info] of found) this.permissionSetsByName.set(setName, info)
+  }
+
+  /**
+   * A permission set's session length, which only informs `accessEndsBy`: one that cannot be read (AWS always
+   * sends an ISO 8601 string; moto sends a number when none was set) must not block every grant, so it falls
+   * back to Identity Center's default, and says so.
+   */
+  private sessionSeconds(arn: string, value: unknown): number {
+    if (value === undefined) return DEFAULT_SESSION_SECONDS
+    const seconds = typeof value === 'string' ? parseIsoDuration(value) : undefined
+    if (seconds !== undefined) return seconds
+    this.options.log?.warn({ permissionSetArn: arn, sessionDuration: String(value).slice(0, 40) }, 'unreadable permission set session duration; assuming PT1H')
+    return DEFAULT_SESSION_SECONDS
   }
 
   async assignmentExists(target: AssignmentTarget): Promise<boolean> {
@@ -123,27 +139,43 @@ export class AwsIdentityCenter implements IdentityCenter {
 
   createAssignment(target: AssignmentTarget, beforeSend?: BeforeSend): Promise<ProvisioningOutcome> {
     return this.limiter.creation(async () => {
-      const result = await callAws(SERVICE, 'CreateAccountAssignment', () =>
+      const result = await this.mutation('CreateAccountAssignment', () =>
         this.limiter.mutate(async () => {
           await beforeSend?.()
           return this.mutations.send(new CreateAccountAssignmentCommand(this.assignmentInput(target)))
         }),
       )
+      // A symbol here can only be a conflict: not found is an answer for removals alone.
+      if (typeof result === 'symbol') return UNDER_WAY
       return this.awaitOutcome(toOutcome(result.AccountAssignmentCreationStatus), (id) => this.creationStatus(id))
     })
   }
 
   async deleteAssignment(target: AssignmentTarget, beforeSend?: BeforeSend): Promise<ProvisioningOutcome> {
-    try {
-      const result = await this.limiter.mutate(async () => {
+    const result = await this.mutation('DeleteAccountAssignment', () =>
+      this.limiter.mutate(async () => {
         await beforeSend?.()
         return this.mutations.send(new DeleteAccountAssignmentCommand(this.assignmentInput(target)))
-      })
-      return this.awaitOutcome(toOutcome(result.AccountAssignmentDeletionStatus), (id) => this.deletionStatus(id))
+      }),
+    )
+    if (result === CONFLICT) return UNDER_WAY
+    if (result === NOT_FOUND) return { state: 'succeeded', requestId: null }
+    return this.awaitOutcome(toOutcome(result.AccountAssignmentDeletionStatus), (id) => this.deletionStatus(id))
+  }
+
+  /**
+   * A creation or removal, sent once. Two answers are not failures: a conflict (another operation on the same
+   * assignment is under way, as after a lost answer: it decides, and the caller looks again later) and, for a
+   * removal, not found (already gone, which is what was wanted).
+   */
+  private async mutation<T>(operation: string, send: () => Promise<T>): Promise<T | typeof CONFLICT | typeof NOT_FOUND> {
+    try {
+      return await send()
     } catch (error) {
-      // Already gone (removed by someone else, or by our own earlier attempt): what we wanted.
-      if ((error as Error).name === 'ResourceNotFoundException') return { state: 'succeeded', requestId: null }
-      return callAws(SERVICE, 'DeleteAccountAssignment', () => Promise.reject(error))
+      const name = (error as Error).name
+      if (name === 'ConflictException') return CONFLICT
+      if (name === 'ResourceNotFoundException' && operation === 'DeleteAccountAssignment') return NOT_FOUND
+      return callAws(SERVICE, operation, () => Promise.reject(error))
     }
   }
 
@@ -178,19 +210,32 @@ export class AwsIdentityCenter implements IdentityCenter {
     }
   }
 
-  /** Polls an asynchronous request with growing pauses until it finishes or the wait budget is spent. */
+  /**
+   * Polls an asynchronous request with growing pauses until it finishes or the wait budget is spent. A poll
+   * that fails (throttled, 5xx) ends the wait with the request still in progress: it was accepted, and its id
+   * is all the caller needs to ask again later.
+   */
   private async awaitOutcome(first: ProvisioningOutcome, status: (id: string) => Promise<ProvisioningOutcome>): Promise<ProvisioningOutcome> {
     let outcome = first
-    const deadline = Date.now() + this.options.provisioningWaitMs
+    // Never past the request's own deadline: a request still provisioning then is answered as such.
+    const deadline = Date.now() + Math.min(this.options.provisioningWaitMs, timeLeftMs() - 1000)
     let pause = 250
-    while (outcome.state === 'in_progress' && Date.now() + pause <= deadline) {
+    while (outcome.state === 'in_progress' && outcome.requestId && Date.now() + pause <= deadline) {
       await new Promise((resolve) => setTimeout(resolve, pause))
       pause = Math.min(pause * 2, 2000)
-      outcome = await status(outcome.requestId)
+      try {
+        outcome = await status(outcome.requestId)
+      } catch {
+        return outcome
+      }
     }
     return outcome
   }
 }
+
+const CONFLICT = Symbol('conflict')
+const NOT_FOUND = Symbol('not found')
+const UNDER_WAY: ProvisioningOutcome = { state: 'in_progress', requestId: null }
 
 function toOutcome(status: AccountAssignmentOperationStatus | undefined): ProvisioningOutcome {
   const requestId = status?.RequestId ?? null

@@ -1,3 +1,5 @@
+import { ensureTimeFor, timeLeftMs } from '../core/deadline.ts'
+import { DeadlineExceededError } from '../core/errors.ts'
 import { isRetryable } from './aws-errors.ts'
 
 export interface RateLimiterOptions {
@@ -57,7 +59,10 @@ export class IdentityCenterRateLimiter {
         return await this.once(call)
       } catch (error) {
         if (!isRetryable(error) || attempt >= this.readAttempts) throw error
-        await sleep(Math.min(50 * 2 ** attempt, 1000) * (0.5 + Math.random()))
+        const backoff = Math.min(50 * 2 ** attempt, 1000) * (0.5 + Math.random())
+        // A backoff that would end past the request's deadline is not waited out: the last error stands.
+        if (backoff > timeLeftMs()) throw error
+        await sleep(backoff)
       }
     }
   }
@@ -105,6 +110,9 @@ export class IdentityCenterRateLimiter {
   private takeToken(): Promise<void> {
     const turn = this.queue.then(async () => {
       for (;;) {
+        // A caller whose deadline passes while it waits gives its turn up (DeadlineExceededError) instead of
+        // spending a token on a call nobody waits for; the backoff after throttling never outlasts it either.
+        ensureTimeFor(0)
         const now = Date.now()
         this.tokens = Math.min(this.burst, this.tokens + ((now - this.refilledAt) / 1000) * this.rate)
         this.refilledAt = now
@@ -112,11 +120,20 @@ export class IdentityCenterRateLimiter {
           this.tokens -= 1
           return
         }
-        await sleep(((1 - this.tokens) / this.rate) * 1000)
+        const wait = ((1 - this.tokens) / this.rate) * 1000
+        ensureTimeFor(wait)
+        await sleep(wait)
       }
     })
-    this.queue = turn
-    return turn
+    // One caller giving up must not break the queue for those behind it.
+    this.queue = turn.catch(() => undefined)
+    const left = timeLeftMs()
+    if (left === Infinity) return turn
+    // Its place in the queue is kept (the turn gives itself up when it comes), but the caller stops waiting now.
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new DeadlineExceededError()), Math.max(0, left))
+      turn.then(resolve, reject).finally(() => clearTimeout(timer))
+    })
   }
 }
 

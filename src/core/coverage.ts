@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Clock } from './clock.ts'
 import type { AssignmentTarget } from './grant.ts'
+import { ensureTimeFor, timeLeftMs } from './deadline.ts'
 import { UpstreamUnavailableError } from './errors.ts'
 import type { BeforeSend, Coverage, CoverageWrite, GrantStore, IdentityCenter, ProvisioningOutcome } from './ports.ts'
 
@@ -20,8 +21,17 @@ export const SEND_MARGIN_MS = 30_000
  * Identity Center usually takes seconds; this leaves a wide margin.
  */
 export const CREATION_SETTLE_MS = 5 * 60_000
+/**
+ * How long after a creation of ours was last intended an assignment that shows up is still taken for ours
+ * (and removed if no grant holds it), when the creation was never confirmed: its record is kept that long and
+ * looked at every ORPHAN_CHECK_INTERVAL_MS. Well past any provisioning time Identity Center has shown.
+ */
+export const ORPHAN_WATCH_MS = 60 * 60_000
+/** How often a record kept for that reason is looked at: one sweep interval, as invariant 1 asks. */
+export const ORPHAN_CHECK_INTERVAL_MS = 60_000
+/** How long to wait for another process's change to an assignment when nothing says otherwise. */
+export const DEFAULT_LEASE_WAIT_MS = 2000
 const MAX_ROUNDS = 4
-const LEASE_ATTEMPTS = 8
 const RETRY_BASE_MS = 100
 
 export type Pause = (ms: number) => Promise<void>
@@ -85,11 +95,15 @@ export class CoverageReconciler {
   private readonly clock: Clock
   private readonly pause: Pause
 
-  constructor(store: GrantStore, identityCenter: IdentityCenter, clock: Clock, pause: Pause = realPause) {
+  private readonly leaseWaitMs: number
+
+  /** `leaseWaitMs`: how long to wait for another process's change to the same assignment (see acquireLease). */
+  constructor(store: GrantStore, identityCenter: IdentityCenter, clock: Clock, options: { leaseWaitMs?: number | undefined; pause?: Pause } = {}) {
     this.store = store
     this.identityCenter = identityCenter
     this.clock = clock
-    this.pause = pause
+    this.pause = options.pause ?? realPause
+    this.leaseWaitMs = options.leaseWaitMs ?? DEFAULT_LEASE_WAIT_MS
   }
 
   async reconcile(target: AssignmentTarget, options: ReconcileOptions = {}): Promise<CoverageState> {
@@ -129,6 +143,9 @@ export class CoverageReconciler {
         const current = coverage as Coverage
         const state = settledState(current)
         if (state?.kind === 'absent') {
+          // A creation of ours that never showed may still appear: keep the record, so that it is looked for and
+          // an assignment found here is known to be ours (see removeOrphan).
+          if (this.mayShowLater(current)) return { kind: 'absent' }
           // Nothing held and nothing assigned: drop the record, so that a later grant looks at Identity Center afresh.
           if (await this.store.deleteIdleCoverage(target, owner)) {
             held = false
@@ -158,7 +175,9 @@ export class CoverageReconciler {
           // actually did (the intent is recorded), so a retry never duplicates or orphans an assignment.
           const lastRound = round === MAX_ROUNDS - 1
           if (!(error instanceof UpstreamUnavailableError) || !error.retryable || lastRound) throw error
-          await this.pause(RETRY_BASE_MS * 2 ** round * (0.5 + Math.random()))
+          const backoff = RETRY_BASE_MS * 2 ** round * (0.5 + Math.random())
+          ensureTimeFor(backoff)
+          await this.pause(backoff)
           coverage = await this.store.getCoverage(target)
           if (!coverage) return { kind: 'absent' }
         }
@@ -175,11 +194,6 @@ export class CoverageReconciler {
   }
 
   /**
-   * Takes the lease unless there is nothing to do. Another process holding it is usually done within a
-   * second (one Identity Center call), so wait a little for it: each refusal shows the coverage as it is,
-   * which may meanwhile be settled or gone.
-   */
-  /**
    * Asks Identity Center whether an assignment exists, ahead of the lease (see `earlyLook`); a failure is
    * no answer, never 'no'.
    */
@@ -187,8 +201,14 @@ export class CoverageReconciler {
     return this.identityCenter.assignmentExists(target).catch(() => undefined)
   }
 
+  /**
+   * Takes the lease unless there is nothing to do. Another process holding it is usually done once Identity
+   * Center has carried out one change (seconds), so wait for it, up to `leaseWaitMs` of real time: each
+   * refusal shows the coverage as it is, which may meanwhile be settled or gone.
+   */
   private async acquireLease(target: AssignmentTarget, owner: string): Promise<Lease> {
-    for (let attempt = 0; attempt < LEASE_ATTEMPTS; attempt++) {
+    const giveUpAt = performance.now() + this.leaseWaitMs
+    for (let attempt = 0; ; attempt++) {
       const now = this.clock.now()
       const until = now.getTime() + LEASE_MS
       const lease = await this.store.acquireLease(target, owner, now, new Date(until))
@@ -196,7 +216,10 @@ export class CoverageReconciler {
       if (!lease.coverage) return { kind: 'settled', state: { kind: 'absent' } }
       const settled = settledState(lease.coverage)
       if (settled?.kind === 'present') return { kind: 'settled', state: settled }
-      if (attempt < LEASE_ATTEMPTS - 1) await this.pause(Math.min(25 * 2 ** attempt, 400) * (0.5 + Math.random()))
+      const wait = Math.min(25 * 2 ** attempt, 400) * (0.5 + Math.random())
+      // Out of patience, or of the request's time: the sweep looks again.
+      if (performance.now() + wait > giveUpAt || wait > timeLeftMs()) break
+      await this.pause(wait)
     }
     return { kind: 'settled', state: { kind: 'pending' } }
   }
@@ -207,25 +230,35 @@ export class CoverageReconciler {
     const wanted = coverage.holders.length > 0
 
     if (coverage.assignment === 'creating' || coverage.assignment === 'deleting') {
+      const creating = coverage.assignment === 'creating'
       const outcome = await this.pendingOutcome(coverage)
       if (outcome === 'unconfirmed') return { kind: 'pending' }
-      if (outcome === 'not-sent') {
-        // The request never took effect: go back to the last known state and decide afresh, in this same round.
-        const assignment = coverage.assignment === 'creating' ? 'absent' : 'present'
-        return this.step(await this.store.updateCoverage(target, owner, { assignment, requestId: null }), owner, beforeSend)
+      if (outcome === 'given-up') {
+        // Nobody needs it and nothing showed in the settle window: the grant may end, while the record stays
+        // (creationIntendedAt kept) and is watched for the assignment in case it was accepted after all.
+        return { coverage: await this.store.updateCoverage(target, owner, { assignment: 'absent', requestId: null }), leaseReleased: false }
+      }
+      if (outcome === 'send-again') {
+        // Whether the last request took effect cannot be known from a listing, so it is sent again: Identity
+        // Center makes no second assignment and removes none twice, and answers a conflict while one is under way.
+        if (!creating) return this.remove(coverage, owner, beforeSend, finish)
+        await this.store.updateCoverage(target, owner, { requestId: null, creationIntendedAt: this.clock.now().getTime() })
+        return this.create(coverage, owner, beforeSend, finish)
       }
       if (outcome.state === 'in_progress') return { kind: 'pending' }
       if (outcome.state === 'succeeded') return this.succeeded(coverage, owner, coverage.assignment, finish)
-      const creating = coverage.assignment === 'creating'
       const reverted = await this.store.updateCoverage(target, owner, { assignment: creating ? 'absent' : 'present', requestId: null, lastFailure: outcome.reason })
       return creating && wanted ? { kind: 'failed', reason: outcome.reason } : { coverage: reverted, leaseReleased: false }
     }
 
     if (wanted) {
-      // assignment is 'absent': before creating, find out whether a permanent assignment is already there.
+      // assignment is 'absent': before creating, find out whether an assignment is already there.
       const exists = (await earlyLook) === false ? false : await this.identityCenter.assignmentExists(target)
       if (exists) {
-        return { coverage: await this.store.updateCoverage(target, owner, { external: true, lastFailure: null }, { releaseLease: true }), leaseReleased: true }
+        // Permanent only if no creation of ours may be behind it (one accepted but not yet listed when we last looked).
+        const external = coverage.creationIntendedAt === null
+        const patch = external ? { external: true, lastFailure: null } : { assignment: 'present' as const, lastFailure: null }
+        return { coverage: await this.store.updateCoverage(target, owner, patch, { releaseLease: true }), leaseReleased: true }
       }
       const intent = await this.store.recordCreationIntent(target, owner, this.clock.now())
       if (!intent.recorded) {
@@ -238,14 +271,19 @@ export class CoverageReconciler {
 
     // Not wanted and assignment 'present' (ours): remove it.
     await this.store.updateCoverage(target, owner, { assignment: 'deleting', requestId: null })
-    const outcome = await this.identityCenter.deleteAssignment(target, beforeSend)
-    return this.record(coverage, owner, 'deleting', outcome, finish)
+    return this.remove(coverage, owner, beforeSend, finish)
   }
 
   /** Sends the creation whose intent is recorded, and records what came of it. */
   private async create(coverage: Coverage, owner: string, beforeSend: BeforeSend, finish?: Finish): Promise<Progress | CoverageState> {
     const outcome = await this.identityCenter.createAssignment(coverage.target, beforeSend)
     return this.record(coverage, owner, 'creating', outcome, finish)
+  }
+
+  /** Sends the removal whose intent ('deleting') is recorded, and records what came of it. */
+  private async remove(coverage: Coverage, owner: string, beforeSend: BeforeSend, finish?: Finish): Promise<Progress | CoverageState> {
+    const outcome = await this.identityCenter.deleteAssignment(coverage.target, beforeSend)
+    return this.record(coverage, owner, 'deleting', outcome, finish)
   }
 
   private async record(
@@ -285,11 +323,18 @@ export class CoverageReconciler {
     }
     if (finish && (await finish({ kind: 'removed', target, owner }))) return { kind: 'absent' }
     if (await this.store.deleteIdleCoverage(target, owner)) return { kind: 'absent' }
-    return { coverage: await this.store.updateCoverage(target, owner, { assignment: 'absent', requestId: null, lastFailure: null }), leaseReleased: false }
+    // Removal confirmed: nothing of ours is left, so an assignment seen here from now on is someone else's.
+    return { coverage: await this.store.updateCoverage(target, owner, { assignment: 'absent', requestId: null, lastFailure: null, creationIntendedAt: null }), leaseReleased: false }
   }
 
-  /** What became of a request recorded before a crash or a timeout; without its id, Identity Center's state decides. */
-  private async pendingOutcome(coverage: Coverage): Promise<ProvisioningOutcome | 'not-sent' | 'unconfirmed'> {
+  /**
+   * What became of a request recorded before a crash, a timeout or a lost answer. With its id, Identity
+   * Center says. Without it, a listing decides only what a listing can show: a creation is listed only once it
+   * is provisioned, a removal until it is done. So an assignment listed confirms a creation, one not listed
+   * confirms a removal; anything else is sent again while it is wanted (a removal always is), waited for
+   * while an accepted creation could still show ('unconfirmed'), and given up after that.
+   */
+  private async pendingOutcome(coverage: Coverage): Promise<ProvisioningOutcome | 'send-again' | 'unconfirmed' | 'given-up'> {
     const creating = coverage.assignment === 'creating'
     if (coverage.requestId) {
       return creating
@@ -298,18 +343,51 @@ export class CoverageReconciler {
     }
     const exists = await this.identityCenter.assignmentExists(coverage.target)
     if (exists === creating) return { state: 'succeeded', requestId: null }
-    // A creation Identity Center accepted does not show until it is provisioned. While one could still be
-    // provisioning, an assignment nobody needs any more keeps its record (a later look finds it and removes
-    // it); dropping the record now would leave that access behind. A wanted one is simply asked for again.
-    const recent = coverage.creationIntendedAt !== null && this.clock.now().getTime() - coverage.creationIntendedAt < CREATION_SETTLE_MS
-    if (creating && coverage.holders.length === 0 && recent) return 'unconfirmed'
-    return 'not-sent'
+    if (!creating || coverage.holders.length > 0) return 'send-again'
+    return this.withinSettle(coverage) ? 'unconfirmed' : 'given-up'
+  }
+
+  private withinSettle(coverage: Coverage): boolean {
+    return coverage.creationIntendedAt !== null && this.clock.now().getTime() - coverage.creationIntendedAt < CREATION_SETTLE_MS
+  }
+
+  /** An idle record whose last creation was never confirmed, recent enough that its assignment could still appear. */
+  private mayShowLater(coverage: Coverage): boolean {
+    return coverage.holders.length === 0 && !coverage.external && coverage.assignment === 'absent' && coverage.creationIntendedAt !== null &&
+      this.clock.now().getTime() - coverage.creationIntendedAt < ORPHAN_WATCH_MS
+  }
+
+  /**
+   * The other direction of the periodic check: an idle record kept for a creation that never showed is looked
+   * at in Identity Center, and an assignment found there is ours (nothing else may be taken for a permanent
+   * one while a creation of ours could be behind it), so it is recorded as present and removed. Answers the
+   * record as it was when the assignment was found (its `lastGrantId` says for whom it was made), or
+   * undefined when there was nothing to remove.
+   */
+  async removeOrphan(target: AssignmentTarget, beforeRemoval: (coverage: Coverage) => Promise<void>): Promise<Coverage | undefined> {
+    const kept = await this.store.getCoverage(target)
+    if (!kept || !this.mayShowLater(kept) || !(await this.identityCenter.assignmentExists(target))) return undefined
+    const owner = randomUUID()
+    const lease = await this.acquireLease(target, owner)
+    if (lease.kind === 'settled') return undefined
+    let released = false
+    try {
+      // Still idle and still unconfirmed under the lease: a grant that arrived meanwhile found the assignment itself.
+      if (!this.mayShowLater(lease.coverage)) return undefined
+      await beforeRemoval(lease.coverage)
+      await this.store.updateCoverage(target, owner, { assignment: 'present', lastFailure: null }, { releaseLease: true })
+      released = true
+    } finally {
+      if (!released) await this.store.releaseLease(target, owner)
+    }
+    await this.reconcile(target)
+    return lease.coverage
   }
 }
 
 /** The coverage a new grant's own record wrote, as its writer knows it without reading it back. */
 function newGrantsCoverage(target: AssignmentTarget, assignment: 'absent' | 'creating', creationIntendedAt: number | null): Coverage {
-  return { target, holders: ['(this grant)'], assignment, external: false, requestId: null, lastFailure: null, creationIntendedAt }
+  return { target, holders: ['(this grant)'], assignment, external: false, requestId: null, lastFailure: null, creationIntendedAt, lastGrantId: null }
 }
 
 /** The state a coverage is in when no Identity Center call is needed, or undefined when one is. */

@@ -78,6 +78,16 @@ export class UpstreamUnavailableError extends DomainError {
   }
 }
 
+/**
+ * The request's deadline came before AWS answered (a long throttled queue, slow calls). Not retried within the
+ * request: what was recorded stays recorded, and the sweep finishes it.
+ */
+export class DeadlineExceededError extends UpstreamUnavailableError {
+  constructor() {
+    super('AWS', 'calls', 'no answer before the request deadline', false)
+  }
+}
+
 /** The error's AWS name and message only: never request parameters or credentials. */
 export function describeCause(cause: unknown): string {
   if (cause instanceof Error) {

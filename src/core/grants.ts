@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import type { AuditAction, AuditEvent } from './audit.ts'
 import type { Clock } from './clock.ts'
-import { COVERAGE_CHECK_INTERVAL_MS, CoverageReconciler, LEASE_MS, type CoverageState, type ReconcileOptions } from './coverage.ts'
+import { COVERAGE_CHECK_INTERVAL_MS, CoverageReconciler, LEASE_MS, ORPHAN_CHECK_INTERVAL_MS, type CoverageState, type ReconcileOptions } from './coverage.ts'
+import { answerBy, ensureTimeFor, withDeadline } from './deadline.ts'
 import {
+  DeadlineExceededError,
   DurationTooLongError,
   GrantNotFoundError,
   PermissionSetNotFoundError,
@@ -40,6 +42,11 @@ export interface GrantServiceDeps {
   clock: Clock
   policy: Policy
   maxDurationMinutes: number
+  /**
+   * How long a request waits for another process's change to the same assignment before answering that it
+   * is still under way: about as long as that process itself waits for Identity Center.
+   */
+  leaseWaitMs?: number | undefined
 }
 
 /** Decisions published to SNS subscribers; requests and revoke intents stay in the audit log only. */
@@ -61,7 +68,7 @@ export class GrantService {
 
   constructor(deps: GrantServiceDeps) {
     this.deps = deps
-    this.reconciler = new CoverageReconciler(deps.store, deps.identityCenter, deps.clock)
+    this.reconciler = new CoverageReconciler(deps.store, deps.identityCenter, deps.clock, { leaseWaitMs: deps.leaseWaitMs })
   }
 
   /**
@@ -69,11 +76,39 @@ export class GrantService {
    * request): if a grant with that id was already recorded by an earlier attempt, that grant is resumed
    * instead of a second one being made.
    */
-  async request(input: GrantRequest, actor: Actor, options: { id?: string | undefined } = {}): Promise<GrantOutcome> {
+  async request(input: GrantRequest, actor: Actor, options: { id?: string | undefined; deadline?: number | undefined } = {}): Promise<GrantOutcome> {
+    let recorded: Grant | undefined
+    return this.within(options.deadline, () => this.decideAndProvision(input, actor, options.id, (grant) => (recorded = grant)), () => recorded)
+  }
+
+  /**
+   * Runs a request's work so that it answers by `deadline` (epoch ms, real time) whatever AWS does: once the
+   * grant is recorded, with the grant as it was recorded (not settled: the sweep finishes it); before that,
+   * with DeadlineExceededError (nothing was done, the caller may retry).
+   */
+  private async within(deadline: number | undefined, work: () => Promise<GrantOutcome>, recorded: () => Grant | undefined): Promise<GrantOutcome> {
+    const unfinished = (): GrantOutcome => {
+      const grant = recorded()
+      if (!grant) throw new DeadlineExceededError()
+      return { grant, settled: false }
+    }
+    try {
+      const running = withDeadline(deadline, work)
+      return deadline === undefined ? await running : await answerBy(deadline, running, unfinished)
+    } catch (error) {
+      if (error instanceof DeadlineExceededError) return unfinished()
+      throw error
+    }
+  }
+
+  private async decideAndProvision(input: GrantRequest, actor: Actor, id: string | undefined, onRecorded: (grant: Grant) => void): Promise<GrantOutcome> {
     const { deps } = this
-    if (options.id) {
-      const earlier = await deps.store.getGrant(options.id)
-      if (earlier) return this.resume(earlier, actor)
+    if (id) {
+      const earlier = await deps.store.getGrant(id)
+      if (earlier) {
+        onRecorded(earlier)
+        return this.resume(earlier, actor)
+      }
     }
     if (input.durationMinutes > deps.maxDurationMinutes) {
       throw new DurationTooLongError(input.durationMinutes, deps.maxDurationMinutes)
@@ -119,7 +154,7 @@ export class GrantService {
     const now = deps.clock.now()
     const expiresAt = new Date(now.getTime() + input.durationMinutes * 60_000)
     const grant: Grant = {
-      id: options.id ?? newId(deps.clock),
+      id: id ?? newId(deps.clock),
       status: 'provisioning',
       userName: user.userName,
       userId: user.id,
@@ -142,13 +177,20 @@ export class GrantService {
     // The common case costs least: with no assignment found, the record takes the assignment's lease and
     // records the intent to create it, so the creation is the next call.
     const lease = { owner: randomUUID(), until: new Date(now.getTime() + LEASE_MS), intendCreation: noAssignment }
+    // A request already answered 503 at its deadline must not record a grant afterwards.
+    ensureTimeFor(0)
     const created = await deps.store.createGrant(
       grant,
       dueAt,
       this.event(draft('grant.requested', `${input.durationMinutes} minutes allowed by rule '${decision.rule}'`, grant.id)),
       lease,
     )
-    if (created === 'exists') return this.resume(await this.get(grant.id), actor)
+    if (created === 'exists') {
+      const earlier = await this.get(grant.id)
+      onRecorded(earlier)
+      return this.resume(earlier, actor)
+    }
+    onRecorded(grant)
     return this.settleProvisioning(grant, actor, { leaseOwner: lease.owner, leaseUntil: lease.until, earlyLook, creationIntended: created === 'creation-intended' })
   }
 
@@ -168,20 +210,26 @@ export class GrantService {
     return this.deps.store.listGrants(filter, page)
   }
 
-  /** Ends a grant early. Ending one that has already ended changes nothing and answers its final state. */
-  async end(id: string, actor: Actor): Promise<GrantOutcome> {
-    const grant = await this.get(id)
-    return this.beginEnding(grant, 'revoked', actor)
+  /**
+   * Ends a grant early. Ending one that has already ended changes nothing and answers its final state. With
+   * a deadline, answers by then: 'revoking' once that is recorded (the sweep finishes it).
+   */
+  async end(id: string, actor: Actor, options: { deadline?: number | undefined } = {}): Promise<GrantOutcome> {
+    let revoking: Grant | undefined
+    return this.within(options.deadline, async () => this.beginEnding(await this.get(id), 'revoked', actor, undefined, (grant) => (revoking = grant)), () => revoking)
   }
 
   /**
    * Moves a provisioning or active grant to 'revoking' (the intent, written before any call to Identity
    * Center) and then removes its access; a grant already revoking is finished.
    */
-  async beginEnding(grant: Grant, reason: EndReason, actor: Actor, why?: string): Promise<GrantOutcome> {
+  async beginEnding(grant: Grant, reason: EndReason, actor: Actor, why?: string, onRecorded?: (grant: Grant) => void): Promise<GrantOutcome> {
     let current = grant
     for (let attempt = 0; attempt < 3; attempt++) {
-      if (current.status === 'revoking') return this.settleEnding(current, actor)
+      if (current.status === 'revoking') {
+        onRecorded?.(current)
+        return this.settleEnding(current, actor)
+      }
       if (!['provisioning', 'active'].includes(current.status)) return { grant: current, settled: true }
       const now = this.deps.clock.now()
       const moved = await this.transition({
@@ -193,16 +241,21 @@ export class GrantService {
         releaseHold: true,
         event: this.event(this.grantDraft(current, 'grant.revoke_requested', actor, why ?? (reason === 'expired' ? 'expiry reached' : 'ended early'))),
       })
-      if (moved) return this.settleEnding(moved, actor)
+      if (moved) {
+        onRecorded?.(moved)
+        return this.settleEnding(moved, actor)
+      }
       current = await this.get(current.id)
     }
     return { grant: current, settled: false }
   }
 
   /**
-   * The periodic check of one assignment: finish any unfinished change, then confirm that an assignment our
-   * grants rely on still exists. If it was removed outside jit-access, the grants it carried are ended
-   * (recorded as drift and alerted) rather than the access silently restored: someone removed it on purpose.
+   * The periodic check of one assignment, in both directions. First any unfinished change is finished. Then
+   * an assignment our grants rely on must still exist: if it was removed outside jit-access, the grants it
+   * carried are ended (recorded as drift and alerted) rather than the access silently restored, since someone
+   * removed it on purpose. And access nobody holds must not be there: an assignment of ours that appeared after
+   * its grants ended (a creation AWS accepted whose answer was lost) is removed, recorded as drift and alerted.
    */
   async checkAssignment(target: AssignmentTarget, actor: Actor): Promise<{ drifted: number }> {
     const { store, identityCenter, clock } = this.deps
@@ -218,7 +271,24 @@ export class GrantService {
         await this.beginEnding(grant, 'revoked', actor, why)
       }
     }
-    await store.scheduleCoverageCheck(target, new Date(clock.now().getTime() + COVERAGE_CHECK_INTERVAL_MS))
+    if (state.kind === 'absent') {
+      // Recorded before the removal, as every side effect is: the event is the intent.
+      const orphan = await this.reconciler.removeOrphan(target, async (coverage) => {
+        const grant = coverage.lastGrantId ? await store.getGrant(coverage.lastGrantId) : undefined
+        const detail = 'an account assignment jit-access asked for appeared after every grant holding it had ended ' +
+          '(Identity Center accepted the creation but its answer was lost); it is removed'
+        await this.appendAudit(grant
+          ? this.grantDraft(grant, 'grant.drift_detected', actor, detail)
+          : { action: 'grant.drift_detected', actor: actor.id, grantId: null, userName: `(user id ${target.userId})`, accountId: target.accountId, permissionSet: target.permissionSetArn, ticketId: '(none)', detail, requestId: actor.requestId })
+      })
+      if (orphan) drifted++
+    }
+    // A record kept only to watch for such an assignment is looked at every sweep; others every few minutes.
+    const kept = state.kind === 'absent' ? await store.getCoverage(target) : undefined
+    if (state.kind !== 'absent' || kept) {
+      const interval = kept && kept.holders.length === 0 ? ORPHAN_CHECK_INTERVAL_MS : COVERAGE_CHECK_INTERVAL_MS
+      await store.scheduleCoverageCheck(target, new Date(clock.now().getTime() + interval))
+    }
     return { drifted }
   }
 
@@ -293,7 +363,8 @@ export class GrantService {
     try {
       return await this.reconciler.reconcile(targetOf(grant), options)
     } catch (error) {
-      if (error instanceof UpstreamUnavailableError) {
+      // A deadline is the request's limit, not an AWS failure worth an alert.
+      if (error instanceof UpstreamUnavailableError && !(error instanceof DeadlineExceededError)) {
         error.extensions.grantId = grant.id
         await this.notify('AWS call failed', { grantId: grant.id, status: grant.status, error: error.message })
       }

@@ -22,7 +22,11 @@ export interface DirectoryUser {
 /** Outcome of an account-assignment request, which Identity Center carries out asynchronously. */
 export type ProvisioningOutcome =
   | { state: 'succeeded'; requestId: string | null }
-  | { state: 'in_progress'; requestId: string }
+  /**
+   * Accepted and not finished. `requestId` is null when Identity Center refused the request because another
+   * operation on the same assignment is under way (ConflictException): the one already under way decides.
+   */
+  | { state: 'in_progress'; requestId: string | null }
   | { state: 'failed'; requestId: string | null; reason: string }
 
 /**
@@ -58,11 +62,17 @@ export interface Coverage {
   /** The pending Identity Center request, when assignment is 'creating' or 'deleting'. */
   requestId: string | null
   lastFailure: string | null
-  /** When 'creating' was recorded (epoch ms): a creation Identity Center accepted may take a while to show. */
+  /**
+   * When a creation of ours was last intended (epoch ms), until its assignment is confirmed removed: while
+   * set, an assignment Identity Center lists here may be ours (an accepted creation is listed only once it is
+   * provisioned, and its answer may have been lost), so it is never taken for a permanent one.
+   */
   creationIntendedAt: number | null
+  /** The grant that last joined the holders: whom an assignment of ours found after they all left was for. */
+  lastGrantId: string | null
 }
 
-export type CoveragePatch = Partial<Pick<Coverage, 'assignment' | 'external' | 'requestId' | 'lastFailure'>>
+export type CoveragePatch = Partial<Pick<Coverage, 'assignment' | 'external' | 'requestId' | 'lastFailure' | 'creationIntendedAt'>>
 
 export interface GrantFilter {
   status?: GrantStatus

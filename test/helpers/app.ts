@@ -42,9 +42,11 @@ export interface BuildOptions {
    * Make the proxy (implied) run Identity Center's account assignments as AWS does: asynchronous for
    * `provisioningMs` of real time plus the clock's advance, no duplicates, conflicts (see AwsWorld).
    */
-  awsLike?: boolean | { provisioningMs?: number }
+  awsLike?: boolean | { provisioningMs?: number; provisioningJitterMs?: number; seed?: number }
   /** How long a grant or revocation request may take before answering with what is recorded. */
   requestDeadlineMs?: number
+  /** Service instances on the same tables and AWS world, each with its own caches and rate limiter (default 1). */
+  instances?: number
   /** How long a request waits for Identity Center to finish an assignment (default 1 s). */
   provisioningWaitMs?: number
 }
@@ -81,39 +83,53 @@ export async function build(t: Teardown, moto: MotoServer, options: BuildOptions
       done()
     },
   })
-  const adapters = await createAwsAdapters(
-    {
-      region: REGION,
-      endpoint: serviceEndpoint,
-      tables,
-      snsTopicArn: topic.TopicArn,
-      ...instance,
-      // In the AWS-like world an assignment takes AWS_LIKE_PROVISIONING_MS: the service waits longer than that, as
-      // it does in production (5 s against AWS's usual few seconds), so that only faults leave a grant unfinished.
-      provisioningWaitMs: options.provisioningWaitMs ?? (options.awsLike ? 3 * AWS_LIKE_PROVISIONING_MS : 1000),
-      cacheTtlMs: 60_000,
-      identityCenterTps: options.identityCenterTps ?? 500,
-      ...(options.maxConcurrentCreations ? { maxConcurrentCreations: options.maxConcurrentCreations } : {}),
-    },
-    pino({ level: 'warn' }, logStream),
-    // Short timeouts, so that a hanging connection is abandoned in about a second, as 10 s would be in production.
-    createAwsClients({ region: REGION, endpoint: serviceEndpoint, requestTimeoutMs: options.requestTimeoutMs ?? 1000 }),
-  )
-  const app = await buildApp({
-    ...adapters,
-    clock,
-    policy: parsePolicy(options.policy ?? DEMO_POLICY),
-    jwt: options.jwt ?? { secret: TEST_SECRET, issuer: TEST_ISSUER, audience: TEST_AUDIENCE },
-    maxDurationMinutes: options.maxDurationMinutes ?? 720,
-    sweepBudgetMs: 50_000,
-    ...(options.requestDeadlineMs ? { requestDeadlineMs: options.requestDeadlineMs } : {}),
-    ...(options.sweepPageSize ? { sweepPageSize: options.sweepPageSize } : {}),
-    logger: { level: 'trace', stream: logStream },
-  })
-  t.teardown(() => app.close())
+  /**
+   * One service process: its own adapters (caches, rate limiter, SDK clients) and app, as each Lambda execution
+   * environment or container has; all of them share the tables, the AWS world and the clock.
+   */
+  // In the AWS-like world an assignment takes AWS_LIKE_PROVISIONING_MS: the service waits longer than that, as
+  // it does in production (5 s against AWS's usual few seconds), so that only faults leave a grant unfinished.
+  const provisioningWaitMs = options.provisioningWaitMs ?? (options.awsLike ? 3 * AWS_LIKE_PROVISIONING_MS : 1000)
+  const startInstance = async () => {
+    const adapters = await createAwsAdapters(
+      {
+        region: REGION,
+        endpoint: serviceEndpoint,
+        tables,
+        snsTopicArn: topic.TopicArn,
+        ...instance,
+        provisioningWaitMs,
+        cacheTtlMs: 60_000,
+        identityCenterTps: options.identityCenterTps ?? 500,
+        ...(options.maxConcurrentCreations ? { maxConcurrentCreations: options.maxConcurrentCreations } : {}),
+      },
+      pino({ level: 'warn' }, logStream),
+      // Short timeouts, so that a hanging connection is abandoned in about a second, as 10 s would be in production.
+      createAwsClients({ region: REGION, endpoint: serviceEndpoint, requestTimeoutMs: options.requestTimeoutMs ?? 1000 }),
+    )
+    const started = await buildApp({
+      ...adapters,
+      leaseWaitMs: provisioningWaitMs + 1000,
+      clock,
+      policy: parsePolicy(options.policy ?? DEMO_POLICY),
+      jwt: options.jwt ?? { secret: TEST_SECRET, issuer: TEST_ISSUER, audience: TEST_AUDIENCE },
+      maxDurationMinutes: options.maxDurationMinutes ?? 720,
+      sweepBudgetMs: 50_000,
+      ...(options.requestDeadlineMs ? { requestDeadlineMs: options.requestDeadlineMs } : {}),
+      ...(options.sweepPageSize ? { sweepPageSize: options.sweepPageSize } : {}),
+      logger: { level: 'trace', stream: logStream },
+    })
+    t.teardown(() => started.close())
+    return started
+  }
+  const instances = [await startInstance()]
+  for (let i = 1; i < (options.instances ?? 1); i++) instances.push(await startInstance())
+  const app = instances[0] as (typeof instances)[number]
 
   return {
     app,
+    /** Every service instance (see `instances` in BuildOptions); the first is `app`. */
+    instances,
     clock,
     clients,
     instance,

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
+import { seededRandom } from './seeded-random.ts'
 
 /** An HTTP answer, whole. */
 export interface Answer {
@@ -18,6 +19,13 @@ export interface AwsWorldOptions {
   now?: () => number
   /** How long Identity Center takes to finish a creation or deletion. */
   provisioningMs?: number
+  /**
+   * Each operation takes a time drawn evenly from [provisioningMs - jitter, provisioningMs + jitter], from a
+   * generator seeded with `seed`: AWS's times vary, and a varying time is what lands a provisioning's end
+   * between two of the service's calls.
+   */
+  provisioningJitterMs?: number
+  seed?: number
 }
 
 interface Assignment {
@@ -61,6 +69,8 @@ const keyOfOperation = ({ assignment: a }: AssignmentOperation) => keyOf(a.Princ
 export class AwsWorld {
   readonly now: () => number
   readonly provisioningMs: number
+  private readonly provisioningJitterMs: number
+  private readonly random: () => number
   private readonly recorded: AssignmentOperation[] = []
   /** Keys whose operation is at moto right now: taken before any await, so concurrent requests conflict as on AWS. */
   private readonly sending = new Set<string>()
@@ -68,6 +78,8 @@ export class AwsWorld {
   constructor(options: AwsWorldOptions = {}) {
     this.now = options.now ?? Date.now
     this.provisioningMs = options.provisioningMs ?? 2000
+    this.provisioningJitterMs = Math.min(options.provisioningJitterMs ?? 0, this.provisioningMs)
+    this.random = seededRandom(options.seed ?? 1)
   }
 
   handles(operation: string): boolean {
@@ -156,7 +168,7 @@ export class AwsWorld {
       requestId,
       assignment: { InstanceArn, TargetId, TargetType: TargetType ?? 'AWS_ACCOUNT', PermissionSetArn, PrincipalType, PrincipalId },
       createdDate,
-      doneAt: this.now() + this.provisioningMs,
+      doneAt: this.now() + this.provisioningMs + (this.random() * 2 - 1) * this.provisioningJitterMs,
       changed,
     }
     this.recorded.push(op)

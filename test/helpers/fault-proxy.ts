@@ -1,6 +1,7 @@
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { AwsWorld, type Answer, type AwsWorldOptions } from './aws-world.ts'
+import { seededRandom } from './seeded-random.ts'
 
 /** What the proxy does to a matching request. */
 export type Fault =
@@ -312,15 +313,6 @@ function rewriteStatus(text: string, failed: boolean): string {
   return JSON.stringify(parsed)
 }
 
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let x = Math.imul(state ^ (state >>> 15), 1 | state)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function operationOf(req: IncomingMessage, body: Buffer): string {
   const target = req.headers['x-amz-target']

@@ -55,6 +55,7 @@ export class DynamoGrantStore implements GrantStore {
             kind: 'coverage',
             target: targetOf(grant),
             holders: new Set([grant.id]),
+            lastGrantId: grant.id,
             assignment: 'creating',
             creationIntendedAt: at,
             leaseOwner: lease.owner,
@@ -299,12 +300,15 @@ export class DynamoGrantStore implements GrantStore {
 
   /** Adds or removes a grant among the holders of its assignment, creating the coverage record on first use. */
   private holderUpdate(grant: Grant, operation: 'ADD' | 'DELETE', at: number) {
+    const joining = operation === 'ADD'
     return {
       TableName: this.tables.grants,
       Key: coverageKey(grant),
       UpdateExpression: `${operation} holders :grant SET kind = :kind, target = if_not_exists(target, :target), ` +
-        'assignment = if_not_exists(assignment, :absent), dueShard = :due, dueAt = if_not_exists(dueAt, :firstCheck)',
+        'assignment = if_not_exists(assignment, :absent), dueShard = :due, dueAt = if_not_exists(dueAt, :firstCheck)' +
+        (joining ? ', lastGrantId = :grantId' : ''),
       ExpressionAttributeValues: {
+        ...(joining ? { ':grantId': grant.id } : {}),
         ':grant': new Set([grant.id]),
         ':kind': 'coverage',
         ':target': targetOf(grant),

@@ -36,6 +36,7 @@ export function itemToCoverage(item: Record<string, unknown>, target: Assignment
     requestId: (item.requestId as string | undefined) ?? null,
     lastFailure: (item.lastFailure as string | undefined) ?? null,
     creationIntendedAt: typeof item.creationIntendedAt === 'number' ? item.creationIntendedAt : null,
+    lastGrantId: typeof item.lastGrantId === 'string' ? item.lastGrantId : null,
   }
 }
 

@@ -8,10 +8,23 @@ import { GrantIdParams, GrantListQuery, GrantPage, GrantRef, GrantRequestBody } 
 interface GrantRouteOptions {
   grants: GrantService
   idempotency: ReturnType<typeof idempotencyHooks>
+  /** Counted from the request's arrival, so that time spent before the handler (authentication, the idempotency claim) counts too. */
+  requestDeadlineMs: number
 }
 
-export const grantRoutes: FastifyPluginAsyncTypebox<GrantRouteOptions> = async (app, { grants, idempotency }) => {
+declare module 'fastify' {
+  interface FastifyRequest {
+    arrivedAt: number
+  }
+}
+
+export const grantRoutes: FastifyPluginAsyncTypebox<GrantRouteOptions> = async (app, { grants, idempotency, requestDeadlineMs }) => {
   const actorOf = (request: { user: { sub: string }; id: string }) => ({ id: request.user.sub, requestId: String(request.id) })
+  const deadlineOf = (request: { arrivedAt: number }) => request.arrivedAt + requestDeadlineMs
+  app.decorateRequest('arrivedAt', 0)
+  app.addHook('onRequest', async (request) => {
+    request.arrivedAt = Date.now()
+  })
 
   app.post('/grants', {
     onRequest: requireScope(SCOPES.grantsWrite),
@@ -22,6 +35,7 @@ export const grantRoutes: FastifyPluginAsyncTypebox<GrantRouteOptions> = async (
       description:
         'Gives one Identity Store user one permission set on one AWS account for a bounded time, if the eligibility policy allows it. ' +
         'Answers 201 once the account assignment is in place, or 202 while Identity Center is still provisioning it (poll GET /grants/{id}). ' +
+        'It answers within the request deadline (25 s by default) whatever AWS does: 202 once the grant is recorded, 503 with Retry-After before. ' +
         'Denials are audited and answered 403 POLICY_DENIED with the failed condition. ' +
         'Send an Idempotency-Key (e.g. the approval sys_id) to make retries safe: the same key and body replay the first answer, ' +
         'and a retry after a 503 resumes the grant the failed attempt recorded instead of making another.',
@@ -33,7 +47,7 @@ export const grantRoutes: FastifyPluginAsyncTypebox<GrantRouteOptions> = async (
     preHandler: idempotency.preHandler,
     onSend: idempotency.onSend,
   }, async (request, reply) => {
-    const { grant, settled } = await grants.request(request.body, actorOf(request), { id: request.idempotency?.derivedId })
+    const { grant, settled } = await grants.request(request.body, actorOf(request), { id: request.idempotency?.derivedId, deadline: deadlineOf(request) })
     return reply.code(settled ? 201 : 202).header('location', `/grants/${grant.id}`).send(grant)
   })
 
@@ -73,7 +87,8 @@ export const grantRoutes: FastifyPluginAsyncTypebox<GrantRouteOptions> = async (
       tags: ['grants'],
       summary: 'End a grant early',
       description:
-        'Removes the access now. Answers 200 with status revoked, or 202 with status revoking while Identity Center removes the assignment. ' +
+        'Removes the access now. Answers 200 with status revoked, or 202 with status revoking while Identity Center removes the assignment ' +
+        '(or when the request deadline came first; the sweep finishes it). ' +
         'A permanent assignment that existed before the grant, or another active grant of the same access, keeps the access in place. ' +
         'Ending a grant that has already ended changes nothing and answers its final state.',
       security: [{ bearerAuth: [SCOPES.grantsRevoke] }],
@@ -84,7 +99,7 @@ export const grantRoutes: FastifyPluginAsyncTypebox<GrantRouteOptions> = async (
     preHandler: idempotency.preHandler,
     onSend: idempotency.onSend,
   }, async (request, reply) => {
-    const { grant, settled } = await grants.end(request.params.id, actorOf(request))
+    const { grant, settled } = await grants.end(request.params.id, actorOf(request), { deadline: deadlineOf(request) })
     return reply.code(settled ? 200 : 202).send(grant)
   })
 }
