@@ -235,8 +235,10 @@ export class CoverageReconciler {
       if (outcome === 'unconfirmed') return { kind: 'pending' }
       if (outcome === 'given-up') {
         // Nobody needs it and nothing showed in the settle window: the grant may end, while the record stays
-        // (creationIntendedAt kept) and is watched for the assignment in case it was accepted after all.
-        return { coverage: await this.store.updateCoverage(target, owner, { assignment: 'absent', requestId: null }), leaseReleased: false }
+        // (creationIntendedAt kept) and is watched, from the next sweep on, in case it was accepted after all.
+        const given = await this.store.updateCoverage(target, owner, { assignment: 'absent', requestId: null })
+        await this.store.scheduleCoverageCheck(target, new Date(this.clock.now().getTime() + ORPHAN_CHECK_INTERVAL_MS))
+        return { coverage: given, leaseReleased: false }
       }
       if (outcome === 'send-again') {
         // Whether the last request took effect cannot be known from a listing, so it is sent again: Identity
