@@ -85,7 +85,7 @@ function bundleOptions(entry: string, outfile: string, awsSdk: AwsSdkSource): Bu
  * The Lambda's code: lambda.mjs, the chunks it imports, and the docs page's files beside it. Returns the size
  * of the code (every chunk, loaded at init or not).
  *
- * Split into chunks so that what is imported only when needed (the docs page's libraries, JWKS support, the
+ * Split into chunks so that what is imported only when needed (the docs page's libraries, the
  * AWS SDK's credential providers for other environments) is not even parsed at init: about a tenth of it.
  * The container's bundle stays one file, which is all its image copies.
  */
@@ -145,6 +145,7 @@ export function measureInitTimings(modulePaths: string[], runs = 7, nodeOptions?
     AWS_SECRET_ACCESS_KEY: 'x',
     JIT_POLICY_FILE: policy,
     JIT_JWT_SECRET: 'x'.repeat(32),
+    JIT_CURSOR_KEY: 'c'.repeat(32),
     JIT_JWT_ISSUER: 'issuer',
     JIT_JWT_AUDIENCE: 'audience',
     JIT_INSTANCE_ARN: 'arn:aws:sso:::instance/ssoins-0000000000000000',

@@ -33,6 +33,11 @@ export function readDeploymentContext(get: (name: string) => unknown, baseDir: s
     const items = Array.isArray(value) ? value.map(String) : String(value).split(',')
     return items.map((item) => item.trim()).filter(Boolean)
   }
+  const requiredList = (name: string): string[] => {
+    const value = list(name)
+    if (!value?.length) throw new Error(`Missing CDK context value '${name}' (infra/cdk.json, or -c ${name}=…)`)
+    return value
+  }
   const number = (name: string): number | undefined => {
     const value = text(name)
     if (value === undefined) return undefined
@@ -54,7 +59,7 @@ export function readDeploymentContext(get: (name: string) => unknown, baseDir: s
       jwtPublicKey: publicKeyFile ? readFileSync(resolve(baseDir, publicKeyFile), 'utf8') : undefined,
       jwtSecretArn: text('jwtSecretArn'),
       jwksUrl: text('jwksUrl'),
-      permissionSetArns: list('permissionSetArns'),
+      permissionSetArns: requiredList('permissionSetArns'),
       accountIds: list('accountIds'),
       reservedConcurrency: number('reservedConcurrency'),
       identityCenterTps: number('identityCenterTps'),

@@ -1,5 +1,6 @@
-import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib'
+import { CfnOutput, Duration, RemovalPolicy, Stack, Validations, type StackProps } from 'aws-cdk-lib'
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2'
+import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway'
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations'
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch'
 import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions'
@@ -10,10 +11,13 @@ import * as iam from 'aws-cdk-lib/aws-iam'
 import * as kms from 'aws-cdk-lib/aws-kms'
 import * as lambda from 'aws-cdk-lib/aws-lambda'
 import * as logs from 'aws-cdk-lib/aws-logs'
+import * as s3 from 'aws-cdk-lib/aws-s3'
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager'
 import * as sns from 'aws-cdk-lib/aws-sns'
 import type { Construct } from 'constructs'
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb'
 import { auditTableDefinition, grantsTableDefinition, GRANTS_TTL_ATTRIBUTE } from '../src/adapters/dynamodb/tables.ts'
+import { DEFAULT_ANCHOR_RETENTION_DAYS } from '../src/adapters/s3-anchors.ts'
 
 export interface JitAccessStackProps extends StackProps {
   /** Directory with lambda.mjs, static/ and the policy (see infra/app.ts). */
@@ -33,19 +37,58 @@ export interface JitAccessStackProps extends StackProps {
   jwtSecretArn?: string | undefined
   /** or a JWKS endpoint. */
   jwksUrl?: string | undefined
-  /** Permission sets jit-access may assign; default: any in the instance. */
-  permissionSetArns?: string[] | undefined
+  /**
+   * The permission sets jit-access may assign (at least one): IAM allows CreateAccountAssignment and
+   * DeleteAccountAssignment on these only, whatever the eligibility policy says.
+   */
+  permissionSetArns: string[]
   /** Accounts jit-access may assign on; default: any. */
   accountIds?: string[] | undefined
   /** Requests per second (and burst) the HTTP API accepts. */
   throttle?: { rateLimit: number; burstLimit: number } | undefined
   /**
-   * At most this many concurrent invocations: with the Identity Center rate limit each process applies, it
-   * bounds the whole deployment's share of the organisation's quota (README, Performance).
+   * At most this many concurrent invocations of the API function (the sweep function has its own
+   * SWEEP_RESERVED_CONCURRENCY): with the Identity Center rate limit each process applies, the two bound the
+   * whole deployment's share of the organisation's quota (README, Performance).
    */
   reservedConcurrency?: number | undefined
   /** Identity Center calls per second per execution environment (JIT_IDENTITY_CENTER_TPS); default 10. */
   identityCenterTps?: number | undefined
+  /**
+   * How long S3 keeps each anchor of the audit chain's head where nobody, the account's root user included, can
+   * delete or change it (Object Lock, compliance mode); default DEFAULT_ANCHOR_RETENTION_DAYS. It cannot be
+   * shortened for anchors already written.
+   */
+  auditAnchorRetentionDays?: number | undefined
+}
+
+/**
+ * Copies of the sweep function that may run at once. Reserved for it alone, so that no burst of API requests
+ * can take the capacity the one-minute schedule needs. One is enough: a run ends within the minute (its budget
+ * is 50 s), and a second copy would only contend with the first for the same due grants.
+ */
+export const SWEEP_RESERVED_CONCURRENCY = 1
+
+/**
+ * The HTTP API's access log line. `requestId` is the id the service puts on its own log lines, problem bodies and
+ * audit events (src/lambda.ts), so one request can be followed from the gateway into the function. No headers
+ * or query strings: they can carry tokens.
+ */
+export const API_ACCESS_LOG_FORMAT = {
+  requestId: '$context.requestId',
+  requestTime: '$context.requestTime',
+  sourceIp: '$context.identity.sourceIp',
+  userAgent: '$context.identity.userAgent',
+  method: '$context.httpMethod',
+  path: '$context.path',
+  protocol: '$context.protocol',
+  status: '$context.status',
+  responseLength: '$context.responseLength',
+  responseLatency: '$context.responseLatency',
+  integrationStatus: '$context.integrationStatus',
+  integrationLatency: '$context.integrationLatency',
+  integrationError: '$context.integrationErrorMessage',
+  error: '$context.error.message',
 }
 
 /** Where infra/app.ts puts the eligibility policy inside the function's code. */
@@ -70,24 +113,69 @@ export class JitAccessStack extends Stack {
     })
     // The audit trail: no TTL, and (below) no update or delete permission for the service either.
     const audit = tableFrom(this, 'AuditTable', auditTableDefinition('unused'), {})
+    // Whoever holds the function's role may put items in both tables: they could cut the audit log short and
+    // move its head pointer back to match. The sweep records the head here, where that role may only add
+    // objects, and verify checks the log against it (src/adapters/s3-anchors.ts).
+    const anchors = new s3.Bucket(this, 'AuditAnchors', {
+      objectLockEnabled: true,
+      objectLockDefaultRetention: s3.ObjectLockRetention.compliance(Duration.days(props.auditAnchorRetentionDays ?? DEFAULT_ANCHOR_RETENTION_DAYS)),
+      versioned: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    })
+    Validations.of(anchors).acknowledge({
+      id: 'AwsSolutions-S1',
+      reason: 'Who wrote an anchor, or tried to delete one, is for CloudTrail data events, which name the caller and whose log files can be ' +
+        'validated; server access logs would be a second, unvalidated record in one more bucket to protect. Verify does not depend on either.',
+    })
 
     const topicKey = new kms.Key(this, 'AlertsKey', { enableKeyRotation: true, description: 'jit-access alerts topic' })
-    // CloudWatch alarms publish to the encrypted topic, so the alarm service may use the key.
+    // CloudWatch alarms publish to the encrypted topic, so the alarm service may use the key, but only for
+    // alarms of this account and region: without the source conditions, any account's alarm could (the
+    // confused-deputy problem). Not narrowed to this stack's alarms: they name the topic, which names the key.
     topicKey.addToResourcePolicy(new iam.PolicyStatement({
       sid: 'CloudWatchAlarmsPublishToTopic',
       principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
       actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
       resources: ['*'],
+      conditions: {
+        StringEquals: { 'aws:SourceAccount': this.account },
+        ArnLike: { 'aws:SourceArn': `arn:${this.partition}:cloudwatch:${this.region}:${this.account}:alarm:*` },
+      },
     }))
     const topic = new sns.Topic(this, 'Alerts', { masterKey: topicKey, displayName: 'jit-access' })
 
-    const logGroup = new logs.LogGroup(this, 'Logs', { retention: logs.RetentionDays.ONE_YEAR, removalPolicy: RemovalPolicy.RETAIN })
-    // An explicit role: the managed AWSLambdaBasicExecutionRole would allow writing to any log group.
-    const role = new iam.Role(this, 'FunctionRole', { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') })
-    role.addToPolicy(new iam.PolicyStatement({ sid: 'WriteOwnLogs', actions: ['logs:CreateLogStream', 'logs:PutLogEvents'], resources: [logGroup.logGroupArn] }))
+    // Generated by Secrets Manager, so its value is never in the template; losing or rotating it only makes
+    // clients start their listings again (an unknown cursor is a 400).
+    const cursorKey = new secretsmanager.Secret(this, 'CursorKey', {
+      description: 'jit-access: seals page cursors (JIT_CURSOR_KEY_ARN)',
+      generateSecretString: { passwordLength: 64, excludePunctuation: true },
+    })
+    Validations.of(cursorKey).acknowledge({
+      id: 'AwsSolutions-SMG4',
+      reason: 'No scheduled rotation: the secret only seals page cursors (AES-GCM over a DynamoDB key, no credential), and each execution ' +
+        'environment reads it once at start, so a rotation would leave old and new environments refusing each other\'s cursors until they ' +
+        'recycle. Replace it by hand if it leaks; clients then restart their listings.',
+    })
 
-    const fn = new lambda.Function(this, 'Function', {
-      description: 'jit-access: HTTP API requests and the one-minute revocation sweep',
+    const logGroup = new logs.LogGroup(this, 'Logs', { retention: logs.RetentionDays.ONE_YEAR, removalPolicy: RemovalPolicy.RETAIN })
+    // Its own log group: Lambda's log stream names do not say which function wrote them.
+    const sweepLogGroup = new logs.LogGroup(this, 'SweepLogs', { retention: logs.RetentionDays.ONE_YEAR, removalPolicy: RemovalPolicy.RETAIN })
+    // An explicit role: the managed AWSLambdaBasicExecutionRole would allow writing to any log group. One role
+    // for both functions: they run the same code, which builds every adapter at start-up.
+    const role = new iam.Role(this, 'FunctionRole', { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') })
+    role.addToPolicy(new iam.PolicyStatement({
+      sid: 'WriteOwnLogs',
+      actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+      resources: [logGroup.logGroupArn, sweepLogGroup.logGroupArn],
+    }))
+
+    // The API and the sweep run the same bundle and handler (src/lambda.ts tells their events apart) as two
+    // functions, so that each has its own reserved concurrency: when both shared one pool, a flood of
+    // requests, authenticated or not, could throttle the scheduled sweep and let access outlive its grants.
+    const functionProps: lambda.FunctionProps = {
       runtime: lambda.Runtime.NODEJS_24_X,
       architecture: lambda.Architecture.ARM_64,
       handler: 'lambda.handler',
@@ -95,15 +183,14 @@ export class JitAccessStack extends Stack {
       memorySize: 1024,
       // The sweep uses all but SWEEP_SAFETY_MARGIN_MS of it (src/lambda.ts); JIT_SWEEP_BUDGET_SECONDS caps it below.
       timeout: Duration.seconds(60),
-      reservedConcurrentExecutions: props.reservedConcurrency ?? 5,
       role,
-      logGroup,
       // No NODE_OPTIONS=--enable-source-maps: with it, Node parses the bundle's map during init (pino asks
       // for call sites), about 140 ms of every cold start. The .map files are deployed beside the bundle, so
       // setting it on the function later needs no new build (README, Deploy).
       environment: {
         JIT_GRANTS_TABLE: grants.tableName,
         JIT_AUDIT_TABLE: audit.tableName,
+        JIT_AUDIT_ANCHOR_BUCKET: anchors.bucketName,
         JIT_SNS_TOPIC_ARN: topic.topicArn,
         JIT_INSTANCE_ARN: props.instanceArn,
         JIT_IDENTITY_STORE_ID: props.identityStoreId,
@@ -112,24 +199,47 @@ export class JitAccessStack extends Stack {
         ...(props.jwtPublicKey ? { JIT_JWT_PUBLIC_KEY: props.jwtPublicKey } : {}),
         ...(props.jwtSecretArn ? { JIT_JWT_SECRET_ARN: props.jwtSecretArn } : {}),
         ...(props.jwksUrl ? { JIT_JWKS_URL: props.jwksUrl } : {}),
+        JIT_CURSOR_KEY_ARN: cursorKey.secretArn,
         JIT_POLICY_FILE: `/var/task/${POLICY_FILE_IN_FUNCTION}`,
         JIT_SWEEP_BUDGET_SECONDS: '50',
         ...(props.identityCenterTps !== undefined ? { JIT_IDENTITY_CENTER_TPS: String(props.identityCenterTps) } : {}),
       },
+    }
+    const fn = new lambda.Function(this, 'Function', {
+      ...functionProps,
+      description: 'jit-access: HTTP API requests',
+      reservedConcurrentExecutions: props.reservedConcurrency ?? 5,
+      logGroup,
+    })
+    const sweepFn = new lambda.Function(this, 'SweepFunction', {
+      ...functionProps,
+      description: 'jit-access: the one-minute revocation sweep (EventBridge only)',
+      reservedConcurrentExecutions: SWEEP_RESERVED_CONCURRENCY,
+      logGroup: sweepLogGroup,
     })
 
     // Resource-level permissions as the Service Authorization Reference defines them for each action: Identity
     // Center's assignment calls on the instance, permission set and account; its reads on the instance (and
     // permission set); Identity Store's on the store and the user, group or membership (ids unknown at deploy time).
     const partition = this.partition
-    const permissionSets = props.permissionSetArns ?? [`arn:${partition}:sso:::permissionSet/${instanceId}/*`]
+    const allPermissionSets = `arn:${partition}:sso:::permissionSet/${instanceId}/*`
     const accounts = (props.accountIds ?? ['*']).map((accountId) => `arn:${partition}:sso:::account/${accountId}`)
     const identityStore = `arn:${partition}:identitystore::${props.managementAccountId ?? '*'}:identitystore/${props.identityStoreId}`
+    // cdk-nag's AwsSolutions-IAM5 flags each wildcard resource: each is acknowledged here, with why it cannot be
+    // narrowed, in the form cdk-nag reports it (test/cdk-nag.test.ts fails on any it does not cover).
+    const acknowledgeWildcard = (resource: string, reason: string) =>
+      Validations.of(role).acknowledge({ id: `AwsSolutions-IAM5[Resource::${resource}]`, reason })
+    // Named permission sets, not a tag condition: whoever may tag permission sets in the instance could then
+    // make any of them (AdministratorAccess included) grantable; a list changes only with a reviewed deployment.
     role.addToPolicy(new iam.PolicyStatement({
       sid: 'AssignAndRemoveAccess',
       actions: ['sso:CreateAccountAssignment', 'sso:DeleteAccountAssignment'],
-      resources: [props.instanceArn, ...permissionSets, ...accounts],
+      resources: [props.instanceArn, ...props.permissionSetArns, ...accounts],
     }))
+    if (!props.accountIds) {
+      acknowledgeWildcard('arn:<AWS::Partition>:sso:::account/*', 'Assignments on any account of the organisation, because the deployment names none ' +
+        '(accountIds); the permission sets are still only the listed ones, and the eligibility policy decides which accounts each rule allows.')
+    }
     role.addToPolicy(new iam.PolicyStatement({
       sid: 'ReadAssignmentsAndStatus',
       actions: [
@@ -140,10 +250,27 @@ export class JitAccessStack extends Stack {
       ],
       resources: [props.instanceArn],
     }))
-    role.addToPolicy(new iam.PolicyStatement({ sid: 'ReadPermissionSets', actions: ['sso:DescribePermissionSet'], resources: [props.instanceArn, ...permissionSets] }))
+    // Every permission set of the instance, not only the grantable ones: the service finds the names the
+    // eligibility policy uses by describing each set the instance lists (src/adapters/identity-center.ts), and one
+    // refused description fails that whole listing, and so every request. Reading a name grants nothing.
+    role.addToPolicy(new iam.PolicyStatement({ sid: 'ReadPermissionSets', actions: ['sso:DescribePermissionSet'], resources: [props.instanceArn, allPermissionSets] }))
+    acknowledgeWildcard(`arn:<AWS::Partition>:sso:::permissionSet/${instanceId}/*`, 'sso:DescribePermissionSet only, on the permission sets of the one ' +
+      'instance: the service resolves permission set names by describing every set the instance lists, and one refused description would fail ' +
+      'every request. Assignment itself (AssignAndRemoveAccess) is limited to permissionSetArns.')
+    if (!props.managementAccountId) {
+      acknowledgeWildcard(`arn:<AWS::Partition>:identitystore::*:identitystore/${props.identityStoreId}`, 'The identity store is named by its ' +
+        'id (unique to one store); only the account in its ARN is left open, because the deployment does not give managementAccountId.')
+    }
+    acknowledgeWildcard('arn:<AWS::Partition>:identitystore:::user/*', 'Identity Store user ids are created with the users and looked up by ' +
+      'user name at request time (GetUserId), so they cannot be listed at deploy time; every statement naming users also names the one identity store, which each of these actions requires.')
+    acknowledgeWildcard('arn:<AWS::Partition>:identitystore:::group/*', 'Group ids are looked up by the policy\'s group names at start ' +
+      '(GetGroupId, read only), so they cannot be listed at deploy time; the statement also names the one identity store.')
+    acknowledgeWildcard('arn:<AWS::Partition>:identitystore:::membership/*', 'Membership ids are unknown until a user\'s memberships are ' +
+      'listed (ListGroupMembershipsForMember, read only); the statement also names the one identity store and users.')
     role.addToPolicy(new iam.PolicyStatement({
       sid: 'ResolveUsers',
-      actions: ['identitystore:GetUserId'],
+      // GetUserId finds the user by name; DescribeUser reads the directory's own spelling of it, which is what is recorded.
+      actions: ['identitystore:GetUserId', 'identitystore:DescribeUser'],
       resources: [identityStore, `arn:${partition}:identitystore:::user/*`],
     }))
     role.addToPolicy(new iam.PolicyStatement({
@@ -152,22 +279,33 @@ export class JitAccessStack extends Stack {
       resources: [identityStore, `arn:${partition}:identitystore:::user/*`, `arn:${partition}:identitystore:::membership/*`],
     }))
     role.addToPolicy(new iam.PolicyStatement({
-      sid: 'ReadGroups',
-      actions: ['identitystore:DescribeGroup'],
+      sid: 'ResolveGroups',
+      // The policy's group names are resolved to ids once, at start; memberships are then matched by id.
+      actions: ['identitystore:GetGroupId'],
       resources: [identityStore, `arn:${partition}:identitystore:::group/*`],
     }))
     role.addToPolicy(new iam.PolicyStatement({
       sid: 'GrantState',
       actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:Query'],
-      resources: [grants.tableArn, `${grants.tableArn}/index/*`],
+      resources: [grants.tableArn, ...indexArns(grants, grantsTableDefinition('unused'))],
     }))
     role.addToPolicy(new iam.PolicyStatement({
       sid: 'AppendAndReadAudit',
       actions: ['dynamodb:PutItem', 'dynamodb:Query'],
-      resources: [audit.tableArn, `${audit.tableArn}/index/*`],
+      resources: [audit.tableArn, ...indexArns(audit, auditTableDefinition('unused'))],
     }))
+    // Add and list anchors, nothing else: no delete, no retention or legal-hold change, no governance bypass,
+    // no bucket configuration. (Compliance mode would refuse most of those anyway; a delete without a version
+    // would still hide an anchor behind a marker.) Not anchors.grantPut: that adds PutObjectRetention and PutObjectLegalHold.
+    role.addToPolicy(new iam.PolicyStatement({ sid: 'WriteAuditAnchors', actions: ['s3:PutObject'], resources: [anchors.arnForObjects('anchors/*')] }))
+    acknowledgeWildcard(`<${this.resolve((anchors.node.defaultChild as s3.CfnBucket).logicalId)}.Arn>/anchors/*`, 's3:PutObject only, under ' +
+      'anchors/ in the one anchor bucket: each anchor is a new key named after the head it records (seq and hash), unknown at deploy time. ' +
+      'Object Lock keeps every version written, so a put can add anchors but never replace one.')
+    role.addToPolicy(new iam.PolicyStatement({ sid: 'ListAuditAnchors', actions: ['s3:ListBucket'], resources: [anchors.bucketArn] }))
     role.addToPolicy(new iam.PolicyStatement({ sid: 'PublishAlerts', actions: ['sns:Publish'], resources: [topic.topicArn] }))
     role.addToPolicy(new iam.PolicyStatement({ sid: 'EncryptAlerts', actions: ['kms:GenerateDataKey', 'kms:Decrypt'], resources: [topicKey.keyArn] }))
+    // Not cursorKey.grantRead: that adds DescribeSecret, which the service never calls.
+    role.addToPolicy(new iam.PolicyStatement({ sid: 'ReadCursorKey', actions: ['secretsmanager:GetSecretValue'], resources: [cursorKey.secretArn] }))
     if (props.jwtSecretArn) {
       role.addToPolicy(new iam.PolicyStatement({ sid: 'ReadJwtSecret', actions: ['secretsmanager:GetSecretValue'], resources: [props.jwtSecretArn] }))
     }
@@ -177,39 +315,57 @@ export class JitAccessStack extends Stack {
       createDefaultStage: false,
       description: 'jit-access',
     })
+    Validations.of(api).acknowledge({
+      id: 'AwsSolutions-APIG4',
+      reason: 'The service authenticates every route but /health, /openapi.json and /docs itself: a bearer JWT checked for signature, issuer ' +
+        'and audience, then the scope each route needs (src/http/auth.ts). An API Gateway JWT authorizer cannot take its place: it reads keys ' +
+        'only from an issuer\'s JWKS, so not the HS256 secret or PEM key the stack also accepts, and the one $default route has no per-route scopes.',
+    })
+    // Requests the throttle or a gateway error refused never reach the function: only these logs show them.
+    const accessLogs = new logs.LogGroup(this, 'ApiAccessLogs', { retention: logs.RetentionDays.ONE_YEAR, removalPolicy: RemovalPolicy.RETAIN })
     const stage = new apigw.HttpStage(this, 'Stage', {
       httpApi: api,
       stageName: '$default',
       autoDeploy: true,
       throttle: props.throttle ?? { rateLimit: 20, burstLimit: 40 },
+      accessLogSettings: {
+        destination: new apigw.LogGroupLogDestination(accessLogs),
+        format: AccessLogFormat.custom(JSON.stringify(API_ACCESS_LOG_FORMAT)),
+      },
     })
 
     // Every minute, so that no access outlives its grant by more than about a minute. EventBridge invokes the
-    // function directly (asynchronously): the sweep never goes through an HTTP route. Neither EventBridge nor
+    // sweep function directly (asynchronously): the sweep never goes through an HTTP route. Neither EventBridge nor
     // Lambda retries a sweep, and one that waited a minute for a free copy is dropped: the next minute is the retry.
-    fn.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: Duration.minutes(1) })
+    sweepFn.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: Duration.minutes(1) })
     new events.Rule(this, 'SweepSchedule', {
       description: 'jit-access revocation sweep',
       schedule: events.Schedule.rate(Duration.minutes(1)),
-      targets: [new targets.LambdaFunction(fn, { retryAttempts: 0, maxEventAge: Duration.minutes(1) })],
+      targets: [new targets.LambdaFunction(sweepFn, { retryAttempts: 0, maxEventAge: Duration.minutes(1) })],
     })
 
     const alarmAction = new cloudwatchActions.SnsAction(topic)
-    new cloudwatch.Alarm(this, 'FunctionErrors', {
-      alarmDescription: 'jit-access Lambda invocations failed (a failed init, an unhandled error, a timeout)',
-      metric: fn.metricErrors({ period: Duration.minutes(1) }),
-      threshold: 1,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    }).addAlarmAction(alarmAction)
-    const sweepFailures = new logs.MetricFilter(this, 'SweepFailuresFilter', {
-      logGroup,
+    for (const [id, which, watched] of [['FunctionErrors', 'API', fn], ['SweepFunctionErrors', 'sweep', sweepFn]] as const) {
+      new cloudwatch.Alarm(this, id, {
+        alarmDescription: `jit-access ${which} Lambda invocations failed (a failed init, an unhandled error, a timeout)`,
+        metric: watched.metricErrors({ period: Duration.minutes(1) }),
+        threshold: 1,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }).addAlarmAction(alarmAction)
+    }
+    // Scheduled sweeps log in the sweep function, sweeps on demand (POST /revocations) in the API function: both
+    // feed the one metric.
+    const sweepFailuresIn = (id: string, group: logs.ILogGroup) => new logs.MetricFilter(this, id, {
+      logGroup: group,
       filterPattern: logs.FilterPattern.literal(SWEEP_FAILURE_PATTERN),
       metricNamespace: 'JitAccess',
       metricName: 'SweepFailures',
       metricValue: '$.failed',
       defaultValue: 0,
     })
+    const sweepFailures = sweepFailuresIn('SweepFailuresFilter', logGroup)
+    sweepFailuresIn('ScheduledSweepFailuresFilter', sweepLogGroup)
     new cloudwatch.Alarm(this, 'SweepFailuresAlarm', {
       alarmDescription: 'The revocation sweep could not finish some grants two minutes running; access may outlive its grant',
       metric: sweepFailures.metric({ period: Duration.minutes(1), statistic: 'Sum' }),
@@ -221,6 +377,7 @@ export class JitAccessStack extends Stack {
     new CfnOutput(this, 'ApiUrl', { value: stage.url })
     new CfnOutput(this, 'AlertsTopicArn', { value: topic.topicArn })
     new CfnOutput(this, 'FunctionName', { value: fn.functionName })
+    new CfnOutput(this, 'SweepFunctionName', { value: sweepFn.functionName })
   }
 }
 
@@ -237,7 +394,8 @@ function checkSettings(props: JitAccessStackProps): string {
   for (const accountId of props.accountIds ?? []) {
     if (!ACCOUNT_ID.test(accountId)) throw new Error(`accountIds: '${accountId}' is not an account id`)
   }
-  for (const arn of props.permissionSetArns ?? []) {
+  if (props.permissionSetArns.length === 0) throw new Error('permissionSetArns: name at least one permission set jit-access may assign')
+  for (const arn of props.permissionSetArns) {
     const match = PERMISSION_SET_ARN.exec(arn)
     if (!match) throw new Error(`permissionSetArns: '${arn}' is not a permission set ARN`)
     if (match[1] !== instanceId) throw new Error(`permissionSetArns: '${arn}' belongs to another instance than ${props.instanceArn}`)
@@ -251,10 +409,19 @@ function checkSettings(props: JitAccessStackProps): string {
   if (props.reservedConcurrency !== undefined && !(Number.isInteger(props.reservedConcurrency) && props.reservedConcurrency >= 1)) {
     throw new Error('reservedConcurrency must be a whole number of at least 1')
   }
+  const retention = props.auditAnchorRetentionDays
+  if (retention !== undefined && !(Number.isInteger(retention) && retention >= 1 && retention <= 36_500)) {
+    throw new Error('auditAnchorRetentionDays must be a whole number of days from 1 to 36500')
+  }
   if (props.identityCenterTps !== undefined && !(props.identityCenterTps > 0 && props.identityCenterTps <= 20)) {
     throw new Error('identityCenterTps must be above 0 and at most 20')
   }
   return instanceId
+}
+
+/** Each index by name rather than `index/*`: the adapters query only indexes the table definitions declare. */
+function indexArns(table: dynamodb.Table, definition: CreateTableCommandInput): string[] {
+  return (definition.GlobalSecondaryIndexes ?? []).map((index) => `${table.tableArn}/index/${index.IndexName}`)
 }
 
 /** A CDK table with exactly the keys and indexes the service creates locally: one definition for both. */

@@ -96,7 +96,7 @@ export interface paths {
         };
         /**
          * Verify the tamper-evident chain
-         * @description Recomputes every event’s hash in chain order. ok: false names the first event that was changed, or that follows deleted events; missing events at the end are detected against the chain head. Record the returned head hash outside this system (in the ticket, a WORM bucket) and compare it later to detect truncation of the whole log.
+         * @description Recomputes every event’s hash in chain order. ok: false names the first event that was changed, or that follows deleted events; missing events at the end are detected against the chain head. With an anchor bucket (JIT_AUDIT_ANCHOR_BUCKET), every sweep in which the chain moved records its head in S3 under Object Lock, and the log is also checked against those anchors: a log cut short before an anchor, or rewritten at or before one, fails and names the anchor, even when the chain head was moved back to match. anchored: false means only the chain vouched for itself.
          */
         get: operations["verifyAuditChain"];
         put?: never;
@@ -160,9 +160,13 @@ export interface components {
             code: string;
             /** @description Correlates with service logs and the audit log */
             requestId: string;
+            /** @description Every invalid, missing or unknown field (VALIDATION_FAILED), at most 20 of them */
             errors?: {
+                /** @description body, querystring, params or headers */
                 location: string;
+                /** @description JSON pointer to the field; an unknown or missing field is pointed at by its own name */
                 path: string;
+                /** @example unknown field 'username' */
                 message: string;
             }[];
             /** @description For POLICY_DENIED: principal, account, permissionSet, duration or ticket */
@@ -256,6 +260,7 @@ export interface components {
          *       "ticketId": "CHG0031337",
          *       "detail": "account assignment in place",
          *       "requestId": "7f1c2e9a-4b1d-4f0e-9d7c-2a3b4c5d6e7f",
+         *       "correlationId": "RITM0010042",
          *       "seq": 42,
          *       "prevHash": "5d41402abc4b2a76b9719d911017c592ae2ef3b1a4b2f7c1d0e9f8a7b6c5d4e3",
          *       "hash": "9b74c9897bac770ffc029102a200c5de1f3f0a2b4c6d8e0f1a3b5c7d9e1f2a3b"
@@ -279,7 +284,10 @@ export interface components {
             permissionSet: string;
             ticketId: string;
             detail: string;
+            /** @description This service’s id of the HTTP request that caused it (API Gateway’s behind API Gateway), as in the service logs; null for the scheduled sweep */
             requestId: string | null;
+            /** @description The caller’s own x-request-id for that request, when it sent a valid one (1–128 of letters, digits and _.:=+/-). The caller’s label, not this service’s: it is not part of the hashed content, which requestId is. Null on events written before it was recorded */
+            correlationId: string | null;
             /** @description Position in the tamper-evident chain (1, 2, 3… without gaps) */
             seq: number;
             /** @description hash of the event before this one in the chain */
@@ -313,7 +321,23 @@ export interface components {
             /** @description The first event that does not match (null when events at the end are missing) */
             firstBadEventId?: string | null;
             firstBadSeq?: number;
+            /** @description What does not match; a log cut short or rewritten before an anchor names that anchor */
             reason?: string;
+            /** @description The log was compared with at least one head anchored in write-once storage (JIT_AUDIT_ANCHOR_BUCKET). false when no anchor store is set, or no anchor falls in the range: then only the chain vouches for itself */
+            anchored: boolean;
+            /** @description The newest anchor the log was compared with (on failure, possibly the one it contradicts) */
+            anchor?: {
+                /** @description The anchored event: it and every event before it are covered by its hash */
+                seq: number;
+                hash: string;
+                /**
+                 * Format: date-time
+                 * @description When the anchor store received it
+                 */
+                at: string;
+                /** @description Where it is: the S3 object key */
+                name: string;
+            };
         };
     };
     responses: never;
@@ -378,7 +402,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid input (VALIDATION_FAILED, MALFORMED_BODY, BODY_TOO_LARGE, INVALID_CURSOR) */
+            /** @description Invalid input (VALIDATION_FAILED, listing every invalid, missing or unknown field in errors; MALFORMED_BODY, BODY_TOO_LARGE, MALFORMED_URL, INVALID_CURSOR) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -387,7 +411,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, forged or expired token, or wrong issuer/audience (UNAUTHORIZED) */
+            /** @description Missing, malformed, forged or expired token, wrong issuer/audience, a lifetime over the maximum or an iat in the future, or a subject that is not 1-256 printable characters or is reserved (UNAUTHORIZED) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -430,7 +454,7 @@ export interface operations {
             content: {
                 "application/json": {
                     /**
-                     * @description Identity Store user name
+                     * @description Identity Store user name (no control characters)
                      * @example alice
                      */
                     userName: string;
@@ -455,7 +479,7 @@ export interface operations {
                      */
                     ticketId: string;
                     /**
-                     * @description Free text for auditors
+                     * @description Free text for auditors, on one line (no control characters: no tabs or line breaks)
                      * @example Fix failing deployment
                      */
                     justification?: string;
@@ -481,7 +505,7 @@ export interface operations {
                     "application/json": components["schemas"]["Grant"];
                 };
             };
-            /** @description Invalid input (VALIDATION_FAILED, MALFORMED_BODY, BODY_TOO_LARGE, INVALID_CURSOR) */
+            /** @description Invalid input (VALIDATION_FAILED, listing every invalid, missing or unknown field in errors; MALFORMED_BODY, BODY_TOO_LARGE, MALFORMED_URL, INVALID_CURSOR) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -490,7 +514,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, forged or expired token, or wrong issuer/audience (UNAUTHORIZED) */
+            /** @description Missing, malformed, forged or expired token, wrong issuer/audience, a lifetime over the maximum or an iat in the future, or a subject that is not 1-256 printable characters or is reserved (UNAUTHORIZED) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -575,7 +599,7 @@ export interface operations {
                     "application/json": components["schemas"]["Grant"];
                 };
             };
-            /** @description Missing, malformed, forged or expired token, or wrong issuer/audience (UNAUTHORIZED) */
+            /** @description Missing, malformed, forged or expired token, wrong issuer/audience, a lifetime over the maximum or an iat in the future, or a subject that is not 1-256 printable characters or is reserved (UNAUTHORIZED) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -645,7 +669,7 @@ export interface operations {
                     "application/json": components["schemas"]["Grant"];
                 };
             };
-            /** @description Invalid input (VALIDATION_FAILED, MALFORMED_BODY, BODY_TOO_LARGE, INVALID_CURSOR) */
+            /** @description Invalid input (VALIDATION_FAILED, listing every invalid, missing or unknown field in errors; MALFORMED_BODY, BODY_TOO_LARGE, MALFORMED_URL, INVALID_CURSOR) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -654,7 +678,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, forged or expired token, or wrong issuer/audience (UNAUTHORIZED) */
+            /** @description Missing, malformed, forged or expired token, wrong issuer/audience, a lifetime over the maximum or an iat in the future, or a subject that is not 1-256 printable characters or is reserved (UNAUTHORIZED) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -740,7 +764,7 @@ export interface operations {
                     "application/x-ndjson": string;
                 };
             };
-            /** @description Invalid input (VALIDATION_FAILED, MALFORMED_BODY, BODY_TOO_LARGE, INVALID_CURSOR) */
+            /** @description Invalid input (VALIDATION_FAILED, listing every invalid, missing or unknown field in errors; MALFORMED_BODY, BODY_TOO_LARGE, MALFORMED_URL, INVALID_CURSOR) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -749,7 +773,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, forged or expired token, or wrong issuer/audience (UNAUTHORIZED) */
+            /** @description Missing, malformed, forged or expired token, wrong issuer/audience, a lifetime over the maximum or an iat in the future, or a subject that is not 1-256 printable characters or is reserved (UNAUTHORIZED) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -801,7 +825,7 @@ export interface operations {
                     "application/json": components["schemas"]["AuditVerification"];
                 };
             };
-            /** @description Invalid input (VALIDATION_FAILED, MALFORMED_BODY, BODY_TOO_LARGE, INVALID_CURSOR) */
+            /** @description Invalid input (VALIDATION_FAILED, listing every invalid, missing or unknown field in errors; MALFORMED_BODY, BODY_TOO_LARGE, MALFORMED_URL, INVALID_CURSOR) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -810,7 +834,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, malformed, forged or expired token, or wrong issuer/audience (UNAUTHORIZED) */
+            /** @description Missing, malformed, forged or expired token, wrong issuer/audience, a lifetime over the maximum or an iat in the future, or a subject that is not 1-256 printable characters or is reserved (UNAUTHORIZED) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -857,7 +881,7 @@ export interface operations {
                     "application/json": components["schemas"]["SweepSummary"];
                 };
             };
-            /** @description Missing, malformed, forged or expired token, or wrong issuer/audience (UNAUTHORIZED) */
+            /** @description Missing, malformed, forged or expired token, wrong issuer/audience, a lifetime over the maximum or an iat in the future, or a subject that is not 1-256 printable characters or is reserved (UNAUTHORIZED) */
             401: {
                 headers: {
                     [name: string]: unknown;

@@ -8,10 +8,11 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import type { Clock } from './core/clock.ts'
 import { GrantService } from './core/grants.ts'
 import type { Policy } from './core/policy.ts'
+import { HeadAnchoring } from './core/anchoring.ts'
 import { sweep, type SweepSummary } from './core/sweep.ts'
 import { registerAuth, type JwtSettings } from './http/auth.ts'
 import { registerDocs } from './http/docs.ts'
-import { registerErrorHandling } from './http/errors.ts'
+import { clientErrorHandler, correlationIdOf, echoRequestIds, handleError, registerErrorHandling } from './http/errors.ts'
 import { idempotencyHooks } from './http/idempotency.ts'
 import { auditRoutes } from './http/routes/audit.ts'
 import { grantRoutes } from './http/routes/grants.ts'
@@ -51,8 +52,7 @@ export const DEFAULT_REQUEST_DEADLINE_MS = 25_000
 /**
  * The id that the platform in front of the service gave the request now being handled (lambda.ts runs each
  * API Gateway request under API Gateway's), so that logs, problem bodies and audit events carry the id that
- * the platform's own logs show. It wins over a caller's x-request-id, and, not being a header, it cannot be set
- * by a caller, in Lambda or in the container.
+ * the platform's own logs show. Not being a header, it cannot be set by a caller, in Lambda or in the container.
  */
 export const platformRequestId = new AsyncLocalStorage<string>()
 
@@ -63,14 +63,18 @@ export async function buildApp(deps: AppDependencies) {
   const app = Fastify({
     logger: deps.logger ?? false,
     bodyLimit: BODY_LIMIT_BYTES,
-    // The platform's id when the entry point runs the request under one; else a caller's correlation id when
-    // it is a plain token; otherwise a new one.
-    genReqId: (request) => {
-      const fromPlatform = platformRequestId.getStore()
-      if (fromPlatform !== undefined) return fromPlatform
-      const incoming = request.headers['x-request-id']
-      return typeof incoming === 'string' && /^[\w.:-]{8,128}$/.test(incoming) ? incoming : randomUUID()
+    // The platform's id when the entry point runs the request under one, otherwise a new one; never a header.
+    requestIdHeader: false,
+    genReqId: () => platformRequestId.getStore() ?? randomUUID(),
+    // Bound here rather than in a hook so that every line of the request carries it, Fastify's own included.
+    childLoggerFactory: (logger, bindings, options, rawRequest) => {
+      const correlationId = correlationIdOf(rawRequest.headers)
+      return logger.child(correlationId === null ? bindings : { ...bindings, correlationId }, options)
     },
+    // The router's own refusals (a bad URL, a path parameter over maxParamLength) and the HTTP parser's (headers
+    // over the limit, an unknown method) would otherwise be answered in Fastify's JSON shape.
+    frameworkErrors: handleError,
+    clientErrorHandler,
     ...(deps.logger && typeof deps.logger === 'object' ? { logger: { ...deps.logger, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } } } : {}),
     schemaController: { compilersFactory: { buildSerializer: serializeOnFirstUse } },
   }).withTypeProvider<TypeBoxTypeProvider>()
@@ -78,9 +82,14 @@ export async function buildApp(deps: AppDependencies) {
   useStrictBodies(app)
   // JSON only: a text/plain body is refused as 415 rather than parsed into a string.
   app.removeContentTypeParser('text/plain')
+  app.decorateRequest('correlationId', {
+    getter(this: { headers: Record<string, string | string[] | undefined> }) {
+      return correlationIdOf(this.headers)
+    },
+  })
   registerErrorHandling(app)
   app.addHook('onSend', async (request, reply) => {
-    reply.header('x-request-id', String(request.id))
+    echoRequestIds(request, reply)
   })
 
   const sharedSchemas = [Problem, GrantSchema, AuditEventSchema, SweepSummarySchema, VerifyResultSchema]
@@ -95,7 +104,20 @@ export async function buildApp(deps: AppDependencies) {
     const deadline = run.deadline && run.deadline < budgetEnd ? run.deadline : budgetEnd
     const summary = await sweep(deps.store, grants, deps.clock, { deadline, actor: run.actor, pageSize: deps.sweepPageSize ?? 100, concurrency: deps.sweepConcurrency ?? 16 })
     app.log.info({ triggeredBy: run.triggeredBy, ...summary }, 'revocation sweep finished')
+    await anchorAuditHead()
     return summary
+  }
+  const anchoring = deps.auditAnchors ? new HeadAnchoring({ auditLog: deps.auditLog, anchors: deps.auditAnchors, clock: deps.clock }) : undefined
+  // After the sweep, so that its own events are anchored with it. A failure is reported, not the sweep's: what
+  // the sweep did is done, and the next run anchors whatever is then the head.
+  const anchorAuditHead = async () => {
+    try {
+      const anchored = await anchoring?.anchorHead()
+      if (anchored) app.log.info({ seq: anchored.seq, hash: anchored.hash }, 'audit chain head anchored')
+    } catch (error) {
+      app.log.error({ err: error }, 'audit chain head could not be anchored')
+      await deps.notifier.error('audit chain head could not be anchored', { error: (error as Error).message })
+    }
   }
 
   await app.register(healthRoutes)
@@ -120,6 +142,10 @@ export interface SweepRun {
 }
 
 declare module 'fastify' {
+  interface FastifyRequest {
+    /** The caller's x-request-id when it is a valid correlation id (see correlationIdOf), else null. */
+    readonly correlationId: string | null
+  }
   interface FastifyInstance {
     runSweep(run: SweepRun): Promise<SweepSummary>
     /** Settles once the SNS messages handed over so far are sent (see Notifier). */
@@ -130,9 +156,12 @@ declare module 'fastify' {
 /**
  * Bodies are validated exactly as sent: no type coercion ("30" is not a number) and unknown fields are
  * refused rather than silently dropped. Query strings and paths are text, so they are coerced.
+ * Every problem is reported, not only the first, so that a typo'd field name is named as unknown beside the
+ * field it misses. That costs a walk over the whole input even once it is known to be invalid, which is why
+ * every field has a length bound and bodies a size limit.
  */
 function useStrictBodies(app: FastifyInstance): void {
-  const common: AjvOptions = { allErrors: false, strict: false, useDefaults: true }
+  const common: AjvOptions = { allErrors: true, strict: false, useDefaults: true }
   let strict: Ajv | undefined
   let coercing: Ajv | undefined
   const compilerFor = (httpPart: string | undefined) =>

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { isIPv4 } from 'node:net'
 import { Type, type Static, type TSchema } from 'typebox'
 import { Value } from 'typebox/value'
 import { parsePolicy, type Policy } from './core/policy.ts'
@@ -15,10 +16,16 @@ const EnvSchema = Type.Object({
   JIT_JWKS_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
   JIT_JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),
   JIT_JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
+  // The longest token lifetime (exp - iat) accepted; ServiceNow signs a fresh, short-lived token for each call.
+  JIT_JWT_MAX_AGE_SECONDS: Type.Integer({ minimum: 60, maximum: 86_400, default: 3600 }),
+  JIT_CURSOR_KEY: Type.Optional(Type.String({ minLength: 32 })),
+  JIT_CURSOR_KEY_ARN: Type.Optional(Type.String({ pattern: '^arn:aws[a-z-]*:secretsmanager:' })),
   JIT_POLICY_FILE: Type.String({ minLength: 1 }),
   JIT_GRANTS_TABLE: Type.String({ pattern: '^[A-Za-z0-9_.-]{3,255}$', default: 'jit-access-grants' }),
   JIT_AUDIT_TABLE: Type.String({ pattern: '^[A-Za-z0-9_.-]{3,255}$', default: 'jit-access-audit' }),
   JIT_SNS_TOPIC_ARN: Type.Optional(Type.String({ pattern: '^arn:aws[a-z-]*:sns:' })),
+  // S3's rules for bucket names, in short: 3–63 of lower-case letters, digits, dots and hyphens.
+  JIT_AUDIT_ANCHOR_BUCKET: Type.Optional(Type.String({ pattern: '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$' })),
   JIT_INSTANCE_ARN: Type.Optional(Type.String({ pattern: '^arn:aws[a-z-]*:sso:::instance/' })),
   JIT_IDENTITY_STORE_ID: Type.Optional(Type.String({ pattern: '^d-[0-9a-z]+$' })),
   JIT_MAX_DURATION_MINUTES: Type.Integer({ minimum: 1, maximum: 43_200, default: 720 }),
@@ -38,13 +45,25 @@ export interface Config {
   logLevel: string
   region: string
   endpoint: string | undefined
-  jwt: { secret?: string | undefined; publicKey?: string | undefined; jwksUrl?: string | undefined; issuer?: string | undefined; audience?: string | undefined }
+  jwt: {
+    secret?: string | undefined
+    publicKey?: string | undefined
+    jwksUrl?: string | undefined
+    issuer?: string | undefined
+    audience?: string | undefined
+    maxLifetimeSeconds: number
+  }
   /** The HS256 secret is read from Secrets Manager at start (see resolveJwtSecret) instead of the environment. */
   jwtSecretArn: string | undefined
+  /** Seals page cursors; or it is read from Secrets Manager at start (see resolveCursorKey). */
+  cursorKey: string | undefined
+  cursorKeyArn: string | undefined
   policyFile: string
   policy: Policy
   tables: { grants: string; audit: string }
   snsTopicArn: string | undefined
+  /** The Object Lock bucket where the sweep anchors the audit chain's head; unset, nothing is anchored. */
+  auditAnchorBucket: string | undefined
   instanceArn: string | undefined
   identityStoreId: string | undefined
   maxDurationMinutes: number
@@ -71,10 +90,15 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   if (keySources !== 1) {
     throw new ConfigError('set exactly one of JIT_JWT_SECRET (HS256), JIT_JWT_SECRET_ARN (HS256, from Secrets Manager), JIT_JWT_PUBLIC_KEY (RS256/ES256 PEM) and JIT_JWKS_URL')
   }
+  // Required even in the sandbox (which generates one): a key made up here would differ between instances.
+  if ((env.JIT_CURSOR_KEY === undefined) === (env.JIT_CURSOR_KEY_ARN === undefined)) {
+    throw new ConfigError('set exactly one of JIT_CURSOR_KEY (≥ 32 characters) and JIT_CURSOR_KEY_ARN (from Secrets Manager): page cursors are sealed with it, the same key on every instance')
+  }
   if (env.JIT_PROVISIONING_WAIT_MS >= env.JIT_REQUEST_DEADLINE_MS) {
     throw new ConfigError('JIT_PROVISIONING_WAIT_MS must be less than JIT_REQUEST_DEADLINE_MS')
   }
   if (env.JIT_JWKS_URL && !env.JIT_JWT_ISSUER) throw new ConfigError('JIT_JWKS_URL needs JIT_JWT_ISSUER')
+  if (env.JIT_JWKS_URL) checkJwksUrl(env.JIT_JWKS_URL)
   if (!env.JIT_SANDBOX && (!env.JIT_JWT_ISSUER || !env.JIT_JWT_AUDIENCE)) {
     throw new ConfigError('JIT_JWT_ISSUER and JIT_JWT_AUDIENCE are required outside the sandbox')
   }
@@ -84,12 +108,22 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     logLevel: env.LOG_LEVEL,
     region: env.AWS_REGION,
     endpoint: env.AWS_ENDPOINT_URL,
-    jwt: { secret: env.JIT_JWT_SECRET, publicKey: env.JIT_JWT_PUBLIC_KEY, jwksUrl: env.JIT_JWKS_URL, issuer: env.JIT_JWT_ISSUER, audience: env.JIT_JWT_AUDIENCE },
+    jwt: {
+      secret: env.JIT_JWT_SECRET,
+      publicKey: env.JIT_JWT_PUBLIC_KEY,
+      jwksUrl: env.JIT_JWKS_URL,
+      issuer: env.JIT_JWT_ISSUER,
+      audience: env.JIT_JWT_AUDIENCE,
+      maxLifetimeSeconds: env.JIT_JWT_MAX_AGE_SECONDS,
+    },
     jwtSecretArn: env.JIT_JWT_SECRET_ARN,
+    cursorKey: env.JIT_CURSOR_KEY,
+    cursorKeyArn: env.JIT_CURSOR_KEY_ARN,
     policyFile: env.JIT_POLICY_FILE,
     policy: loadPolicyFile(env.JIT_POLICY_FILE),
     tables: { grants: env.JIT_GRANTS_TABLE, audit: env.JIT_AUDIT_TABLE },
     snsTopicArn: env.JIT_SNS_TOPIC_ARN,
+    auditAnchorBucket: env.JIT_AUDIT_ANCHOR_BUCKET,
     instanceArn: env.JIT_INSTANCE_ARN,
     identityStoreId: env.JIT_IDENTITY_STORE_ID,
     maxDurationMinutes: env.JIT_MAX_DURATION_MINUTES,
@@ -99,6 +133,25 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     sweepBudgetMs: env.JIT_SWEEP_BUDGET_SECONDS * 1000,
     identityCenterTps: env.JIT_IDENTITY_CENTER_TPS,
     sandbox: env.JIT_SANDBOX,
+  }
+}
+
+/**
+ * Whoever can answer for the JWKS URL chooses which tokens we accept: over plain http that is anyone on the path.
+ * Loopback is allowed for tests and the sandbox, where there is no path.
+ */
+function checkJwksUrl(text: string): void {
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    throw new ConfigError(`JIT_JWKS_URL '${text}' is not a URL`)
+  }
+  if (url.protocol === 'https:') return
+  // URL has already normalised the host: 127.1 and 0x7f.0.0.1 read as 127.0.0.1, [::1] keeps its brackets.
+  const loopback = url.hostname === 'localhost' || url.hostname === '[::1]' || (isIPv4(url.hostname) && url.hostname.startsWith('127.'))
+  if (url.protocol !== 'http:' || !loopback) {
+    throw new ConfigError('JIT_JWKS_URL must be https (http is accepted only for a loopback host: 127.0.0.0/8, ::1, localhost)')
   }
 }
 

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import { S3Client } from '@aws-sdk/client-s3'
 import { CreateTopicCommand } from '@aws-sdk/client-sns'
 import { createSigner } from 'fast-jwt'
 import { createAwsClients } from './adapters/aws.ts'
@@ -17,6 +18,7 @@ import { ensureTables } from './adapters/dynamodb/tables.ts'
 import { resolveInstance } from './adapters/identity-center.ts'
 import { loadConfig } from './config.ts'
 import { ALL_SCOPES } from './http/auth.ts'
+import { ensureAnchorBucket } from './sandbox/anchor-bucket.ts'
 import { findMotoServer, LOCAL_VENV, startMotoServer, type MotoServer } from './sandbox/moto-server.ts'
 import { DEMO_DIRECTORY, DEMO_POLICY, seedDirectory } from './sandbox/seed.ts'
 import { serve } from './server.ts'
@@ -47,6 +49,8 @@ export async function startSandbox(options: SandboxOptions = {}) {
   }
   env.AWS_REGION ??= 'us-east-1'
   env.JIT_SANDBOX = 'true'
+  // The token printed for trying the sandbox by hand lives 12 hours; a real deployment keeps the default hour.
+  env.JIT_JWT_MAX_AGE_SECONDS ??= String(12 * 3600)
   process.env.AWS_ACCESS_KEY_ID ??= env.AWS_ACCESS_KEY_ID
   process.env.AWS_SECRET_ACCESS_KEY ??= env.AWS_SECRET_ACCESS_KEY
 
@@ -56,6 +60,10 @@ export async function startSandbox(options: SandboxOptions = {}) {
       env.JIT_JWT_SECRET = randomBytes(32).toString('base64url')
       env.JIT_JWT_ISSUER ??= SANDBOX_ISSUER
       env.JIT_JWT_AUDIENCE ??= SANDBOX_AUDIENCE
+    }
+    if (!env.JIT_CURSOR_KEY && !env.JIT_CURSOR_KEY_ARN) {
+      // One process, so a fresh key is shared by all it serves; cursors from an earlier sandbox are refused.
+      env.JIT_CURSOR_KEY = randomBytes(32).toString('base64url')
     }
     if (!env.JIT_POLICY_FILE) {
       const policyFile = join(SANDBOX_DIR, 'policy.json')
@@ -74,6 +82,9 @@ export async function startSandbox(options: SandboxOptions = {}) {
     await ensureTables(clients.dynamo, config.tables)
     const topic = await clients.sns.send(new CreateTopicCommand({ Name: 'jit-access-alerts' }))
     env.JIT_SNS_TOPIC_ARN ??= topic.TopicArn
+    // Anchored as in AWS, so that GET /audit/verify answers here as it does there.
+    env.JIT_AUDIT_ANCHOR_BUCKET ??= 'jit-access-audit-anchors'
+    await ensureAnchorBucket(new S3Client({ region: env.AWS_REGION, endpoint: env.AWS_ENDPOINT_URL, forcePathStyle: true }), env.JIT_AUDIT_ANCHOR_BUCKET)
     if (ownServer) await seedDirectory(clients, instance, DEMO_DIRECTORY)
 
     const finalConfig = loadConfig(env)

@@ -1,4 +1,4 @@
-import type { AuditLog, Directory, GrantStore, IdentityCenter, Notifier } from './core/ports.ts'
+import type { AuditAnchors, AuditLog, Directory, GrantStore, IdentityCenter, Notifier } from './core/ports.ts'
 import type { IdempotencyStore } from './http/idempotency.ts'
 
 /**
@@ -9,6 +9,8 @@ import type { IdempotencyStore } from './http/idempotency.ts'
 export interface ServiceAdapters {
   store: GrantStore
   auditLog: AuditLog
+  /** Where the sweep anchors the audit chain's head; absent, nothing is anchored. */
+  auditAnchors?: AuditAnchors | undefined
   identityCenter: IdentityCenter
   directory: Directory
   notifier: Notifier

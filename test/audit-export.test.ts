@@ -1,5 +1,7 @@
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs'
+import { PutItemCommand } from '@aws-sdk/client-dynamodb'
 import { SubscribeCommand } from '@aws-sdk/client-sns'
+import { marshall } from '@aws-sdk/util-dynamodb'
 import t from 'tap'
 import { csvField, negotiateFormat } from '../src/http/export.ts'
 import { build, grantBody, PROD, REGION } from './helpers/app.ts'
@@ -38,7 +40,7 @@ t.test('CSV and NDJSON exports carry exactly the JSON events, in the same order'
   t.match(csv.headers['content-type'], /^text\/csv/)
   t.match(csv.headers['content-disposition'], /attachment; filename="jit-access-audit-/)
   const [header, ...rows] = parseCsv(csv.body)
-  t.same(header, ['id', 'at', 'action', 'actor', 'grantId', 'userName', 'accountId', 'permissionSet', 'ticketId', 'detail', 'requestId', 'seq', 'prevHash', 'hash'])
+  t.same(header, ['id', 'at', 'action', 'actor', 'grantId', 'userName', 'accountId', 'permissionSet', 'ticketId', 'detail', 'requestId', 'correlationId', 'seq', 'prevHash', 'hash'])
   t.equal(rows.length, json.length)
   rows.forEach((row, i) => {
     const event = json[i]
@@ -78,6 +80,49 @@ t.test('text a spreadsheet would run as a formula is exported as text', async (t
   await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ userName: '=cmd|calc' }) })
   const csv = (await app.inject({ method: 'GET', url: '/audit', headers: { ...bearer(), accept: 'text/csv' } })).body
   t.match(csv, ",'=cmd|calc,")
+})
+
+t.test('control characters in a CSV field are shown as escapes, and formulas are still defused', (t) => {
+  t.equal(csvField('alice\u001b[2J'), 'alice\\u001b[2J', 'ESC')
+  t.equal(csvField('a\u0000b'), 'a\\u0000b', 'NUL')
+  t.equal(csvField('one\r\ntwo'), 'one\\u000d\\u000atwo', 'a line break cannot start a row')
+  t.equal(csvField('one\u2028two\u2029'), 'one\\u2028two\\u2029', 'line and paragraph separators')
+  t.equal(csvField('\u007f\u0085\u009b'), '\\u007f\\u0085\\u009b', 'DEL and C1')
+  t.equal(csvField('\t=cmd'), '\\u0009=cmd', 'a leading tab is escaped, so the cell no longer starts a formula')
+  t.equal(csvField('=1+\u001b, "x"'), `"'=1+\\u001b, ""x"""`, 'formula defence and quoting still apply')
+  t.equal(csvField('zoë « déploiement »'), 'zoë « déploiement »', 'printable non-ASCII text is unchanged')
+  t.end()
+})
+
+t.test('an event holding control characters from before they were refused exports without them, CSV and NDJSON', async (t) => {
+  const { app, clients, clock } = await build(t, moto)
+  await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
+  const hostile = { userName: 'mallory\u001b]0;owned\u0007', ticketId: '\u0000=cmd|calc', detail: 'line one\r\nforged,row\u2028\u009b31m' }
+  // Written as an older version of the service could have: directly, since the API now refuses this input.
+  await clients.dynamo.send(new PutItemCommand({
+    TableName: 'jit-audit',
+    Item: marshall({
+      pk: 'event#019a0000-0000-7000-8000-000000000001', stream: 'all', id: '019a0000-0000-7000-8000-000000000001', at: clock.now().toISOString(),
+      action: 'grant.requested', actor: 'legacy', grantId: 'g-1', accountId: PROD, permissionSet: 'AdministratorAccess', requestId: 'r-1',
+      seq: 999, prevHash: '0'.repeat(64), hash: 'f'.repeat(64), ...hostile,
+    }),
+  }))
+
+  const csv = (await app.inject({ method: 'GET', url: '/audit', headers: { ...bearer(), accept: 'text/csv' } })).body
+  const ndjson = (await app.inject({ method: 'GET', url: '/audit', headers: { ...bearer(), accept: 'application/x-ndjson' } })).body
+
+  t.notMatch(csv.replaceAll('\r\n', ''), /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/, 'no raw control character in the CSV but its row ends')
+  const [header = [], ...rows] = parseCsv(csv)
+  t.equal(rows.length, 3, 'the grant’s two events, and the old event on one row')
+  const row = rows.find((cells) => cells[header.indexOf('actor')] === 'legacy') ?? []
+  t.match(Object.fromEntries(header.map((name, i) => [name, row[i]])), {
+    userName: 'mallory\\u001b]0;owned\\u0007',
+    ticketId: '\\u0000=cmd|calc',
+    detail: 'line one\\u000d\\u000aforged,row\\u2028\\u009b31m',
+  })
+  t.notMatch(ndjson, /[\u007f-\u009f\u2028\u2029]/, 'no raw C1 or separator in the NDJSON either')
+  const line = ndjson.trim().split('\n').map((text) => JSON.parse(text)).find((event) => event.actor === 'legacy')
+  t.match(line, hostile, 'and its JSON escapes still read back as the recorded text')
 })
 
 t.test('Accept negotiation prefers the highest quality we offer', async (t) => {
@@ -121,7 +166,7 @@ t.test('lifecycle events reach SNS subscribers with filterable attributes and no
   const token = bearer()
   const grant = (await app.inject({ method: 'POST', url: '/grants', headers: token, payload: grantBody() })).json()
   await app.inject({ method: 'POST', url: '/grants', headers: token, payload: grantBody({ userName: 'dave' }) })
-  await app.inject({ method: 'DELETE', url: `/grants/${grant.id}`, headers: token })
+  await app.inject({ method: 'DELETE', url: `/grants/${grant.id}`, headers: { ...token, 'x-request-id': 'RITM0010042-revoke' } })
   await app.flushNotifications()
 
   const messages: { Message: string; MessageAttributes: Record<string, { Value: string }> }[] = []
@@ -133,7 +178,7 @@ t.test('lifecycle events reach SNS subscribers with filterable attributes and no
   t.same(Object.keys(byAction).sort(), ['grant.activated', 'grant.denied', 'grant.revoked'])
   t.match(byAction['grant.denied']?.MessageAttributes, { severity: { Value: 'warning' }, accountId: { Value: PROD } })
   t.match(byAction['grant.activated']?.MessageAttributes, { severity: { Value: 'info' } })
-  t.match(JSON.parse(byAction['grant.revoked']?.Message ?? '{}'), { grantId: grant.id, ticketId: 'CHG0001234', action: 'grant.revoked' })
+  t.match(JSON.parse(byAction['grant.revoked']?.Message ?? '{}'), { grantId: grant.id, ticketId: 'CHG0001234', action: 'grant.revoked', correlationId: 'RITM0010042-revoke' })
   const signature = token.authorization.split('.')[2] as string
   t.notOk(messages.some((m) => JSON.stringify(m).includes(signature)), 'no token in any message')
 })

@@ -1,11 +1,14 @@
-import { DeleteItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb'
+import { DeleteItemCommand, GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb'
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
 import t from 'tap'
+import { DynamoAuditChain } from '../src/adapters/dynamodb/audit-chain.ts'
+import type { AuditEvent } from '../src/core/audit.ts'
 import { build, grantBody } from './helpers/app.ts'
 import { startMoto } from './helpers/moto.ts'
 import { bearer } from './helpers/tokens.ts'
 
 const moto = await startMoto(t)
-type Event = { id: string; seq: number; hash: string; prevHash: string; action: string }
+type Event = AuditEvent & { seq: number; hash: string; prevHash: string }
 
 async function eventsOldestFirst(app: Awaited<ReturnType<typeof build>>['app']): Promise<Event[]> {
   const page = (await app.inject({ method: 'GET', url: '/audit?limit=100', headers: bearer() })).json()
@@ -23,7 +26,7 @@ t.test('every event is linked into one chain and verify recomputes it', async (t
   t.equal(events[0]?.prevHash, '0'.repeat(64))
   for (let i = 1; i < events.length; i++) t.equal(events[i]?.prevHash, events[i - 1]?.hash, `event ${i + 1} links to event ${i}`)
   const verified = (await app.inject({ method: 'GET', url: '/audit/verify', headers: bearer() })).json()
-  t.same(verified, { ok: true, events: 5, firstSeq: 1, head: events[4]?.hash })
+  t.same(verified, { ok: true, events: 5, firstSeq: 1, head: events[4]?.hash, anchored: false })
 })
 
 t.test('an event edited directly in DynamoDB is named by verify', async (t) => {
@@ -93,4 +96,32 @@ t.test('audit records have no TTL and are never updated: the table receives only
   t.notOk(proxy?.calls.UpdateTimeToLive, 'no TTL set by the service')
   const events = (await app.inject({ method: 'GET', url: '/audit', headers: bearer() })).json().items
   t.ok(events.every((e: Record<string, unknown>) => !('ttl' in e)))
+})
+
+t.test('an event whose id is already recorded is never overwritten, alone or with the state change it records', async (t) => {
+  const { app, clients } = await build(t, moto)
+  await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
+  const before = await eventsOldestFirst(app)
+  const recorded = before[0] as Event
+  const chain = new DynamoAuditChain(DynamoDBDocumentClient.from(clients.dynamo), { grants: 'jit-grants', audit: 'jit-audit' })
+  const rewritten = { ...recorded, actor: 'someone-else', detail: 'never happened' }
+  const stateChange = { Put: { TableName: 'jit-grants', Item: { pk: 'grant#rewritten', kind: 'grant' }, ConditionExpression: 'attribute_not_exists(pk)' } }
+
+  await t.rejects(chain.write(rewritten, []), { name: 'AuditEventExistsError', message: new RegExp(recorded.id) }, 'a plain append')
+  await t.rejects(chain.write(rewritten, [stateChange]), { name: 'AuditEventExistsError' }, 'in a transaction with a state change')
+
+  t.same(await eventsOldestFirst(app), before, 'the log is as it was')
+  t.notOk((await clients.dynamo.send(new GetItemCommand({ TableName: 'jit-grants', Key: { pk: { S: 'grant#rewritten' } } }))).Item, 'nor was the state change written')
+  t.match((await app.inject({ method: 'GET', url: '/audit/verify', headers: bearer() })).json(), { ok: true, events: 2 })
+})
+
+t.test('an append sent again after it took effect (its answer lost) is recorded once', async (t) => {
+  const { app, clients } = await build(t, moto)
+  await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
+  const before = await eventsOldestFirst(app)
+  const chain = new DynamoAuditChain(DynamoDBDocumentClient.from(clients.dynamo), { grants: 'jit-grants', audit: 'jit-audit' })
+
+  t.same(await chain.write(before[1] as Event, []), { written: true })
+
+  t.same(await eventsOldestFirst(app), before)
 })

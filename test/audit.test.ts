@@ -1,4 +1,9 @@
+import { createHash } from 'node:crypto'
+import { GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb'
+import { marshall, unmarshall } from '@aws-sdk/util-dynamodb'
+import { stringify } from 'safe-stable-stringify'
 import t from 'tap'
+import { newId } from '../src/core/ids.ts'
 import { build, grantBody, PROD, STAGING } from './helpers/app.ts'
 import { startMoto } from './helpers/moto.ts'
 import { bearer, mintToken } from './helpers/tokens.ts'
@@ -51,4 +56,30 @@ t.test('audit filters combine and time bounds are inclusive', async (t) => {
   t.equal((await query(`to=${start.toISOString()}`)).length, 2, 'alice’s two events at the start')
   t.equal((await query(`from=${new Date(middle.getTime() + 1).toISOString()}`)).length, 2, 'only the revocation')
   t.equal((await query('userName=nobody')).length, 0)
+})
+
+t.test('an event written before correlationId was recorded still verifies, in a chain with events that have one', async (t) => {
+  const { app, clients, clock } = await build(t, moto)
+  await app.inject({ method: 'POST', url: '/grants', headers: { ...bearer(), 'x-request-id': 'before-1' }, payload: grantBody() })
+  const head = unmarshall((await clients.dynamo.send(new GetItemCommand({ TableName: 'jit-grants', Key: { pk: { S: 'audit-chain#head' } }, ConsistentRead: true }))).Item ?? {})
+  clock.advance(1000)
+  // The event as the service wrote it before correlationId existed: these fields were all that was hashed.
+  const old = {
+    seq: Number(head.seq) + 1, prevHash: String(head.hash), id: newId(clock), at: clock.now().toISOString(), action: 'grant.revoke_requested',
+    actor: 'security', grantId: 'g-old', userName: 'alice', accountId: PROD, permissionSet: 'AdministratorAccess', ticketId: 'CHG0001234',
+    detail: 'written by an earlier version', requestId: 'r-old',
+  }
+  const hash = createHash('sha256').update(stringify(old) ?? '').digest('hex')
+  await clients.dynamo.send(new PutItemCommand({ TableName: 'jit-audit', Item: marshall({ pk: `event#${old.id}`, stream: 'all', ...old, hash }) }))
+  await clients.dynamo.send(new PutItemCommand({ TableName: 'jit-grants', Item: marshall({ pk: 'audit-chain#head', seq: old.seq, hash }) }))
+  clock.advance(1000)
+  await app.inject({ method: 'POST', url: '/grants', headers: { ...bearer(), 'x-request-id': 'after-1' }, payload: grantBody({ userName: 'bob' }) })
+
+  const verified = (await app.inject({ method: 'GET', url: '/audit/verify', headers: bearer() })).json()
+  const events = (await app.inject({ method: 'GET', url: '/audit', headers: bearer() })).json().items
+
+  t.match(verified, { ok: true, events: 5 }, JSON.stringify(verified))
+  t.same(events.map((event: { seq: number; correlationId: string | null }) => [event.seq, event.correlationId]), [
+    [5, 'after-1'], [4, 'after-1'], [3, null], [2, 'before-1'], [1, 'before-1'],
+  ])
 })

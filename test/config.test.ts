@@ -12,6 +12,7 @@ writeFileSync(policyFile, JSON.stringify(DEMO_POLICY))
 const valid = {
   JIT_POLICY_FILE: policyFile,
   JIT_JWT_SECRET: 'x'.repeat(32),
+  JIT_CURSOR_KEY: 'c'.repeat(32),
   JIT_JWT_ISSUER: 'https://issuer.example.com',
   JIT_JWT_AUDIENCE: 'jit-access',
 }
@@ -26,6 +27,7 @@ t.test('a valid environment gives a typed configuration with defaults', async (t
     maxDurationMinutes: 720,
     provisioningWaitMs: 5000,
     requestDeadlineMs: 25_000,
+    jwt: { maxLifetimeSeconds: 3600 },
     sandbox: false,
   })
   t.equal(config.policy.rules.length, 2)
@@ -50,7 +52,15 @@ t.test('a bad setting stops the start with a message that names it', async (t) =
     ['bad maximum duration', { ...valid, JIT_MAX_DURATION_MINUTES: '0' }, /JIT_MAX_DURATION_MINUTES/],
     ['bad log level', { ...valid, LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
     ['a deadline API Gateway would not wait for', { ...valid, JIT_REQUEST_DEADLINE_MS: '30000' }, /JIT_REQUEST_DEADLINE_MS/],
+    ['no cursor key', { ...valid, JIT_CURSOR_KEY: undefined }, /JIT_CURSOR_KEY.*JIT_CURSOR_KEY_ARN/],
+    ['no cursor key, even in the sandbox mode (npm start makes one)', { ...valid, JIT_CURSOR_KEY: undefined, JIT_SANDBOX: 'true' }, /JIT_CURSOR_KEY/],
+    ['a short cursor key', { ...valid, JIT_CURSOR_KEY: 'short' }, /JIT_CURSOR_KEY/],
+    ['a cursor key and a cursor key ARN', { ...valid, JIT_CURSOR_KEY_ARN: 'arn:aws:secretsmanager:us-east-1:111111111111:secret:c-AbCdEf' }, /exactly one of JIT_CURSOR_KEY/],
+    ['a cursor key ARN that is not one', { ...valid, JIT_CURSOR_KEY: undefined, JIT_CURSOR_KEY_ARN: 'cursor-key' }, /JIT_CURSOR_KEY_ARN/],
     ['a provisioning wait as long as the deadline', { ...valid, JIT_PROVISIONING_WAIT_MS: '10000', JIT_REQUEST_DEADLINE_MS: '10000' }, /JIT_PROVISIONING_WAIT_MS must be less than JIT_REQUEST_DEADLINE_MS/],
+    ['a token lifetime under a minute', { ...valid, JIT_JWT_MAX_AGE_SECONDS: '59' }, /JIT_JWT_MAX_AGE_SECONDS/],
+    ['a token lifetime over a day', { ...valid, JIT_JWT_MAX_AGE_SECONDS: '86401' }, /JIT_JWT_MAX_AGE_SECONDS/],
+    ['a token lifetime that is not a number', { ...valid, JIT_JWT_MAX_AGE_SECONDS: '1h' }, /JIT_JWT_MAX_AGE_SECONDS/],
   ]
   for (const [name, env, message] of cases) {
     t.throws(() => loadConfig(env), { name: 'ConfigError', message }, name)
@@ -62,6 +72,13 @@ t.test('the HS256 secret can be named by its Secrets Manager ARN instead of give
   const config = loadConfig({ ...valid, JIT_JWT_SECRET: undefined, JIT_JWT_SECRET_ARN: arn })
   t.equal(config.jwtSecretArn, arn)
   t.equal(config.jwt.secret, undefined, 'the value is read once at start (createService), never from the environment')
+})
+
+t.test('the cursor key can be named by its Secrets Manager ARN instead of given in the environment', async (t) => {
+  const arn = 'arn:aws:secretsmanager:us-east-1:111111111111:secret:jit-access-cursor-AbCdEf'
+  const config = loadConfig({ ...valid, JIT_CURSOR_KEY: undefined, JIT_CURSOR_KEY_ARN: arn })
+  t.equal(config.cursorKeyArn, arn)
+  t.equal(config.cursorKey, undefined, 'the value is read once at start (createService), never from the environment')
 })
 
 t.test('the service fails closed on a policy that is not valid', async (t) => {
@@ -76,4 +93,28 @@ t.test('the service fails closed on a policy that is not valid', async (t) => {
 t.test('issuer and audience are optional only in the sandbox', async (t) => {
   const config = loadConfig({ ...valid, JIT_JWT_ISSUER: undefined, JIT_JWT_AUDIENCE: undefined, JIT_SANDBOX: 'true' })
   t.equal(config.sandbox, true)
+})
+
+t.test('the longest token lifetime can be set between a minute and a day', async (t) => {
+  t.equal(loadConfig({ ...valid, JIT_JWT_MAX_AGE_SECONDS: '60' }).jwt.maxLifetimeSeconds, 60)
+  t.equal(loadConfig({ ...valid, JIT_JWT_MAX_AGE_SECONDS: '86400' }).jwt.maxLifetimeSeconds, 86_400)
+})
+
+t.test('the JWKS URL must be https, except on a loopback host', async (t) => {
+  const withJwks = (url: string) => ({ ...valid, JIT_JWT_SECRET: undefined, JIT_JWKS_URL: url })
+  for (const url of ['https://idp.example.com/oauth2/jwks', 'http://127.0.0.1:8080/jwks', 'http://127.1.2.3/jwks', 'http://[::1]:8080/jwks', 'http://localhost:8080/jwks', 'http://LOCALHOST/jwks']) {
+    t.equal(loadConfig(withJwks(url)).jwt.jwksUrl, url, url)
+  }
+  const refused = [
+    'http://idp.example.com/oauth2/jwks',
+    'http://128.0.0.1/jwks',
+    'http://10.0.0.1/jwks',
+    'http://localhost.evil.example.com/jwks',
+    'http://127.0.0.1.nip.io/jwks',
+    'http://[::ffff:10.0.0.1]/jwks',
+  ]
+  for (const url of refused) {
+    t.throws(() => loadConfig(withJwks(url)), { name: 'ConfigError', message: /JIT_JWKS_URL must be https/ }, url)
+  }
+  t.throws(() => loadConfig(withJwks('https://')), { name: 'ConfigError', message: /JIT_JWKS_URL/ }, 'not a URL')
 })

@@ -41,8 +41,17 @@ function parseDockerfile(text: string): Instruction[][] {
 const dockerfile = parseDockerfile(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'))
 const [buildStage = [], runtimeStage = []] = dockerfile
 const WORKDIR = '/app'
-/** `node` in RUN and CMD is this Node 24; npm may reuse its cache, as Docker reuses a cached layer. */
-const commandEnv = { PATH: `${dirname(process.execPath)}:${process.env.PATH}`, HOME: process.env.HOME, npm_config_prefer_offline: 'true' }
+/**
+ * `node` in RUN and CMD is this Node 24; npm may reuse its cache, as Docker reuses a cached layer. How this
+ * machine reaches the registry (its CA bundle and proxy) is passed on, as a build on it would be given them.
+ */
+const NETWORK_SETTINGS = ['NODE_EXTRA_CA_CERTS', 'HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy', 'npm_config_cafile', 'npm_config_registry']
+const commandEnv = {
+  PATH: `${dirname(process.execPath)}:${process.env.PATH}`,
+  HOME: process.env.HOME,
+  npm_config_prefer_offline: 'true',
+  ...Object.fromEntries(NETWORK_SETTINGS.flatMap((name) => (process.env[name] ? [[name, process.env[name]]] : []))),
+}
 
 function inDir(dir: string, path: string) {
   return join(dir, posix.relative(WORKDIR, posix.resolve(WORKDIR, path)))
@@ -111,6 +120,7 @@ t.test('the image’s build steps produce a server that answers, passes its heal
     AWS_SECRET_ACCESS_KEY: 'testing',
     JIT_POLICY_FILE: inDir(image, `${WORKDIR}/policy.json`),
     JIT_JWT_SECRET: TEST_SECRET,
+    JIT_CURSOR_KEY: 'c'.repeat(32),
     JIT_JWT_ISSUER: TEST_ISSUER,
     JIT_JWT_AUDIENCE: TEST_AUDIENCE,
   }

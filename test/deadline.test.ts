@@ -120,3 +120,24 @@ t.test('under heavy faults in front of Identity Center every request answers wit
   t.same(violations, [], 'invariants hold')
   t.comment(`answers ${JSON.stringify(answers.map((a) => a.result.statusCode))}, slowest ${slowest} ms, sweeps ${JSON.stringify(sweeps)}`)
 })
+
+t.test('a request that shares another request\'s permission-set listing is not failed by that request\'s deadline', async (t) => {
+  // Prepare: the listing that the first request starts is held at the wire past that request's deadline (with
+  // SDK timeouts longer than the hold, so it is not simply sent again).
+  const { app, proxy } = await build(t, moto, { awsLike: true, requestDeadlineMs: DEADLINE_MS, requestTimeoutMs: 5000 })
+  const held = proxy!.holdNext('ListPermissionSets')
+  const first = timed(() => app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() }))
+  await held.arrived
+
+  // Act: a second request arrives a second later and waits for the same listing; the listing is released once
+  // the first request's deadline has passed, with most of the second's still to run.
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+  const second = timed(() => app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ userName: 'bob' }) }))
+  await new Promise((resolve) => setTimeout(resolve, DEADLINE_MS - 1000 + 100))
+  held.release()
+  const [a, b] = await Promise.all([first, second])
+
+  // Assess: the first ran out of time; the second, on the same listing, did not.
+  t.equal(a.result.statusCode, 503, a.result.body)
+  t.ok([201, 202].includes(b.result.statusCode), `the second is answered on its own time: ${b.result.statusCode} ${b.result.body}`)
+})

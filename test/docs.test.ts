@@ -37,7 +37,7 @@ t.test('the docs page is answered by the service, with its headers, from @fastif
   t.equal(page.statusCode, 200)
   t.match(page.headers['content-type'], /^text\/html/)
   t.match(page.body, /swagger-ui/)
-  t.equal(page.headers['x-request-id'], 'docs-request-1', 'the service’s own hooks still apply')
+  t.equal(page.headers['x-correlation-id'], 'docs-request-1', 'the service’s own hooks still apply: the caller\'s id is echoed as its correlation id')
 
   const head = await app.inject({ method: 'HEAD', url: '/docs' })
   t.equal(head.statusCode, 200)

@@ -5,8 +5,9 @@ import { App } from 'aws-cdk-lib'
 import { Match, Template } from 'aws-cdk-lib/assertions'
 import t from 'tap'
 import { auditTableDefinition, grantsTableDefinition, GRANTS_TTL_ATTRIBUTE } from '../src/adapters/dynamodb/tables.ts'
+import { DEFAULT_ANCHOR_RETENTION_DAYS } from '../src/adapters/s3-anchors.ts'
 import { readDeploymentContext } from '../infra/context.ts'
-import { JitAccessStack, SWEEP_FAILURE_PATTERN, type JitAccessStackProps } from '../infra/stack.ts'
+import { API_ACCESS_LOG_FORMAT, JitAccessStack, SWEEP_FAILURE_PATTERN, SWEEP_RESERVED_CONCURRENCY, type JitAccessStackProps } from '../infra/stack.ts'
 
 const ROOT = resolve(import.meta.dirname, '..')
 const INSTANCE = 'arn:aws:sso:::instance/ssoins-1111111111111111'
@@ -26,6 +27,7 @@ const settings: JitAccessStackProps = {
   jwtAudience: 'jit-access',
   jwtSecretArn: SECRET,
   accountIds: ['222222222222'],
+  permissionSetArns: [PERMISSION_SET],
 }
 // Synthesized once for the whole file: synthesis is the slow part.
 const template = Template.fromStack(new JitAccessStack(new App(), 'Test', settings))
@@ -36,30 +38,65 @@ const resources = (type: string) => Object.values(template.findResources(type)) 
 const statements = resources('AWS::IAM::Policy').flatMap((policy) => (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement)
 const bySid = Object.fromEntries(statements.map((s) => [s.Sid, s]))
 const join_ = (...parts: unknown[]) => ({ 'Fn::Join': ['', parts] })
+const functionId = (prefix: RegExp) => {
+  const ids = Object.keys(template.findResources('AWS::Lambda::Function')).filter((id) => prefix.test(id))
+  if (ids.length !== 1) throw new Error(`expected one function matching ${prefix}, found ${ids.join(', ') || 'none'}`)
+  return ids[0] as string
+}
+const apiFunctionId = () => functionId(/^Function[0-9A-F]{8}$/)
+const sweepFunctionId = () => functionId(/^SweepFunction[0-9A-F]{8}$/)
+const apiFunction = () => template.findResources('AWS::Lambda::Function')[apiFunctionId()] as Resource
+const sweepFunction = () => template.findResources('AWS::Lambda::Function')[sweepFunctionId()] as Resource
 const partition = { Ref: 'AWS::Partition' }
 
-t.test('the function runs on Node 24 on arm64, with its configuration and no JWT secret in its environment', async (t) => {
-  template.hasResourceProperties('AWS::Lambda::Function', {
-    Runtime: 'nodejs24.x',
-    Architectures: ['arm64'],
-    Handler: 'lambda.handler',
-    Timeout: 60,
-    ReservedConcurrentExecutions: 5,
-    Environment: { Variables: Match.objectLike({ JIT_JWT_SECRET_ARN: SECRET, JIT_POLICY_FILE: '/var/task/policy.json', JIT_INSTANCE_ARN: INSTANCE, JIT_IDENTITY_STORE_ID: 'd-1111111111' }) },
-  })
-  const variables = (resources('AWS::Lambda::Function')[0]?.Properties.Environment as { Variables: Record<string, unknown> }).Variables
-  t.notOk('JIT_JWT_SECRET' in variables, 'the secret itself is never in the template')
+t.test('both functions run on Node 24 on arm64, with the same code and configuration and no JWT secret in their environment', async (t) => {
+  const functions = resources('AWS::Lambda::Function')
+  t.equal(functions.length, 2, 'the API function and the sweep function')
+  for (const fn of functions) {
+    t.match(fn.Properties, {
+      Runtime: 'nodejs24.x',
+      Architectures: ['arm64'],
+      Handler: 'lambda.handler',
+      Timeout: 60,
+      Environment: { Variables: { JIT_JWT_SECRET_ARN: SECRET, JIT_POLICY_FILE: '/var/task/policy.json', JIT_INSTANCE_ARN: INSTANCE, JIT_IDENTITY_STORE_ID: 'd-1111111111' } },
+    })
+    t.notOk('JIT_JWT_SECRET' in (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables, 'the secret itself is never in the template')
+  }
+  const [api, sweep] = [apiFunction(), sweepFunction()]
+  t.same(sweep.Properties.Code, api.Properties.Code, 'one bundle: src/lambda.ts routes each event')
+  t.same(sweep.Properties.Environment, api.Properties.Environment)
+  t.same(sweep.Properties.Role, api.Properties.Role)
+  template.hasOutput('FunctionName', { Value: { Ref: apiFunctionId() } })
+  template.hasOutput('SweepFunctionName', { Value: { Ref: sweepFunctionId() } })
 })
 
-t.test('EventBridge invokes the function every minute, directly; a failed or late sweep waits for the next minute', async (t) => {
+t.test('the sweep has its own reserved concurrency, so API traffic cannot throttle it; the API has its own', async (t) => {
+  t.equal(apiFunction().Properties.ReservedConcurrentExecutions, 5)
+  t.equal(sweepFunction().Properties.ReservedConcurrentExecutions, SWEEP_RESERVED_CONCURRENCY)
+  t.ok(SWEEP_RESERVED_CONCURRENCY >= 1 && SWEEP_RESERVED_CONCURRENCY <= 2, 'small: one run a minute')
+  const custom = Template.fromStack(new JitAccessStack(new App(), 'Custom', { ...settings, reservedConcurrency: 3 }))
+  const concurrency = Object.values(custom.findResources('AWS::Lambda::Function')).map((fn) => fn.Properties.ReservedConcurrentExecutions).sort()
+  t.same(concurrency, [SWEEP_RESERVED_CONCURRENCY, 3].sort(), 'reservedConcurrency sizes the API function only')
+})
+
+t.test('the HTTP API invokes only the API function; EventBridge only the sweep function', async (t) => {
+  template.hasResourceProperties('AWS::ApiGatewayV2::Integration', { IntegrationUri: { 'Fn::GetAtt': [apiFunctionId(), 'Arn'] } })
+  const permissions = resources('AWS::Lambda::Permission').map((permission) => permission.Properties)
+  const invokedBy = (id: string) => permissions.filter((p) => JSON.stringify(p.FunctionName).includes(`"${id}"`)).map((p) => p.Principal)
+  t.same(invokedBy(apiFunctionId()), ['apigateway.amazonaws.com'])
+  t.same(invokedBy(sweepFunctionId()), ['events.amazonaws.com'])
+})
+
+t.test('EventBridge invokes the sweep function every minute, directly; a failed or late sweep waits for the next minute', async (t) => {
   const [rule] = resources('AWS::Events::Rule')
   t.match(rule?.Properties, {
     ScheduleExpression: 'rate(1 minute)',
     State: 'ENABLED',
-    Targets: [{ Arn: { 'Fn::GetAtt': [/^Function/, 'Arn'] }, RetryPolicy: { MaximumRetryAttempts: 0 } }],
+    Targets: [{ Arn: { 'Fn::GetAtt': [sweepFunctionId(), 'Arn'] }, RetryPolicy: { MaximumRetryAttempts: 0 } }],
   })
+  t.equal((rule?.Properties.Targets as unknown[]).length, 1)
   template.hasResourceProperties('AWS::Lambda::Permission', { Principal: 'events.amazonaws.com', SourceArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^SweepSchedule'), 'Arn'] } })
-  template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', { MaximumRetryAttempts: 0, MaximumEventAgeInSeconds: 60 })
+  template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', { FunctionName: { Ref: sweepFunctionId() }, MaximumRetryAttempts: 0, MaximumEventAgeInSeconds: 60 })
 })
 
 t.test('both tables have exactly the keys and indexes the service defines, on-demand, point-in-time recovery, retained', async (t) => {
@@ -94,16 +131,36 @@ t.test('alerts: an encrypted topic, a log group with retention, alarms on errors
   template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: { 'Fn::GetAtt': [Match.stringLikeRegexp('^AlertsKey'), 'Arn'] } })
   template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true })
   template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 365 })
-  template.hasResourceProperties('AWS::Lambda::Function', { LoggingConfig: { LogGroup: { Ref: Match.stringLikeRegexp('^Logs') } } })
-  template.hasResourceProperties('AWS::Logs::MetricFilter', {
-    FilterPattern: SWEEP_FAILURE_PATTERN,
-    MetricTransformations: [Match.objectLike({ MetricValue: '$.failed', MetricNamespace: 'JitAccess', MetricName: 'SweepFailures' })],
-  })
+  t.match(apiFunction().Properties.LoggingConfig, { LogGroup: { Ref: /^Logs/ } })
+  t.match(sweepFunction().Properties.LoggingConfig, { LogGroup: { Ref: /^SweepLogs/ } }, 'the sweep logs apart from the requests')
+  const filters = resources('AWS::Logs::MetricFilter')
+  t.same(filters.map((filter) => (filter.Properties.LogGroupName as { Ref: string }).Ref.replace(/[0-9A-F]{8}$/, '')).sort(), ['Logs', 'SweepLogs'], 'sweeps on demand and scheduled')
+  for (const filter of filters) {
+    t.match(filter.Properties, { FilterPattern: SWEEP_FAILURE_PATTERN, MetricTransformations: [{ MetricValue: '$.failed', MetricNamespace: 'JitAccess', MetricName: 'SweepFailures' }] })
+  }
   const alarms = resources('AWS::CloudWatch::Alarm')
-  t.same(alarms.map((alarm) => alarm.Properties.MetricName).sort(), ['Errors', 'SweepFailures'])
+  t.same(alarms.map((alarm) => alarm.Properties.MetricName).sort(), ['Errors', 'Errors', 'SweepFailures'])
+  const erroring = alarms.filter((alarm) => alarm.Properties.MetricName === 'Errors').map((alarm) => (alarm.Properties.Dimensions as { Value: { Ref: string } }[])[0]?.Value.Ref).sort()
+  t.same(erroring, [apiFunctionId(), sweepFunctionId()].sort(), 'an error alarm on each function')
   for (const alarm of alarms) t.match(alarm.Properties.AlarmActions, [{ Ref: /^Alerts/ }], 'publishes to the topic')
   const keyPolicy = (resources('AWS::KMS::Key')[0]?.Properties.KeyPolicy as { Statement: Statement[] }).Statement
   t.match(keyPolicy.find((s) => s.Sid === 'CloudWatchAlarmsPublishToTopic'), { Principal: { Service: 'cloudwatch.amazonaws.com' }, Action: ['kms:Decrypt', 'kms:GenerateDataKey'] }, 'CloudWatch may use the topic key')
+})
+
+t.test('KMS keys let AWS services use them only on behalf of this account’s own resources', async (t) => {
+  type Conditioned = Statement & { Condition?: Record<string, Record<string, unknown>> }
+  const keyStatements = resources('AWS::KMS::Key').flatMap((key) => (key.Properties.KeyPolicy as { Statement: Conditioned[] }).Statement)
+  const services = keyStatements.filter((s) => JSON.stringify(s.Principal ?? {}).includes('"Service"'))
+  t.ok(services.length >= 1)
+  for (const statement of services) {
+    t.match(statement.Condition, { StringEquals: { 'aws:SourceAccount': '333333333333' } }, `${statement.Sid}: for this account only`)
+    t.ok(Object.values(statement.Condition ?? {}).some((keys) => 'aws:SourceArn' in keys), `${statement.Sid}: for named source resources only`)
+  }
+  const alarmsOnly = services.find((s) => s.Sid === 'CloudWatchAlarmsPublishToTopic')
+  t.same(alarmsOnly?.Condition, {
+    StringEquals: { 'aws:SourceAccount': '333333333333' },
+    ArnLike: { 'aws:SourceArn': join_('arn:', partition, ':cloudwatch:us-east-1:333333333333:alarm:*') },
+  })
 })
 
 t.test('the sweep-failure filter matches the line the service logs', async (t) => {
@@ -112,6 +169,18 @@ t.test('the sweep-failure filter matches the line the service logs', async (t) =
   t.match(source, /'revocation sweep finished'/)
   t.match(SWEEP_FAILURE_PATTERN, /\$\.msg = "revocation sweep finished"/)
   t.match(SWEEP_FAILURE_PATTERN, /\$\.failed > 0/)
+})
+
+t.test('the HTTP API logs every request as JSON, with API Gateway’s request id, to a log group kept a year', async (t) => {
+  const [stage] = resources('AWS::ApiGatewayV2::Stage')
+  const accessLog = stage?.Properties.AccessLogSettings as { DestinationArn: unknown; Format: string } | undefined
+  t.match(accessLog?.DestinationArn, { 'Fn::GetAtt': [/^ApiAccessLogs/, 'Arn'] })
+  const format = JSON.parse(accessLog?.Format ?? 'null') as Record<string, string>
+  t.same(format, API_ACCESS_LOG_FORMAT)
+  t.equal(format.requestId, '$context.requestId', 'the id the service logs and answers with')
+  t.notOk(Object.values(format).some((variable) => /header|querystring|authorizer\.claims/i.test(variable)), 'nothing that can carry a token')
+  const accessLogs = Object.entries(template.findResources('AWS::Logs::LogGroup')).find(([id]) => id.startsWith('ApiAccessLogs'))?.[1] as Resource | undefined
+  t.match(accessLogs, { Properties: { RetentionInDays: 365 }, DeletionPolicy: 'Retain' })
 })
 
 t.test('the HTTP API is throttled and sends every route to the function', async (t) => {
@@ -132,28 +201,96 @@ t.test('no IAM statement has a wildcard action or a "*" resource, and the role h
 })
 
 t.test('Identity Center and Identity Store actions are scoped to the instance, permission sets, accounts and identity store', async (t) => {
-  const permissionSets = join_('arn:', partition, ':sso:::permissionSet/ssoins-1111111111111111/*')
-  t.same(bySid.AssignAndRemoveAccess?.Resource, [INSTANCE, permissionSets, join_('arn:', partition, ':sso:::account/222222222222')])
+  t.same(bySid.AssignAndRemoveAccess?.Resource, [INSTANCE, PERMISSION_SET, join_('arn:', partition, ':sso:::account/222222222222')], 'only the grantable permission sets')
   t.same(bySid.ReadAssignmentsAndStatus?.Resource, INSTANCE)
-  t.same(bySid.ReadPermissionSets?.Resource, [INSTANCE, permissionSets])
+  // Names are resolved by describing every set the instance lists: one refused description would fail them all.
+  t.same(bySid.ReadPermissionSets?.Resource, [INSTANCE, join_('arn:', partition, ':sso:::permissionSet/ssoins-1111111111111111/*')])
   const store = join_('arn:', partition, ':identitystore::111111111111:identitystore/d-1111111111')
   t.same(bySid.ResolveUsers?.Resource, [store, join_('arn:', partition, ':identitystore:::user/*')])
   t.same(bySid.ReadGroupMemberships?.Resource, [store, join_('arn:', partition, ':identitystore:::user/*'), join_('arn:', partition, ':identitystore:::membership/*')])
-  t.same(bySid.ReadGroups?.Resource, [store, join_('arn:', partition, ':identitystore:::group/*')])
+  t.same(bySid.ResolveGroups?.Resource, [store, join_('arn:', partition, ':identitystore:::group/*')])
 })
 
 t.test('the audit table can be appended to and read, never updated or deleted; the rest is scoped to its resource', async (t) => {
   t.same([bySid.AppendAndReadAudit?.Action].flat().sort(), ['dynamodb:PutItem', 'dynamodb:Query'])
-  t.match(bySid.AppendAndReadAudit?.Resource, [{ 'Fn::GetAtt': [/^AuditTable/, 'Arn'] }, { 'Fn::Join': ['', [{ 'Fn::GetAtt': [/^AuditTable/, 'Arn'] }, '/index/*']] }])
-  t.match(bySid.GrantState?.Resource, [{ 'Fn::GetAtt': [/^GrantsTable/, 'Arn'] }, { 'Fn::Join': ['', [{ 'Fn::GetAtt': [/^GrantsTable/, 'Arn'] }, '/index/*']] }])
+  const tableAndIndexes = (prefix: string, definition: ReturnType<typeof grantsTableDefinition>) => {
+    const arn = { 'Fn::GetAtt': [Object.keys(template.findResources('AWS::DynamoDB::Table')).find((id) => id.startsWith(prefix)), 'Arn'] }
+    return [arn, ...(definition.GlobalSecondaryIndexes ?? []).map((index) => join_(arn, `/index/${index.IndexName}`))]
+  }
+  t.same(bySid.AppendAndReadAudit?.Resource, tableAndIndexes('AuditTable', auditTableDefinition('x')), 'the table and each of its indexes by name')
+  t.same(bySid.GrantState?.Resource, tableAndIndexes('GrantsTable', grantsTableDefinition('x')), 'the table and each of its indexes by name')
   t.same(bySid.ReadJwtSecret, { Sid: 'ReadJwtSecret', Effect: 'Allow', Action: 'secretsmanager:GetSecretValue', Resource: SECRET })
   t.match(bySid.PublishAlerts, { Action: 'sns:Publish', Resource: { Ref: /^Alerts/ } })
   t.match(bySid.EncryptAlerts, { Action: ['kms:GenerateDataKey', 'kms:Decrypt'], Resource: { 'Fn::GetAtt': [/^AlertsKey/, 'Arn'] } })
-  t.match(bySid.WriteOwnLogs, { Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Resource: { 'Fn::GetAtt': [/^Logs/, 'Arn'] } })
+  t.match(bySid.WriteOwnLogs, { Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Resource: [{ 'Fn::GetAtt': [/^Logs/, 'Arn'] }, { 'Fn::GetAtt': [/^SweepLogs/, 'Arn'] }] })
+  t.equal((bySid.WriteOwnLogs?.Resource as unknown[]).length, 2, 'the two functions’ log groups, no other')
+})
+
+t.test('the cursor key is generated by Secrets Manager, named in every function’s environment, and readable by the role', async (t) => {
+  const secrets = template.findResources('AWS::SecretsManager::Secret') as Record<string, Resource>
+  const [cursorKeyId = '', ...others] = Object.keys(secrets)
+  t.same(others, [], 'one secret: the cursor key')
+  t.match(secrets[cursorKeyId]?.Properties, { GenerateSecretString: { PasswordLength: 64, ExcludePunctuation: true } })
+  t.notOk('SecretString' in (secrets[cursorKeyId]?.Properties ?? {}), 'its value is never in the template')
+  for (const fn of resources('AWS::Lambda::Function')) {
+    const variables = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables
+    t.same(variables.JIT_CURSOR_KEY_ARN, { Ref: cursorKeyId }, 'every instance opens the cursors any other one minted')
+    t.notOk('JIT_CURSOR_KEY' in variables)
+  }
+  t.same(bySid.ReadCursorKey, { Sid: 'ReadCursorKey', Effect: 'Allow', Action: 'secretsmanager:GetSecretValue', Resource: { Ref: cursorKeyId } })
+  const secretReads = statements.filter((s) => [s.Action].flat().some((action) => action.startsWith('secretsmanager:')))
+  t.same(secretReads.map((s) => s.Sid).sort(), ['ReadCursorKey', 'ReadJwtSecret'], 'no other secret is readable')
+})
+
+t.test('the audit anchors: Object Lock in compliance mode for 400 days, versioned, private, encrypted, TLS only, retained', async (t) => {
+  const anchorsId = Object.keys(template.findResources('AWS::S3::Bucket')).find((id) => /^AuditAnchors[0-9A-F]{8}$/.test(id)) as string
+  const anchors = template.findResources('AWS::S3::Bucket')[anchorsId] as Resource
+
+  t.match(anchors, {
+    DeletionPolicy: 'Retain',
+    UpdateReplacePolicy: 'Retain',
+    Properties: {
+      ObjectLockEnabled: true,
+      ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled', Rule: { DefaultRetention: { Mode: 'COMPLIANCE', Days: DEFAULT_ANCHOR_RETENTION_DAYS } } },
+      VersioningConfiguration: { Status: 'Enabled' },
+      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+    },
+  })
+  t.equal(DEFAULT_ANCHOR_RETENTION_DAYS, 400)
+  const bucketPolicy = resources('AWS::S3::BucketPolicy').find((policy) => (policy.Properties.Bucket as { Ref?: string }).Ref === anchorsId)
+  t.match((bucketPolicy?.Properties.PolicyDocument as { Statement: unknown[] }).Statement, [
+    { Effect: 'Deny', Action: 's3:*', Principal: { AWS: '*' }, Condition: { Bool: { 'aws:SecureTransport': 'false' } } },
+  ], 'TLS only')
+  for (const fn of resources('AWS::Lambda::Function')) {
+    t.same((fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables.JIT_AUDIT_ANCHOR_BUCKET, { Ref: anchorsId })
+  }
+})
+
+t.test('the anchors’ retention is a setting of the stack, in whole days', async (t) => {
+  const custom = Template.fromStack(new JitAccessStack(new App(), 'Retention', { ...settings, auditAnchorRetentionDays: 2555 }))
+  custom.hasResourceProperties('AWS::S3::Bucket', { ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled', Rule: { DefaultRetention: { Mode: 'COMPLIANCE', Days: 2555 } } } })
+  for (const days of [0, 1.5, 40_000]) {
+    t.throws(() => new JitAccessStack(new App(), 'BadRetention', { ...settings, auditAnchorRetentionDays: days }), { message: /auditAnchorRetentionDays/ }, `${days} days`)
+  }
+})
+
+t.test('the role may add anchors and list them, nothing else in S3: no delete, no retention or lock change, no bypass', async (t) => {
+  const anchorsArn = { 'Fn::GetAtt': [Object.keys(template.findResources('AWS::S3::Bucket')).find((id) => /^AuditAnchors[0-9A-F]{8}$/.test(id)), 'Arn'] }
+  const s3Statements = statements.filter((s) => [s.Action].flat().some((action) => action.startsWith('s3:')))
+
+  t.same(s3Statements.map((s) => [s.Sid, s.Action]), [['WriteAuditAnchors', 's3:PutObject'], ['ListAuditAnchors', 's3:ListBucket']])
+  t.same(bySid.WriteAuditAnchors?.Resource, join_(anchorsArn, '/anchors/*'))
+  t.same(bySid.ListAuditAnchors?.Resource, anchorsArn)
+  const granted = statements.flatMap((s) => [s.Action].flat())
+  for (const action of ['s3:DeleteObject', 's3:DeleteObjectVersion', 's3:PutObjectRetention', 's3:BypassGovernanceRetention', 's3:PutObjectLegalHold',
+    's3:PutBucketObjectLockConfiguration', 's3:PutBucketVersioning', 's3:PutLifecycleConfiguration', 's3:PutBucketPolicy']) {
+    t.notOk(granted.includes(action), `not ${action}`)
+  }
 })
 
 t.test('the role allows exactly the AWS operations the service’s adapters call', async (t) => {
-  const granted = new Set(statements.flatMap((s) => [s.Action].flat()).filter((action) => /^(sso|identitystore|dynamodb|sns|secretsmanager):/.test(action)))
+  const granted = new Set(statements.flatMap((s) => [s.Action].flat()).filter((action) => /^(sso|identitystore|dynamodb|sns|secretsmanager|s3):/.test(action)))
   t.same([...adapterOperations()].sort(), [...granted].sort(), 'a call the role does not allow fails in production; a permission no call needs is too much')
 })
 
@@ -167,6 +304,7 @@ t.test('settings that would give a wrong policy are refused at synth', async (t)
     ['no JWT key source', { jwtSecretArn: undefined }, /exactly one JWT key source/],
     ['a secret named without its ARN suffix', { jwtSecretArn: 'arn:aws:secretsmanager:us-east-1:111111111111:secret:jit-access-jwt' }, /complete ARN/],
     ['no reserved concurrency', { reservedConcurrency: 0 }, /reservedConcurrency/],
+    ['no grantable permission set', { permissionSetArns: [] }, /permissionSetArns: name at least one/],
     ['an Identity Center rate above the quota', { identityCenterTps: 25 }, /identityCenterTps/],
   ]
   for (const [name, change, message] of cases) {
@@ -189,6 +327,8 @@ t.test('CDK context: -c strings and cdk.json lists both work, paths are relative
     stack: { accountIds: ['111111111111', '222222222222'], permissionSetArns: [PERMISSION_SET], reservedConcurrency: 3, jwtPublicKey: /BEGIN PUBLIC KEY/, jwtSecretArn: undefined },
   })
   t.throws(() => readDeploymentContext((name) => ({ ...context, instanceArn: undefined })[name], codeDir), { message: /Missing CDK context value 'instanceArn'/ })
+  t.throws(() => readDeploymentContext((name) => ({ ...context, permissionSetArns: undefined })[name], codeDir), { message: /Missing CDK context value 'permissionSetArns'/ })
+  t.throws(() => readDeploymentContext((name) => ({ ...context, permissionSetArns: ' , ' })[name], codeDir), { message: /Missing CDK context value 'permissionSetArns'/ })
   t.throws(() => readDeploymentContext((name) => ({ ...context, reservedConcurrency: 'five' })[name], codeDir), { message: /reservedConcurrency/ })
 })
 
@@ -206,7 +346,10 @@ function adapterOperations(): Set<string> {
     '@aws-sdk/client-dynamodb': 'dynamodb',
     '@aws-sdk/client-sns': 'sns',
     '@aws-sdk/client-secrets-manager': 'secretsmanager',
+    '@aws-sdk/client-s3': 's3',
   }
+  // Where the IAM action is not named after the API operation (Service Authorization Reference, Amazon S3).
+  const actionOf: Record<string, string> = { 's3:ListObjectsV2': 's3:ListBucket', 's3:ListObjectVersions': 's3:ListBucketVersions', 's3:HeadObject': 's3:GetObject', 's3:HeadBucket': 's3:ListBucket' }
   const documentClient: Record<string, string[]> = {
     Get: ['GetItem'], Put: ['PutItem'], Update: ['UpdateItem'], Delete: ['DeleteItem'], Query: ['Query'], Scan: ['Scan'],
     BatchGet: ['BatchGetItem'], BatchWrite: ['BatchWriteItem'], TransactGet: ['GetItem'],
@@ -227,7 +370,8 @@ function adapterOperations(): Set<string> {
             for (const action of documentClient[operation] ?? [`unmapped:${operation}`]) operations.add(`dynamodb:${action}`)
           }
         } else if (prefixes[module]) {
-          operations.add(`${prefixes[module]}:${operation}`)
+          const action = `${prefixes[module]}:${operation}`
+          operations.add(actionOf[action] ?? action)
         }
       }
     }

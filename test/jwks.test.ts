@@ -1,7 +1,8 @@
-import { generateKeyPairSync, type KeyObject } from 'node:crypto'
+import { generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
+import { JWKS_REFETCH_COOLDOWN_MS, JWKS_TTL_MS } from '../src/http/auth.ts'
 import { build } from './helpers/app.ts'
 import { startMoto } from './helpers/moto.ts'
 import { bearer, mintToken, TEST_AUDIENCE, TEST_ISSUER } from './helpers/tokens.ts'
@@ -24,8 +25,10 @@ function signingKey(kid: string, algorithm: 'RS256' | 'ES256'): SigningKey {
 async function jwksServer(t: { teardown(fn: () => unknown): void }) {
   let published: SigningKey[] = []
   let fetches = 0
+  let failing = false
   const server = createServer((request, response) => {
     fetches++
+    if (failing) return void response.writeHead(500).end()
     if (request.url !== '/oauth2/jwks') return void response.writeHead(404).end()
     const keys = published.map((key) => ({ ...key.publicKey.export({ format: 'jwk' }), kid: key.kid, alg: key.algorithm, use: 'sig' }))
     response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys }))
@@ -35,6 +38,7 @@ async function jwksServer(t: { teardown(fn: () => unknown): void }) {
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/oauth2/jwks`,
     publish: (keys: SigningKey[]) => void (published = keys),
+    fail: (fail: boolean) => void (failing = fail),
     fetches: () => fetches,
   }
 }
@@ -45,20 +49,28 @@ function signWithKid(key: SigningKey, kid: string): string {
   return mintToken({ algorithm: key.algorithm, key: key.privatePem, kid })
 }
 
+/** The JWKS cache's clock, moved by hand: its cooldown and ttl pass without sleeping. */
+function manualTime() {
+  let now = Date.now()
+  return { now: () => now, advance: (ms: number) => void (now += ms) }
+}
+
 t.test('tokens are verified by kid against the JWKS endpoint, with rotation and caching', async (t) => {
   const jwks = await jwksServer(t)
   const first = signingKey('2026-11-a', 'RS256')
   const rotated = signingKey('2026-11-b', 'ES256')
   jwks.publish([first])
-  const { app } = await build(t, moto, { jwt: { jwksUrl: jwks.url, issuer: TEST_ISSUER, audience: TEST_AUDIENCE } })
+  const time = manualTime()
+  const { app } = await build(t, moto, { jwt: { jwksUrl: jwks.url, issuer: TEST_ISSUER, audience: TEST_AUDIENCE, now: time.now } })
 
   const before = await app.inject({ method: 'GET', url: '/grants', headers: bearer(tokenFrom(first)) })
   t.equal(before.statusCode, 200, 'a token from the published key works')
   const again = await app.inject({ method: 'GET', url: '/grants', headers: bearer(tokenFrom(first)) })
-  t.equal(again.statusCode, 200)
+  t.equal(again.statusCode, 200, again.body)
   t.equal(jwks.fetches(), 1, 'the key set is cached')
 
   jwks.publish([first, rotated])
+  time.advance(JWKS_REFETCH_COOLDOWN_MS)
   const afterRotation = await app.inject({ method: 'GET', url: '/grants', headers: bearer(tokenFrom(rotated)) })
   t.equal(afterRotation.statusCode, 200, 'a key published after the cache was filled is fetched when its kid appears')
 
@@ -74,4 +86,77 @@ t.test('tokens are verified by kid against the JWKS endpoint, with rotation and 
 
   const wrongIssuer = await app.inject({ method: 'GET', url: '/grants', headers: bearer(mintToken({ algorithm: 'RS256', key: first.privatePem, kid: first.kid, issuer: 'https://evil.example.com' })) })
   t.equal(wrongIssuer.statusCode, 401, 'the issuer is still enforced')
+})
+
+t.test('tokens naming unknown kids cost at most one JWKS fetch per cooldown, and a rotated key is picked up after it', async (t) => {
+  const jwks = await jwksServer(t)
+  const current = signingKey('2026-12-a', 'ES256')
+  const next = signingKey('2026-12-b', 'ES256')
+  const stranger = signingKey('stranger', 'ES256')
+  jwks.publish([current])
+  const time = manualTime()
+  const { app } = await build(t, moto, { jwt: { jwksUrl: jwks.url, issuer: TEST_ISSUER, audience: TEST_AUDIENCE, now: time.now } })
+  const randomKid = () => app.inject({ method: 'GET', url: '/grants', headers: bearer(signWithKid(stranger, randomUUID())) })
+
+  const atOnce = await Promise.all(Array.from({ length: 20 }, randomKid))
+  const oneByOne = []
+  for (let i = 0; i < 20; i++) oneByOne.push(await randomKid())
+  time.advance(JWKS_REFETCH_COOLDOWN_MS - 1)
+  oneByOne.push(await randomKid())
+
+  t.same([...atOnce, ...oneByOne].map((response) => response.statusCode), Array(41).fill(401), 'every unknown kid is refused')
+  t.match(oneByOne[0]?.json(), { code: 'UNAUTHORIZED', detail: /key .* is not one the identity provider publishes/ })
+  t.equal(jwks.fetches(), 1, 'one fetch for 41 unknown kids within the cooldown')
+  const known = await app.inject({ method: 'GET', url: '/grants', headers: bearer(tokenFrom(current)) })
+  t.equal(known.statusCode, 200, `a published key is answered from memory meanwhile: ${known.body}`)
+  t.equal(jwks.fetches(), 1)
+
+  jwks.publish([current, next])
+  const tooSoon = await app.inject({ method: 'GET', url: '/grants', headers: bearer(tokenFrom(next)) })
+  t.equal(tooSoon.statusCode, 401, 'a key published since the last fetch waits for the cooldown')
+  time.advance(1)
+  const rotated = await app.inject({ method: 'GET', url: '/grants', headers: bearer(tokenFrom(next)) })
+  t.equal(rotated.statusCode, 200, `after the cooldown the rotated key is fetched and accepted: ${rotated.body}`)
+  t.equal(jwks.fetches(), 2)
+  await randomKid()
+  t.equal(jwks.fetches(), 2, 'that fetch starts a new cooldown')
+})
+
+t.test('every key of the fetched set is used from memory, and a withdrawn key stops working when the set is refetched', async (t) => {
+  const jwks = await jwksServer(t)
+  const old = signingKey('2026-10-a', 'RS256')
+  const current = signingKey('2026-11-a', 'ES256')
+  jwks.publish([old, current])
+  const time = manualTime()
+  const { app } = await build(t, moto, { jwt: { jwksUrl: jwks.url, issuer: TEST_ISSUER, audience: TEST_AUDIENCE, now: time.now } })
+
+  t.equal((await app.inject({ method: 'GET', url: '/grants', headers: bearer(tokenFrom(old)) })).statusCode, 200)
+  t.equal((await app.inject({ method: 'GET', url: '/grants', headers: bearer(tokenFrom(current)) })).statusCode, 200)
+  t.equal(jwks.fetches(), 1, 'the second key came with the first fetch')
+
+  jwks.publish([current])
+  time.advance(JWKS_TTL_MS)
+  const withdrawn = await app.inject({ method: 'GET', url: '/grants', headers: bearer(tokenFrom(old)) })
+  const kept = await app.inject({ method: 'GET', url: '/grants', headers: bearer(tokenFrom(current)) })
+
+  t.equal(withdrawn.statusCode, 401, 'the withdrawn key is refused once the set is refetched')
+  t.equal(kept.statusCode, 200, kept.body)
+  t.equal(jwks.fetches(), 2)
+})
+
+t.test('when the JWKS endpoint fails, the last key set keeps working and the endpoint is not hammered', async (t) => {
+  const jwks = await jwksServer(t)
+  const current = signingKey('2026-11-a', 'ES256')
+  jwks.publish([current])
+  const time = manualTime()
+  const { app } = await build(t, moto, { jwt: { jwksUrl: jwks.url, issuer: TEST_ISSUER, audience: TEST_AUDIENCE, now: time.now } })
+  t.equal((await app.inject({ method: 'GET', url: '/grants', headers: bearer(tokenFrom(current)) })).statusCode, 200)
+
+  jwks.fail(true)
+  time.advance(JWKS_TTL_MS)
+  const responses = []
+  for (let i = 0; i < 5; i++) responses.push(await app.inject({ method: 'GET', url: '/grants', headers: bearer(tokenFrom(current)) }))
+
+  t.same(responses.map((response) => response.statusCode), [200, 200, 200, 200, 200], 'the last good set is used')
+  t.equal(jwks.fetches(), 2, 'one failed refetch, then the cooldown')
 })

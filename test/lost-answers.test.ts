@@ -1,5 +1,6 @@
+import { CreateAccountAssignmentCommand, SSOAdminClient } from '@aws-sdk/client-sso-admin'
 import t from 'tap'
-import { CREATION_SETTLE_MS, ORPHAN_WATCH_MS } from '../src/core/coverage.ts'
+import { CONFLICT_PATIENCE_MS, CREATION_SETTLE_MS, ORPHAN_WATCH_MS } from '../src/core/coverage.ts'
 import { build, grantBody, PROD, STAGING } from './helpers/app.ts'
 import type { Fault } from './helpers/fault-proxy.ts'
 import { startMoto } from './helpers/moto.ts'
@@ -119,7 +120,7 @@ for (const fault of ['drop-after-upstream', 'server-error-after-upstream'] as Fa
 
 t.test('an assignment of ours that shows only after its grant has ended and the settle window has passed is found, removed, audited and published', async (t) => {
   // Prepare: AWS takes longer than the settle window to provision an accepted creation whose answer was lost.
-  const { app, clock, proxy, countAssignments } = await build(t, moto, { proxy: true, awsLike: { provisioningMs: CREATION_SETTLE_MS + 3 * 60_000 } })
+  const { app, clock, proxy, countAssignments } = await build(t, moto, { proxy: true, awsLike: { provisioningMs: CREATION_SETTLE_MS + 2 * 60_000 + 30_000 } })
   proxy!.inject('CreateAccountAssignment', 'drop-after-upstream', 1)
   const id = (await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })).json().id
   await app.inject({ method: 'DELETE', url: `/grants/${id}`, headers: bearer() })
@@ -132,7 +133,8 @@ t.test('an assignment of ours that shows only after its grant has ended and the 
   clock.advanceMinutes(2)
   const before = await sweep(app)
   t.equal(await countAssignments('alice', PROD, 'AdministratorAccess'), 1, 'not yet provisioned, so not yet listed')
-  clock.advanceMinutes(1)
+  // The next sweep starts a little less than a minute later (a sweep takes time; schedules are not exact).
+  clock.advance(50_000)
   const found = await sweep(app)
 
   // Assess: the orphan is removed by the first sweep after it shows, with a drift event naming its grant.
@@ -171,4 +173,98 @@ t.test('a permanent assignment made by an administrator after our removal was co
 
   t.equal(later.coveredBy, 'pre-existing')
   t.equal(await countAssignments('alice', PROD, 'AdministratorAccess'), 1, 'the administrator\'s assignment is left alone')
+})
+
+/** An operation on alice's admin assignment that AWS never finishes: every other operation on it meets ConflictException. */
+function stuckOperation(world: World, kind: 'creation' | 'deletion') {
+  const { proxy, seeded, instance } = world
+  ;(proxy!.awsWorld as unknown as { recorded: unknown[] }).recorded.push({
+    kind,
+    requestId: `stuck-${kind}`,
+    assignment: { InstanceArn: instance.instanceArn, TargetId: PROD, TargetType: 'AWS_ACCOUNT', PermissionSetArn: seeded.permissionSetArns.AdministratorAccess, PrincipalType: 'USER', PrincipalId: seeded.userIds.alice },
+    createdDate: Date.now() / 1000,
+    doneAt: Number.POSITIVE_INFINITY,
+    changed: false,
+  })
+}
+const alerts = (logLines: string[]) => logLines.filter((line) => line.includes('jit-access alert')).length
+
+for (const kind of ['deletion', 'creation'] as const) {
+  t.test(`a ${kind} that keeps meeting ConflictException is waited for a few minutes, then counted failed and alerted on every sweep until it clears`, async (t) => {
+    const world = await build(t, moto, { proxy: true, awsLike: true })
+    const { app, clock, proxy, countAssignments, logLines } = world
+    let id: string
+    if (kind === 'deletion') {
+      id = (await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })).json().id
+      stuckOperation(world, 'deletion')
+      await app.inject({ method: 'DELETE', url: `/grants/${id}`, headers: bearer() })
+    } else {
+      stuckOperation(world, 'creation')
+      id = (await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })).json().id
+    }
+
+    const early = []
+    for (let i = 0; i < 4; i++) {
+      clock.advanceMinutes(1)
+      early.push(await sweep(app))
+    }
+    clock.advanceMinutes(2)
+    const stuck = await sweep(app)
+    const alertsWhileStuck = alerts(logLines)
+    proxy!.awsWorld!.settleAll()
+    clock.advanceMinutes(1)
+    const cleared = await sweep(app)
+
+    t.same(early.map((s) => s.failed), [0, 0, 0, 0], 'an operation under way is waited for')
+    t.match(stuck, { failed: 1 }, `one stuck for more than ${CONFLICT_PATIENCE_MS / 60_000} minutes is a failure: ${JSON.stringify(stuck)}`)
+    t.ok(alertsWhileStuck >= 1, 'and alerted')
+    t.match(cleared, { failed: 0, remaining: 0 }, JSON.stringify(cleared))
+    t.equal((await getGrant(app, id)).status, kind === 'deletion' ? 'revoked' : 'active')
+    t.equal(await countAssignments('alice', PROD, 'AdministratorAccess'), kind === 'deletion' ? 0 : 1)
+  })
+}
+
+t.test('an administrator\'s permanent assignment still provisioning when a grant asks for the same access is theirs, not ours: it survives the grant', async (t) => {
+  // Prepare: an administrator creates alice's assignment directly; AWS takes 5 s to provision it.
+  const { app, clock, proxy, seeded, instance, countAssignments } = await build(t, moto, { proxy: true, awsLike: { provisioningMs: 5000 } })
+  const admin = new SSOAdminClient({ region: 'us-east-1', endpoint: proxy!.endpoint })
+  await admin.send(new CreateAccountAssignmentCommand({
+    InstanceArn: instance.instanceArn, TargetId: PROD, TargetType: 'AWS_ACCOUNT',
+    PermissionSetArn: seeded.permissionSetArns.AdministratorAccess, PrincipalType: 'USER', PrincipalId: seeded.userIds.alice,
+  }))
+
+  // Act: the grant is asked for while it provisions (our creation meets ConflictException), confirmed, then ended.
+  const posted = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
+  clock.advanceMinutes(2)
+  await sweep(app)
+  const grant = await getGrant(app, posted.json().id)
+  await app.inject({ method: 'DELETE', url: `/grants/${grant.id}`, headers: bearer() })
+  clock.advanceMinutes(1)
+  await sweep(app)
+
+  // Assess
+  t.ok((proxy!.injected.conflict ?? 0) >= 1, 'our creation met the administrator\'s under way')
+  t.match(grant, { status: 'active', coveredBy: 'pre-existing' })
+  t.equal(await countAssignments('alice', PROD, 'AdministratorAccess'), 1, 'the administrator\'s assignment is left in place')
+})
+
+t.test('a grant answered 503 at its deadline while its record waited behind another write is not recorded afterwards', async (t) => {
+  const { app, clock, proxy, hasAssignment } = await build(t, moto, { proxy: true, awsLike: true, requestDeadlineMs: 600 })
+  const bobs = (await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ userName: 'bob' }) })).json()
+
+  // Another request's audited write is slow (held at the wire; the SDK abandons it after 1 s and sends it again),
+  // so the new grant's record waits its turn past its deadline.
+  const held = proxy!.holdNext('TransactWriteItems')
+  const ending = app.inject({ method: 'DELETE', url: `/grants/${bobs.id}`, headers: bearer() })
+  await held.arrived
+  const posted = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
+  await ending
+  held.release()
+  await new Promise((resolve) => setTimeout(resolve, 1500))
+  clock.advanceMinutes(2)
+  await sweep(app)
+
+  t.equal(posted.statusCode, 503, posted.body)
+  t.same((await app.inject({ method: 'GET', url: '/grants?userName=alice', headers: bearer() })).json().items, [], 'nothing recorded after the 503')
+  t.notOk(await hasAssignment('alice', PROD, 'AdministratorAccess'))
 })

@@ -39,6 +39,8 @@ t.test('npm start brings up moto, tables, a demo directory and a token that work
   t.equal(((await created.json()) as { status: string }).status, 'active')
   const revoked = await fetch(`${sandbox.baseUrl}/revocations`, { method: 'POST', headers: { authorization: headers.authorization } })
   t.equal(revoked.status, 200)
+  const verified = await fetch(`${sandbox.baseUrl}/audit/verify`, { headers: { authorization: headers.authorization } })
+  t.match(await verified.json(), { ok: true, anchored: true, anchor: { seq: 2 } }, 'the sweep anchored the head in the sandbox’s Object Lock bucket')
   const docs = await fetch(`${sandbox.baseUrl}/docs`)
   t.equal(docs.status, 200)
 })

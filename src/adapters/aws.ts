@@ -5,10 +5,12 @@ import { SNSClient } from '@aws-sdk/client-sns'
 import { SSOAdminClient } from '@aws-sdk/client-sso-admin'
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
 import type { FastifyBaseLogger } from 'fastify'
+import type { AuditAnchors } from '../core/ports.ts'
 import type { ServiceAdapters } from '../service-adapters.ts'
 import { callAws } from './aws-errors.ts'
 import { DynamoAuditChain } from './dynamodb/audit-chain.ts'
 import { DynamoAuditLog } from './dynamodb/audit-log.ts'
+import { PageCursors } from './dynamodb/cursor.ts'
 import { DynamoGrantStore } from './dynamodb/grant-store.ts'
 import { DynamoIdempotencyStore } from './dynamodb/idempotency-store.ts'
 import { AwsIdentityCenter, resolveInstance } from './identity-center.ts'
@@ -21,6 +23,10 @@ export interface AwsSettings {
   /** An AWS-compatible endpoint (the local sandbox, tests); unset in AWS. */
   endpoint?: string | undefined
   tables: { grants: string; audit: string }
+  /** The S3 bucket (Object Lock, compliance mode) where the sweep anchors the audit chain's head; unset, nothing is anchored. */
+  auditAnchorBucket?: string | undefined
+  /** Seals page cursors (see PageCursors); the same for every instance of a deployment (resolveCursorKey). */
+  cursorKey: string
   snsTopicArn?: string | undefined
   instanceArn?: string | undefined
   identityStoreId?: string | undefined
@@ -52,13 +58,7 @@ export interface AwsClients {
 
 /** One client per service, created once per process and shared by every request. */
 export function createAwsClients(settings: Pick<AwsSettings, 'region' | 'endpoint' | 'requestTimeoutMs'>): AwsClients {
-  const common = {
-    region: settings.region,
-    ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
-    maxAttempts: 3,
-    // Bounded waits: a hung connection must become an error the sweep can retry, not a request that never ends.
-    requestHandler: { connectionTimeout: 3000, requestTimeout: settings.requestTimeoutMs ?? 10_000, throwOnRequestTimeout: true },
-  }
+  const common = clientOptions(settings)
   return {
     // Identity Center calls are retried by the shared rate limiter instead, so every attempt pays a token.
     ssoAdmin: new SSOAdminClient({ ...common, maxAttempts: 1 }),
@@ -67,6 +67,16 @@ export function createAwsClients(settings: Pick<AwsSettings, 'region' | 'endpoin
     dynamo: new DynamoDBClient(common),
     sns: new SNSClient(common),
     secrets: new SecretsManagerClient(common),
+  }
+}
+
+function clientOptions(settings: Pick<AwsSettings, 'region' | 'endpoint' | 'requestTimeoutMs'>) {
+  return {
+    region: settings.region,
+    ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
+    maxAttempts: 3,
+    // Bounded waits: a hung connection must become an error the sweep can retry, not a request that never ends.
+    requestHandler: { connectionTimeout: 3000, requestTimeout: settings.requestTimeoutMs ?? 10_000, throwOnRequestTimeout: true },
   }
 }
 
@@ -82,9 +92,12 @@ export async function createAwsAdapters(
   const instance = await resolveInstance(clients.ssoAdmin, settings)
   const doc = DynamoDBDocumentClient.from(clients.dynamo, { marshallOptions: { removeUndefinedValues: true } })
   const chain = new DynamoAuditChain(doc, settings.tables)
+  const cursors = new PageCursors(settings.cursorKey)
+  const auditAnchors = settings.auditAnchorBucket ? s3AnchorsOnFirstUse(settings, settings.auditAnchorBucket) : undefined
   return {
-    store: new DynamoGrantStore(doc, settings.tables, chain),
-    auditLog: new DynamoAuditLog(doc, settings.tables.audit, chain),
+    store: new DynamoGrantStore(doc, settings.tables, chain, cursors),
+    auditLog: new DynamoAuditLog(doc, settings.tables.audit, chain, cursors, auditAnchors),
+    auditAnchors,
     identityCenter: new AwsIdentityCenter(clients.ssoAdmin, clients.ssoAdminMutations, {
       limiter: new IdentityCenterRateLimiter({ ratePerSecond: settings.identityCenterTps ?? DEFAULT_IDENTITY_CENTER_TPS, maxConcurrentCreations: settings.maxConcurrentCreations ?? 10 }),
       instanceArn: instance.instanceArn,
@@ -99,6 +112,24 @@ export async function createAwsAdapters(
   }
 }
 
+/**
+ * The anchor store, its S3 SDK imported when first used: the Lambda bundle keeps it in a chunk of its own,
+ * which an execution environment that neither sweeps nor verifies never parses.
+ */
+function s3AnchorsOnFirstUse(settings: AwsSettings, bucket: string): AuditAnchors {
+  let loaded: Promise<AuditAnchors> | undefined
+  const load = () =>
+    (loaded ??= Promise.all([import('@aws-sdk/client-s3'), import('./s3-anchors.ts')]).then(([{ S3Client }, { S3AuditAnchors }]) =>
+      // Path-style URLs for an AWS-compatible endpoint, which has no per-bucket host names.
+      new S3AuditAnchors(new S3Client({ ...clientOptions(settings), forcePathStyle: settings.endpoint !== undefined }), bucket)))
+  return {
+    write: async (head) => (await load()).write(head),
+    list: async function* (afterSeq, throughSeq) {
+      yield* (await load()).list(afterSeq, throughSeq)
+    },
+  }
+}
+
 /** The HS256 secret: from the environment, or read once at start from Secrets Manager (never put in a template). */
 export async function resolveJwtSecret(
   settings: { jwt: { secret?: string | undefined }; jwtSecretArn?: string | undefined },
@@ -108,6 +139,25 @@ export async function resolveJwtSecret(
   const result = await callAws('Secrets Manager', 'GetSecretValue', () => secrets.send(new GetSecretValueCommand({ SecretId: settings.jwtSecretArn })))
   if (!result.SecretString || result.SecretString.length < 32) {
     throw new Error('The secret named by JIT_JWT_SECRET_ARN must be a string of at least 32 characters')
+  }
+  return result.SecretString
+}
+
+/**
+ * The page-cursor secret: from the environment, or read once at start from Secrets Manager, so that every
+ * execution environment of a deployment opens the cursors any other one minted.
+ */
+export async function resolveCursorKey(
+  settings: { cursorKey?: string | undefined; cursorKeyArn?: string | undefined },
+  secrets: SecretsManagerClient,
+): Promise<string> {
+  if (!settings.cursorKeyArn) {
+    if (!settings.cursorKey) throw new Error('Set JIT_CURSOR_KEY or JIT_CURSOR_KEY_ARN: page cursors are sealed with it')
+    return settings.cursorKey
+  }
+  const result = await callAws('Secrets Manager', 'GetSecretValue', () => secrets.send(new GetSecretValueCommand({ SecretId: settings.cursorKeyArn })))
+  if (!result.SecretString || result.SecretString.length < 32) {
+    throw new Error('The secret named by JIT_CURSOR_KEY_ARN must be a string of at least 32 characters')
   }
   return result.SecretString
 }

@@ -13,15 +13,15 @@ import {
 import type { FastifyBaseLogger } from 'fastify'
 import type { AssignmentTarget } from '../core/grant.ts'
 import type { BeforeSend, IdentityCenter, PermissionSetInfo, ProvisioningOutcome } from '../core/ports.ts'
-import { timeLeftMs } from '../core/deadline.ts'
+import { timeLeftMs, withoutDeadline } from '../core/deadline.ts'
 import { callAws } from './aws-errors.ts'
 import type { IdentityCenterRateLimiter } from './rate-limiter.ts'
-import { TtlCache } from './ttl-cache.ts'
 
 const SERVICE = 'Identity Center'
 /** Identity Center's default when a permission set does not say (PT1H). */
 const DEFAULT_SESSION_SECONDS = 3600
-const MIN_RELIST_MS = 10_000
+/** The least time between two listings of the permission sets, whatever asks for them. */
+export const MIN_RELIST_MS = 10_000
 
 export interface IdentityCenterOptions {
   instanceArn: string
@@ -33,10 +33,15 @@ export interface IdentityCenterOptions {
   log?: Pick<FastifyBaseLogger, 'warn'>
 }
 
+/** A permission set as the last listing found it, and when its details (name, session duration) were read. */
+interface ListedPermissionSet {
+  info: PermissionSetInfo
+  describedAt: number
+}
+
 export class AwsIdentityCenter implements IdentityCenter {
-  private readonly permissionSetsByName: TtlCache<PermissionSetInfo>
-  /** Describe results by ARN; a permission set's ARN never changes, so these only need refreshing for renames. */
-  private readonly permissionSetsByArn = new Map<string, PermissionSetInfo>()
+  /** The last complete listing, by name. */
+  private permissionSetsByName = new Map<string, ListedPermissionSet>()
   private lastListedAt = 0
   private listing: Promise<void> | undefined
 
@@ -50,18 +55,21 @@ export class AwsIdentityCenter implements IdentityCenter {
     this.mutations = mutations
     this.limiter = options.limiter
     this.options = options
-    this.permissionSetsByName = new TtlCache(options.cacheTtlMs)
   }
 
+  /**
+   * A permission set's details are read again once they are older than the cache TTL (at the first lookup
+   * MIN_RELIST_MS allows after that), so a changed session duration reaches `accessEndsBy` without a restart.
+   */
   async findPermissionSet(name: string): Promise<PermissionSetInfo | undefined> {
     const cached = this.permissionSetsByName.get(name)
-    if (cached) return cached
-    // A miss lists the instance again, so a permission set created after start-up is found without a restart:
-    // at most once per MIN_RELIST_MS, so requests naming unknown sets cannot spend the Identity Center quota,
-    // and concurrent misses share one listing instead of each starting its own.
+    if (cached && this.isFresh(cached)) return cached.info
+    // A miss or an expired entry lists the instance again, so a permission set created after start-up is found
+    // without a restart: at most once per MIN_RELIST_MS, so requests naming unknown sets cannot spend the
+    // Identity Center quota, and concurrent misses share one listing instead of each starting its own.
     if (!this.listing && Date.now() - this.lastListedAt >= MIN_RELIST_MS) {
       this.lastListedAt = Date.now()
-      this.listing = this.listPermissionSets()
+      this.listing = withoutDeadline(() => this.listPermissionSets())
         .catch((error: unknown) => {
           // A listing that failed proves nothing about what exists: the next miss must list again.
           this.lastListedAt = 0
@@ -72,35 +80,49 @@ export class AwsIdentityCenter implements IdentityCenter {
         })
     }
     if (this.listing) await this.listing
-    return this.permissionSetsByName.get(name)
+    // Not listed again yet (too soon after the last listing): the last listing's answer, expired or not, is
+    // better than calling an existing permission set unknown.
+    return this.permissionSetsByName.get(name)?.info
   }
 
+  private isFresh(entry: ListedPermissionSet): boolean {
+    return Date.now() - entry.describedAt < this.options.cacheTtlMs
+  }
+
+  /**
+   * Lists the instance's permission sets and describes those whose details are older than the cache TTL. One
+   * described more recently keeps its details: a listing that an unknown name forces describes only new sets,
+   * so it costs a page or two however many sets there are.
+   */
   private async listPermissionSets(): Promise<void> {
     const instanceArn = this.options.instanceArn
-    const found = new Map<string, PermissionSetInfo>()
+    const previousByArn = new Map([...this.permissionSetsByName.values()].map((entry) => [entry.info.arn, entry]))
+    const found = new Map<string, ListedPermissionSet>()
     await callAws(SERVICE, 'ListPermissionSets', async () => {
       let nextToken: string | undefined
       do {
         const page = await this.limiter.read(() => this.client.send(new ListPermissionSetsCommand({ InstanceArn: instanceArn, NextToken: nextToken })))
         for (const arn of page.PermissionSets ?? []) {
-          let info = this.permissionSetsByArn.get(arn)
-          if (!info) {
+          let entry = previousByArn.get(arn)
+          if (!entry || !this.isFresh(entry)) {
+            const describedAt = Date.now()
             const described = await this.limiter.read(() => this.client.send(new DescribePermissionSetCommand({ InstanceArn: instanceArn, PermissionSetArn: arn })))
-            info = {
-              arn,
-              name: described.PermissionSet?.Name ?? arn,
-              sessionDurationSeconds: this.sessionSeconds(arn, described.PermissionSet?.SessionDuration),
+            entry = {
+              info: {
+                arn,
+                name: described.PermissionSet?.Name ?? arn,
+                sessionDurationSeconds: this.sessionSeconds(arn, described.PermissionSet?.SessionDuration),
+              },
+              describedAt,
             }
-            this.permissionSetsByArn.set(arn, info)
           }
-          found.set(info.name, info)
+          found.set(entry.info.name, entry)
         }
         nextToken = page.NextToken
       } while (nextToken)
     })
-    // Replace the name index only once the whole listing succeeded, so a failed listing never empties it.
-    this.permissionSetsByName.clear()
-    for (const [setName, info] of found) this.permissionSetsByName.set(setName, info)
+    // Replace the index only once the whole listing succeeded, so a failed listing never empties it.
+    this.permissionSetsByName = found
   }
 
   /**

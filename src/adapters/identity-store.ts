@@ -1,5 +1,6 @@
 import {
-  DescribeGroupCommand,
+  DescribeUserCommand,
+  GetGroupIdCommand,
   GetUserIdCommand,
   paginateListGroupMembershipsForMember,
   type IdentitystoreClient,
@@ -12,7 +13,6 @@ const SERVICE = 'Identity Store'
 
 export class AwsIdentityStore implements Directory {
   private readonly users: TtlCache<DirectoryUser>
-  private readonly groupNames: TtlCache<string>
 
   private readonly client: IdentitystoreClient
   private readonly identityStoreId: string
@@ -21,30 +21,29 @@ export class AwsIdentityStore implements Directory {
     this.client = client
     this.identityStoreId = identityStoreId
     this.users = new TtlCache(cacheTtlMs)
-    this.groupNames = new TtlCache(cacheTtlMs)
   }
 
   async findUser(userName: string): Promise<DirectoryUser | undefined> {
     const cached = this.users.get(userName)
     if (cached) return cached
-    try {
-      const result = await this.client.send(new GetUserIdCommand({
-        IdentityStoreId: this.identityStoreId,
-        AlternateIdentifier: { UniqueAttribute: { AttributePath: 'userName', AttributeValue: userName } },
-      }))
-      if (!result.UserId) return undefined
-      const user = { id: result.UserId, userName }
-      this.users.set(userName, user)
-      return user
-    } catch (error) {
-      if ((error as Error).name === 'ResourceNotFoundException') return undefined
-      return callAws(SERVICE, 'GetUserId', () => Promise.reject(error))
-    }
+    const userId = await this.unlessNotFound('GetUserId', () => this.client.send(new GetUserIdCommand({
+      IdentityStoreId: this.identityStoreId,
+      AlternateIdentifier: { UniqueAttribute: { AttributePath: 'userName', AttributeValue: userName } },
+    })).then((result) => result.UserId))
+    if (!userId) return undefined
+    // GetUserId answers only the id: the name is read back so that what we record is the directory's spelling,
+    // not whatever spelling the caller's lookup happened to match.
+    const described = await this.unlessNotFound('DescribeUser', () =>
+      this.client.send(new DescribeUserCommand({ IdentityStoreId: this.identityStoreId, UserId: userId })).then((result) => result.UserName))
+    if (!described) return undefined
+    const user = { id: userId, userName: described }
+    this.users.set(userName, user)
+    return user
   }
 
   /** Looked up only when a policy rule names groups, and never cached, so removing someone from a group takes effect at once. */
-  async groupNamesOf(userId: string): Promise<string[]> {
-    const groupIds = await callAws(SERVICE, 'ListGroupMembershipsForMember', async () => {
+  async groupIdsOf(userId: string): Promise<string[]> {
+    return callAws(SERVICE, 'ListGroupMembershipsForMember', async () => {
       const ids: string[] = []
       const pages = paginateListGroupMembershipsForMember({ client: this.client }, {
         IdentityStoreId: this.identityStoreId,
@@ -55,17 +54,22 @@ export class AwsIdentityStore implements Directory {
       }
       return ids
     })
-    return Promise.all(groupIds.map((id) => this.groupName(id)))
   }
 
-  private async groupName(groupId: string): Promise<string> {
-    const cached = this.groupNames.get(groupId)
-    if (cached) return cached
-    const result = await callAws(SERVICE, 'DescribeGroup', () =>
-      this.client.send(new DescribeGroupCommand({ IdentityStoreId: this.identityStoreId, GroupId: groupId })),
-    )
-    const name = result.DisplayName ?? groupId
-    this.groupNames.set(groupId, name)
-    return name
+  async groupIdOf(displayName: string): Promise<string | undefined> {
+    return this.unlessNotFound('GetGroupId', () => this.client.send(new GetGroupIdCommand({
+      IdentityStoreId: this.identityStoreId,
+      AlternateIdentifier: { UniqueAttribute: { AttributePath: 'displayName', AttributeValue: displayName } },
+    })).then((result) => result.GroupId))
+  }
+
+  /** A lookup whose "no such user or group" is an answer (undefined), not a failure. */
+  private async unlessNotFound(operation: string, call: () => Promise<string | undefined>): Promise<string | undefined> {
+    try {
+      return await call()
+    } catch (error) {
+      if ((error as Error).name === 'ResourceNotFoundException') return undefined
+      return callAws(SERVICE, operation, () => Promise.reject(error))
+    }
   }
 }

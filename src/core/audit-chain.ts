@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { stringify } from 'safe-stable-stringify'
 import type { AuditEvent } from './audit.ts'
+import type { AuditAnchors } from './ports.ts'
 
 /** An audit event with its place in the tamper-evident chain. */
 export interface ChainedAuditEvent extends AuditEvent {
@@ -34,31 +35,101 @@ export function linkEvent(event: AuditEvent, head: ChainHead): ChainedAuditEvent
   return { ...unhashed, hash: createHash('sha256').update(canonicalContent(unhashed)).digest('hex') }
 }
 
+/** Whether two events record the same thing, wherever each sits in the chain. */
+export function sameEventContent(a: AuditEvent, b: AuditEvent): boolean {
+  const unplaced = { seq: 0, prevHash: '' }
+  return canonicalContent({ ...a, ...unplaced }) === canonicalContent({ ...b, ...unplaced })
+}
+
+/**
+ * An audit event was written with the id of one already recorded, with other content. Not a DomainError:
+ * ids are made by the service (UUIDv7), so this is a fault of the service (or of someone writing to its
+ * table), never of the caller, and it answers 500.
+ */
+export class AuditEventExistsError extends Error {
+  readonly eventId: string
+
+  constructor(eventId: string) {
+    super(`An audit event with id '${eventId}' is already recorded with other content; the log keeps the recorded one`)
+    this.name = 'AuditEventExistsError'
+    this.eventId = eventId
+  }
+}
+
+/**
+ * A chain head as the anchor store holds it. `at` is when the store received it (S3's own time, which no
+ * writer sets); `name` says where it is (the S3 key).
+ */
+export interface AuditAnchor extends ChainHead {
+  at: string
+  name: string
+}
+
+/**
+ * `anchored`: the log was compared with at least one anchor, and `anchor` is the newest it was compared with
+ * (on failure, possibly the one it contradicts). An anchor vouches for every event up to its seq: they all
+ * went into its hash.
+ */
 export type VerifyResult =
-  | { ok: true; events: number; firstSeq: number | null; head: string }
-  | { ok: false; events: number; firstBadEventId: string | null; firstBadSeq: number; reason: string }
+  | { ok: true; events: number; firstSeq: number | null; head: string; anchored: boolean; anchor?: AuditAnchor }
+  | { ok: false; events: number; firstBadEventId: string | null; firstBadSeq: number; reason: string; anchored: boolean; anchor?: AuditAnchor }
+
+const describeAnchor = (anchor: AuditAnchor) => `the anchor ${anchor.name} (stored ${anchor.at})`
 
 /**
  * Walks events in chain order and recomputes every hash. An edited event fails its own hash; a deleted one
  * leaves a gap in seq and breaks the next event's prevHash; a truncated tail no longer reaches `head`
  * (the chain's recorded head, or a head hash an auditor anchored elsewhere).
+ *
+ * `anchors` (in seq order, bounded by the caller to the range verified) are heads recorded where whoever can
+ * write the tables cannot change them: the event at an anchor's seq must have its hash, and the log must reach
+ * the last of them. So a log cut short and re-linked, with its head pointer moved back to match, still fails.
  */
 export async function verifyChain(
   events: AsyncIterable<ChainedAuditEvent>,
-  options: { startAfter: ChainHead; head?: ChainHead | undefined },
+  options: { startAfter: ChainHead; head?: ChainHead | undefined; anchors?: AsyncIterable<AuditAnchor> | undefined },
 ): Promise<VerifyResult> {
   let previous = options.startAfter
   let count = 0
   let firstSeq: number | null = null
-  for await (const event of events) {
-    const expectedSeq = previous.seq + 1
-    const bad = (reason: string): VerifyResult => ({ ok: false, events: count, firstBadEventId: event.id, firstBadSeq: event.seq, reason })
-    if (event.seq !== expectedSeq) return bad(`expected event ${expectedSeq} next, found ${event.seq}: events are missing`)
-    if (event.prevHash !== previous.hash) return bad('prevHash does not match the previous event')
-    if (linkEvent(event, previous).hash !== event.hash) return bad('content does not match its hash: the event was changed')
-    firstSeq ??= event.seq
-    previous = { seq: event.seq, hash: event.hash }
-    count++
+  let compared: AuditAnchor | undefined
+  const pending = options.anchors?.[Symbol.asyncIterator]()
+  let next = await pending?.next()
+  const anchoring = () => (compared ? { anchored: true, anchor: compared } : { anchored: false })
+  try {
+    for await (const event of events) {
+      const expectedSeq = previous.seq + 1
+      const bad = (reason: string): VerifyResult => ({ ok: false, events: count, firstBadEventId: event.id, firstBadSeq: event.seq, reason, ...anchoring() })
+      if (event.seq !== expectedSeq) return bad(`expected event ${expectedSeq} next, found ${event.seq}: events are missing`)
+      if (event.prevHash !== previous.hash) return bad('prevHash does not match the previous event')
+      if (linkEvent(event, previous).hash !== event.hash) return bad('content does not match its hash: the event was changed')
+      while (pending && next && !next.done && next.value.seq <= event.seq) {
+        if (next.value.seq === event.seq) {
+          compared = next.value
+          if (next.value.hash !== event.hash) {
+            return bad(`event ${event.seq} is not the one ${describeAnchor(next.value)} recorded: the log was rewritten at or before it`)
+          }
+        }
+        next = await pending.next()
+      }
+      firstSeq ??= event.seq
+      previous = { seq: event.seq, hash: event.hash }
+      count++
+    }
+    if (next && !next.done) {
+      compared = next.value
+      return {
+        ok: false,
+        events: count,
+        firstBadEventId: null,
+        firstBadSeq: previous.seq + 1,
+        reason: `the log ends at event ${previous.seq} but ${describeAnchor(next.value)} recorded event ${next.value.seq}: ` +
+          'events at the end were deleted, whatever the chain head now says',
+        ...anchoring(),
+      }
+    }
+  } finally {
+    await pending?.return?.()
   }
   if (options.head && (options.head.seq !== previous.seq || options.head.hash !== previous.hash)) {
     return {
@@ -67,7 +138,41 @@ export async function verifyChain(
       firstBadEventId: null,
       firstBadSeq: previous.seq + 1,
       reason: `the log ends at event ${previous.seq} but the chain head is event ${options.head.seq}: events at the end are missing`,
+      ...anchoring(),
     }
   }
-  return { ok: true, events: count, firstSeq, head: previous.hash }
+  return { ok: true, events: count, firstSeq, head: previous.hash, ...anchoring() }
+}
+
+/** The chain as stored: its head pointer and its events in seq order. */
+export interface StoredChain {
+  head(): Promise<ChainHead>
+  eventsAfter(afterSeq: number, throughSeq?: number): AsyncIterable<ChainedAuditEvent>
+}
+
+/**
+ * Verifies the stored events after `startAfter`, to `throughSeq`, or (without it) to the chain's head, against
+ * the anchors in that range. Open-ended, it first looks for anchors beyond the head pointer, which only a
+ * head moved back can explain (it never moves back otherwise); but a sweep may anchor a newer head while this
+ * runs, so such anchors count only when they are beyond the head read after them as well. Anchors recorded
+ * after that second read are not this verification's concern.
+ */
+export async function verifyStoredChain(
+  chain: StoredChain,
+  anchors: Pick<AuditAnchors, 'list'> | undefined,
+  range: { startAfter: ChainHead; throughSeq?: number | undefined },
+): Promise<VerifyResult> {
+  const { startAfter, throughSeq } = range
+  if (throughSeq !== undefined) {
+    return verifyChain(chain.eventsAfter(startAfter.seq, throughSeq), { startAfter, anchors: anchors?.list(startAfter.seq, throughSeq) })
+  }
+  let head = await chain.head()
+  let lastAnchored: number | undefined
+  for await (const anchor of anchors?.list(head.seq) ?? []) lastAnchored = Math.max(lastAnchored ?? 0, anchor.seq)
+  if (lastAnchored !== undefined) head = await chain.head()
+  return verifyChain(chain.eventsAfter(startAfter.seq), {
+    startAfter,
+    head,
+    anchors: anchors?.list(startAfter.seq, Math.max(lastAnchored ?? 0, head.seq)),
+  })
 }

@@ -27,6 +27,12 @@ export interface AuditEvent {
   permissionSet: string
   ticketId: string
   detail: string
-  /** The HTTP request that caused it, to join the audit log with service logs. */
+  /** The HTTP request that caused it, as this service (or the platform in front of it) named it: joins the audit log with service logs. */
   requestId: string | null
+  /**
+   * The caller's own id for that request (its x-request-id), to find the event from the caller's side. It is
+   * outside the hashed content (see HASHED_FIELDS in audit-chain.ts), so events written before it existed
+   * still verify; requestId, which is hashed, is the one to trust.
+   */
+  correlationId: string | null
 }

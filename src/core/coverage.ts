@@ -24,18 +24,20 @@ export const CREATION_SETTLE_MS = 5 * 60_000
 /**
  * How long after a creation of ours was last intended an assignment that shows up is still taken for ours
  * (and removed if no grant holds it), when the creation was never confirmed: its record is kept that long and
- * looked at every ORPHAN_CHECK_INTERVAL_MS. Well past any provisioning time Identity Center has shown.
+ * looked at on every sweep. Well past any provisioning time Identity Center has shown.
  */
 export const ORPHAN_WATCH_MS = 60 * 60_000
-/** How often a record kept for that reason is looked at: one sweep interval, as invariant 1 asks. */
-export const ORPHAN_CHECK_INTERVAL_MS = 60_000
+/**
+ * How long Identity Center may answer ConflictException (another operation on the assignment under way) before
+ * that counts as a failure, alerted on every sweep: its own operations finish in seconds.
+ */
+export const CONFLICT_PATIENCE_MS = 5 * 60_000
 /** How long to wait for another process's change to an assignment when nothing says otherwise. */
 export const DEFAULT_LEASE_WAIT_MS = 2000
 const MAX_ROUNDS = 4
 const RETRY_BASE_MS = 100
 
-export type Pause = (ms: number) => Promise<void>
-const realPause: Pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 type Lease = { kind: 'acquired'; coverage: Coverage; until: number } | { kind: 'settled'; state: CoverageState }
 /** The caller's own transition, carrying the reconciler's last write; false when it could not be written. */
@@ -73,8 +75,11 @@ type Progress = { coverage: Coverage; leaseReleased: boolean }
 export type CoverageState =
   /** Access is in place for the holders: our assignment, or a permanent one we never touch. */
   | { kind: 'present'; external: boolean }
-  /** No access is in place and none is needed. */
-  | { kind: 'absent' }
+  /**
+   * No access is in place and none is needed. `watching`: a creation of ours was never confirmed, so Identity
+   * Center is still watched for it (see removeOrphan).
+   */
+  | { kind: 'absent'; watching?: boolean }
   /** Identity Center has not finished, or another process holds the lease: the sweep will look again. */
   | { kind: 'pending' }
   /** Identity Center refused to create the assignment. */
@@ -93,16 +98,14 @@ export class CoverageReconciler {
   private readonly store: GrantStore
   private readonly identityCenter: IdentityCenter
   private readonly clock: Clock
-  private readonly pause: Pause
 
   private readonly leaseWaitMs: number
 
   /** `leaseWaitMs`: how long to wait for another process's change to the same assignment (see acquireLease). */
-  constructor(store: GrantStore, identityCenter: IdentityCenter, clock: Clock, options: { leaseWaitMs?: number | undefined; pause?: Pause } = {}) {
+  constructor(store: GrantStore, identityCenter: IdentityCenter, clock: Clock, options: { leaseWaitMs?: number | undefined } = {}) {
     this.store = store
     this.identityCenter = identityCenter
     this.clock = clock
-    this.pause = options.pause ?? realPause
     this.leaseWaitMs = options.leaseWaitMs ?? DEFAULT_LEASE_WAIT_MS
   }
 
@@ -145,7 +148,7 @@ export class CoverageReconciler {
         if (state?.kind === 'absent') {
           // A creation of ours that never showed may still appear: keep the record, so that it is looked for and
           // an assignment found here is known to be ours (see removeOrphan).
-          if (this.mayShowLater(current)) return { kind: 'absent' }
+          if (this.isWatched(current)) return { kind: 'absent', watching: true }
           // Nothing held and nothing assigned: drop the record, so that a later grant looks at Identity Center afresh.
           if (await this.store.deleteIdleCoverage(target, owner)) {
             held = false
@@ -160,7 +163,7 @@ export class CoverageReconciler {
           const sendNow = unsent
           unsent = false
           const next = sendNow
-            ? await this.create(current, owner, beforeSend, options.finish)
+            ? await this.create(current, owner, beforeSend, true, options.finish)
             : await this.step(current, owner, beforeSend, earlyLook, options.finish)
           earlyLook = undefined
           if ('kind' in next) {
@@ -177,7 +180,7 @@ export class CoverageReconciler {
           if (!(error instanceof UpstreamUnavailableError) || !error.retryable || lastRound) throw error
           const backoff = RETRY_BASE_MS * 2 ** round * (0.5 + Math.random())
           ensureTimeFor(backoff)
-          await this.pause(backoff)
+          await pause(backoff)
           coverage = await this.store.getCoverage(target)
           if (!coverage) return { kind: 'absent' }
         }
@@ -219,7 +222,7 @@ export class CoverageReconciler {
       const wait = Math.min(25 * 2 ** attempt, 400) * (0.5 + Math.random())
       // Out of patience, or of the request's time: the sweep looks again.
       if (performance.now() + wait > giveUpAt || wait > timeLeftMs()) break
-      await this.pause(wait)
+      await pause(wait)
     }
     return { kind: 'settled', state: { kind: 'pending' } }
   }
@@ -236,21 +239,18 @@ export class CoverageReconciler {
       if (outcome === 'given-up') {
         // Nobody needs it and nothing showed in the settle window: the grant may end, while the record stays
         // (creationIntendedAt kept) and is watched, from the next sweep on, in case it was accepted after all.
-        const given = await this.store.updateCoverage(target, owner, { assignment: 'absent', requestId: null })
-        await this.store.scheduleCoverageCheck(target, new Date(this.clock.now().getTime() + ORPHAN_CHECK_INTERVAL_MS))
+        const given = await this.store.updateCoverage(target, owner, { assignment: 'absent', requestId: null, conflictSince: null })
+        await this.store.scheduleCoverageCheck(target, this.clock.now())
         return { coverage: given, leaseReleased: false }
       }
       if (outcome === 'send-again') {
         // Whether the last request took effect cannot be known from a listing, so it is sent again: Identity
         // Center makes no second assignment and removes none twice, and answers a conflict while one is under way.
         if (!creating) return this.remove(coverage, owner, beforeSend, finish)
-        await this.store.updateCoverage(target, owner, { requestId: null, creationIntendedAt: this.clock.now().getTime() })
-        return this.create(coverage, owner, beforeSend, finish)
+        await this.store.updateCoverage(target, owner, { creationIntendedAt: this.clock.now().getTime() })
+        return this.create(coverage, owner, beforeSend, false, finish)
       }
-      if (outcome.state === 'in_progress') return { kind: 'pending' }
-      if (outcome.state === 'succeeded') return this.succeeded(coverage, owner, coverage.assignment, finish)
-      const reverted = await this.store.updateCoverage(target, owner, { assignment: creating ? 'absent' : 'present', requestId: null, lastFailure: outcome.reason })
-      return creating && wanted ? { kind: 'failed', reason: outcome.reason } : { coverage: reverted, leaseReleased: false }
+      return this.record(coverage, owner, coverage.assignment, outcome, false, finish)
     }
 
     if (wanted) {
@@ -259,7 +259,7 @@ export class CoverageReconciler {
       if (exists) {
         // Permanent only if no creation of ours may be behind it (one accepted but not yet listed when we last looked).
         const external = coverage.creationIntendedAt === null
-        const patch = external ? { external: true, lastFailure: null } : { assignment: 'present' as const, lastFailure: null }
+        const patch = external ? { external: true, lastFailure: null, conflictSince: null } : { assignment: 'present' as const, lastFailure: null, conflictSince: null }
         return { coverage: await this.store.updateCoverage(target, owner, patch, { releaseLease: true }), leaseReleased: true }
       }
       const intent = await this.store.recordCreationIntent(target, owner, this.clock.now())
@@ -268,24 +268,31 @@ export class CoverageReconciler {
         if (!intent.coverage) return { kind: 'absent' }
         return { coverage: intent.coverage, leaseReleased: !intent.leaseHeld }
       }
-      return this.create(coverage, owner, beforeSend, finish)
+      return this.create(coverage, owner, beforeSend, coverage.creationIntendedAt === null, finish)
     }
 
-    // Not wanted and assignment 'present' (ours): remove it.
-    await this.store.updateCoverage(target, owner, { assignment: 'deleting', requestId: null })
+    // Not wanted and assignment 'present' (ours): remove it, unless a grant joined since the coverage was read.
+    const intent = await this.store.recordRemovalIntent(target, owner)
+    if (!intent.recorded) {
+      if (!intent.coverage) return { kind: 'absent' }
+      return { coverage: intent.coverage, leaseReleased: !intent.leaseHeld }
+    }
     return this.remove(coverage, owner, beforeSend, finish)
   }
 
-  /** Sends the creation whose intent is recorded, and records what came of it. */
-  private async create(coverage: Coverage, owner: string, beforeSend: BeforeSend, finish?: Finish): Promise<Progress | CoverageState> {
+  /**
+   * Sends the creation whose intent is recorded, and records what came of it. `first`: no creation of ours
+   * can be under way besides this one (nothing was intended since our last confirmed removal).
+   */
+  private async create(coverage: Coverage, owner: string, beforeSend: BeforeSend, first: boolean, finish?: Finish): Promise<Progress | CoverageState> {
     const outcome = await this.identityCenter.createAssignment(coverage.target, beforeSend)
-    return this.record(coverage, owner, 'creating', outcome, finish)
+    return this.record(coverage, owner, 'creating', outcome, first, finish)
   }
 
   /** Sends the removal whose intent ('deleting') is recorded, and records what came of it. */
   private async remove(coverage: Coverage, owner: string, beforeSend: BeforeSend, finish?: Finish): Promise<Progress | CoverageState> {
     const outcome = await this.identityCenter.deleteAssignment(coverage.target, beforeSend)
-    return this.record(coverage, owner, 'deleting', outcome, finish)
+    return this.record(coverage, owner, 'deleting', outcome, false, finish)
   }
 
   private async record(
@@ -293,20 +300,42 @@ export class CoverageReconciler {
     owner: string,
     operation: 'creating' | 'deleting',
     outcome: ProvisioningOutcome,
+    first: boolean,
     finish?: Finish,
   ): Promise<Progress | CoverageState> {
     const { target } = coverage
+    const creating = operation === 'creating'
+    if (outcome.state === 'in_progress' && outcome.requestId === null) {
+      // A conflict: another operation on the assignment is under way, and it decides; we look again later.
+      const now = this.clock.now().getTime()
+      const conflictSince = coverage.conflictSince ?? now
+      if (now - conflictSince > CONFLICT_PATIENCE_MS) {
+        // Identity Center's own operations finish in seconds: one this long is stuck, and is counted and
+        // alerted on every sweep until it is not.
+        throw new UpstreamUnavailableError('Identity Center', creating ? 'CreateAccountAssignment' : 'DeleteAccountAssignment',
+          `ConflictException for ${Math.round((now - conflictSince) / 60_000)} minutes`, false)
+      }
+      // If no creation of ours can be under way, the operation is someone else's (an administrator's assignment
+      // still provisioning): ours was refused, nothing of ours is pending, and what shows up later is theirs.
+      const patch = first && creating ? { assignment: 'absent' as const, creationIntendedAt: null } : {}
+      await this.store.updateCoverage(target, owner, { ...patch, requestId: null, conflictSince })
+      return { kind: 'pending' }
+    }
     if (outcome.state === 'in_progress') {
-      await this.store.updateCoverage(target, owner, { requestId: outcome.requestId })
+      await this.store.updateCoverage(target, owner, { requestId: outcome.requestId, conflictSince: null })
       return { kind: 'pending' }
     }
     if (outcome.state === 'succeeded') return this.succeeded(coverage, owner, operation, finish)
-    await this.store.updateCoverage(target, owner, {
-      assignment: operation === 'creating' ? 'absent' : 'present',
+    const reverted = await this.store.updateCoverage(target, owner, {
+      assignment: creating ? 'absent' : 'present',
       requestId: null,
       lastFailure: outcome.reason,
+      conflictSince: null,
+      // A refused creation leaves nothing of ours behind, unless an earlier one may still be under way.
+      ...(creating && first ? { creationIntendedAt: null } : {}),
     })
-    return operation === 'creating' ? { kind: 'failed', reason: outcome.reason } : { kind: 'pending' }
+    if (creating && coverage.holders.length > 0) return { kind: 'failed', reason: outcome.reason }
+    return creating ? { coverage: reverted, leaseReleased: false } : { kind: 'pending' }
   }
 
   /**
@@ -320,13 +349,14 @@ export class CoverageReconciler {
     if (operation === 'creating') {
       // The grant that finishes here is a holder (it is activated from 'provisioning'): the access is wanted.
       if (finish && (await finish({ kind: 'assigned', target, owner }))) return { kind: 'present', external: false }
-      const written = await this.store.updateCoverage(target, owner, { assignment: 'present', requestId: null, lastFailure: null }, { releaseLease: true })
+      const written = await this.store.updateCoverage(target, owner, { assignment: 'present', requestId: null, lastFailure: null, conflictSince: null }, { releaseLease: true })
       return { coverage: written, leaseReleased: true }
     }
     if (finish && (await finish({ kind: 'removed', target, owner }))) return { kind: 'absent' }
     if (await this.store.deleteIdleCoverage(target, owner)) return { kind: 'absent' }
     // Removal confirmed: nothing of ours is left, so an assignment seen here from now on is someone else's.
-    return { coverage: await this.store.updateCoverage(target, owner, { assignment: 'absent', requestId: null, lastFailure: null, creationIntendedAt: null }), leaseReleased: false }
+    const patch = { assignment: 'absent' as const, requestId: null, lastFailure: null, creationIntendedAt: null, conflictSince: null }
+    return { coverage: await this.store.updateCoverage(target, owner, patch), leaseReleased: false }
   }
 
   /**
@@ -353,8 +383,11 @@ export class CoverageReconciler {
     return coverage.creationIntendedAt !== null && this.clock.now().getTime() - coverage.creationIntendedAt < CREATION_SETTLE_MS
   }
 
-  /** An idle record whose last creation was never confirmed, recent enough that its assignment could still appear. */
-  private mayShowLater(coverage: Coverage): boolean {
+  /**
+   * An idle record whose last creation was never confirmed, recent enough that its assignment could still
+   * appear: it is kept, and looked at on every sweep.
+   */
+  isWatched(coverage: Coverage): boolean {
     return coverage.holders.length === 0 && !coverage.external && coverage.assignment === 'absent' && coverage.creationIntendedAt !== null &&
       this.clock.now().getTime() - coverage.creationIntendedAt < ORPHAN_WATCH_MS
   }
@@ -362,20 +395,20 @@ export class CoverageReconciler {
   /**
    * The other direction of the periodic check: an idle record kept for a creation that never showed is looked
    * at in Identity Center, and an assignment found there is ours (nothing else may be taken for a permanent
-   * one while a creation of ours could be behind it), so it is recorded as present and removed. Answers the
-   * record as it was when the assignment was found (its `lastGrantId` says for whom it was made), or
-   * undefined when there was nothing to remove.
+   * one while a creation of ours could be behind it), so it is recorded as present and removed, unless a grant
+   * for it arrives first. `beforeRemoval` records the decision, with the record as it was when the assignment
+   * was found (its `lastGrantId` says for whom it was made). Answers whether there was one.
    */
-  async removeOrphan(target: AssignmentTarget, beforeRemoval: (coverage: Coverage) => Promise<void>): Promise<Coverage | undefined> {
+  async removeOrphan(target: AssignmentTarget, beforeRemoval: (coverage: Coverage) => Promise<void>): Promise<boolean> {
     const kept = await this.store.getCoverage(target)
-    if (!kept || !this.mayShowLater(kept) || !(await this.identityCenter.assignmentExists(target))) return undefined
+    if (!kept || !this.isWatched(kept) || !(await this.identityCenter.assignmentExists(target))) return false
     const owner = randomUUID()
     const lease = await this.acquireLease(target, owner)
-    if (lease.kind === 'settled') return undefined
+    if (lease.kind === 'settled') return false
     let released = false
     try {
       // Still idle and still unconfirmed under the lease: a grant that arrived meanwhile found the assignment itself.
-      if (!this.mayShowLater(lease.coverage)) return undefined
+      if (!this.isWatched(lease.coverage)) return false
       await beforeRemoval(lease.coverage)
       await this.store.updateCoverage(target, owner, { assignment: 'present', lastFailure: null }, { releaseLease: true })
       released = true
@@ -383,13 +416,13 @@ export class CoverageReconciler {
       if (!released) await this.store.releaseLease(target, owner)
     }
     await this.reconcile(target)
-    return lease.coverage
+    return true
   }
 }
 
 /** The coverage a new grant's own record wrote, as its writer knows it without reading it back. */
 function newGrantsCoverage(target: AssignmentTarget, assignment: 'absent' | 'creating', creationIntendedAt: number | null): Coverage {
-  return { target, holders: ['(this grant)'], assignment, external: false, requestId: null, lastFailure: null, creationIntendedAt, lastGrantId: null }
+  return { target, holders: ['(this grant)'], assignment, external: false, requestId: null, lastFailure: null, creationIntendedAt, lastGrantId: null, conflictSince: null }
 }
 
 /** The state a coverage is in when no Identity Center call is needed, or undefined when one is. */

@@ -20,9 +20,17 @@ export function timeLeftMs(): number {
   return deadline === undefined ? Infinity : deadline - Date.now()
 }
 
-/** Throws DeadlineExceededError when a wait of `ms` from now would end past the current work's deadline. */
+/** Throws DeadlineExceededError when a wait of `ms` from now would end at or past the current work's deadline. */
 export function ensureTimeFor(ms: number): void {
-  if (ms > timeLeftMs()) throw new DeadlineExceededError()
+  if (ms >= timeLeftMs()) throw new DeadlineExceededError()
+}
+
+/**
+ * Runs `work` free of the current deadline: for work whose result other requests share (a listing that
+ * concurrent requests wait for), which must not fail them because the request that started it ran out of time.
+ */
+export function withoutDeadline<T>(work: () => T): T {
+  return current.exit(work)
 }
 
 /**

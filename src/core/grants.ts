@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { AuditAction, AuditEvent } from './audit.ts'
 import type { Clock } from './clock.ts'
-import { COVERAGE_CHECK_INTERVAL_MS, CoverageReconciler, LEASE_MS, ORPHAN_CHECK_INTERVAL_MS, type CoverageState, type ReconcileOptions } from './coverage.ts'
+import { COVERAGE_CHECK_INTERVAL_MS, CoverageReconciler, LEASE_MS, type CoverageState, type ReconcileOptions } from './coverage.ts'
 import { answerBy, ensureTimeFor, withDeadline } from './deadline.ts'
 import {
   DeadlineExceededError,
@@ -31,6 +31,8 @@ export interface GrantRequest {
 export interface Actor {
   id: string
   requestId: string | null
+  /** The caller's x-request-id, when it sent a valid one (the sweep has none). */
+  correlationId?: string | null
 }
 
 export interface GrantServiceDeps {
@@ -113,16 +115,19 @@ export class GrantService {
     if (input.durationMinutes > deps.maxDurationMinutes) {
       throw new DurationTooLongError(input.durationMinutes, deps.maxDurationMinutes)
     }
+    // As requested until the directory answers; then as the directory spells it, for every event after.
+    let userName = input.userName
     const draft = (action: AuditAction, detail: string, grantId: string | null = null): AuditDraft => ({
       action,
       actor: actor.id,
       grantId,
-      userName: input.userName,
+      userName,
       accountId: input.accountId,
       permissionSet: input.permissionSet,
       ticketId: input.ticketId,
       detail,
       requestId: actor.requestId,
+      correlationId: actor.correlationId ?? null,
     })
 
     const user = await deps.directory.findUser(input.userName)
@@ -131,6 +136,9 @@ export class GrantService {
       await this.appendAudit(draft('grant.denied', error.message))
       throw error
     }
+    userName = user.userName
+    // The policy names users as the directory does, so it is asked about the directory's spelling too.
+    const request = { ...input, userName }
     const permissionSet = await deps.identityCenter.findPermissionSet(input.permissionSet)
     if (!permissionSet) {
       const error = new PermissionSetNotFoundError(input.permissionSet)
@@ -142,8 +150,8 @@ export class GrantService {
     // quota is shared with the sweep, and denied requests should not spend it (only those that fail on group
     // membership do, one read each).
     const target: AssignmentTarget = { userId: user.id, accountId: input.accountId, permissionSetArn: permissionSet.arn }
-    const earlyLook = mightAllow(deps.policy, input) ? deps.identityCenter.assignmentExists(target).catch(() => undefined) : undefined
-    const decision = await evaluatePolicy(deps.policy, input, () => deps.directory.groupNamesOf(user.id))
+    const earlyLook = mightAllow(deps.policy, request) ? deps.identityCenter.assignmentExists(target).catch(() => undefined) : undefined
+    const decision = await evaluatePolicy(deps.policy, request, () => deps.directory.groupIdsOf(user.id))
     if (!decision.allowed) {
       await this.appendAudit(draft('grant.denied', `${decision.reason} (failed condition: ${decision.failedCondition})`))
       throw new PolicyDeniedError(decision.reason, decision.failedCondition)
@@ -276,17 +284,18 @@ export class GrantService {
       const orphan = await this.reconciler.removeOrphan(target, async (coverage) => {
         const grant = coverage.lastGrantId ? await store.getGrant(coverage.lastGrantId) : undefined
         const detail = 'an account assignment jit-access asked for appeared after every grant holding it had ended ' +
-          '(Identity Center accepted the creation but its answer was lost); it is removed'
+          '(Identity Center accepted the creation but its answer was lost); it is removed unless a new grant for the same access holds it first'
         await this.appendAudit(grant
           ? this.grantDraft(grant, 'grant.drift_detected', actor, detail)
-          : { action: 'grant.drift_detected', actor: actor.id, grantId: null, userName: `(user id ${target.userId})`, accountId: target.accountId, permissionSet: target.permissionSetArn, ticketId: '(none)', detail, requestId: actor.requestId })
+          : { action: 'grant.drift_detected', actor: actor.id, grantId: null, userName: `(user id ${target.userId})`, accountId: target.accountId, permissionSet: target.permissionSetArn, ticketId: '(none)', detail, requestId: actor.requestId, correlationId: actor.correlationId ?? null })
       })
       if (orphan) drifted++
     }
-    // A record kept only to watch for such an assignment is looked at every sweep; others every few minutes.
-    const kept = state.kind === 'absent' ? await store.getCoverage(target) : undefined
-    if (state.kind !== 'absent' || kept) {
-      const interval = kept && kept.holders.length === 0 ? ORPHAN_CHECK_INTERVAL_MS : COVERAGE_CHECK_INTERVAL_MS
+    // A record kept only to watch for such an assignment is due again at once, so the next sweep looks (a
+    // minute ahead would be after that sweep's start, and skip it); others every few minutes.
+    const coverage = await store.getCoverage(target)
+    if (coverage) {
+      const interval = this.reconciler.isWatched(coverage) ? 0 : COVERAGE_CHECK_INTERVAL_MS
       await store.scheduleCoverageCheck(target, new Date(clock.now().getTime() + interval))
     }
     return { drifted }
@@ -352,7 +361,9 @@ export class GrantService {
     const state = await this.reconcileFor(grant, { finish: async (coverage) => coverage.kind === 'removed' && (ended = await end(removed, coverage)) !== undefined })
     if (state.kind === 'pending' || state.kind === 'failed') return { grant, settled: false }
     ended ??= await end(state.kind === 'absent'
-      ? removed
+      ? state.watching
+        ? 'no account assignment showed up; Identity Center is watched for an hour, and one that appears is removed'
+        : removed
       : state.external
         ? 'permanent assignment left in place'
         : 'account assignment kept: another active grant still covers it')
@@ -389,6 +400,7 @@ export class GrantService {
       ticketId: grant.ticketId,
       detail,
       requestId: actor.requestId,
+      correlationId: actor.correlationId ?? null,
     }
   }
 

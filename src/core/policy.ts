@@ -1,3 +1,4 @@
+import { RE2JS } from 're2js'
 import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
 
@@ -24,13 +25,29 @@ export const PolicySchema = Type.Object(
 export type PolicyDocument = Static<typeof PolicySchema>
 type RuleDocument = Static<typeof RuleSchema>
 
-interface Rule extends Omit<RuleDocument, 'ticketPattern'> {
-  ticketPattern?: RegExp
+/** A ticket pattern compiled for RE2, which matches in time linear in the ticket: no pattern can backtrack. */
+export interface TicketPattern {
+  /** The pattern as the policy wrote it. */
+  source: string
+  matches(ticketId: string): boolean
 }
 
+interface Rule extends Omit<RuleDocument, 'ticketPattern'> {
+  ticketPattern?: TicketPattern
+  /**
+   * The ids of the groups `groups` names, set by resolvePolicy: display names can be changed or reused by
+   * anyone who administers the directory, ids cannot. Unset until then, and a group rule cannot be evaluated.
+   */
+  groupIds?: readonly string[]
+}
+
+/** A parsed policy; its group rules need resolvePolicy before it can decide anything. */
 export interface Policy {
   rules: Rule[]
 }
+
+/** Long enough for any ticket scheme; a bound on what compiling one pattern can cost at start. */
+export const MAX_TICKET_PATTERN_LENGTH = 200
 
 export class PolicyInvalidError extends Error {
   constructor(problems: string[]) {
@@ -59,14 +76,76 @@ export function parsePolicy(document: unknown): Policy {
   return { rules }
 }
 
-function compileTicketPattern(rule: RuleDocument, index: number, problems: string[]): RegExp | undefined {
-  if (rule.ticketPattern === undefined) return undefined
-  try {
-    // Anchored, so that 'CHG[0-9]+' cannot be satisfied by a ticket id that merely contains it.
-    return new RegExp(`^(?:${rule.ticketPattern})$`, 'u')
-  } catch (error) {
-    problems.push(`/rules/${index}/ticketPattern is not a valid regular expression: ${(error as Error).message}`)
+function compileTicketPattern(rule: RuleDocument, index: number, problems: string[]): TicketPattern | undefined {
+  const pattern = rule.ticketPattern
+  if (pattern === undefined) return undefined
+  const where = `/rules/${index}/ticketPattern of rule '${rule.name}'`
+  if (pattern.length > MAX_TICKET_PATTERN_LENGTH) {
+    problems.push(`${where} is longer than ${MAX_TICKET_PATTERN_LENGTH} characters`)
     return undefined
+  }
+  try {
+    // Alone first: 'CHG\d+)|(.*' is unbalanced only on its own. Wrapped in the anchoring group its parentheses
+    // would pair up with ours, and its second branch would allow every ticket.
+    RE2JS.compile(pattern)
+    // Anchored, so that 'CHG[0-9]+' cannot be satisfied by a ticket id that merely contains it.
+    const anchored = RE2JS.compile(`^(?:${pattern})$`)
+    return { source: pattern, matches: (ticketId) => anchored.testExact(ticketId) }
+  } catch (error) {
+    // RE2 has no lookaround or backreferences: those are refused here rather than run by a backtracking engine.
+    problems.push(`${where} is not a valid RE2 regular expression: ${(error as Error).message}`)
+    return undefined
+  }
+}
+
+/** Refused at start (outside the sandbox) when the policy names a group the Identity Store does not have. */
+export class PolicyGroupNotFoundError extends Error {
+  constructor(missing: string[]) {
+    super(`The eligibility policy names groups that do not exist in the Identity Store: ${missing.join('; ')}`)
+    this.name = 'PolicyGroupNotFoundError'
+  }
+}
+
+/** Thrown when a policy whose rules name groups is evaluated before resolvePolicy: a wiring mistake, never a denial. */
+export class PolicyNotResolvedError extends Error {
+  constructor(rule: string) {
+    super(`Rule '${rule}' names groups that were never resolved to group ids (resolvePolicy)`)
+    this.name = 'PolicyNotResolvedError'
+  }
+}
+
+export interface ResolveOptions {
+  /**
+   * For the sandbox, whose directory may not be seeded: instead of refusing, report each missing group here and
+   * let it match nobody.
+   */
+  warnMissing?: (message: string) => void
+}
+
+/**
+ * Looks up, once at start, the id of every group the policy names, and answers the policy with them, so that
+ * group rules match memberships by id: renaming a group, or giving its old name to another, changes no
+ * decision until the service is restarted with a policy that says so. A missing group refuses the policy
+ * (PolicyGroupNotFoundError, naming each group and its rules) unless `warnMissing` is given. Errors of the
+ * lookup itself (throttling, access denied) are the caller's: the service cannot start without the answer.
+ */
+export async function resolvePolicy(
+  policy: Policy,
+  groupIdOf: (displayName: string) => Promise<string | undefined>,
+  options: ResolveOptions = {},
+): Promise<Policy> {
+  const names = [...new Set(policy.rules.flatMap((rule) => rule.groups ?? []))]
+  const ids = new Map(await Promise.all(names.map(async (name) => [name, await groupIdOf(name)] as const)))
+  const missing = names.filter((name) => ids.get(name) === undefined).map((name) => {
+    const rules = policy.rules.filter((rule) => rule.groups?.includes(name)).map((rule) => `'${rule.name}'`)
+    return `group '${name}' (rule ${rules.join(', ')})`
+  })
+  if (missing.length > 0) {
+    if (!options.warnMissing) throw new PolicyGroupNotFoundError(missing)
+    for (const problem of missing) options.warnMissing(`The eligibility policy names ${problem}, which does not exist: it matches nobody`)
+  }
+  return {
+    rules: policy.rules.map((rule) => (rule.groups ? { ...rule, groupIds: rule.groups.flatMap((name) => ids.get(name) ?? []) } : rule)),
   }
 }
 
@@ -87,15 +166,17 @@ export type FailedCondition = 'principal' | 'account' | 'permissionSet' | 'durat
 /**
  * Allows the request when one rule matches in every condition. On denial it explains the rule that came
  * closest (matched most conditions, in the order principal, account, permission set, duration, ticket),
- * so the requester learns what to change without the whole policy being revealed.
+ * so the requester learns what to change without the whole policy being revealed. `groupIdsOfUser` answers
+ * the ids of the user's groups; it is called at most once, and only when a rule needs it. Throws
+ * PolicyNotResolvedError for a policy that did not go through resolvePolicy.
  */
 export async function evaluatePolicy(
   policy: Policy,
   request: AccessRequest,
-  groupsOfUser: () => Promise<readonly string[]>,
+  groupIdsOfUser: () => Promise<readonly string[]>,
 ): Promise<PolicyDecision> {
-  let groups: readonly string[] | undefined
-  const loadGroups = async (): Promise<readonly string[]> => (groups ??= await groupsOfUser())
+  let groupIds: readonly string[] | undefined
+  const loadGroups = async (): Promise<readonly string[]> => (groupIds ??= await groupIdsOfUser())
   let closest: { passed: number; failedCondition: FailedCondition; reason: string } | undefined
 
   for (const rule of policy.rules) {
@@ -115,7 +196,13 @@ export async function evaluatePolicy(
  */
 export function mightAllow(policy: Policy, request: AccessRequest): boolean {
   return policy.rules.some((rule) =>
-    (rule.users?.includes(request.userName) || Boolean(rule.groups?.length)) && conditionFailure(rule, request) === undefined)
+    (rule.users?.includes(request.userName) || groupIdsOf(rule).length > 0) && conditionFailure(rule, request) === undefined)
+}
+
+function groupIdsOf(rule: Rule): readonly string[] {
+  if (!rule.groups?.length) return []
+  if (!rule.groupIds) throw new PolicyNotResolvedError(rule.name)
+  return rule.groupIds
 }
 
 async function firstFailure(
@@ -125,7 +212,8 @@ async function firstFailure(
 ): Promise<{ passed: number; failedCondition: FailedCondition; reason: string } | undefined> {
   const what = `${request.permissionSet} on ${request.accountId}`
   const listedUser = rule.users?.includes(request.userName) ?? false
-  const inGroup = !listedUser && rule.groups?.length ? (await loadGroups()).some((g) => rule.groups?.includes(g)) : false
+  const ruleGroupIds = groupIdsOf(rule)
+  const inGroup = !listedUser && ruleGroupIds.length > 0 ? (await loadGroups()).some((id) => ruleGroupIds.includes(id)) : false
   if (!listedUser && !inGroup) {
     return { passed: 0, failedCondition: 'principal', reason: `User '${request.userName}' is not eligible for ${what}` }
   }
@@ -144,7 +232,7 @@ function conditionFailure(rule: Rule, request: AccessRequest): { passed: number;
   if (request.durationMinutes > rule.maxDurationMinutes) {
     return { passed: 3, failedCondition: 'duration', reason: `Rule '${rule.name}' allows at most ${rule.maxDurationMinutes} minutes for ${what}; ${request.durationMinutes} were requested` }
   }
-  if (rule.ticketPattern && !rule.ticketPattern.test(request.ticketId)) {
+  if (rule.ticketPattern && !rule.ticketPattern.matches(request.ticketId)) {
     return { passed: 4, failedCondition: 'ticket', reason: `Ticket '${request.ticketId}' does not match the ticket pattern rule '${rule.name}' requires` }
   }
   return undefined

@@ -1,4 +1,4 @@
-import type { ChainedAuditEvent, VerifyResult } from './audit-chain.ts'
+import type { AuditAnchor, ChainedAuditEvent, ChainHead, VerifyResult } from './audit-chain.ts'
 import type { AuditAction, AuditEvent } from './audit.ts'
 import type { AssignmentTarget, EndReason, Grant, GrantStatus } from './grant.ts'
 
@@ -45,9 +45,16 @@ export interface IdentityCenter {
 }
 
 export interface Directory {
+  /**
+   * The user the directory knows by this name, with the name as the directory spells it (which may differ from
+   * the one asked for, e.g. in case): that spelling is what grants and audit events record. Undefined when there
+   * is none; throws UpstreamUnavailableError when the directory cannot answer.
+   */
   findUser(userName: string): Promise<DirectoryUser | undefined>
-  /** Display names of the groups the user belongs to. */
-  groupNamesOf(userId: string): Promise<string[]>
+  /** Ids of the groups the user belongs to, as the directory says now (never cached: a removal counts at once). */
+  groupIdsOf(userId: string): Promise<string[]>
+  /** The id of the group with this display name, undefined when there is none; asked when the policy is loaded. */
+  groupIdOf(displayName: string): Promise<string | undefined>
 }
 
 /** What we know about one user/account/permission-set assignment and the grants that need it. */
@@ -70,9 +77,11 @@ export interface Coverage {
   creationIntendedAt: number | null
   /** The grant that last joined the holders: whom an assignment of ours found after they all left was for. */
   lastGrantId: string | null
+  /** Since when (epoch ms) Identity Center has answered our change with ConflictException: another operation under way. */
+  conflictSince: number | null
 }
 
-export type CoveragePatch = Partial<Pick<Coverage, 'assignment' | 'external' | 'requestId' | 'lastFailure' | 'creationIntendedAt'>>
+export type CoveragePatch = Partial<Pick<Coverage, 'assignment' | 'external' | 'requestId' | 'lastFailure' | 'creationIntendedAt' | 'conflictSince'>>
 
 export interface GrantFilter {
   status?: GrantStatus
@@ -143,6 +152,12 @@ export interface GrantStore {
    * (undefined if there is none) and whether the owner holds the lease.
    */
   recordCreationIntent(target: AssignmentTarget, owner: string, now: Date): Promise<{ recorded: true; coverage: Coverage } | { recorded: false; coverage: Coverage | undefined; leaseHeld: boolean }>
+  /**
+   * Records 'deleting' when the coverage is as a removal needs it: the lease is the owner's, our assignment is
+   * present and no grant holds it (one that joined since it was read keeps it). Otherwise answers the coverage
+   * as it is (undefined if there is none) and whether the owner holds the lease.
+   */
+  recordRemovalIntent(target: AssignmentTarget, owner: string): Promise<{ recorded: true; coverage: Coverage } | { recorded: false; coverage: Coverage | undefined; leaseHeld: boolean }>
   /** Removes a coverage that has no holders and no assignment left; false if a holder arrived meanwhile. */
   deleteIdleCoverage(target: AssignmentTarget, owner: string): Promise<boolean>
   releaseLease(target: AssignmentTarget, owner: string): Promise<void>
@@ -188,13 +203,43 @@ export interface TimeRange {
 }
 
 export interface AuditLog {
-  /** Appends an event to the tamper-evident chain (events that record a state change go through GrantStore). */
+  /**
+   * Appends an event to the tamper-evident chain (events that record a state change go through GrantStore).
+   * Never replaces a recorded event: an event whose id is recorded with other content throws
+   * AuditEventExistsError, and the same event sent again is recorded once.
+   */
   append(event: AuditEvent): Promise<void>
   query(filter: AuditFilter, page: PageRequest): Promise<Page<ChainedAuditEvent>>
   /** Every event matching the filter (up to `limit`), newest first, read page by page for streaming exports. */
   stream(filter: AuditFilter, limit?: number): AsyncIterable<ChainedAuditEvent>
-  /** Recomputes the chain over the range (the whole log when open) and reports the first event that does not match. */
+  /**
+   * Recomputes the chain over the range (the whole log when open) and reports the first event that does not
+   * match, checking it against the anchors in the range when there is an anchor store.
+   */
   verify(range: TimeRange): Promise<VerifyResult>
+  /** The chain's last event as the head pointer records it (seq 0 before the first). */
+  head(): Promise<ChainHead>
+}
+
+/** A chain head to anchor, and when the service saw it. */
+export interface HeadToAnchor extends ChainHead {
+  at: string
+}
+
+/**
+ * Write-once storage for the audit chain's head, out of reach of whoever can write the audit tables (in AWS, an
+ * S3 bucket with Object Lock in compliance mode, where not even the service's own role can delete or change
+ * what it wrote). An anchored head vouches for every event up to it. Both methods throw
+ * UpstreamUnavailableError when the store does not answer.
+ */
+export interface AuditAnchors {
+  write(head: HeadToAnchor): Promise<void>
+  /**
+   * The anchors with afterSeq < seq ≤ throughSeq (no upper bound without it), in seq order, read page by page.
+   * Several may name one seq: the same head anchored twice, or a false one written by someone who holds the
+   * service's credentials (the store keeps every anchor, so it cannot replace a true one); each is listed.
+   */
+  list(afterSeq: number, throughSeq?: number): AsyncIterable<AuditAnchor>
 }
 
 /**

@@ -1,6 +1,8 @@
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { randomUUID } from 'node:crypto'
+import type { Socket } from 'node:net'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifySchemaValidationError, HTTPMethods } from 'fastify'
 import { DomainError, UpstreamUnavailableError } from '../core/errors.ts'
-import type { ProblemBody } from './schemas/common.ts'
+import { MAX_REPORTED_ERRORS, PRINTABLE_TEXT_PATTERN, type ProblemBody } from './schemas/common.ts'
 
 /** A refusal raised at the edge (authentication, scopes). */
 export class HttpProblem extends Error {
@@ -32,10 +34,14 @@ const STATUS_BY_CODE: Record<string, number> = {
 
 const TITLES: Record<number, string> = {
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
-  406: 'Not Acceptable', 409: 'Conflict', 413: 'Content Too Large', 415: 'Unsupported Media Type',
-  422: 'Unprocessable Content', 429: 'Too Many Requests', 500: 'Internal Server Error', 502: 'Bad Gateway',
+  406: 'Not Acceptable', 408: 'Request Timeout', 409: 'Conflict', 413: 'Content Too Large', 414: 'URI Too Long',
+  415: 'Unsupported Media Type', 422: 'Unprocessable Content', 429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 501: 'Not Implemented', 502: 'Bad Gateway',
   503: 'Service Unavailable',
 }
+
+/** Field names are the caller's text: a long one is shortened where it is echoed. */
+const MAX_ECHOED_NAME = 64
 
 interface Mapped {
   status: number
@@ -60,16 +66,17 @@ export function toProblem(error: unknown): Mapped {
   }
   const fastifyError = error as FastifyError & { validationContext?: string }
   if (fastifyError.validation) {
-    const errors = fastifyError.validation.map((issue) => ({
-      location: fastifyError.validationContext ?? 'body',
-      path: issue.instancePath || '/',
-      message: issue.keyword === 'additionalProperties'
-        ? `unknown field '${(issue.params as { additionalProperty?: string }).additionalProperty}'`
-        : issue.message ?? 'is invalid',
-    }))
-    return { status: 400, code: 'VALIDATION_FAILED', detail: errors.map((e) => `${e.location}${e.path === '/' ? '' : e.path} ${e.message}`).join('; '), extensions: { errors } }
+    const location = fastifyError.validationContext ?? 'body'
+    const errors = fastifyError.validation.slice(0, MAX_REPORTED_ERRORS).map((issue) => ({ location, ...describeIssue(issue) }))
+    const more = fastifyError.validation.length - errors.length
+    const detail = errors.map((e) => `${e.location}${e.path === '/' ? '' : e.path} ${e.message}`).join('; ') + (more > 0 ? `; and ${more} more` : '')
+    return { status: 400, code: 'VALIDATION_FAILED', detail, extensions: { errors } }
   }
   switch (fastifyError.code) {
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return { status: 414, code: 'URI_TOO_LONG', detail: 'A path segment is longer than this service accepts' }
+    case 'FST_ERR_BAD_URL':
+      return { status: 400, code: 'MALFORMED_URL', detail: 'The request path is not a valid URL (bad percent-encoding)' }
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return { status: 400, code: 'BODY_TOO_LARGE', detail: 'The request body is larger than this service accepts' }
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
@@ -84,10 +91,54 @@ export function toProblem(error: unknown): Mapped {
   return { status: 500, code: 'INTERNAL_ERROR', detail: 'An unexpected error occurred; it has been logged with this request id' }
 }
 
+/**
+ * One Ajv issue, pointed at the field it is about: a missing or unknown property is reported at its own path
+ * (Ajv reports both at the parent object), so a typo'd `username` reads as an unknown `username` beside a
+ * missing `userName`.
+ */
+function describeIssue(issue: FastifySchemaValidationError): { path: string; message: string } {
+  const params = issue.params as { additionalProperty?: unknown; missingProperty?: unknown; pattern?: unknown }
+  const child = (name: unknown) => `${issue.instancePath}/${pointerToken(echoable(String(name)))}`
+  switch (issue.keyword) {
+    case 'additionalProperties':
+      return { path: child(params.additionalProperty), message: `unknown field '${echoable(String(params.additionalProperty))}'` }
+    case 'required':
+      return { path: child(params.missingProperty), message: 'is required' }
+    case 'pattern':
+      if (params.pattern === PRINTABLE_TEXT_PATTERN) return { path: issue.instancePath || '/', message: 'must not contain control characters' }
+  }
+  return { path: issue.instancePath || '/', message: issue.message ?? 'is invalid' }
+}
+
+const echoable = (name: string) => (name.length > MAX_ECHOED_NAME ? `${name.slice(0, MAX_ECHOED_NAME)}…` : name)
+const pointerToken = (name: string) => name.replaceAll('~', '~0').replaceAll('/', '~1')
+
+const CORRELATION_ID = /^[\w.:=+/-]{1,128}$/
+
+/**
+ * A caller's x-request-id is its own label for the request: kept as the correlation id (logs, audit events,
+ * the x-correlation-id answer header), never as our request id, which a caller must not be able to choose
+ * (it could repeat, or impersonate, another request's id in the logs and the audit log). Printable, short and
+ * without separators, so it is safe as it is in a header, a log line and a CSV cell; anything else is ignored.
+ */
+export function correlationIdOf(headers: Record<string, string | string[] | undefined>): string | null {
+  const incoming = headers['x-request-id']
+  return typeof incoming === 'string' && CORRELATION_ID.test(incoming) ? incoming : null
+}
+
+/**
+ * The ids every answer carries, problems included. Read from the headers rather than request.correlationId:
+ * the requests Fastify makes for the router's own refusals (frameworkErrors) have none of our decorations.
+ */
+export function echoRequestIds(request: FastifyRequest, reply: FastifyReply): void {
+  reply.header('x-request-id', String(request.id))
+  const correlationId = correlationIdOf(request.headers)
+  if (correlationId !== null) reply.header('x-correlation-id', correlationId)
+}
 
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, mapped: Mapped) {
   const body: ProblemBody = {
-    type: `urn:jit-access:problem:${mapped.code.toLowerCase().replaceAll('_', '-')}`,
+    type: problemType(mapped.code),
     title: TITLES[mapped.status] ?? 'Error',
     status: mapped.status,
     detail: mapped.detail,
@@ -96,17 +147,84 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, mapped
     requestId: String(request.id),
     ...mapped.extensions,
   }
+  echoRequestIds(request, reply)
   return reply.code(mapped.status).headers(mapped.headers ?? {}).type('application/problem+json').send(body)
 }
 
+const problemType = (code: string) => `urn:jit-access:problem:${code.toLowerCase().replaceAll('_', '-')}`
+
+/** Logs and answers any error raised while handling a request, including the router's own (frameworkErrors). */
+export function handleError(error: unknown, request: FastifyRequest, reply: FastifyReply) {
+  const mapped = toProblem(error)
+  if (mapped.status >= 500) request.log.error({ err: error }, 'request failed')
+  else request.log.warn({ code: mapped.code, detail: mapped.detail }, 'request refused')
+  return sendProblem(request, reply, mapped)
+}
+
 export function registerErrorHandling(app: FastifyInstance): void {
-  app.setErrorHandler((error, request, reply) => {
-    const mapped = toProblem(error)
-    if (mapped.status >= 500) request.log.error({ err: error }, 'request failed')
-    else request.log.warn({ code: mapped.code, detail: mapped.detail }, 'request refused')
-    return sendProblem(request, reply, mapped)
+  // The methods some route answers, so that a 404 can tell "no such resource" from "not with this method".
+  const routedMethods = new Set<string>()
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) routedMethods.add(method)
   })
-  app.setNotFoundHandler((request, reply) =>
-    sendProblem(request, reply, { status: 404, code: 'ROUTE_NOT_FOUND', detail: `No route ${request.method} ${request.url.split('?')[0]}` }),
-  )
+  app.setErrorHandler(handleError)
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? request.url
+    // A handler that found nothing (a missing file under a static route) also lands here: its own method is routed, so 404.
+    const routed = (method: string) => isRoute(app.findRoute({ method: method as HTTPMethods, url: path }))
+    const allow = routed(request.method) ? [] : [...routedMethods].filter((method) => method !== request.method && routed(method)).sort()
+    if (allow.length > 0) {
+      return sendProblem(request, reply, { status: 405, code: 'METHOD_NOT_ALLOWED', detail: `${request.method} is not allowed on ${path}; it answers ${allow.join(', ')}`, headers: { allow: allow.join(', ') } })
+    }
+    return sendProblem(request, reply, { status: 404, code: 'ROUTE_NOT_FOUND', detail: `No route ${request.method} ${path}` })
+  })
+}
+
+/**
+ * find-my-way answers a path it cannot route (bad percent-encoding, a parameter over maxParamLength) with a
+ * stand-in for its error handler rather than null; only a real match carries the parsed query string.
+ */
+const isRoute = (found: { searchParams?: unknown } | null | undefined) => found?.searchParams !== undefined
+
+/**
+ * Errors that Node's HTTP parser finds before there is a request (headers over the limit, an unknown method,
+ * a timeout, malformed HTTP): Fastify's default answers its own JSON, this answers a problem like every other
+ * error. There is no request object, so the request id is made here and logged with the refusal.
+ */
+export function clientErrorHandler(this: FastifyInstance, error: Error & { code?: string; rawPacket?: unknown }, socket: Socket): void {
+  // A reset connection has no one to answer (Node documents this case for 'clientError').
+  if (error.code === 'ECONNRESET' || socket.destroyed) return
+  const { status, code, detail } = clientProblem(error.code)
+  const requestId = randomUUID()
+  this.log.warn({ reqId: requestId, code, parserCode: error.code }, 'request refused by the HTTP parser')
+  if (socket.writable) {
+    const body = JSON.stringify({
+      type: problemType(code), title: TITLES[status] ?? 'Error', status, detail,
+      instance: requestTargetOf(error.rawPacket) ?? '', code, requestId,
+    } satisfies ProblemBody)
+    socket.write(
+      `HTTP/1.1 ${status} ${TITLES[status] ?? 'Error'}\r\nContent-Type: application/problem+json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
+    )
+  }
+  socket.destroy(error)
+}
+
+function clientProblem(parserCode: string | undefined): Mapped {
+  switch (parserCode) {
+    case 'HPE_HEADER_OVERFLOW':
+      return { status: 431, code: 'HEADERS_TOO_LARGE', detail: 'The request headers are larger than this service accepts' }
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return { status: 408, code: 'REQUEST_TIMEOUT', detail: 'The request was not received in time' }
+    case 'HPE_INVALID_METHOD':
+      return { status: 501, code: 'METHOD_NOT_IMPLEMENTED', detail: 'The request method is not one this service knows' }
+    default:
+      return { status: 400, code: 'MALFORMED_REQUEST', detail: 'The request is not valid HTTP' }
+  }
+}
+
+/** The path of the request line, when the packet that failed begins with one; only printable ASCII is echoed. */
+function requestTargetOf(rawPacket: unknown): string | undefined {
+  if (!Buffer.isBuffer(rawPacket)) return undefined
+  return /^[A-Z-]{1,32} (\/[!-~]{0,2047}?)(?:\?[!-~]*)? HTTP\/1\.[01]\r\n/.exec(rawPacket.subarray(0, 4096).toString('latin1'))?.[1]
 }

@@ -2,7 +2,8 @@ import { Readable } from 'node:stream'
 import type { ChainedAuditEvent } from '../core/audit-chain.ts'
 
 export const CSV_COLUMNS = [
-  'id', 'at', 'action', 'actor', 'grantId', 'userName', 'accountId', 'permissionSet', 'ticketId', 'detail', 'requestId', 'seq', 'prevHash', 'hash',
+  'id', 'at', 'action', 'actor', 'grantId', 'userName', 'accountId', 'permissionSet', 'ticketId', 'detail', 'requestId', 'correlationId',
+  'seq', 'prevHash', 'hash',
 ] as const satisfies readonly (keyof ChainedAuditEvent)[]
 
 export type ExportFormat = 'json' | 'csv' | 'ndjson'
@@ -22,15 +23,26 @@ export function negotiateFormat(accept: string | undefined): ExportFormat {
   return ranked[0] ? (offered[ranked[0].type] as ExportFormat) : 'json'
 }
 
+/** C0 (tab and line breaks included), DEL, C1, and U+2028/U+2029: what the API refuses in free text (PRINTABLE_TEXT_PATTERN). */
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g
+/** The ones JSON.stringify leaves as they are (it escapes C0 itself). */
+const UNESCAPED_BY_JSON = /[\u007f-\u009f\u2028\u2029]/g
+
+const visibleEscape = (character: string) => `\\u${(character.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}`
+
 /**
- * One RFC 4180 field. Text a spreadsheet would run as a formula (starting with = + - @, tab or carriage
- * return) is prefixed with an apostrophe, so an exported ticket id like `=HYPERLINK(…)` stays text.
+ * One RFC 4180 field. Control characters that reached the log before the API refused them (or through a
+ * token subject or an AWS message) are shown as `\u001b`-style escapes: raw, an ESC would drive the terminal
+ * that displays the export, and a line break or U+2028 would break the row in a viewer. Text a spreadsheet
+ * would run as a formula (starting with = + - @) is prefixed with an apostrophe, so an exported ticket id
+ * like `=HYPERLINK(…)` stays text; a leading tab or carriage return (formula triggers too) is escaped by then,
+ * so the cell starts with a backslash.
  */
 export function csvField(value: unknown): string {
   if (value === null || value === undefined) return ''
-  let text = String(value)
-  if (typeof value === 'string' && /^[=+\-@\t\r]/.test(text)) text = `'${text}`
-  return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text
+  let text = String(value).replace(CONTROL_CHARACTERS, visibleEscape)
+  if (typeof value === 'string' && /^[=+\-@]/.test(text)) text = `'${text}`
+  return /[",]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text
 }
 
 export function toCsv(events: AsyncIterable<ChainedAuditEvent>): Readable {
@@ -42,6 +54,7 @@ export function toCsv(events: AsyncIterable<ChainedAuditEvent>): Readable {
 
 export function toNdjson(events: AsyncIterable<ChainedAuditEvent>): Readable {
   return Readable.from((async function* () {
-    for await (const event of events) yield `${JSON.stringify(Object.fromEntries(CSV_COLUMNS.map((column) => [column, event[column]])))}\n`
+    // Escaped the JSON way, so a parser reads exactly the event; a terminal showing the file sees no raw C1 or U+2028.
+    for await (const event of events) yield `${JSON.stringify(Object.fromEntries(CSV_COLUMNS.map((column) => [column, event[column]]))).replace(UNESCAPED_BY_JSON, visibleEscape)}\n`
   })())
 }

@@ -2,12 +2,15 @@ import { Writable } from 'node:stream'
 import { CreateTopicCommand } from '@aws-sdk/client-sns'
 import { paginateListAccountAssignmentsForPrincipal } from '@aws-sdk/client-sso-admin'
 import { pino } from 'pino'
+import { randomBytes } from 'node:crypto'
+import { S3Client } from '@aws-sdk/client-s3'
 import { createAwsAdapters, createAwsClients, type AwsClients } from '../../src/adapters/aws.ts'
 import { ensureTables } from '../../src/adapters/dynamodb/tables.ts'
 import { resolveInstance } from '../../src/adapters/identity-center.ts'
 import { buildApp, type AppDependencies } from '../../src/app.ts'
-import { parsePolicy, type PolicyDocument } from '../../src/core/policy.ts'
+import { parsePolicy, resolvePolicy, type PolicyDocument } from '../../src/core/policy.ts'
 import type { MotoServer } from '../../src/sandbox/moto-server.ts'
+import { ensureAnchorBucket } from '../../src/sandbox/anchor-bucket.ts'
 import { DEMO_ACCOUNTS, DEMO_DIRECTORY, DEMO_POLICY, seedDirectory, type SeededDirectory } from '../../src/sandbox/seed.ts'
 import { ManualClock } from './clock.ts'
 import { FaultProxy } from './fault-proxy.ts'
@@ -17,6 +20,7 @@ import { TEST_AUDIENCE, TEST_ISSUER, TEST_SECRET } from './tokens.ts'
 export const PROD = DEMO_ACCOUNTS.production
 export const STAGING = DEMO_ACCOUNTS.staging
 export const REGION = 'us-east-1'
+export const ANCHOR_BUCKET = 'jit-audit-anchors'
 /** How long Identity Center takes to carry out an account assignment in the AWS-like world (AWS: seconds). */
 export const AWS_LIKE_PROVISIONING_MS = 1000
 
@@ -49,6 +53,18 @@ export interface BuildOptions {
   instances?: number
   /** How long a request waits for Identity Center to finish an assignment (default 1 s). */
   provisioningWaitMs?: number
+  /** How long directory and permission-set lookups are cached (default 60 s). */
+  cacheTtlMs?: number
+  /**
+   * The page-cursor secret of each instance, by position; unset, all instances share one made for this build,
+   * as the instances of one deployment do.
+   */
+  cursorKeys?: string[]
+  /**
+   * Anchor the audit chain's head in an S3 bucket with Object Lock: true creates ANCHOR_BUCKET in moto;
+   * `{ bucket }` names one and creates nothing (to give the service a bucket that is not there).
+   */
+  anchors?: boolean | { bucket: string }
 }
 
 interface Teardown {
@@ -63,6 +79,9 @@ export async function build(t: Teardown, moto: MotoServer, options: BuildOptions
   const tables = { grants: 'jit-grants', audit: 'jit-audit' }
   await ensureTables(clients.dynamo, tables)
   const topic = await clients.sns.send(new CreateTopicCommand({ Name: 'jit-alerts' }))
+  const s3 = new S3Client({ region: REGION, endpoint: moto.endpoint, forcePathStyle: true })
+  const anchorBucket = options.anchors === true ? ANCHOR_BUCKET : options.anchors ? options.anchors.bucket : undefined
+  if (options.anchors === true) await ensureAnchorBucket(s3, ANCHOR_BUCKET)
   const seeded = await seedDirectory(clients, instance, TEST_DIRECTORY)
 
   const clock = new ManualClock()
@@ -90,16 +109,19 @@ export async function build(t: Teardown, moto: MotoServer, options: BuildOptions
   // In the AWS-like world an assignment takes AWS_LIKE_PROVISIONING_MS: the service waits longer than that, as
   // it does in production (5 s against AWS's usual few seconds), so that only faults leave a grant unfinished.
   const provisioningWaitMs = options.provisioningWaitMs ?? (options.awsLike ? 3 * AWS_LIKE_PROVISIONING_MS : 1000)
-  const startInstance = async () => {
+  const sharedCursorKey = randomBytes(32).toString('base64url')
+  const startInstance = async (position: number) => {
     const adapters = await createAwsAdapters(
       {
         region: REGION,
         endpoint: serviceEndpoint,
         tables,
+        cursorKey: options.cursorKeys?.[position] ?? sharedCursorKey,
         snsTopicArn: topic.TopicArn,
+        auditAnchorBucket: anchorBucket,
         ...instance,
         provisioningWaitMs,
-        cacheTtlMs: 60_000,
+        cacheTtlMs: options.cacheTtlMs ?? 60_000,
         identityCenterTps: options.identityCenterTps ?? 500,
         ...(options.maxConcurrentCreations ? { maxConcurrentCreations: options.maxConcurrentCreations } : {}),
       },
@@ -111,7 +133,8 @@ export async function build(t: Teardown, moto: MotoServer, options: BuildOptions
       ...adapters,
       leaseWaitMs: provisioningWaitMs + 1000,
       clock,
-      policy: parsePolicy(options.policy ?? DEMO_POLICY),
+      // Resolved as createService does outside the sandbox: a group the directory lacks refuses the start.
+      policy: await resolvePolicy(parsePolicy(options.policy ?? DEMO_POLICY), (name) => adapters.directory.groupIdOf(name)),
       jwt: options.jwt ?? { secret: TEST_SECRET, issuer: TEST_ISSUER, audience: TEST_AUDIENCE },
       maxDurationMinutes: options.maxDurationMinutes ?? 720,
       sweepBudgetMs: 50_000,
@@ -122,8 +145,8 @@ export async function build(t: Teardown, moto: MotoServer, options: BuildOptions
     t.teardown(() => started.close())
     return started
   }
-  const instances = [await startInstance()]
-  for (let i = 1; i < (options.instances ?? 1); i++) instances.push(await startInstance())
+  const instances = [await startInstance(0)]
+  for (let i = 1; i < (options.instances ?? 1); i++) instances.push(await startInstance(i))
   const app = instances[0] as (typeof instances)[number]
 
   return {
@@ -136,6 +159,8 @@ export async function build(t: Teardown, moto: MotoServer, options: BuildOptions
     seeded,
     proxy,
     topicArn: topic.TopicArn as string,
+    /** moto's S3, for looking at (and tampering with) the anchor bucket. */
+    s3,
     logLines,
     /** Identity Center's own answer: does this user hold this permission set on this account? */
     hasAssignment: (userName: string, accountId: string, permissionSet: string) =>

@@ -1,8 +1,9 @@
-import { GetCommand, paginateQuery, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
+import { GetCommand, paginateQuery, QueryCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
 import type { AuditEvent } from '../../core/audit.ts'
-import { EMPTY_CHAIN, linkEvent, type ChainedAuditEvent, type ChainHead } from '../../core/audit-chain.ts'
+import { AuditEventExistsError, EMPTY_CHAIN, linkEvent, sameEventContent, type ChainedAuditEvent, type ChainHead } from '../../core/audit-chain.ts'
+import { ensureTimeFor } from '../../core/deadline.ts'
 import { callAws } from '../aws-errors.ts'
-import { auditToItem, itemToAudit } from './items.ts'
+import { auditKey, auditToItem, itemToAudit } from './items.ts'
 import { ALL_PARTITION, AUDIT_INDEXES } from './tables.ts'
 
 /** The chain's head pointer lives in the grants table, so the audit table itself only ever receives new items. */
@@ -48,14 +49,17 @@ export class DynamoAuditChain {
    * Writes `others` (conditional state changes) and the linked event atomically. When one of the others'
    * conditions failed, nothing was written and `refused` names which of them (by position in `others`).
    */
-  write(event: AuditEvent, others: TransactItem[]): Promise<ChainWrite> {
-    const turn = this.queue.then(() => this.writeNow(event, others))
+  write(event: AuditEvent, others: TransactItem[], options: { withinDeadline?: boolean } = {}): Promise<ChainWrite> {
+    const turn = this.queue.then(() => this.writeNow(event, others, options.withinDeadline === true))
     this.queue = turn.catch(() => undefined)
     return turn
   }
 
-  private async writeNow(event: AuditEvent, others: TransactItem[]): Promise<ChainWrite> {
+  private async writeNow(event: AuditEvent, others: TransactItem[], withinDeadline: boolean): Promise<ChainWrite> {
     for (let attempt = 1; ; attempt++) {
+      // A write that must land before the request's deadline (a new grant, whose request may already have
+      // been answered 503 while it waited its turn here) is not sent after it.
+      if (withinDeadline) ensureTimeFor(0)
       const head = this.knownHead ?? (await this.head())
       this.knownHead = undefined
       const linked = linkEvent(event, head)
@@ -82,12 +86,33 @@ export class DynamoAuditChain {
         if ((error as Error).name !== 'TransactionCanceledException' || !reasons) return callAws('DynamoDB', 'TransactWriteItems', () => Promise.reject(error))
         const refused = reasons.slice(0, others.length).flatMap((r, index) => (r.Code === 'ConditionalCheckFailed' ? [index] : []))
         if (refused.length > 0) return { written: false, refused }
+        if (reasons[others.length]?.Code === 'ConditionalCheckFailed') {
+          // The id is taken, and linking again would not free it. The same event is there when an earlier send
+          // of this one took effect and its answer was lost (the SDK sent it again): then it is recorded. With
+          // state changes, those would have been refused first, so an event there means they were not made.
+          if (others.length === 0 && (await this.isRecorded(event))) return { written: true }
+          throw new AuditEventExistsError(event.id)
+        }
         const raced = reasons.some((r) => r.Code === 'ConditionalCheckFailed' || r.Code === 'TransactionConflict')
         if (!raced || attempt === MAX_ATTEMPTS) return callAws('DynamoDB', 'TransactWriteItems', () => Promise.reject(error))
         // Another writer advanced the head first: link to the new head after a short, jittered pause.
         await new Promise((resolve) => setTimeout(resolve, Math.min(5 * attempt, 50) * (0.5 + Math.random())))
       }
     }
+  }
+
+  /** Read with a Query: the service may only put and query the audit table (infra/stack.ts). */
+  private async isRecorded(event: AuditEvent): Promise<boolean> {
+    const result = await callAws('DynamoDB', 'Query', () =>
+      this.doc.send(new QueryCommand({
+        TableName: this.tables.audit,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': auditKey(event.id).pk },
+        ConsistentRead: true,
+      })),
+    )
+    const item = result.Items?.[0]
+    return item !== undefined && sameEventContent(itemToAudit(item), event)
   }
 
   /** The events after `afterSeq`, in chain order, read page by page. */

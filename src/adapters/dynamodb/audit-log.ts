@@ -1,10 +1,11 @@
 import { QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
 import type { AuditEvent } from '../../core/audit.ts'
-import { EMPTY_CHAIN, verifyChain, type ChainedAuditEvent, type VerifyResult } from '../../core/audit-chain.ts'
+import { EMPTY_CHAIN, verifyStoredChain, type ChainedAuditEvent, type ChainHead, type VerifyResult } from '../../core/audit-chain.ts'
 import { idBoundsAt } from '../../core/ids.ts'
-import type { AuditFilter, AuditLog, Page, PageRequest, TimeRange } from '../../core/ports.ts'
+import type { AuditAnchors, AuditFilter, AuditLog, Page, PageRequest, TimeRange } from '../../core/ports.ts'
 import { callAws } from '../aws-errors.ts'
 import type { DynamoAuditChain } from './audit-chain.ts'
+import type { PageCursors } from './cursor.ts'
 import { itemToAudit } from './items.ts'
 import { queryPage, type PagedQuery } from './paged-query.ts'
 import { ALL_PARTITION, AUDIT_INDEXES } from './tables.ts'
@@ -16,11 +17,20 @@ export class DynamoAuditLog implements AuditLog {
   private readonly doc: DynamoDBDocumentClient
   private readonly table: string
   private readonly chain: DynamoAuditChain
+  private readonly cursors: PageCursors
+  /** Where the chain's head is anchored (see AuditAnchors); without it, verify checks the chain against itself only. */
+  private readonly anchors: AuditAnchors | undefined
 
-  constructor(doc: DynamoDBDocumentClient, table: string, chain: DynamoAuditChain) {
+  constructor(doc: DynamoDBDocumentClient, table: string, chain: DynamoAuditChain, cursors: PageCursors, anchors?: AuditAnchors) {
     this.doc = doc
     this.table = table
     this.chain = chain
+    this.cursors = cursors
+    this.anchors = anchors
+  }
+
+  head(): Promise<ChainHead> {
+    return this.chain.head()
   }
 
   async append(event: AuditEvent): Promise<void> {
@@ -28,7 +38,7 @@ export class DynamoAuditLog implements AuditLog {
   }
 
   query(filter: AuditFilter, page: PageRequest): Promise<Page<ChainedAuditEvent>> {
-    return callAws('DynamoDB', 'Query', () => queryPage(this.doc, this.plan(filter, page.limit, page.cursor), itemToAudit))
+    return callAws('DynamoDB', 'Query', () => queryPage(this.doc, this.cursors, this.plan(filter, page.limit, page.cursor), itemToAudit))
   }
 
   async *stream(filter: AuditFilter, limit?: number): AsyncGenerator<ChainedAuditEvent> {
@@ -44,18 +54,13 @@ export class DynamoAuditLog implements AuditLog {
   }
 
   async verify(range: TimeRange): Promise<VerifyResult> {
-    if (!range.from && !range.to) {
-      return verifyChain(this.chain.eventsAfter(0), { startAfter: EMPTY_CHAIN, head: await this.chain.head() })
-    }
+    if (!range.from && !range.to) return verifyStoredChain(this.chain, this.anchors, { startAfter: EMPTY_CHAIN })
     // A time range is verified from its first event, whose link to earlier events is taken as given;
     // to the chain's head when the range is open-ended.
     const first = range.from ? await this.edge(idBoundsAt(new Date(range.from)).lowest, 'oldest') : await this.edge(undefined, 'oldest')
     const last = range.to ? await this.edge(idBoundsAt(new Date(range.to)).highest, 'newest') : undefined
-    if (!first || (range.to && !last) || (last && last.seq < first.seq)) return { ok: true, events: 0, firstSeq: null, head: first?.prevHash ?? EMPTY_CHAIN.hash }
-    return verifyChain(this.chain.eventsAfter(first.seq - 1, last?.seq), {
-      startAfter: { seq: first.seq - 1, hash: first.prevHash },
-      head: range.to ? undefined : await this.chain.head(),
-    })
+    if (!first || (range.to && !last) || (last && last.seq < first.seq)) return { ok: true, events: 0, firstSeq: null, head: first?.prevHash ?? EMPTY_CHAIN.hash, anchored: false }
+    return verifyStoredChain(this.chain, this.anchors, { startAfter: { seq: first.seq - 1, hash: first.prevHash }, throughSeq: last?.seq })
   }
 
   /** The oldest event at or after `bound`, or the newest at or before it. */

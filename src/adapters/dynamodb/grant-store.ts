@@ -14,6 +14,7 @@ import type { Coverage, CoveragePatch, CoverageWrite, GrantCreation, GrantFilter
 import { callAws } from '../aws-errors.ts'
 import type { DynamoAuditChain } from './audit-chain.ts'
 import { conditionalWrite, retryingConflicts } from './conditional.ts'
+import type { PageCursors } from './cursor.ts'
 import { coverageKey, grantKey, grantToItem, itemToCoverage, itemToGrant } from './items.ts'
 import { queryPage } from './paged-query.ts'
 import { ALL_PARTITION, DUE_PARTITION, GRANT_INDEXES } from './tables.ts'
@@ -34,11 +35,13 @@ export class DynamoGrantStore implements GrantStore {
   private readonly doc: DynamoDBDocumentClient
   private readonly tables: TableNames
   private readonly chain: DynamoAuditChain
+  private readonly cursors: PageCursors
 
-  constructor(doc: DynamoDBDocumentClient, tables: TableNames, chain: DynamoAuditChain) {
+  constructor(doc: DynamoDBDocumentClient, tables: TableNames, chain: DynamoAuditChain, cursors: PageCursors) {
     this.doc = doc
     this.tables = tables
     this.chain = chain
+    this.cursors = cursors
   }
 
   async createGrant(grant: Grant, dueAt: Date, event: AuditEvent, lease?: NewGrantLease): Promise<GrantCreation> {
@@ -66,7 +69,7 @@ export class DynamoGrantStore implements GrantStore {
           ConditionExpression: 'attribute_not_exists(pk)',
         },
       }
-      const outcome = await this.chain.write(event, [record, coverage])
+      const outcome = await this.chain.write(event, [record, coverage], { withinDeadline: true })
       if (outcome.written) return 'creation-intended'
       if (outcome.refused.includes(0)) return 'exists'
     }
@@ -83,7 +86,7 @@ export class DynamoGrantStore implements GrantStore {
           }
           : hold,
       },
-    ])
+    ], { withinDeadline: true })
     return outcome.written ? 'created' : 'exists'
   }
 
@@ -128,7 +131,7 @@ export class DynamoGrantStore implements GrantStore {
       Update: {
         ...key,
         // Absent and null read the same (itemToCoverage), and a REMOVE is the cheaper clause.
-        UpdateExpression: 'SET assignment = :present REMOVE leaseOwner, leaseUntil, requestId, lastFailure',
+        UpdateExpression: 'SET assignment = :present REMOVE leaseOwner, leaseUntil, requestId, lastFailure, conflictSince',
         ConditionExpression: 'leaseOwner = :owner',
         ExpressionAttributeValues: { ':present': 'present', ':owner': write.owner },
       },
@@ -144,7 +147,7 @@ export class DynamoGrantStore implements GrantStore {
       Object.entries(filter).filter(([name, value]) => name !== field && value !== undefined),
     ) as Record<string, string>
     return this.call('Query', () =>
-      queryPage(this.doc, {
+      queryPage(this.doc, this.cursors, {
         table: this.tables.grants,
         index,
         partitionValue,
@@ -156,22 +159,30 @@ export class DynamoGrantStore implements GrantStore {
     )
   }
 
+  /**
+   * The sweep's cursor never leaves the process, but it is sealed like the HTTP ones: one mechanism, and a
+   * string this store parses is never trusted, wherever it came from.
+   */
   async dueItems(now: Date, cursor: string | undefined, limit: number) {
+    const { due } = GRANT_INDEXES
+    const keyNames = ['pk', due.partitionKey, due.sortKey]
+    const identity = { t: this.tables.grants, i: due.name, p: DUE_PARTITION, before: now.getTime() }
+    const startKey = cursor ? this.cursors.decode(cursor, identity, keyNames, { [due.partitionKey]: DUE_PARTITION }) : undefined
     const result = await this.call('Query', () =>
       this.doc.send(new QueryCommand({
         TableName: this.tables.grants,
-        IndexName: GRANT_INDEXES.due.name,
+        IndexName: due.name,
         KeyConditionExpression: 'dueShard = :due AND dueAt <= :now',
         ExpressionAttributeValues: { ':due': DUE_PARTITION, ':now': now.getTime() },
         Limit: limit,
-        ...(cursor ? { ExclusiveStartKey: JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) } : {}),
+        ...(startKey ? { ExclusiveStartKey: startKey } : {}),
       })),
     )
     const items = result.Items ?? []
     return {
       grants: items.filter((item) => item.kind === 'grant').map(itemToGrant),
       coverages: items.filter((item) => item.kind === 'coverage').map((item) => item.target as AssignmentTarget),
-      cursor: result.LastEvaluatedKey ? Buffer.from(JSON.stringify(result.LastEvaluatedKey)).toString('base64url') : undefined,
+      cursor: result.LastEvaluatedKey ? this.cursors.encode(result.LastEvaluatedKey, identity, keyNames) : undefined,
     }
   }
 
@@ -243,15 +254,31 @@ export class DynamoGrantStore implements GrantStore {
     return itemToCoverage(outcome.result.Attributes ?? {}, target)
   }
 
-  async recordCreationIntent(target: AssignmentTarget, owner: string, now: Date) {
+  recordCreationIntent(target: AssignmentTarget, owner: string, now: Date) {
+    return this.recordIntent(target, owner, {
+      UpdateExpression: 'SET assignment = :creating, requestId = :none, creationIntendedAt = :now',
+      ConditionExpression: 'leaseOwner = :owner AND assignment = :absent AND (attribute_not_exists(#external) OR #external = :false)',
+      ExpressionAttributeValues: { ':creating': 'creating', ':none': null, ':now': now.getTime(), ':absent': 'absent' },
+    })
+  }
+
+  recordRemovalIntent(target: AssignmentTarget, owner: string) {
+    return this.recordIntent(target, owner, {
+      UpdateExpression: 'SET assignment = :deleting, requestId = :none',
+      ConditionExpression: 'leaseOwner = :owner AND assignment = :present AND attribute_not_exists(holders) AND (attribute_not_exists(#external) OR #external = :false)',
+      ExpressionAttributeValues: { ':deleting': 'deleting', ':none': null, ':present': 'present' },
+    })
+  }
+
+  /** An intent written under the owner's lease on a coverage that is not external; otherwise the coverage as it is. */
+  private async recordIntent(target: AssignmentTarget, owner: string, update: { UpdateExpression: string; ConditionExpression: string; ExpressionAttributeValues: Record<string, unknown> }) {
     const outcome = await this.conditional('UpdateItem', () =>
       this.doc.send(new UpdateCommand({
         TableName: this.tables.grants,
         Key: coverageKey(target),
-        UpdateExpression: 'SET assignment = :creating, requestId = :none, creationIntendedAt = :now',
-        ConditionExpression: 'leaseOwner = :owner AND assignment = :absent AND (attribute_not_exists(#external) OR #external = :false)',
+        ...update,
         ExpressionAttributeNames: { '#external': 'external' },
-        ExpressionAttributeValues: { ':creating': 'creating', ':none': null, ':now': now.getTime(), ':owner': owner, ':absent': 'absent', ':false': false },
+        ExpressionAttributeValues: { ...update.ExpressionAttributeValues, ':owner': owner, ':false': false },
         ReturnValues: 'ALL_NEW',
         ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
       })),

@@ -37,12 +37,14 @@ export function itemToCoverage(item: Record<string, unknown>, target: Assignment
     lastFailure: (item.lastFailure as string | undefined) ?? null,
     creationIntendedAt: typeof item.creationIntendedAt === 'number' ? item.creationIntendedAt : null,
     lastGrantId: typeof item.lastGrantId === 'string' ? item.lastGrantId : null,
+    conflictSince: typeof item.conflictSince === 'number' ? item.conflictSince : null,
   }
 }
 
+// correlationId is absent from events written before it was recorded, and from events without one: both read as null.
 const AUDIT_FIELDS = [
   'id', 'at', 'action', 'actor', 'grantId', 'userName', 'accountId', 'permissionSet', 'ticketId', 'detail', 'requestId',
-  'seq', 'hash', 'prevHash',
+  'correlationId', 'seq', 'hash', 'prevHash',
 ] as const satisfies readonly (keyof ChainedAuditEvent)[]
 
 export function auditToItem(event: ChainedAuditEvent): Record<string, unknown> {

@@ -1,6 +1,6 @@
 import { QueryCommand, type DynamoDBDocumentClient, type QueryCommandInput } from '@aws-sdk/lib-dynamodb'
 import type { Page } from '../../core/ports.ts'
-import { decodeCursor, encodeCursor } from './cursor.ts'
+import type { PageCursors } from './cursor.ts'
 import type { IndexShape } from './tables.ts'
 
 export interface PagedQuery {
@@ -23,6 +23,7 @@ export interface PagedQuery {
  */
 export async function queryPage<T>(
   doc: DynamoDBDocumentClient,
+  cursors: PageCursors,
   query: PagedQuery,
   toItem: (raw: Record<string, unknown>) => T,
 ): Promise<Page<T>> {
@@ -30,7 +31,7 @@ export async function queryPage<T>(
   const keyNames = [...new Set(['pk', index.partitionKey, index.sortKey])]
   const identity = { t: query.table, i: index.name, p: query.partitionValue, s: query.sortBetween ?? null, f: query.filters, n: query.newestFirst }
   let startKey = query.cursor
-    ? decodeCursor(query.cursor, identity, keyNames, { [index.partitionKey]: query.partitionValue })
+    ? cursors.decode(query.cursor, identity, keyNames, { [index.partitionKey]: query.partitionValue })
     : undefined
 
   const names: Record<string, string> = { '#p': index.partitionKey }
@@ -71,8 +72,7 @@ export async function queryPage<T>(
       if (items.length === query.limit) {
         const more = i < page.length - 1 || result.LastEvaluatedKey !== undefined
         if (!more) return { items, nextCursor: null }
-        const key = Object.fromEntries(keyNames.map((name) => [name, raw[name] as string | number]))
-        return { items, nextCursor: encodeCursor(key, identity) }
+        return { items, nextCursor: cursors.encode(raw, identity, keyNames) }
       }
     }
     if (!result.LastEvaluatedKey) return { items, nextCursor: null }

@@ -69,8 +69,10 @@ export const auditRoutes: FastifyPluginAsyncTypebox<{ auditLog: AuditLog }> = as
       summary: 'Verify the tamper-evident chain',
       description:
         'Recomputes every event’s hash in chain order. ok: false names the first event that was changed, or that follows deleted events; ' +
-        'missing events at the end are detected against the chain head. Record the returned head hash outside this system (in the ticket, ' +
-        'a WORM bucket) and compare it later to detect truncation of the whole log.',
+        'missing events at the end are detected against the chain head. With an anchor bucket (JIT_AUDIT_ANCHOR_BUCKET), every sweep ' +
+        'in which the chain moved records its head in S3 under Object Lock, and the log is also checked against those anchors: ' +
+        'a log cut short before an anchor, or rewritten at or before one, fails and names the anchor, even when the chain head was ' +
+        'moved back to match. anchored: false means only the chain vouched for itself.',
       security: [{ bearerAuth: [SCOPES.auditRead] }],
       querystring: VerifyQuery,
       response: { 200: Type.Ref('AuditVerification'), ...errorResponses(400, 401, 403, 503) },

@@ -19,7 +19,8 @@ declare module 'fastify' {
 }
 
 export const grantRoutes: FastifyPluginAsyncTypebox<GrantRouteOptions> = async (app, { grants, idempotency, requestDeadlineMs }) => {
-  const actorOf = (request: { user: { sub: string }; id: string }) => ({ id: request.user.sub, requestId: String(request.id) })
+  const actorOf = (request: { user: { sub: string }; id: string; correlationId: string | null }) =>
+    ({ id: request.user.sub, requestId: String(request.id), correlationId: request.correlationId })
   const deadlineOf = (request: { arrivedAt: number }) => request.arrivedAt + requestDeadlineMs
   app.decorateRequest('arrivedAt', 0)
   app.addHook('onRequest', async (request) => {

@@ -14,7 +14,11 @@ export const AuditEventSchema = Type.Object(
     permissionSet: Type.String(),
     ticketId: Type.String(),
     detail: Type.String(),
-    requestId: Nullable(Type.String()),
+    requestId: Nullable(Type.String({ description: 'This service’s id of the HTTP request that caused it (API Gateway’s behind API Gateway), as in the service logs; null for the scheduled sweep' })),
+    correlationId: Nullable(Type.String({
+      description: 'The caller’s own x-request-id for that request, when it sent a valid one (1–128 of letters, digits and _.:=+/-). ' +
+        'The caller’s label, not this service’s: it is not part of the hashed content, which requestId is. Null on events written before it was recorded',
+    })),
     seq: Type.Integer({ description: 'Position in the tamper-evident chain (1, 2, 3… without gaps)' }),
     prevHash: Type.String({ description: 'hash of the event before this one in the chain' }),
     hash: Type.String({ description: 'SHA-256 (hex) over this event’s canonical content, including seq and prevHash' }),
@@ -34,6 +38,7 @@ export const AuditEventSchema = Type.Object(
       ticketId: 'CHG0031337',
       detail: 'account assignment in place',
       requestId: '7f1c2e9a-4b1d-4f0e-9d7c-2a3b4c5d6e7f',
+      correlationId: 'RITM0010042',
       seq: 42,
       prevHash: '5d41402abc4b2a76b9719d911017c592ae2ef3b1a4b2f7c1d0e9f8a7b6c5d4e3',
       hash: '9b74c9897bac770ffc029102a200c5de1f3f0a2b4c6d8e0f1a3b5c7d9e1f2a3b',
@@ -73,7 +78,20 @@ export const VerifyResultSchema = Type.Object(
     firstSeq: Type.Optional(Nullable(Type.Integer())),
     firstBadEventId: Type.Optional(Nullable(Type.String({ description: 'The first event that does not match (null when events at the end are missing)' }))),
     firstBadSeq: Type.Optional(Type.Integer()),
-    reason: Type.Optional(Type.String()),
+    reason: Type.Optional(Type.String({ description: 'What does not match; a log cut short or rewritten before an anchor names that anchor' })),
+    anchored: Type.Boolean({
+      description: 'The log was compared with at least one head anchored in write-once storage (JIT_AUDIT_ANCHOR_BUCKET). ' +
+        'false when no anchor store is set, or no anchor falls in the range: then only the chain vouches for itself',
+    }),
+    anchor: Type.Optional(Type.Object(
+      {
+        seq: Type.Integer({ description: 'The anchored event: it and every event before it are covered by its hash' }),
+        hash: Type.String(),
+        at: Type.String({ format: 'date-time', description: 'When the anchor store received it' }),
+        name: Type.String({ description: 'Where it is: the S3 object key' }),
+      },
+      { description: 'The newest anchor the log was compared with (on failure, possibly the one it contradicts)' },
+    )),
   },
   { $id: 'AuditVerification', title: 'AuditVerification' },
 )

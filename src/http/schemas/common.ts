@@ -13,6 +13,22 @@ export const Nullable = <T extends TSchema>(schema: T) => {
 export const StringEnum = <const T extends readonly string[]>(values: T, options: Record<string, unknown> = {}) =>
   Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options })
 
+/**
+ * Text without control characters: C0 (tab and line breaks included), DEL, C1, and the line and paragraph
+ * separators U+2028/U+2029. Free text is echoed into CSV exports, terminals and log viewers, where ESC starts a
+ * terminal escape sequence and a line break forges a row.
+ */
+export const PRINTABLE_TEXT_PATTERN = '^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$'
+
+/**
+ * Validation reports every problem (Ajv allErrors), so a 16 KiB body of one-letter unknown fields would otherwise
+ * be answered with thousands of entries: the answer stays small whatever the body.
+ */
+export const MAX_REPORTED_ERRORS = 20
+
+export const PrintableText = (options: Parameters<typeof Type.String>[0] = {}) =>
+  Type.String({ ...options, pattern: PRINTABLE_TEXT_PATTERN })
+
 export const Timestamp = Type.String({ format: 'date-time', description: 'ISO 8601 timestamp (UTC)' })
 
 export const AccountId = Type.String({ pattern: '^[0-9]{12}$', description: 'AWS account id (12 digits)', example: '111122223333' })
@@ -35,7 +51,14 @@ export const Problem = Type.Object(
     instance: Type.String({ description: 'The request path' }),
     code: Type.String({ description: 'Stable machine-readable error code', example: 'VALIDATION_FAILED' }),
     requestId: Type.String({ description: 'Correlates with service logs and the audit log' }),
-    errors: Type.Optional(Type.Array(Type.Object({ location: Type.String(), path: Type.String(), message: Type.String() }))),
+    errors: Type.Optional(Type.Array(
+      Type.Object({
+        location: Type.String({ description: 'body, querystring, params or headers' }),
+        path: Type.String({ description: 'JSON pointer to the field; an unknown or missing field is pointed at by its own name' }),
+        message: Type.String({ example: "unknown field 'username'" }),
+      }),
+      { description: `Every invalid, missing or unknown field (VALIDATION_FAILED), at most ${MAX_REPORTED_ERRORS} of them` },
+    )),
     failedCondition: Type.Optional(Type.String({ description: 'For POLICY_DENIED: principal, account, permissionSet, duration or ticket' })),
     grantId: Type.Optional(Type.String({ description: 'The grant the problem concerns, when one was recorded' })),
   },
@@ -61,8 +84,8 @@ const problemResponse = (description: string) => ({ description, content: { 'app
 
 export const errorResponses = (...statuses: number[]) => {
   const descriptions: Record<number, string> = {
-    400: 'Invalid input (VALIDATION_FAILED, MALFORMED_BODY, BODY_TOO_LARGE, INVALID_CURSOR)',
-    401: 'Missing, malformed, forged or expired token, or wrong issuer/audience (UNAUTHORIZED)',
+    400: 'Invalid input (VALIDATION_FAILED, listing every invalid, missing or unknown field in errors; MALFORMED_BODY, BODY_TOO_LARGE, MALFORMED_URL, INVALID_CURSOR)',
+    401: 'Missing, malformed, forged or expired token, wrong issuer/audience, a lifetime over the maximum or an iat in the future, or a subject that is not 1-256 printable characters or is reserved (UNAUTHORIZED)',
     403: 'Token lacks the scope (INSUFFICIENT_SCOPE), or the eligibility policy denies the request (POLICY_DENIED)',
     404: 'Not found (GRANT_NOT_FOUND)',
     409: 'Idempotency-Key reused with a different request (IDEMPOTENCY_KEY_REUSED), or the first request with it is still running (REQUEST_IN_PROGRESS; retry after Retry-After)',

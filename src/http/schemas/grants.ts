@@ -1,15 +1,15 @@
 import { Type, type Static } from 'typebox'
 import { GRANT_STATUSES } from '../../core/grant.ts'
-import { AccountId, Cursor, Limit, Nullable, StringEnum, Timestamp } from './common.ts'
+import { AccountId, Cursor, Limit, Nullable, PrintableText, StringEnum, Timestamp } from './common.ts'
 
 export const GrantRequestBody = Type.Object(
   {
-    userName: Type.String({ minLength: 1, maxLength: 128, description: 'Identity Store user name', example: 'alice' }),
+    userName: PrintableText({ minLength: 1, maxLength: 128, description: 'Identity Store user name (no control characters)', example: 'alice' }),
     accountId: AccountId,
     permissionSet: Type.String({ minLength: 1, maxLength: 32, pattern: '^[\\w+=,.@-]+$', description: 'Permission set name', example: 'AdministratorAccess' }),
     durationMinutes: Type.Integer({ minimum: 1, description: 'How long the access lasts; bounded by the policy rule and the service maximum', example: 60 }),
     ticketId: Type.String({ minLength: 1, maxLength: 64, pattern: '^[\\w.:#/-]+$', description: 'The change or incident ticket that justifies the access', example: 'CHG0031337' }),
-    justification: Type.Optional(Type.String({ maxLength: 1000, description: 'Free text for auditors', example: 'Fix failing deployment' })),
+    justification: Type.Optional(PrintableText({ maxLength: 1000, description: 'Free text for auditors, on one line (no control characters: no tabs or line breaks)', example: 'Fix failing deployment' })),
   },
   {
     additionalProperties: false,
