@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PutItemCommand } from '@aws-sdk/client-dynamodb'
@@ -219,7 +219,9 @@ t.test('an anchor a sweep writes while verify runs is not taken for a log cut sh
 })
 
 t.test('JIT_AUDIT_ANCHOR_BUCKET is optional, and a name S3 would refuse stops the start', async (t) => {
-  const policyFile = join(mkdtempSync(join(tmpdir(), 'jit-anchors-')), 'policy.json')
+  const policyDir = mkdtempSync(join(tmpdir(), 'jit-anchors-'))
+  t.teardown(() => rmSync(policyDir, { recursive: true, force: true }))
+  const policyFile = join(policyDir, 'policy.json')
   writeFileSync(policyFile, JSON.stringify(DEMO_POLICY))
   const env = { JIT_POLICY_FILE: policyFile, JIT_JWT_SECRET: 'x'.repeat(32), JIT_CURSOR_KEY: 'c'.repeat(32), JIT_SANDBOX: 'true' }
 

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb'
@@ -14,6 +14,7 @@ const quiet = { PORT: '0', LOG_LEVEL: 'silent', PATH: process.env.PATH ?? '' }
 t.test('npm start brings up moto, tables, a demo directory and a token that works over a real socket', async (t) => {
   const printed: string[] = []
   const policyDir = mkdtempSync(join(tmpdir(), 'jit-sandbox-'))
+  t.teardown(() => rmSync(policyDir, { recursive: true, force: true }))
   const policyFile = join(policyDir, 'policy.json')
   writeFileSync(policyFile, JSON.stringify(DEMO_POLICY))
 
@@ -48,6 +49,7 @@ t.test('npm start brings up moto, tables, a demo directory and a token that work
 t.test('with AWS_ENDPOINT_URL set, npm start uses that server, creates its tables, and seeds nothing', async (t) => {
   const moto = await startMoto(t)
   const policyDir = mkdtempSync(join(tmpdir(), 'jit-sandbox-'))
+  t.teardown(() => rmSync(policyDir, { recursive: true, force: true }))
   const policyFile = join(policyDir, 'policy.json')
   writeFileSync(policyFile, JSON.stringify(DEMO_POLICY))
   const env = {
