@@ -160,45 +160,39 @@ export class AwsIdentityCenter implements IdentityCenter {
   }
 
   createAssignment(target: AssignmentTarget, beforeSend?: BeforeSend): Promise<ProvisioningOutcome> {
-    return this.limiter.creation(async () => {
-      const result = await this.mutation('CreateAccountAssignment', () =>
-        this.limiter.mutate(async () => {
-          await beforeSend?.()
-          return this.mutations.send(new CreateAccountAssignmentCommand(this.assignmentInput(target)))
-        }),
-      )
-      // A symbol here can only be a conflict: not found is an answer for removals alone.
-      if (typeof result === 'symbol') return UNDER_WAY
-      return this.awaitOutcome(toOutcome(result.AccountAssignmentCreationStatus), (id) => this.creationStatus(id))
-    })
+    return this.limiter.creation(() => this.mutation('CreateAccountAssignment', async () => {
+      await beforeSend?.()
+      return (await this.mutations.send(new CreateAccountAssignmentCommand(this.assignmentInput(target)))).AccountAssignmentCreationStatus
+    }, (id) => this.creationStatus(id)))
   }
 
-  async deleteAssignment(target: AssignmentTarget, beforeSend?: BeforeSend): Promise<ProvisioningOutcome> {
-    const result = await this.mutation('DeleteAccountAssignment', () =>
-      this.limiter.mutate(async () => {
-        await beforeSend?.()
-        return this.mutations.send(new DeleteAccountAssignmentCommand(this.assignmentInput(target)))
-      }),
-    )
-    if (result === CONFLICT) return UNDER_WAY
-    if (result === NOT_FOUND) return { state: 'succeeded', requestId: null }
-    return this.awaitOutcome(toOutcome(result.AccountAssignmentDeletionStatus), (id) => this.deletionStatus(id))
+  deleteAssignment(target: AssignmentTarget, beforeSend?: BeforeSend): Promise<ProvisioningOutcome> {
+    return this.mutation('DeleteAccountAssignment', async () => {
+      await beforeSend?.()
+      return (await this.mutations.send(new DeleteAccountAssignmentCommand(this.assignmentInput(target)))).AccountAssignmentDeletionStatus
+    }, (id) => this.deletionStatus(id))
   }
 
   /**
-   * A creation or removal, sent once. Two answers are not failures: a conflict (another operation on the same
-   * assignment is under way, as after a lost answer: it decides, and the caller looks again later) and, for a
-   * removal, not found (already gone, which is what was wanted).
+   * A creation or removal, sent once, then waited for. Two refusals are not failures: a conflict (another
+   * operation on the same assignment is under way, as after a lost answer: it decides, and the caller looks
+   * again later) and, for a removal, not found (already gone, which is what was wanted).
    */
-  private async mutation<T>(operation: string, send: () => Promise<T>): Promise<T | typeof CONFLICT | typeof NOT_FOUND> {
+  private async mutation(
+    operation: 'CreateAccountAssignment' | 'DeleteAccountAssignment',
+    send: () => Promise<AccountAssignmentOperationStatus | undefined>,
+    status: (requestId: string) => Promise<ProvisioningOutcome>,
+  ): Promise<ProvisioningOutcome> {
+    let accepted: AccountAssignmentOperationStatus | undefined
     try {
-      return await send()
+      accepted = await this.limiter.mutate(send)
     } catch (error) {
       const name = (error as Error).name
-      if (name === 'ConflictException') return CONFLICT
-      if (name === 'ResourceNotFoundException' && operation === 'DeleteAccountAssignment') return NOT_FOUND
+      if (name === 'ConflictException') return UNDER_WAY
+      if (name === 'ResourceNotFoundException' && operation === 'DeleteAccountAssignment') return { state: 'succeeded', requestId: null }
       return callAws(SERVICE, operation, () => Promise.reject(error))
     }
+    return this.awaitOutcome(toOutcome(accepted), status)
   }
 
   async creationStatus(requestId: string): Promise<ProvisioningOutcome> {
@@ -255,8 +249,6 @@ export class AwsIdentityCenter implements IdentityCenter {
   }
 }
 
-const CONFLICT = Symbol('conflict')
-const NOT_FOUND = Symbol('not found')
 const UNDER_WAY: ProvisioningOutcome = { state: 'in_progress', requestId: null }
 
 function toOutcome(status: AccountAssignmentOperationStatus | undefined): ProvisioningOutcome {

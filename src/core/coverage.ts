@@ -263,20 +263,13 @@ export class CoverageReconciler {
         return { coverage: await this.store.updateCoverage(target, owner, patch, { releaseLease: true }), leaseReleased: true }
       }
       const intent = await this.store.recordCreationIntent(target, owner, this.clock.now())
-      if (!intent.recorded) {
-        // Not as expected (another grant's assignment is already there, or the lease is not ours): go on from what is.
-        if (!intent.coverage) return { kind: 'absent' }
-        return { coverage: intent.coverage, leaseReleased: !intent.leaseHeld }
-      }
+      if (!intent.recorded) return goOnFrom(intent)
       return this.create(coverage, owner, beforeSend, coverage.creationIntendedAt === null, finish)
     }
 
     // Not wanted and assignment 'present' (ours): remove it, unless a grant joined since the coverage was read.
     const intent = await this.store.recordRemovalIntent(target, owner)
-    if (!intent.recorded) {
-      if (!intent.coverage) return { kind: 'absent' }
-      return { coverage: intent.coverage, leaseReleased: !intent.leaseHeld }
-    }
+    if (!intent.recorded) return goOnFrom(intent)
     return this.remove(coverage, owner, beforeSend, finish)
   }
 
@@ -418,6 +411,15 @@ export class CoverageReconciler {
     await this.reconcile(target)
     return true
   }
+}
+
+/**
+ * After an intent that was not recorded because the coverage was not as expected (a grant joined, another
+ * grant's assignment is already there, or the lease is not ours): go on from the coverage as it is.
+ */
+function goOnFrom(intent: { coverage: Coverage | undefined; leaseHeld: boolean }): Progress | CoverageState {
+  if (!intent.coverage) return { kind: 'absent' }
+  return { coverage: intent.coverage, leaseReleased: !intent.leaseHeld }
 }
 
 /** The coverage a new grant's own record wrote, as its writer knows it without reading it back. */
