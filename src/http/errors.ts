@@ -137,21 +137,24 @@ export function echoRequestIds(request: FastifyRequest, reply: FastifyReply): vo
 }
 
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, mapped: Mapped) {
-  const body: ProblemBody = {
-    type: problemType(mapped.code),
-    title: TITLES[mapped.status] ?? 'Error',
-    status: mapped.status,
-    detail: mapped.detail,
-    instance: request.url.split('?')[0] ?? request.url,
-    code: mapped.code,
-    requestId: String(request.id),
-    ...mapped.extensions,
-  }
   echoRequestIds(request, reply)
+  const body = problemBody(mapped, request.url.split('?')[0] ?? request.url, String(request.id))
   return reply.code(mapped.status).headers(mapped.headers ?? {}).type('application/problem+json').send(body)
 }
 
-const problemType = (code: string) => `urn:jit-access:problem:${code.toLowerCase().replaceAll('_', '-')}`
+/** The one problem shape, for answers sent through Fastify and for those written to the socket by hand. */
+function problemBody(mapped: Mapped, instance: string, requestId: string): ProblemBody {
+  return {
+    type: `urn:jit-access:problem:${mapped.code.toLowerCase().replaceAll('_', '-')}`,
+    title: TITLES[mapped.status] ?? 'Error',
+    status: mapped.status,
+    detail: mapped.detail,
+    instance,
+    code: mapped.code,
+    requestId,
+    ...mapped.extensions,
+  }
+}
 
 /** Logs and answers any error raised while handling a request, including the router's own (frameworkErrors). */
 export function handleError(error: unknown, request: FastifyRequest, reply: FastifyReply) {
@@ -194,14 +197,12 @@ const isRoute = (found: { searchParams?: unknown } | null | undefined) => found?
 export function clientErrorHandler(this: FastifyInstance, error: Error & { code?: string; rawPacket?: unknown }, socket: Socket): void {
   // A reset connection has no one to answer (Node documents this case for 'clientError').
   if (error.code === 'ECONNRESET' || socket.destroyed) return
-  const { status, code, detail } = clientProblem(error.code)
+  const mapped = clientProblem(error.code)
+  const { status, code } = mapped
   const requestId = randomUUID()
   this.log.warn({ reqId: requestId, code, parserCode: error.code }, 'request refused by the HTTP parser')
   if (socket.writable) {
-    const body = JSON.stringify({
-      type: problemType(code), title: TITLES[status] ?? 'Error', status, detail,
-      instance: requestTargetOf(error.rawPacket) ?? '', code, requestId,
-    } satisfies ProblemBody)
+    const body = JSON.stringify(problemBody(mapped, requestTargetOf(error.rawPacket) ?? '', requestId))
     socket.write(
       `HTTP/1.1 ${status} ${TITLES[status] ?? 'Error'}\r\nContent-Type: application/problem+json; charset=utf-8\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
