@@ -34,7 +34,7 @@ export interface paths {
         put?: never;
         /**
          * Request temporary access
-         * @description Gives one Identity Store user one permission set on one AWS account for a bounded time, if the eligibility policy allows it. Answers 201 once the account assignment is in place, or 202 while Identity Center is still provisioning it (poll GET /grants/{id}). It answers within the request deadline (25 s by default) whatever AWS does: 202 once the grant is recorded, 503 with Retry-After before. Denials are audited and answered 403 POLICY_DENIED with the failed condition. Send an Idempotency-Key (e.g. the approval sys_id) to make retries safe: the same key and body replay the first answer, and a retry after a 503 resumes the grant the failed attempt recorded instead of making another.
+         * @description Gives one Identity Store user one permission set on one AWS account for a bounded time, if the eligibility policy allows it. Answers 201 once the account assignment is in place, or 202 while Identity Center is still provisioning it (poll GET /grants/{id}). It answers within the request deadline (25 s by default) whatever AWS does: 202 once the grant is recorded, 503 with Retry-After before. Denials are audited and answered 403 POLICY_DENIED with the failed condition. With startsAt (a later start) it answers 201 with status scheduled: nothing is created in Identity Center until the first sweep after that time, which asks the policy again and then provisions the grant (or records it denied). Send an Idempotency-Key (e.g. the approval sys_id) to make retries safe: the same key and body replay the first answer, and a retry after a 503 resumes the grant the failed attempt recorded instead of making another.
          */
         post: operations["createGrant"];
         delete?: never;
@@ -58,13 +58,17 @@ export interface paths {
         put?: never;
         post?: never;
         /**
-         * End a grant early
-         * @description Removes the access now. Answers 200 with status revoked, or 202 with status revoking while Identity Center removes the assignment (or when the request deadline came first; the sweep finishes it). A permanent assignment that existed before the grant, or another active grant of the same access, keeps the access in place. Ending a grant that has already ended changes nothing and answers its final state.
+         * End a grant early, or cancel a scheduled one
+         * @description Removes the access now. Answers 200 with status revoked, or 202 with status revoking while Identity Center removes the assignment (or when the request deadline came first; the sweep finishes it). A permanent assignment that existed before the grant, or another active grant of the same access, keeps the access in place. A scheduled grant is cancelled (200, status cancelled) without any call to Identity Center. Ending a grant that has already ended changes nothing and answers its final state.
          */
         delete: operations["revokeGrant"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Extend or shorten a grant
+         * @description Moves the end (expiresAt) of a scheduled, provisioning or active grant; its status is unchanged, and the sweep ends it at the new end. An extension is decided as a new request for the whole new duration would be: over the service maximum is 400, refused by the eligibility policy (with the user’s groups as they are now) is 403 POLICY_DENIED, audited. Shortening is always allowed. An end in the past or before startsAt is 400; a grant that is ending or has ended is 409 GRANT_ALREADY_ENDED. Send application/merge-patch+json or application/json. Needs grants:write, as requesting does. Audited as grant.extended or grant.shortened; an Idempotency-Key makes retries safe.
+         */
+        patch: operations["changeGrantEnd"];
         trace?: never;
     };
     "/audit": {
@@ -169,10 +173,12 @@ export interface components {
                 /** @example unknown field 'username' */
                 message: string;
             }[];
-            /** @description For POLICY_DENIED: principal, account, permissionSet, duration or ticket */
+            /** @description For POLICY_DENIED: principal, account, permissionSet, duration, leadTime or ticket */
             failedCondition?: string;
             /** @description The grant the problem concerns, when one was recorded */
             grantId?: string;
+            /** @description For GRANT_ALREADY_ENDED: the status the grant is in */
+            grantStatus?: string;
         };
         /**
          * Grant
@@ -188,6 +194,7 @@ export interface components {
          *       "justification": "Fix failing deployment",
          *       "requestedBy": "servicenow-workflow",
          *       "createdAt": "2026-11-25T10:00:00.000Z",
+         *       "startsAt": "2026-11-25T10:00:00.000Z",
          *       "expiresAt": "2026-11-25T11:00:00.000Z",
          *       "accessEndsBy": "2026-11-25T12:00:00.000Z",
          *       "endedAt": null,
@@ -201,10 +208,10 @@ export interface components {
             /** @description Grant id (UUIDv7, sorts by creation time) */
             id: string;
             /**
-             * @description provisioning → active → revoking → expired | revoked; or failed
+             * @description provisioning → active → revoking → expired | revoked; or failed. A grant with a later start is scheduled first, then starts (→ provisioning), is cancelled (DELETE before its start), or is denied at its start (the policy, asked again, refused it).
              * @enum {string}
              */
-            status: "provisioning" | "active" | "revoking" | "expired" | "revoked" | "failed";
+            status: "scheduled" | "provisioning" | "active" | "revoking" | "expired" | "revoked" | "cancelled" | "denied" | "failed";
             userName: string;
             /** @description Identity Store user id */
             userId: string;
@@ -222,7 +229,12 @@ export interface components {
             createdAt: string;
             /**
              * Format: date-time
-             * @description ISO 8601 timestamp (UTC)
+             * @description When the access starts: the requested start of a scheduled grant, otherwise when it was requested
+             */
+            startsAt: string;
+            /**
+             * Format: date-time
+             * @description When the access ends; PATCH /grants/{id} moves it
              */
             expiresAt: string;
             /**
@@ -244,6 +256,7 @@ export interface components {
              * @enum {string|null}
              */
             coveredBy: "jit" | "pre-existing" | null;
+            /** @description Why the grant failed, or why the policy denied a scheduled grant at its start */
             failureReason: string | null;
         };
         /**
@@ -275,7 +288,7 @@ export interface components {
              */
             at: string;
             /** @enum {string} */
-            action: "grant.requested" | "grant.denied" | "grant.activated" | "grant.failed" | "grant.revoke_requested" | "grant.revoked" | "grant.expired" | "grant.drift_detected";
+            action: "grant.requested" | "grant.scheduled" | "grant.start_requested" | "grant.cancelled" | "grant.extended" | "grant.shortened" | "grant.denied" | "grant.activated" | "grant.failed" | "grant.revoke_requested" | "grant.revoked" | "grant.expired" | "grant.drift_detected";
             /** @description JWT subject, or system:sweep */
             actor: string;
             grantId: string | null;
@@ -301,6 +314,8 @@ export interface components {
             revoked: number;
             /** @description Grants whose provisioning this run confirmed */
             activated: number;
+            /** @description Scheduled grants the policy refused at their start (the user is no longer eligible) */
+            denied: number;
             /** @description Grants this run could not finish; retried next run */
             failed: number;
             /** @description Grants still due (Identity Center busy, or time budget spent) */
@@ -374,7 +389,7 @@ export interface operations {
     listGrants: {
         parameters: {
             query?: {
-                status?: "provisioning" | "active" | "revoking" | "expired" | "revoked" | "failed";
+                status?: "scheduled" | "provisioning" | "active" | "revoking" | "expired" | "revoked" | "cancelled" | "denied" | "failed";
                 userName?: string;
                 /** @description AWS account id (12 digits) */
                 accountId?: string;
@@ -483,6 +498,12 @@ export interface operations {
                      * @example Fix failing deployment
                      */
                     justification?: string;
+                    /**
+                     * Format: date-time
+                     * @description A later start (RFC 3339 with a time zone, e.g. a change window’s planned start), at most JIT_MAX_LEAD_DAYS (default 14) ahead and within the rule’s maxLeadDays. The grant is then recorded as scheduled and started by the first sweep after this time; expiresAt is startsAt plus durationMinutes. Leave it out to start now.
+                     * @example 2026-12-24T22:00:00Z
+                     */
+                    startsAt?: string;
                 };
             };
         };
@@ -725,6 +746,114 @@ export interface operations {
             };
         };
     };
+    changeGrantEnd: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes retries safe: scoped to the token subject and remembered for at least 24 hours (ServiceNow: the approval sys_id) */
+                "idempotency-key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** @description A JSON merge patch (RFC 7396) of a grant; expiresAt is the only field that can be changed. */
+        requestBody: {
+            content: {
+                "application/merge-patch+json": {
+                    /**
+                     * Format: date-time
+                     * @description The new end (RFC 3339 with a time zone): later extends the grant, earlier shortens it. In the future and after startsAt.
+                     * @example 2026-11-25T13:00:00Z
+                     */
+                    expiresAt: string;
+                };
+                "application/json": {
+                    /**
+                     * Format: date-time
+                     * @description The new end (RFC 3339 with a time zone): later extends the grant, earlier shortens it. In the future and after startsAt.
+                     * @example 2026-11-25T13:00:00Z
+                     */
+                    expiresAt: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Grant"];
+                };
+            };
+            /** @description Invalid input (VALIDATION_FAILED, listing every invalid, missing or unknown field in errors; MALFORMED_BODY, BODY_TOO_LARGE, MALFORMED_URL, INVALID_CURSOR) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, forged or expired token, wrong issuer/audience, a lifetime over the maximum or an iat in the future, or a subject that is not 1-256 printable characters or is reserved (UNAUTHORIZED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Token lacks the scope (INSUFFICIENT_SCOPE), or the eligibility policy denies the request (POLICY_DENIED) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (GRANT_NOT_FOUND) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Idempotency-Key reused with a different request (IDEMPOTENCY_KEY_REUSED), or the first request with it is still running (REQUEST_IN_PROGRESS; retry after Retry-After) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json (UNSUPPORTED_MEDIA_TYPE) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An AWS dependency is unavailable (UPSTREAM_UNAVAILABLE); retry after Retry-After seconds. Recorded intent is finished by the sweep */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     listAuditEvents: {
         parameters: {
             query?: {
@@ -737,7 +866,7 @@ export interface operations {
                 accountId?: string;
                 ticketId?: string;
                 grantId?: string;
-                action?: "grant.requested" | "grant.denied" | "grant.activated" | "grant.failed" | "grant.revoke_requested" | "grant.revoked" | "grant.expired" | "grant.drift_detected";
+                action?: "grant.requested" | "grant.scheduled" | "grant.start_requested" | "grant.cancelled" | "grant.extended" | "grant.shortened" | "grant.denied" | "grant.activated" | "grant.failed" | "grant.revoke_requested" | "grant.revoked" | "grant.expired" | "grant.drift_detected";
                 actor?: string;
                 /** @description Page size: 1–100 for JSON (default 50); for CSV/NDJSON exports up to 10,000 (default: every matching event) */
                 limit?: number;

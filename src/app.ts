@@ -32,6 +32,8 @@ export interface AppDependencies extends ServiceAdapters {
   policy: Policy
   jwt: JwtSettings
   maxDurationMinutes: number
+  /** How far ahead a grant may be scheduled (default 14 days; 0 turns scheduling off). */
+  maxLeadDays?: number
   sweepBudgetMs: number
   /** How long a grant or revocation request may take before it answers with what is recorded (default 25 s). */
   requestDeadlineMs?: number

@@ -29,6 +29,7 @@ const EnvSchema = Type.Object({
   JIT_INSTANCE_ARN: Type.Optional(Type.String({ pattern: '^arn:aws[a-z-]*:sso:::instance/' })),
   JIT_IDENTITY_STORE_ID: Type.Optional(Type.String({ pattern: '^d-[0-9a-z]+$' })),
   JIT_MAX_DURATION_MINUTES: Type.Integer({ minimum: 1, maximum: 43_200, default: 720 }),
+  JIT_MAX_LEAD_DAYS: Type.Integer({ minimum: 0, maximum: 365, default: 14 }),
   JIT_PROVISIONING_WAIT_MS: Type.Integer({ minimum: 0, maximum: 25_000, default: 5000 }),
   // API Gateway ends an integration after about 30 s (29 s by default): answer well before.
   JIT_REQUEST_DEADLINE_MS: Type.Integer({ minimum: 1000, maximum: 28_000, default: 25_000 }),
@@ -67,6 +68,8 @@ export interface Config {
   instanceArn: string | undefined
   identityStoreId: string | undefined
   maxDurationMinutes: number
+  /** How far ahead a grant may be scheduled (startsAt); 0 turns scheduling off. */
+  maxLeadDays: number
   provisioningWaitMs: number
   /** A grant or revocation request answers within this (202 once recorded, 503 before), whatever AWS does. */
   requestDeadlineMs: number
@@ -127,6 +130,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     instanceArn: env.JIT_INSTANCE_ARN,
     identityStoreId: env.JIT_IDENTITY_STORE_ID,
     maxDurationMinutes: env.JIT_MAX_DURATION_MINUTES,
+    maxLeadDays: env.JIT_MAX_LEAD_DAYS,
     provisioningWaitMs: env.JIT_PROVISIONING_WAIT_MS,
     requestDeadlineMs: env.JIT_REQUEST_DEADLINE_MS,
     cacheTtlMs: env.JIT_CACHE_TTL_SECONDS * 1000,

@@ -29,6 +29,7 @@ export async function createService(config: Config) {
     jwt,
     docsAssetsDir: bundledDocsAssets(),
     maxDurationMinutes: config.maxDurationMinutes,
+    maxLeadDays: config.maxLeadDays,
     sweepBudgetMs: config.sweepBudgetMs,
     requestDeadlineMs: config.requestDeadlineMs,
     // Another request's change takes its wait for Identity Center plus a call or two.

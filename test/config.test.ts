@@ -50,6 +50,7 @@ t.test('a bad setting stops the start with a message that names it', async (t) =
     ['bad region', { ...valid, AWS_REGION: 'mars' }, /AWS_REGION/],
     ['bad topic', { ...valid, JIT_SNS_TOPIC_ARN: 'my-topic' }, /JIT_SNS_TOPIC_ARN/],
     ['bad maximum duration', { ...valid, JIT_MAX_DURATION_MINUTES: '0' }, /JIT_MAX_DURATION_MINUTES/],
+    ['a lead time over a year', { ...valid, JIT_MAX_LEAD_DAYS: '366' }, /JIT_MAX_LEAD_DAYS/],
     ['bad log level', { ...valid, LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
     ['a deadline API Gateway would not wait for', { ...valid, JIT_REQUEST_DEADLINE_MS: '30000' }, /JIT_REQUEST_DEADLINE_MS/],
     ['no cursor key', { ...valid, JIT_CURSOR_KEY: undefined }, /JIT_CURSOR_KEY.*JIT_CURSOR_KEY_ARN/],

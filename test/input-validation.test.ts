@@ -132,7 +132,7 @@ t.test('a method a path does not answer is a 405 problem with Allow; a path noth
   const cases: [string, string, string][] = [
     ['PROPFIND', '/grants', 'GET, HEAD, POST'],
     ['TRACE', '/grants', 'GET, HEAD, POST'],
-    ['PUT', '/grants/019a7c1e-5b2a-7c3d-9e4f-0a1b2c3d4e5f?x=1', 'DELETE, GET, HEAD'],
+    ['PUT', '/grants/019a7c1e-5b2a-7c3d-9e4f-0a1b2c3d4e5f?x=1', 'DELETE, GET, HEAD, PATCH'],
     ['OPTIONS', '/audit', 'GET, HEAD'],
     ['DELETE', '/revocations', 'POST'],
   ]

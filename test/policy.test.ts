@@ -43,6 +43,10 @@ t.test('a request matching every condition of one rule is allowed', async (t) =>
 
 t.test('each failed condition is named', async (t) => {
   const policy = await policyOf({ rules: [rule] })
+  const policy2 = await policyOf({ rules: [{ ...rule, maxLeadDays: 2 }] })
+  t.match(await evaluatePolicy(policy2, { ...request, leadMs: 3 * 86_400_000 }, inSre), { allowed: false, failedCondition: 'leadTime' }, 'scheduled too far ahead')
+  t.match(await evaluatePolicy(policy2, { ...request, leadMs: 2 * 86_400_000 }, inSre), { allowed: true }, 'scheduled within the rule')
+  t.match(await evaluatePolicy(policy, { ...request, leadMs: 300 * 86_400_000 }, inSre), { allowed: true }, 'a rule without maxLeadDays leaves it to the service maximum')
   const cases: [string, typeof request, () => Promise<string[]>, string][] = [
     ['not in the group', request, inNothing, 'principal'],
     ['another account', { ...request, accountId: '222222222222' }, inSre, 'account'],
@@ -107,6 +111,7 @@ t.test('invalid policies are refused whole, naming the problem', async (t) => {
     ['rule with neither users nor groups', { rules: [{ ...rule, groups: undefined }] }, /neither users nor groups/],
     ['bad account', { rules: [{ ...rule, accounts: ['prod'] }] }, /accounts/],
     ['zero duration', { rules: [{ ...rule, maxDurationMinutes: 0 }] }, /maxDurationMinutes/],
+    ['negative lead time', { rules: [{ ...rule, maxLeadDays: -1 }] }, /maxLeadDays/],
     ['bad regular expression', { rules: [{ ...rule, ticketPattern: '(' }] }, /ticketPattern of rule 'sre-prod'/],
     ['lookaround, which RE2 does not run', { rules: [{ ...rule, ticketPattern: 'CHG(?=\\d)\\d+' }] }, /ticketPattern of rule 'sre-prod' is not a valid RE2/],
     ['duplicate names', { rules: [rule, rule] }, /used twice/],

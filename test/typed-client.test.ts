@@ -35,6 +35,24 @@ t.test('a client typed from the committed contract drives the running service ov
   const events = typeof audit.data === 'object' ? audit.data.items : []
   t.same(events.map((e) => e.action), ['grant.revoked', 'grant.revoke_requested', 'grant.activated', 'grant.requested'])
 
+  // A change window: scheduled ahead, moved by PATCH (merge patch), cancelled before it starts.
+  const startsAt = new Date(Date.now() + 3600_000).toISOString()
+  const scheduled = await client.POST('/grants', {
+    body: { userName: 'alice', accountId: '111111111111', permissionSet: 'ReadOnlyAccess', durationMinutes: 60, ticketId: 'CHG0000043', startsAt },
+  })
+  t.equal(scheduled.response.status, 201)
+  t.equal(scheduled.data?.status, 'scheduled')
+  const later = new Date(Date.parse(startsAt) + 120 * 60_000).toISOString()
+  const moved = await client.PATCH('/grants/{id}', {
+    params: { path: { id: scheduled.data?.id ?? '' } },
+    body: { expiresAt: later },
+    headers: { 'content-type': 'application/merge-patch+json' },
+  })
+  t.equal(moved.response.status, 200, JSON.stringify(moved.error))
+  t.equal(moved.data?.expiresAt, later)
+  const cancelled = await client.DELETE('/grants/{id}', { params: { path: { id: scheduled.data?.id ?? '' } } })
+  t.equal(cancelled.data?.status, 'cancelled')
+
   const denied = await client.POST('/grants', { body: { ...grantBody({ userName: 'dave' }), durationMinutes: 30 } as never })
   t.equal(denied.response.status, 403)
   t.equal(denied.error?.code, 'POLICY_DENIED', 'problem bodies are typed too')

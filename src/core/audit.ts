@@ -1,5 +1,10 @@
 export const AUDIT_ACTIONS = [
   'grant.requested',
+  'grant.scheduled',
+  'grant.start_requested',
+  'grant.cancelled',
+  'grant.extended',
+  'grant.shortened',
   'grant.denied',
   'grant.activated',
   'grant.failed',

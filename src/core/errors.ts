@@ -44,9 +44,24 @@ export class GrantNotFoundError extends DomainError {
   }
 }
 
+/** A change that only a grant still to start, or still giving access, can take (moving its end). */
 export class GrantAlreadyEndedError extends DomainError {
   constructor(id: string, status: string) {
-    super('GRANT_ALREADY_ENDED', `Grant '${id}' has already ended (status '${status}')`, { status })
+    super('GRANT_ALREADY_ENDED', `Grant '${id}' has ended or is ending (status '${status}'): its end can no longer be moved`, { grantStatus: status })
+  }
+}
+
+/** A start or end that no grant can have: in the past, before the start, or further ahead than allowed. */
+export class InvalidTimeError extends DomainError {
+  constructor(message: string) {
+    super('VALIDATION_FAILED', message)
+  }
+}
+
+/** The grant kept changing under a request that wanted to change it (each attempt found it moved): retry. */
+export class ConcurrentChangeError extends DomainError {
+  constructor(id: string) {
+    super('CONCURRENT_CHANGE', `Grant '${id}' was changed by another request while this one was deciding; retry`)
   }
 }
 

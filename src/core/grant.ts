@@ -1,8 +1,11 @@
-export const GRANT_STATUSES = ['provisioning', 'active', 'revoking', 'expired', 'revoked', 'failed'] as const
+export const GRANT_STATUSES = ['scheduled', 'provisioning', 'active', 'revoking', 'expired', 'revoked', 'cancelled', 'denied', 'failed'] as const
 export type GrantStatus = (typeof GRANT_STATUSES)[number]
 
-/** Statuses in which the grant may still give access and the sweep must keep looking at it. */
-export const OPEN_STATUSES: readonly GrantStatus[] = ['provisioning', 'active', 'revoking']
+/** Statuses in which the grant gives access, or will, and the sweep must keep looking at it. */
+export const OPEN_STATUSES: readonly GrantStatus[] = ['scheduled', 'provisioning', 'active', 'revoking']
+
+/** Statuses whose end may still be moved (PATCH): the access has not begun to end. */
+export const MOVABLE_STATUSES: readonly GrantStatus[] = ['scheduled', 'provisioning', 'active']
 
 export type EndReason = 'expired' | 'revoked'
 
@@ -28,6 +31,8 @@ export interface Grant {
   justification: string | null
   requestedBy: string
   createdAt: string
+  /** When the access starts (or started): the requested future start of a scheduled grant, else when it was requested. */
+  startsAt: string
   expiresAt: string
   /** When a role session obtained just before expiry stops working: expiresAt plus the permission set's session duration. */
   accessEndsBy: string

@@ -4,18 +4,21 @@ import type { Clock } from './clock.ts'
 import { COVERAGE_CHECK_INTERVAL_MS, CoverageReconciler, LEASE_MS, type CoverageState, type ReconcileOptions } from './coverage.ts'
 import { answerBy, ensureTimeFor, withDeadline } from './deadline.ts'
 import {
+  ConcurrentChangeError,
   DeadlineExceededError,
   DurationTooLongError,
+  GrantAlreadyEndedError,
   GrantNotFoundError,
+  InvalidTimeError,
   PermissionSetNotFoundError,
   PolicyDeniedError,
   ProvisioningFailedError,
   UpstreamUnavailableError,
   UserNotFoundError,
 } from './errors.ts'
-import { targetOf, type AssignmentTarget, type EndReason, type Grant, type GrantStatus } from './grant.ts'
+import { MOVABLE_STATUSES, targetOf, type AssignmentTarget, type EndReason, type Grant, type GrantStatus } from './grant.ts'
 import { newId } from './ids.ts'
-import { evaluatePolicy, mightAllow, type Policy } from './policy.ts'
+import { evaluatePolicy, mightAllow, type AccessRequest, type Policy, type PolicyDecision } from './policy.ts'
 import type { AuditDraft, AuditLog, CoverageWrite, Directory, GrantFilter, GrantStore, GrantTransition, IdentityCenter, Notifier, Page, PageRequest } from './ports.ts'
 
 export interface GrantRequest {
@@ -25,6 +28,8 @@ export interface GrantRequest {
   durationMinutes: number
   ticketId: string
   justification?: string | undefined
+  /** A start in the future (RFC 3339): the grant is recorded 'scheduled' and started by the sweep then. */
+  startsAt?: string | undefined
 }
 
 /** Who is acting, for the audit log. */
@@ -44,6 +49,8 @@ export interface GrantServiceDeps {
   clock: Clock
   policy: Policy
   maxDurationMinutes: number
+  /** How far ahead a grant may be scheduled (default 14 days); 0 refuses every startsAt. */
+  maxLeadDays?: number | undefined
   /**
    * How long a request waits for another process's change to the same assignment before answering that it
    * is still under way: about as long as that process itself waits for Identity Center.
@@ -52,15 +59,24 @@ export interface GrantServiceDeps {
 }
 
 /** Decisions published to SNS subscribers; requests and revoke intents stay in the audit log only. */
-const ANNOUNCED_ACTIONS = new Set<AuditAction>(['grant.activated', 'grant.revoked', 'grant.expired', 'grant.failed', 'grant.denied', 'grant.drift_detected'])
+const ANNOUNCED_ACTIONS = new Set<AuditAction>([
+  'grant.activated', 'grant.revoked', 'grant.expired', 'grant.failed', 'grant.denied', 'grant.drift_detected',
+  'grant.cancelled', 'grant.extended', 'grant.shortened',
+])
 
 /** How long a grant may stay 'provisioning' before the sweep checks on it (the request itself may still be running). */
 export const PROVISIONING_GRACE_MS = 60_000
+export const DEFAULT_MAX_LEAD_DAYS = 14
+const MINUTE_MS = 60_000
+const DAY_MS = 86_400_000
+/** How often a change that found the grant moved under it reads it again and decides anew. */
+const CHANGE_ATTEMPTS = 3
 
 export type GrantOutcome = { grant: Grant; settled: boolean }
 
 /**
- * The grant lifecycle: provisioning → active → revoking → expired | revoked, or → failed.
+ * The grant lifecycle: provisioning → active → revoking → expired | revoked, or → failed. A grant asked for a
+ * later start waits as scheduled, and then starts (→ provisioning), is cancelled, or is denied at its start.
  * Every change of state is written, with its audit event, before the Identity Center call it announces.
  */
 export class GrantService {
@@ -115,6 +131,7 @@ export class GrantService {
     if (input.durationMinutes > deps.maxDurationMinutes) {
       throw new DurationTooLongError(input.durationMinutes, deps.maxDurationMinutes)
     }
+    const startsAt = input.startsAt === undefined ? undefined : this.scheduledStart(input.startsAt)
     // As requested until the directory answers; then as the directory spells it, for every event after.
     let userName = input.userName
     const draft = (action: AuditAction, detail: string, grantId: string | null = null): AuditDraft => ({
@@ -148,22 +165,24 @@ export class GrantService {
     // Whether the assignment already exists is asked beside the policy's group lookup, so that the grant's
     // record can carry the intent to create it. Not for a request no rule could allow: Identity Center's
     // quota is shared with the sweep, and denied requests should not spend it (only those that fail on group
-    // membership do, one read each).
+    // membership do, one read each). Nor for a scheduled grant, which holds nothing until it starts.
     const target: AssignmentTarget = { userId: user.id, accountId: input.accountId, permissionSetArn: permissionSet.arn }
-    const earlyLook = mightAllow(deps.policy, request) ? deps.identityCenter.assignmentExists(target).catch(() => undefined) : undefined
-    const decision = await evaluatePolicy(deps.policy, request, () => deps.directory.groupIdsOf(user.id))
+    const earlyLook = !startsAt && mightAllow(deps.policy, request) ? deps.identityCenter.assignmentExists(target).catch(() => undefined) : undefined
+    const leadMs = startsAt ? startsAt.getTime() - deps.clock.now().getTime() : 0
+    const decision = await evaluatePolicy(deps.policy, { ...request, leadMs }, () => deps.directory.groupIdsOf(user.id))
     if (!decision.allowed) {
-      await this.appendAudit(draft('grant.denied', `${decision.reason} (failed condition: ${decision.failedCondition})`))
+      await this.appendAudit(draft('grant.denied', describeDenial(decision)))
       throw new PolicyDeniedError(decision.reason, decision.failedCondition)
     }
     // Before the clock is read: under throttling the look may take seconds, which the lease must not lose.
     const noAssignment = (await earlyLook) === false
 
     const now = deps.clock.now()
-    const expiresAt = new Date(now.getTime() + input.durationMinutes * 60_000)
+    const start = startsAt ?? now
+    const expiresAt = new Date(start.getTime() + input.durationMinutes * MINUTE_MS)
     const grant: Grant = {
       id: id ?? newId(deps.clock),
-      status: 'provisioning',
+      status: startsAt ? 'scheduled' : 'provisioning',
       userName: user.userName,
       userId: user.id,
       accountId: input.accountId,
@@ -173,6 +192,7 @@ export class GrantService {
       justification: input.justification ?? null,
       requestedBy: actor.id,
       createdAt: now.toISOString(),
+      startsAt: start.toISOString(),
       expiresAt: expiresAt.toISOString(),
       accessEndsBy: new Date(expiresAt.getTime() + permissionSet.sessionDurationSeconds * 1000).toISOString(),
       endedAt: null,
@@ -181,7 +201,11 @@ export class GrantService {
       coveredBy: null,
       failureReason: null,
     }
-    const dueAt = new Date(Math.min(now.getTime() + PROVISIONING_GRACE_MS, expiresAt.getTime()))
+    if (startsAt) {
+      const allowed = `${input.durationMinutes} minutes from ${grant.startsAt} allowed by rule '${decision.rule}'`
+      return this.recordScheduled(grant, this.event(draft('grant.scheduled', allowed, grant.id)), actor, onRecorded)
+    }
+    const dueAt = provisioningDueAt(now, grant)
     // The common case costs least: with no assignment found, the record takes the assignment's lease and
     // records the intent to create it, so the creation is the next call.
     const lease = { owner: randomUUID(), until: new Date(now.getTime() + LEASE_MS), intendCreation: noAssignment }
@@ -193,19 +217,72 @@ export class GrantService {
       this.event(draft('grant.requested', `${input.durationMinutes} minutes allowed by rule '${decision.rule}'`, grant.id)),
       lease,
     )
-    if (created === 'exists') {
-      const earlier = await this.get(grant.id)
-      onRecorded(earlier)
-      return this.resume(earlier, actor)
-    }
+    if (created === 'exists') return this.resumeRecorded(grant.id, actor, onRecorded)
     onRecorded(grant)
     return this.settleProvisioning(grant, actor, { leaseOwner: lease.owner, leaseUntil: lease.until, earlyLook, creationIntended: created === 'creation-intended' })
+  }
+
+  /** A scheduled grant is recorded and answered at once: the sweep starts it (see start). */
+  private async recordScheduled(grant: Grant, event: AuditEvent, actor: Actor, onRecorded: (grant: Grant) => void): Promise<GrantOutcome> {
+    ensureTimeFor(0)
+    const created = await this.deps.store.createGrant(grant, new Date(grant.startsAt), event)
+    if (created === 'exists') return this.resumeRecorded(grant.id, actor, onRecorded)
+    onRecorded(grant)
+    return { grant, settled: true }
+  }
+
+  /** The start a request asked for, if it is one a grant may have: in the future, and not too far ahead. */
+  private scheduledStart(text: string): Date {
+    const maxLeadDays = this.deps.maxLeadDays ?? DEFAULT_MAX_LEAD_DAYS
+    const startsAt = new Date(text)
+    const now = this.deps.clock.now()
+    if (maxLeadDays === 0) throw new InvalidTimeError('Scheduled grants are turned off here (JIT_MAX_LEAD_DAYS=0): leave startsAt out to start now')
+    if (startsAt <= now) throw new InvalidTimeError(`startsAt ${text} is not in the future: leave it out to start now`)
+    if (startsAt.getTime() - now.getTime() > maxLeadDays * DAY_MS) {
+      throw new InvalidTimeError(`startsAt ${text} is more than the service maximum of ${maxLeadDays} days ahead`)
+    }
+    return startsAt
+  }
+
+  /** An idempotent retry found its grant recorded by an earlier attempt: that one is carried on. */
+  private async resumeRecorded(id: string, actor: Actor, onRecorded: (grant: Grant) => void): Promise<GrantOutcome> {
+    const earlier = await this.get(id)
+    onRecorded(earlier)
+    return this.resume(earlier, actor)
   }
 
   /** Carries on with a grant an earlier attempt recorded; a grant past provisioning answers as it is. */
   private resume(grant: Grant, actor: Actor): Promise<GrantOutcome> {
     if (grant.status === 'provisioning') return this.settleProvisioning(grant, actor)
     return Promise.resolve({ grant, settled: grant.status !== 'revoking' })
+  }
+
+  /**
+   * Starts a scheduled grant whose start has come. The policy is asked again, with the user's groups as they
+   * are now (someone who left the on-call group since is denied here); an allowed grant joins its assignment's
+   * holders as 'provisioning' and is provisioned as a new grant is, with the same rules on access that exists
+   * already or is shared. A grant whose whole window passed before any sweep could start it fails instead.
+   */
+  async start(grant: Grant, actor: Actor): Promise<GrantOutcome> {
+    const { deps } = this
+    const started = await this.transitionFresh(grant, async (current): Promise<GrantTransition> => {
+      const change = { grant: current, from: ['scheduled'] as const, hold: 'keep' as const }
+      if (new Date(current.expiresAt) <= deps.clock.now()) {
+        const reason = 'its window ended before a sweep could start it; no access was given'
+        const set = { failureReason: reason, endedAt: deps.clock.now().toISOString() }
+        return { ...change, to: 'failed', dueAt: null, set, event: this.event(this.grantDraft(current, 'grant.failed', actor, reason)) }
+      }
+      const decision = await evaluatePolicy(deps.policy, accessRequestOf(current, 0), () => deps.directory.groupIdsOf(current.userId))
+      if (!decision.allowed) {
+        const set = { failureReason: describeDenial(decision), endedAt: deps.clock.now().toISOString() }
+        return { ...change, to: 'denied', dueAt: null, set, event: this.event(this.grantDraft(current, 'grant.denied', actor, `at its scheduled start: ${set.failureReason}`)) }
+      }
+      const allowed = `scheduled start reached; allowed again by rule '${decision.rule}'`
+      return { ...change, to: 'provisioning', dueAt: provisioningDueAt(deps.clock.now(), current), hold: 'join', event: this.event(this.grantDraft(current, 'grant.start_requested', actor, allowed)) }
+    })
+    if (started?.status === 'provisioning') return this.settleProvisioning(started, actor)
+    if (started?.status === 'failed') await this.notify('a scheduled grant could not start in time', { grantId: grant.id, startsAt: grant.startsAt, expiresAt: grant.expiresAt })
+    return this.resolved(grant.id, started)
   }
 
   async get(id: string): Promise<Grant> {
@@ -219,8 +296,9 @@ export class GrantService {
   }
 
   /**
-   * Ends a grant early. Ending one that has already ended changes nothing and answers its final state. With
-   * a deadline, answers by then: 'revoking' once that is recorded (the sweep finishes it).
+   * Ends a grant early; a scheduled one is cancelled, without a call to Identity Center. Ending one that has
+   * already ended changes nothing and answers its final state. With a deadline, answers by then: 'revoking'
+   * once that is recorded (the sweep finishes it).
    */
   async end(id: string, actor: Actor, options: { deadline?: number | undefined } = {}): Promise<GrantOutcome> {
     let revoking: Grant | undefined
@@ -229,24 +307,32 @@ export class GrantService {
 
   /**
    * Moves a provisioning or active grant to 'revoking' (the intent, written before any call to Identity
-   * Center) and then removes its access; a grant already revoking is finished.
+   * Center) and then removes its access; a grant already revoking is finished; a scheduled one is cancelled.
+   * On expiry, a grant whose end has moved past now since it was read is left as it is.
    */
   async beginEnding(grant: Grant, reason: EndReason, actor: Actor, why?: string, onRecorded?: (grant: Grant) => void): Promise<GrantOutcome> {
     let current = grant
-    for (let attempt = 0; attempt < 3; attempt++) {
+    for (let attempt = 0; attempt < CHANGE_ATTEMPTS; attempt++) {
       if (current.status === 'revoking') {
         onRecorded?.(current)
         return this.settleEnding(current, actor)
       }
-      if (!['provisioning', 'active'].includes(current.status)) return { grant: current, settled: true }
       const now = this.deps.clock.now()
+      if (reason === 'expired' && new Date(current.expiresAt) > now) return { grant: current, settled: true }
+      if (current.status === 'scheduled') {
+        const cancelled = await this.cancel(current, actor)
+        if (cancelled) return { grant: cancelled, settled: true }
+        current = await this.get(current.id)
+        continue
+      }
+      if (!['provisioning', 'active'].includes(current.status)) return { grant: current, settled: true }
       const moved = await this.transition({
         grant: current,
         from: [current.status],
         to: 'revoking',
         dueAt: now,
         set: { endReason: reason, endedBy: actor.id },
-        releaseHold: true,
+        hold: 'release',
         event: this.event(this.grantDraft(current, 'grant.revoke_requested', actor, why ?? (reason === 'expired' ? 'expiry reached' : 'ended early'))),
       })
       if (moved) {
@@ -256,6 +342,75 @@ export class GrantService {
       current = await this.get(current.id)
     }
     return { grant: current, settled: false }
+  }
+
+  private cancel(grant: Grant, actor: Actor): Promise<Grant | undefined> {
+    return this.transition({
+      grant,
+      from: ['scheduled'],
+      to: 'cancelled',
+      dueAt: null,
+      hold: 'keep',
+      set: { endedAt: this.deps.clock.now().toISOString(), endedBy: actor.id },
+      event: this.event(this.grantDraft(grant, 'grant.cancelled', actor, `cancelled before its scheduled start (${grant.startsAt}); Identity Center was not touched`)),
+    })
+  }
+
+  /**
+   * Moves the end of a grant that has not begun to end (scheduled, provisioning or active); its status stays,
+   * and the sweep's due time and accessEndsBy move with the end. An extension is decided as a new request for
+   * the whole new duration would be: the service maximum, then the policy with the user's groups as they are
+   * now (a denial is audited and thrown). Shortening adds no access and is not asked of the policy. Moving the
+   * end to where it is changes nothing. Throws InvalidTimeError for an end in the past or before the start,
+   * GrantAlreadyEndedError once the grant is ending or ended.
+   */
+  async moveEnd(id: string, expiresAt: string, actor: Actor, options: { deadline?: number | undefined } = {}): Promise<Grant> {
+    const work = async () => {
+      for (let attempt = 0; attempt < CHANGE_ATTEMPTS; attempt++) {
+        const grant = await this.get(id)
+        const change = await this.endMove(grant, new Date(expiresAt), actor)
+        if (!change) return grant
+        const moved = await this.transition(change)
+        if (moved) return moved
+      }
+      throw new ConcurrentChangeError(id)
+    }
+    const running = withDeadline(options.deadline, work)
+    return options.deadline === undefined ? running : answerBy(options.deadline, running, () => { throw new DeadlineExceededError() })
+  }
+
+  /** The transition that moves this copy's end, once allowed; undefined when the end is already there. */
+  private async endMove(grant: Grant, end: Date, actor: Actor): Promise<GrantTransition | undefined> {
+    const { deps } = this
+    if (!MOVABLE_STATUSES.includes(grant.status)) throw new GrantAlreadyEndedError(grant.id, grant.status)
+    const previous = new Date(grant.expiresAt)
+    if (end.getTime() === previous.getTime()) return undefined
+    const now = deps.clock.now()
+    const start = new Date(grant.startsAt)
+    if (end <= now) throw new InvalidTimeError(`expiresAt ${end.toISOString()} is not in the future`)
+    if (end <= start) throw new InvalidTimeError(`expiresAt ${end.toISOString()} is not after the grant's start (${grant.startsAt})`)
+    const extending = end > previous
+    const durationMinutes = Math.ceil((end.getTime() - start.getTime()) / MINUTE_MS)
+    const moved = `end moved from ${grant.expiresAt} to ${end.toISOString()}`
+    if (extending) {
+      if (durationMinutes > deps.maxDurationMinutes) throw new DurationTooLongError(durationMinutes, deps.maxDurationMinutes)
+      const request = accessRequestOf(grant, Math.max(0, start.getTime() - now.getTime()), durationMinutes)
+      const decision = await evaluatePolicy(deps.policy, request, () => deps.directory.groupIdsOf(grant.userId))
+      if (!decision.allowed) {
+        await this.appendAudit(this.grantDraft(grant, 'grant.denied', actor, `extension refused (${moved} asked): ${describeDenial(decision)}`))
+        throw new PolicyDeniedError(decision.reason, decision.failedCondition)
+      }
+    }
+    const sessionMs = Date.parse(grant.accessEndsBy) - previous.getTime()
+    return {
+      grant,
+      from: [grant.status],
+      to: grant.status,
+      dueAt: grant.status === 'scheduled' ? start : grant.status === 'provisioning' ? provisioningDueAt(now, { expiresAt: end.toISOString() }) : end,
+      hold: 'keep',
+      set: { expiresAt: end.toISOString(), accessEndsBy: new Date(end.getTime() + sessionMs).toISOString() },
+      event: this.event(this.grantDraft(grant, extending ? 'grant.extended' : 'grant.shortened', actor, `${moved} (${durationMinutes} minutes in all)`)),
+    }
   }
 
   /**
@@ -304,18 +459,19 @@ export class GrantService {
   /** Finishes a grant that is still provisioning: active once the assignment is in place, failed if AWS refused it. */
   async settleProvisioning(grant: Grant, actor: Actor, headStart: Pick<ReconcileOptions, 'leaseOwner' | 'leaseUntil' | 'earlyLook' | 'creationIntended'> = {}): Promise<GrantOutcome> {
     let activated: Grant | undefined
-    const activate = (external: boolean, coverage?: CoverageWrite) => this.transition({
-      grant,
+    // Fresh: the grant's end may have moved (PATCH) since it was read, and the due time follows the end.
+    const activate = (external: boolean, coverage?: CoverageWrite) => this.transitionFresh(grant, (current) => ({
+      grant: current,
       from: ['provisioning'],
       to: 'active',
-      dueAt: new Date(grant.expiresAt),
+      dueAt: new Date(current.expiresAt),
       set: { coveredBy: external ? 'pre-existing' : 'jit' },
-      releaseHold: false,
+      hold: 'keep',
       coverage,
-      event: this.event(this.grantDraft(grant, 'grant.activated', actor, external
+      event: this.event(this.grantDraft(current, 'grant.activated', actor, external
         ? 'a permanent assignment already grants this access; it will be left in place when the grant ends'
         : 'account assignment in place')),
-    })
+    }))
     const state = await this.reconcileFor(grant, {
       ...headStart,
       lookAhead: true,
@@ -327,15 +483,15 @@ export class GrantService {
       return this.resolved(grant.id, activated)
     }
     if (state.kind === 'failed') {
-      const failed = await this.transition({
-        grant,
+      const failed = await this.transitionFresh(grant, (current) => ({
+        grant: current,
         from: ['provisioning'],
         to: 'failed',
         dueAt: null,
         set: { failureReason: state.reason, endedAt: this.deps.clock.now().toISOString() },
-        releaseHold: true,
-        event: this.event(this.grantDraft(grant, 'grant.failed', actor, `Identity Center refused the assignment: ${state.reason}`)),
-      })
+        hold: 'release',
+        event: this.event(this.grantDraft(current, 'grant.failed', actor, `Identity Center refused the assignment: ${state.reason}`)),
+      }))
       if (failed) throw new ProvisioningFailedError(grant.id, state.reason)
       return this.resolved(grant.id, failed)
     }
@@ -352,7 +508,7 @@ export class GrantService {
       to: reason,
       dueAt: null,
       set: { endedAt: this.deps.clock.now().toISOString() },
-      releaseHold: true,
+      hold: 'release',
       coverage,
       event: this.event({ ...this.grantDraft(grant, reason === 'expired' ? 'grant.expired' : 'grant.revoked', actor, detail), actor: grant.endedBy ?? actor.id }),
     })
@@ -414,6 +570,23 @@ export class GrantService {
     await this.announce(event)
   }
 
+  /**
+   * A transition that survives a moved end: when the write is refused and the grant, read again, is still in a
+   * status the change starts from, only its end moved (PATCH), and the change is made anew from that copy.
+   */
+  private async transitionFresh(grant: Grant, build: (current: Grant) => GrantTransition | Promise<GrantTransition>): Promise<Grant | undefined> {
+    let current = grant
+    for (let attempt = 0; attempt < CHANGE_ATTEMPTS; attempt++) {
+      const change = await build(current)
+      const moved = await this.transition(change)
+      if (moved) return moved
+      const fresh = await this.deps.store.getGrant(current.id)
+      if (!fresh || !change.from.includes(fresh.status) || fresh.expiresAt === current.expiresAt) return undefined
+      current = fresh
+    }
+    return undefined
+  }
+
   /** A state change with its audit event; once it is written, subscribers hear of it. */
   private async transition(change: GrantTransition): Promise<Grant | undefined> {
     const moved = await this.deps.store.transition(change)
@@ -437,4 +610,18 @@ export class GrantService {
       // As above: alerting is best effort.
     }
   }
+}
+
+/** A provisioning grant is looked at again after the grace time, or at its end if that comes first. */
+function provisioningDueAt(now: Date, grant: Pick<Grant, 'expiresAt'>): Date {
+  return new Date(Math.min(now.getTime() + PROVISIONING_GRACE_MS, Date.parse(grant.expiresAt)))
+}
+
+/** The request a recorded grant stands for, as the policy sees it: its whole duration, from its start. */
+function accessRequestOf(grant: Grant, leadMs: number, durationMinutes = Math.ceil((Date.parse(grant.expiresAt) - Date.parse(grant.startsAt)) / MINUTE_MS)): AccessRequest {
+  return { userName: grant.userName, accountId: grant.accountId, permissionSet: grant.permissionSet, ticketId: grant.ticketId, durationMinutes, leadMs }
+}
+
+function describeDenial(decision: Extract<PolicyDecision, { allowed: false }>): string {
+  return `${decision.reason} (failed condition: ${decision.failedCondition})`
 }

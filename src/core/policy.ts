@@ -12,6 +12,8 @@ const RuleSchema = Type.Object(
     accounts: Type.Array(Type.String({ pattern: '^(\\*|[0-9]{12})$' }), { minItems: 1 }),
     permissionSets: Type.Array(NonEmpty, { minItems: 1 }),
     maxDurationMinutes: Type.Integer({ minimum: 1 }),
+    /** How far ahead a grant under this rule may be scheduled; 0 allows only grants that start at once. */
+    maxLeadDays: Type.Optional(Type.Integer({ minimum: 0, maximum: 365 })),
     ticketPattern: Type.Optional(NonEmpty),
   },
   { additionalProperties: false },
@@ -45,6 +47,8 @@ interface Rule extends Omit<RuleDocument, 'ticketPattern'> {
 export interface Policy {
   rules: Rule[]
 }
+
+const DAY_MS = 86_400_000
 
 /** Long enough for any ticket scheme; a bound on what compiling one pattern can cost at start. */
 export const MAX_TICKET_PATTERN_LENGTH = 200
@@ -155,19 +159,21 @@ export interface AccessRequest {
   permissionSet: string
   durationMinutes: number
   ticketId: string
+  /** How long before its start the access is asked for (a scheduled grant); absent or 0 for access now. */
+  leadMs?: number
 }
 
 export type PolicyDecision =
   | { allowed: true; rule: string }
   | { allowed: false; failedCondition: FailedCondition; reason: string }
 
-export type FailedCondition = 'principal' | 'account' | 'permissionSet' | 'duration' | 'ticket'
+export type FailedCondition = 'principal' | 'account' | 'permissionSet' | 'duration' | 'leadTime' | 'ticket'
 
 /**
  * Allows the request when one rule matches in every condition. On denial it explains the rule that came
- * closest (matched most conditions, in the order principal, account, permission set, duration, ticket),
- * so the requester learns what to change without the whole policy being revealed. `groupIdsOfUser` answers
- * the ids of the user's groups; it is called at most once, and only when a rule needs it. Throws
+ * closest (matched most conditions, in the order principal, account, permission set, duration, lead time,
+ * ticket), so the requester learns what to change without the whole policy being revealed. `groupIdsOfUser`
+ * answers the ids of the user's groups; it is called at most once, and only when a rule needs it. Throws
  * PolicyNotResolvedError for a policy that did not go through resolvePolicy.
  */
 export async function evaluatePolicy(
@@ -232,8 +238,13 @@ function conditionFailure(rule: Rule, request: AccessRequest): { passed: number;
   if (request.durationMinutes > rule.maxDurationMinutes) {
     return { passed: 3, failedCondition: 'duration', reason: `Rule '${rule.name}' allows at most ${rule.maxDurationMinutes} minutes for ${what}; ${request.durationMinutes} were requested` }
   }
+  const leadMs = request.leadMs ?? 0
+  if (rule.maxLeadDays !== undefined && leadMs > rule.maxLeadDays * DAY_MS) {
+    const allowed = rule.maxLeadDays === 0 ? 'no scheduled start' : `a start at most ${rule.maxLeadDays} days ahead`
+    return { passed: 4, failedCondition: 'leadTime', reason: `Rule '${rule.name}' allows ${allowed} for ${what}; this one starts ${(leadMs / DAY_MS).toFixed(1)} days ahead` }
+  }
   if (rule.ticketPattern && !rule.ticketPattern.matches(request.ticketId)) {
-    return { passed: 4, failedCondition: 'ticket', reason: `Ticket '${request.ticketId}' does not match the ticket pattern rule '${rule.name}' requires` }
+    return { passed: 5, failedCondition: 'ticket', reason: `Ticket '${request.ticketId}' does not match the ticket pattern rule '${rule.name}' requires` }
   }
   return undefined
 }

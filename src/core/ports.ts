@@ -109,7 +109,7 @@ export interface PageRequest {
 export interface GrantStore {
   /**
    * Records a new grant as `provisioning` and registers it as a holder of its assignment, atomically with
-   * its audit event. 'exists' when a grant with that id already exists (an idempotent retry). With `lease`,
+   * its audit event; a `scheduled` grant is recorded alone (it holds nothing until it starts). 'exists' when a grant with that id already exists (an idempotent retry). With `lease`,
    * the same write takes the coverage lease for its owner if nobody holds it (the owner's first conditional
    * write finds out whether it did). With `lease.intendCreation` (a look at Identity Center found no
    * assignment) and no coverage record yet, the write records the coverage whole instead: this grant its
@@ -119,10 +119,9 @@ export interface GrantStore {
   createGrant(grant: Grant, dueAt: Date, event: AuditEvent, lease?: NewGrantLease): Promise<GrantCreation>
   getGrant(id: string): Promise<Grant | undefined>
   /**
-   * Moves a grant from one of `from` to a new status, atomically with its audit event. When the new status
-   * no longer needs the assignment, the grant stops being a holder in the same transaction.
-   * Returns the updated grant, or undefined when the grant was not in one of `from` (someone else moved it:
-   * read it again to see how).
+   * Moves a grant from one of `from` to a new status (or the same one, with a moved end), atomically with its
+   * audit event and the change to its hold on the assignment. Returns the updated grant, or undefined when the
+   * grant was not in one of `from` or its end is no longer the copy's (someone else moved it: read it again).
    */
   transition(change: GrantTransition): Promise<Grant | undefined>
   listGrants(filter: GrantFilter, page: PageRequest): Promise<Page<Grant>>
@@ -182,9 +181,9 @@ export interface GrantTransition {
   to: GrantStatus
   /** When the sweep should look at the grant next; null once it holds nothing. */
   dueAt: Date | null
-  set?: Partial<Pick<Grant, 'endedAt' | 'endedBy' | 'endReason' | 'coveredBy' | 'failureReason'>>
-  /** The grant stops needing its assignment. */
-  releaseHold: boolean
+  set?: Partial<Pick<Grant, 'endedAt' | 'endedBy' | 'endReason' | 'coveredBy' | 'failureReason' | 'expiresAt' | 'accessEndsBy'>>
+  /** The grant starts needing its assignment (a scheduled grant starting), stops needing it, or neither. */
+  hold: 'join' | 'release' | 'keep'
   /** The lease holder's last change to the coverage, written in the same transaction (see CoverageWrite). */
   coverage?: CoverageWrite
   event: AuditEvent

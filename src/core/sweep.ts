@@ -1,6 +1,6 @@
 import { SWEEP_ACTOR } from './audit.ts'
 import type { Clock } from './clock.ts'
-import type { Grant } from './grant.ts'
+import { MOVABLE_STATUSES, type Grant } from './grant.ts'
 import type { GrantService } from './grants.ts'
 import type { GrantStore } from './ports.ts'
 
@@ -9,6 +9,8 @@ export interface SweepSummary {
   revoked: number
   /** Grants whose provisioning this sweep confirmed. */
   activated: number
+  /** Scheduled grants the policy refused at their start (the user is no longer eligible). */
+  denied: number
   /** Grants this sweep could not finish because of an error; they stay due and the next sweep tries again. */
   failed: number
   /** Grants still due: Identity Center has not finished, or the sweep ran out of time. */
@@ -30,10 +32,10 @@ export interface SweepOptions {
 /**
  * The periodic pass that keeps invariant 1: it finds, page by page on the due index, every grant whose
  * expiry has passed or whose provisioning or revocation was left unfinished (a crash, a timeout, a throttled
- * call), and carries it to its end.
+ * call), and carries it to its end; and every scheduled grant whose start has come, and starts it.
  */
 export async function sweep(store: GrantStore, grants: GrantService, clock: Clock, options: SweepOptions): Promise<SweepSummary> {
-  const summary: SweepSummary = { revoked: 0, activated: 0, failed: 0, remaining: 0, checked: 0, drifted: 0 }
+  const summary: SweepSummary = { revoked: 0, activated: 0, denied: 0, failed: 0, remaining: 0, checked: 0, drifted: 0 }
   const actor = { id: options.actor ?? SWEEP_ACTOR, requestId: null }
   const startedAt = clock.now()
   const seen = new Set<string>()
@@ -52,6 +54,7 @@ export async function sweep(store: GrantStore, grants: GrantService, clock: Cloc
           if (!outcome.settled) summary.remaining++
           else if (outcome.grant.status === 'active') summary.activated++
           else if (outcome.grant.status === 'failed') summary.failed++
+          else if (outcome.grant.status === 'denied') summary.denied++
           else summary.revoked++
         } catch (error) {
           summary.failed++
@@ -85,7 +88,12 @@ export async function sweep(store: GrantStore, grants: GrantService, clock: Cloc
 async function advance(grant: Grant, grants: GrantService, clock: Clock, actor: { id: string; requestId: null }) {
   const expired = new Date(grant.expiresAt) <= clock.now()
   if (grant.status === 'revoking') return grants.settleEnding(grant, actor)
-  if (expired) return grants.beginEnding(grant, 'expired', actor)
+  if (grant.status === 'scheduled') return grants.start(grant, actor)
+  if (expired) {
+    const outcome = await grants.beginEnding(grant, 'expired', actor)
+    // Its end was moved past now (PATCH) after this page was read: nothing was due after all.
+    return outcome.settled && MOVABLE_STATUSES.includes(outcome.grant.status) ? undefined : outcome
+  }
   if (grant.status === 'provisioning') return grants.settleProvisioning(grant, actor)
   // An active grant not yet expired has nothing due (its clock and ours disagree by a moment): leave it.
   return undefined

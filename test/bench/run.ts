@@ -195,7 +195,7 @@ try {
     const grant: Grant = {
       id: `00000000-0000-7000-8000-${String(n).padStart(12, '0')}`, status: 'active', userName: `bench${n % 20}`, userId, accountId,
       permissionSet: `Sweep${Math.floor(n / 200)}`, permissionSetArn, ticketId: `CHG${1000000 + n}`, justification: null, requestedBy: 'bench',
-      createdAt: createdAt.toISOString(), expiresAt: new Date(now.getTime() - 60_000).toISOString(), accessEndsBy: now.toISOString(),
+      createdAt: createdAt.toISOString(), startsAt: createdAt.toISOString(), expiresAt: new Date(now.getTime() - 60_000).toISOString(), accessEndsBy: now.toISOString(),
       endedAt: null, endedBy: null, endReason: null, coveredBy: 'jit', failureReason: null,
     }
     items.push(grantToItem(grant, new Date(now.getTime() - 60_000)))

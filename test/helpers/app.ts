@@ -33,6 +33,7 @@ export const TEST_DIRECTORY = {
 export interface BuildOptions {
   policy?: PolicyDocument
   maxDurationMinutes?: number
+  maxLeadDays?: number
   /** Put a fault-injecting proxy between the service and moto. */
   proxy?: boolean
   jwt?: AppDependencies['jwt']
@@ -137,6 +138,7 @@ export async function build(t: Teardown, moto: MotoServer, options: BuildOptions
       policy: await resolvePolicy(parsePolicy(options.policy ?? DEMO_POLICY), (name) => adapters.directory.groupIdOf(name)),
       jwt: options.jwt ?? { secret: TEST_SECRET, issuer: TEST_ISSUER, audience: TEST_AUDIENCE },
       maxDurationMinutes: options.maxDurationMinutes ?? 720,
+      ...(options.maxLeadDays !== undefined ? { maxLeadDays: options.maxLeadDays } : {}),
       sweepBudgetMs: 50_000,
       ...(options.requestDeadlineMs ? { requestDeadlineMs: options.requestDeadlineMs } : {}),
       ...(options.sweepPageSize ? { sweepPageSize: options.sweepPageSize } : {}),

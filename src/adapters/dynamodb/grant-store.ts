@@ -46,6 +46,10 @@ export class DynamoGrantStore implements GrantStore {
 
   async createGrant(grant: Grant, dueAt: Date, event: AuditEvent, lease?: NewGrantLease): Promise<GrantCreation> {
     const record = { Put: { TableName: this.tables.grants, Item: grantToItem(grant, dueAt), ConditionExpression: 'attribute_not_exists(pk)' } }
+    if (grant.status === 'scheduled') {
+      const outcome = await this.chain.write(event, [record], { withinDeadline: true })
+      return outcome.written ? 'created' : 'exists'
+    }
     if (lease?.intendCreation) {
       // The usual grant is the first on its assignment: the coverage is written whole, intent included, so the
       // creation can follow at once. If a coverage exists after all, the general form below joins it.
@@ -100,24 +104,24 @@ export class DynamoGrantStore implements GrantStore {
   async transition(change: GrantTransition): Promise<Grant | undefined> {
     const { grant } = change
     const fromNames = change.from.map((_, i) => `:from${i}`)
-    // The grant is written whole: its fields change only with its status, so the status condition ensures the
-    // caller's copy (never read again, before or after) plus this change is the item. A Put also costs a
-    // DynamoDB-compatible server less to evaluate than an update of as many attributes.
+    // The grant is written whole: its fields change only with its status or its end (a moved end), so the
+    // condition on both ensures the caller's copy (never read again, before or after) plus this change is the
+    // item. A Put also costs a DynamoDB-compatible server less to evaluate than an update of as many attributes.
     const outcome = await this.chain.write(change.event, [
       {
         Put: {
           TableName: this.tables.grants,
           Item: grantToItem({ ...grant, ...change.set, status: change.to }, change.dueAt),
-          ConditionExpression: `#status IN (${fromNames.join(', ')})`,
+          ConditionExpression: `#status IN (${fromNames.join(', ')}) AND expiresAt = :expiresAt`,
           ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: Object.fromEntries(change.from.map((status, i) => [`:from${i}`, status])),
+          ExpressionAttributeValues: { ...Object.fromEntries(change.from.map((status, i) => [`:from${i}`, status])), ':expiresAt': grant.expiresAt },
         },
       },
       // A transaction names each item once: a coverage write stands in for the hold's release ('removed'
       // requires that no holder is left; 'assigned' comes with activation, which releases nothing).
       ...(change.coverage
         ? [this.coverageWrite(change.coverage)]
-        : change.releaseHold ? [{ Update: this.holderUpdate(grant, 'DELETE', Date.parse(change.event.at)) }] : []),
+        : change.hold === 'keep' ? [] : [{ Update: this.holderUpdate(grant, change.hold === 'join' ? 'ADD' : 'DELETE', Date.parse(change.event.at)) }]),
     ])
     return outcome.written ? { ...grant, ...change.set, status: change.to } : undefined
   }

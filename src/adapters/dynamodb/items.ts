@@ -9,7 +9,7 @@ export const auditKey = (id: string) => ({ pk: `event#${id}` })
 
 const GRANT_FIELDS = [
   'id', 'status', 'userName', 'userId', 'accountId', 'permissionSet', 'permissionSetArn', 'ticketId', 'justification',
-  'requestedBy', 'createdAt', 'expiresAt', 'accessEndsBy', 'endedAt', 'endedBy', 'endReason', 'coveredBy', 'failureReason',
+  'requestedBy', 'createdAt', 'startsAt', 'expiresAt', 'accessEndsBy', 'endedAt', 'endedBy', 'endReason', 'coveredBy', 'failureReason',
 ] as const satisfies readonly (keyof Grant)[]
 
 export function grantToItem(grant: Grant, dueAt: Date | null): Record<string, unknown> {
@@ -23,7 +23,10 @@ export function grantToItem(grant: Grant, dueAt: Date | null): Record<string, un
 }
 
 export function itemToGrant(item: Record<string, unknown>): Grant {
-  return Object.fromEntries(GRANT_FIELDS.map((field) => [field, item[field] ?? null])) as unknown as Grant
+  const grant = Object.fromEntries(GRANT_FIELDS.map((field) => [field, item[field] ?? null])) as unknown as Grant
+  // Grants recorded before scheduling existed started when they were requested.
+  grant.startsAt ??= grant.createdAt
+  return grant
 }
 
 export function itemToCoverage(item: Record<string, unknown>, target: AssignmentTarget): Coverage {

@@ -1,9 +1,9 @@
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { GrantService } from '../../core/grants.ts'
 import { requireScope, SCOPES } from '../auth.ts'
 import type { idempotencyHooks } from '../idempotency.ts'
 import { errorResponses, IdempotencyHeaders } from '../schemas/common.ts'
-import { GrantIdParams, GrantListQuery, GrantPage, GrantRef, GrantRequestBody } from '../schemas/grants.ts'
+import { GrantEndChange, GrantIdParams, GrantListQuery, GrantPage, GrantRef, GrantRequestBody } from '../schemas/grants.ts'
 
 interface GrantRouteOptions {
   grants: GrantService
@@ -38,6 +38,8 @@ export const grantRoutes: FastifyPluginAsyncTypebox<GrantRouteOptions> = async (
         'Answers 201 once the account assignment is in place, or 202 while Identity Center is still provisioning it (poll GET /grants/{id}). ' +
         'It answers within the request deadline (25 s by default) whatever AWS does: 202 once the grant is recorded, 503 with Retry-After before. ' +
         'Denials are audited and answered 403 POLICY_DENIED with the failed condition. ' +
+        'With startsAt (a later start) it answers 201 with status scheduled: nothing is created in Identity Center until the first sweep after ' +
+        'that time, which asks the policy again and then provisions the grant (or records it denied). ' +
         'Send an Idempotency-Key (e.g. the approval sys_id) to make retries safe: the same key and body replay the first answer, ' +
         'and a retry after a 503 resumes the grant the failed attempt recorded instead of making another.',
       security: [{ bearerAuth: [SCOPES.grantsWrite] }],
@@ -86,11 +88,12 @@ export const grantRoutes: FastifyPluginAsyncTypebox<GrantRouteOptions> = async (
     schema: {
       operationId: 'revokeGrant',
       tags: ['grants'],
-      summary: 'End a grant early',
+      summary: 'End a grant early, or cancel a scheduled one',
       description:
         'Removes the access now. Answers 200 with status revoked, or 202 with status revoking while Identity Center removes the assignment ' +
         '(or when the request deadline came first; the sweep finishes it). ' +
         'A permanent assignment that existed before the grant, or another active grant of the same access, keeps the access in place. ' +
+        'A scheduled grant is cancelled (200, status cancelled) without any call to Identity Center. ' +
         'Ending a grant that has already ended changes nothing and answers its final state.',
       security: [{ bearerAuth: [SCOPES.grantsRevoke] }],
       headers: IdempotencyHeaders,
@@ -102,5 +105,34 @@ export const grantRoutes: FastifyPluginAsyncTypebox<GrantRouteOptions> = async (
   }, async (request, reply) => {
     const { grant, settled } = await grants.end(request.params.id, actorOf(request), { deadline: deadlineOf(request) })
     return reply.code(settled ? 200 : 202).send(grant)
+  })
+
+  // JSON merge patch (RFC 7396) is this route's own media type, so its parser is registered for it alone.
+  await app.register(async (plainScope) => {
+    const patchScope = plainScope.withTypeProvider<TypeBoxTypeProvider>()
+    patchScope.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, patchScope.getDefaultJsonParser('error', 'error'))
+    patchScope.patch('/grants/:id', {
+      onRequest: requireScope(SCOPES.grantsWrite),
+      schema: {
+        operationId: 'changeGrantEnd',
+        tags: ['grants'],
+        summary: 'Extend or shorten a grant',
+        description:
+          'Moves the end (expiresAt) of a scheduled, provisioning or active grant; its status is unchanged, and the sweep ends it at the new end. ' +
+          'An extension is decided as a new request for the whole new duration would be: over the service maximum is 400, refused by the ' +
+          'eligibility policy (with the user’s groups as they are now) is 403 POLICY_DENIED, audited. Shortening is always allowed. ' +
+          'An end in the past or before startsAt is 400; a grant that is ending or has ended is 409 GRANT_ALREADY_ENDED. ' +
+          'Send application/merge-patch+json or application/json. Needs grants:write, as requesting does. Audited as grant.extended or grant.shortened; ' +
+          'an Idempotency-Key makes retries safe.',
+        security: [{ bearerAuth: [SCOPES.grantsWrite] }],
+        headers: IdempotencyHeaders,
+        params: GrantIdParams,
+        consumes: ['application/merge-patch+json', 'application/json'],
+        body: GrantEndChange,
+        response: { 200: GrantRef, ...errorResponses(400, 401, 403, 404, 409, 415, 503) },
+      },
+      preHandler: idempotency.preHandler,
+      onSend: idempotency.onSend,
+    }, async (request) => grants.moveEnd(request.params.id, request.body.expiresAt, actorOf(request), { deadline: deadlineOf(request) }))
   })
 }

@@ -59,8 +59,9 @@ export const Problem = Type.Object(
       }),
       { description: `Every invalid, missing or unknown field (VALIDATION_FAILED), at most ${MAX_REPORTED_ERRORS} of them` },
     )),
-    failedCondition: Type.Optional(Type.String({ description: 'For POLICY_DENIED: principal, account, permissionSet, duration or ticket' })),
+    failedCondition: Type.Optional(Type.String({ description: 'For POLICY_DENIED: principal, account, permissionSet, duration, leadTime or ticket' })),
     grantId: Type.Optional(Type.String({ description: 'The grant the problem concerns, when one was recorded' })),
+    grantStatus: Type.Optional(Type.String({ description: 'For GRANT_ALREADY_ENDED: the status the grant is in' })),
   },
   {
     $id: 'Problem',

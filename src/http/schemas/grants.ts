@@ -10,6 +10,14 @@ export const GrantRequestBody = Type.Object(
     durationMinutes: Type.Integer({ minimum: 1, description: 'How long the access lasts; bounded by the policy rule and the service maximum', example: 60 }),
     ticketId: Type.String({ minLength: 1, maxLength: 64, pattern: '^[\\w.:#/-]+$', description: 'The change or incident ticket that justifies the access', example: 'CHG0031337' }),
     justification: Type.Optional(PrintableText({ maxLength: 1000, description: 'Free text for auditors, on one line (no control characters: no tabs or line breaks)', example: 'Fix failing deployment' })),
+    startsAt: Type.Optional(Type.String({
+      format: 'date-time',
+      maxLength: 40,
+      description: 'A later start (RFC 3339 with a time zone, e.g. a change window’s planned start), at most JIT_MAX_LEAD_DAYS (default 14) ahead and ' +
+        'within the rule’s maxLeadDays. The grant is then recorded as scheduled and started by the first sweep after this time; expiresAt is ' +
+        'startsAt plus durationMinutes. Leave it out to start now.',
+      example: '2026-12-24T22:00:00Z',
+    })),
   },
   {
     additionalProperties: false,
@@ -23,7 +31,10 @@ export type GrantRequestBody = Static<typeof GrantRequestBody>
 export const GrantSchema = Type.Object(
   {
     id: Type.String({ description: 'Grant id (UUIDv7, sorts by creation time)' }),
-    status: StringEnum(GRANT_STATUSES, { description: 'provisioning → active → revoking → expired | revoked; or failed' }),
+    status: StringEnum(GRANT_STATUSES, {
+      description: 'provisioning → active → revoking → expired | revoked; or failed. A grant with a later start is scheduled first, then starts ' +
+        '(→ provisioning), is cancelled (DELETE before its start), or is denied at its start (the policy, asked again, refused it).',
+    }),
     userName: Type.String(),
     userId: Type.String({ description: 'Identity Store user id' }),
     accountId: Type.String(),
@@ -33,13 +44,14 @@ export const GrantSchema = Type.Object(
     justification: Nullable(Type.String()),
     requestedBy: Type.String({ description: 'The JWT subject that requested the grant' }),
     createdAt: Timestamp,
-    expiresAt: Timestamp,
+    startsAt: { ...Timestamp, description: 'When the access starts: the requested start of a scheduled grant, otherwise when it was requested' },
+    expiresAt: { ...Timestamp, description: 'When the access ends; PATCH /grants/{id} moves it' },
     accessEndsBy: { ...Timestamp, description: 'expiresAt plus the permission set session duration: a role session taken just before expiry lasts until then' },
     endedAt: Nullable(Timestamp),
     endedBy: Nullable(Type.String({ description: 'Who ended it: a JWT subject, or system:sweep on expiry' })),
     endReason: Nullable(StringEnum(['expired', 'revoked'] as const)),
     coveredBy: Nullable(StringEnum(['jit', 'pre-existing'] as const, { description: "'pre-existing': a permanent assignment already gave this access and is left in place" })),
-    failureReason: Nullable(Type.String()),
+    failureReason: Nullable(Type.String({ description: 'Why the grant failed, or why the policy denied a scheduled grant at its start' })),
   },
   {
     $id: 'Grant',
@@ -56,6 +68,7 @@ export const GrantSchema = Type.Object(
       justification: 'Fix failing deployment',
       requestedBy: 'servicenow-workflow',
       createdAt: '2026-11-25T10:00:00.000Z',
+      startsAt: '2026-11-25T10:00:00.000Z',
       expiresAt: '2026-11-25T11:00:00.000Z',
       accessEndsBy: '2026-11-25T12:00:00.000Z',
       endedAt: null,
@@ -85,5 +98,24 @@ export const GrantPage = Type.Object(
   { items: Type.Array(GrantRef), nextCursor: Nullable(Type.String()) },
   { $id: 'GrantPage', title: 'GrantPage' },
 )
+
+export const GrantEndChange = Type.Object(
+  {
+    expiresAt: Type.String({
+      format: 'date-time',
+      maxLength: 40,
+      description: 'The new end (RFC 3339 with a time zone): later extends the grant, earlier shortens it. In the future and after startsAt.',
+      example: '2026-11-25T13:00:00Z',
+    }),
+  },
+  {
+    additionalProperties: false,
+    $id: 'GrantEndChange',
+    title: 'GrantEndChange',
+    description: 'A JSON merge patch (RFC 7396) of a grant; expiresAt is the only field that can be changed.',
+    example: { expiresAt: '2026-11-25T13:00:00Z' },
+  },
+)
+export type GrantEndChange = Static<typeof GrantEndChange>
 
 export const GrantIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) })

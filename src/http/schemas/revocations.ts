@@ -4,6 +4,7 @@ export const SweepSummarySchema = Type.Object(
   {
     revoked: Type.Integer({ description: 'Grants whose access this run ended' }),
     activated: Type.Integer({ description: 'Grants whose provisioning this run confirmed' }),
+    denied: Type.Integer({ description: 'Scheduled grants the policy refused at their start (the user is no longer eligible)' }),
     failed: Type.Integer({ description: 'Grants this run could not finish; retried next run' }),
     remaining: Type.Integer({ description: 'Grants still due (Identity Center busy, or time budget spent)' }),
     checked: Type.Integer({ description: 'Assignments checked against Identity Center (each is checked every few minutes)' }),
