@@ -288,7 +288,7 @@ export interface components {
              */
             at: string;
             /** @enum {string} */
-            action: "grant.requested" | "grant.scheduled" | "grant.start_requested" | "grant.cancelled" | "grant.extended" | "grant.shortened" | "grant.denied" | "grant.activated" | "grant.failed" | "grant.revoke_requested" | "grant.revoked" | "grant.expired" | "grant.drift_detected";
+            action: "grant.requested" | "grant.scheduled" | "grant.start_requested" | "grant.cancelled" | "grant.extended" | "grant.shortened" | "grant.denied" | "grant.activated" | "grant.failed" | "grant.revoke_requested" | "grant.revoked" | "grant.expired" | "grant.drift_detected" | "grant.delivery_failed";
             /** @description JWT subject, or system:sweep */
             actor: string;
             grantId: string | null;
@@ -324,6 +324,8 @@ export interface components {
             checked: number;
             /** @description Grants ended because their assignment was removed outside jit-access */
             drifted: number;
+            /** @description Messages (SNS lifecycle, ticket work notes) still waiting for delivery: their receiver is failing; retried with backoff */
+            undelivered: number;
         };
         /** AuditVerification */
         AuditVerification: {
@@ -866,7 +868,7 @@ export interface operations {
                 accountId?: string;
                 ticketId?: string;
                 grantId?: string;
-                action?: "grant.requested" | "grant.scheduled" | "grant.start_requested" | "grant.cancelled" | "grant.extended" | "grant.shortened" | "grant.denied" | "grant.activated" | "grant.failed" | "grant.revoke_requested" | "grant.revoked" | "grant.expired" | "grant.drift_detected";
+                action?: "grant.requested" | "grant.scheduled" | "grant.start_requested" | "grant.cancelled" | "grant.extended" | "grant.shortened" | "grant.denied" | "grant.activated" | "grant.failed" | "grant.revoke_requested" | "grant.revoked" | "grant.expired" | "grant.drift_detected" | "grant.delivery_failed";
                 actor?: string;
                 /** @description Page size: 1–100 for JSON (default 50); for CSV/NDJSON exports up to 10,000 (default: every matching event) */
                 limit?: number;

@@ -7,6 +7,7 @@ import addFormats from 'ajv-formats'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Clock } from './core/clock.ts'
 import { GrantService } from './core/grants.ts'
+import { Outbox } from './core/outbox.ts'
 import type { Policy } from './core/policy.ts'
 import { HeadAnchoring } from './core/anchoring.ts'
 import { sweep, type SweepSummary } from './core/sweep.ts'
@@ -39,6 +40,8 @@ export interface AppDependencies extends ServiceAdapters {
   requestDeadlineMs?: number
   /** How long a request waits for another process's change to the same assignment (see GrantServiceDeps). */
   leaseWaitMs?: number
+  /** How long the outbox keeps trying to deliver a message before it gives up (default a day). */
+  outboxGiveUpMs?: number | undefined
   /** Due grants read per DynamoDB page by the sweep. */
   sweepPageSize?: number
   /** Grants the sweep works on at once: enough to keep the Identity Center rate limiter busy. */
@@ -100,11 +103,14 @@ export async function buildApp(deps: AppDependencies) {
 
   await registerAuth(app, deps.jwt)
 
-  const grants = new GrantService(deps)
+  const outbox = deps.outboxStore && deps.messageChannels?.length
+    ? new Outbox(deps.outboxStore, deps.messageChannels, deps.clock, { notifier: deps.notifier, giveUpMs: deps.outboxGiveUpMs, log: app.log })
+    : undefined
+  const grants = new GrantService({ ...deps, outbox })
   const runSweep = async (run: SweepRun): Promise<SweepSummary> => {
     const budgetEnd = new Date(deps.clock.now().getTime() + deps.sweepBudgetMs)
     const deadline = run.deadline && run.deadline < budgetEnd ? run.deadline : budgetEnd
-    const summary = await sweep(deps.store, grants, deps.clock, { deadline, actor: run.actor, pageSize: deps.sweepPageSize ?? 100, concurrency: deps.sweepConcurrency ?? 16 })
+    const summary = await sweep(deps.store, grants, deps.clock, { deadline, actor: run.actor, pageSize: deps.sweepPageSize ?? 100, concurrency: deps.sweepConcurrency ?? 16, outbox })
     app.log.info({ triggeredBy: run.triggeredBy, ...summary }, 'revocation sweep finished')
     await anchorAuditHead()
     return summary
@@ -128,9 +134,14 @@ export async function buildApp(deps: AppDependencies) {
   await app.register(revocationRoutes, { runSweep })
 
   app.decorate('runSweep', runSweep)
-  app.decorate('flushNotifications', () => deps.notifier.flush())
-  // Messages handed to SNS are not awaited by the answers that caused them: shutting down waits for them.
-  app.addHook('onClose', async () => deps.notifier.flush())
+  // Messages are not awaited by the answers that caused them: shutting down waits for them. Deliveries first,
+  // since one given up on raises an alert.
+  const flushNotifications = async () => {
+    await outbox?.flush()
+    await deps.notifier.flush()
+  }
+  app.decorate('flushNotifications', flushNotifications)
+  app.addHook('onClose', flushNotifications)
   return app
 }
 

@@ -37,6 +37,20 @@ const EnvSchema = Type.Object({
   JIT_SWEEP_BUDGET_SECONDS: Type.Integer({ minimum: 1, maximum: 900, default: 50 }),
   JIT_IDENTITY_CENTER_TPS: Type.Number({ exclusiveMinimum: 0, maximum: 20, default: 10 }),
   JIT_SANDBOX: Type.Boolean({ default: false }),
+  JIT_OUTBOX_GIVE_UP_MINUTES: Type.Integer({ minimum: 5, maximum: 10_080, default: 1440 }),
+  JIT_SERVICENOW_URL: Type.Optional(Type.String({ minLength: 8, maxLength: 200 })),
+  JIT_SERVICENOW_CLIENT_ID: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  JIT_SERVICENOW_CLIENT_SECRET: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
+  JIT_SERVICENOW_USERNAME: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  JIT_SERVICENOW_PASSWORD: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
+  JIT_SERVICENOW_SECRET_ARN: Type.Optional(Type.String({ pattern: '^arn:aws[a-z-]*:secretsmanager:' })),
+  // 'CHG=change_request,INC=incident,RITM=sc_req_item'
+  JIT_SERVICENOW_TABLES: Type.Optional(Type.String({ pattern: '^[A-Za-z]{1,10}=[a-z0-9_]{1,80}(,[A-Za-z]{1,10}=[a-z0-9_]{1,80}){0,19}$' })),
+  JIT_SERVICENOW_VERIFY: Type.Boolean({ default: false }),
+  JIT_SERVICENOW_CHANGE_STATES: Type.String({ pattern: '^-?[0-9]{1,3}(,-?[0-9]{1,3}){0,19}$', default: '-2,-1' }),
+  JIT_SERVICENOW_INCIDENT_STATES: Type.String({ pattern: '^-?[0-9]{1,3}(,-?[0-9]{1,3}){0,19}$', default: '1,2,3' }),
+  JIT_SERVICENOW_WINDOW_LEAD_MINUTES: Type.Integer({ minimum: 0, maximum: 1440, default: 15 }),
+  JIT_SERVICENOW_RETRY_AFTER_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 30 }),
 })
 type Env = Static<typeof EnvSchema>
 
@@ -68,6 +82,10 @@ export interface Config {
   instanceArn: string | undefined
   identityStoreId: string | undefined
   maxDurationMinutes: number
+  /** How long the outbox keeps trying to deliver a message (SNS, a work note) before it gives up, audits and alerts. */
+  outboxGiveUpMs: number
+  /** Work notes on tickets and approval verification; undefined when ServiceNow is not configured. */
+  serviceNow: ServiceNowConfig | undefined
   /** How far ahead a grant may be scheduled (startsAt); 0 turns scheduling off. */
   maxLeadDays: number
   provisioningWaitMs: number
@@ -105,6 +123,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   if (!env.JIT_SANDBOX && (!env.JIT_JWT_ISSUER || !env.JIT_JWT_AUDIENCE)) {
     throw new ConfigError('JIT_JWT_ISSUER and JIT_JWT_AUDIENCE are required outside the sandbox')
   }
+  const serviceNow = serviceNowSettings(env)
   return {
     port: env.PORT,
     host: env.HOST,
@@ -137,7 +156,60 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     sweepBudgetMs: env.JIT_SWEEP_BUDGET_SECONDS * 1000,
     identityCenterTps: env.JIT_IDENTITY_CENTER_TPS,
     sandbox: env.JIT_SANDBOX,
+    outboxGiveUpMs: env.JIT_OUTBOX_GIVE_UP_MINUTES * 60_000,
+    serviceNow,
   }
+}
+
+/**
+ * ServiceNow is optional: without a URL nothing is written to tickets or read from them. With one, exactly one
+ * way to sign in: OAuth client credentials or a user's basic auth, the secret half either in the environment or
+ * (Lambda) in Secrets Manager.
+ */
+function serviceNowSettings(env: Env): ServiceNowConfig | undefined {
+  const names = ['JIT_SERVICENOW_CLIENT_ID', 'JIT_SERVICENOW_CLIENT_SECRET', 'JIT_SERVICENOW_USERNAME', 'JIT_SERVICENOW_PASSWORD', 'JIT_SERVICENOW_SECRET_ARN'] as const
+  if (!env.JIT_SERVICENOW_URL) {
+    const stray = names.filter((name) => env[name] !== undefined)
+    if (env.JIT_SERVICENOW_VERIFY || stray.length > 0) throw new ConfigError(`${env.JIT_SERVICENOW_VERIFY ? 'JIT_SERVICENOW_VERIFY' : stray.join(', ')} needs JIT_SERVICENOW_URL`)
+    return undefined
+  }
+  checkServiceUrl('JIT_SERVICENOW_URL', env.JIT_SERVICENOW_URL)
+  const oauth = env.JIT_SERVICENOW_CLIENT_ID !== undefined
+  const basic = env.JIT_SERVICENOW_USERNAME !== undefined
+  if (oauth === basic) throw new ConfigError('Set either JIT_SERVICENOW_CLIENT_ID (OAuth client credentials) or JIT_SERVICENOW_USERNAME (basic auth), not both')
+  const secret = oauth ? env.JIT_SERVICENOW_CLIENT_SECRET : env.JIT_SERVICENOW_PASSWORD
+  const secretName = oauth ? 'JIT_SERVICENOW_CLIENT_SECRET' : 'JIT_SERVICENOW_PASSWORD'
+  if ((secret === undefined) === (env.JIT_SERVICENOW_SECRET_ARN === undefined)) {
+    throw new ConfigError(`Set either ${secretName} or JIT_SERVICENOW_SECRET_ARN, not both`)
+  }
+  const tables = env.JIT_SERVICENOW_TABLES
+    ? Object.fromEntries(env.JIT_SERVICENOW_TABLES.split(',').map((pair) => pair.split('=') as [string, string]))
+    : undefined
+  return {
+    url: env.JIT_SERVICENOW_URL,
+    identity: oauth ? { kind: 'oauth', clientId: env.JIT_SERVICENOW_CLIENT_ID as string } : { kind: 'basic', username: env.JIT_SERVICENOW_USERNAME as string },
+    secret,
+    secretArn: env.JIT_SERVICENOW_SECRET_ARN,
+    tables,
+    verify: env.JIT_SERVICENOW_VERIFY
+      ? {
+        changeStates: env.JIT_SERVICENOW_CHANGE_STATES.split(','),
+        incidentStates: env.JIT_SERVICENOW_INCIDENT_STATES.split(','),
+        windowLeadMs: env.JIT_SERVICENOW_WINDOW_LEAD_MINUTES * 60_000,
+        retryAfterSeconds: env.JIT_SERVICENOW_RETRY_AFTER_SECONDS,
+      }
+      : undefined,
+  }
+}
+
+export interface ServiceNowConfig {
+  url: string
+  /** Who signs in; the secret half is `secret`, or read at start from `secretArn`. */
+  identity: { kind: 'oauth'; clientId: string } | { kind: 'basic'; username: string }
+  secret: string | undefined
+  secretArn: string | undefined
+  tables: Record<string, string> | undefined
+  verify: { changeStates: string[]; incidentStates: string[]; windowLeadMs: number; retryAfterSeconds: number } | undefined
 }
 
 /**
@@ -145,17 +217,22 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
  * Loopback is allowed for tests and the sandbox, where there is no path.
  */
 function checkJwksUrl(text: string): void {
+  checkServiceUrl('JIT_JWKS_URL', text)
+}
+
+/** The same for any service we send credentials to or trust answers from (the JWKS, ServiceNow). */
+function checkServiceUrl(name: string, text: string): void {
   let url: URL
   try {
     url = new URL(text)
   } catch {
-    throw new ConfigError(`JIT_JWKS_URL '${text}' is not a URL`)
+    throw new ConfigError(`${name} '${text}' is not a URL`)
   }
   if (url.protocol === 'https:') return
   // URL has already normalised the host: 127.1 and 0x7f.0.0.1 read as 127.0.0.1, [::1] keeps its brackets.
   const loopback = url.hostname === 'localhost' || url.hostname === '[::1]' || (isIPv4(url.hostname) && url.hostname.startsWith('127.'))
   if (url.protocol !== 'http:' || !loopback) {
-    throw new ConfigError('JIT_JWKS_URL must be https (http is accepted only for a loopback host: 127.0.0.0/8, ::1, localhost)')
+    throw new ConfigError(`${name} must be https (http is accepted only for a loopback host: 127.0.0.0/8, ::1, localhost)`)
   }
 }
 

@@ -1,4 +1,4 @@
-import type { AuditAnchors, AuditLog, Directory, GrantStore, IdentityCenter, Notifier } from './core/ports.ts'
+import type { AuditAnchors, AuditLog, Directory, GrantStore, IdentityCenter, MessageChannel, Notifier, OutboxStore, TicketApproval } from './core/ports.ts'
 import type { IdempotencyStore } from './http/idempotency.ts'
 
 /**
@@ -14,5 +14,11 @@ export interface ServiceAdapters {
   identityCenter: IdentityCenter
   directory: Directory
   notifier: Notifier
+  /** Where the messages audit events owe subscribers wait until they are delivered. */
+  outboxStore?: OutboxStore | undefined
+  /** The subscribers: SNS lifecycle messages, the ticket's work notes; each only when configured. */
+  messageChannels?: MessageChannel[] | undefined
+  /** Asked before access is granted whether the ticket approves it (ServiceNow); unset, tickets are not checked. */
+  ticketApproval?: TicketApproval | undefined
   idempotency: IdempotencyStore
 }

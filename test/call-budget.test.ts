@@ -20,7 +20,7 @@ function counter(proxy: FaultProxy) {
   }
 }
 
-t.test('a warm grant: 2 Identity Center calls and 2 DynamoDB writes, no reads', async (t) => {
+t.test('a warm grant: 2 Identity Center calls and 2 DynamoDB writes, no reads; its SNS message costs one removal from the outbox after', async (t) => {
   const { app, proxy } = await build(t, moto, { proxy: true })
   const cold = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
   t.equal(cold.statusCode, 201)
@@ -31,8 +31,10 @@ t.test('a warm grant: 2 Identity Center calls and 2 DynamoDB writes, no reads', 
   const calls = count()
   // Look for a permanent assignment, create ours.
   t.equal(calls.identityCenter, 2, JSON.stringify(calls.byOperation))
-  // Record the grant with its coverage (lease taken, 'creating' intended), activate (with 'present' and the lease given up).
-  t.equal(calls.dynamodb, 2, JSON.stringify(calls.byOperation))
+  // Record the grant with its coverage (lease taken, 'creating' intended), activate (with 'present', the lease
+  // given up, and the activation's SNS message put in the outbox); after the answer, the delivered message's removal.
+  t.equal(calls.dynamodb, 3, JSON.stringify(calls.byOperation))
+  t.equal(calls.byOperation.DeleteItem, 1, 'the one message delivered leaves the outbox')
   t.equal(calls.byOperation.GetItem, undefined, 'nothing is read back')
 })
 
@@ -65,8 +67,8 @@ t.test('a grant whose assignment another grant already holds changes nothing in 
   t.ok(calls.identityCenter <= 1, JSON.stringify(calls.byOperation))
   t.equal(calls.byOperation.CreateAccountAssignment, undefined)
   // Record the grant (taking the idle lease), a lease check that shows the access in place, the lease's
-  // release, activate.
-  t.equal(calls.dynamodb, 4, JSON.stringify(calls.byOperation))
+  // release, activate; the activation's SNS message leaves the outbox.
+  t.equal(calls.dynamodb, 5, JSON.stringify(calls.byOperation))
 })
 
 t.test('an expired grant is revoked with 1 Identity Center call and 4 DynamoDB writes besides the sweep query', async (t) => {
@@ -87,7 +89,9 @@ t.test('an expired grant is revoked with 1 Identity Center call and 4 DynamoDB w
   t.notOk(await hasAssignment('alice', PROD, 'AdministratorAccess'))
   const calls = count()
   t.equal(calls.identityCenter, 1, JSON.stringify(calls.byOperation))
-  // Move to 'revoking', take the lease, record 'deleting', end the grant (dropping the idle record and lease).
-  t.equal(calls.dynamodb - (calls.byOperation.Query ?? 0), 4, JSON.stringify(calls.byOperation))
+  // Move to 'revoking', take the lease, record 'deleting', end the grant (dropping the idle record and lease);
+  // the expiry's SNS message leaves the outbox. The queries are the sweep's: grants due, messages due.
+  t.equal(calls.dynamodb - (calls.byOperation.Query ?? 0), 5, JSON.stringify(calls.byOperation))
+  t.equal(calls.byOperation.Query, 2, JSON.stringify(calls.byOperation))
   t.equal(calls.byOperation.GetItem, undefined, 'nothing is read back')
 })

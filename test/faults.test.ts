@@ -234,3 +234,21 @@ t.test('a look for a permanent assignment that fails is asked again, never taken
   await app.inject({ method: 'DELETE', url: `/grants/${response.json().id}`, headers: bearer() })
   t.ok(await hasAssignment('carol', STAGING, 'ReadOnlyAccess'), 'the permanent assignment survives the grant')
 })
+
+t.test('lifecycle messages go through the outbox: SNS failing at the commit delays them, never loses them, never fails the grant', async (t) => {
+  const { app, clock, proxy, clients, topicArn } = await build(t, moto, { proxy: true })
+  const messages = await subscribeQueue(clients.sns, topicArn)
+  // Every attempt the SDK makes (3) fails: the message stays in the outbox.
+  proxy?.inject('Publish', 'server-error', 3)
+
+  const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
+  t.equal(response.statusCode, 201)
+  await app.flushNotifications()
+  t.same((await messages()).filter((m) => m.includes('grant.activated')), [], 'not delivered while SNS fails')
+
+  clock.advance(40_000)
+  t.match((await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })).json(), { undelivered: 0 })
+  const delivered = (await messages()).filter((m) => m.includes('grant.activated'))
+  t.equal(delivered.length, 1, 'delivered by the sweep, once')
+  t.match(JSON.parse(delivered[0] as string).MessageAttributes, { eventId: { Value: String } }, 'subscribers can drop a repeat by eventId')
+})

@@ -13,10 +13,11 @@ import { DynamoAuditLog } from './dynamodb/audit-log.ts'
 import { PageCursors } from './dynamodb/cursor.ts'
 import { DynamoGrantStore } from './dynamodb/grant-store.ts'
 import { DynamoIdempotencyStore } from './dynamodb/idempotency-store.ts'
+import { DynamoOutboxStore } from './dynamodb/outbox-store.ts'
 import { AwsIdentityCenter, resolveInstance } from './identity-center.ts'
 import { IdentityCenterRateLimiter } from './rate-limiter.ts'
 import { AwsIdentityStore } from './identity-store.ts'
-import { SnsNotifier } from './sns.ts'
+import { SnsLifecycleChannel, SnsNotifier } from './sns.ts'
 
 export interface AwsSettings {
   region: string
@@ -107,6 +108,8 @@ export async function createAwsAdapters(
     }),
     directory: new AwsIdentityStore(clients.identityStore, instance.identityStoreId, settings.cacheTtlMs),
     notifier: new SnsNotifier(clients.sns, settings.snsTopicArn, log),
+    outboxStore: new DynamoOutboxStore(doc, settings.tables.grants, chain),
+    messageChannels: settings.snsTopicArn ? [new SnsLifecycleChannel(clients.sns, settings.snsTopicArn)] : [],
     idempotency: new DynamoIdempotencyStore(doc, settings.tables.grants),
     instance,
   }
@@ -131,16 +134,11 @@ function s3AnchorsOnFirstUse(settings: AwsSettings, bucket: string): AuditAnchor
 }
 
 /** The HS256 secret: from the environment, or read once at start from Secrets Manager (never put in a template). */
-export async function resolveJwtSecret(
+export function resolveJwtSecret(
   settings: { jwt: { secret?: string | undefined }; jwtSecretArn?: string | undefined },
   secrets: SecretsManagerClient,
 ): Promise<string | undefined> {
-  if (!settings.jwtSecretArn) return settings.jwt.secret
-  const result = await callAws('Secrets Manager', 'GetSecretValue', () => secrets.send(new GetSecretValueCommand({ SecretId: settings.jwtSecretArn })))
-  if (!result.SecretString || result.SecretString.length < 32) {
-    throw new Error('The secret named by JIT_JWT_SECRET_ARN must be a string of at least 32 characters')
-  }
-  return result.SecretString
+  return resolveSecret('JIT_JWT_SECRET_ARN', settings.jwtSecretArn, settings.jwt.secret, secrets)
 }
 
 /**
@@ -151,13 +149,16 @@ export async function resolveCursorKey(
   settings: { cursorKey?: string | undefined; cursorKeyArn?: string | undefined },
   secrets: SecretsManagerClient,
 ): Promise<string> {
-  if (!settings.cursorKeyArn) {
-    if (!settings.cursorKey) throw new Error('Set JIT_CURSOR_KEY or JIT_CURSOR_KEY_ARN: page cursors are sealed with it')
-    return settings.cursorKey
-  }
-  const result = await callAws('Secrets Manager', 'GetSecretValue', () => secrets.send(new GetSecretValueCommand({ SecretId: settings.cursorKeyArn })))
-  if (!result.SecretString || result.SecretString.length < 32) {
-    throw new Error('The secret named by JIT_CURSOR_KEY_ARN must be a string of at least 32 characters')
+  if (!settings.cursorKeyArn && !settings.cursorKey) throw new Error('Set JIT_CURSOR_KEY or JIT_CURSOR_KEY_ARN: page cursors are sealed with it')
+  return (await resolveSecret('JIT_CURSOR_KEY_ARN', settings.cursorKeyArn, settings.cursorKey, secrets)) as string
+}
+
+/** A secret given in the environment, or read once at start from the Secrets Manager secret `arn` names. */
+export async function resolveSecret(name: string, arn: string | undefined, given: string | undefined, secrets: SecretsManagerClient, minLength = 32): Promise<string | undefined> {
+  if (!arn) return given
+  const result = await callAws('Secrets Manager', 'GetSecretValue', () => secrets.send(new GetSecretValueCommand({ SecretId: arn })))
+  if (!result.SecretString || result.SecretString.length < minLength) {
+    throw new Error(`The secret named by ${name} must be a string of at least ${minLength} characters`)
   }
   return result.SecretString
 }

@@ -1,8 +1,8 @@
 import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns'
 import type { FastifyBaseLogger } from 'fastify'
-import type { AuditEvent } from '../core/audit.ts'
+import { ANNOUNCED_ACTIONS, type AuditEvent } from '../core/audit.ts'
 import { describeCause } from '../core/errors.ts'
-import type { Notifier } from '../core/ports.ts'
+import type { MessageChannel, Notifier, OutboxMessage } from '../core/ports.ts'
 
 type Severity = 'info' | 'warning' | 'error'
 
@@ -13,15 +13,42 @@ const SEVERITY: Partial<Record<AuditEvent['action'], Severity>> = {
 }
 
 /**
- * Publishes lifecycle events and alerts to the SNS topic as JSON, with message attributes (`action`,
- * `accountId`, `severity`) that subscription filter policies can match. Messages carry audit fields only:
- * never a token or a secret. The SDK retries a failed publish; what still fails is logged, never thrown.
- * With no topic configured, everything goes to the log only.
- *
- * A message is sent after the call that hands it over returns: a grant's answer does not wait for SNS. Its
- * state change and audit event are already written by then, so nothing the message says can be undone.
- * Whoever ends the process's work (the server's shutdown, the Lambda handler before it returns and the
- * environment is frozen) waits for `flush`.
+ * Publishes lifecycle events (through the outbox: SnsLifecycleChannel) and operational alerts (SnsNotifier) to
+ * the SNS topic as JSON, with message attributes (`action`, `accountId`, `severity`, and for lifecycle events
+ * `eventId`) that subscription filter policies can match. Messages carry audit fields only: never a token or a
+ * secret. Lifecycle messages are delivered at least once: a subscriber that must not act twice keys on
+ * `eventId`.
+ */
+export class SnsLifecycleChannel implements MessageChannel {
+  readonly channel = 'lifecycle' as const
+  private readonly client: SNSClient
+  private readonly topicArn: string
+
+  constructor(client: SNSClient, topicArn: string) {
+    this.client = client
+    this.topicArn = topicArn
+  }
+
+  wants(event: AuditEvent): boolean {
+    return ANNOUNCED_ACTIONS.has(event.action)
+  }
+
+  async deliver({ event }: OutboxMessage): Promise<void> {
+    const severity = SEVERITY[event.action] ?? 'info'
+    await publish(this.client, this.topicArn, `${event.action} ${event.permissionSet} on ${event.accountId}`, { source: 'jit-access', severity, ...event }, {
+      action: event.action,
+      accountId: event.accountId,
+      severity,
+      eventId: event.id,
+    })
+  }
+}
+
+/**
+ * Alerts are sent after the call that hands them over returns: nobody's answer waits for SNS. Whoever ends the
+ * process's work (the server's shutdown, the Lambda handler before it returns and the environment is frozen)
+ * waits for `flush`. The SDK retries a failed publish; what still fails is logged, never thrown. With no topic
+ * configured, alerts go to the log only.
  */
 export class SnsNotifier implements Notifier {
   private readonly client: SNSClient
@@ -33,15 +60,6 @@ export class SnsNotifier implements Notifier {
     this.client = client
     this.topicArn = topicArn
     this.log = log
-  }
-
-  async lifecycle(event: AuditEvent): Promise<void> {
-    const severity = SEVERITY[event.action] ?? 'info'
-    this.dispatch(`${event.action} ${event.permissionSet} on ${event.accountId}`, { source: 'jit-access', severity, ...event }, {
-      action: event.action,
-      accountId: event.accountId,
-      severity,
-    })
   }
 
   async error(subject: string, detail: Record<string, unknown>): Promise<void> {
@@ -59,21 +77,19 @@ export class SnsNotifier implements Notifier {
 
   private dispatch(subject: string, message: Record<string, unknown>, attributes: Record<string, string>): void {
     if (!this.topicArn) return
-    const sending = this.send(this.topicArn, subject, message, attributes).finally(() => this.inFlight.delete(sending))
+    const sending: Promise<void> = publish(this.client, this.topicArn, subject, message, attributes)
+      .then(() => undefined, (error: unknown) => this.log.error({ subject, error: describeCause(error) }, 'could not publish to SNS'))
+      .finally(() => this.inFlight.delete(sending))
     this.inFlight.add(sending)
   }
+}
 
-  private async send(topicArn: string, subject: string, message: Record<string, unknown>, attributes: Record<string, string>): Promise<void> {
-    try {
-      await this.client.send(new PublishCommand({
-        TopicArn: topicArn,
-        // SNS subjects are at most 100 printable ASCII characters.
-        Subject: `jit-access: ${subject}`.replace(/[^\x20-\x7e]/g, '?').slice(0, 100),
-        Message: JSON.stringify(message),
-        MessageAttributes: Object.fromEntries(Object.entries(attributes).map(([name, value]) => [name, { DataType: 'String', StringValue: value }])),
-      }))
-    } catch (error) {
-      this.log.error({ subject, error: describeCause(error) }, 'could not publish to SNS')
-    }
-  }
+function publish(client: SNSClient, topicArn: string, subject: string, message: Record<string, unknown>, attributes: Record<string, string>) {
+  return client.send(new PublishCommand({
+    TopicArn: topicArn,
+    // SNS subjects are at most 100 printable ASCII characters.
+    Subject: `jit-access: ${subject}`.replace(/[^\x20-\x7e]/g, '?').slice(0, 100),
+    Message: JSON.stringify(message),
+    MessageAttributes: Object.fromEntries(Object.entries(attributes).map(([name, value]) => [name, { DataType: 'String', StringValue: value }])),
+  }))
 }

@@ -12,8 +12,15 @@ export const AUDIT_ACTIONS = [
   'grant.revoked',
   'grant.expired',
   'grant.drift_detected',
+  'grant.delivery_failed',
 ] as const
 export type AuditAction = (typeof AUDIT_ACTIONS)[number]
+
+/** Decisions published to subscribers (SNS); requests and intents stay in the audit log only. */
+export const ANNOUNCED_ACTIONS: ReadonlySet<AuditAction> = new Set<AuditAction>([
+  'grant.activated', 'grant.revoked', 'grant.expired', 'grant.failed', 'grant.denied', 'grant.drift_detected',
+  'grant.cancelled', 'grant.extended', 'grant.shortened',
+])
 
 /** The actor of everything the sweep does when called over HTTP (POST /revocations). */
 export const SWEEP_ACTOR = 'system:sweep'

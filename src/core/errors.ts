@@ -85,11 +85,21 @@ export class ProvisioningFailedError extends DomainError {
 export class UpstreamUnavailableError extends DomainError {
   readonly service: string
   readonly retryable: boolean
+  /** How long a caller should wait before trying again, when the dependency's own pace says (else the edge's default). */
+  readonly retryAfterSeconds: number | undefined
 
-  constructor(service: string, operation: string, cause: unknown, retryable = true) {
+  constructor(service: string, operation: string, cause: unknown, retryable = true, retryAfterSeconds?: number) {
     super('UPSTREAM_UNAVAILABLE', `${service} ${operation} failed: ${describeCause(cause)}`, {}, { cause })
     this.service = service
     this.retryable = retryable
+    this.retryAfterSeconds = retryAfterSeconds
+  }
+}
+
+/** The ticket system says the ticket does not approve this access (not approved, not in a state that allows work, outside its window). */
+export class TicketNotApprovedError extends DomainError {
+  constructor(ticketId: string, failedCondition: string, detail: string) {
+    super('TICKET_NOT_APPROVED', `Ticket '${ticketId}' does not allow this access: ${detail}`, { failedCondition })
   }
 }
 
@@ -100,6 +110,23 @@ export class UpstreamUnavailableError extends DomainError {
 export class DeadlineExceededError extends UpstreamUnavailableError {
   constructor() {
     super('AWS', 'calls', 'no answer before the request deadline', false)
+  }
+}
+
+/**
+ * A message could not be delivered to a subscriber (SNS, the ticket system). `permanent`: trying again cannot
+ * help (the ticket does not exist, the request was refused as invalid); `retryAfterMs`: the receiver asked
+ * for a pause (Retry-After).
+ */
+export class DeliveryError extends Error {
+  readonly permanent: boolean
+  readonly retryAfterMs: number | undefined
+
+  constructor(message: string, options: { permanent?: boolean; retryAfterMs?: number | undefined; cause?: unknown } = {}) {
+    super(message, { cause: options.cause })
+    this.name = 'DeliveryError'
+    this.permanent = options.permanent ?? false
+    this.retryAfterMs = options.retryAfterMs
   }
 }
 

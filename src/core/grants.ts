@@ -13,13 +13,15 @@ import {
   PermissionSetNotFoundError,
   PolicyDeniedError,
   ProvisioningFailedError,
+  TicketNotApprovedError,
   UpstreamUnavailableError,
   UserNotFoundError,
 } from './errors.ts'
 import { MOVABLE_STATUSES, targetOf, type AssignmentTarget, type EndReason, type Grant, type GrantStatus } from './grant.ts'
 import { newId } from './ids.ts'
+import type { Outbox } from './outbox.ts'
 import { evaluatePolicy, mightAllow, type AccessRequest, type Policy, type PolicyDecision } from './policy.ts'
-import type { AuditDraft, AuditLog, CoverageWrite, Directory, GrantFilter, GrantStore, GrantTransition, IdentityCenter, Notifier, Page, PageRequest } from './ports.ts'
+import type { AuditDraft, AuditLog, CoverageWrite, Directory, GrantFilter, GrantStore, GrantTransition, IdentityCenter, Notifier, Page, PageRequest, TicketApproval, TicketCheck } from './ports.ts'
 
 export interface GrantRequest {
   userName: string
@@ -46,6 +48,10 @@ export interface GrantServiceDeps {
   identityCenter: IdentityCenter
   directory: Directory
   notifier: Notifier
+  /** Asked whether the ticket approves the access (ServiceNow approval verification); unset, tickets are not checked. */
+  ticketApproval?: TicketApproval | undefined
+  /** Where the messages audit events owe subscribers go (SNS, the ticket's work notes); none without it. */
+  outbox?: Outbox | undefined
   clock: Clock
   policy: Policy
   maxDurationMinutes: number
@@ -57,12 +63,6 @@ export interface GrantServiceDeps {
    */
   leaseWaitMs?: number | undefined
 }
-
-/** Decisions published to SNS subscribers; requests and revoke intents stay in the audit log only. */
-const ANNOUNCED_ACTIONS = new Set<AuditAction>([
-  'grant.activated', 'grant.revoked', 'grant.expired', 'grant.failed', 'grant.denied', 'grant.drift_detected',
-  'grant.cancelled', 'grant.extended', 'grant.shortened',
-])
 
 /** How long a grant may stay 'provisioning' before the sweep checks on it (the request itself may still be running). */
 export const PROVISIONING_GRACE_MS = 60_000
@@ -174,6 +174,11 @@ export class GrantService {
       await this.appendAudit(draft('grant.denied', describeDenial(decision)))
       throw new PolicyDeniedError(decision.reason, decision.failedCondition)
     }
+    const ticket = await this.askTicket(input.ticketId, startsAt ?? deps.clock.now(), input.durationMinutes * MINUTE_MS)
+    if (!ticket.approved) {
+      await this.appendAudit(draft('grant.denied', describeTicketRefusal(ticket)))
+      throw new TicketNotApprovedError(input.ticketId, ticket.failedCondition, ticket.detail)
+    }
     // Before the clock is read: under throttling the look may take seconds, which the lease must not lose.
     const noAssignment = (await earlyLook) === false
 
@@ -273,9 +278,12 @@ export class GrantService {
         return { ...change, to: 'failed', dueAt: null, set, event: this.event(this.grantDraft(current, 'grant.failed', actor, reason)) }
       }
       const decision = await evaluatePolicy(deps.policy, accessRequestOf(current, 0), () => deps.directory.groupIdsOf(current.userId))
-      if (!decision.allowed) {
-        const set = { failureReason: describeDenial(decision), endedAt: deps.clock.now().toISOString() }
-        return { ...change, to: 'denied', dueAt: null, set, event: this.event(this.grantDraft(current, 'grant.denied', actor, `at its scheduled start: ${set.failureReason}`)) }
+      const now = deps.clock.now()
+      const ticket = decision.allowed ? await this.askTicket(current.ticketId, now, Date.parse(current.expiresAt) - now.getTime()) : undefined
+      if (!decision.allowed || (ticket && !ticket.approved)) {
+        const reason = !decision.allowed ? describeDenial(decision) : describeTicketRefusal(ticket as Extract<TicketCheck, { approved: false }>)
+        const set = { failureReason: reason, endedAt: now.toISOString() }
+        return { ...change, to: 'denied', dueAt: null, set, event: this.event(this.grantDraft(current, 'grant.denied', actor, `at its scheduled start: ${reason}`)) }
       }
       const allowed = `scheduled start reached; allowed again by rule '${decision.rule}'`
       return { ...change, to: 'provisioning', dueAt: provisioningDueAt(deps.clock.now(), current), hold: 'join', event: this.event(this.grantDraft(current, 'grant.start_requested', actor, allowed)) }
@@ -344,6 +352,12 @@ export class GrantService {
     return { grant: current, settled: false }
   }
 
+  /** The ticket system's word on access over this window; approved when tickets are not checked. */
+  private askTicket(ticketId: string, startsAt: Date, durationMs: number): Promise<TicketCheck> {
+    const approval = this.deps.ticketApproval
+    return approval ? approval.check(ticketId, { startsAt, expiresAt: new Date(startsAt.getTime() + durationMs) }) : Promise.resolve({ approved: true })
+  }
+
   private cancel(grant: Grant, actor: Actor): Promise<Grant | undefined> {
     return this.transition({
       grant,
@@ -397,8 +411,13 @@ export class GrantService {
       const request = accessRequestOf(grant, Math.max(0, start.getTime() - now.getTime()), durationMinutes)
       const decision = await evaluatePolicy(deps.policy, request, () => deps.directory.groupIdsOf(grant.userId))
       if (!decision.allowed) {
-        await this.appendAudit(this.grantDraft(grant, 'grant.denied', actor, `extension refused (${moved} asked): ${describeDenial(decision)}`))
+        await this.appendAudit(this.grantDraft(grant, 'grant.denied', actor, `extension refused (${moved} asked): ${describeDenial(decision)}`), grant)
         throw new PolicyDeniedError(decision.reason, decision.failedCondition)
+      }
+      const ticket = await this.askTicket(grant.ticketId, start, end.getTime() - start.getTime())
+      if (!ticket.approved) {
+        await this.appendAudit(this.grantDraft(grant, 'grant.denied', actor, `extension refused (${moved} asked): ${describeTicketRefusal(ticket)}`), grant)
+        throw new TicketNotApprovedError(grant.ticketId, ticket.failedCondition, ticket.detail)
       }
     }
     const sessionMs = Date.parse(grant.accessEndsBy) - previous.getTime()
@@ -430,7 +449,7 @@ export class GrantService {
         if (!grant || (grant.status !== 'active' && grant.status !== 'provisioning')) continue
         drifted++
         const why = 'the account assignment was removed outside jit-access'
-        await this.appendAudit(this.grantDraft(grant, 'grant.drift_detected', actor, `${why}; the grant is ended rather than the access restored`))
+        await this.appendAudit(this.grantDraft(grant, 'grant.drift_detected', actor, `${why}; the grant is ended rather than the access restored`), grant)
         await this.beginEnding(grant, 'revoked', actor, why)
       }
     }
@@ -442,7 +461,7 @@ export class GrantService {
           '(Identity Center accepted the creation but its answer was lost); it is removed unless a new grant for the same access holds it first'
         await this.appendAudit(grant
           ? this.grantDraft(grant, 'grant.drift_detected', actor, detail)
-          : { action: 'grant.drift_detected', actor: actor.id, grantId: null, userName: `(user id ${target.userId})`, accountId: target.accountId, permissionSet: target.permissionSetArn, ticketId: '(none)', detail, requestId: actor.requestId, correlationId: actor.correlationId ?? null })
+          : { action: 'grant.drift_detected', actor: actor.id, grantId: null, userName: `(user id ${target.userId})`, accountId: target.accountId, permissionSet: target.permissionSetArn, ticketId: '(none)', detail, requestId: actor.requestId, correlationId: actor.correlationId ?? null }, grant)
       })
       if (orphan) drifted++
     }
@@ -564,10 +583,11 @@ export class GrantService {
     return { ...draft, id: newId(this.deps.clock), at: this.deps.clock.now().toISOString() }
   }
 
-  private async appendAudit(draft: AuditDraft): Promise<void> {
+  private async appendAudit(draft: AuditDraft, grant?: Grant): Promise<void> {
     const event = this.event(draft)
-    await this.deps.auditLog.append(event)
-    await this.announce(event)
+    const outbox = this.deps.outbox?.claimFor(event, grant)
+    await this.deps.auditLog.append(event, outbox)
+    if (outbox) this.deps.outbox?.deliverSoon(outbox)
   }
 
   /**
@@ -587,27 +607,22 @@ export class GrantService {
     return undefined
   }
 
-  /** A state change with its audit event; once it is written, subscribers hear of it. */
+  /**
+   * A state change with its audit event and the messages the event owes (the outbox), in one transaction;
+   * once it is written, the messages leave, without anyone's answer waiting for them.
+   */
   private async transition(change: GrantTransition): Promise<Grant | undefined> {
-    const moved = await this.deps.store.transition(change)
-    if (moved) await this.announce(change.event)
+    const outbox = this.deps.outbox?.claimFor(change.event, { ...change.grant, ...change.set })
+    const moved = await this.deps.store.transition({ ...change, outbox })
+    if (moved && outbox) this.deps.outbox?.deliverSoon(outbox)
     return moved
-  }
-
-  private async announce(event: AuditEvent): Promise<void> {
-    if (!ANNOUNCED_ACTIONS.has(event.action)) return
-    try {
-      await this.deps.notifier.lifecycle(event)
-    } catch {
-      // The notifier logs its own failures; a lost message must never fail or undo a grant.
-    }
   }
 
   async notify(subject: string, detail: Record<string, unknown>): Promise<void> {
     try {
       await this.deps.notifier.error(subject, detail)
     } catch {
-      // As above: alerting is best effort.
+      // Alerting is best effort: the notifier logs its own failures, and an alert must never fail a grant.
     }
   }
 }
@@ -624,4 +639,8 @@ function accessRequestOf(grant: Grant, leadMs: number, durationMinutes = Math.ce
 
 function describeDenial(decision: Extract<PolicyDecision, { allowed: false }>): string {
   return `${decision.reason} (failed condition: ${decision.failedCondition})`
+}
+
+function describeTicketRefusal(check: Extract<TicketCheck, { approved: false }>): string {
+  return `the ticket does not approve it: ${check.detail} (failed condition: ${check.failedCondition})`
 }

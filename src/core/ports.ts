@@ -187,6 +187,8 @@ export interface GrantTransition {
   /** The lease holder's last change to the coverage, written in the same transaction (see CoverageWrite). */
   coverage?: CoverageWrite
   event: AuditEvent
+  /** The messages the event owes its subscribers, recorded in the same transaction (see Outbox). */
+  outbox?: OutboxClaim | undefined
 }
 
 /**
@@ -207,7 +209,7 @@ export interface AuditLog {
    * Never replaces a recorded event: an event whose id is recorded with other content throws
    * AuditEventExistsError, and the same event sent again is recorded once.
    */
-  append(event: AuditEvent): Promise<void>
+  append(event: AuditEvent, outbox?: OutboxClaim): Promise<void>
   query(filter: AuditFilter, page: PageRequest): Promise<Page<ChainedAuditEvent>>
   /** Every event matching the filter (up to `limit`), newest first, read page by page for streaming exports. */
   stream(filter: AuditFilter, limit?: number): AsyncIterable<ChainedAuditEvent>
@@ -242,16 +244,76 @@ export interface AuditAnchors {
 }
 
 /**
- * Best effort: a failure to notify never fails or undoes the operation that caused it. Messages may still be
- * on their way when these return (nobody's answer waits for them): see `flush`.
+ * Operational alerts, best effort: a failure to alert never fails or undoes the operation that caused it.
+ * Alerts may still be on their way when these return (nobody's answer waits for them): see `flush`. The
+ * decisions subscribers act on (activated, revoked, …) are not sent here but through the outbox, which
+ * never loses one.
  */
 export interface Notifier {
-  /** A decision subscribers may act on: activated, revoked, expired, failed, denied, drift. */
-  lifecycle(event: AuditEvent): Promise<void>
   /** An operational error (AWS unavailable, a sweep that could not finish something). */
   error(subject: string, detail: Record<string, unknown>): Promise<void>
   /** Settles once every message handed over so far has been sent or given up on (and logged). */
   flush(): Promise<void>
+}
+
+export type OutboxChannel = 'lifecycle' | 'ticket-note'
+
+/** One message an audit event owes a subscriber, recorded with the event (see Outbox in core/outbox.ts). */
+export interface OutboxMessage {
+  channel: OutboxChannel
+  event: AuditEvent
+  /** The grant's times when the event was recorded, for a message that says until when. */
+  window: { startsAt: string; expiresAt: string; accessEndsBy: string } | null
+  /** Deliveries tried so far (a redelivery may find the message already delivered). */
+  attempts: number
+  /** When it was recorded (epoch ms): the give-up time counts from here. */
+  recordedAt: number
+}
+
+/** Messages recorded with their event, claimed by the writer until `until` so that it can deliver them at once. */
+export interface OutboxClaim {
+  owner: string
+  until: Date
+  messages: OutboxMessage[]
+}
+
+/** The outbox's records (in AWS, items of the grants table on their own partition of the due index). */
+export interface OutboxStore {
+  /** Messages due at `now`: never claimed or claimed by a process whose claim has run out, oldest first. */
+  due(now: Date, limit: number): Promise<OutboxMessage[]>
+  /** Takes a due message for delivery until `until`; false when another process has it, or it is gone. */
+  claim(message: OutboxMessage, owner: string, now: Date, until: Date): Promise<boolean>
+  /** Removes a delivered message (while the owner's claim holds; otherwise leaves it to whoever has it). */
+  delivered(message: OutboxMessage, owner: string): Promise<void>
+  /** Records a failed attempt and when to try again. */
+  retryAt(message: OutboxMessage, owner: string, at: Date, error: string): Promise<void>
+  /** Removes a message given up on, atomically with the audit event that says so. */
+  giveUp(message: OutboxMessage, owner: string, event: AuditEvent): Promise<void>
+}
+
+/** Where one channel's messages go. */
+export interface MessageChannel {
+  channel: OutboxChannel
+  /** Whether this event owes a message on this channel. */
+  wants(event: AuditEvent): boolean
+  /**
+   * Delivers the message; throws DeliveryError (or any error, taken as worth retrying) when it could not.
+   * `redelivery`: an earlier attempt may have delivered it and lost the answer; a channel that can look
+   * checks before delivering again.
+   */
+  deliver(message: OutboxMessage, redelivery: boolean): Promise<void>
+}
+
+export type TicketCheck = { approved: true } | { approved: false; failedCondition: 'ticket' | 'ticketApproval' | 'ticketState' | 'ticketWindow'; detail: string }
+
+/** The ticket system (ServiceNow), asked before access is granted whether the ticket approves it. */
+export interface TicketApproval {
+  /**
+   * Whether the ticket approves access over this window: approved, in a state that allows the work, and (for a
+   * change) the window within its planned one. Throws UpstreamUnavailableError when the ticket system cannot
+   * answer: the caller fails closed.
+   */
+  check(ticketId: string, window: { startsAt: Date; expiresAt: Date }): Promise<TicketCheck>
 }
 
 /** An audit event before it gets its id and time. */

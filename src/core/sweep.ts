@@ -2,6 +2,7 @@ import { SWEEP_ACTOR } from './audit.ts'
 import type { Clock } from './clock.ts'
 import { MOVABLE_STATUSES, type Grant } from './grant.ts'
 import type { GrantService } from './grants.ts'
+import type { Outbox } from './outbox.ts'
 import type { GrantStore } from './ports.ts'
 
 export interface SweepSummary {
@@ -19,6 +20,8 @@ export interface SweepSummary {
   checked: number
   /** Grants ended because their assignment had been removed outside jit-access. */
   drifted: number
+  /** Messages (SNS, work notes) still waiting for delivery after this run: the receiver is failing. */
+  undelivered: number
 }
 
 export interface SweepOptions {
@@ -27,6 +30,8 @@ export interface SweepOptions {
   actor?: string
   pageSize?: number
   concurrency?: number
+  /** Messages that could not be delivered when their event was recorded are delivered here. */
+  outbox?: Outbox | undefined
 }
 
 /**
@@ -35,7 +40,7 @@ export interface SweepOptions {
  * call), and carries it to its end; and every scheduled grant whose start has come, and starts it.
  */
 export async function sweep(store: GrantStore, grants: GrantService, clock: Clock, options: SweepOptions): Promise<SweepSummary> {
-  const summary: SweepSummary = { revoked: 0, activated: 0, denied: 0, failed: 0, remaining: 0, checked: 0, drifted: 0 }
+  const summary: SweepSummary = { revoked: 0, activated: 0, denied: 0, failed: 0, remaining: 0, checked: 0, drifted: 0, undelivered: 0 }
   const actor = { id: options.actor ?? SWEEP_ACTOR, requestId: null }
   const startedAt = clock.now()
   const seen = new Set<string>()
@@ -82,6 +87,7 @@ export async function sweep(store: GrantStore, grants: GrantService, clock: Cloc
     })
   } while (cursor)
 
+  if (options.outbox) summary.undelivered = (await options.outbox.drain(options.deadline)).undelivered
   return summary
 }
 

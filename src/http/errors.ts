@@ -23,6 +23,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   VALIDATION_FAILED: 400,
   INVALID_CURSOR: 400,
   POLICY_DENIED: 403,
+  TICKET_NOT_APPROVED: 403,
   GRANT_NOT_FOUND: 404,
   GRANT_ALREADY_ENDED: 409,
   CONCURRENT_CHANGE: 409,
@@ -59,7 +60,8 @@ export function toProblem(error: unknown): Mapped {
   }
   if (error instanceof DomainError) {
     const status = STATUS_BY_CODE[error.code] ?? 400
-    const headers: Record<string, string> = status === 503 ? { 'retry-after': '5' } : {}
+    const retryAfter = error instanceof UpstreamUnavailableError ? error.retryAfterSeconds ?? 5 : 5
+    const headers: Record<string, string> = status === 503 ? { 'retry-after': String(retryAfter) } : {}
     const detail = error instanceof UpstreamUnavailableError
       ? `${error.service} is unavailable; retry later.${error.extensions.grantId ? ' The grant is recorded and the next sweep will finish it.' : ''}`
       : error.message

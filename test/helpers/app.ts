@@ -1,3 +1,4 @@
+import { ServiceNowApprovals, ServiceNowClient, ServiceNowWorkNotes, type ApprovalRules, type ServiceNowSettings } from '../../src/adapters/servicenow.ts'
 import { Writable } from 'node:stream'
 import { CreateTopicCommand } from '@aws-sdk/client-sns'
 import { paginateListAccountAssignmentsForPrincipal } from '@aws-sdk/client-sso-admin'
@@ -66,6 +67,10 @@ export interface BuildOptions {
    * `{ bucket }` names one and creates nothing (to give the service a bucket that is not there).
    */
   anchors?: boolean | { bucket: string }
+  /** Write work notes to (and, with `verify`, check approvals against) a ServiceNow instance, e.g. the stand-in. */
+  serviceNow?: { settings: ServiceNowSettings; verify?: ApprovalRules }
+  /** How long the outbox tries to deliver a message before giving up (default a day). */
+  outboxGiveUpMs?: number
 }
 
 interface Teardown {
@@ -130,8 +135,12 @@ export async function build(t: Teardown, moto: MotoServer, options: BuildOptions
       // Short timeouts, so that a hanging connection is abandoned in about a second, as 10 s would be in production.
       createAwsClients({ region: REGION, endpoint: serviceEndpoint, requestTimeoutMs: options.requestTimeoutMs ?? 1000 }),
     )
+    const serviceNowClient = options.serviceNow ? new ServiceNowClient(options.serviceNow.settings) : undefined
     const started = await buildApp({
       ...adapters,
+      messageChannels: [...(adapters.messageChannels ?? []), ...(serviceNowClient ? [new ServiceNowWorkNotes(serviceNowClient)] : [])],
+      ticketApproval: serviceNowClient && options.serviceNow?.verify ? new ServiceNowApprovals(serviceNowClient, options.serviceNow.verify) : undefined,
+      ...(options.outboxGiveUpMs ? { outboxGiveUpMs: options.outboxGiveUpMs } : {}),
       leaseWaitMs: provisioningWaitMs + 1000,
       clock,
       // Resolved as createService does outside the sandbox: a group the directory lacks refuses the start.

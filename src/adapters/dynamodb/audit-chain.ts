@@ -38,6 +38,11 @@ export class DynamoAuditChain {
     this.tables = tables
   }
 
+  /** The table that holds the chain's head, where state changes written with events live too. */
+  get grantsTable(): string {
+    return this.tables.grants
+  }
+
   async head(): Promise<ChainHead> {
     const result = await callAws('DynamoDB', 'GetItem', () =>
       this.doc.send(new GetCommand({ TableName: this.tables.grants, Key: HEAD_KEY, ConsistentRead: true })),

@@ -2,11 +2,12 @@ import { QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb
 import type { AuditEvent } from '../../core/audit.ts'
 import { EMPTY_CHAIN, verifyStoredChain, type ChainedAuditEvent, type ChainHead, type VerifyResult } from '../../core/audit-chain.ts'
 import { idBoundsAt } from '../../core/ids.ts'
-import type { AuditAnchors, AuditFilter, AuditLog, Page, PageRequest, TimeRange } from '../../core/ports.ts'
+import type { AuditAnchors, AuditFilter, AuditLog, OutboxClaim, Page, PageRequest, TimeRange } from '../../core/ports.ts'
 import { callAws } from '../aws-errors.ts'
 import type { DynamoAuditChain } from './audit-chain.ts'
 import type { PageCursors } from './cursor.ts'
 import { itemToAudit } from './items.ts'
+import { outboxPuts } from './outbox-store.ts'
 import { queryPage, type PagedQuery } from './paged-query.ts'
 import { ALL_PARTITION, AUDIT_INDEXES } from './tables.ts'
 
@@ -33,8 +34,9 @@ export class DynamoAuditLog implements AuditLog {
     return this.chain.head()
   }
 
-  async append(event: AuditEvent): Promise<void> {
-    await this.chain.write(event, [])
+  async append(event: AuditEvent, outbox?: OutboxClaim): Promise<void> {
+    // A refused outbox Put means an earlier send of this transaction was recorded, event and all.
+    await this.chain.write(event, outboxPuts(this.chain.grantsTable, outbox))
   }
 
   query(filter: AuditFilter, page: PageRequest): Promise<Page<ChainedAuditEvent>> {

@@ -16,6 +16,7 @@ import type { DynamoAuditChain } from './audit-chain.ts'
 import { conditionalWrite, retryingConflicts } from './conditional.ts'
 import type { PageCursors } from './cursor.ts'
 import { coverageKey, grantKey, grantToItem, itemToCoverage, itemToGrant } from './items.ts'
+import { outboxPuts } from './outbox-store.ts'
 import { queryPage } from './paged-query.ts'
 import { ALL_PARTITION, DUE_PARTITION, GRANT_INDEXES } from './tables.ts'
 
@@ -122,6 +123,7 @@ export class DynamoGrantStore implements GrantStore {
       ...(change.coverage
         ? [this.coverageWrite(change.coverage)]
         : change.hold === 'keep' ? [] : [{ Update: this.holderUpdate(grant, change.hold === 'join' ? 'ADD' : 'DELETE', Date.parse(change.event.at)) }]),
+      ...outboxPuts(this.tables.grants, change.outbox),
     ])
     return outcome.written ? { ...grant, ...change.set, status: change.to } : undefined
   }

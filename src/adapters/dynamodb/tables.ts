@@ -2,6 +2,8 @@ import { CreateTableCommand, DescribeTableCommand, UpdateTimeToLiveCommand, type
 
 /** Partition of the sparse index that holds only grants whose next action is due at a known time. */
 export const DUE_PARTITION = 'due'
+/** The outbox's messages have a partition of the due index to themselves: the sweep reads them apart from grants. */
+export const OUTBOX_PARTITION = 'outbox'
 /** Partition of the index listing every grant, and of the one listing every audit event, newest first. */
 export const ALL_PARTITION = 'all'
 

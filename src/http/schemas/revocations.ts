@@ -9,6 +9,7 @@ export const SweepSummarySchema = Type.Object(
     remaining: Type.Integer({ description: 'Grants still due (Identity Center busy, or time budget spent)' }),
     checked: Type.Integer({ description: 'Assignments checked against Identity Center (each is checked every few minutes)' }),
     drifted: Type.Integer({ description: 'Grants ended because their assignment was removed outside jit-access' }),
+    undelivered: Type.Integer({ description: 'Messages (SNS lifecycle, ticket work notes) still waiting for delivery: their receiver is failing; retried with backoff' }),
   },
   { $id: 'SweepSummary', title: 'SweepSummary' },
 )
