@@ -1,6 +1,7 @@
 import fastifySwagger from '@fastify/swagger'
 import fastifySwaggerUi from '@fastify/swagger-ui'
 import Fastify, { type InjectOptions, type LightMyRequestResponse, type RouteOptions } from 'fastify'
+import { PACKAGE_LICENSE, PACKAGE_VERSION } from '../package-info.ts'
 import type { DocsOptions } from './docs.ts'
 
 export interface DocsApp {
@@ -24,9 +25,9 @@ export async function buildDocsApp(routes: RouteOptions[], options: DocsOptions)
       openapi: '3.0.3',
       info: {
         title: 'jit-access',
-        version: '0.1.0',
+        version: PACKAGE_VERSION,
         description: 'Just-in-time privileged access for AWS IAM Identity Center: time-bound account assignments that remove themselves, with an audit trail.',
-        license: { name: 'Proprietary' },
+        license: { name: PACKAGE_LICENSE, url: `https://spdx.org/licenses/${PACKAGE_LICENSE}.html` },
       },
       servers: [{ url: 'http://127.0.0.1:3000', description: 'The local sandbox (npm start); in AWS, the HTTP API URL of your deployment' }],
       components: {
