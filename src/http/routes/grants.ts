@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { GrantService } from '../../core/grants.ts'
 import { requireScope, SCOPES } from '../auth.ts'
 import type { idempotencyHooks } from '../idempotency.ts'
-import { errorResponses, IdempotencyHeaders } from '../schemas/common.ts'
+import { errorResponses, GrantIdempotencyHeaders, RevocationIdempotencyHeaders } from '../schemas/common.ts'
 import { GrantIdParams, GrantListQuery, GrantPage, GrantRef, GrantRequestBody } from '../schemas/grants.ts'
 
 interface GrantRouteOptions {
@@ -41,7 +41,7 @@ export const grantRoutes: FastifyPluginAsyncTypebox<GrantRouteOptions> = async (
         'Send an Idempotency-Key (e.g. the approval sys_id) to make retries safe: the same key and body replay the first answer, ' +
         'and a retry after a 503 resumes the grant the failed attempt recorded instead of making another.',
       security: [{ bearerAuth: [SCOPES.grantsWrite] }],
-      headers: IdempotencyHeaders,
+      headers: GrantIdempotencyHeaders,
       body: GrantRequestBody,
       response: { 201: GrantRef, 202: GrantRef, ...errorResponses(400, 401, 403, 409, 415, 422, 502, 503) },
     },
@@ -93,7 +93,7 @@ export const grantRoutes: FastifyPluginAsyncTypebox<GrantRouteOptions> = async (
         'A permanent assignment that existed before the grant, or another active grant of the same access, keeps the access in place. ' +
         'Ending a grant that has already ended changes nothing and answers its final state.',
       security: [{ bearerAuth: [SCOPES.grantsRevoke] }],
-      headers: IdempotencyHeaders,
+      headers: RevocationIdempotencyHeaders,
       params: GrantIdParams,
       response: { 200: GrantRef, 202: GrantRef, ...errorResponses(400, 401, 403, 404, 409, 503) },
     },
