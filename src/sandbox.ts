@@ -19,6 +19,7 @@ import { resolveInstance } from './adapters/identity-center.ts'
 import { loadConfig } from './config.ts'
 import { ALL_SCOPES } from './http/auth.ts'
 import { ensureAnchorBucket } from './sandbox/anchor-bucket.ts'
+import { assertPortFree } from './sandbox/lifetime.ts'
 import { findMotoServer, LOCAL_VENV, startMotoServer, type MotoServer } from './sandbox/moto-server.ts'
 import { DEMO_DIRECTORY, DEMO_POLICY, seedDirectory } from './sandbox/seed.ts'
 import { serve } from './server.ts'
@@ -34,11 +35,21 @@ export interface SandboxOptions {
   print?: (line: string) => void
 }
 
+/** The port and host the service will listen on, as far as they can be known before the configuration is loaded. */
+function listenAddress(env: NodeJS.ProcessEnv): { host: string; port: number } | undefined {
+  const port = Number(env.PORT ?? 3000)
+  return Number.isInteger(port) && port > 0 && port <= 65535 ? { host: env.HOST || '127.0.0.1', port } : undefined
+}
+
 export async function startSandbox(options: SandboxOptions = {}) {
   const env = { ...(options.env ?? process.env) }
   const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`))
   let moto: MotoServer | undefined
   const ownServer = !env.AWS_ENDPOINT_URL
+
+  // A port in use is found before moto starts and is seeded (seconds), not after.
+  const address = listenAddress(env)
+  if (address) await assertPortFree(address.host, address.port)
 
   if (ownServer) {
     const command = findMotoServer(PROJECT_ROOT) ?? installMoto(print)
