@@ -182,22 +182,25 @@ function installMoto(print: (line: string) => void): string {
 async function main(): Promise<void> {
   const starting = new AbortController()
   let sandbox: Awaited<ReturnType<typeof startSandbox>> | undefined
-  stopWhenAskedOrOrphaned((reason) => {
-    console.error(`jit-access sandbox: stopping (${reason})`)
+  // 0 for a stop that was asked for; 1 after a crash.
+  let exitCode = 0
+  stopWhenAskedOrOrphaned((reason, error) => {
+    console.error(`jit-access sandbox: stopping (${reason}${error ? `: ${(error as Error)?.stack ?? String(error)}` : ''})`)
+    if (error) exitCode = 1
     // A stop that hangs (a request that never ends, a moto that ignores SIGTERM and SIGKILL) still ends the process.
     setTimeout(() => process.exit(1), STOP_DEADLINE_MS).unref()
     starting.abort()
     if (!sandbox) return // start-up gives up at its next step and stops what it started (below)
     sandbox.app.log.info({ reason }, 'shutting down')
-    sandbox.stop().then(() => process.exit(0), (error: unknown) => {
-      console.error(`jit-access sandbox: stopping failed: ${(error as Error).message}`)
+    sandbox.stop().then(() => process.exit(exitCode), (failure: unknown) => {
+      console.error(`jit-access sandbox: stopping failed: ${(failure as Error).message}`)
       process.exit(1)
     })
   })
   try {
     sandbox = await startSandbox({ signal: starting.signal })
   } catch (error) {
-    if (starting.signal.aborted) process.exit(0)
+    if (starting.signal.aborted) process.exit(exitCode)
     console.error(`npm start failed: ${(error as Error).message}`)
     process.exit(1)
   }

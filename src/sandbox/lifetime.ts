@@ -28,11 +28,12 @@ export async function assertPortFree(host: string, port: number): Promise<void> 
   })
 }
 
-export type StopReason = 'SIGTERM' | 'SIGINT' | 'SIGHUP' | 'parent exited'
+export type StopReason = 'SIGTERM' | 'SIGINT' | 'SIGHUP' | 'parent exited' | 'fatal error'
 
 /**
- * Calls `stop` once, on the first of SIGTERM, SIGINT or SIGHUP, or when the process that started this one is
- * gone (its parent id changes: the orphan was handed to init or a subreaper).
+ * Calls `stop` once, on the first of SIGTERM, SIGINT or SIGHUP, when the process that started this one is
+ * gone (its parent id changes: the orphan was handed to init or a subreaper), or on an uncaught exception or
+ * unhandled rejection (given as `error`), so that moto does not outlive a crash.
  *
  * Why both: `npm start` runs the script through `sh -c`, and a supervisor (systemd, a CI runner, a test) that
  * signals npm alone reaches only that shell, which dies without passing the signal on; the service and moto
@@ -42,15 +43,18 @@ export type StopReason = 'SIGTERM' | 'SIGINT' | 'SIGHUP' | 'parent exited'
  * Signals after the first are ignored: a Ctrl-C reaches this process twice (from the terminal, to the whole
  * process group, and again forwarded by npm), and a second must not cut the first's clean stop short.
  */
-export function stopWhenAskedOrOrphaned(stop: (reason: StopReason) => void): () => void {
+export function stopWhenAskedOrOrphaned(stop: (reason: StopReason, error?: unknown) => void): () => void {
   let stopped = false
-  const once = (reason: StopReason) => {
+  const once = (reason: StopReason, error?: unknown) => {
     if (stopped) return
     stopped = true
-    stop(reason)
+    stop(reason, error)
   }
   const signals = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const
-  const handlers = signals.map((signal) => [signal, () => once(signal)] as const)
+  const handlers = [
+    ...signals.map((signal) => [signal, () => once(signal)] as const),
+    ...(['uncaughtException', 'unhandledRejection'] as const).map((event) => [event, (error: unknown) => once('fatal error', error)] as const),
+  ]
   for (const [signal, handler] of handlers) process.on(signal, handler)
   const parent = process.ppid
   const watch = setInterval(() => {
