@@ -1,11 +1,13 @@
 import { spawn } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
-import { resolve } from 'node:path'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
 import t from 'tap'
 import { startSandbox } from '../src/sandbox.ts'
 import { PortInUseError } from '../src/sandbox/lifetime.ts'
 import { freePort } from '../src/sandbox/moto-server.ts'
+import { DEMO_POLICY } from '../src/sandbox/seed.ts'
 
 const ROOT = resolve(import.meta.dirname, '..')
 
@@ -56,12 +58,15 @@ function alive(pid: number): boolean {
 
 t.test('SIGTERM to the npm start process alone stops the service and moto with it', { skip: existsSync('/proc') ? false : 'needs /proc' }, async (t) => {
   const port = await freePort()
+  const policyDir = mkdtempSync(join(tmpdir(), 'jit-lifetime-'))
+  t.teardown(() => rmSync(policyDir, { recursive: true, force: true }))
+  writeFileSync(join(policyDir, 'policy.json'), JSON.stringify(DEMO_POLICY))
   // Its own process group, as a supervisor's child: nothing but the one signal below reaches it.
   const npm = spawn('npm', ['start'], {
     cwd: ROOT,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', AWS_ENDPOINT_URL: '', JIT_POLICY_FILE: '' },
+    env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', AWS_ENDPOINT_URL: '', JIT_POLICY_FILE: join(policyDir, 'policy.json') },
   })
   let output = ''
   npm.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
