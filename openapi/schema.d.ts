@@ -142,7 +142,7 @@ export interface components {
          *       "type": "urn:jit-access:problem:policy-denied",
          *       "title": "Forbidden",
          *       "status": 403,
-         *       "detail": "Rule 'oncall-incident-access' allows at most 240 minutes for AdministratorAccess on 111122223333; 600 were requested",
+         *       "detail": "Rule 'oncall-incident-access' allows at most 240 minutes for AdministratorAccess on 111111111111; 600 were requested",
          *       "instance": "/grants",
          *       "code": "POLICY_DENIED",
          *       "requestId": "7f1c2e9a-4b1d-4f0e-9d7c-2a3b4c5d6e7f",
@@ -187,7 +187,7 @@ export interface components {
          *       "status": "active",
          *       "userName": "alice",
          *       "userId": "94482488-3041-7026-18f5-1a2b3c4d5e6f",
-         *       "accountId": "111122223333",
+         *       "accountId": "111111111111",
          *       "permissionSet": "AdministratorAccess",
          *       "permissionSetArn": "arn:aws:sso:::permissionSet/ssoins-1111111111111111/ps-2222222222222222",
          *       "ticketId": "CHG0031337",
@@ -268,7 +268,7 @@ export interface components {
          *       "actor": "servicenow-workflow",
          *       "grantId": "019a7c1e-5b2a-7c3d-9e4f-0a1b2c3d4e5f",
          *       "userName": "alice",
-         *       "accountId": "111122223333",
+         *       "accountId": "111111111111",
          *       "permissionSet": "AdministratorAccess",
          *       "ticketId": "CHG0031337",
          *       "detail": "account assignment in place",
@@ -477,7 +477,7 @@ export interface operations {
                     userName: string;
                     /**
                      * @description AWS account id (12 digits)
-                     * @example 111122223333
+                     * @example 111111111111
                      */
                     accountId: string;
                     /**

@@ -19,6 +19,7 @@ import { resolveInstance } from './adapters/identity-center.ts'
 import { loadConfig } from './config.ts'
 import { ALL_SCOPES } from './http/auth.ts'
 import { ensureAnchorBucket } from './sandbox/anchor-bucket.ts'
+import { assertPortFree, STOP_DEADLINE_MS, stopWhenAskedOrOrphaned } from './sandbox/lifetime.ts'
 import { findMotoServer, LOCAL_VENV, startMotoServer, type MotoServer } from './sandbox/moto-server.ts'
 import { DEMO_DIRECTORY, DEMO_POLICY, seedDirectory } from './sandbox/seed.ts'
 import { serve } from './server.ts'
@@ -32,6 +33,14 @@ export interface SandboxOptions {
   env?: NodeJS.ProcessEnv
   /** Where to print the welcome text. */
   print?: (line: string) => void
+  /** Gives up starting (stopping whatever it started) when this is aborted: a stop asked for during start-up. */
+  signal?: AbortSignal
+}
+
+/** The port and host the service will listen on, as far as they can be known before the configuration is loaded. */
+function listenAddress(env: NodeJS.ProcessEnv): { host: string; port: number } | undefined {
+  const port = Number(env.PORT ?? 3000)
+  return Number.isInteger(port) && port > 0 && port <= 65535 ? { host: env.HOST || '127.0.0.1', port } : undefined
 }
 
 export async function startSandbox(options: SandboxOptions = {}) {
@@ -39,6 +48,11 @@ export async function startSandbox(options: SandboxOptions = {}) {
   const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`))
   let moto: MotoServer | undefined
   const ownServer = !env.AWS_ENDPOINT_URL
+  const stillWanted = () => options.signal?.throwIfAborted()
+
+  // A port in use is found before moto starts and is seeded (seconds), not after.
+  const address = listenAddress(env)
+  if (address) await assertPortFree(address.host, address.port)
 
   if (ownServer) {
     const command = findMotoServer(PROJECT_ROOT) ?? installMoto(print)
@@ -55,6 +69,7 @@ export async function startSandbox(options: SandboxOptions = {}) {
   process.env.AWS_SECRET_ACCESS_KEY ??= env.AWS_SECRET_ACCESS_KEY
 
   try {
+    stillWanted()
     if (!env.JIT_JWT_SECRET && !env.JIT_JWT_PUBLIC_KEY) {
       // A fresh secret every start: a token printed by an earlier sandbox never works against a later one.
       env.JIT_JWT_SECRET = randomBytes(32).toString('base64url')
@@ -85,10 +100,21 @@ export async function startSandbox(options: SandboxOptions = {}) {
     // Anchored as in AWS, so that GET /audit/verify answers here as it does there.
     env.JIT_AUDIT_ANCHOR_BUCKET ??= 'jit-access-audit-anchors'
     await ensureAnchorBucket(new S3Client({ region: env.AWS_REGION, endpoint: env.AWS_ENDPOINT_URL, forcePathStyle: true }), env.JIT_AUDIT_ANCHOR_BUCKET)
+    stillWanted()
     if (ownServer) await seedDirectory(clients, instance, DEMO_DIRECTORY)
+    stillWanted()
 
     const finalConfig = loadConfig(env)
-    const app = await serve(finalConfig, async () => moto?.stop())
+    // The sandbox stops itself (below, and the entry point's stopWhenAskedOrOrphaned): moto goes with the app.
+    const app = await serve(finalConfig, { handleSignals: false })
+    const stop = async () => {
+      await app.close()
+      await moto?.stop()
+    }
+    if (options.signal?.aborted) {
+      await stop()
+      stillWanted()
+    }
     const address = app.server.address()
     const port = typeof address === 'object' && address ? address.port : finalConfig.port
     const baseUrl = `http://${finalConfig.host === '0.0.0.0' ? '127.0.0.1' : finalConfig.host}:${port}`
@@ -112,9 +138,9 @@ export async function startSandbox(options: SandboxOptions = {}) {
       print(`  export TOKEN=${token}`)
       print(`  try: curl -s -H "Authorization: Bearer $TOKEN" ${baseUrl}/grants`)
     }
-    print('  Ctrl-C stops the service and everything the sandbox started.')
+    print('  Ctrl-C (or SIGTERM to npm alone) stops the service and everything the sandbox started.')
     print('')
-    return { app, baseUrl, token, moto, config: finalConfig }
+    return { app, baseUrl, token, moto, config: finalConfig, stop }
   } catch (error) {
     await moto?.stop()
     throw error
@@ -149,12 +175,36 @@ function installMoto(print: (line: string) => void): string {
   return join(venv, 'bin', 'moto_server')
 }
 
-const isEntryPoint = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href
-if (isEntryPoint) {
+/**
+ * `npm start`: starts the sandbox and stops all of it (the service, then moto) on SIGTERM, SIGINT or SIGHUP, or
+ * when the process that started it goes away, including while it is still starting.
+ */
+async function main(): Promise<void> {
+  const starting = new AbortController()
+  let sandbox: Awaited<ReturnType<typeof startSandbox>> | undefined
+  // 0 for a stop that was asked for; 1 after a crash.
+  let exitCode = 0
+  stopWhenAskedOrOrphaned((reason, error) => {
+    console.error(`jit-access sandbox: stopping (${reason}${error ? `: ${(error as Error)?.stack ?? String(error)}` : ''})`)
+    if (error) exitCode = 1
+    // A stop that hangs (a request that never ends, a moto that ignores SIGTERM and SIGKILL) still ends the process.
+    setTimeout(() => process.exit(1), STOP_DEADLINE_MS).unref()
+    starting.abort()
+    if (!sandbox) return // start-up gives up at its next step and stops what it started (below)
+    sandbox.app.log.info({ reason }, 'shutting down')
+    sandbox.stop().then(() => process.exit(exitCode), (failure: unknown) => {
+      console.error(`jit-access sandbox: stopping failed: ${(failure as Error).message}`)
+      process.exit(1)
+    })
+  })
   try {
-    await startSandbox()
+    sandbox = await startSandbox({ signal: starting.signal })
   } catch (error) {
+    if (starting.signal.aborted) process.exit(exitCode)
     console.error(`npm start failed: ${(error as Error).message}`)
     process.exit(1)
   }
 }
+
+const isEntryPoint = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href
+if (isEntryPoint) await main()

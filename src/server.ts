@@ -6,15 +6,25 @@ import { createService } from './service.ts'
 /** How long in-flight requests may take to finish after SIGTERM before the process exits anyway. */
 const SHUTDOWN_GRACE_MS = 10_000
 
+export interface ServeOptions {
+  /** Called after the app has closed on a signal or a fatal error. */
+  onClose?: () => Promise<void>
+  /** Stop on SIGTERM/SIGINT and fatal errors (close-with-grace); false for a caller that stops the app itself. Default true. */
+  handleSignals?: boolean
+}
+
 /** Listens, and on SIGTERM/SIGINT stops taking requests, lets in-flight ones finish, then exits. */
-export async function serve(config: Config, onClose: () => Promise<void> = async () => {}) {
+export async function serve(config: Config, options: ServeOptions = {}) {
+  const { onClose = async () => {}, handleSignals = true } = options
   const app = await createService(config)
-  closeWithGrace({ delay: SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
-    if (err) app.log.error({ err }, 'shutting down after an error')
-    else app.log.info({ signal }, 'shutting down')
-    await app.close()
-    await onClose()
-  })
+  if (handleSignals) {
+    closeWithGrace({ delay: SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
+      if (err) app.log.error({ err }, 'shutting down after an error')
+      else app.log.info({ signal }, 'shutting down')
+      await app.close()
+      await onClose()
+    })
+  }
   await app.listen({ port: config.port, host: config.host })
   return app
 }

@@ -9,6 +9,7 @@ import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager'
 import { CreateTopicCommand } from '@aws-sdk/client-sns'
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb'
 import t from 'tap'
+import { withCommittedEndExample } from './helpers/contract.ts'
 import { createAwsClients, resolveJwtSecret } from '../src/adapters/aws.ts'
 import { ensureTables } from '../src/adapters/dynamodb/tables.ts'
 import { resolveInstance } from '../src/adapters/identity-center.ts'
@@ -299,7 +300,13 @@ t.test('the docs page works through the HTTP API, from the files shipped beside 
   t.same(Buffer.from(icon.body, 'base64'), readFileSync(join(bundleDir, 'static', 'favicon-32x32.png')))
   const contract = await handler(httpApiEvent('GET', '/openapi.json'), context())
   t.equal(contract.statusCode, 200)
-  t.same(JSON.parse(contract.body), JSON.parse(readFileSync(join(import.meta.dirname, '..', 'openapi', 'openapi.json'), 'utf8')), 'the committed contract')
+  const committed = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'openapi', 'openapi.json'), 'utf8'))
+  const ahead = (expiresAt: string, media: string) => t.ok(Date.parse(expiresAt) > Date.now(), `the PATCH example end (${media}) lies ahead`)
+  const { servers, ...served } = withCommittedEndExample(JSON.parse(contract.body), committed, ahead)
+  const { servers: placeholder, ...expected } = committed
+  t.same(served, expected, 'the committed contract')
+  t.match(placeholder, [{ url: '{origin}' }])
+  t.same(servers, [{ url: 'https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com', description: 'The service that served this document' }], 'naming the API it was served from')
 })
 
 t.test('configured with a JWKS URL, the bundle verifies tokens by kid', async (t) => {

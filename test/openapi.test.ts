@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import t from 'tap'
 import { generateDocument, generateTypes, OPENAPI_DIR, serialize } from '../openapi/generate.ts'
+import { PLACEHOLDER_SERVER } from '../src/http/docs.ts'
 
 const ROOT = resolve(import.meta.dirname, '..')
 const document = await generateDocument()
@@ -11,6 +12,8 @@ type Json = Record<string, unknown>
 t.test('the committed contract and types are what the code produces (regenerate with: npm run openapi)', async (t) => {
   t.equal(readFileSync(join(OPENAPI_DIR, 'openapi.json'), 'utf8'), serialize(document), 'openapi/openapi.json is stale: run npm run openapi')
   t.equal(readFileSync(join(OPENAPI_DIR, 'schema.d.ts'), 'utf8'), await generateTypes(document), 'openapi/schema.d.ts is stale: run npm run openapi')
+  // Only its server differs from what a running service serves: that names the service itself (test/docs.test.ts).
+  t.same(document.servers, [PLACEHOLDER_SERVER], 'the committed contract names a placeholder server, not one deployment')
 })
 
 t.test('the document uses only what ServiceNow’s REST importer reads: OpenAPI 3.0, no oneOf/anyOf/not/const, no type arrays, plain camelCase properties', async (t) => {

@@ -1,7 +1,8 @@
 import fastifySwagger from '@fastify/swagger'
 import fastifySwaggerUi from '@fastify/swagger-ui'
 import Fastify, { type InjectOptions, type LightMyRequestResponse, type RouteOptions } from 'fastify'
-import type { DocsOptions } from './docs.ts'
+import { PACKAGE_LICENSE, PACKAGE_VERSION } from '../package-info.ts'
+import { originOf, PLACEHOLDER_SERVER, servedDocument, type DocsOptions } from './docs.ts'
 
 export interface DocsApp {
   document(): Record<string, unknown>
@@ -24,11 +25,11 @@ export async function buildDocsApp(routes: RouteOptions[], options: DocsOptions)
       openapi: '3.0.3',
       info: {
         title: 'jit-access',
-        version: '0.1.0',
+        version: PACKAGE_VERSION,
         description: 'Just-in-time privileged access for AWS IAM Identity Center: time-bound account assignments that remove themselves, with an audit trail.',
-        license: { name: 'Proprietary' },
+        license: { name: PACKAGE_LICENSE, url: `https://spdx.org/licenses/${PACKAGE_LICENSE}.html` },
       },
-      servers: [{ url: 'http://127.0.0.1:3000', description: 'The local sandbox (npm start); in AWS, the HTTP API URL of your deployment' }],
+      servers: [PLACEHOLDER_SERVER],
       components: {
         securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
       },
@@ -41,7 +42,12 @@ export async function buildDocsApp(routes: RouteOptions[], options: DocsOptions)
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   })
-  await app.register(fastifySwaggerUi, { routePrefix: '/docs', ...(options.assetsDir ? { baseDir: options.assetsDir } : {}) })
+  await app.register(fastifySwaggerUi, {
+    routePrefix: '/docs',
+    // The page loads /docs/json: the request forwarded here carries the caller's Host and X-Forwarded-Proto.
+    transformSpecification: (document, request) => servedDocument(document, originOf(request.headers, request.protocol)),
+    ...(options.assetsDir ? { baseDir: options.assetsDir } : {}),
+  })
   const described = async () => {
     throw new Error('only described here: src/http/docs.ts forwards nothing but the docs page')
   }

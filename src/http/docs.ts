@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import type { DocsApp } from './docs-app.ts'
 
@@ -6,6 +7,58 @@ export interface DocsOptions {
   schemas: object[]
   /** Where the docs page's static files are, when running from a bundle; unset, @fastify/swagger-ui's own. */
   assetsDir?: string | undefined
+}
+
+/**
+ * The committed contract's server. Only a running service knows its own URL, so the document it serves (GET
+ * /openapi.json, and the one the docs page loads) names the server it was served from instead: the docs
+ * page's "Try it out" then calls that service, on whatever port or domain it answers.
+ */
+export const PLACEHOLDER_SERVER = {
+  url: '{origin}',
+  description: 'Placeholder: a running service serves this document with its own URL here',
+  variables: {
+    origin: { default: 'http://127.0.0.1:3000', description: 'The URL npm start prints, or in AWS the stack output ApiUrl' },
+  },
+}
+
+/** A Host header that is a host name or IP literal with an optional port, and nothing else. */
+const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/
+
+/**
+ * The URL a request reached the service at: its Host header, with the scheme API Gateway, a function URL or a
+ * load balancer saw (`X-Forwarded-Proto`) or else the socket's. Undefined when the Host header is missing or
+ * malformed. Client-supplied either way, which is harmless here: the document goes back to that client.
+ */
+export function originOf(headers: IncomingHttpHeaders, socketProtocol: string): string | undefined {
+  const host = headers.host
+  if (typeof host !== 'string' || !HOST.test(host)) return undefined
+  const forwarded = String(headers['x-forwarded-proto'] ?? '').split(',')[0]?.trim().toLowerCase()
+  const protocol = forwarded === 'http' || forwarded === 'https' ? forwarded : socketProtocol
+  return `${protocol}://${host}`
+}
+
+/**
+ * The document as served from `origin`: its only server is that one (relative to the page when unknown), and
+ * the example of a new end for PATCH /grants/{id} lies ahead of now (90 minutes, within the sandbox policy's
+ * 240 for a grant made from the POST example), since an end in the past is refused.
+ */
+export function servedDocument<T extends object>(document: T, origin: string | undefined, now = new Date()): T & { servers: { url: string; description: string }[] } {
+  return { ...withEndExampleAhead(document, now), servers: [{ url: origin ?? '/', description: 'The service that served this document' }] }
+}
+
+function withEndExampleAhead<T extends object>(document: T, now: Date): T {
+  const operation = (document as { paths?: Record<string, Record<string, { requestBody?: { content?: Record<string, { schema?: { example?: unknown; properties?: { expiresAt?: { example?: unknown } } } }> } }>> }).paths?.['/grants/{id}']?.patch
+  if (!operation?.requestBody?.content) return document
+  const expiresAt = new Date(Math.ceil((now.getTime() + 90 * 60_000) / 60_000) * 60_000).toISOString().replace('.000Z', 'Z')
+  const copy = structuredClone(document)
+  const content = (copy as typeof document & { paths: Record<string, Record<string, typeof operation>> }).paths['/grants/{id}']?.patch?.requestBody?.content ?? {}
+  for (const media of Object.values(content)) {
+    if (!media.schema) continue
+    media.schema.example = { expiresAt }
+    if (media.schema.properties?.expiresAt) media.schema.properties.expiresAt.example = expiresAt
+  }
+  return copy
 }
 
 /** Sent by the docs app for each connection or message only; Fastify sets the ones that apply to the forwarded answer. */
@@ -38,7 +91,7 @@ export function registerDocs(app: FastifyInstance, options: DocsOptions): void {
   }
 
   app.decorate('openapi', async () => (await docsApp()).document())
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.openapi())
+  app.get('/openapi.json', { schema: { hide: true } }, async (request) => servedDocument(await app.openapi(), originOf(request.headers, request.protocol)))
 
   const forward = async (request: FastifyRequest, reply: FastifyReply) => {
     // GET for a HEAD request too: Fastify answers HEAD from the GET route's answer.
@@ -56,7 +109,7 @@ export function registerDocs(app: FastifyInstance, options: DocsOptions): void {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** The OpenAPI document of this app's routes (openapi/openapi.json is this, committed). */
+    /** The OpenAPI document of this app's routes, with PLACEHOLDER_SERVER (openapi/openapi.json is this, committed). */
     openapi(): Promise<Record<string, unknown>>
   }
 }

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/ty
 import type { GrantService } from '../../core/grants.ts'
 import { requireScope, SCOPES } from '../auth.ts'
 import type { idempotencyHooks } from '../idempotency.ts'
-import { errorResponses, IdempotencyHeaders } from '../schemas/common.ts'
+import { ChangeIdempotencyHeaders, errorResponses, GrantIdempotencyHeaders } from '../schemas/common.ts'
 import { GrantEndChange, GrantIdParams, GrantListQuery, GrantPage, GrantRef, GrantRequestBody } from '../schemas/grants.ts'
 
 interface GrantRouteOptions {
@@ -43,7 +43,7 @@ export const grantRoutes: FastifyPluginAsyncTypebox<GrantRouteOptions> = async (
         'Send an Idempotency-Key (e.g. the approval sys_id) to make retries safe: the same key and body replay the first answer, ' +
         'and a retry after a 503 resumes the grant the failed attempt recorded instead of making another.',
       security: [{ bearerAuth: [SCOPES.grantsWrite] }],
-      headers: IdempotencyHeaders,
+      headers: GrantIdempotencyHeaders,
       body: GrantRequestBody,
       response: { 201: GrantRef, 202: GrantRef, ...errorResponses(400, 401, 403, 409, 415, 422, 502, 503) },
     },
@@ -96,7 +96,7 @@ export const grantRoutes: FastifyPluginAsyncTypebox<GrantRouteOptions> = async (
         'A scheduled grant is cancelled (200, status cancelled) without any call to Identity Center. ' +
         'Ending a grant that has already ended changes nothing and answers its final state.',
       security: [{ bearerAuth: [SCOPES.grantsRevoke] }],
-      headers: IdempotencyHeaders,
+      headers: ChangeIdempotencyHeaders,
       params: GrantIdParams,
       response: { 200: GrantRef, 202: GrantRef, ...errorResponses(400, 401, 403, 404, 409, 503) },
     },
@@ -125,7 +125,7 @@ export const grantRoutes: FastifyPluginAsyncTypebox<GrantRouteOptions> = async (
           'Send application/merge-patch+json or application/json. Needs grants:write, as requesting does. Audited as grant.extended or grant.shortened; ' +
           'an Idempotency-Key makes retries safe.',
         security: [{ bearerAuth: [SCOPES.grantsWrite] }],
-        headers: IdempotencyHeaders,
+        headers: ChangeIdempotencyHeaders,
         params: GrantIdParams,
         consumes: ['application/merge-patch+json', 'application/json'],
         body: GrantEndChange,

@@ -33,7 +33,7 @@ export const AuditEventSchema = Type.Object(
       actor: 'servicenow-workflow',
       grantId: '019a7c1e-5b2a-7c3d-9e4f-0a1b2c3d4e5f',
       userName: 'alice',
-      accountId: '111122223333',
+      accountId: '111111111111',
       permissionSet: 'AdministratorAccess',
       ticketId: 'CHG0031337',
       detail: 'account assignment in place',

@@ -31,7 +31,7 @@ export const PrintableText = (options: Parameters<typeof Type.String>[0] = {}) =
 
 export const Timestamp = Type.String({ format: 'date-time', description: 'ISO 8601 timestamp (UTC)' })
 
-export const AccountId = Type.String({ pattern: '^[0-9]{12}$', description: 'AWS account id (12 digits)', example: '111122223333' })
+export const AccountId = Type.String({ pattern: '^[0-9]{12}$', description: 'AWS account id (12 digits)', example: '111111111111' })
 
 export const Limit = (maximum: number) =>
   Type.Integer({ minimum: 1, maximum, default: 50, description: `Page size (1–${maximum})` })
@@ -71,7 +71,7 @@ export const Problem = Type.Object(
       type: 'urn:jit-access:problem:policy-denied',
       title: 'Forbidden',
       status: 403,
-      detail: "Rule 'oncall-incident-access' allows at most 240 minutes for AdministratorAccess on 111122223333; 600 were requested",
+      detail: "Rule 'oncall-incident-access' allows at most 240 minutes for AdministratorAccess on 111111111111; 600 were requested",
       instance: '/grants',
       code: 'POLICY_DENIED',
       requestId: '7f1c2e9a-4b1d-4f0e-9d7c-2a3b4c5d6e7f',
@@ -98,11 +98,25 @@ export const errorResponses = (...statuses: number[]) => {
   return Object.fromEntries(statuses.map((status) => [status, problemResponse(descriptions[status] ?? 'Error')]))
 }
 
-export const IdempotencyHeaders = Type.Object({
-  'idempotency-key': Type.Optional(Type.String({
-    minLength: 1,
-    maxLength: 255,
-    description: 'Makes retries safe: scoped to the token subject and remembered for at least 24 hours (ServiceNow: the approval sys_id)',
-    example: '4f8c2a1e9b7d4e3fa1c2b3d4e5f60718',
-  })),
+const idempotencyKey = {
+  minLength: 1,
+  maxLength: 255,
+  description: 'Makes retries safe: scoped to the token subject and remembered for at least 24 hours (ServiceNow: the approval sys_id)',
+}
+
+/**
+ * The Idempotency-Key header of POST /grants, with an example key: the docs page sends it, and sending the example
+ * again replays the first answer.
+ */
+export const GrantIdempotencyHeaders = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({ ...idempotencyKey, example: '4f8c2a1e9b7d4e3fa1c2b3d4e5f60718' })),
+})
+
+/**
+ * The same header for changes to a grant (DELETE, PATCH /grants/{id}), without an example: a key belongs to one
+ * request, so one example key sent to change a second grant (or after POST /grants used it) would answer 409
+ * IDEMPOTENCY_KEY_REUSED.
+ */
+export const ChangeIdempotencyHeaders = Type.Object({
+  'idempotency-key': Type.Optional(Type.String(idempotencyKey)),
 })

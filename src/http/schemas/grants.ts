@@ -23,7 +23,7 @@ export const GrantRequestBody = Type.Object(
     additionalProperties: false,
     $id: 'GrantRequest',
     title: 'GrantRequest',
-    example: { userName: 'alice', accountId: '111122223333', permissionSet: 'AdministratorAccess', durationMinutes: 60, ticketId: 'CHG0031337', justification: 'Fix failing deployment' },
+    example: { userName: 'alice', accountId: '111111111111', permissionSet: 'AdministratorAccess', durationMinutes: 60, ticketId: 'CHG0031337', justification: 'Fix failing deployment' },
   },
 )
 export type GrantRequestBody = Static<typeof GrantRequestBody>
@@ -61,7 +61,7 @@ export const GrantSchema = Type.Object(
       status: 'active',
       userName: 'alice',
       userId: '94482488-3041-7026-18f5-1a2b3c4d5e6f',
-      accountId: '111122223333',
+      accountId: '111111111111',
       permissionSet: 'AdministratorAccess',
       permissionSetArn: 'arn:aws:sso:::permissionSet/ssoins-1111111111111111/ps-2222222222222222',
       ticketId: 'CHG0031337',
