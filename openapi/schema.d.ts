@@ -34,7 +34,7 @@ export interface paths {
         put?: never;
         /**
          * Request temporary access
-         * @description Gives one Identity Store user one permission set on one AWS account for a bounded time, if the eligibility policy allows it. Answers 201 once the account assignment is in place, or 202 while Identity Center is still provisioning it (poll GET /grants/{id}). It answers within the request deadline (25 s by default) whatever AWS does: 202 once the grant is recorded, 503 with Retry-After before. Denials are audited and answered 403 POLICY_DENIED with the failed condition. With startsAt (a later start) it answers 201 with status scheduled: nothing is created in Identity Center until the first sweep after that time, which asks the policy again and then provisions the grant (or records it denied). Send an Idempotency-Key (e.g. the approval sys_id) to make retries safe: the same key and body replay the first answer, and a retry after a 503 resumes the grant the failed attempt recorded instead of making another.
+         * @description Gives one Identity Store user one permission set on one AWS account for a bounded time, if the eligibility policy allows it. Answers 201 once the account assignment is in place, or 202 while Identity Center is still provisioning it (poll GET /grants/{id}). It answers within the request deadline (25 s by default) whatever AWS does: 202 once the grant is recorded, 503 with Retry-After before. Denials are audited and answered 403 POLICY_DENIED with the failed condition. With startsAt (a later start) it answers 201 with status scheduled: nothing is created in Identity Center until the first sweep after that time, which asks the policy again and then provisions the grant (or records it denied). Send an Idempotency-Key (e.g. grant- and the change’s sys_id) to make retries safe: the same key and body replay the first answer, and a retry after a 503 resumes the grant the failed attempt recorded instead of making another.
          */
         post: operations["createGrant"];
         delete?: never;
@@ -461,7 +461,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes retries safe: scoped to the token subject and remembered for at least 24 hours (ServiceNow: the approval sys_id) */
+                /** @description Makes retries safe: scoped to the token subject and remembered for at least 24 hours (ServiceNow: grant-, move- or end- and the change’s sys_id; see docs/servicenow.md) */
                 "idempotency-key"?: string;
             };
             path?: never;
@@ -664,7 +664,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes retries safe: scoped to the token subject and remembered for at least 24 hours (ServiceNow: the approval sys_id) */
+                /** @description Makes retries safe: scoped to the token subject and remembered for at least 24 hours (ServiceNow: grant-, move- or end- and the change’s sys_id; see docs/servicenow.md) */
                 "idempotency-key"?: string;
             };
             path: {
@@ -752,7 +752,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes retries safe: scoped to the token subject and remembered for at least 24 hours (ServiceNow: the approval sys_id) */
+                /** @description Makes retries safe: scoped to the token subject and remembered for at least 24 hours (ServiceNow: grant-, move- or end- and the change’s sys_id; see docs/servicenow.md) */
                 "idempotency-key"?: string;
             };
             path: {

@@ -40,7 +40,7 @@ export const grantRoutes: FastifyPluginAsyncTypebox<GrantRouteOptions> = async (
         'Denials are audited and answered 403 POLICY_DENIED with the failed condition. ' +
         'With startsAt (a later start) it answers 201 with status scheduled: nothing is created in Identity Center until the first sweep after ' +
         'that time, which asks the policy again and then provisions the grant (or records it denied). ' +
-        'Send an Idempotency-Key (e.g. the approval sys_id) to make retries safe: the same key and body replay the first answer, ' +
+        'Send an Idempotency-Key (e.g. grant- and the change’s sys_id) to make retries safe: the same key and body replay the first answer, ' +
         'and a retry after a 503 resumes the grant the failed attempt recorded instead of making another.',
       security: [{ bearerAuth: [SCOPES.grantsWrite] }],
       headers: GrantIdempotencyHeaders,

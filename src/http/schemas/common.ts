@@ -101,7 +101,7 @@ export const errorResponses = (...statuses: number[]) => {
 const idempotencyKey = {
   minLength: 1,
   maxLength: 255,
-  description: 'Makes retries safe: scoped to the token subject and remembered for at least 24 hours (ServiceNow: the approval sys_id)',
+  description: 'Makes retries safe: scoped to the token subject and remembered for at least 24 hours (ServiceNow: grant-, move- or end- and the change’s sys_id; see docs/servicenow.md)',
 }
 
 /**
