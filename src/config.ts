@@ -4,6 +4,11 @@ import { Type, type Static, type TSchema } from 'typebox'
 import { Value } from 'typebox/value'
 import { parsePolicy, type Policy } from './core/policy.ts'
 
+/** An Organizations policy id. */
+const POLICY_ID = 'p-[0-9a-zA-Z_]{8,128}'
+/** Organizations attaches at most 5 service control policies to one root, OU or account. */
+export const MAX_CUTOFF_POLICIES = 5
+
 const EnvSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
@@ -36,6 +41,10 @@ const EnvSchema = Type.Object({
   JIT_SWEEP_BUDGET_SECONDS: Type.Integer({ minimum: 1, maximum: 900, default: 50 }),
   JIT_IDENTITY_CENTER_TPS: Type.Number({ exclusiveMinimum: 0, maximum: 20, default: 10 }),
   JIT_SANDBOX: Type.Boolean({ default: false }),
+  // End live role sessions when a grant's access ends: 'scp' writes Deny statements into the owned service control policies.
+  JIT_SESSION_CUTOFF: Type.Union([Type.Literal('off'), Type.Literal('scp')], { default: 'off' }),
+  // The owned SCPs: 1 to 5 policy ids (Organizations' limit per target), comma-separated, no spaces.
+  JIT_CUTOFF_POLICY_IDS: Type.Optional(Type.String({ pattern: `^${POLICY_ID}(,${POLICY_ID}){0,${MAX_CUTOFF_POLICIES - 1}}$` })),
 })
 type Env = Static<typeof EnvSchema>
 
@@ -73,6 +82,8 @@ export interface Config {
   cacheTtlMs: number
   sweepBudgetMs: number
   identityCenterTps: number
+  /** The owned service control policies that cut live sessions (JIT_SESSION_CUTOFF=scp); undefined when off. */
+  cutoffPolicyIds: string[] | undefined
   sandbox: boolean
 }
 
@@ -102,6 +113,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   if (!env.JIT_SANDBOX && (!env.JIT_JWT_ISSUER || !env.JIT_JWT_AUDIENCE)) {
     throw new ConfigError('JIT_JWT_ISSUER and JIT_JWT_AUDIENCE are required outside the sandbox')
   }
+  const cutoffPolicyIds = cutoffPoliciesOf(env)
   return {
     port: env.PORT,
     host: env.HOST,
@@ -132,8 +144,18 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     cacheTtlMs: env.JIT_CACHE_TTL_SECONDS * 1000,
     sweepBudgetMs: env.JIT_SWEEP_BUDGET_SECONDS * 1000,
     identityCenterTps: env.JIT_IDENTITY_CENTER_TPS,
+    cutoffPolicyIds,
     sandbox: env.JIT_SANDBOX,
   }
+}
+
+/** The policies that cut sessions when the mode is on; with it off, the ids (which a stack may set anyway) are not used. */
+function cutoffPoliciesOf(env: Env): string[] | undefined {
+  if (env.JIT_SESSION_CUTOFF === 'off') return undefined
+  if (!env.JIT_CUTOFF_POLICY_IDS) throw new ConfigError('JIT_SESSION_CUTOFF=scp needs JIT_CUTOFF_POLICY_IDS: the ids of the service control policies it writes (p-…, comma-separated)')
+  const ids = env.JIT_CUTOFF_POLICY_IDS.split(',')
+  if (new Set(ids).size !== ids.length) throw new ConfigError('JIT_CUTOFF_POLICY_IDS names a policy twice')
+  return ids
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { AuditAnchors, AuditLog, Directory, GrantStore, IdentityCenter, Notifier } from './core/ports.ts'
+import type { AuditAnchors, AuditLog, CutoffLedger, CutoffPolicies, Directory, GrantStore, IdentityCenter, Notifier } from './core/ports.ts'
 import type { IdempotencyStore } from './http/idempotency.ts'
 
 /**
@@ -15,4 +15,6 @@ export interface ServiceAdapters {
   directory: Directory
   notifier: Notifier
   idempotency: IdempotencyStore
+  /** Cuts live role sessions when a grant's access ends (JIT_SESSION_CUTOFF=scp); absent, nothing is cut. */
+  sessionCutoff?: { ledger: CutoffLedger; policies: CutoffPolicies } | undefined
 }

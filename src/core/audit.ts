@@ -7,6 +7,8 @@ export const AUDIT_ACTIONS = [
   'grant.revoked',
   'grant.expired',
   'grant.drift_detected',
+  'grant.sessions_cut',
+  'grant.cutoff_failed',
 ] as const
 export type AuditAction = (typeof AUDIT_ACTIONS)[number]
 

@@ -14,6 +14,7 @@ import { ensureAnchorBucket } from '../../src/sandbox/anchor-bucket.ts'
 import { DEMO_ACCOUNTS, DEMO_DIRECTORY, DEMO_POLICY, seedDirectory, type SeededDirectory } from '../../src/sandbox/seed.ts'
 import { ManualClock } from './clock.ts'
 import { FaultProxy } from './fault-proxy.ts'
+import { stageCutoffPolicies } from './organizations.ts'
 import { resetMoto } from './moto.ts'
 import { TEST_AUDIENCE, TEST_ISSUER, TEST_SECRET } from './tokens.ts'
 
@@ -65,6 +66,11 @@ export interface BuildOptions {
    * `{ bucket }` names one and creates nothing (to give the service a bucket that is not there).
    */
   anchors?: boolean | { bucket: string }
+  /**
+   * JIT_SESSION_CUTOFF=scp: an organization in moto with the service's own service control policies attached to its
+   * root (true: one; or how many), as the CDK stack stages them.
+   */
+  sessionCutoff?: boolean | { policies: number }
 }
 
 interface Teardown {
@@ -83,6 +89,9 @@ export async function build(t: Teardown, moto: MotoServer, options: BuildOptions
   const anchorBucket = options.anchors === true ? ANCHOR_BUCKET : options.anchors ? options.anchors.bucket : undefined
   if (options.anchors === true) await ensureAnchorBucket(s3, ANCHOR_BUCKET)
   const seeded = await seedDirectory(clients, instance, TEST_DIRECTORY)
+  const cutoff = options.sessionCutoff
+    ? await stageCutoffPolicies(moto.endpoint, REGION, options.sessionCutoff === true ? 1 : options.sessionCutoff.policies)
+    : undefined
 
   const clock = new ManualClock()
   let proxy: FaultProxy | undefined
@@ -124,6 +133,7 @@ export async function build(t: Teardown, moto: MotoServer, options: BuildOptions
         cacheTtlMs: options.cacheTtlMs ?? 60_000,
         identityCenterTps: options.identityCenterTps ?? 500,
         ...(options.maxConcurrentCreations ? { maxConcurrentCreations: options.maxConcurrentCreations } : {}),
+        cutoffPolicyIds: cutoff?.policyIds,
       },
       pino({ level: 'warn' }, logStream),
       // Short timeouts, so that a hanging connection is abandoned in about a second, as 10 s would be in production.
@@ -162,6 +172,8 @@ export async function build(t: Teardown, moto: MotoServer, options: BuildOptions
     /** moto's S3, for looking at (and tampering with) the anchor bucket. */
     s3,
     logLines,
+    /** The owned service control policies in moto, when `sessionCutoff` is on. */
+    cutoff,
     /** Identity Center's own answer: does this user hold this permission set on this account? */
     hasAssignment: (userName: string, accountId: string, permissionSet: string) =>
       countAssignments(clients, instance.instanceArn, seeded, userName, accountId, permissionSet).then((n) => n > 0),
