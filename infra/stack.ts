@@ -217,6 +217,7 @@ export class JitAccessStack extends Stack {
         JIT_SWEEP_BUDGET_SECONDS: '50',
         ...(props.identityCenterTps !== undefined ? { JIT_IDENTITY_CENTER_TPS: String(props.identityCenterTps) } : {}),
         ...(cutoffPolicies.length > 0 ? { JIT_SESSION_CUTOFF: 'scp', JIT_CUTOFF_POLICY_IDS: Fn.join(',', cutoffPolicies.map((policy) => policy.attrId)) } : {}),
+        ...(cutoffPolicies.length > 0 && props.managementAccountId ? { JIT_MANAGEMENT_ACCOUNT_ID: props.managementAccountId } : {}),
       },
     }
     const fn = new lambda.Function(this, 'Function', {

@@ -44,6 +44,8 @@ const EnvSchema = Type.Object({
   // End live role sessions when a grant's access ends: 'scp' writes Deny statements into the owned service control policies.
   JIT_SESSION_CUTOFF: Type.Union([Type.Literal('off'), Type.Literal('scp')], { default: 'off' }),
   // The owned SCPs: 1 to 5 policy ids (Organizations' limit per target), comma-separated, no spaces.
+  // The organization's management account: no SCP applies there, so its grants' sessions are never reported cut.
+  JIT_MANAGEMENT_ACCOUNT_ID: Type.Optional(Type.String({ pattern: '^[0-9]{12}$' })),
   JIT_CUTOFF_POLICY_IDS: Type.Optional(Type.String({ pattern: `^${POLICY_ID}(,${POLICY_ID}){0,${MAX_CUTOFF_POLICIES - 1}}$` })),
 })
 type Env = Static<typeof EnvSchema>
@@ -84,6 +86,8 @@ export interface Config {
   identityCenterTps: number
   /** The owned service control policies that cut live sessions (JIT_SESSION_CUTOFF=scp); undefined when off. */
   cutoffPolicyIds: string[] | undefined
+  /** The organization's management account (JIT_MANAGEMENT_ACCOUNT_ID), which service control policies never reach. */
+  managementAccountId: string | undefined
   sandbox: boolean
 }
 
@@ -145,6 +149,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     sweepBudgetMs: env.JIT_SWEEP_BUDGET_SECONDS * 1000,
     identityCenterTps: env.JIT_IDENTITY_CENTER_TPS,
     cutoffPolicyIds,
+    managementAccountId: env.JIT_MANAGEMENT_ACCOUNT_ID,
     sandbox: env.JIT_SANDBOX,
   }
 }

@@ -131,6 +131,8 @@ t.test('session cut-off is off by default; with scp it needs one to five distinc
     ['spaces between ids', { JIT_SESSION_CUTOFF: 'scp', JIT_CUTOFF_POLICY_IDS: 'p-abcd1234, p-efgh5678' }, /JIT_CUTOFF_POLICY_IDS/],
     ['six policies', { JIT_SESSION_CUTOFF: 'scp', JIT_CUTOFF_POLICY_IDS: Array.from({ length: 6 }, (_, i) => `p-abcd123${i}`).join(',') }, /JIT_CUTOFF_POLICY_IDS/],
     ['one policy twice', { JIT_SESSION_CUTOFF: 'scp', JIT_CUTOFF_POLICY_IDS: 'p-abcd1234,p-abcd1234' }, /names a policy twice/],
+    ['a management account that is not an account id', { JIT_MANAGEMENT_ACCOUNT_ID: '1234' }, /JIT_MANAGEMENT_ACCOUNT_ID/],
   ]
   for (const [name, env, message] of refused) t.throws(() => loadConfig({ ...valid, ...env }), message, name)
+  t.equal(loadConfig({ ...valid, JIT_MANAGEMENT_ACCOUNT_ID: '111111111111' }).managementAccountId, '111111111111')
 })

@@ -303,6 +303,7 @@ t.test('session cut-off: the stack creates the service control policies, attache
   t.notOk(statements.some((s) => [s.Action].flat().some((action) => /^organizations:(Create|Delete|Attach|Detach)/.test(action))), 'no other Organizations action')
   const variables = (apiFunction().Properties.Environment as { Variables: Record<string, unknown> }).Variables
   t.equal(variables.JIT_SESSION_CUTOFF, 'scp')
+  t.equal(variables.JIT_MANAGEMENT_ACCOUNT_ID, '111111111111', 'no SCP reaches the management account: its grants are not reported cut')
   t.same(variables.JIT_CUTOFF_POLICY_IDS, { 'Fn::Join': [',', ids.map((id) => ({ 'Fn::GetAtt': [id, 'Id'] }))] })
 })
 

@@ -241,3 +241,16 @@ t.test('with the mode off nothing is cut and Organizations is never called', asy
   t.equal(Date.parse(ended.json().accessEndsBy), Date.parse(ended.json().expiresAt) + 3600_000)
   t.notOk(Object.keys(proxy!.calls).some((operation) => /Policy/.test(operation)))
 })
+
+t.test('a grant on the management account, which no service control policy reaches, is audited as not cut and keeps its honest time', async (t) => {
+  const { app, cutoff } = await build(t, moto, { sessionCutoff: { policies: 1, managementAccountId: PROD } })
+
+  const ended = await grantAndEnd(app)
+
+  const grant = ended.json()
+  t.equal(grant.sessionsCutAt, null, ended.body)
+  t.equal(Date.parse(grant.accessEndsBy), Date.parse(grant.expiresAt) + 3600_000)
+  t.same(cutStatements(await cutoff!.documents()), [], 'no statement that would change nothing')
+  const events = (await app.inject({ method: 'GET', url: `/audit?grantId=${grant.id}&action=grant.cutoff_failed`, headers: bearer() })).json().items
+  t.match(events, [{ detail: /never apply to the organization's management account/ }])
+})

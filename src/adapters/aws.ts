@@ -41,6 +41,8 @@ export interface AwsSettings {
   requestTimeoutMs?: number
   /** The service control policies that cut live sessions (JIT_SESSION_CUTOFF=scp); unset, nothing is cut. */
   cutoffPolicyIds?: readonly string[] | undefined
+  /** The organization's management account, which no service control policy reaches: its grants' sessions are not cut. */
+  managementAccountId?: string | undefined
 }
 
 /** Half the organisation's quota of about 20 calls per second, leaving room for people and other tools. */
@@ -124,13 +126,12 @@ export async function createAwsAdapters(
  */
 function cutoffPoliciesOnFirstUse(settings: AwsSettings, policyIds: readonly string[], instanceArn: string): CutoffPolicies {
   let loaded: Promise<CutoffPolicies> | undefined
-  const partition = instanceArn.split(':')[1] ?? 'aws'
+  const described = { policyIds, partition: instanceArn.split(':')[1] ?? 'aws', unreachableAccounts: settings.managementAccountId ? [settings.managementAccountId] : [] }
   const load = () =>
     (loaded ??= Promise.all([import('@aws-sdk/client-organizations'), import('./organizations.ts')]).then(([{ OrganizationsClient }, { OrganizationsCutoffPolicies }]) =>
-      new OrganizationsCutoffPolicies(new OrganizationsClient({ ...clientOptions(settings), maxAttempts: 1 }), policyIds, partition)))
+      new OrganizationsCutoffPolicies(new OrganizationsClient({ ...clientOptions(settings), maxAttempts: 1 }), described)))
   return {
-    policyIds,
-    partition,
+    ...described,
     read: async (policyId) => (await load()).read(policyId),
     write: async (policyId, content) => (await load()).write(policyId, content),
   }

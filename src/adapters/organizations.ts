@@ -17,12 +17,14 @@ const RETRIED = new Set(['ConcurrentModificationException', 'TooManyRequestsExce
 export class OrganizationsCutoffPolicies implements CutoffPolicies {
   readonly policyIds: readonly string[]
   readonly partition: string
+  readonly unreachableAccounts: readonly string[]
   private readonly client: OrganizationsClient
 
-  constructor(client: OrganizationsClient, policyIds: readonly string[], partition: string) {
+  constructor(client: OrganizationsClient, settings: Pick<CutoffPolicies, 'policyIds' | 'partition' | 'unreachableAccounts'>) {
     this.client = client
-    this.policyIds = policyIds
-    this.partition = partition
+    this.policyIds = settings.policyIds
+    this.partition = settings.partition
+    this.unreachableAccounts = settings.unreachableAccounts
   }
 
   async read(policyId: string): Promise<string> {

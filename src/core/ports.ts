@@ -268,7 +268,8 @@ export interface CutoffIntent extends Cutoff {
   outcome: CutoffOutcome
 }
 
-export type CutoffOutcome = 'pending' | 'cut' | 'lapsed' | 'rejected'
+/** 'unreachable': the account is one no service control policy applies to (the management account). */
+export type CutoffOutcome = 'pending' | 'cut' | 'lapsed' | 'rejected' | 'unreachable'
 
 /** How a reported cut-off changes its grant; null leaves the grant's fields as they are (an audit event only). */
 export type SessionsCutChange = { sessionsCutAt: string | null; accessEndsBy: string } | null
@@ -307,6 +308,8 @@ export interface CutoffPolicies {
   readonly policyIds: readonly string[]
   /** The AWS partition of the accounts' role ARNs (aws, aws-us-gov, aws-cn). */
   readonly partition: string
+  /** Accounts no service control policy applies to: the organization's management account, when known. */
+  readonly unreachableAccounts: readonly string[]
   read(policyId: string): Promise<string>
   write(policyId: string, content: string): Promise<void>
 }

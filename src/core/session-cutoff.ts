@@ -112,19 +112,23 @@ export class SessionCutoffs {
   private async round(owner: string, actor: CutoffActor): Promise<{ nextPruneAt: number | null | undefined; progressed: boolean }> {
     const open = await this.deps.ledger.openIntents(INTENTS_PER_ROUND)
     const pending = open.filter((intent) => intent.outcome === 'pending')
+    const unreachable = pending.filter((intent) => this.deps.policies.unreachableAccounts.includes(intent.accountId))
+    const reachable = pending.filter((intent) => !unreachable.includes(intent))
     let nextPruneAt: number | null | undefined
-    if (pending.length > 0 || (await this.pruneDue())) {
-      const plan = await this.rewritePolicies(owner, pending)
+    if (unreachable.length > 0) await this.recordOutcome(unreachable, 'unreachable')
+    if (reachable.length > 0 || (await this.pruneDue())) {
+      const plan = await this.rewritePolicies(owner, reachable)
       nextPruneAt = plan.inForce.length > 0 ? Math.min(...plan.inForce.map((cutoff) => cutoff.keepUntil)) : null
-      for (const [outcome, cutoffs] of outcomesOf(pending, plan)) {
-        const ids = cutoffs.map((intent) => intent.grantId)
-        if (ids.length > 0) await this.deps.ledger.recordOutcome(ids, outcome)
-        for (const intent of cutoffs) intent.outcome = outcome
-      }
+      for (const [outcome, cutoffs] of outcomesOf(reachable, plan)) await this.recordOutcome(cutoffs, outcome)
     }
     let reported = 0
     for (const intent of open) if (await this.report(intent, actor)) reported++
     return { nextPruneAt, progressed: pending.length > 0 || reported > 0 || nextPruneAt !== undefined }
+  }
+
+  private async recordOutcome(intents: CutoffIntent[], outcome: Exclude<CutoffOutcome, 'pending'>): Promise<void> {
+    if (intents.length > 0) await this.deps.ledger.recordOutcome(intents.map((intent) => intent.grantId), outcome)
+    for (const intent of intents) intent.outcome = outcome
   }
 
   private async rewritePolicies(owner: string, additions: Cutoff[]): Promise<CutoffPlan> {
@@ -180,6 +184,13 @@ function describeOutcome(intent: CutoffIntent): { action: AuditAction; detail: s
       action: 'grant.sessions_cut',
       detail: `no statement was needed: every role session issued before ${intent.cutAt} had expired by ${keepUntil}, before the policy could be written`,
       change: { sessionsCutAt: null, accessEndsBy: earlier(keepUntil) },
+    }
+  }
+  if (intent.outcome === 'unreachable') {
+    return {
+      action: 'grant.cutoff_failed',
+      detail: `service control policies never apply to the organization's management account: role sessions issued before ${intent.cutAt} stay valid until they expire, by ${honest}`,
+      change: null,
     }
   }
   return {

@@ -70,7 +70,7 @@ export interface BuildOptions {
    * JIT_SESSION_CUTOFF=scp: an organization in moto with the service's own service control policies attached to its
    * root (true: one; or how many), as the CDK stack stages them.
    */
-  sessionCutoff?: boolean | { policies: number }
+  sessionCutoff?: boolean | { policies: number; managementAccountId?: string }
 }
 
 interface Teardown {
@@ -134,6 +134,7 @@ export async function build(t: Teardown, moto: MotoServer, options: BuildOptions
         identityCenterTps: options.identityCenterTps ?? 500,
         ...(options.maxConcurrentCreations ? { maxConcurrentCreations: options.maxConcurrentCreations } : {}),
         cutoffPolicyIds: cutoff?.policyIds,
+        managementAccountId: typeof options.sessionCutoff === 'object' ? options.sessionCutoff.managementAccountId : undefined,
       },
       pino({ level: 'warn' }, logStream),
       // Short timeouts, so that a hanging connection is abandoned in about a second, as 10 s would be in production.
