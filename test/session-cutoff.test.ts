@@ -175,6 +175,7 @@ t.test('a crash between the assignment\'s removal and the policy update is finis
   const grant = (await instances[1]!.inject({ method: 'GET', url: `/grants/${granted.id}`, headers: bearer() })).json()
   t.equal(grant.status, 'revoked')
   t.type(grant.sessionsCutAt, 'string')
+  t.equal(Date.parse(grant.accessEndsBy), clock.now().getTime() + CUTOFF_PROPAGATION_MS, 'a cut written late takes effect late')
   t.match(await auditActions(app, granted.id), ['grant.sessions_cut', 'grant.revoked'])
 })
 

@@ -148,7 +148,7 @@ export class SessionCutoffs {
   /** Puts an intent's outcome on its grant, audited and published; false while the grant's end is not written yet. */
   private async report(intent: CutoffIntent, actor: CutoffActor): Promise<boolean> {
     if (intent.outcome === 'pending') return false
-    const { action, detail, change } = describeOutcome(intent)
+    const { action, detail, change } = describeOutcome(intent, this.deps.clock.now().getTime())
     const event = this.deps.eventFor({ ...intent.grant, id: intent.grantId }, action, actor, detail)
     if (!(await this.deps.ledger.report(intent, change, event))) return false
     await this.deps.announce(event)
@@ -167,12 +167,13 @@ function outcomesOf(pending: CutoffIntent[], plan: CutoffPlan): [Exclude<CutoffO
   return [['cut', cut], ['lapsed', lapsed], ['rejected', rejected]]
 }
 
-function describeOutcome(intent: CutoffIntent): { action: AuditAction; detail: string; change: SessionsCutChange } {
+/** `writtenBy`: when the policy was written at the latest (a cut written late takes effect late). */
+function describeOutcome(intent: CutoffIntent, writtenBy: number): { action: AuditAction; detail: string; change: SessionsCutChange } {
   const keepUntil = new Date(intent.keepUntil).toISOString()
   const honest = intent.grant.accessEndsBy
   const earlier = (time: string) => (Date.parse(time) < Date.parse(honest) ? time : honest)
   if (intent.outcome === 'cut') {
-    const effective = new Date(Date.parse(intent.cutAt) + CUTOFF_PROPAGATION_MS).toISOString()
+    const effective = new Date(Math.max(Date.parse(intent.cutAt), writtenBy) + CUTOFF_PROPAGATION_MS).toISOString()
     return {
       action: 'grant.sessions_cut',
       detail: `role sessions issued before ${intent.cutAt} are denied by a service control policy (in force within ${CUTOFF_PROPAGATION_MS / 60_000} minutes); the statement is removed after ${keepUntil}`,
