@@ -255,3 +255,28 @@ t.test('a grant on the management account, which no service control policy reach
   const events = (await app.inject({ method: 'GET', url: `/audit?grantId=${grant.id}&action=grant.cutoff_failed`, headers: bearer() })).json().items
   t.match(events, [{ detail: /never apply to the organization's management account/ }])
 })
+
+t.test('200 grants ending within one session duration: compacted to one statement per access, never over the limit', async (t) => {
+  const policy = { rules: [{ name: 'everyone', users: ['alice', 'bob', 'carol', 'dave'], accounts: ['*'], permissionSets: ['*'], maxDurationMinutes: 240 }] }
+  const { app, clock, cutoff } = await build(t, moto, { sessionCutoff: { policies: 2 }, policy })
+  const accesses = policy.rules[0]!.users.flatMap((userName) => ['AdministratorAccess', 'ReadOnlyAccess', 'BillingAccess'].flatMap((permissionSet) => [PROD, STAGING].map((accountId) => ({ userName, permissionSet, accountId }))))
+  const ids: string[] = []
+  // Rounds of grants that all expire together, five minutes apart: 200 endings within AdministratorAccess's hour.
+  for (let round = 0; ids.length < 200; round++) {
+    for (const access of accesses.slice(0, Math.min(accesses.length, 200 - ids.length))) {
+      const granted = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ ...access, durationMinutes: 5 }) })
+      if (granted.statusCode !== 201) throw new Error(granted.body)
+      ids.push(granted.json().id)
+    }
+    clock.advanceMinutes(5)
+    await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })
+    t.ok((await cutoff!.documents()).every((document) => policySize(document) <= SCP_MAX_CHARS), `round ${round}: within the limit`)
+  }
+
+  const statements = cutStatements(await cutoff!.documents())
+  t.equal(statements.length, accesses.length - 1, 'one statement per access ended (carol\'s permanent one has none)')
+  const failed = (await app.inject({ method: 'GET', url: '/audit?action=grant.cutoff_failed&limit=100', headers: bearer() })).json().items
+  t.same(failed, [], 'all fit once compacted')
+  const latest = (await app.inject({ method: 'GET', url: `/grants/${ids.at(-1)}`, headers: bearer() })).json()
+  t.ok(statements.some((statement) => cutoffOf(statement)?.cutAt === latest.sessionsCutAt), 'each statement keeps its latest cut')
+})
