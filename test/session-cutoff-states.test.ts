@@ -14,10 +14,13 @@ class MemoryLedger implements CutoffLedger {
   reports: { grantId: string; change: SessionsCutChange; action: string }[] = []
   leaseOwner: string | undefined
   pruneAt: number | null = null
+  /** The index intents are read through does not show them yet (DynamoDB's indexes are eventually consistent). */
+  lagging = false
   async recordIntent(intent: CutoffIntent) {
     if (!this.intents.has(intent.grantId)) this.intents.set(intent.grantId, structuredClone(intent))
   }
   async openIntents(limit: number) {
+    if (this.lagging) return []
     return [...this.intents.values()].slice(0, limit).map((intent) => structuredClone(intent))
   }
   async acquireLease(owner: string) {
@@ -132,4 +135,16 @@ t.test('nothing open and nothing to prune: a drain reads, and writes nothing', a
   await cutoffs.drain(actor)
   t.equal(writes.length, 2, 'pruned once due')
   t.equal(ledger.pruneAt, null)
+})
+
+t.test('an ending does not wait for the index to show its own intent', async (t) => {
+  const { ledger, cutoffs, statements } = setUp()
+  ledger.lagging = true
+  await cutoffs.intend(grant('g1'))
+  ledger.ended.add('g1')
+
+  await cutoffs.drain(actor)
+
+  t.equal(statements().length, 1)
+  t.match(ledger.reports, [{ grantId: 'g1', action: 'grant.sessions_cut' }])
 })

@@ -48,6 +48,11 @@ export interface SessionCutoffDeps {
  */
 export class SessionCutoffs {
   private readonly deps: SessionCutoffDeps
+  /**
+   * Intents this process recorded that no round has handled yet: intents are found through a DynamoDB index,
+   * which shows a new item only eventually, and the ending that recorded one should not wait for the sweep.
+   */
+  private readonly unseen = new Map<string, CutoffIntent>()
 
   constructor(deps: SessionCutoffDeps) {
     this.deps = deps
@@ -63,7 +68,7 @@ export class SessionCutoffs {
     const ownSeconds = (Date.parse(grant.accessEndsBy) - Date.parse(grant.expiresAt)) / 1000
     const current = await this.deps.sessionSeconds(grant.permissionSet).catch(() => undefined)
     const { userName, accountId, permissionSet, permissionSetArn, ticketId, accessEndsBy, endedBy } = grant
-    await this.deps.ledger.recordIntent({
+    const intent: CutoffIntent = {
       grantId: grant.id,
       userId: grant.userId,
       accountId,
@@ -72,7 +77,9 @@ export class SessionCutoffs {
       keepUntil: cutAt + Math.max(ownSeconds, current ?? 0) * 1000,
       grant: { userName, accountId, permissionSet, permissionSetArn, ticketId, accessEndsBy, endedBy },
       outcome: 'pending',
-    })
+    }
+    await this.deps.ledger.recordIntent(intent)
+    this.unseen.set(grant.id, intent)
   }
 
   /**
@@ -99,7 +106,7 @@ export class SessionCutoffs {
   }
 
   private async hasWork(): Promise<boolean> {
-    if ((await this.deps.ledger.openIntents(1)).length > 0) return true
+    if (this.unseen.size > 0 || (await this.deps.ledger.openIntents(1)).length > 0) return true
     return this.pruneDue()
   }
 
@@ -110,7 +117,7 @@ export class SessionCutoffs {
 
   /** One round under the lease: the policies written if anything is to be added or pruned, then the reports. */
   private async round(owner: string, actor: CutoffActor): Promise<{ nextPruneAt: number | null | undefined; progressed: boolean }> {
-    const open = await this.deps.ledger.openIntents(INTENTS_PER_ROUND)
+    const open = await this.openIntents()
     const pending = open.filter((intent) => intent.outcome === 'pending')
     const unreachable = pending.filter((intent) => this.deps.policies.unreachableAccounts.includes(intent.accountId))
     const reachable = pending.filter((intent) => !unreachable.includes(intent))
@@ -124,6 +131,18 @@ export class SessionCutoffs {
     let reported = 0
     for (const intent of open) if (await this.report(intent, actor)) reported++
     return { nextPruneAt, progressed: pending.length > 0 || reported > 0 || nextPruneAt !== undefined }
+  }
+
+  /**
+   * The open intents as the index shows them, and this process's own it may not show yet. An intent of ours that
+   * another process has meanwhile reported is handled again, harmlessly: the same statement, a report refused.
+   */
+  private async openIntents(): Promise<CutoffIntent[]> {
+    const listed = await this.deps.ledger.openIntents(INTENTS_PER_ROUND)
+    const known = new Set(listed.map((intent) => intent.grantId))
+    const ours = [...this.unseen.values()].filter((intent) => !known.has(intent.grantId)).slice(0, INTENTS_PER_ROUND)
+    for (const intent of [...listed, ...ours]) this.unseen.delete(intent.grantId)
+    return [...listed, ...ours.map((intent) => structuredClone(intent))]
   }
 
   private async recordOutcome(intents: CutoffIntent[], outcome: Exclude<CutoffOutcome, 'pending'>): Promise<void> {
