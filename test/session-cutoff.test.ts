@@ -153,7 +153,8 @@ t.test('when the owned policies are full, a new cut-off is refused rather than a
   t.match(await auditActions(app, grant.id), ['grant.cutoff_failed', 'grant.revoked'])
   await app.flushNotifications()
   const alerts = await messages()
-  t.ok(alerts.some((body) => body.includes('grant.cutoff_failed')), 'published as a lifecycle event')
+  const lifecycle = alerts.find((body) => body.includes('grant.cutoff_failed'))
+  t.match(JSON.parse(lifecycle ?? '{}').MessageAttributes, { severity: { Value: 'warning' } }, 'published as a lifecycle event, a warning')
   t.ok(alerts.some((body) => /policies are full/.test(body)), 'and as an error')
 })
 
