@@ -81,6 +81,8 @@ t.test('a grant over a permanent assignment cuts nothing: the assignment is left
   t.equal(ended.json().coveredBy, 'pre-existing', ended.body)
   t.equal(ended.json().sessionsCutAt, null)
   t.same(cutStatements(await cutoff!.documents()), [])
+  const revoked = (await app.inject({ method: 'GET', url: `/audit?grantId=${ended.json().id}&action=grant.revoked`, headers: bearer() })).json().items
+  t.match(revoked, [{ detail: 'permanent assignment left in place' }], 'and the audit says so, not that an assignment was removed')
 })
 
 t.test('a statement stays while a session it targets may live, and the sweep removes it after the session duration', async (t) => {

@@ -373,9 +373,11 @@ export class GrantService {
     const state = await this.reconcileFor(grant, { finish: async (coverage) => coverage.kind === 'removed' && (ended = await end(removed, coverage, true)) !== undefined })
     if (state.kind === 'pending' || state.kind === 'failed') return { grant, settled: false }
     ended ??= await end(state.kind === 'absent'
-      ? state.watching
-        ? 'no account assignment showed up; Identity Center is watched for an hour, and one that appears is removed'
-        : removed
+      ? state.external
+        ? 'permanent assignment left in place'
+        : state.watching
+          ? 'no account assignment showed up; Identity Center is watched for an hour, and one that appears is removed'
+          : removed
       : state.external
         ? 'permanent assignment left in place'
         : 'account assignment kept: another active grant still covers it', undefined, accessEnds(grant, state))
