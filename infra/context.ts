@@ -63,6 +63,7 @@ export function readDeploymentContext(get: (name: string) => unknown, baseDir: s
       accountIds: list('accountIds'),
       reservedConcurrency: number('reservedConcurrency'),
       identityCenterTps: number('identityCenterTps'),
+      sessionCutoff: list('sessionCutoffTargets') ? { targetIds: list('sessionCutoffTargets') as string[], policies: number('sessionCutoffPolicies') } : undefined,
     },
   }
 }

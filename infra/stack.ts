@@ -1,4 +1,4 @@
-import { CfnOutput, Duration, RemovalPolicy, Stack, Validations, type StackProps } from 'aws-cdk-lib'
+import { CfnOutput, Duration, Fn, RemovalPolicy, Stack, Validations, type StackProps } from 'aws-cdk-lib'
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2'
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway'
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations'
@@ -11,6 +11,7 @@ import * as iam from 'aws-cdk-lib/aws-iam'
 import * as kms from 'aws-cdk-lib/aws-kms'
 import * as lambda from 'aws-cdk-lib/aws-lambda'
 import * as logs from 'aws-cdk-lib/aws-logs'
+import * as organizations from 'aws-cdk-lib/aws-organizations'
 import * as s3 from 'aws-cdk-lib/aws-s3'
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager'
 import * as sns from 'aws-cdk-lib/aws-sns'
@@ -18,6 +19,8 @@ import type { Construct } from 'constructs'
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb'
 import { auditTableDefinition, grantsTableDefinition, GRANTS_TTL_ATTRIBUTE } from '../src/adapters/dynamodb/tables.ts'
 import { DEFAULT_ANCHOR_RETENTION_DAYS } from '../src/adapters/s3-anchors.ts'
+import { MAX_CUTOFF_POLICIES } from '../src/config.ts'
+import { EMPTY_CUTOFF_POLICY } from '../src/core/cutoff-policy.ts'
 
 export interface JitAccessStackProps extends StackProps {
   /** Directory with lambda.mjs, static/ and the policy (see infra/app.ts). */
@@ -60,6 +63,13 @@ export interface JitAccessStackProps extends StackProps {
    * shortened for anchors already written.
    */
   auditAnchorRetentionDays?: number | undefined
+  /**
+   * End live role sessions when a grant's access ends (JIT_SESSION_CUTOFF=scp): the stack creates `policies`
+   * (default 1, at most 5) service control policies of the service's own and attaches them to `targetIds` (the
+   * organization's root r-…, or the OUs ou-… that hold the accounts jit-access grants on). Needs a deployment in
+   * the management account or in a delegated administrator for Organizations policy management. Unset: off.
+   */
+  sessionCutoff?: { targetIds: string[]; policies?: number | undefined } | undefined
 }
 
 /**
@@ -101,6 +111,7 @@ const INSTANCE_ARN = /^arn:(aws[a-z-]*):sso:::instance\/(ssoins-[0-9a-f]{16})$/
 const PERMISSION_SET_ARN = /^arn:aws[a-z-]*:sso:::permissionSet\/(ssoins-[0-9a-f]{16})\/ps-[0-9a-f]{16}$/
 const ACCOUNT_ID = /^\d{12}$/
 const IDENTITY_STORE_ID = /^d-[0-9a-z]{10}$/
+const ORGANIZATION_TARGET = /^(r-[0-9a-z]{4,32}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32})$/
 
 export class JitAccessStack extends Stack {
   constructor(scope: Construct, id: string, props: JitAccessStackProps) {
@@ -160,6 +171,8 @@ export class JitAccessStack extends Stack {
         'recycle. Replace it by hand if it leaks; clients then restart their listings.',
     })
 
+    const cutoffPolicies = sessionCutoffPolicies(this, props.sessionCutoff)
+
     const logGroup = new logs.LogGroup(this, 'Logs', { retention: logs.RetentionDays.ONE_YEAR, removalPolicy: RemovalPolicy.RETAIN })
     // Its own log group: Lambda's log stream names do not say which function wrote them.
     const sweepLogGroup = new logs.LogGroup(this, 'SweepLogs', { retention: logs.RetentionDays.ONE_YEAR, removalPolicy: RemovalPolicy.RETAIN })
@@ -203,6 +216,8 @@ export class JitAccessStack extends Stack {
         JIT_POLICY_FILE: `/var/task/${POLICY_FILE_IN_FUNCTION}`,
         JIT_SWEEP_BUDGET_SECONDS: '50',
         ...(props.identityCenterTps !== undefined ? { JIT_IDENTITY_CENTER_TPS: String(props.identityCenterTps) } : {}),
+        ...(cutoffPolicies.length > 0 ? { JIT_SESSION_CUTOFF: 'scp', JIT_CUTOFF_POLICY_IDS: Fn.join(',', cutoffPolicies.map((policy) => policy.attrId)) } : {}),
+        ...(cutoffPolicies.length > 0 && props.managementAccountId ? { JIT_MANAGEMENT_ACCOUNT_ID: props.managementAccountId } : {}),
       },
     }
     const fn = new lambda.Function(this, 'Function', {
@@ -306,6 +321,10 @@ export class JitAccessStack extends Stack {
     role.addToPolicy(new iam.PolicyStatement({ sid: 'EncryptAlerts', actions: ['kms:GenerateDataKey', 'kms:Decrypt'], resources: [topicKey.keyArn] }))
     // Not cursorKey.grantRead: that adds DescribeSecret, which the service never calls.
     role.addToPolicy(new iam.PolicyStatement({ sid: 'ReadCursorKey', actions: ['secretsmanager:GetSecretValue'], resources: [cursorKey.secretArn] }))
+    if (cutoffPolicies.length > 0) {
+      // Read and rewrite the service's own policies, by ARN: not create, delete, attach or detach any policy, nor touch another.
+      role.addToPolicy(new iam.PolicyStatement({ sid: 'CutSessions', actions: ['organizations:DescribePolicy', 'organizations:UpdatePolicy'], resources: cutoffPolicies.map((policy) => policy.attrArn) }))
+    }
     if (props.jwtSecretArn) {
       role.addToPolicy(new iam.PolicyStatement({ sid: 'ReadJwtSecret', actions: ['secretsmanager:GetSecretValue'], resources: [props.jwtSecretArn] }))
     }
@@ -382,6 +401,22 @@ export class JitAccessStack extends Stack {
 }
 
 /**
+ * The service control policies that cut live sessions, staged once: created holding only a statement no token can
+ * match, attached where the accounts are. The service rewrites their content from then on; CloudFormation sends
+ * this content again only when a property here changes (README: change the targets when nothing is cut).
+ */
+function sessionCutoffPolicies(scope: Construct, settings: JitAccessStackProps['sessionCutoff']): organizations.CfnPolicy[] {
+  if (!settings) return []
+  return Array.from({ length: settings.policies ?? 1 }, (_, index) => new organizations.CfnPolicy(scope, `SessionCutoffPolicy${index + 1}`, {
+    name: `${Stack.of(scope).stackName}-session-cutoff-${index + 1}`,
+    description: 'jit-access: denies role sessions of ended grants issued before their end; written by the service, do not edit',
+    type: 'SERVICE_CONTROL_POLICY',
+    content: EMPTY_CUTOFF_POLICY,
+    targetIds: settings.targetIds,
+  }))
+}
+
+/**
  * Wrong identifiers would give an IAM policy that silently matches nothing (or too much): refuse them at synth.
  * Returns the instance id.
  */
@@ -416,7 +451,20 @@ function checkSettings(props: JitAccessStackProps): string {
   if (props.identityCenterTps !== undefined && !(props.identityCenterTps > 0 && props.identityCenterTps <= 20)) {
     throw new Error('identityCenterTps must be above 0 and at most 20')
   }
+  checkSessionCutoff(props.sessionCutoff)
   return instanceId
+}
+
+function checkSessionCutoff(settings: JitAccessStackProps['sessionCutoff']): void {
+  if (!settings) return
+  if (settings.targetIds.length === 0) throw new Error('sessionCutoffTargets: name the root (r-…) or the OUs (ou-…) the cut-off policies attach to')
+  for (const target of settings.targetIds) {
+    if (!ORGANIZATION_TARGET.test(target)) throw new Error(`sessionCutoffTargets: '${target}' is not a root (r-…) or OU (ou-…) id`)
+  }
+  const count = settings.policies ?? 1
+  if (!(Number.isInteger(count) && count >= 1 && count <= MAX_CUTOFF_POLICIES)) {
+    throw new Error(`sessionCutoffPolicies must be a whole number from 1 to ${MAX_CUTOFF_POLICIES} (service control policies per target)`)
+  }
 }
 
 /** Each index by name rather than `index/*`: the adapters query only indexes the table definitions declare. */

@@ -201,7 +201,8 @@ export interface components {
          *       "endedBy": null,
          *       "endReason": null,
          *       "coveredBy": "jit",
-         *       "failureReason": null
+         *       "failureReason": null,
+         *       "sessionsCutAt": null
          *     }
          */
         Grant: {
@@ -239,7 +240,7 @@ export interface components {
             expiresAt: string;
             /**
              * Format: date-time
-             * @description expiresAt plus the permission set session duration: a role session taken just before expiry lasts until then
+             * @description expiresAt plus the permission set session duration: a role session taken just before expiry lasts until then; once sessions are cut (sessionsCutAt), the cut plus the 5 minutes a service control policy takes to apply
              */
             accessEndsBy: string;
             /**
@@ -258,6 +259,11 @@ export interface components {
             coveredBy: "jit" | "pre-existing" | null;
             /** @description Why the grant failed, or why the policy denied a scheduled grant at its start */
             failureReason: string | null;
+            /**
+             * Format: date-time
+             * @description With JIT_SESSION_CUTOFF=scp, when the access ended: role sessions issued before it are denied by a service control policy. Null until then, and when no cut was made (access kept by another grant or a permanent assignment, or the policies were full: see the audit event grant.cutoff_failed)
+             */
+            sessionsCutAt: string | null;
         };
         /**
          * AuditEvent
@@ -288,7 +294,7 @@ export interface components {
              */
             at: string;
             /** @enum {string} */
-            action: "grant.requested" | "grant.scheduled" | "grant.start_requested" | "grant.cancelled" | "grant.extended" | "grant.shortened" | "grant.denied" | "grant.activated" | "grant.failed" | "grant.revoke_requested" | "grant.revoked" | "grant.expired" | "grant.drift_detected" | "grant.delivery_failed";
+            action: "grant.requested" | "grant.scheduled" | "grant.start_requested" | "grant.cancelled" | "grant.extended" | "grant.shortened" | "grant.denied" | "grant.activated" | "grant.failed" | "grant.revoke_requested" | "grant.revoked" | "grant.expired" | "grant.drift_detected" | "grant.delivery_failed" | "grant.sessions_cut" | "grant.cutoff_failed";
             /** @description JWT subject, or system:sweep */
             actor: string;
             grantId: string | null;
@@ -868,7 +874,7 @@ export interface operations {
                 accountId?: string;
                 ticketId?: string;
                 grantId?: string;
-                action?: "grant.requested" | "grant.scheduled" | "grant.start_requested" | "grant.cancelled" | "grant.extended" | "grant.shortened" | "grant.denied" | "grant.activated" | "grant.failed" | "grant.revoke_requested" | "grant.revoked" | "grant.expired" | "grant.drift_detected" | "grant.delivery_failed";
+                action?: "grant.requested" | "grant.scheduled" | "grant.start_requested" | "grant.cancelled" | "grant.extended" | "grant.shortened" | "grant.denied" | "grant.activated" | "grant.failed" | "grant.revoke_requested" | "grant.revoked" | "grant.expired" | "grant.drift_detected" | "grant.delivery_failed" | "grant.sessions_cut" | "grant.cutoff_failed";
                 actor?: string;
                 /** @description Page size: 1–100 for JSON (default 50); for CSV/NDJSON exports up to 10,000 (default: every matching event) */
                 limit?: number;

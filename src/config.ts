@@ -4,6 +4,11 @@ import { Type, type Static, type TSchema } from 'typebox'
 import { Value } from 'typebox/value'
 import { parsePolicy, type Policy } from './core/policy.ts'
 
+/** An Organizations policy id. */
+const POLICY_ID = 'p-[0-9a-zA-Z_]{8,128}'
+/** Organizations attaches at most 5 service control policies to one root, OU or account. */
+export const MAX_CUTOFF_POLICIES = 5
+
 const EnvSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
@@ -51,6 +56,12 @@ const EnvSchema = Type.Object({
   JIT_SERVICENOW_INCIDENT_STATES: Type.String({ pattern: '^-?[0-9]{1,3}(,-?[0-9]{1,3}){0,19}$', default: '1,2,3' }),
   JIT_SERVICENOW_WINDOW_LEAD_MINUTES: Type.Integer({ minimum: 0, maximum: 1440, default: 15 }),
   JIT_SERVICENOW_RETRY_AFTER_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 30 }),
+  // End live role sessions when a grant's access ends: 'scp' writes Deny statements into the owned service control policies.
+  JIT_SESSION_CUTOFF: Type.Union([Type.Literal('off'), Type.Literal('scp')], { default: 'off' }),
+  // The owned SCPs: 1 to 5 policy ids (Organizations' limit per target), comma-separated, no spaces.
+  // The organization's management account: no SCP applies there, so its grants' sessions are never reported cut.
+  JIT_MANAGEMENT_ACCOUNT_ID: Type.Optional(Type.String({ pattern: '^[0-9]{12}$' })),
+  JIT_CUTOFF_POLICY_IDS: Type.Optional(Type.String({ pattern: `^${POLICY_ID}(,${POLICY_ID}){0,${MAX_CUTOFF_POLICIES - 1}}$` })),
 })
 type Env = Static<typeof EnvSchema>
 
@@ -94,6 +105,10 @@ export interface Config {
   cacheTtlMs: number
   sweepBudgetMs: number
   identityCenterTps: number
+  /** The owned service control policies that cut live sessions (JIT_SESSION_CUTOFF=scp); undefined when off. */
+  cutoffPolicyIds: string[] | undefined
+  /** The organization's management account (JIT_MANAGEMENT_ACCOUNT_ID), which service control policies never reach. */
+  managementAccountId: string | undefined
   sandbox: boolean
 }
 
@@ -124,6 +139,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('JIT_JWT_ISSUER and JIT_JWT_AUDIENCE are required outside the sandbox')
   }
   const serviceNow = serviceNowSettings(env)
+  const cutoffPolicyIds = cutoffPoliciesOf(env)
   return {
     port: env.PORT,
     host: env.HOST,
@@ -155,10 +171,21 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     cacheTtlMs: env.JIT_CACHE_TTL_SECONDS * 1000,
     sweepBudgetMs: env.JIT_SWEEP_BUDGET_SECONDS * 1000,
     identityCenterTps: env.JIT_IDENTITY_CENTER_TPS,
+    cutoffPolicyIds,
+    managementAccountId: env.JIT_MANAGEMENT_ACCOUNT_ID,
     sandbox: env.JIT_SANDBOX,
     outboxGiveUpMs: env.JIT_OUTBOX_GIVE_UP_MINUTES * 60_000,
     serviceNow,
   }
+}
+
+/** The policies that cut sessions when the mode is on; with it off, the ids (which a stack may set anyway) are not used. */
+function cutoffPoliciesOf(env: Env): string[] | undefined {
+  if (env.JIT_SESSION_CUTOFF === 'off') return undefined
+  if (!env.JIT_CUTOFF_POLICY_IDS) throw new ConfigError('JIT_SESSION_CUTOFF=scp needs JIT_CUTOFF_POLICY_IDS: the ids of the service control policies it writes (p-…, comma-separated)')
+  const ids = env.JIT_CUTOFF_POLICY_IDS.split(',')
+  if (new Set(ids).size !== ids.length) throw new ConfigError('JIT_CUTOFF_POLICY_IDS names a policy twice')
+  return ids
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { AuditAnchors, AuditLog, Directory, GrantStore, IdentityCenter, MessageChannel, Notifier, OutboxStore, TicketApproval } from './core/ports.ts'
+import type { AuditAnchors, AuditLog, CutoffLedger, CutoffPolicies, Directory, GrantStore, IdentityCenter, MessageChannel, Notifier, OutboxStore, TicketApproval } from './core/ports.ts'
 import type { IdempotencyStore } from './http/idempotency.ts'
 
 /**
@@ -21,4 +21,6 @@ export interface ServiceAdapters {
   /** Asked before access is granted whether the ticket approves it (ServiceNow); unset, tickets are not checked. */
   ticketApproval?: TicketApproval | undefined
   idempotency: IdempotencyStore
+  /** Cuts live role sessions when a grant's access ends (JIT_SESSION_CUTOFF=scp); absent, nothing is cut. */
+  sessionCutoff?: { ledger: CutoffLedger; policies: CutoffPolicies } | undefined
 }

@@ -31,6 +31,8 @@ const named: JitAccessStackProps = {
   jwtSecretArn: 'arn:aws:secretsmanager:us-east-1:111111111111:secret:jit-access-jwt-AbCdEf',
   accountIds: ['222222222222'],
   permissionSetArns: [`arn:aws:sso:::permissionSet/${INSTANCE_ID}/ps-2222222222222222`],
+  // The service control policies that cut sessions, and the role's permission to rewrite them, are nagged too.
+  sessionCutoff: { targetIds: ['r-ab12'], policies: 2 },
 }
 /** Every optional setting left out: the widest policy the stack can write. */
 const open: JitAccessStackProps = {
@@ -38,6 +40,7 @@ const open: JitAccessStackProps = {
   env: undefined,
   managementAccountId: undefined,
   accountIds: undefined,
+  sessionCutoff: undefined,
   jwtSecretArn: undefined,
   jwksUrl: 'https://idp.example.com/.well-known/jwks.json',
 }

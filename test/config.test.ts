@@ -119,3 +119,21 @@ t.test('the JWKS URL must be https, except on a loopback host', async (t) => {
   }
   t.throws(() => loadConfig(withJwks('https://')), { name: 'ConfigError', message: /JIT_JWKS_URL/ }, 'not a URL')
 })
+
+t.test('session cut-off is off by default; with scp it needs one to five distinct policy ids', async (t) => {
+  const ids = 'p-abcd1234,p-efgh5678'
+  t.equal(loadConfig(valid).cutoffPolicyIds, undefined)
+  t.equal(loadConfig({ ...valid, JIT_CUTOFF_POLICY_IDS: ids }).cutoffPolicyIds, undefined, 'ids alone turn nothing on')
+  t.same(loadConfig({ ...valid, JIT_SESSION_CUTOFF: 'scp', JIT_CUTOFF_POLICY_IDS: ids }).cutoffPolicyIds, ['p-abcd1234', 'p-efgh5678'])
+  const refused: [string, Record<string, string>, RegExp][] = [
+    ['an unknown mode', { JIT_SESSION_CUTOFF: 'iam' }, /JIT_SESSION_CUTOFF must be one of off, scp/],
+    ['scp without policies', { JIT_SESSION_CUTOFF: 'scp' }, /JIT_SESSION_CUTOFF=scp needs JIT_CUTOFF_POLICY_IDS/],
+    ['not a policy id', { JIT_SESSION_CUTOFF: 'scp', JIT_CUTOFF_POLICY_IDS: 'arn:aws:organizations::1:policy/p-abcd1234' }, /JIT_CUTOFF_POLICY_IDS/],
+    ['spaces between ids', { JIT_SESSION_CUTOFF: 'scp', JIT_CUTOFF_POLICY_IDS: 'p-abcd1234, p-efgh5678' }, /JIT_CUTOFF_POLICY_IDS/],
+    ['six policies', { JIT_SESSION_CUTOFF: 'scp', JIT_CUTOFF_POLICY_IDS: Array.from({ length: 6 }, (_, i) => `p-abcd123${i}`).join(',') }, /JIT_CUTOFF_POLICY_IDS/],
+    ['one policy twice', { JIT_SESSION_CUTOFF: 'scp', JIT_CUTOFF_POLICY_IDS: 'p-abcd1234,p-abcd1234' }, /names a policy twice/],
+    ['a management account that is not an account id', { JIT_MANAGEMENT_ACCOUNT_ID: '1234' }, /JIT_MANAGEMENT_ACCOUNT_ID/],
+  ]
+  for (const [name, env, message] of refused) t.throws(() => loadConfig({ ...valid, ...env }), message, name)
+  t.equal(loadConfig({ ...valid, JIT_MANAGEMENT_ACCOUNT_ID: '111111111111' }).managementAccountId, '111111111111')
+})

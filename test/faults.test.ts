@@ -1,23 +1,13 @@
-import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs'
-import { SubscribeCommand, type SNSClient } from '@aws-sdk/client-sns'
+import type { SNSClient } from '@aws-sdk/client-sns'
 import t from 'tap'
-import { build, grantBody, PROD, REGION, STAGING } from './helpers/app.ts'
+import { build, grantBody, PROD, STAGING } from './helpers/app.ts'
 import { startMoto } from './helpers/moto.ts'
+import { subscribeQueue as subscribeQueueAt } from './helpers/sns.ts'
 import { bearer, mintToken } from './helpers/tokens.ts'
 
 const moto = await startMoto(t)
 
-/** An SQS queue subscribed to the alert topic, as an operator's pager integration would be. */
-async function subscribeQueue(sns: SNSClient, topicArn: string) {
-  const sqs = new SQSClient({ region: REGION, endpoint: moto.endpoint })
-  const queue = await sqs.send(new CreateQueueCommand({ QueueName: `alerts-${Date.now()}` }))
-  const attributes = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queue.QueueUrl, AttributeNames: ['QueueArn'] }))
-  await sns.send(new SubscribeCommand({ TopicArn: topicArn, Protocol: 'sqs', Endpoint: attributes.Attributes?.QueueArn }))
-  return async () => {
-    const received = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queue.QueueUrl, MaxNumberOfMessages: 10 }))
-    return (received.Messages ?? []).map((m) => m.Body ?? '')
-  }
-}
+const subscribeQueue = (sns: SNSClient, topicArn: string) => subscribeQueueAt(moto.endpoint, sns, topicArn)
 
 t.test('Identity Center failing during a grant: 503 with the grant id, intent kept, alert sent, and the sweep finishes it', async (t) => {
   const { app, clock, proxy, clients, topicArn, hasAssignment } = await build(t, moto, { awsLike: true, proxy: true })

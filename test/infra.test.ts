@@ -6,6 +6,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions'
 import t from 'tap'
 import { auditTableDefinition, grantsTableDefinition, GRANTS_TTL_ATTRIBUTE } from '../src/adapters/dynamodb/tables.ts'
 import { DEFAULT_ANCHOR_RETENTION_DAYS } from '../src/adapters/s3-anchors.ts'
+import { EMPTY_CUTOFF_POLICY } from '../src/core/cutoff-policy.ts'
 import { readDeploymentContext } from '../infra/context.ts'
 import { API_ACCESS_LOG_FORMAT, JitAccessStack, SWEEP_FAILURE_PATTERN, SWEEP_RESERVED_CONCURRENCY, type JitAccessStackProps } from '../infra/stack.ts'
 
@@ -28,6 +29,7 @@ const settings: JitAccessStackProps = {
   jwtSecretArn: SECRET,
   accountIds: ['222222222222'],
   permissionSetArns: [PERMISSION_SET],
+  sessionCutoff: { targetIds: ['r-ab12'], policies: 2 },
 }
 // Synthesized once for the whole file: synthesis is the slow part.
 const template = Template.fromStack(new JitAccessStack(new App(), 'Test', settings))
@@ -289,8 +291,33 @@ t.test('the role may add anchors and list them, nothing else in S3: no delete, n
   }
 })
 
+t.test('session cut-off: the stack creates the service control policies, attaches them, and lets the role read and rewrite only those', async (t) => {
+  const policies = template.findResources('AWS::Organizations::Policy')
+  const ids = Object.keys(policies)
+  t.equal(ids.length, 2)
+  for (const policy of Object.values(policies) as Resource[]) {
+    t.match(policy.Properties, { Type: 'SERVICE_CONTROL_POLICY', TargetIds: ['r-ab12'], Content: EMPTY_CUTOFF_POLICY })
+  }
+  t.same(bySid.CutSessions?.Action, ['organizations:DescribePolicy', 'organizations:UpdatePolicy'])
+  t.same(bySid.CutSessions?.Resource, ids.map((id) => ({ 'Fn::GetAtt': [id, 'Arn'] })), 'the owned policies by ARN, nothing else')
+  t.notOk(statements.some((s) => [s.Action].flat().some((action) => /^organizations:(Create|Delete|Attach|Detach)/.test(action))), 'no other Organizations action')
+  const variables = (apiFunction().Properties.Environment as { Variables: Record<string, unknown> }).Variables
+  t.equal(variables.JIT_SESSION_CUTOFF, 'scp')
+  t.equal(variables.JIT_MANAGEMENT_ACCOUNT_ID, '111111111111', 'no SCP reaches the management account: its grants are not reported cut')
+  t.same(variables.JIT_CUTOFF_POLICY_IDS, { 'Fn::Join': [',', ids.map((id) => ({ 'Fn::GetAtt': [id, 'Id'] }))] })
+})
+
+t.test('session cut-off is off unless configured: no policies, no Organizations permission, no setting', async (t) => {
+  const off = Template.fromStack(new JitAccessStack(new App(), 'NoCutoff', { ...settings, sessionCutoff: undefined }))
+  off.resourceCountIs('AWS::Organizations::Policy', 0)
+  t.notMatch(JSON.stringify(off.findResources('AWS::IAM::Policy')), /organizations:/)
+  t.notMatch(JSON.stringify(off.findResources('AWS::Lambda::Function')), /JIT_SESSION_CUTOFF/)
+  t.throws(() => new JitAccessStack(new App(), 'BadTarget', { ...settings, sessionCutoff: { targetIds: ['111111111111'] } }), /not a root \(r-…\) or OU/)
+  t.throws(() => new JitAccessStack(new App(), 'TooMany', { ...settings, sessionCutoff: { targetIds: ['r-ab12'], policies: 6 } }), /from 1 to 5/)
+})
+
 t.test('the role allows exactly the AWS operations the service’s adapters call', async (t) => {
-  const granted = new Set(statements.flatMap((s) => [s.Action].flat()).filter((action) => /^(sso|identitystore|dynamodb|sns|secretsmanager|s3):/.test(action)))
+  const granted = new Set(statements.flatMap((s) => [s.Action].flat()).filter((action) => /^(sso|identitystore|dynamodb|sns|secretsmanager|s3|organizations):/.test(action)))
   t.same([...adapterOperations()].sort(), [...granted].sort(), 'a call the role does not allow fails in production; a permission no call needs is too much')
 })
 
@@ -319,6 +346,7 @@ t.test('CDK context: -c strings and cdk.json lists both work, paths are relative
   const context: Record<string, unknown> = {
     instanceArn: INSTANCE, identityStoreId: 'd-1111111111', jwtIssuer: 'i', jwtAudience: 'a', jwtPublicKeyFile: 'public.pem',
     policyFile: 'policy.json', accountIds: '111111111111, 222222222222', permissionSetArns: [PERMISSION_SET], reservedConcurrency: '3',
+    sessionCutoffTargets: 'r-ab12, ou-ab12-cdef3456', sessionCutoffPolicies: '2',
   }
   const read = readDeploymentContext((name) => context[name], codeDir)
   t.match(read, {
@@ -326,6 +354,8 @@ t.test('CDK context: -c strings and cdk.json lists both work, paths are relative
     policyFile: join(codeDir, 'policy.json'),
     stack: { accountIds: ['111111111111', '222222222222'], permissionSetArns: [PERMISSION_SET], reservedConcurrency: 3, jwtPublicKey: /BEGIN PUBLIC KEY/, jwtSecretArn: undefined },
   })
+  t.same(read.stack.sessionCutoff, { targetIds: ['r-ab12', 'ou-ab12-cdef3456'], policies: 2 })
+  t.equal(readDeploymentContext((name) => ({ ...context, sessionCutoffTargets: undefined })[name], codeDir).stack.sessionCutoff, undefined, 'off without targets')
   t.throws(() => readDeploymentContext((name) => ({ ...context, instanceArn: undefined })[name], codeDir), { message: /Missing CDK context value 'instanceArn'/ })
   t.throws(() => readDeploymentContext((name) => ({ ...context, permissionSetArns: undefined })[name], codeDir), { message: /Missing CDK context value 'permissionSetArns'/ })
   t.throws(() => readDeploymentContext((name) => ({ ...context, permissionSetArns: ' , ' })[name], codeDir), { message: /Missing CDK context value 'permissionSetArns'/ })
@@ -347,6 +377,7 @@ function adapterOperations(): Set<string> {
     '@aws-sdk/client-sns': 'sns',
     '@aws-sdk/client-secrets-manager': 'secretsmanager',
     '@aws-sdk/client-s3': 's3',
+    '@aws-sdk/client-organizations': 'organizations',
   }
   // Where the IAM action is not named after the API operation (Service Authorization Reference, Amazon S3).
   const actionOf: Record<string, string> = { 's3:ListObjectsV2': 's3:ListBucket', 's3:ListObjectVersions': 's3:ListBucketVersions', 's3:HeadObject': 's3:GetObject', 's3:HeadBucket': 's3:ListBucket' }

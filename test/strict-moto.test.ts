@@ -114,3 +114,21 @@ t.test('of concurrent conditional writes with the same condition, exactly one su
     }
   })
 })
+
+t.test('Organizations as strict as AWS: a service control policy over 5,120 characters (whitespace not counted) is refused, and so is a sixth on one target', async (t) => {
+  const { stageCutoffPolicies } = await import('./helpers/organizations.ts')
+  const { AttachPolicyCommand, CreatePolicyCommand, UpdatePolicyCommand } = await import('@aws-sdk/client-organizations')
+  const { client, policyIds, rootId } = await stageCutoffPolicies(moto.endpoint, 'us-east-1', 4)
+  const withSid = (sid: string) => ({ Version: '2012-10-17', Statement: [{ Sid: sid, Effect: 'Deny', Action: '*', Resource: '*' }] })
+  const document = (chars: number) => JSON.stringify(withSid('x'.repeat(chars - JSON.stringify(withSid('')).length)), null, 2)
+  t.equal(document(5120).replace(/\s/g, '').length, 5120)
+
+  await client.send(new UpdatePolicyCommand({ PolicyId: policyIds[0], Content: document(5120) }))
+  await t.rejects(client.send(new UpdatePolicyCommand({ PolicyId: policyIds[0], Content: document(5121) })), { name: 'ConstraintViolationException' })
+  await t.rejects(client.send(new CreatePolicyCommand({ Name: 'big', Description: 'd', Type: 'SERVICE_CONTROL_POLICY', Content: document(5121) })), { name: 'ConstraintViolationException' })
+  const fifth = await client.send(new CreatePolicyCommand({ Name: 'fifth', Description: 'd', Type: 'SERVICE_CONTROL_POLICY', Content: document(100) }))
+  const sixth = await client.send(new CreatePolicyCommand({ Name: 'sixth', Description: 'd', Type: 'SERVICE_CONTROL_POLICY', Content: document(100) }))
+  // moto's organization has FullAWSAccess attached to the root already: the four staged make five with it.
+  await t.rejects(client.send(new AttachPolicyCommand({ PolicyId: fifth.Policy?.PolicySummary?.Id, TargetId: rootId })), { name: 'ConstraintViolationException' })
+  t.ok(sixth.Policy)
+})

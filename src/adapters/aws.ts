@@ -5,11 +5,12 @@ import { SNSClient } from '@aws-sdk/client-sns'
 import { SSOAdminClient } from '@aws-sdk/client-sso-admin'
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
 import type { FastifyBaseLogger } from 'fastify'
-import type { AuditAnchors } from '../core/ports.ts'
+import type { AuditAnchors, CutoffPolicies } from '../core/ports.ts'
 import type { ServiceAdapters } from '../service-adapters.ts'
 import { callAws } from './aws-errors.ts'
 import { DynamoAuditChain } from './dynamodb/audit-chain.ts'
 import { DynamoAuditLog } from './dynamodb/audit-log.ts'
+import { DynamoCutoffLedger } from './dynamodb/cutoff-ledger.ts'
 import { PageCursors } from './dynamodb/cursor.ts'
 import { DynamoGrantStore } from './dynamodb/grant-store.ts'
 import { DynamoIdempotencyStore } from './dynamodb/idempotency-store.ts'
@@ -39,6 +40,10 @@ export interface AwsSettings {
   maxConcurrentCreations?: number
   /** How long one AWS call may take before it is abandoned and retried (default 10 s). */
   requestTimeoutMs?: number
+  /** The service control policies that cut live sessions (JIT_SESSION_CUTOFF=scp); unset, nothing is cut. */
+  cutoffPolicyIds?: readonly string[] | undefined
+  /** The organization's management account, which no service control policy reaches: its grants' sessions are not cut. */
+  managementAccountId?: string | undefined
 }
 
 /** Half the organisation's quota of about 20 calls per second, leaving room for people and other tools. */
@@ -111,7 +116,27 @@ export async function createAwsAdapters(
     outboxStore: new DynamoOutboxStore(doc, settings.tables.grants, chain),
     messageChannels: settings.snsTopicArn ? [new SnsLifecycleChannel(clients.sns, settings.snsTopicArn)] : [],
     idempotency: new DynamoIdempotencyStore(doc, settings.tables.grants),
+    sessionCutoff: settings.cutoffPolicyIds?.length
+      ? { ledger: new DynamoCutoffLedger(doc, settings.tables.grants, chain), policies: cutoffPoliciesOnFirstUse(settings, settings.cutoffPolicyIds, instance.instanceArn) }
+      : undefined,
     instance,
+  }
+}
+
+/**
+ * The owned service control policies, the Organizations SDK imported when first used (an ended grant): like the
+ * anchor store, a chunk of its own in the Lambda bundle. Its client is the mutations' kind: the adapter retries.
+ */
+function cutoffPoliciesOnFirstUse(settings: AwsSettings, policyIds: readonly string[], instanceArn: string): CutoffPolicies {
+  let loaded: Promise<CutoffPolicies> | undefined
+  const described = { policyIds, partition: instanceArn.split(':')[1] ?? 'aws', unreachableAccounts: settings.managementAccountId ? [settings.managementAccountId] : [] }
+  const load = () =>
+    (loaded ??= Promise.all([import('@aws-sdk/client-organizations'), import('./organizations.ts')]).then(([{ OrganizationsClient }, { OrganizationsCutoffPolicies }]) =>
+      new OrganizationsCutoffPolicies(new OrganizationsClient({ ...clientOptions(settings), maxAttempts: 1 }), described)))
+  return {
+    ...described,
+    read: async (policyId) => (await load()).read(policyId),
+    write: async (policyId, content) => (await load()).write(policyId, content),
   }
 }
 

@@ -10,6 +10,8 @@ const SEVERITY: Partial<Record<AuditEvent['action'], Severity>> = {
   'grant.failed': 'error',
   'grant.denied': 'warning',
   'grant.drift_detected': 'warning',
+  // Live sessions go on to their natural end: worth a look, and the error alert that comes with it says why.
+  'grant.cutoff_failed': 'warning',
 }
 
 /**

@@ -13,13 +13,15 @@ export const AUDIT_ACTIONS = [
   'grant.expired',
   'grant.drift_detected',
   'grant.delivery_failed',
+  'grant.sessions_cut',
+  'grant.cutoff_failed',
 ] as const
 export type AuditAction = (typeof AUDIT_ACTIONS)[number]
 
 /** Decisions published to subscribers (SNS); requests and intents stay in the audit log only. */
 export const ANNOUNCED_ACTIONS: ReadonlySet<AuditAction> = new Set<AuditAction>([
   'grant.activated', 'grant.revoked', 'grant.expired', 'grant.failed', 'grant.denied', 'grant.drift_detected',
-  'grant.cancelled', 'grant.extended', 'grant.shortened',
+  'grant.cancelled', 'grant.extended', 'grant.shortened', 'grant.sessions_cut', 'grant.cutoff_failed',
 ])
 
 /** The actor of everything the sweep does when called over HTTP (POST /revocations). */

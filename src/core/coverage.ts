@@ -77,9 +77,10 @@ export type CoverageState =
   | { kind: 'present'; external: boolean }
   /**
    * No access is in place and none is needed. `watching`: a creation of ours was never confirmed, so Identity
-   * Center is still watched for it (see removeOrphan).
+   * Center is still watched for it (see removeOrphan). `external`: none of ours, that is; a permanent assignment
+   * we never touch still gives the access.
    */
-  | { kind: 'absent'; watching?: boolean }
+  | { kind: 'absent'; watching?: boolean; external?: boolean }
   /** Identity Center has not finished, or another process holds the lease: the sweep will look again. */
   | { kind: 'pending' }
   /** Identity Center refused to create the assignment. */
@@ -152,7 +153,7 @@ export class CoverageReconciler {
           // Nothing held and nothing assigned: drop the record, so that a later grant looks at Identity Center afresh.
           if (await this.store.deleteIdleCoverage(target, owner)) {
             held = false
-            return { kind: 'absent' }
+            return current.external ? { kind: 'absent', external: true } : { kind: 'absent' }
           }
           coverage = await this.store.getCoverage(target)
           if (!coverage) return { kind: 'absent' }
@@ -431,7 +432,7 @@ function newGrantsCoverage(target: AssignmentTarget, assignment: 'absent' | 'cre
 function settledState(coverage: Coverage): CoverageState | undefined {
   const wanted = coverage.holders.length > 0
   if (coverage.assignment === 'creating' || coverage.assignment === 'deleting') return undefined
-  if (coverage.external) return wanted ? { kind: 'present', external: true } : { kind: 'absent' }
+  if (coverage.external) return wanted ? { kind: 'present', external: true } : { kind: 'absent', external: true }
   if (wanted && coverage.assignment === 'present') return { kind: 'present', external: false }
   if (!wanted && coverage.assignment === 'absent') return { kind: 'absent' }
   return undefined

@@ -41,6 +41,8 @@ export interface Grant {
   endReason: EndReason | null
   coveredBy: CoveredBy | null
   failureReason: string | null
+  /** When live role sessions were cut (JIT_SESSION_CUTOFF=scp): sessions issued before it are denied; null when none were. */
+  sessionsCutAt: string | null
 }
 
 export const targetOf = (grant: Pick<Grant, 'userId' | 'accountId' | 'permissionSetArn'>): AssignmentTarget => ({

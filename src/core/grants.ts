@@ -21,7 +21,8 @@ import { MOVABLE_STATUSES, targetOf, type AssignmentTarget, type EndReason, type
 import { newId } from './ids.ts'
 import type { Outbox } from './outbox.ts'
 import { evaluatePolicy, mightAllow, type AccessRequest, type Policy, type PolicyDecision } from './policy.ts'
-import type { AuditDraft, AuditLog, CoverageWrite, Directory, GrantFilter, GrantStore, GrantTransition, IdentityCenter, Notifier, Page, PageRequest, TicketApproval, TicketCheck } from './ports.ts'
+import type { AuditDraft, AuditLog, CoverageWrite, CutoffLedger, CutoffPolicies, Directory, GrantFilter, GrantStore, GrantTransition, IdentityCenter, Notifier, Page, PageRequest, TicketApproval, TicketCheck } from './ports.ts'
+import { SessionCutoffs } from './session-cutoff.ts'
 
 export interface GrantRequest {
   userName: string
@@ -40,6 +41,8 @@ export interface Actor {
   requestId: string | null
   /** The caller's x-request-id, when it sent a valid one (the sweep has none). */
   correlationId?: string | null
+  /** The caller writes session cut-offs itself once it is done (the sweep, for all its grants at once). */
+  defersSessionCutoffs?: boolean
 }
 
 export interface GrantServiceDeps {
@@ -62,6 +65,8 @@ export interface GrantServiceDeps {
    * is still under way: about as long as that process itself waits for Identity Center.
    */
   leaseWaitMs?: number | undefined
+  /** Cut live role sessions when a grant's access is removed (JIT_SESSION_CUTOFF=scp); unset, nothing is cut. */
+  sessionCutoff?: { ledger: CutoffLedger; policies: CutoffPolicies } | undefined
 }
 
 /** How long a grant may stay 'provisioning' before the sweep checks on it (the request itself may still be running). */
@@ -83,10 +88,20 @@ export class GrantService {
   private readonly reconciler: CoverageReconciler
 
   private readonly deps: GrantServiceDeps
+  private readonly cutoffs: SessionCutoffs | undefined
 
   constructor(deps: GrantServiceDeps) {
     this.deps = deps
     this.reconciler = new CoverageReconciler(deps.store, deps.identityCenter, deps.clock, { leaseWaitMs: deps.leaseWaitMs })
+    this.cutoffs = deps.sessionCutoff && new SessionCutoffs({
+      ...deps.sessionCutoff,
+      clock: deps.clock,
+      sessionSeconds: async (name) => (await deps.identityCenter.findPermissionSet(name))?.sessionDurationSeconds,
+      eventFor: (grant, action, actor, detail) => this.event(this.grantDraft(grant, action, actor, detail)),
+      outboxFor: (event) => this.deps.outbox?.claimFor(event),
+      deliver: (claim) => this.deps.outbox?.deliverSoon(claim),
+      notify: (subject, detail) => this.notify(subject, detail),
+    })
   }
 
   /**
@@ -205,6 +220,7 @@ export class GrantService {
       endReason: null,
       coveredBy: null,
       failureReason: null,
+      sessionsCutAt: null,
     }
     if (startsAt) {
       const allowed = `${input.durationMinutes} minutes from ${grant.startsAt} allowed by rule '${decision.rule}'`
@@ -521,7 +537,52 @@ export class GrantService {
   async settleEnding(grant: Grant, actor: Actor): Promise<GrantOutcome> {
     const reason: EndReason = grant.endReason ?? 'revoked'
     let ended: Grant | undefined
-    const end = (detail: string, coverage?: CoverageWrite) => this.transition({
+    let accessRemoved = false
+    const end = async (detail: string, coverage?: CoverageWrite, removal = false) => {
+      // Only when the access really ends (not kept by another grant or a permanent assignment): intended before the end is written.
+      if (removal && this.cutoffs) await this.cutoffs.intend(grant)
+      accessRemoved = removal
+      return this.endTransition(grant, reason, actor, detail, coverage)
+    }
+    const removed = 'account assignment removed'
+    // Only a removal's last write belongs with the end: a grant that arrived meanwhile may have the reconciler create it again.
+    const state = await this.reconcileFor(grant, { finish: async (coverage) => coverage.kind === 'removed' && (ended = await end(removed, coverage, true)) !== undefined })
+    if (state.kind === 'pending' || state.kind === 'failed') return { grant, settled: false }
+    ended ??= await end(state.kind === 'absent'
+      ? state.external
+        ? 'permanent assignment left in place'
+        : state.watching
+          ? 'no account assignment showed up; Identity Center is watched for an hour, and one that appears is removed'
+          : removed
+      : state.external
+        ? 'permanent assignment left in place'
+        : 'account assignment kept: another active grant still covers it', undefined, accessEnds(grant, state))
+    const outcome = await this.resolved(grant.id, ended)
+    return accessRemoved ? this.cutSessions(outcome, actor) : outcome
+  }
+
+  /**
+   * Writes the session cut-offs intended so far (this grant's, and any other open one) unless the caller does
+   * that itself later; what cannot be written now, the sweep writes. Answers the grant as it then is.
+   */
+  private async cutSessions(outcome: GrantOutcome, actor: Actor): Promise<GrantOutcome> {
+    if (!this.cutoffs || actor.defersSessionCutoffs || !outcome.settled) return outcome
+    try {
+      await this.cutoffs.drain(actor)
+    } catch (error) {
+      await this.notify('session cut-off not written yet; the sweep retries', { grantId: outcome.grant.id, error: (error as Error).message })
+      return outcome
+    }
+    return { grant: await this.get(outcome.grant.id), settled: true }
+  }
+
+  /** The sweep's step: writes every session cut-off left open (by a crash, a failure, or deferred by the sweep). */
+  async finishSessionCutoffs(actor: Actor): Promise<void> {
+    await this.cutoffs?.drain(actor)
+  }
+
+  private endTransition(grant: Grant, reason: EndReason, actor: Actor, detail: string, coverage?: CoverageWrite) {
+    return this.transition({
       grant,
       from: ['revoking'],
       to: reason,
@@ -531,18 +592,6 @@ export class GrantService {
       coverage,
       event: this.event({ ...this.grantDraft(grant, reason === 'expired' ? 'grant.expired' : 'grant.revoked', actor, detail), actor: grant.endedBy ?? actor.id }),
     })
-    const removed = 'account assignment removed'
-    // Only a removal's last write belongs with the end: a grant that arrived meanwhile may have the reconciler create it again.
-    const state = await this.reconcileFor(grant, { finish: async (coverage) => coverage.kind === 'removed' && (ended = await end(removed, coverage)) !== undefined })
-    if (state.kind === 'pending' || state.kind === 'failed') return { grant, settled: false }
-    ended ??= await end(state.kind === 'absent'
-      ? state.watching
-        ? 'no account assignment showed up; Identity Center is watched for an hour, and one that appears is removed'
-        : removed
-      : state.external
-        ? 'permanent assignment left in place'
-        : 'account assignment kept: another active grant still covers it')
-    return this.resolved(grant.id, ended)
   }
 
   private async reconcileFor(grant: Grant, options: ReconcileOptions = {}): Promise<CoverageState> {
@@ -564,7 +613,7 @@ export class GrantService {
     return { grant, settled: !(['provisioning', 'revoking'] as GrantStatus[]).includes(grant.status) }
   }
 
-  private grantDraft(grant: Grant, action: AuditAction, actor: Actor, detail: string): AuditDraft {
+  private grantDraft(grant: Pick<Grant, 'id' | 'userName' | 'accountId' | 'permissionSet' | 'ticketId'>, action: AuditAction, actor: Actor, detail: string): AuditDraft {
     return {
       action,
       actor: actor.id,
@@ -643,4 +692,9 @@ function describeDenial(decision: Extract<PolicyDecision, { allowed: false }>): 
 
 function describeTicketRefusal(check: Extract<TicketCheck, { approved: false }>): string {
   return `the ticket does not approve it: ${check.detail} (failed condition: ${check.failedCondition})`
+}
+
+/** The grant's access really ends: no assignment is left for it, and no permanent one ever gave it. */
+function accessEnds(grant: Grant, state: CoverageState): boolean {
+  return state.kind === 'absent' && state.external !== true && grant.coveredBy !== 'pre-existing'
 }

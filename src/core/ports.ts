@@ -1,5 +1,6 @@
 import type { AuditAnchor, ChainedAuditEvent, ChainHead, VerifyResult } from './audit-chain.ts'
 import type { AuditAction, AuditEvent } from './audit.ts'
+import type { Cutoff } from './cutoff-policy.ts'
 import type { AssignmentTarget, EndReason, Grant, GrantStatus } from './grant.ts'
 
 export interface Page<T> {
@@ -314,6 +315,64 @@ export interface TicketApproval {
    * answer: the caller fails closed.
    */
   check(ticketId: string, window: { startsAt: Date; expiresAt: Date }): Promise<TicketCheck>
+}
+
+/**
+ * One ended grant's intent to cut its live sessions (README, Session cut-off), recorded before the policy
+ * changes and kept until its outcome is on the grant: what is left of it after a crash, the sweep finishes.
+ */
+export interface CutoffIntent extends Cutoff {
+  grantId: string
+  /** The grant as it ended, for its audit events. */
+  grant: Pick<Grant, 'userName' | 'accountId' | 'permissionSet' | 'permissionSetArn' | 'ticketId' | 'accessEndsBy' | 'endedBy'>
+  /** 'pending' until the policies were written; then what came of it, until it is reported on the grant. */
+  outcome: CutoffOutcome
+}
+
+/** 'unreachable': the account is one no service control policy applies to (the management account). */
+export type CutoffOutcome = 'pending' | 'cut' | 'lapsed' | 'rejected' | 'unreachable'
+
+/** How a reported cut-off changes its grant; null leaves the grant's fields as they are (an audit event only). */
+export type SessionsCutChange = { sessionsCutAt: string | null; accessEndsBy: string } | null
+
+/**
+ * The durable side of session cut-offs (DynamoDB): intents, and the one lease that serializes every change to
+ * the owned policies, across processes. Every method throws UpstreamUnavailableError when the store fails.
+ */
+export interface CutoffLedger {
+  /** Records the intent unless one for the grant exists already (the first cut time stands). */
+  recordIntent(intent: CutoffIntent): Promise<void>
+  /** Intents not yet reported, oldest first, at most `limit`. */
+  openIntents(limit: number): Promise<CutoffIntent[]>
+  /** Takes the lease if nobody holds it (or it ran out at `now`); false when another process holds it. */
+  acquireLease(owner: string, now: Date, until: Date): Promise<boolean>
+  /** Extends the owner's lease; throws LeaseLostError when it is no longer the owner's. */
+  renewLease(owner: string, now: Date, until: Date): Promise<void>
+  /** Gives the lease up, recording when the earliest statement in force may be pruned (null: none in force). */
+  releaseLease(owner: string, nextPruneAt: number | null | undefined): Promise<void>
+  /** When the earliest statement in force may be pruned, as the last lease holder recorded it (null: none). */
+  nextPruneAt(): Promise<number | null>
+  /** Records what came of intents once the policies are written (under the lease). */
+  recordOutcome(grantIds: string[], outcome: Exclude<CutoffOutcome, 'pending'>): Promise<void>
+  /**
+   * Writes the outcome on an ended grant with its audit event and removes the intent, atomically. False (nothing
+   * written) while the grant has not ended yet: its end is still being written, and the intent is reported later.
+   */
+  report(intent: CutoffIntent, change: SessionsCutChange, event: AuditEvent, outbox?: OutboxClaim): Promise<boolean>
+}
+
+/**
+ * The service control policies the service owns (Organizations). `read` and `write` throw UpstreamUnavailableError
+ * (retryable for ConcurrentModificationException and TooManyRequestsException, after the adapter's own retries).
+ */
+export interface CutoffPolicies {
+  readonly policyIds: readonly string[]
+  /** The AWS partition of the accounts' role ARNs (aws, aws-us-gov, aws-cn). */
+  readonly partition: string
+  /** Accounts no service control policy applies to: the organization's management account, when known. */
+  readonly unreachableAccounts: readonly string[]
+  read(policyId: string): Promise<string>
+  write(policyId: string, content: string): Promise<void>
 }
 
 /** An audit event before it gets its id and time. */

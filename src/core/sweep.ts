@@ -41,7 +41,8 @@ export interface SweepOptions {
  */
 export async function sweep(store: GrantStore, grants: GrantService, clock: Clock, options: SweepOptions): Promise<SweepSummary> {
   const summary: SweepSummary = { revoked: 0, activated: 0, denied: 0, failed: 0, remaining: 0, checked: 0, drifted: 0, undelivered: 0 }
-  const actor = { id: options.actor ?? SWEEP_ACTOR, requestId: null }
+  // Session cut-offs of the grants this run ends are written together at the end: one policy write for them all.
+  const actor = { id: options.actor ?? SWEEP_ACTOR, requestId: null, defersSessionCutoffs: true }
   const startedAt = clock.now()
   const seen = new Set<string>()
   let cursor: string | undefined
@@ -87,11 +88,22 @@ export async function sweep(store: GrantStore, grants: GrantService, clock: Cloc
     })
   } while (cursor)
 
+  await finishSessionCutoffs(grants, actor)
+  // Last: the cut-offs above record events whose messages this delivers if their writer could not.
   if (options.outbox) summary.undelivered = (await options.outbox.drain(options.deadline)).undelivered
   return summary
 }
 
-async function advance(grant: Grant, grants: GrantService, clock: Clock, actor: { id: string; requestId: null }) {
+/** The run's last step: the cut-offs it deferred, those a crash or failure left open, and the pruning of expired ones. */
+async function finishSessionCutoffs(grants: GrantService, actor: { id: string; requestId: null }): Promise<void> {
+  try {
+    await grants.finishSessionCutoffs(actor)
+  } catch (error) {
+    await grants.notify('sweep could not write session cut-offs; the next run retries', { error: (error as Error).message })
+  }
+}
+
+async function advance(grant: Grant, grants: GrantService, clock: Clock, actor: { id: string; requestId: null; defersSessionCutoffs: boolean }) {
   const expired = new Date(grant.expiresAt) <= clock.now()
   if (grant.status === 'revoking') return grants.settleEnding(grant, actor)
   if (grant.status === 'scheduled') return grants.start(grant, actor)

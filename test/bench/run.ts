@@ -4,7 +4,8 @@
  *   1. Identity Center and total AWS calls per grant, cold and warm, on a directory of 50 permission sets;
  *   2. POST /grants latency p50/p99 against the bare SDK calls a safe grant needs;
  *   3. a sweep of N expired grants (default 2,000) under an enforced 20 calls/s Identity Center quota;
- *   4. the Lambda bundle's import + init time, if dist/lambda.mjs exists.
+ *   4. the Lambda bundle's import + init time, if dist/lambda.mjs exists;
+ *   5. Organizations calls per ended grant with JIT_SESSION_CUTOFF=scp (test/bench/cutoff.ts, also runnable alone).
  * Results are printed and written to .bench/results.json. Options: --grants N, --cap-seconds S.
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
@@ -23,6 +24,7 @@ import { measureInit } from '../../infra/build.ts'
 import { build, grantBody, PROD, REGION } from '../helpers/app.ts'
 import { startStrictMoto } from '../helpers/moto.ts'
 import { bearer } from '../helpers/tokens.ts'
+import { describeCutoffCalls, measureCutoffCalls } from './cutoff.ts'
 
 process.env.AWS_ACCESS_KEY_ID ??= 'testing'
 process.env.AWS_SECRET_ACCESS_KEY ??= 'testing'
@@ -196,7 +198,7 @@ try {
       id: `00000000-0000-7000-8000-${String(n).padStart(12, '0')}`, status: 'active', userName: `bench${n % 20}`, userId, accountId,
       permissionSet: `Sweep${Math.floor(n / 200)}`, permissionSetArn, ticketId: `CHG${1000000 + n}`, justification: null, requestedBy: 'bench',
       createdAt: createdAt.toISOString(), startsAt: createdAt.toISOString(), expiresAt: new Date(now.getTime() - 60_000).toISOString(), accessEndsBy: now.toISOString(),
-      endedAt: null, endedBy: null, endReason: null, coveredBy: 'jit', failureReason: null,
+      endedAt: null, endedBy: null, endReason: null, coveredBy: 'jit', failureReason: null, sessionsCutAt: null,
     }
     items.push(grantToItem(grant, new Date(now.getTime() - 60_000)))
     items.push({ ...coverageKey(grant), kind: 'coverage', target: { userId, accountId, permissionSetArn }, holders: new Set([grant.id]), assignment: 'present', external: false, dueShard: 'due', dueAt: now.getTime() + 300_000 })
@@ -259,6 +261,12 @@ try {
   } catch {
     console.log('lambda import + init: skipped (run npm run build first)')
   }
+
+  // 5: session cut-off, Organizations calls per ended grant.
+  // 12 + 12 statements fit in two policies (13 each): nothing is refused, so the count is of writes that all land.
+  const cutoffCalls = await measureCutoffCalls(moto, 12, 2)
+  results.sessionCutoff = cutoffCalls
+  console.log(describeCutoffCalls(cutoffCalls))
 } finally {
   for (const fn of cleanups) await fn()
 }

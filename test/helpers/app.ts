@@ -15,6 +15,7 @@ import { ensureAnchorBucket } from '../../src/sandbox/anchor-bucket.ts'
 import { DEMO_ACCOUNTS, DEMO_DIRECTORY, DEMO_POLICY, seedDirectory, type SeededDirectory } from '../../src/sandbox/seed.ts'
 import { ManualClock } from './clock.ts'
 import { FaultProxy } from './fault-proxy.ts'
+import { stageCutoffPolicies } from './organizations.ts'
 import { resetMoto } from './moto.ts'
 import { TEST_AUDIENCE, TEST_ISSUER, TEST_SECRET } from './tokens.ts'
 
@@ -71,6 +72,11 @@ export interface BuildOptions {
   serviceNow?: { settings: ServiceNowSettings; verify?: ApprovalRules }
   /** How long the outbox tries to deliver a message before giving up (default a day). */
   outboxGiveUpMs?: number
+  /**
+   * JIT_SESSION_CUTOFF=scp: an organization in moto with the service's own service control policies attached to its
+   * root (true: one; or how many), as the CDK stack stages them.
+   */
+  sessionCutoff?: boolean | { policies: number; managementAccountId?: string }
 }
 
 interface Teardown {
@@ -89,6 +95,9 @@ export async function build(t: Teardown, moto: MotoServer, options: BuildOptions
   const anchorBucket = options.anchors === true ? ANCHOR_BUCKET : options.anchors ? options.anchors.bucket : undefined
   if (options.anchors === true) await ensureAnchorBucket(s3, ANCHOR_BUCKET)
   const seeded = await seedDirectory(clients, instance, TEST_DIRECTORY)
+  const cutoff = options.sessionCutoff
+    ? await stageCutoffPolicies(moto.endpoint, REGION, options.sessionCutoff === true ? 1 : options.sessionCutoff.policies)
+    : undefined
 
   const clock = new ManualClock()
   let proxy: FaultProxy | undefined
@@ -130,6 +139,8 @@ export async function build(t: Teardown, moto: MotoServer, options: BuildOptions
         cacheTtlMs: options.cacheTtlMs ?? 60_000,
         identityCenterTps: options.identityCenterTps ?? 500,
         ...(options.maxConcurrentCreations ? { maxConcurrentCreations: options.maxConcurrentCreations } : {}),
+        cutoffPolicyIds: cutoff?.policyIds,
+        managementAccountId: typeof options.sessionCutoff === 'object' ? options.sessionCutoff.managementAccountId : undefined,
       },
       pino({ level: 'warn' }, logStream),
       // Short timeouts, so that a hanging connection is abandoned in about a second, as 10 s would be in production.
@@ -173,6 +184,8 @@ export async function build(t: Teardown, moto: MotoServer, options: BuildOptions
     /** moto's S3, for looking at (and tampering with) the anchor bucket. */
     s3,
     logLines,
+    /** The owned service control policies in moto, when `sessionCutoff` is on. */
+    cutoff,
     /** Identity Center's own answer: does this user hold this permission set on this account? */
     hasAssignment: (userName: string, accountId: string, permissionSet: string) =>
       countAssignments(clients, instance.instanceArn, seeded, userName, accountId, permissionSet).then((n) => n > 0),

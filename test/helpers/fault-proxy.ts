@@ -25,6 +25,10 @@ export type Fault =
   | 'transaction-conflict'
   /** Forward a listing of assignments, then answer it empty, as AWS does while a new assignment is provisioning. */
   | 'report-none'
+  /** Answer as Organizations does while another change to the organization's policies is under way. */
+  | 'concurrent-modification'
+  /** Answer as Organizations does past its rate. */
+  | 'too-many-requests'
 
 interface Rule {
   /** The AWS operation, e.g. 'CreateAccountAssignment' (matched against X-Amz-Target or the query's Action). */
@@ -195,6 +199,11 @@ export class FaultProxy {
           message: 'Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict]',
           CancellationReasons: [{ Code: 'TransactionConflict', Message: 'Transaction is ongoing for the item' }],
         }))
+        return
+      }
+      if (rule.fault === 'concurrent-modification' || rule.fault === 'too-many-requests') {
+        const type = rule.fault === 'concurrent-modification' ? 'ConcurrentModificationException' : 'TooManyRequestsException'
+        res.writeHead(400, { 'content-type': 'application/x-amz-json-1.1' }).end(JSON.stringify({ __type: type, Message: 'injected' }))
         return
       }
       if (rule.fault === 'drop') {

@@ -1,6 +1,6 @@
 """
 Runs moto_server (moto 5) as strict as DynamoDB about transactions and conditional writes, so that tests of
-concurrent jit-access instances test jit-access rather than moto. Two changes, DynamoDB only:
+concurrent jit-access instances test jit-access rather than moto. Two changes for DynamoDB:
 
 1. One lock around every DynamoDB request (reads too, so that a strongly consistent read never sees half a
    transaction). moto_server answers each request on its own thread, so without it two writers can both
@@ -9,7 +9,11 @@ concurrent jit-access instances test jit-access rather than moto. Two changes, D
    touches beforehand and puts the copies back: that costs time in proportion to the table (the benchmark
    would measure moto), and without the lock it would also lose what other requests wrote meanwhile.
 
-Conditions are still checked by moto's own code. Usage: python3 strict_moto.py [moto_server arguments]
+Conditions are still checked by moto's own code.
+
+And two for Organizations, whose limits stock moto does not enforce: a service control policy holds at most
+5,120 characters, counted without whitespace as AWS counts them, and a root or OU has at most 5 attached
+(ConstraintViolationException, as AWS answers). Usage: python3 strict_moto.py [moto_server arguments]
 """
 import copy
 import sys
@@ -86,6 +90,44 @@ def _transact_write_items(self, transact_items):
 
 
 DynamoDBBackend.transact_write_items = _transact_write_items
+
+from moto.organizations.exceptions import ConstraintViolationException
+from moto.organizations.models import OrganizationsBackend
+
+SCP_MAX_CHARS = 5120
+SCPS_PER_TARGET = 5
+_stock_create_policy = OrganizationsBackend.create_policy
+_stock_update_policy = OrganizationsBackend.update_policy
+_stock_attach_policy = OrganizationsBackend.attach_policy
+
+
+def _check_scp_size(content, policy_type):
+    if policy_type == "SERVICE_CONTROL_POLICY" and content is not None and len("".join(content.split())) > SCP_MAX_CHARS:
+        raise ConstraintViolationException("POLICY_CONTENT_LIMIT_EXCEEDED: a service control policy may hold at most 5120 characters")
+
+
+def _create_policy(self, **kwargs):
+    _check_scp_size(kwargs.get("Content"), kwargs.get("Type"))
+    return _stock_create_policy(self, **kwargs)
+
+
+def _update_policy(self, **kwargs):
+    _check_scp_size(kwargs.get("Content"), self.get_policy_by_id(kwargs["PolicyId"]).type)
+    return _stock_update_policy(self, **kwargs)
+
+
+def _attach_policy(self, **kwargs):
+    policy = self.get_policy_by_id(kwargs["PolicyId"])
+    target = next((ou for ou in self.ou if ou.id == kwargs["TargetId"]), None)
+    attached = [p for p in getattr(target, "attached_policies", []) if p.type == policy.type and p is not policy]
+    if policy.type == "SERVICE_CONTROL_POLICY" and len(attached) >= SCPS_PER_TARGET:
+        raise ConstraintViolationException("POLICY_NUMBER_LIMIT_EXCEEDED: at most 5 service control policies per target")
+    return _stock_attach_policy(self, **kwargs)
+
+
+OrganizationsBackend.create_policy = _create_policy
+OrganizationsBackend.update_policy = _update_policy
+OrganizationsBackend.attach_policy = _attach_policy
 
 if __name__ == "__main__":
     main(sys.argv[1:])

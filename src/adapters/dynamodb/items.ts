@@ -10,6 +10,7 @@ export const auditKey = (id: string) => ({ pk: `event#${id}` })
 const GRANT_FIELDS = [
   'id', 'status', 'userName', 'userId', 'accountId', 'permissionSet', 'permissionSetArn', 'ticketId', 'justification',
   'requestedBy', 'createdAt', 'startsAt', 'expiresAt', 'accessEndsBy', 'endedAt', 'endedBy', 'endReason', 'coveredBy', 'failureReason',
+  'sessionsCutAt',
 ] as const satisfies readonly (keyof Grant)[]
 
 export function grantToItem(grant: Grant, dueAt: Date | null): Record<string, unknown> {

@@ -46,12 +46,13 @@ export const GrantSchema = Type.Object(
     createdAt: Timestamp,
     startsAt: { ...Timestamp, description: 'When the access starts: the requested start of a scheduled grant, otherwise when it was requested' },
     expiresAt: { ...Timestamp, description: 'When the access ends; PATCH /grants/{id} moves it' },
-    accessEndsBy: { ...Timestamp, description: 'expiresAt plus the permission set session duration: a role session taken just before expiry lasts until then' },
+    accessEndsBy: { ...Timestamp, description: 'expiresAt plus the permission set session duration: a role session taken just before expiry lasts until then; once sessions are cut (sessionsCutAt), the cut plus the 5 minutes a service control policy takes to apply' },
     endedAt: Nullable(Timestamp),
     endedBy: Nullable(Type.String({ description: 'Who ended it: a JWT subject, or system:sweep on expiry' })),
     endReason: Nullable(StringEnum(['expired', 'revoked'] as const)),
     coveredBy: Nullable(StringEnum(['jit', 'pre-existing'] as const, { description: "'pre-existing': a permanent assignment already gave this access and is left in place" })),
     failureReason: Nullable(Type.String({ description: 'Why the grant failed, or why the policy denied a scheduled grant at its start' })),
+    sessionsCutAt: Nullable(Type.String({ format: 'date-time', description: 'With JIT_SESSION_CUTOFF=scp, when the access ended: role sessions issued before it are denied by a service control policy. Null until then, and when no cut was made (access kept by another grant or a permanent assignment, or the policies were full: see the audit event grant.cutoff_failed)' })),
   },
   {
     $id: 'Grant',
@@ -76,6 +77,7 @@ export const GrantSchema = Type.Object(
       endReason: null,
       coveredBy: 'jit',
       failureReason: null,
+      sessionsCutAt: null,
     },
   },
 )
