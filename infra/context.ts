@@ -63,6 +63,9 @@ export function readDeploymentContext(get: (name: string) => unknown, baseDir: s
       accountIds: list('accountIds'),
       reservedConcurrency: number('reservedConcurrency'),
       identityCenterTps: number('identityCenterTps'),
+      serviceNow: text('serviceNowUrl')
+        ? { url: text('serviceNowUrl') as string, clientId: text('serviceNowClientId'), username: text('serviceNowUsername'), secretArn: required('serviceNowSecretArn'), verify: text('serviceNowVerify') === 'true' }
+        : undefined,
       sessionCutoff: list('sessionCutoffTargets') ? { targetIds: list('sessionCutoffTargets') as string[], policies: number('sessionCutoffPolicies') } : undefined,
     },
   }

@@ -47,6 +47,12 @@ export interface JitAccessStackProps extends StackProps {
   permissionSetArns: string[]
   /** Accounts jit-access may assign on; default: any. */
   accountIds?: string[] | undefined
+  /**
+   * Work notes on tickets, and with `verify` approval verification (docs/servicenow.md): the instance's URL, who
+   * signs in (an OAuth client id or an integration user's name), and the Secrets Manager secret holding the
+   * client secret or password (its value never enters the template). Unset: no ServiceNow.
+   */
+  serviceNow?: { url: string; clientId?: string | undefined; username?: string | undefined; secretArn: string; verify?: boolean | undefined } | undefined
   /** Requests per second (and burst) the HTTP API accepts. */
   throttle?: { rateLimit: number; burstLimit: number } | undefined
   /**
@@ -218,6 +224,7 @@ export class JitAccessStack extends Stack {
         ...(props.identityCenterTps !== undefined ? { JIT_IDENTITY_CENTER_TPS: String(props.identityCenterTps) } : {}),
         ...(cutoffPolicies.length > 0 ? { JIT_SESSION_CUTOFF: 'scp', JIT_CUTOFF_POLICY_IDS: Fn.join(',', cutoffPolicies.map((policy) => policy.attrId)) } : {}),
         ...(cutoffPolicies.length > 0 && props.managementAccountId ? { JIT_MANAGEMENT_ACCOUNT_ID: props.managementAccountId } : {}),
+        ...serviceNowEnvironment(props.serviceNow),
       },
     }
     const fn = new lambda.Function(this, 'Function', {
@@ -324,6 +331,9 @@ export class JitAccessStack extends Stack {
     if (cutoffPolicies.length > 0) {
       // Read and rewrite the service's own policies, by ARN: not create, delete, attach or detach any policy, nor touch another.
       role.addToPolicy(new iam.PolicyStatement({ sid: 'CutSessions', actions: ['organizations:DescribePolicy', 'organizations:UpdatePolicy'], resources: cutoffPolicies.map((policy) => policy.attrArn) }))
+    }
+    if (props.serviceNow) {
+      role.addToPolicy(new iam.PolicyStatement({ sid: 'ReadServiceNowSecret', actions: ['secretsmanager:GetSecretValue'], resources: [props.serviceNow.secretArn] }))
     }
     if (props.jwtSecretArn) {
       role.addToPolicy(new iam.PolicyStatement({ sid: 'ReadJwtSecret', actions: ['secretsmanager:GetSecretValue'], resources: [props.jwtSecretArn] }))
@@ -441,6 +451,7 @@ function checkSettings(props: JitAccessStackProps): string {
     // IAM matches the secret's complete ARN, including the six characters Secrets Manager appends to its name.
     throw new Error(`jwtSecretArn '${props.jwtSecretArn}' must be the secret's complete ARN (ending in -XXXXXX)`)
   }
+  if (props.serviceNow) checkServiceNow(props.serviceNow)
   if (props.reservedConcurrency !== undefined && !(Number.isInteger(props.reservedConcurrency) && props.reservedConcurrency >= 1)) {
     throw new Error('reservedConcurrency must be a whole number of at least 1')
   }
@@ -500,4 +511,23 @@ function tableFrom(scope: Construct, id: string, definition: CreateTableCommandI
     })
   }
   return table
+}
+
+/** The secret half is read from Secrets Manager at start (JIT_SERVICENOW_SECRET_ARN): no secret in the template. */
+function serviceNowEnvironment(serviceNow: JitAccessStackProps['serviceNow']): Record<string, string> {
+  if (!serviceNow) return {}
+  return {
+    JIT_SERVICENOW_URL: serviceNow.url,
+    ...(serviceNow.clientId ? { JIT_SERVICENOW_CLIENT_ID: serviceNow.clientId } : { JIT_SERVICENOW_USERNAME: serviceNow.username as string }),
+    JIT_SERVICENOW_SECRET_ARN: serviceNow.secretArn,
+    ...(serviceNow.verify ? { JIT_SERVICENOW_VERIFY: 'true' } : {}),
+  }
+}
+
+function checkServiceNow(serviceNow: NonNullable<JitAccessStackProps['serviceNow']>): void {
+  if (!/^https:\/\/[^/]+/.test(serviceNow.url)) throw new Error(`serviceNowUrl '${serviceNow.url}' must be the instance's https URL`)
+  if (!serviceNow.clientId === !serviceNow.username) throw new Error('Give exactly one of serviceNowClientId (OAuth client credentials) or serviceNowUsername (basic auth)')
+  if (!/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+-[A-Za-z0-9]{6}$/.test(serviceNow.secretArn)) {
+    throw new Error(`serviceNowSecretArn '${serviceNow.secretArn}' must be the secret's complete ARN (ending in -XXXXXX)`)
+  }
 }

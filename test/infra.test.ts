@@ -321,6 +321,20 @@ t.test('the role allows exactly the AWS operations the service’s adapters call
   t.same([...adapterOperations()].sort(), [...granted].sort(), 'a call the role does not allow fails in production; a permission no call needs is too much')
 })
 
+t.test('with ServiceNow, the functions get its URL, who signs in and the secret ARN (never the secret), and may read that secret only', async (t) => {
+  const snowSecret = 'arn:aws:secretsmanager:us-east-1:333333333333:secret:jit-servicenow-XyZ123'
+  const withSnow = Template.fromStack(new JitAccessStack(new App(), 'Snow', { ...settings, serviceNow: { url: 'https://example.service-now.com', clientId: 'jit-client', secretArn: snowSecret, verify: true } }))
+  for (const fn of Object.values(withSnow.findResources('AWS::Lambda::Function')) as Resource[]) {
+    const variables = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables
+    t.match(variables, { JIT_SERVICENOW_URL: 'https://example.service-now.com', JIT_SERVICENOW_CLIENT_ID: 'jit-client', JIT_SERVICENOW_SECRET_ARN: snowSecret, JIT_SERVICENOW_VERIFY: 'true' })
+    t.notOk('JIT_SERVICENOW_CLIENT_SECRET' in variables || 'JIT_SERVICENOW_PASSWORD' in variables, 'no secret in the template')
+  }
+  const snowStatements = (Object.values(withSnow.findResources('AWS::IAM::Policy')) as Resource[])
+    .flatMap((policy) => (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement)
+  t.same(snowStatements.filter((s) => s.Sid === 'ReadServiceNowSecret'), [{ Sid: 'ReadServiceNowSecret', Effect: 'Allow', Action: 'secretsmanager:GetSecretValue', Resource: snowSecret }])
+  t.notOk(statements.some((s) => s.Sid === 'ReadServiceNowSecret'), 'without ServiceNow, no such permission')
+})
+
 t.test('settings that would give a wrong policy are refused at synth', async (t) => {
   const cases: [string, Partial<JitAccessStackProps>, RegExp][] = [
     ['an instance ARN that is not one', { instanceArn: 'ssoins-1111111111111111' }, /instanceArn/],
@@ -333,6 +347,9 @@ t.test('settings that would give a wrong policy are refused at synth', async (t)
     ['no reserved concurrency', { reservedConcurrency: 0 }, /reservedConcurrency/],
     ['no grantable permission set', { permissionSetArns: [] }, /permissionSetArns: name at least one/],
     ['an Identity Center rate above the quota', { identityCenterTps: 25 }, /identityCenterTps/],
+    ['ServiceNow over plain http', { serviceNow: { url: 'http://example.service-now.com', clientId: 'c', secretArn: `${SECRET}` } }, /https URL/],
+    ['ServiceNow with both ways to sign in', { serviceNow: { url: 'https://example.service-now.com', clientId: 'c', username: 'u', secretArn: SECRET } }, /exactly one of serviceNowClientId/],
+    ['a ServiceNow secret without its ARN suffix', { serviceNow: { url: 'https://example.service-now.com', clientId: 'c', secretArn: 'arn:aws:secretsmanager:us-east-1:111111111111:secret:snow' } }, /serviceNowSecretArn .* complete ARN/],
   ]
   for (const [name, change, message] of cases) {
     t.throws(() => new JitAccessStack(new App(), 'Bad', { ...settings, ...change }), { message }, name)
