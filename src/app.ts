@@ -10,7 +10,7 @@ import { GrantService } from './core/grants.ts'
 import { Outbox } from './core/outbox.ts'
 import type { Policy } from './core/policy.ts'
 import { HeadAnchoring } from './core/anchoring.ts'
-import { sweep, type SweepSummary } from './core/sweep.ts'
+import { sweep, type SweepRun, type SweepSummary } from './core/sweep.ts'
 import { registerAuth, type JwtSettings } from './http/auth.ts'
 import { registerDocs } from './http/docs.ts'
 import { clientErrorHandler, correlationIdOf, echoRequestIds, handleError, registerErrorHandling } from './http/errors.ts'
@@ -25,7 +25,7 @@ import { GrantSchema } from './http/schemas/grants.ts'
 import { SweepSummarySchema } from './http/schemas/revocations.ts'
 import type { ServiceAdapters } from './service-adapters.ts'
 
-export type { ServiceAdapters }
+export type { ServiceAdapters, SweepRun }
 
 
 export interface AppDependencies extends ServiceAdapters {
@@ -143,15 +143,6 @@ export async function buildApp(deps: AppDependencies) {
   app.decorate('flushNotifications', flushNotifications)
   app.addHook('onClose', flushNotifications)
   return app
-}
-
-export interface SweepRun {
-  /** Recorded as the actor of the sweep's audit events: system:sweep over HTTP, system:scheduler from EventBridge. */
-  actor: string
-  /** Who started it, for the log (the token subject, or the schedule rule). */
-  triggeredBy: string
-  /** Stop starting new work at this time (a Lambda passes its remaining time); the configured budget applies too. */
-  deadline?: Date
 }
 
 declare module 'fastify' {

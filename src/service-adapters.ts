@@ -1,5 +1,4 @@
-import type { AuditAnchors, AuditLog, CutoffLedger, CutoffPolicies, Directory, GrantStore, IdentityCenter, MessageChannel, Notifier, OutboxStore, TicketApproval } from './core/ports.ts'
-import type { IdempotencyStore } from './http/idempotency.ts'
+import type { AuditAnchors, AuditLog, CutoffLedger, CutoffPolicies, Directory, GrantStore, IdentityCenter, IdempotencyStore, MessageChannel, Notifier, OutboxStore, TicketApproval } from './core/ports.ts'
 
 /**
  * What the service needs from the outside world: the core's ports and the HTTP edge's idempotency store.

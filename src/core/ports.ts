@@ -379,3 +379,42 @@ export interface CutoffPolicies {
 export type AuditDraft = Omit<AuditEvent, 'id' | 'at'>
 
 export type { EndReason }
+
+/*
+ * The HTTP edge's Idempotency-Key records (src/http/idempotency.ts decides; an adapter stores). Declared here with
+ * the other ports so that the adapter implementing it does not depend on the HTTP layer.
+ */
+export interface StoredResponse {
+  statusCode: number
+  body: string
+  contentType: string
+  location?: string | undefined
+}
+
+export interface IdempotencyClaim {
+  fingerprint: string
+  now: number
+  expiresAt: number
+  /** Unique to one request, so a request whose own write was retried after a dropped answer recognises it. */
+  owner: string
+}
+
+export interface IdempotencyRecord {
+  /** in_progress: a request holds the key; completed: its answer is stored; released: it failed with a 5xx and may be retried. */
+  state: 'in_progress' | 'completed' | 'released'
+  fingerprint: string
+  /** When the key was first claimed; kept across take-overs so ids derived from it stay the same. */
+  firstClaimedAt: number
+  claimedAt: number
+  owner: string
+  response?: StoredResponse
+}
+
+export interface IdempotencyStore {
+  /** Claims a new key; when it is already known, answers its record instead. */
+  claim(recordKey: string, claim: IdempotencyClaim): Promise<{ claimed: true } | { claimed: false; record: IdempotencyRecord }>
+  /** Takes over a key whose holder failed or died; false if someone else moved it first. */
+  takeOver(recordKey: string, previous: IdempotencyRecord, claim: IdempotencyClaim): Promise<boolean>
+  complete(recordKey: string, response: StoredResponse): Promise<void>
+  release(recordKey: string): Promise<void>
+}

@@ -24,6 +24,16 @@ export interface SweepSummary {
   undelivered: number
 }
 
+/** One run of the sweep, as an entry point asks for it (POST /revocations, or EventBridge on Lambda). */
+export interface SweepRun {
+  /** Recorded as the actor of the sweep's audit events: system:sweep over HTTP, system:scheduler from EventBridge. */
+  actor: string
+  /** Who started it, for the log (the token subject, or the schedule rule). */
+  triggeredBy: string
+  /** Stop starting new work at this time (a Lambda passes its remaining time); the configured budget applies too. */
+  deadline?: Date
+}
+
 export interface SweepOptions {
   /** The sweep stops starting new work at this time and reports what is left as remaining. */
   deadline: Date

@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest, onSendAsyncHookHandler, preHandlerAs
 import { stringify } from 'safe-stable-stringify'
 import type { Clock } from '../core/clock.ts'
 import { deterministicId } from '../core/ids.ts'
+import type { IdempotencyClaim, IdempotencyStore } from '../core/ports.ts'
 import { HttpProblem } from './errors.ts'
 
 /** Keys are remembered at least this long (DynamoDB TTL removes them some time after). */
@@ -10,41 +11,6 @@ export const IDEMPOTENCY_RETENTION_MS = 25 * 3600_000
 /** A request still 'in progress' after this long is taken to have died; a retry may take over its key. */
 export const IN_PROGRESS_TIMEOUT_MS = 60_000
 const MAX_KEY_LENGTH = 255
-
-export interface StoredResponse {
-  statusCode: number
-  body: string
-  contentType: string
-  location?: string | undefined
-}
-
-export interface Claim {
-  fingerprint: string
-  now: number
-  expiresAt: number
-  /** Unique to one request, so a request whose own write was retried after a dropped answer recognises it. */
-  owner: string
-}
-
-export interface IdempotencyRecord {
-  /** in_progress: a request holds the key; completed: its answer is stored; released: it failed with a 5xx and may be retried. */
-  state: 'in_progress' | 'completed' | 'released'
-  fingerprint: string
-  /** When the key was first claimed; kept across take-overs so ids derived from it stay the same. */
-  firstClaimedAt: number
-  claimedAt: number
-  owner: string
-  response?: StoredResponse
-}
-
-export interface IdempotencyStore {
-  /** Claims a new key; when it is already known, answers its record instead. */
-  claim(recordKey: string, claim: Claim): Promise<{ claimed: true } | { claimed: false; record: IdempotencyRecord }>
-  /** Takes over a key whose holder failed or died; false if someone else moved it first. */
-  takeOver(recordKey: string, previous: IdempotencyRecord, claim: Claim): Promise<boolean>
-  complete(recordKey: string, response: StoredResponse): Promise<void>
-  release(recordKey: string): Promise<void>
-}
 
 export interface IdempotencyContext {
   recordKey: string
@@ -76,7 +42,7 @@ export function idempotencyHooks(store: IdempotencyStore, clock: Clock): { preHa
     const fingerprint = sha256(`${request.method} ${request.url.split('?')[0]}\n${stringify(request.body ?? null)}`)
     const now = clock.now().getTime()
 
-    const mine: Claim = { fingerprint, now, expiresAt: now + IDEMPOTENCY_RETENTION_MS, owner: randomUUID() }
+    const mine: IdempotencyClaim = { fingerprint, now, expiresAt: now + IDEMPOTENCY_RETENTION_MS, owner: randomUUID() }
     const claim = await store.claim(recordKey, mine)
     let firstClaimedAt = now
     if (!claim.claimed) {

@@ -1,5 +1,5 @@
 import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
-import type { Claim, IdempotencyRecord, IdempotencyStore, StoredResponse } from '../../http/idempotency.ts'
+import type { IdempotencyClaim, IdempotencyRecord, IdempotencyStore, StoredResponse } from '../../core/ports.ts'
 import { callAws } from '../aws-errors.ts'
 import { conditionalWrite } from './conditional.ts'
 import { GRANTS_TTL_ATTRIBUTE } from './tables.ts'
@@ -20,7 +20,7 @@ export class DynamoIdempotencyStore implements IdempotencyStore {
     this.table = table
   }
 
-  async claim(recordKey: string, claim: Claim) {
+  async claim(recordKey: string, claim: IdempotencyClaim) {
     const { fingerprint, now, expiresAt, owner } = claim
     const { applied: written } = await conditionalWrite('PutItem', () =>
       this.doc.send(new PutCommand({
@@ -37,7 +37,7 @@ export class DynamoIdempotencyStore implements IdempotencyStore {
     return { claimed: false as const, record }
   }
 
-  async takeOver(recordKey: string, previous: IdempotencyRecord, claim: Claim): Promise<boolean> {
+  async takeOver(recordKey: string, previous: IdempotencyRecord, claim: IdempotencyClaim): Promise<boolean> {
     const { applied: written } = await conditionalWrite('UpdateItem', () =>
       this.doc.send(new UpdateCommand({
         TableName: this.table,

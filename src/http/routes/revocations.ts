@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { SweepRun } from '../../app.ts'
 import { SWEEP_ACTOR } from '../../core/audit.ts'
-import type { SweepSummary } from '../../core/sweep.ts'
+import type { SweepRun, SweepSummary } from '../../core/sweep.ts'
 import { requireScope, SCOPES } from '../auth.ts'
 import { errorResponses } from '../schemas/common.ts'
 import { Type } from 'typebox'
