@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { Clock } from './clock.ts'
 import type { AssignmentTarget } from './grant.ts'
 import { ensureTimeFor, timeLeftMs } from './deadline.ts'
-import { UpstreamUnavailableError } from './errors.ts'
+import { LeaseLostError, UpstreamUnavailableError } from './errors.ts'
 import type { BeforeSend, Coverage, CoverageWrite, GrantStore, IdentityCenter, ProvisioningOutcome } from './ports.ts'
 
 /** How often the sweep checks that an assignment our grants rely on still exists in Identity Center. */
@@ -190,7 +190,7 @@ export class CoverageReconciler {
     } catch (error) {
       // Another process took over the assignment (our lease ran out): it finishes the work, and the next
       // sweep looks again; nothing here is lost, as every step was recorded before it was taken.
-      if ((error as { code?: string }).code === 'LEASE_LOST') return { kind: 'pending' }
+      if (error instanceof LeaseLostError) return { kind: 'pending' }
       throw error
     } finally {
       if (held) await this.store.releaseLease(target, owner)

@@ -2,11 +2,25 @@
  * Errors the core raises on purpose. Each carries a stable machine code; the HTTP edge maps codes to statuses,
  * so the core never needs to know about HTTP.
  */
+export type ErrorCode =
+  | 'VALIDATION_FAILED'
+  | 'INVALID_CURSOR'
+  | 'POLICY_DENIED'
+  | 'TICKET_NOT_APPROVED'
+  | 'GRANT_NOT_FOUND'
+  | 'GRANT_ALREADY_ENDED'
+  | 'CONCURRENT_CHANGE'
+  | 'USER_NOT_FOUND'
+  | 'PERMISSION_SET_NOT_FOUND'
+  | 'PROVISIONING_FAILED'
+  | 'UPSTREAM_UNAVAILABLE'
+  | 'LEASE_LOST'
+
 export class DomainError extends Error {
-  readonly code: string
+  readonly code: ErrorCode
   readonly extensions: Record<string, unknown>
 
-  constructor(code: string, message: string, extensions: Record<string, unknown> = {}, options?: ErrorOptions) {
+  constructor(code: ErrorCode, message: string, extensions: Record<string, unknown> = {}, options?: ErrorOptions) {
     super(message, options)
     this.name = new.target.name
     this.code = code
@@ -48,6 +62,17 @@ export class GrantNotFoundError extends DomainError {
 export class GrantAlreadyEndedError extends DomainError {
   constructor(id: string, status: string) {
     super('GRANT_ALREADY_ENDED', `Grant '${id}' has ended or is ending (status '${status}'): its end can no longer be moved`, { grantStatus: status })
+  }
+}
+
+/**
+ * Another process took over a lease (an assignment's, or the session cut-off policies') while this one held it:
+ * this process must stop changing what the lease guards and leave the rest to the new holder. Thrown by the
+ * stores behind the ports that promise it (GrantStore.updateCoverage and renewLease, CutoffLedger.renewLease).
+ */
+export class LeaseLostError extends DomainError {
+  constructor() {
+    super('LEASE_LOST', 'Another process took over the assignment while this one was changing it')
   }
 }
 

@@ -1,4 +1,5 @@
 import { SWEEP_ACTOR } from './audit.ts'
+import { ProvisioningFailedError } from './errors.ts'
 import type { Clock } from './clock.ts'
 import { MOVABLE_STATUSES, type Grant } from './grant.ts'
 import type { GrantService } from './grants.ts'
@@ -74,7 +75,7 @@ export async function sweep(store: GrantStore, grants: GrantService, clock: Cloc
           else summary.revoked++
         } catch (error) {
           summary.failed++
-          if ((error as { code?: string }).code !== 'PROVISIONING_FAILED') {
+          if (!(error instanceof ProvisioningFailedError)) {
             await grants.notify('sweep could not finish a grant', { grantId: grant.id, status: grant.status, error: (error as Error).message })
           }
         }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifySchemaValidationError, HTTPMethods } from 'fastify'
-import { DomainError, UpstreamUnavailableError } from '../core/errors.ts'
+import { DomainError, UpstreamUnavailableError, type ErrorCode } from '../core/errors.ts'
 import { MAX_REPORTED_ERRORS, PRINTABLE_TEXT_PATTERN, type ProblemBody } from './schemas/common.ts'
 
 /** A refusal raised at the edge (authentication, scopes). */
@@ -19,7 +19,8 @@ export class HttpProblem extends Error {
   }
 }
 
-const STATUS_BY_CODE: Record<string, number> = {
+/** Every code the core raises, with its status: a code added to ErrorCode and not here fails to compile. */
+const STATUS_BY_CODE: Record<ErrorCode, number> = {
   VALIDATION_FAILED: 400,
   INVALID_CURSOR: 400,
   POLICY_DENIED: 403,
@@ -59,7 +60,7 @@ export function toProblem(error: unknown): Mapped {
     return { status: error.status, code: error.code, detail: error.message, headers: error.headers }
   }
   if (error instanceof DomainError) {
-    const status = STATUS_BY_CODE[error.code] ?? 400
+    const status = STATUS_BY_CODE[error.code]
     const retryAfter = error instanceof UpstreamUnavailableError ? error.retryAfterSeconds ?? 5 : 5
     const headers: Record<string, string> = status === 503 ? { 'retry-after': String(retryAfter) } : {}
     const detail = error instanceof UpstreamUnavailableError

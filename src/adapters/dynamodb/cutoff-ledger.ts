@@ -4,7 +4,7 @@ import type { CutoffIntent, CutoffLedger, CutoffOutcome, OutboxClaim, SessionsCu
 import { callAws } from '../aws-errors.ts'
 import type { DynamoAuditChain } from './audit-chain.ts'
 import { conditionalWrite, retryingConflicts } from './conditional.ts'
-import { LeaseLostError } from './grant-store.ts'
+import { LeaseLostError } from '../../core/errors.ts'
 import { grantKey } from './items.ts'
 import { outboxPuts } from './outbox-store.ts'
 import { GRANT_INDEXES } from './tables.ts'

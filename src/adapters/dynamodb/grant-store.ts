@@ -7,7 +7,7 @@ import {
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb'
 import type { AuditEvent } from '../../core/audit.ts'
-import { DomainError } from '../../core/errors.ts'
+import { LeaseLostError } from '../../core/errors.ts'
 import { targetOf, type AssignmentTarget, type Grant } from '../../core/grant.ts'
 import { COVERAGE_CHECK_INTERVAL_MS } from '../../core/coverage.ts'
 import type { Coverage, CoveragePatch, CoverageWrite, GrantCreation, GrantFilter, GrantStore, GrantTransition, LeaseAttempt, NewGrantLease, Page, PageRequest } from '../../core/ports.ts'
@@ -19,12 +19,6 @@ import { coverageKey, grantKey, grantToItem, itemToCoverage, itemToGrant } from 
 import { outboxPuts } from './outbox-store.ts'
 import { queryPage } from './paged-query.ts'
 import { ALL_PARTITION, DUE_PARTITION, GRANT_INDEXES } from './tables.ts'
-
-export class LeaseLostError extends DomainError {
-  constructor() {
-    super('LEASE_LOST', 'Another process took over the assignment while this one was changing it')
-  }
-}
 
 export interface TableNames {
   grants: string
