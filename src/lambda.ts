@@ -103,7 +103,7 @@ export async function handler(event: unknown, context: LambdaContext) {
   // HTTP first: whatever else a request looks like, it never starts the sweep.
   if (isHttpApiEvent(event) || isRestApiEvent(event)) {
     return flushingAfter(context, () => platformRequestId.run(requestIdOf(event, context), () =>
-      proxy(event as Parameters<typeof proxy>[0], context as Parameters<typeof proxy>[1])))
+      proxy(event as Parameters<typeof proxy>[0], context as Parameters<typeof proxy>[1])), HTTP_FLUSH_LIMIT_MS)
   }
   if (isScheduledEvent(event)) {
     return flushingAfter(context, () => app.runSweep({
@@ -116,15 +116,23 @@ export async function handler(event: unknown, context: LambdaContext) {
 }
 
 /**
- * Lambda freezes the environment once the handler returns: a message still on its way would wait for the next
- * invocation, or be lost with the environment. So here, unlike in the container, the answer waits, though never
- * into a timeout (an SNS outage must not fail the sweep that already recorded its work).
+ * How long an HTTP answer may wait for the messages its request caused. API Gateway holds the answer until the
+ * handler returns, so this wait is the caller's: short, and bounded whatever ServiceNow or SNS do. What is not
+ * delivered by then is in the outbox, and the sweep delivers it once the writer's claim runs out.
  */
-async function flushingAfter<T>(context: LambdaContext, work: () => Promise<T>): Promise<T> {
+const HTTP_FLUSH_LIMIT_MS = 2000
+
+/**
+ * Lambda freezes the environment once the handler returns: a message still on its way would wait for the next
+ * invocation. So here, unlike in the container, the handler waits for its messages a while, though never into
+ * a timeout (an SNS outage must not fail the sweep that already recorded its work), and for an HTTP answer no
+ * longer than HTTP_FLUSH_LIMIT_MS.
+ */
+async function flushingAfter<T>(context: LambdaContext, work: () => Promise<T>, limitMs = Infinity): Promise<T> {
   try {
     return await work()
   } finally {
-    await flushWithin(context.getRemainingTimeInMillis() - FLUSH_MARGIN_MS)
+    await flushWithin(Math.min(limitMs, context.getRemainingTimeInMillis() - FLUSH_MARGIN_MS))
   }
 }
 

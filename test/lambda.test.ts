@@ -215,6 +215,17 @@ t.test('waiting for SNS never runs an invocation into its timeout: the function 
   t.equal((await invocation).statusCode, 201)
 })
 
+t.test('an HTTP answer waits for its messages 2 s at most, however long the invocation may run: the outbox keeps the rest for the sweep', async (t) => {
+  const publish = proxy.holdNext('Publish')
+  const invocation = handler(httpApiEvent('POST', '/grants', { headers: { authorization: `Bearer ${token}` }, body: { ...grantRequest, userName: 'bob', ticketId: 'CHG0000072' } }), context(60_000))
+  await publish.arrived
+  const late = new Promise<'late'>((resolve) => setTimeout(() => resolve('late'), 4_000))
+  const first = await Promise.race([invocation, late])
+  publish.release()
+  t.not(first, 'late', 'answered while the message was still held, long before the invocation’s own limit')
+  t.equal((await invocation).statusCode, 201)
+})
+
 t.test('a REST API (payload 1.0) event is answered too', async (t) => {
   const response = await handler(restApiEvent('GET', '/grants', { query: 'userName=alice', headers: { Authorization: `Bearer ${token}` } }), context())
   t.equal(response.statusCode, 200)
