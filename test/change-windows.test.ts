@@ -1,4 +1,5 @@
 import { DeleteGroupMembershipCommand, ListGroupMembershipsForMemberCommand } from '@aws-sdk/client-identitystore'
+import { DeletePermissionSetCommand } from '@aws-sdk/client-sso-admin'
 import t from 'tap'
 import { build, grantBody, PROD } from './helpers/app.ts'
 import { startMoto } from './helpers/moto.ts'
@@ -384,4 +385,45 @@ t.test('concurrent PATCH, DELETE and sweeps on one grant: every answer is consis
       t.notOk(held, `round ${round}: a grant that was ended holds nothing`)
     }
   }
+})
+
+t.test('a leap second is valid RFC 3339 but no time this service can hold: 400, not 500', async (t) => {
+  const { app } = await build(t, moto)
+  const scheduled = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ startsAt: '2026-12-31T23:59:60Z' }) })
+  t.equal(scheduled.statusCode, 400, scheduled.body)
+  t.match(scheduled.json(), { code: 'VALIDATION_FAILED', detail: /startsAt .* leap second/ })
+  const grant = (await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })).json()
+  const moved = await patch(app.inject.bind(app), grant.id, { expiresAt: '2026-12-31T23:59:60Z' })
+  t.equal(moved.statusCode, 400, moved.body)
+})
+
+t.test('a scheduled grant whose permission set was deleted before its start is denied, not left failing in Identity Center', async (t) => {
+  // The start is swept by another process, whose cache has never seen the set: as a start days after the
+  // request would find every cache long expired.
+  const { app, instances, clock, clients, instance, seeded, hasAssignment } = await build(t, moto, { instances: 2, cacheTtlMs: 0 })
+  const grant = (await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ permissionSet: 'ReadOnlyAccess', startsAt: at(clock, 5) }) })).json()
+  await clients.ssoAdmin.send(new DeletePermissionSetCommand({ InstanceArn: instance.instanceArn, PermissionSetArn: seeded.permissionSetArns.ReadOnlyAccess as string }))
+
+  clock.advanceMinutes(6)
+  const summary = await sweep(instances[1] as Built['app'])
+  t.match(summary, { denied: 1, failed: 0 }, JSON.stringify(summary))
+  t.match((await app.inject({ method: 'GET', url: `/grants/${grant.id}`, headers: bearer() })).json(), { status: 'denied', failureReason: /no longer exists/ })
+  t.notOk(await hasAssignment('alice', PROD, 'ReadOnlyAccess'))
+})
+
+t.test('an extension answered 503 at its deadline does not move the end afterwards', async (t) => {
+  const { app, proxy } = await build(t, moto, { proxy: true, requestDeadlineMs: 1000 })
+  const grant = (await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ durationMinutes: 60 }) })).json()
+  // The extension's group lookup is held past the request's deadline.
+  const lookup = proxy?.holdNext('ListGroupMembershipsForMember')
+  const extending = patch(app.inject.bind(app), grant.id, { expiresAt: new Date(Date.parse(grant.expiresAt) + 60 * MINUTE).toISOString() })
+  await lookup?.arrived
+  const answered = await extending
+  t.equal(answered.statusCode, 503, answered.body)
+  lookup?.release()
+  await new Promise((resolve) => setTimeout(resolve, 500))
+
+  const now = (await app.inject({ method: 'GET', url: `/grants/${grant.id}`, headers: bearer() })).json()
+  t.equal(now.expiresAt, grant.expiresAt, 'the end is where it was')
+  t.equal((await auditOf(app, grant.id)).filter((e) => e.action === 'grant.extended').length, 0, 'nothing recorded after the answer')
 })

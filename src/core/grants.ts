@@ -255,7 +255,7 @@ export class GrantService {
   /** The start a request asked for, if it is one a grant may have: in the future, and not too far ahead. */
   private scheduledStart(text: string): Date {
     const maxLeadDays = this.deps.maxLeadDays ?? DEFAULT_MAX_LEAD_DAYS
-    const startsAt = new Date(text)
+    const startsAt = timeOf('startsAt', text)
     const now = this.deps.clock.now()
     if (maxLeadDays === 0) throw new InvalidTimeError('Scheduled grants are turned off here (JIT_MAX_LEAD_DAYS=0): leave startsAt out to start now')
     if (startsAt <= now) throw new InvalidTimeError(`startsAt ${text} is not in the future: leave it out to start now`)
@@ -288,25 +288,43 @@ export class GrantService {
     const { deps } = this
     const started = await this.transitionFresh(grant, async (current): Promise<GrantTransition> => {
       const change = { grant: current, from: ['scheduled'] as const, hold: 'keep' as const }
-      if (new Date(current.expiresAt) <= deps.clock.now()) {
+      const now = deps.clock.now()
+      if (new Date(current.expiresAt) <= now) {
         const reason = 'its window ended before a sweep could start it; no access was given'
-        const set = { failureReason: reason, endedAt: deps.clock.now().toISOString() }
+        const set = { failureReason: reason, endedAt: now.toISOString() }
         return { ...change, to: 'failed', dueAt: null, set, event: this.event(this.grantDraft(current, 'grant.failed', actor, reason)) }
       }
-      const decision = await evaluatePolicy(deps.policy, accessRequestOf(current, 0), () => deps.directory.groupIdsOf(current.userId))
-      const now = deps.clock.now()
-      const ticket = decision.allowed ? await this.askTicket(current.ticketId, now, Date.parse(current.expiresAt) - now.getTime()) : undefined
-      if (!decision.allowed || (ticket && !ticket.approved)) {
-        const reason = !decision.allowed ? describeDenial(decision) : describeTicketRefusal(ticket as Extract<TicketCheck, { approved: false }>)
-        const set = { failureReason: reason, endedAt: now.toISOString() }
-        return { ...change, to: 'denied', dueAt: null, set, event: this.event(this.grantDraft(current, 'grant.denied', actor, `at its scheduled start: ${reason}`)) }
+      const verdict = await this.decideStart(current, now)
+      if ('refused' in verdict) {
+        const set = { failureReason: verdict.refused, endedAt: now.toISOString() }
+        return { ...change, to: 'denied', dueAt: null, set, event: this.event(this.grantDraft(current, 'grant.denied', actor, `at its scheduled start: ${verdict.refused}`)) }
       }
-      const allowed = `scheduled start reached; allowed again by rule '${decision.rule}'`
-      return { ...change, to: 'provisioning', dueAt: provisioningDueAt(deps.clock.now(), current), hold: 'join', event: this.event(this.grantDraft(current, 'grant.start_requested', actor, allowed)) }
+      // Sessions last as long as the permission set says now, which may have changed since the grant was asked for.
+      const set = { accessEndsBy: new Date(Date.parse(current.expiresAt) + verdict.sessionSeconds * 1000).toISOString() }
+      const allowed = `scheduled start reached; allowed again by rule '${verdict.rule}'`
+      return { ...change, to: 'provisioning', dueAt: provisioningDueAt(now, current), hold: 'join', set, event: this.event(this.grantDraft(current, 'grant.start_requested', actor, allowed)) }
     })
     if (started?.status === 'provisioning') return this.settleProvisioning(started, actor)
     if (started?.status === 'failed') await this.notify('a scheduled grant could not start in time', { grantId: grant.id, startsAt: grant.startsAt, expiresAt: grant.expiresAt })
     return this.resolved(grant.id, started)
+  }
+
+  /**
+   * A scheduled grant's start, decided again as its request was: the permission set must still be the one it
+   * named (deleted, or replaced by another of the same name, it is refused rather than left to fail in Identity
+   * Center on every sweep), then the policy with the user's groups as they are now, then the ticket.
+   */
+  private async decideStart(grant: Grant, now: Date): Promise<{ refused: string } | { rule: string; sessionSeconds: number }> {
+    const { deps } = this
+    const permissionSet = await deps.identityCenter.findPermissionSet(grant.permissionSet)
+    if (permissionSet?.arn !== grant.permissionSetArn) {
+      return { refused: `permission set '${grant.permissionSet}' ${permissionSet ? 'was replaced by another of the same name' : 'no longer exists'} (failed condition: permissionSet)` }
+    }
+    const decision = await evaluatePolicy(deps.policy, accessRequestOf(grant, 0), () => deps.directory.groupIdsOf(grant.userId))
+    if (!decision.allowed) return { refused: describeDenial(decision) }
+    const ticket = await this.askTicket(grant.ticketId, now, Date.parse(grant.expiresAt) - now.getTime())
+    if (!ticket.approved) return { refused: describeTicketRefusal(ticket) }
+    return { rule: decision.rule, sessionSeconds: permissionSet.sessionDurationSeconds }
   }
 
   async get(id: string): Promise<Grant> {
@@ -398,8 +416,10 @@ export class GrantService {
     const work = async () => {
       for (let attempt = 0; attempt < CHANGE_ATTEMPTS; attempt++) {
         const grant = await this.get(id)
-        const change = await this.endMove(grant, new Date(expiresAt), actor)
+        const change = await this.endMove(grant, timeOf('expiresAt', expiresAt), actor)
         if (!change) return grant
+        // A request already answered 503 at its deadline must not move the end afterwards.
+        ensureTimeFor(0)
         const moved = await this.transition(change)
         if (moved) return moved
       }
@@ -697,4 +717,14 @@ function describeTicketRefusal(check: Extract<TicketCheck, { approved: false }>)
 /** The grant's access really ends: no assignment is left for it, and no permanent one ever gave it. */
 function accessEnds(grant: Grant, state: CoverageState): boolean {
   return state.kind === 'absent' && state.external !== true && grant.coveredBy !== 'pre-existing'
+}
+
+/**
+ * A time the schema let through as RFC 3339 that JavaScript can hold: a leap second (…T23:59:60Z) is valid RFC
+ * 3339 but no Date, and every comparison with it would pass.
+ */
+function timeOf(field: string, text: string): Date {
+  const time = new Date(text)
+  if (Number.isNaN(time.getTime())) throw new InvalidTimeError(`${field} ${text} is not a time this service can hold (a leap second?)`)
+  return time
 }
