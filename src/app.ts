@@ -42,6 +42,8 @@ export interface AppDependencies extends ServiceAdapters {
   leaseWaitMs?: number
   /** How long the outbox keeps trying to deliver a message before it gives up (default a day). */
   outboxGiveUpMs?: number | undefined
+  /** How long one delivery attempt may take before it is aborted (default 40 s, inside the 60 s claim). */
+  outboxDeliveryBudgetMs?: number | undefined
   /** Due grants read per DynamoDB page by the sweep. */
   sweepPageSize?: number
   /** Grants the sweep works on at once: enough to keep the Identity Center rate limiter busy. */
@@ -104,7 +106,7 @@ export async function buildApp(deps: AppDependencies) {
   await registerAuth(app, deps.jwt)
 
   const outbox = deps.outboxStore && deps.messageChannels?.length
-    ? new Outbox(deps.outboxStore, deps.messageChannels, deps.clock, { notifier: deps.notifier, giveUpMs: deps.outboxGiveUpMs, log: app.log })
+    ? new Outbox(deps.outboxStore, deps.messageChannels, deps.clock, { notifier: deps.notifier, giveUpMs: deps.outboxGiveUpMs, deliveryBudgetMs: deps.outboxDeliveryBudgetMs, log: app.log })
     : undefined
   const grants = new GrantService({ ...deps, outbox })
   const runSweep = async (run: SweepRun): Promise<SweepSummary> => {

@@ -155,24 +155,51 @@ t.test('a note that cannot be delivered is given up on after the bounded time, a
   t.match(givenUp[0]?.detail, /cannot be delivered.*does not exist/, 'a ticket ServiceNow does not have is given up on at once')
 })
 
-t.test('an expired token is fetched again once; credentials ServiceNow refuses never fail a grant', async (t) => {
+t.test('an expired token is fetched again once; concurrent deliveries share one token; credentials never reach a log', async (t) => {
   const snow = await standIn(t)
   snow.addTicket('change_request', { number: 'CHG0001234', state: '-1', approval: 'approved' })
-  const { app } = await build(t, moto, { serviceNow: { settings: oauth(snow) } })
+  const { app, logLines } = await build(t, moto, { serviceNow: { settings: oauth(snow) } })
   await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
   await app.flushNotifications()
 
   snow.revokeTokens()
-  await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ userName: 'bob' }) })
+  await Promise.all(['AdministratorAccess', 'ReadOnlyAccess'].map((permissionSet) =>
+    app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ userName: 'bob', permissionSet }) })))
   await app.flushNotifications()
-  t.equal(snow.notesOn('CHG0001234').length, 2)
-  t.equal(snow.requests.filter((r) => r === 'POST /oauth_token.do').length, 2)
+  t.equal(snow.notesOn('CHG0001234').length, 3, 'alice’s grant and bob’s two are noted')
+  t.equal(snow.requests.filter((r) => r === 'POST /oauth_token.do').length, 2, 'one token at first, one more after it was revoked, shared')
 
-  const wrong = await build(t, moto, { serviceNow: { settings: { ...oauth(snow), credentials: { kind: 'oauth', clientId: snow.clientId, clientSecret: 'wrong' } } } })
+  const wrongSecret = `wrong-${snow.clientSecret.slice(-8)}`
+  const wrong = await build(t, moto, { serviceNow: { settings: { ...oauth(snow), credentials: { kind: 'oauth', clientId: snow.clientId, clientSecret: wrongSecret } } } })
   const response = await wrong.app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
-  t.equal(response.statusCode, 201)
+  t.equal(response.statusCode, 201, 'refused credentials never fail a grant')
   await wrong.app.flushNotifications()
-  t.notOk(wrong.logLines.some((line) => line.includes(snow.clientSecret) || line.includes('"wrong"')), 'no secret in any log line')
+  const basic = await build(t, moto, { serviceNow: { settings: { url: snow.url, credentials: { kind: 'basic', username: snow.username, password: snow.password } } } })
+  await basic.app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ userName: 'bob' }) })
+  await basic.app.flushNotifications()
+  const secrets = [snow.clientSecret, wrongSecret, snow.password, Buffer.from(`${snow.username}:${snow.password}`).toString('base64')]
+  for (const line of [...logLines, ...wrong.logLines, ...basic.logLines]) {
+    const leaked = secrets.find((secret) => line.includes(secret))
+    if (leaked) t.fail(`a log line holds a secret: ${line.slice(0, 200)}`)
+  }
+  t.ok(wrong.logLines.some((line) => /message not delivered/.test(line)), 'the refusal itself is logged')
+})
+
+t.test('a delivery that outlasts its budget is aborted, not left running into the next claimant’s', async (t) => {
+  const snow = await standIn(t)
+  snow.addTicket('change_request', { number: 'CHG0001234', state: '-1', approval: 'approved' })
+  // The client's own timeout (10 s) would not end it in time: the budget must.
+  const { app, clock } = await build(t, moto, { serviceNow: { settings: { ...oauth(snow), timeoutMs: 10_000 } }, outboxDeliveryBudgetMs: 300 })
+  snow.inject('note', { kind: 'hold' })
+
+  await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
+  const started = Date.now()
+  await app.flushNotifications()
+  t.ok(Date.now() - started < 2000, `the held delivery gave up after its budget (${Date.now() - started} ms)`)
+  snow.releaseHeld()
+  clock.advance(40_000)
+  t.match(await sweep(app), { undelivered: 0 })
+  t.equal(snow.notesOn('CHG0001234').length, 1, 'delivered by the next attempt')
 })
 
 t.test('approval verification: an unapproved or out-of-window change is refused 403 and audited; an approved one is granted', async (t) => {

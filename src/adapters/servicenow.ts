@@ -58,6 +58,8 @@ export class ServiceNowClient {
   private readonly settings: ServiceNowSettings
   private readonly base: string
   private token: { value: string; expiresAt: number } | undefined
+  /** A token being fetched: concurrent callers wait for the same one rather than each asking for its own. */
+  private tokenRequest: Promise<string> | undefined
   /** sys_ids by table and number: they never change, so they are looked up once. */
   private readonly sysIds = new Map<string, string>()
 
@@ -74,26 +76,26 @@ export class ServiceNowClient {
   }
 
   /** The ticket with these fields (values, not display values: states as numbers, dates in UTC), or undefined. */
-  async findTicket(table: string, number: string, fields: readonly string[]): Promise<TicketRecord | undefined> {
+  async findTicket(table: string, number: string, fields: readonly string[], signal?: AbortSignal): Promise<TicketRecord | undefined> {
     const query = new URLSearchParams({ sysparm_query: `number=${number}`, sysparm_fields: ['sys_id', ...fields].join(','), sysparm_limit: '1' })
-    const { result } = (await this.request('GET', `/api/now/table/${encodeURIComponent(table)}?${query}`)) as { result?: TicketRecord[] }
+    const { result } = (await this.request('GET', `/api/now/table/${encodeURIComponent(table)}?${query}`, undefined, signal)) as { result?: TicketRecord[] }
     const record = result?.[0]
     if (record) this.remember(table, number, record.sys_id)
     return record
   }
 
-  async sysIdOf(table: string, number: string): Promise<string | undefined> {
-    return this.sysIds.get(`${table}#${number}`) ?? (await this.findTicket(table, number, []))?.sys_id
+  async sysIdOf(table: string, number: string, signal?: AbortSignal): Promise<string | undefined> {
+    return this.sysIds.get(`${table}#${number}`) ?? (await this.findTicket(table, number, [], signal))?.sys_id
   }
 
-  async addWorkNote(table: string, sysId: string, text: string): Promise<void> {
-    await this.request('PATCH', `/api/now/table/${encodeURIComponent(table)}/${encodeURIComponent(sysId)}`, { work_notes: text })
+  async addWorkNote(table: string, sysId: string, text: string, signal?: AbortSignal): Promise<void> {
+    await this.request('PATCH', `/api/now/table/${encodeURIComponent(table)}/${encodeURIComponent(sysId)}`, { work_notes: text }, signal)
   }
 
   /** Whether a work note containing `marker` is already on the record (sys_journal_field). */
-  async hasWorkNote(sysId: string, marker: string): Promise<boolean> {
+  async hasWorkNote(sysId: string, marker: string, signal?: AbortSignal): Promise<boolean> {
     const query = new URLSearchParams({ sysparm_query: `element_id=${sysId}^element=work_notes^valueLIKE${marker}`, sysparm_fields: 'sys_id', sysparm_limit: '1' })
-    const { result } = (await this.request('GET', `/api/now/table/sys_journal_field?${query}`)) as { result?: unknown[] }
+    const { result } = (await this.request('GET', `/api/now/table/sys_journal_field?${query}`, undefined, signal)) as { result?: unknown[] }
     return (result?.length ?? 0) > 0
   }
 
@@ -102,40 +104,48 @@ export class ServiceNowClient {
     this.sysIds.set(`${table}#${number}`, sysId)
   }
 
-  private async request(method: string, path: string, body?: unknown, renewed = false): Promise<unknown> {
+  private async request(method: string, path: string, body?: unknown, signal?: AbortSignal, renewed = false): Promise<unknown> {
     const response = await this.send(`${this.base}${path}`, {
       method,
-      headers: { accept: 'application/json', authorization: await this.authorization(), ...(body ? { 'content-type': 'application/json' } : {}) },
+      headers: { accept: 'application/json', authorization: await this.authorization(signal), ...(body ? { 'content-type': 'application/json' } : {}) },
       ...(body ? { body: JSON.stringify(body) } : {}),
-    })
+    }, signal)
     // A token ServiceNow no longer accepts (revoked, or its clock and ours disagree) is fetched again, once.
     if (response.status === 401 && this.settings.credentials.kind === 'oauth' && !renewed) {
+      await response.body?.cancel()
       this.token = undefined
-      return this.request(method, path, body, true)
+      return this.request(method, path, body, signal, true)
     }
     if (!response.ok) throw await refusal(response, `${method} ${path.split('?')[0]}`)
     return response.status === 204 ? {} : response.json()
   }
 
-  private async authorization(): Promise<string> {
+  private async authorization(signal?: AbortSignal): Promise<string> {
     const { credentials } = this.settings
     if (credentials.kind === 'basic') return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`
     if (this.token && this.token.expiresAt - TOKEN_MARGIN_MS > Date.now()) return `Bearer ${this.token.value}`
+    this.tokenRequest ??= this.fetchToken(credentials, signal).finally(() => (this.tokenRequest = undefined))
+    return `Bearer ${await this.tokenRequest}`
+  }
+
+  private async fetchToken(credentials: Extract<ServiceNowCredentials, { kind: 'oauth' }>, signal?: AbortSignal): Promise<string> {
     const response = await this.send(`${this.base}/oauth_token.do`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
       body: new URLSearchParams({ grant_type: 'client_credentials', client_id: credentials.clientId, client_secret: credentials.clientSecret }).toString(),
-    })
+    }, signal)
     if (!response.ok) throw await refusal(response, 'POST /oauth_token.do')
     const granted = (await response.json()) as { access_token?: string; expires_in?: number | string }
     if (!granted.access_token) throw new ServiceNowError('the token endpoint answered without an access_token', response.status)
     this.token = { value: granted.access_token, expiresAt: Date.now() + Number(granted.expires_in ?? 1800) * 1000 }
-    return `Bearer ${this.token.value}`
+    return this.token.value
   }
 
-  private async send(url: string, init: RequestInit): Promise<Response> {
+  /** Each request gives up after the client's timeout, or when the caller's signal (a delivery's budget) fires. */
+  private async send(url: string, init: RequestInit, signal?: AbortSignal): Promise<Response> {
+    const timeout = AbortSignal.timeout(this.settings.timeoutMs ?? REQUEST_TIMEOUT_MS)
     try {
-      return await fetch(url, { ...init, signal: AbortSignal.timeout(this.settings.timeoutMs ?? REQUEST_TIMEOUT_MS) })
+      return await fetch(url, { ...init, signal: signal ? AbortSignal.any([signal, timeout]) : timeout })
     } catch (error) {
       throw new ServiceNowError(`ServiceNow did not answer: ${(error as Error).name}`, undefined, undefined, error)
     }
@@ -193,26 +203,30 @@ export class ServiceNowWorkNotes implements MessageChannel {
     return event.grantId !== null && NOTED[event.action] !== undefined && this.client.tableFor(event.ticketId) !== undefined
   }
 
-  async deliver(message: OutboxMessage, redelivery: boolean): Promise<void> {
+  async deliver(message: OutboxMessage, redelivery: boolean, signal?: AbortSignal): Promise<void> {
     const { event } = message
     const table = this.client.tableFor(event.ticketId)
     if (!table) throw new DeliveryError(`no ServiceNow table is configured for ticket ${event.ticketId}`, { permanent: true })
-    try {
-      const sysId = await this.client.sysIdOf(table, event.ticketId)
-      if (!sysId) throw new DeliveryError(`ticket ${event.ticketId} does not exist in ServiceNow (${table})`, { permanent: true })
-      const marker = eventMarker(event)
-      if (redelivery && (await this.client.hasWorkNote(sysId, marker))) return
-      await this.client.addWorkNote(table, sysId, workNote(message))
-    } catch (error) {
-      if (error instanceof ServiceNowError) {
-        throw new DeliveryError(error.message, { permanent: !error.transient, retryAfterMs: error.retryAfterMs, cause: error })
-      }
-      throw error
-    }
+    const sysId = await asDelivery(this.client.sysIdOf(table, event.ticketId, signal))
+    if (!sysId) throw new DeliveryError(`ticket ${event.ticketId} does not exist in ServiceNow (${table})`, { permanent: true })
+    // A look that fails (the integration user may not read sys_journal_field) never gives the note up: it is
+    // worth another attempt, and the failure is logged with each one.
+    if (redelivery && (await asDelivery(this.client.hasWorkNote(sysId, eventMarker(event), signal), { transient: true }))) return
+    await asDelivery(this.client.addWorkNote(table, sysId, workNote(message), signal))
   }
 }
 
 const eventMarker = (event: AuditEvent) => `jit-access event ${event.id}`
+
+/** ServiceNow's refusals as the outbox reads them: transient ones are tried again, others given up on. */
+async function asDelivery<T>(call: Promise<T>, options: { transient?: boolean } = {}): Promise<T> {
+  try {
+    return await call
+  } catch (error) {
+    if (!(error instanceof ServiceNowError)) throw error
+    throw new DeliveryError(error.message, { permanent: !options.transient && !error.transient, retryAfterMs: error.retryAfterMs, cause: error })
+  }
+}
 
 /** One paragraph an engineer reading the ticket understands: what happened, to whose access, until when. */
 export function workNote({ event, window }: OutboxMessage): string {

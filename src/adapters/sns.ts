@@ -35,14 +35,14 @@ export class SnsLifecycleChannel implements MessageChannel {
     return ANNOUNCED_ACTIONS.has(event.action)
   }
 
-  async deliver({ event }: OutboxMessage): Promise<void> {
+  async deliver({ event }: OutboxMessage, _redelivery: boolean, signal: AbortSignal): Promise<void> {
     const severity = SEVERITY[event.action] ?? 'info'
     await publish(this.client, this.topicArn, `${event.action} ${event.permissionSet} on ${event.accountId}`, { source: 'jit-access', severity, ...event }, {
       action: event.action,
       accountId: event.accountId,
       severity,
       eventId: event.id,
-    })
+    }, signal)
   }
 }
 
@@ -86,12 +86,12 @@ export class SnsNotifier implements Notifier {
   }
 }
 
-function publish(client: SNSClient, topicArn: string, subject: string, message: Record<string, unknown>, attributes: Record<string, string>) {
+function publish(client: SNSClient, topicArn: string, subject: string, message: Record<string, unknown>, attributes: Record<string, string>, signal?: AbortSignal) {
   return client.send(new PublishCommand({
     TopicArn: topicArn,
     // SNS subjects are at most 100 printable ASCII characters.
     Subject: `jit-access: ${subject}`.replace(/[^\x20-\x7e]/g, '?').slice(0, 100),
     Message: JSON.stringify(message),
     MessageAttributes: Object.fromEntries(Object.entries(attributes).map(([name, value]) => [name, { DataType: 'String', StringValue: value }])),
-  }))
+  }), signal ? { abortSignal: signal } : {})
 }

@@ -11,6 +11,14 @@ import type { MessageChannel, Notifier, OutboxChannel, OutboxClaim, OutboxMessag
  * may: longer than one delivery, with its retries inside the SDK or HTTP client, can take.
  */
 export const OUTBOX_CLAIM_MS = 60_000
+/**
+ * How long one delivery attempt may take, all its requests together, before it is aborted: well inside the
+ * claim, so that an attempt still under way never overlaps the next claimant's (whose look for the note would
+ * miss one still on its way).
+ */
+export const DELIVERY_BUDGET_MS = 40_000
+/** The sweep starts no attempt with less than this left before its deadline. */
+const MIN_DELIVERY_MS = 2_000
 /** Default: a message not delivered within a day is given up on, audited and alerted. */
 export const DEFAULT_GIVE_UP_MS = 24 * 3600_000
 const FIRST_RETRY_MS = 30_000
@@ -23,6 +31,8 @@ export const OUTBOX_ACTOR = 'system:outbox'
 
 export interface OutboxOptions {
   giveUpMs?: number | undefined
+  /** How long one delivery attempt may take (default DELIVERY_BUDGET_MS); less than OUTBOX_CLAIM_MS. */
+  deliveryBudgetMs?: number | undefined
   /** Alerts an operator (SNS when configured): a message given up on. */
   notifier: Pick<Notifier, 'error'>
   /** Where failed deliveries are logged. */
@@ -91,12 +101,12 @@ export class Outbox {
       if (due.length === 0) return { delivered, undelivered }
       for (const message of due) {
         tried.add(keyOf(message))
-        if (this.clock.now() >= deadline) break
+        if (deadline.getTime() - this.clock.now().getTime() < MIN_DELIVERY_MS) break
         const owner = randomUUID()
         const now = this.clock.now()
         if (!(await this.store.claim(message, owner, now, new Date(now.getTime() + OUTBOX_CLAIM_MS)))) continue
         // Whoever held it before may have delivered it and died before removing it: the channel looks first.
-        const attempt = await this.deliver(message, owner, true)
+        const attempt = await this.deliver(message, owner, true, deadline.getTime() - this.clock.now().getTime())
         if (attempt === 'delivered') delivered++
         else if (attempt === 'retrying') undelivered++
       }
@@ -105,11 +115,12 @@ export class Outbox {
   }
 
   /** One attempt. Never throws: what fails is retried later or given up on. */
-  private async deliver(message: OutboxMessage, owner: string, redelivery: boolean): Promise<Attempt> {
+  private async deliver(message: OutboxMessage, owner: string, redelivery: boolean, timeLeftMs = Infinity): Promise<Attempt> {
     const channel = this.channels.find((candidate) => candidate.channel === message.channel)
     try {
       if (!channel) throw new DeliveryError(`no channel '${message.channel}' is configured any more`, { permanent: true })
-      await channel.deliver(message, redelivery)
+      const budgetMs = Math.min(this.options.deliveryBudgetMs ?? DELIVERY_BUDGET_MS, timeLeftMs)
+      await channel.deliver(message, redelivery, AbortSignal.timeout(Math.max(0, budgetMs)))
       await this.store.delivered(message, owner)
       return 'delivered'
     } catch (error) {

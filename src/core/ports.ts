@@ -300,9 +300,10 @@ export interface MessageChannel {
   /**
    * Delivers the message; throws DeliveryError (or any error, taken as worth retrying) when it could not.
    * `redelivery`: an earlier attempt may have delivered it and lost the answer; a channel that can look
-   * checks before delivering again.
+   * checks before delivering again. `signal` aborts every request of the attempt: it fires before the claim on
+   * the message runs out, so that no request of this attempt can still land after another process took it over.
    */
-  deliver(message: OutboxMessage, redelivery: boolean): Promise<void>
+  deliver(message: OutboxMessage, redelivery: boolean, signal: AbortSignal): Promise<void>
 }
 
 export type TicketCheck = { approved: true } | { approved: false; failedCondition: 'ticket' | 'ticketApproval' | 'ticketState' | 'ticketWindow'; detail: string }

@@ -72,6 +72,8 @@ export interface BuildOptions {
   serviceNow?: { settings: ServiceNowSettings; verify?: ApprovalRules }
   /** How long the outbox tries to deliver a message before giving up (default a day). */
   outboxGiveUpMs?: number
+  /** How long one delivery attempt may take (default 40 s). */
+  outboxDeliveryBudgetMs?: number
   /**
    * JIT_SESSION_CUTOFF=scp: an organization in moto with the service's own service control policies attached to its
    * root (true: one; or how many), as the CDK stack stages them.
@@ -152,6 +154,7 @@ export async function build(t: Teardown, moto: MotoServer, options: BuildOptions
       messageChannels: [...(adapters.messageChannels ?? []), ...(serviceNowClient ? [new ServiceNowWorkNotes(serviceNowClient)] : [])],
       ticketApproval: serviceNowClient && options.serviceNow?.verify ? new ServiceNowApprovals(serviceNowClient, options.serviceNow.verify) : undefined,
       ...(options.outboxGiveUpMs ? { outboxGiveUpMs: options.outboxGiveUpMs } : {}),
+      ...(options.outboxDeliveryBudgetMs ? { outboxDeliveryBudgetMs: options.outboxDeliveryBudgetMs } : {}),
       leaseWaitMs: provisioningWaitMs + 1000,
       clock,
       // Resolved as createService does outside the sandbox: a group the directory lacks refuses the start.
