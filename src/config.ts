@@ -200,7 +200,7 @@ function serviceNowSettings(env: Env): ServiceNowConfig | undefined {
     if (env.JIT_SERVICENOW_VERIFY || stray.length > 0) throw new ConfigError(`${env.JIT_SERVICENOW_VERIFY ? 'JIT_SERVICENOW_VERIFY' : stray.join(', ')} needs JIT_SERVICENOW_URL`)
     return undefined
   }
-  checkServiceUrl('JIT_SERVICENOW_URL', env.JIT_SERVICENOW_URL)
+  checkServiceUrl('JIT_SERVICENOW_URL', env.JIT_SERVICENOW_URL, true)
   const oauth = env.JIT_SERVICENOW_CLIENT_ID !== undefined
   const basic = env.JIT_SERVICENOW_USERNAME !== undefined
   if (oauth === basic) throw new ConfigError('Set either JIT_SERVICENOW_CLIENT_ID (OAuth client credentials) or JIT_SERVICENOW_USERNAME (basic auth), not both')
@@ -248,13 +248,17 @@ function checkJwksUrl(text: string): void {
 }
 
 /** The same for any service we send credentials to or trust answers from (the JWKS, ServiceNow). */
-function checkServiceUrl(name: string, text: string): void {
+function checkServiceUrl(name: string, text: string, baseOnly = false): void {
   let url: URL
   try {
     url = new URL(text)
   } catch {
     throw new ConfigError(`${name} '${text}' is not a URL`)
   }
+  // Credentials in a URL reach error messages (fetch refuses such a URL, quoting it) and from there the logs.
+  if (url.username || url.password) throw new ConfigError(`${name} must not carry a user or password: give credentials in their own settings`)
+  // A base URL that paths are appended to: a query or fragment there would swallow them.
+  if (baseOnly && (url.search || url.hash)) throw new ConfigError(`${name} must be the instance's base URL: no query or fragment`)
   if (url.protocol === 'https:') return
   // URL has already normalised the host: 127.1 and 0x7f.0.0.1 read as 127.0.0.1, [::1] keeps its brackets.
   const loopback = url.hostname === 'localhost' || url.hostname === '[::1]' || (isIPv4(url.hostname) && url.hostname.startsWith('127.'))

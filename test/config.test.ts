@@ -137,3 +137,31 @@ t.test('session cut-off is off by default; with scp it needs one to five distinc
   for (const [name, env, message] of refused) t.throws(() => loadConfig({ ...valid, ...env }), message, name)
   t.equal(loadConfig({ ...valid, JIT_MANAGEMENT_ACCOUNT_ID: '111111111111' }).managementAccountId, '111111111111')
 })
+
+t.test('ServiceNow settings: one way to sign in, the secret or its ARN, a plain https base URL', async (t) => {
+  const snow = { ...valid, JIT_SERVICENOW_URL: 'https://example.service-now.com' }
+  t.match(loadConfig({ ...snow, JIT_SERVICENOW_CLIENT_ID: 'client', JIT_SERVICENOW_CLIENT_SECRET: 's3cret' }).serviceNow, {
+    url: 'https://example.service-now.com', identity: { kind: 'oauth', clientId: 'client' }, secret: 's3cret', verify: undefined,
+  })
+  t.match(loadConfig({ ...snow, JIT_SERVICENOW_USERNAME: 'jit.integration', JIT_SERVICENOW_SECRET_ARN: 'arn:aws:secretsmanager:us-east-1:111111111111:secret:snow-AbCdEf', JIT_SERVICENOW_VERIFY: 'true', JIT_SERVICENOW_TABLES: 'CHG=change_request,SCTASK=sc_task' }).serviceNow, {
+    identity: { kind: 'basic', username: 'jit.integration' }, secret: undefined, tables: { CHG: 'change_request', SCTASK: 'sc_task' },
+    verify: { changeStates: ['-2', '-1'], incidentStates: ['1', '2', '3'], windowLeadMs: 15 * 60_000, retryAfterSeconds: 30 },
+  })
+  t.equal(loadConfig(valid).serviceNow, undefined, 'off unless configured')
+  const cases: [string, Record<string, string | undefined>, RegExp][] = [
+    ['credentials without a URL', { ...valid, JIT_SERVICENOW_CLIENT_ID: 'client', JIT_SERVICENOW_CLIENT_SECRET: 's' }, /JIT_SERVICENOW_CLIENT_ID, JIT_SERVICENOW_CLIENT_SECRET needs JIT_SERVICENOW_URL/],
+    ['verification without a URL', { ...valid, JIT_SERVICENOW_VERIFY: 'true' }, /JIT_SERVICENOW_VERIFY needs JIT_SERVICENOW_URL/],
+    ['no way to sign in', snow, /either JIT_SERVICENOW_CLIENT_ID .* or JIT_SERVICENOW_USERNAME/],
+    ['both ways to sign in', { ...snow, JIT_SERVICENOW_CLIENT_ID: 'c', JIT_SERVICENOW_USERNAME: 'u', JIT_SERVICENOW_CLIENT_SECRET: 's' }, /not both/],
+    ['no secret', { ...snow, JIT_SERVICENOW_CLIENT_ID: 'c' }, /either JIT_SERVICENOW_CLIENT_SECRET or JIT_SERVICENOW_SECRET_ARN/],
+    ['a secret and its ARN', { ...snow, JIT_SERVICENOW_USERNAME: 'u', JIT_SERVICENOW_PASSWORD: 'p', JIT_SERVICENOW_SECRET_ARN: 'arn:aws:secretsmanager:us-east-1:111111111111:secret:snow-AbCdEf' }, /not both/],
+    ['plain http to a remote host', { ...snow, JIT_SERVICENOW_URL: 'http://example.service-now.com', JIT_SERVICENOW_CLIENT_ID: 'c', JIT_SERVICENOW_CLIENT_SECRET: 's' }, /must be https/],
+    ['credentials in the URL', { ...snow, JIT_SERVICENOW_URL: 'https://u:pw@example.service-now.com', JIT_SERVICENOW_CLIENT_ID: 'c', JIT_SERVICENOW_CLIENT_SECRET: 's' }, /must not carry a user or password/],
+    ['a query in the base URL', { ...snow, JIT_SERVICENOW_URL: 'https://example.service-now.com/?x=1', JIT_SERVICENOW_CLIENT_ID: 'c', JIT_SERVICENOW_CLIENT_SECRET: 's' }, /no query or fragment/],
+    ['a table map that is not one', { ...snow, JIT_SERVICENOW_CLIENT_ID: 'c', JIT_SERVICENOW_CLIENT_SECRET: 's', JIT_SERVICENOW_TABLES: 'CHG:change_request' }, /JIT_SERVICENOW_TABLES/],
+    ['credentials in the JWKS URL', { ...valid, JIT_JWT_SECRET: undefined, JIT_JWKS_URL: 'https://u:pw@idp.example.com/jwks' }, /JIT_JWKS_URL must not carry a user or password/],
+  ]
+  for (const [name, env, message] of cases) {
+    t.throws(() => loadConfig(env), { name: 'ConfigError', message }, name)
+  }
+})

@@ -28,7 +28,11 @@ class MemoryLedger implements CutoffLedger {
     this.leaseOwner = owner
     return true
   }
-  async renewLease() {}
+  /** What renewing costs in real time: a process frozen (a Lambda between invocations) while it renews. */
+  renewalTakesMs = 0
+  async renewLease() {
+    if (this.renewalTakesMs > 0) frozenFor(this.renewalTakesMs)
+  }
   async releaseLease(_owner: string, nextPruneAt: number | null | undefined) {
     this.leaseOwner = undefined
     if (nextPruneAt !== undefined) this.pruneAt = nextPruneAt
@@ -110,6 +114,16 @@ t.test('a cut-off drained before its grant\'s end is written goes into the polic
   t.equal(writes.length, 1, 'the policy is not written again')
 })
 
+t.test('a process frozen while it renewed the lease writes nothing when it wakes: its lease may be another’s', async (t) => {
+  const { ledger, cutoffs, writes } = setUp()
+  await cutoffs.intend(grant('g1'))
+  ledger.renewalTakesMs = 60_000
+
+  await t.rejects(cutoffs.drain(actor), { code: 'LEASE_LOST' })
+  t.same(writes, [], 'no stale whole-policy write')
+  t.equal(ledger.intents.get('g1')?.outcome, 'pending', 'the intent waits for the next drain')
+})
+
 t.test('a drain that finds the lease held leaves the intent to the holder', async (t) => {
   const { ledger, cutoffs, writes } = setUp()
   await cutoffs.intend(grant('g1'))
@@ -148,4 +162,15 @@ t.test('an ending does not wait for the index to show its own intent', async (t)
 
   t.equal(statements().length, 1)
   t.match(ledger.reports, [{ grantId: 'g1', action: 'grant.sessions_cut' }])
+})
+
+/** Real time jumps ahead, as it does for a process that was frozen: Date.now runs that far ahead from here on. */
+let realTimeAhead = 0
+const realNow = Date.now
+function frozenFor(ms: number) {
+  realTimeAhead += ms
+  Date.now = () => realNow() + realTimeAhead
+}
+t.teardown(() => {
+  Date.now = realNow
 })

@@ -73,8 +73,11 @@ export function cutoffOf(statement: Statement): Cutoff | undefined {
   return { userId, accountId: role[1] as string, permissionSet: role[2] as string, cutAt, keepUntil: Number(sid[1]) * 1000 }
 }
 
-/** Characters as Organizations counts them against SCP_MAX_CHARS: the document without whitespace. */
-export const policySize = (document: PolicyDocument): number => JSON.stringify(document).replace(/\s/g, '').length
+/**
+ * Characters as Organizations counts them against SCP_MAX_CHARS: the document without the whitespace between
+ * its tokens (compact JSON). Whitespace inside a string (a statement someone else wrote) counts.
+ */
+export const policySize = (document: PolicyDocument): number => JSON.stringify(document).length
 
 export interface OwnedPolicy {
   id: string

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { AuditAction, AuditEvent } from './audit.ts'
 import type { Clock } from './clock.ts'
+import { LeaseLostError } from './errors.ts'
 import { parsePolicyDocument, planCutoffs, type Cutoff, type CutoffPlan } from './cutoff-policy.ts'
 import type { Grant } from './grant.ts'
 import type { CutoffIntent, CutoffLedger, CutoffOutcome, CutoffPolicies, OutboxClaim, SessionsCutChange } from './ports.ts'
@@ -15,6 +16,8 @@ export const CUTOFF_PROPAGATION_MS = 5 * 60_000
 export const CUTOFF_LEASE_MS = 60_000
 /** Lease time a holder must have left when a policy write leaves: longer than the adapter's retries of one call. */
 const WRITE_MARGIN_MS = 30_000
+/** A renewal older than this when its write leaves means the process was frozen or starved: it writes nothing. */
+const STALE_RENEWAL_MS = 5_000
 /** Intents handled per round, and rounds per drain: a drain is bounded; what is left waits for the next one. */
 const INTENTS_PER_ROUND = 100
 const MAX_ROUNDS = 5
@@ -159,8 +162,12 @@ export class SessionCutoffs {
     const plan = planCutoffs(owned, additions, clock.now().getTime(), policies.partition)
     for (const [id, document] of plan.writes) {
       const now = clock.now().getTime()
+      // Real time, not the clock: a Lambda frozen while it renewed wakes with its lease perhaps gone, and its
+      // whole-policy write would drop what the new holder wrote meanwhile.
+      const renewing = Date.now()
       // Only the lease's holder writes: renewed first, or nothing is sent (another process may have taken over).
       await ledger.renewLease(owner, new Date(now), new Date(now + Math.max(CUTOFF_LEASE_MS, WRITE_MARGIN_MS)))
+      if (Date.now() - renewing > STALE_RENEWAL_MS) throw new LeaseLostError()
       await policies.write(id, JSON.stringify(document))
     }
     return plan

@@ -117,7 +117,11 @@ async function finishSessionCutoffs(grants: GrantService, actor: { id: string; r
 async function advance(grant: Grant, grants: GrantService, clock: Clock, actor: { id: string; requestId: null; defersSessionCutoffs: boolean }) {
   const expired = new Date(grant.expiresAt) <= clock.now()
   if (grant.status === 'revoking') return grants.settleEnding(grant, actor)
-  if (grant.status === 'scheduled') return grants.start(grant, actor)
+  if (grant.status === 'scheduled') {
+    const outcome = await grants.start(grant, actor)
+    // Cancelled after this page was read: this run did nothing to it.
+    return outcome.grant.status === 'cancelled' ? undefined : outcome
+  }
   if (expired) {
     const outcome = await grants.beginEnding(grant, 'expired', actor)
     // Its end was moved past now (PATCH) after this page was read: nothing was due after all.
