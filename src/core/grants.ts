@@ -21,7 +21,7 @@ import { MOVABLE_STATUSES, targetOf, type AssignmentTarget, type EndReason, type
 import { newId } from './ids.ts'
 import type { Outbox } from './outbox.ts'
 import { evaluatePolicy, mightAllow, type AccessRequest, type Policy, type PolicyDecision } from './policy.ts'
-import type { AuditDraft, AuditLog, CoverageWrite, CutoffLedger, CutoffPolicies, Directory, GrantFilter, GrantStore, GrantTransition, IdentityCenter, Notifier, Page, PageRequest, TicketApproval, TicketCheck } from './ports.ts'
+import type { AccountDirectory, AuditDraft, AuditLog, CoverageWrite, CutoffLedger, CutoffPolicies, Directory, GrantFilter, GrantStore, GrantTransition, IdentityCenter, Notifier, Page, PageRequest, TicketApproval, TicketCheck } from './ports.ts'
 import { SessionCutoffs } from './session-cutoff.ts'
 
 export interface GrantRequest {
@@ -50,6 +50,8 @@ export interface GrantServiceDeps {
   auditLog: AuditLog
   identityCenter: IdentityCenter
   directory: Directory
+  /** The organization (AWS Organizations), asked only when a policy rule names an OU, the root or account tags. */
+  accounts?: AccountDirectory | undefined
   notifier: Notifier
   /** Asked whether the ticket approves the access (ServiceNow approval verification); unset, tickets are not checked. */
   ticketApproval?: TicketApproval | undefined
@@ -184,7 +186,7 @@ export class GrantService {
     const target: AssignmentTarget = { userId: user.id, accountId: input.accountId, permissionSetArn: permissionSet.arn }
     const earlyLook = !startsAt && mightAllow(deps.policy, request) ? deps.identityCenter.assignmentExists(target).catch(() => undefined) : undefined
     const leadMs = startsAt ? startsAt.getTime() - deps.clock.now().getTime() : 0
-    const decision = await evaluatePolicy(deps.policy, { ...request, leadMs }, () => deps.directory.groupIdsOf(user.id))
+    const decision = await evaluatePolicy(deps.policy, { ...request, leadMs }, () => deps.directory.groupIdsOf(user.id), deps.accounts)
     if (!decision.allowed) {
       await this.appendAudit(draft('grant.denied', describeDenial(decision)))
       throw new PolicyDeniedError(decision.reason, decision.failedCondition)
@@ -293,7 +295,7 @@ export class GrantService {
         const set = { failureReason: reason, endedAt: deps.clock.now().toISOString() }
         return { ...change, to: 'failed', dueAt: null, set, event: this.event(this.grantDraft(current, 'grant.failed', actor, reason)) }
       }
-      const decision = await evaluatePolicy(deps.policy, accessRequestOf(current, 0), () => deps.directory.groupIdsOf(current.userId))
+      const decision = await evaluatePolicy(deps.policy, accessRequestOf(current, 0), () => deps.directory.groupIdsOf(current.userId), deps.accounts)
       const now = deps.clock.now()
       const ticket = decision.allowed ? await this.askTicket(current.ticketId, now, Date.parse(current.expiresAt) - now.getTime()) : undefined
       if (!decision.allowed || (ticket && !ticket.approved)) {
@@ -425,7 +427,7 @@ export class GrantService {
     if (extending) {
       if (durationMinutes > deps.maxDurationMinutes) throw new DurationTooLongError(durationMinutes, deps.maxDurationMinutes)
       const request = accessRequestOf(grant, Math.max(0, start.getTime() - now.getTime()), durationMinutes)
-      const decision = await evaluatePolicy(deps.policy, request, () => deps.directory.groupIdsOf(grant.userId))
+      const decision = await evaluatePolicy(deps.policy, request, () => deps.directory.groupIdsOf(grant.userId), deps.accounts)
       if (!decision.allowed) {
         await this.appendAudit(this.grantDraft(grant, 'grant.denied', actor, `extension refused (${moved} asked): ${describeDenial(decision)}`), grant)
         throw new PolicyDeniedError(decision.reason, decision.failedCondition)

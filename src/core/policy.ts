@@ -1,15 +1,27 @@
 import { RE2JS } from 're2js'
 import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
+import type { AccountDirectory } from './ports.ts'
 
 const NonEmpty = Type.String({ minLength: 1 })
+
+/** An account id, '*', an organizational unit id (ou-…) or a root id (r-…), as Organizations spells them. */
+const ACCOUNT_SCOPE_PATTERN = '^(\\*|[0-9]{12}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|r-[0-9a-z]{4,32})$'
+
+/** Whether an entry of a rule's accounts names a part of the organization (an OU or the root) rather than an account. */
+export function isOrganizationUnit(entry: string): boolean {
+  return entry.startsWith('ou-') || entry.startsWith('r-')
+}
 
 const RuleSchema = Type.Object(
   {
     name: NonEmpty,
     users: Type.Optional(Type.Array(NonEmpty)),
     groups: Type.Optional(Type.Array(NonEmpty)),
-    accounts: Type.Array(Type.String({ pattern: '^(\\*|[0-9]{12})$' }), { minItems: 1 }),
+    /** Account ids, '*', organizational units (every account nested anywhere under one) and the organization's root. */
+    accounts: Type.Array(Type.String({ pattern: ACCOUNT_SCOPE_PATTERN }), { minItems: 1 }),
+    /** Tags every account this rule allows must carry (AWS Organizations account tags), all of them, exact values. */
+    accountTags: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Type.String({ maxLength: 256 }), { minProperties: 1, maxProperties: 10 })),
     permissionSets: Type.Array(NonEmpty, { minItems: 1 }),
     maxDurationMinutes: Type.Integer({ minimum: 1 }),
     /** How far ahead a grant under this rule may be scheduled; 0 allows only grants that start at once. */
@@ -173,23 +185,38 @@ export type FailedCondition = 'principal' | 'account' | 'permissionSet' | 'durat
  * Allows the request when one rule matches in every condition. On denial it explains the rule that came
  * closest (matched most conditions, in the order principal, account, permission set, duration, lead time,
  * ticket), so the requester learns what to change without the whole policy being revealed. `groupIdsOfUser`
- * answers the ids of the user's groups; it is called at most once, and only when a rule needs it. Throws
- * PolicyNotResolvedError for a policy that did not go through resolvePolicy.
+ * answers the ids of the user's groups; it is called at most once, and only when a rule needs it.
+ * `accounts` (AWS Organizations) is asked only about rules whose principal matches and that name an OU, the
+ * root or account tags: a policy of account ids never asks it. When it cannot answer for a rule and no other
+ * rule allows the request, its error (UpstreamUnavailableError) is thrown: the decision fails closed. Throws
+ * PolicyNotResolvedError for a policy that did not go through resolvePolicy, and AccountDirectoryMissingError
+ * when a rule needs Organizations and no `accounts` was given.
  */
 export async function evaluatePolicy(
   policy: Policy,
   request: AccessRequest,
   groupIdsOfUser: () => Promise<readonly string[]>,
+  accounts?: AccountDirectory,
 ): Promise<PolicyDecision> {
   let groupIds: readonly string[] | undefined
   const loadGroups = async (): Promise<readonly string[]> => (groupIds ??= await groupIdsOfUser())
   let closest: { passed: number; failedCondition: FailedCondition; reason: string } | undefined
+  let unanswered: unknown
 
   for (const rule of policy.rules) {
-    const failure = await firstFailure(rule, request, loadGroups)
+    let failure: Awaited<ReturnType<typeof firstFailure>>
+    try {
+      failure = await firstFailure(rule, request, loadGroups, accounts)
+    } catch (error) {
+      if (!(error instanceof AccountLookupFailed)) throw error
+      // Another rule may still allow it without Organizations; if none does, the lookup's failure is the answer.
+      unanswered ??= error.cause
+      continue
+    }
     if (!failure) return { allowed: true, rule: rule.name }
     if (!closest || failure.passed > closest.passed) closest = failure
   }
+  if (unanswered !== undefined) throw unanswered
   // parsePolicy guarantees at least one rule, so closest is set.
   const { failedCondition, reason } = closest ?? { failedCondition: 'principal' as const, reason: 'no rule' }
   return { allowed: false, failedCondition, reason }
@@ -198,11 +225,33 @@ export async function evaluatePolicy(
 /**
  * Whether some rule could allow the request, were the user in its groups: false means a denial whatever the
  * group lookup answers. Lets a caller start work for an allowed request beside that lookup without starting
- * it for requests that cannot be allowed.
+ * it for requests that cannot be allowed. Asks nobody: a rule that names an OU, the root or tags counts as
+ * possibly matching any account.
  */
 export function mightAllow(policy: Policy, request: AccessRequest): boolean {
   return policy.rules.some((rule) =>
-    (rule.users?.includes(request.userName) || groupIdsOf(rule).length > 0) && conditionFailure(rule, request) === undefined)
+    (rule.users?.includes(request.userName) || groupIdsOf(rule).length > 0) &&
+    conditionFailure(rule, request, accountListed(rule, request.accountId) || needsOrganization(rule)) === undefined)
+}
+
+/** A rule whose account condition only AWS Organizations can decide: it names an OU, the root, or account tags. */
+export function needsOrganization(rule: Pick<RuleDocument, 'accounts' | 'accountTags'>): boolean {
+  return rule.accountTags !== undefined || rule.accounts.some(isOrganizationUnit)
+}
+
+/** Thrown when a rule needs AWS Organizations and the service was built without it: a wiring mistake. */
+export class AccountDirectoryMissingError extends Error {
+  constructor(rule: string) {
+    super(`Rule '${rule}' names organizational units or account tags, and no account directory (AWS Organizations) was given`)
+    this.name = 'AccountDirectoryMissingError'
+  }
+}
+
+/** Carries an account directory's failure past one rule, so that another rule may still decide. */
+class AccountLookupFailed extends Error {
+  constructor(cause: unknown) {
+    super('account lookup failed', { cause })
+  }
 }
 
 function groupIdsOf(rule: Rule): readonly string[] {
@@ -211,10 +260,46 @@ function groupIdsOf(rule: Rule): readonly string[] {
   return rule.groupIds
 }
 
+function accountListed(rule: Rule, accountId: string): boolean {
+  return rule.accounts.includes('*') || rule.accounts.includes(accountId)
+}
+
+/**
+ * Why the rule's account condition refuses the account, or undefined when it allows it. Listed accounts and '*'
+ * are taken as the policy says; an account reached through an OU, the root or tags must also be active in the
+ * organization (not suspended or closed), which is asked then too.
+ */
+async function accountRefusal(rule: Rule, request: AccessRequest, accounts: AccountDirectory | undefined): Promise<string | undefined> {
+  const { accountId } = request
+  const notEligible = `Account ${accountId} is not eligible for '${request.userName}'`
+  const listed = accountListed(rule, accountId)
+  if (listed && !rule.accountTags) return undefined
+  const units = rule.accounts.filter(isOrganizationUnit)
+  if (!listed && units.length === 0) return notEligible
+  if (!accounts) throw new AccountDirectoryMissingError(rule.name)
+  try {
+    if (!listed) {
+      const ancestors = await accounts.ancestorsOf(accountId)
+      if (!ancestors.some((id) => units.includes(id))) return notEligible
+    }
+    if (rule.accountTags) {
+      const tags = await accounts.tagsOf(accountId)
+      const missing = Object.entries(rule.accountTags).filter(([key, value]) => tags[key] !== value).map(([key, value]) => `${key}=${value}`)
+      if (missing.length > 0) return `Account ${accountId} does not carry the tags rule '${rule.name}' requires (${missing.join(', ')})`
+    }
+    const account = await accounts.describe(accountId)
+    if (!account?.active) return `Account ${accountId} is not active in the organization (suspended or closed): it is never granted`
+    return undefined
+  } catch (error) {
+    throw new AccountLookupFailed(error)
+  }
+}
+
 async function firstFailure(
   rule: Rule,
   request: AccessRequest,
   loadGroups: () => Promise<readonly string[]>,
+  accounts: AccountDirectory | undefined,
 ): Promise<{ passed: number; failedCondition: FailedCondition; reason: string } | undefined> {
   const what = `${request.permissionSet} on ${request.accountId}`
   const listedUser = rule.users?.includes(request.userName) ?? false
@@ -223,13 +308,15 @@ async function firstFailure(
   if (!listedUser && !inGroup) {
     return { passed: 0, failedCondition: 'principal', reason: `User '${request.userName}' is not eligible for ${what}` }
   }
-  return conditionFailure(rule, request)
+  const refusal = await accountRefusal(rule, request, accounts)
+  if (refusal !== undefined) return { passed: 1, failedCondition: 'account', reason: refusal }
+  return conditionFailure(rule, request, true)
 }
 
-/** The first condition besides the principal that the request fails, if any. */
-function conditionFailure(rule: Rule, request: AccessRequest): { passed: number; failedCondition: FailedCondition; reason: string } | undefined {
+/** The first condition besides the principal that the request fails, if any; `accountMatches` is the account condition's answer. */
+function conditionFailure(rule: Rule, request: AccessRequest, accountMatches: boolean): { passed: number; failedCondition: FailedCondition; reason: string } | undefined {
   const what = `${request.permissionSet} on ${request.accountId}`
-  if (!rule.accounts.includes('*') && !rule.accounts.includes(request.accountId)) {
+  if (!accountMatches) {
     return { passed: 1, failedCondition: 'account', reason: `Account ${request.accountId} is not eligible for '${request.userName}'` }
   }
   if (!rule.permissionSets.includes('*') && !rule.permissionSets.includes(request.permissionSet)) {
