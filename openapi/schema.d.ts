@@ -131,6 +131,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The eligibility policy in force, and its version
+         * @description The policy document the service loaded at start, and its version (a content hash). Every audited decision names the version and the rule that allowed the request or came closest, so an auditor can tell which policy decided. Changes only with a restart on another policy file.
+         */
+        get: operations["getPolicy"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -360,6 +380,62 @@ export interface components {
                 at: string;
                 /** @description Where it is: the S3 object key */
                 name: string;
+            };
+        };
+        /** PolicyRule */
+        PolicyRule: {
+            name: string;
+            /** @description Identity Store user names */
+            users?: string[];
+            /** @description Identity Store group display names (matched by id, resolved at start) */
+            groups?: string[];
+            /** @description Account ids, * (any), organizational units (ou-…, every account nested below) or the root (r-…) */
+            accounts: string[];
+            /** @description Tags every allowed account must carry (AWS Organizations) */
+            accountTags?: {
+                [key: string]: string;
+            };
+            /** @description Permission set names, or * */
+            permissionSets: string[];
+            maxDurationMinutes: number;
+            /** @description How far ahead a grant may be scheduled; absent: the service maximum */
+            maxLeadDays?: number;
+            /** @description RE2 pattern the whole ticket id must match */
+            ticketPattern?: string;
+        };
+        /**
+         * PolicyView
+         * @example {
+         *       "version": "3f2a9c1b7d4e",
+         *       "document": {
+         *         "rules": [
+         *           {
+         *             "name": "oncall-incident-access",
+         *             "groups": [
+         *               "oncall"
+         *             ],
+         *             "accounts": [
+         *               "111111111111"
+         *             ],
+         *             "permissionSets": [
+         *               "AdministratorAccess"
+         *             ],
+         *             "maxDurationMinutes": 240,
+         *             "ticketPattern": "(CHG|INC)[0-9]{7}"
+         *           }
+         *         ]
+         *       }
+         *     }
+         */
+        PolicyView: {
+            /**
+             * @description The policy’s identity: the first 12 hex digits of the SHA-256 of the document as canonical JSON (keys sorted). Every audited decision names it.
+             * @example 3f2a9c1b7d4e
+             */
+            version: string;
+            /** @description The eligibility policy the service decides with, as loaded at start */
+            document: {
+                rules: components["schemas"]["PolicyRule"][];
             };
         };
     };
@@ -1016,6 +1092,53 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SweepSummary"];
+                };
+            };
+            /** @description Missing, malformed, forged or expired token, wrong issuer/audience, a lifetime over the maximum or an iat in the future, or a subject that is not 1-256 printable characters or is reserved (UNAUTHORIZED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Token lacks the scope (INSUFFICIENT_SCOPE), or the eligibility policy denies the request (POLICY_DENIED) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An AWS dependency is unavailable (UPSTREAM_UNAVAILABLE); retry after Retry-After seconds. Recorded intent is finished by the sweep */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getPolicy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PolicyView"];
                 };
             };
             /** @description Missing, malformed, forged or expired token, wrong issuer/audience, a lifetime over the maximum or an iat in the future, or a subject that is not 1-256 printable characters or is reserved (UNAUTHORIZED) */

@@ -18,10 +18,12 @@ import { idempotencyHooks } from './http/idempotency.ts'
 import { auditRoutes } from './http/routes/audit.ts'
 import { grantRoutes } from './http/routes/grants.ts'
 import { healthRoutes } from './http/routes/health.ts'
+import { policyRoutes } from './http/routes/policy.ts'
 import { revocationRoutes } from './http/routes/revocations.ts'
 import { AuditEventSchema, VerifyResultSchema } from './http/schemas/audit.ts'
 import { Problem } from './http/schemas/common.ts'
 import { GrantSchema } from './http/schemas/grants.ts'
+import { PolicyRuleSchema, PolicyViewSchema } from './http/schemas/policy.ts'
 import { SweepSummarySchema } from './http/schemas/revocations.ts'
 import type { ServiceAdapters } from './service-adapters.ts'
 
@@ -97,7 +99,7 @@ export async function buildApp(deps: AppDependencies) {
     echoRequestIds(request, reply)
   })
 
-  const sharedSchemas = [Problem, GrantSchema, AuditEventSchema, SweepSummarySchema, VerifyResultSchema]
+  const sharedSchemas = [Problem, GrantSchema, AuditEventSchema, SweepSummarySchema, VerifyResultSchema, PolicyRuleSchema, PolicyViewSchema]
   for (const schema of sharedSchemas) app.addSchema(schema)
   registerDocs(app, { schemas: sharedSchemas, assetsDir: deps.docsAssetsDir })
 
@@ -132,6 +134,7 @@ export async function buildApp(deps: AppDependencies) {
   await app.register(grantRoutes, { grants, idempotency: idempotencyHooks(deps.idempotency, deps.clock), requestDeadlineMs: deps.requestDeadlineMs ?? DEFAULT_REQUEST_DEADLINE_MS })
   await app.register(auditRoutes, { auditLog: deps.auditLog })
   await app.register(revocationRoutes, { runSweep })
+  await app.register(policyRoutes, { policy: deps.policy })
 
   app.decorate('runSweep', runSweep)
   // Messages are not awaited by the answers that caused them: shutting down waits for them. Deliveries first,

@@ -167,7 +167,7 @@ export class GrantService {
     const user = await deps.directory.findUser(input.userName)
     if (!user) {
       const error = new UserNotFoundError(input.userName)
-      await this.appendAudit(draft('grant.denied', error.message))
+      await this.appendAudit(draft('grant.denied', `${error.message} (policy ${deps.policy.version})`))
       throw error
     }
     userName = user.userName
@@ -176,7 +176,7 @@ export class GrantService {
     const permissionSet = await deps.identityCenter.findPermissionSet(input.permissionSet)
     if (!permissionSet) {
       const error = new PermissionSetNotFoundError(input.permissionSet)
-      await this.appendAudit(draft('grant.denied', error.message))
+      await this.appendAudit(draft('grant.denied', `${error.message} (policy ${deps.policy.version})`))
       throw error
     }
     // Whether the assignment already exists is asked beside the policy's group lookup, so that the grant's
@@ -188,12 +188,12 @@ export class GrantService {
     const leadMs = startsAt ? startsAt.getTime() - deps.clock.now().getTime() : 0
     const decision = await evaluatePolicy(deps.policy, { ...request, leadMs }, () => deps.directory.groupIdsOf(user.id), deps.accounts)
     if (!decision.allowed) {
-      await this.appendAudit(draft('grant.denied', describeDenial(decision)))
+      await this.appendAudit(draft('grant.denied', describeDenial(decision, deps.policy)))
       throw new PolicyDeniedError(decision.reason, decision.failedCondition)
     }
     const ticket = await this.askTicket(input.ticketId, startsAt ?? deps.clock.now(), input.durationMinutes * MINUTE_MS)
     if (!ticket.approved) {
-      await this.appendAudit(draft('grant.denied', describeTicketRefusal(ticket)))
+      await this.appendAudit(draft('grant.denied', `${describeTicketRefusal(ticket)}; ${allowedBy(decision, deps.policy)}`))
       throw new TicketNotApprovedError(input.ticketId, ticket.failedCondition, ticket.detail)
     }
     // Before the clock is read: under throttling the look may take seconds, which the lease must not lose.
@@ -225,7 +225,7 @@ export class GrantService {
       sessionsCutAt: null,
     }
     if (startsAt) {
-      const allowed = `${input.durationMinutes} minutes from ${grant.startsAt} allowed by rule '${decision.rule}'`
+      const allowed = `${input.durationMinutes} minutes from ${grant.startsAt} ${allowedBy(decision, deps.policy)}`
       return this.recordScheduled(grant, this.event(draft('grant.scheduled', allowed, grant.id)), actor, onRecorded)
     }
     const dueAt = provisioningDueAt(now, grant)
@@ -237,7 +237,7 @@ export class GrantService {
     const created = await deps.store.createGrant(
       grant,
       dueAt,
-      this.event(draft('grant.requested', `${input.durationMinutes} minutes allowed by rule '${decision.rule}'`, grant.id)),
+      this.event(draft('grant.requested', `${input.durationMinutes} minutes ${allowedBy(decision, deps.policy)}`, grant.id)),
       lease,
     )
     if (created === 'exists') return this.resumeRecorded(grant.id, actor, onRecorded)
@@ -299,11 +299,13 @@ export class GrantService {
       const now = deps.clock.now()
       const ticket = decision.allowed ? await this.askTicket(current.ticketId, now, Date.parse(current.expiresAt) - now.getTime()) : undefined
       if (!decision.allowed || (ticket && !ticket.approved)) {
-        const reason = !decision.allowed ? describeDenial(decision) : describeTicketRefusal(ticket as Extract<TicketCheck, { approved: false }>)
+        const reason = !decision.allowed
+          ? describeDenial(decision, deps.policy)
+          : `${describeTicketRefusal(ticket as Extract<TicketCheck, { approved: false }>)}; ${allowedBy(decision, deps.policy)}`
         const set = { failureReason: reason, endedAt: now.toISOString() }
         return { ...change, to: 'denied', dueAt: null, set, event: this.event(this.grantDraft(current, 'grant.denied', actor, `at its scheduled start: ${reason}`)) }
       }
-      const allowed = `scheduled start reached; allowed again by rule '${decision.rule}'`
+      const allowed = `scheduled start reached; ${allowedBy(decision, deps.policy)} again`
       return { ...change, to: 'provisioning', dueAt: provisioningDueAt(deps.clock.now(), current), hold: 'join', event: this.event(this.grantDraft(current, 'grant.start_requested', actor, allowed)) }
     })
     if (started?.status === 'provisioning') return this.settleProvisioning(started, actor)
@@ -424,19 +426,22 @@ export class GrantService {
     const extending = end > previous
     const durationMinutes = Math.ceil((end.getTime() - start.getTime()) / MINUTE_MS)
     const moved = `end moved from ${grant.expiresAt} to ${end.toISOString()}`
+    // An extension is a decision of the policy, and its event names the rule and the policy's version.
+    let allowed = ''
     if (extending) {
       if (durationMinutes > deps.maxDurationMinutes) throw new DurationTooLongError(durationMinutes, deps.maxDurationMinutes)
       const request = accessRequestOf(grant, Math.max(0, start.getTime() - now.getTime()), durationMinutes)
       const decision = await evaluatePolicy(deps.policy, request, () => deps.directory.groupIdsOf(grant.userId), deps.accounts)
       if (!decision.allowed) {
-        await this.appendAudit(this.grantDraft(grant, 'grant.denied', actor, `extension refused (${moved} asked): ${describeDenial(decision)}`), grant)
+        await this.appendAudit(this.grantDraft(grant, 'grant.denied', actor, `extension refused (${moved} asked): ${describeDenial(decision, deps.policy)}`), grant)
         throw new PolicyDeniedError(decision.reason, decision.failedCondition)
       }
       const ticket = await this.askTicket(grant.ticketId, start, end.getTime() - start.getTime())
       if (!ticket.approved) {
-        await this.appendAudit(this.grantDraft(grant, 'grant.denied', actor, `extension refused (${moved} asked): ${describeTicketRefusal(ticket)}`), grant)
+        await this.appendAudit(this.grantDraft(grant, 'grant.denied', actor, `extension refused (${moved} asked): ${describeTicketRefusal(ticket)}; ${allowedBy(decision, deps.policy)}`), grant)
         throw new TicketNotApprovedError(grant.ticketId, ticket.failedCondition, ticket.detail)
       }
+      allowed = `; ${allowedBy(decision, deps.policy)}`
     }
     const sessionMs = Date.parse(grant.accessEndsBy) - previous.getTime()
     return {
@@ -446,7 +451,7 @@ export class GrantService {
       dueAt: grant.status === 'scheduled' ? start : grant.status === 'provisioning' ? provisioningDueAt(now, { expiresAt: end.toISOString() }) : end,
       hold: 'keep',
       set: { expiresAt: end.toISOString(), accessEndsBy: new Date(end.getTime() + sessionMs).toISOString() },
-      event: this.event(this.grantDraft(grant, extending ? 'grant.extended' : 'grant.shortened', actor, `${moved} (${durationMinutes} minutes in all)`)),
+      event: this.event(this.grantDraft(grant, extending ? 'grant.extended' : 'grant.shortened', actor, `${moved} (${durationMinutes} minutes in all)${allowed}`)),
     }
   }
 
@@ -688,8 +693,14 @@ function accessRequestOf(grant: Grant, leadMs: number, durationMinutes = Math.ce
   return { userName: grant.userName, accountId: grant.accountId, permissionSet: grant.permissionSet, ticketId: grant.ticketId, durationMinutes, leadMs }
 }
 
-function describeDenial(decision: Extract<PolicyDecision, { allowed: false }>): string {
-  return `${decision.reason} (failed condition: ${decision.failedCondition})`
+/** A denial as the audit log records it: why, the condition, the rule that came closest and the policy's version. */
+function describeDenial(decision: Extract<PolicyDecision, { allowed: false }>, policy: Pick<Policy, 'version'>): string {
+  return `${decision.reason} (failed condition: ${decision.failedCondition}; closest rule '${decision.rule}'; policy ${policy.version})`
+}
+
+/** The rule that allowed a request and the policy's version, as every allowing event names them. */
+function allowedBy(decision: Extract<PolicyDecision, { allowed: true }>, policy: Pick<Policy, 'version'>): string {
+  return `allowed by rule '${decision.rule}' (policy ${policy.version})`
 }
 
 function describeTicketRefusal(check: Extract<TicketCheck, { approved: false }>): string {

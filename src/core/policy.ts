@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { RE2JS } from 're2js'
 import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
@@ -58,6 +59,28 @@ interface Rule extends Omit<RuleDocument, 'ticketPattern'> {
 /** A parsed policy; its group rules need resolvePolicy before it can decide anything. */
 export interface Policy {
   rules: Rule[]
+  /**
+   * The policy's identity: the first 12 hex digits of the SHA-256 of its document as canonical JSON (keys sorted,
+   * no whitespace). The same document, however formatted, has the same version; any change gives another.
+   */
+  version: string
+  /** The document as loaded (GET /policy shows it). */
+  document: PolicyDocument
+}
+
+/** The version of a policy document (see Policy.version). */
+export function policyVersion(document: PolicyDocument): string {
+  return createHash('sha256').update(canonicalJson(document)).digest('hex').slice(0, 12)
+}
+
+/** JSON with every object's keys sorted, so that two spellings of one document serialize alike. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`
+  }
+  return JSON.stringify(value)
 }
 
 const DAY_MS = 86_400_000
@@ -89,7 +112,7 @@ export function parsePolicy(document: unknown): Policy {
     return { ...rule, ticketPattern: compileTicketPattern(rule, index, problems) }
   })
   if (problems.length > 0) throw new PolicyInvalidError(problems)
-  return { rules }
+  return { rules, version: policyVersion(document), document }
 }
 
 function compileTicketPattern(rule: RuleDocument, index: number, problems: string[]): TicketPattern | undefined {
@@ -161,6 +184,7 @@ export async function resolvePolicy(
     for (const problem of missing) options.warnMissing(`The eligibility policy names ${problem}, which does not exist: it matches nobody`)
   }
   return {
+    ...policy,
     rules: policy.rules.map((rule) => (rule.groups ? { ...rule, groupIds: rule.groups.flatMap((name) => ids.get(name) ?? []) } : rule)),
   }
 }
@@ -177,7 +201,8 @@ export interface AccessRequest {
 
 export type PolicyDecision =
   | { allowed: true; rule: string }
-  | { allowed: false; failedCondition: FailedCondition; reason: string }
+  /** `rule`: the rule that came closest (matched most conditions). */
+  | { allowed: false; rule: string; failedCondition: FailedCondition; reason: string }
 
 export type FailedCondition = 'principal' | 'account' | 'permissionSet' | 'duration' | 'leadTime' | 'ticket'
 
@@ -200,7 +225,7 @@ export async function evaluatePolicy(
 ): Promise<PolicyDecision> {
   let groupIds: readonly string[] | undefined
   const loadGroups = async (): Promise<readonly string[]> => (groupIds ??= await groupIdsOfUser())
-  let closest: { passed: number; failedCondition: FailedCondition; reason: string } | undefined
+  let closest: { rule: string; passed: number; failedCondition: FailedCondition; reason: string } | undefined
   let unanswered: unknown
 
   for (const rule of policy.rules) {
@@ -214,12 +239,12 @@ export async function evaluatePolicy(
       continue
     }
     if (!failure) return { allowed: true, rule: rule.name }
-    if (!closest || failure.passed > closest.passed) closest = failure
+    if (!closest || failure.passed > closest.passed) closest = { ...failure, rule: rule.name }
   }
   if (unanswered !== undefined) throw unanswered
   // parsePolicy guarantees at least one rule, so closest is set.
-  const { failedCondition, reason } = closest ?? { failedCondition: 'principal' as const, reason: 'no rule' }
-  return { allowed: false, failedCondition, reason }
+  const { rule, failedCondition, reason } = closest ?? { rule: '', failedCondition: 'principal' as const, reason: 'no rule' }
+  return { allowed: false, rule, failedCondition, reason }
 }
 
 /**
