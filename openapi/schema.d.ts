@@ -151,6 +151,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/eligibility": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What a user may request
+         * @description Every policy rule whose users or groups include the user (groups as the directory says now), each with its permission sets, its accounts (organizational units expanded to the active accounts nested below them, filtered by the rule’s account tags; at most limit per rule, truncated when there are more; a rule naming * says anyAccount instead of listing), its maximum duration and lead time, and its ticket pattern. A catalog item can offer exactly these choices. What is listed may still be refused for a condition this cannot know in advance (the ticket). Unknown user: 422 USER_NOT_FOUND. AWS Organizations or the directory unavailable: 503.
+         */
+        get: operations["getEligibility"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -437,6 +457,77 @@ export interface components {
             document: {
                 rules: components["schemas"]["PolicyRule"][];
             };
+        };
+        /**
+         * Eligibility
+         * @example {
+         *       "userName": "alice",
+         *       "policyVersion": "3f2a9c1b7d4e",
+         *       "rules": [
+         *         {
+         *           "rule": "oncall-incident-access",
+         *           "permissionSets": [
+         *             "AdministratorAccess",
+         *             "ReadOnlyAccess"
+         *           ],
+         *           "accountScope": [
+         *             "111111111111",
+         *             "ou-ab12-cdef3456"
+         *           ],
+         *           "accountTags": null,
+         *           "anyAccount": false,
+         *           "accounts": [
+         *             {
+         *               "id": "111111111111",
+         *               "name": "production"
+         *             },
+         *             {
+         *               "id": "444444444444",
+         *               "name": "payments-prod"
+         *             }
+         *           ],
+         *           "truncated": false,
+         *           "maxDurationMinutes": 240,
+         *           "maxLeadDays": 14,
+         *           "ticketPattern": "(CHG|INC)[0-9]{7}"
+         *         }
+         *       ]
+         *     }
+         */
+        Eligibility: {
+            /** @description The user, as the directory spells the name */
+            userName: string;
+            /** @description The version of the policy that answered (GET /policy) */
+            policyVersion: string;
+            /** @description Every rule whose users or groups include the user; empty: the user may request nothing */
+            rules: {
+                /** @description The rule’s name */
+                rule: string;
+                /** @description Permission set names (* : any) */
+                permissionSets: string[];
+                /** @description The rule’s accounts as the policy writes them: ids, *, OUs (ou-…) and the root (r-…) */
+                accountScope: string[];
+                /** @description Tags every account must carry; null: none required */
+                accountTags: {
+                    [key: string]: string;
+                } | null;
+                /** @description The rule names * (every account, within accountTags): those accounts are not listed */
+                anyAccount: boolean;
+                /** @description The accounts the rule names or reaches through OUs (active ones) and tags, at most limit */
+                accounts: {
+                    id: string;
+                    /** @description From AWS Organizations; null when it was not asked */
+                    name: string | null;
+                }[];
+                /** @description More accounts match than limit */
+                truncated: boolean;
+                /** @description The longest grant, bounded by the service maximum */
+                maxDurationMinutes: number;
+                /** @description How far ahead a grant may start (startsAt), bounded by the service maximum; 0: only now */
+                maxLeadDays: number;
+                /** @description RE2 pattern the whole ticket id must match; null: any ticket */
+                ticketPattern: string | null;
+            }[];
         };
     };
     responses: never;
@@ -1152,6 +1243,76 @@ export interface operations {
             };
             /** @description Token lacks the scope (INSUFFICIENT_SCOPE), or the eligibility policy denies the request (POLICY_DENIED) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An AWS dependency is unavailable (UPSTREAM_UNAVAILABLE); retry after Retry-After seconds. Recorded intent is finished by the sweep */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getEligibility: {
+        parameters: {
+            query: {
+                /** @description The Identity Store user name */
+                userName: string;
+                /** @description At most this many accounts per rule (1–500); truncated says when there are more */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Eligibility"];
+                };
+            };
+            /** @description Invalid input (VALIDATION_FAILED, listing every invalid, missing or unknown field in errors; MALFORMED_BODY, BODY_TOO_LARGE, MALFORMED_URL, INVALID_CURSOR) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, forged or expired token, wrong issuer/audience, a lifetime over the maximum or an iat in the future, or a subject that is not 1-256 printable characters or is reserved (UNAUTHORIZED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Token lacks the scope (INSUFFICIENT_SCOPE), or the eligibility policy denies the request (POLICY_DENIED) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The user or permission set does not exist (USER_NOT_FOUND, PERMISSION_SET_NOT_FOUND) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

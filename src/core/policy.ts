@@ -47,7 +47,7 @@ export interface TicketPattern {
   matches(ticketId: string): boolean
 }
 
-interface Rule extends Omit<RuleDocument, 'ticketPattern'> {
+export interface Rule extends Omit<RuleDocument, 'ticketPattern'> {
   ticketPattern?: TicketPattern
   /**
    * The ids of the groups `groups` names, set by resolvePolicy: display names can be changed or reused by
@@ -277,6 +277,27 @@ class AccountLookupFailed extends Error {
   constructor(cause: unknown) {
     super('account lookup failed', { cause })
   }
+}
+
+/**
+ * The rules whose principal condition the user meets (named, or in one of their groups by id): what the user
+ * could be allowed, whatever the other conditions. `groupIdsOfUser` is called at most once, and only when a rule
+ * names groups that the user is not named beside.
+ */
+export async function rulesFor(policy: Policy, userName: string, groupIdsOfUser: () => Promise<readonly string[]>): Promise<Rule[]> {
+  let groupIds: readonly string[] | undefined
+  const matching: Rule[] = []
+  for (const rule of policy.rules) {
+    if (rule.users?.includes(userName)) {
+      matching.push(rule)
+      continue
+    }
+    const ruleGroupIds = groupIdsOf(rule)
+    if (ruleGroupIds.length === 0) continue
+    groupIds ??= await groupIdsOfUser()
+    if (groupIds.some((id) => ruleGroupIds.includes(id))) matching.push(rule)
+  }
+  return matching
 }
 
 function groupIdsOf(rule: Rule): readonly string[] {

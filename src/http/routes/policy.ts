@@ -1,10 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import type { Policy } from '../../core/policy.ts'
+import { eligibilityOf, type EligibilityDeps } from '../../core/eligibility.ts'
 import { requireScope, SCOPES } from '../auth.ts'
 import { errorResponses } from '../schemas/common.ts'
+import { EligibilityQuery } from '../schemas/policy.ts'
 
-export const policyRoutes: FastifyPluginAsyncTypebox<{ policy: Policy }> = async (app, { policy }) => {
+export const policyRoutes: FastifyPluginAsyncTypebox<EligibilityDeps> = async (app, deps) => {
+  const { policy } = deps
   app.get('/policy', {
     onRequest: requireScope(SCOPES.policyRead),
     schema: {
@@ -18,4 +20,22 @@ export const policyRoutes: FastifyPluginAsyncTypebox<{ policy: Policy }> = async
       response: { 200: Type.Ref('PolicyView'), ...errorResponses(401, 403, 503) },
     },
   }, async () => ({ version: policy.version, document: policy.document }))
+
+  app.get('/eligibility', {
+    onRequest: requireScope(SCOPES.grantsRead),
+    schema: {
+      operationId: 'getEligibility',
+      tags: ['policy'],
+      summary: 'What a user may request',
+      description:
+        'Every policy rule whose users or groups include the user (groups as the directory says now), each with its permission sets, its accounts ' +
+        '(organizational units expanded to the active accounts nested below them, filtered by the rule\u2019s account tags; at most limit per rule, ' +
+        'truncated when there are more; a rule naming * says anyAccount instead of listing), its maximum duration and lead time, and its ticket pattern. ' +
+        'A catalog item can offer exactly these choices. What is listed may still be refused for a condition this cannot know in advance (the ticket). ' +
+        'Unknown user: 422 USER_NOT_FOUND. AWS Organizations or the directory unavailable: 503.',
+      security: [{ bearerAuth: [SCOPES.grantsRead] }],
+      querystring: EligibilityQuery,
+      response: { 200: Type.Ref('Eligibility'), ...errorResponses(400, 401, 403, 422, 503) },
+    },
+  }, async (request) => eligibilityOf(deps, request.query.userName, request.query.limit ?? 100))
 }

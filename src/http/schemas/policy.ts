@@ -33,3 +33,55 @@ export const PolicyViewSchema = Type.Object(
     },
   },
 )
+
+export const EligibilityQuery = Type.Object(
+  {
+    userName: Type.String({ minLength: 1, maxLength: 128, description: 'The Identity Store user name', example: 'alice' }),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100, description: 'At most this many accounts per rule (1–500); truncated says when there are more' })),
+  },
+  { additionalProperties: false },
+)
+
+const EligibleRuleSchema = Type.Object({
+  rule: Type.String({ description: 'The rule’s name' }),
+  permissionSets: Type.Array(Type.String(), { description: 'Permission set names (* : any)' }),
+  accountScope: Type.Array(Type.String(), { description: 'The rule’s accounts as the policy writes them: ids, *, OUs (ou-…) and the root (r-…)' }),
+  accountTags: Type.Unsafe<Record<string, string> | null>({ type: 'object', additionalProperties: { type: 'string' }, nullable: true, description: 'Tags every account must carry; null: none required' }),
+  anyAccount: Type.Boolean({ description: 'The rule names * (every account, within accountTags): those accounts are not listed' }),
+  accounts: Type.Array(
+    Type.Object({ id: Type.String(), name: Type.Unsafe<string | null>({ type: 'string', nullable: true, description: 'From AWS Organizations; null when it was not asked' }) }),
+    { description: 'The accounts the rule names or reaches through OUs (active ones) and tags, at most limit' },
+  ),
+  truncated: Type.Boolean({ description: 'More accounts match than limit' }),
+  maxDurationMinutes: Type.Integer({ description: 'The longest grant, bounded by the service maximum' }),
+  maxLeadDays: Type.Integer({ description: 'How far ahead a grant may start (startsAt), bounded by the service maximum; 0: only now' }),
+  ticketPattern: Type.Unsafe<string | null>({ type: 'string', nullable: true, description: 'RE2 pattern the whole ticket id must match; null: any ticket' }),
+})
+
+export const EligibilitySchema = Type.Object(
+  {
+    userName: Type.String({ description: 'The user, as the directory spells the name' }),
+    policyVersion: Type.String({ description: 'The version of the policy that answered (GET /policy)' }),
+    rules: Type.Array(EligibleRuleSchema, { description: 'Every rule whose users or groups include the user; empty: the user may request nothing' }),
+  },
+  {
+    $id: 'Eligibility',
+    title: 'Eligibility',
+    example: {
+      userName: 'alice',
+      policyVersion: '3f2a9c1b7d4e',
+      rules: [{
+        rule: 'oncall-incident-access',
+        permissionSets: ['AdministratorAccess', 'ReadOnlyAccess'],
+        accountScope: ['111111111111', 'ou-ab12-cdef3456'],
+        accountTags: null,
+        anyAccount: false,
+        accounts: [{ id: '111111111111', name: 'production' }, { id: '444444444444', name: 'payments-prod' }],
+        truncated: false,
+        maxDurationMinutes: 240,
+        maxLeadDays: 14,
+        ticketPattern: '(CHG|INC)[0-9]{7}',
+      }],
+    },
+  },
+)
