@@ -34,7 +34,7 @@ export interface paths {
         put?: never;
         /**
          * Request temporary access
-         * @description Gives one Identity Store user one permission set on one AWS account for a bounded time, if the eligibility policy allows it. Answers 201 once the account assignment is in place, or 202 while Identity Center is still provisioning it (poll GET /grants/{id}). It answers within the request deadline (25 s by default) whatever AWS does: 202 once the grant is recorded, 503 with Retry-After before. Denials are audited and answered 403 POLICY_DENIED with the failed condition. With startsAt (a later start) it answers 201 with status scheduled: nothing is created in Identity Center until the first sweep after that time, which asks the policy again and then provisions the grant (or records it denied). Send an Idempotency-Key (e.g. grant- and the change’s sys_id) to make retries safe: the same key and body replay the first answer, and a retry after a 503 resumes the grant the failed attempt recorded instead of making another.
+         * @description Gives one Identity Store user one permission set on one AWS account for a bounded time, if the eligibility policy allows it. Answers 201 once the account assignment is in place, or 202 while Identity Center is still provisioning it (poll GET /grants/{id}). It answers within the request deadline (25 s by default) whatever AWS does: 202 once the grant is recorded, 503 with Retry-After before. Denials are audited and answered 403 POLICY_DENIED with the failed condition. With startsAt (a later start) it answers 201 with status scheduled: nothing is created in Identity Center until the first sweep after that time, which asks the policy again and then provisions the grant (or records it denied). Send an Idempotency-Key (e.g. grant- and the change’s sys_id) to make retries safe: the same key and body replay the first answer, and a retry after a 503 resumes the grant the failed attempt recorded instead of making another. With dryRun: true it answers 200 with the verdict (DryRunResult) a real request would get, and records and creates nothing.
          */
         post: operations["createGrant"];
         delete?: never;
@@ -529,6 +529,28 @@ export interface components {
                 ticketPattern: string | null;
             }[];
         };
+        /**
+         * DryRunResult
+         * @example {
+         *       "allowed": false,
+         *       "rule": "oncall-incident-access",
+         *       "failedCondition": "duration",
+         *       "detail": "Rule 'oncall-incident-access' allows at most 240 minutes for AdministratorAccess on 111111111111; 600 were requested",
+         *       "policyVersion": "3f2a9c1b7d4e"
+         *     }
+         */
+        DryRunResult: {
+            /** @description Whether the request, sent without dryRun now, would be allowed */
+            allowed: boolean;
+            /** @description The rule that allows it, or (refused) the rule that came closest */
+            rule: string | null;
+            /** @description Refused: the condition that failed, as POLICY_DENIED (principal, account, permissionSet, duration, leadTime, ticket) or TICKET_NOT_APPROVED (ticket, ticketApproval, ticketState, ticketWindow) would name it; null when allowed */
+            failedCondition: string | null;
+            /** @description Why, in words */
+            detail: string;
+            /** @description The version of the policy that decided (GET /policy) */
+            policyVersion: string;
+        };
     };
     responses: never;
     parameters: never;
@@ -679,10 +701,24 @@ export interface operations {
                      * @example 2026-12-24T22:00:00Z
                      */
                     startsAt?: string;
+                    /**
+                     * @description true: decide the request exactly as it would be decided (directory, policy, organization, ticket approval) and answer 200 with the verdict (DryRunResult), recording nothing: no grant, no audit event, nothing created in Identity Center. Input a request would refuse (400, 422) is refused the same way; an Idempotency-Key is ignored. Default false.
+                     * @example false
+                     */
+                    dryRun?: boolean;
                 };
             };
         };
         responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DryRunResult"];
+                };
+            };
             /** @description Default Response */
             201: {
                 headers: {

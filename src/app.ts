@@ -22,7 +22,7 @@ import { policyRoutes } from './http/routes/policy.ts'
 import { revocationRoutes } from './http/routes/revocations.ts'
 import { AuditEventSchema, VerifyResultSchema } from './http/schemas/audit.ts'
 import { Problem } from './http/schemas/common.ts'
-import { GrantSchema } from './http/schemas/grants.ts'
+import { DryRunResultSchema, GrantSchema } from './http/schemas/grants.ts'
 import { EligibilitySchema, PolicyRuleSchema, PolicyViewSchema } from './http/schemas/policy.ts'
 import { SweepSummarySchema } from './http/schemas/revocations.ts'
 import type { ServiceAdapters } from './service-adapters.ts'
@@ -99,7 +99,7 @@ export async function buildApp(deps: AppDependencies) {
     echoRequestIds(request, reply)
   })
 
-  const sharedSchemas = [Problem, GrantSchema, AuditEventSchema, SweepSummarySchema, VerifyResultSchema, PolicyRuleSchema, PolicyViewSchema, EligibilitySchema]
+  const sharedSchemas = [Problem, GrantSchema, AuditEventSchema, SweepSummarySchema, VerifyResultSchema, PolicyRuleSchema, PolicyViewSchema, EligibilitySchema, DryRunResultSchema]
   for (const schema of sharedSchemas) app.addSchema(schema)
   registerDocs(app, { schemas: sharedSchemas, assetsDir: deps.docsAssetsDir })
 
