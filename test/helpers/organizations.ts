@@ -1,16 +1,5 @@
-import {
-  AttachPolicyCommand,
-  CreateAccountCommand,
-  CreateOrganizationalUnitCommand,
-  CreateOrganizationCommand,
-  CreatePolicyCommand,
-  DescribeOrganizationCommand,
-  DescribePolicyCommand,
-  ListRootsCommand,
-  MoveAccountCommand,
-  OrganizationsClient,
-  TagResourceCommand,
-} from '@aws-sdk/client-organizations'
+import { AttachPolicyCommand, CreatePolicyCommand, DescribePolicyCommand, ListRootsCommand, OrganizationsClient } from '@aws-sdk/client-organizations'
+import { ensureOrganization, seedOrganization, type DemoOrganization } from '../../src/sandbox/organization.ts'
 import { EMPTY_CUTOFF_POLICY, type PolicyDocument } from '../../src/core/cutoff-policy.ts'
 
 /**
@@ -43,46 +32,6 @@ export async function stageCutoffPolicies(endpoint: string, region: string, coun
   }
 }
 
-/** Creates the organization unless moto has one already (the cut-off policies and the OU tree both need it). */
-async function ensureOrganization(client: OrganizationsClient): Promise<void> {
-  try {
-    await client.send(new DescribeOrganizationCommand({}))
-  } catch {
-    await client.send(new CreateOrganizationCommand({ FeatureSet: 'ALL' }))
-  }
-}
-
-/**
- * An organization three OUs deep, in moto:
- *
- *     root ─┬─ workloads ── prod ── payments ── payments-prod (environment=production), payments-batch (no tags)
- *           │                    └─ analytics-prod (environment=production, directly in prod)
- *           └─ sandbox ── sandbox-dev (environment=development)
- */
-export async function stageOrganizationTree(endpoint: string, region: string) {
-  const client = new OrganizationsClient({ region, endpoint })
-  await ensureOrganization(client)
-  const rootId = (await client.send(new ListRootsCommand({}))).Roots?.[0]?.Id as string
-  const unit = async (name: string, parentId: string) =>
-    (await client.send(new CreateOrganizationalUnitCommand({ Name: name, ParentId: parentId }))).OrganizationalUnit?.Id as string
-  const workloads = await unit('workloads', rootId)
-  const prod = await unit('prod', workloads)
-  const payments = await unit('payments', prod)
-  const sandbox = await unit('sandbox', rootId)
-  const account = async (name: string, parentId: string, tags: Record<string, string> = {}) => {
-    const created = await client.send(new CreateAccountCommand({ AccountName: name, Email: `${name}@example.com` }))
-    const id = created.CreateAccountStatus?.AccountId as string
-    await client.send(new MoveAccountCommand({ AccountId: id, SourceParentId: rootId, DestinationParentId: parentId }))
-    if (Object.keys(tags).length > 0) await client.send(new TagResourceCommand({ ResourceId: id, Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }))
-    return id
-  }
-  const accounts = {
-    paymentsProd: await account('payments-prod', payments, { environment: 'production' }),
-    paymentsBatch: await account('payments-batch', payments),
-    analyticsProd: await account('analytics-prod', prod, { environment: 'production' }),
-    sandboxDev: await account('sandbox-dev', sandbox, { environment: 'development' }),
-  }
-  return { client, rootId, units: { workloads, prod, payments, sandbox }, accounts }
-}
-
-export type StagedOrganization = Awaited<ReturnType<typeof stageOrganizationTree>>
+/** The sandbox's demo organization (see seedOrganization): an OU tree three levels deep with tagged accounts. */
+export const stageOrganizationTree = seedOrganization
+export type StagedOrganization = DemoOrganization
