@@ -148,7 +148,8 @@ t.test('through the service, against AWS Organizations in moto', async (t) => {
 
   t.test('Organizations failing answers 503 with Retry-After, records nothing and grants nothing', async (t) => {
     const { app, organization, proxy, hasAssignment } = await build(t, moto, { organization: true, proxy: true, policy: (org) => workloadsPolicy(org) })
-    proxy!.inject('ListParents', 'server-error')
+    // Every attempt the limiter makes (3) fails; the next request finds Organizations back.
+    proxy!.inject('ListParents', 'server-error', 3)
 
     const answer = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ accountId: organization!.accounts.paymentsProd }) })
 
@@ -159,6 +160,9 @@ t.test('through the service, against AWS Organizations in moto', async (t) => {
     const grants = await app.inject({ method: 'GET', url: '/grants?userName=alice', headers: bearer() })
     t.same(grants.json().items, [], 'no grant recorded')
     t.notOk(await hasAssignment('alice', organization!.accounts.paymentsProd, 'AdministratorAccess'), 'no assignment')
+
+    const later = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ accountId: organization!.accounts.paymentsProd }) })
+    t.equal(later.statusCode, 201, `the failure was not cached: ${later.body}`)
   })
 
   t.test('a scheduled grant is decided again at its start, with the account where it is then', async (t) => {

@@ -2,8 +2,11 @@ import { UserNotFoundError } from './errors.ts'
 import { isOrganizationUnit, needsOrganization, rulesFor, type Policy, type Rule } from './policy.ts'
 import type { AccountDirectory, Directory } from './ports.ts'
 
-/** Accounts read under one OU for a rule with tags, each of which costs a tag lookup: beyond this, the answer is truncated. */
-export const MAX_SCANNED_ACCOUNTS = 1000
+/**
+ * Accounts read under one OU for a rule with tags: each costs a tag lookup (Organizations has no call that lists
+ * tags of many accounts), paced at a few a second on a cold cache; beyond this the answer says truncated.
+ */
+export const MAX_SCANNED_ACCOUNTS = 100
 
 /** One account a rule allows, with its name when the organization was asked (null otherwise). */
 export interface EligibleAccount {
