@@ -165,6 +165,36 @@ t.test('through the service, against AWS Organizations in moto', async (t) => {
     t.equal(later.statusCode, 201, `the failure was not cached: ${later.body}`)
   })
 
+  t.test('Organizations throttling is waited out within the request: the read is retried, the grant made', async (t) => {
+    const { app, organization, proxy } = await build(t, moto, { organization: true, proxy: true, policy: (org) => workloadsPolicy(org) })
+    proxy!.inject('ListParents', 'too-many-requests', 2)
+
+    const answer = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ accountId: organization!.accounts.paymentsProd }) })
+
+    t.equal(answer.statusCode, 201, answer.body)
+    t.equal(proxy!.injected['too-many-requests'], 2, 'both throttled answers were met')
+  })
+
+  t.test('an extension is decided again with the account where it is now', async (t) => {
+    const ttlMs = 1000
+    const { app, organization } = await build(t, moto, { organization: true, cacheTtlMs: ttlMs, policy: (org) => workloadsPolicy(org) })
+    const { client, accounts, units } = organization!
+    const granted = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ accountId: accounts.paymentsBatch }) })
+    t.equal(granted.statusCode, 201, granted.body)
+
+    await client.send(new MoveAccountCommand({ AccountId: accounts.paymentsBatch, SourceParentId: units.payments, DestinationParentId: units.sandbox }))
+    await sleep(ttlMs + 200)
+    const extended = await app.inject({
+      method: 'PATCH',
+      url: `/grants/${granted.json().id}`,
+      headers: { ...bearer(), 'content-type': 'application/merge-patch+json' },
+      payload: { expiresAt: new Date(Date.parse(granted.json().expiresAt) + 30 * 60_000).toISOString() },
+    })
+
+    t.equal(extended.statusCode, 403, extended.body)
+    t.match(extended.json(), { code: 'POLICY_DENIED', failedCondition: 'account' })
+  })
+
   t.test('a scheduled grant is decided again at its start, with the account where it is then', async (t) => {
     const ttlMs = 1000
     const { app, clock, organization } = await build(t, moto, { organization: true, cacheTtlMs: ttlMs, policy: (org) => workloadsPolicy(org) })
