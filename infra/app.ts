@@ -8,6 +8,7 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { App } from 'aws-cdk-lib'
 import { loadPolicyFile } from '../src/config.ts'
+import { needsOrganization } from '../src/core/policy.ts'
 import { buildLambda } from './build.ts'
 import { readDeploymentContext } from './context.ts'
 import { JitAccessStack, POLICY_FILE_IN_FUNCTION } from './stack.ts'
@@ -20,10 +21,11 @@ const deployment = readDeploymentContext((name) => app.node.tryGetContext(name),
 
 // The policy is checked here, so that a deployment with an invalid policy fails before it starts rather than
 // at the function's first cold start; then it is shipped inside the function's code.
-loadPolicyFile(deployment.policyFile)
+const policy = loadPolicyFile(deployment.policyFile)
 rmSync(ASSET_DIR, { recursive: true, force: true })
 await buildLambda(ASSET_DIR)
 cpSync(deployment.policyFile, join(ASSET_DIR, POLICY_FILE_IN_FUNCTION))
 
-new JitAccessStack(app, deployment.stackName, { ...deployment.stack, codeDir: ASSET_DIR })
+// A policy that names OUs, the root or account tags needs the organization's read actions, and only such a policy gets them.
+new JitAccessStack(app, deployment.stackName, { ...deployment.stack, codeDir: ASSET_DIR, readOrganization: policy.rules.some(needsOrganization) })
 app.synth()

@@ -76,6 +76,13 @@ export interface JitAccessStackProps extends StackProps {
    * the management account or in a delegated administrator for Organizations policy management. Unset: off.
    */
   sessionCutoff?: { targetIds: string[]; policies?: number | undefined } | undefined
+  /**
+   * The eligibility policy names organizational units, the root or account tags (infra/app.ts sets this from the
+   * policy file): the role may then read the organization's structure, tags and account status, and nothing else
+   * of it. Organizations answers these only in the management account or in a delegated administrator for
+   * Organizations (a member account registered with RegisterDelegatedAdministrator or a delegation policy).
+   */
+  readOrganization?: boolean | undefined
 }
 
 /**
@@ -334,6 +341,23 @@ export class JitAccessStack extends Stack {
     }
     if (props.serviceNow) {
       role.addToPolicy(new iam.PolicyStatement({ sid: 'ReadServiceNowSecret', actions: ['secretsmanager:GetSecretValue'], resources: [props.serviceNow.secretArn] }))
+    }
+    if (props.readOrganization) {
+      // Read only: where an account sits (its parents, up to the root), an OU's accounts and OUs (GET /eligibility),
+      // its tags and status. Not one action that changes the organization. The ARNs name the management account when
+      // the deployment gives it; the organization id, OU ids and account ids are reached at run time.
+      const organizationArn = (kind: string) => `arn:${partition}:organizations::${props.managementAccountId ?? '*'}:${kind}`
+      const organizationResources = [organizationArn('account/o-*/*'), organizationArn('ou/o-*/ou-*'), organizationArn('root/o-*/r-*')]
+      role.addToPolicy(new iam.PolicyStatement({
+        sid: 'ReadOrganization',
+        actions: ['organizations:ListParents', 'organizations:ListChildren', 'organizations:ListAccountsForParent', 'organizations:ListTagsForResource', 'organizations:DescribeAccount'],
+        resources: organizationResources,
+      }))
+      for (const resource of organizationResources) {
+        acknowledgeWildcard(resource.replace(`arn:${partition}:`, 'arn:<AWS::Partition>:'), 'Organizations read actions only (ListParents, ListChildren, ' +
+          'ListAccountsForParent, ListTagsForResource, DescribeAccount) on accounts, OUs and the root: the eligibility policy reaches accounts ' +
+          'through OUs at run time, and the organization id is not a deployment setting.')
+      }
     }
     if (props.jwtSecretArn) {
       role.addToPolicy(new iam.PolicyStatement({ sid: 'ReadJwtSecret', actions: ['secretsmanager:GetSecretValue'], resources: [props.jwtSecretArn] }))

@@ -34,7 +34,7 @@ export interface paths {
         put?: never;
         /**
          * Request temporary access
-         * @description Gives one Identity Store user one permission set on one AWS account for a bounded time, if the eligibility policy allows it. Answers 201 once the account assignment is in place, or 202 while Identity Center is still provisioning it (poll GET /grants/{id}). It answers within the request deadline (25 s by default) whatever AWS does: 202 once the grant is recorded, 503 with Retry-After before. Denials are audited and answered 403 POLICY_DENIED with the failed condition. With startsAt (a later start) it answers 201 with status scheduled: nothing is created in Identity Center until the first sweep after that time, which asks the policy again and then provisions the grant (or records it denied). Send an Idempotency-Key (e.g. grant- and the change’s sys_id) to make retries safe: the same key and body replay the first answer, and a retry after a 503 resumes the grant the failed attempt recorded instead of making another.
+         * @description Gives one Identity Store user one permission set on one AWS account for a bounded time, if the eligibility policy allows it. Answers 201 once the account assignment is in place, or 202 while Identity Center is still provisioning it (poll GET /grants/{id}). It answers within the request deadline (25 s by default) whatever AWS does: 202 once the grant is recorded, 503 with Retry-After before. Denials are audited and answered 403 POLICY_DENIED with the failed condition. With startsAt (a later start) it answers 201 with status scheduled: nothing is created in Identity Center until the first sweep after that time, which asks the policy again and then provisions the grant (or records it denied). Send an Idempotency-Key (e.g. grant- and the change’s sys_id) to make retries safe: the same key and body replay the first answer, and a retry after a 503 resumes the grant the failed attempt recorded instead of making another. With dryRun: true it answers 200 with the verdict (DryRunResult) a real request would get, and records and creates nothing.
          */
         post: operations["createGrant"];
         delete?: never;
@@ -125,6 +125,46 @@ export interface paths {
          * @description Called every minute by the scheduler. Removes the access of every grant whose expiry has passed, and finishes grants left provisioning or revoking by an earlier failure. Grants not finished in this run are counted as remaining and picked up by the next.
          */
         post: operations["runRevocationSweep"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The eligibility policy in force, and its version
+         * @description The policy document the service loaded at start, and its version (a content hash). Every audited decision names the version and the rule that allowed the request or came closest, so an auditor can tell which policy decided. Changes only with a restart on another policy file.
+         */
+        get: operations["getPolicy"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/eligibility": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What a user may request
+         * @description Every policy rule whose users or groups include the user (groups as the directory says now), each with its permission sets, its accounts (organizational units expanded to the active accounts nested below them, filtered by the rule’s account tags; at most limit per rule, truncated when there are more; a rule naming * says anyAccount instead of listing), its maximum duration and lead time, and its ticket pattern. A catalog item can offer exactly these choices. What is listed may still be refused for a condition this cannot know in advance (the ticket). Unknown user: 422 USER_NOT_FOUND. AWS Organizations or the directory unavailable: 503.
+         */
+        get: operations["getEligibility"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -362,6 +402,155 @@ export interface components {
                 name: string;
             };
         };
+        /** PolicyRule */
+        PolicyRule: {
+            name: string;
+            /** @description Identity Store user names */
+            users?: string[];
+            /** @description Identity Store group display names (matched by id, resolved at start) */
+            groups?: string[];
+            /** @description Account ids, * (any), organizational units (ou-…, every account nested below) or the root (r-…) */
+            accounts: string[];
+            /** @description Tags every allowed account must carry (AWS Organizations) */
+            accountTags?: {
+                [key: string]: string;
+            };
+            /** @description Permission set names, or * */
+            permissionSets: string[];
+            maxDurationMinutes: number;
+            /** @description How far ahead a grant may be scheduled; absent: the service maximum */
+            maxLeadDays?: number;
+            /** @description RE2 pattern the whole ticket id must match */
+            ticketPattern?: string;
+        };
+        /**
+         * PolicyView
+         * @example {
+         *       "version": "3f2a9c1b7d4e",
+         *       "document": {
+         *         "rules": [
+         *           {
+         *             "name": "oncall-incident-access",
+         *             "groups": [
+         *               "oncall"
+         *             ],
+         *             "accounts": [
+         *               "111111111111"
+         *             ],
+         *             "permissionSets": [
+         *               "AdministratorAccess"
+         *             ],
+         *             "maxDurationMinutes": 240,
+         *             "ticketPattern": "(CHG|INC)[0-9]{7}"
+         *           }
+         *         ]
+         *       }
+         *     }
+         */
+        PolicyView: {
+            /**
+             * @description The policy’s identity: the first 12 hex digits of the SHA-256 of the document as canonical JSON (keys sorted). Every audited decision names it.
+             * @example 3f2a9c1b7d4e
+             */
+            version: string;
+            /** @description The eligibility policy the service decides with, as loaded at start */
+            document: {
+                rules: components["schemas"]["PolicyRule"][];
+            };
+        };
+        /**
+         * Eligibility
+         * @example {
+         *       "userName": "alice",
+         *       "policyVersion": "3f2a9c1b7d4e",
+         *       "rules": [
+         *         {
+         *           "rule": "oncall-incident-access",
+         *           "permissionSets": [
+         *             "AdministratorAccess",
+         *             "ReadOnlyAccess"
+         *           ],
+         *           "accountScope": [
+         *             "111111111111",
+         *             "ou-ab12-cdef3456"
+         *           ],
+         *           "accountTags": null,
+         *           "anyAccount": false,
+         *           "accounts": [
+         *             {
+         *               "id": "111111111111",
+         *               "name": "production"
+         *             },
+         *             {
+         *               "id": "444444444444",
+         *               "name": "payments-prod"
+         *             }
+         *           ],
+         *           "truncated": false,
+         *           "maxDurationMinutes": 240,
+         *           "maxLeadDays": 14,
+         *           "ticketPattern": "(CHG|INC)[0-9]{7}"
+         *         }
+         *       ]
+         *     }
+         */
+        Eligibility: {
+            /** @description The user, as the directory spells the name */
+            userName: string;
+            /** @description The version of the policy that answered (GET /policy) */
+            policyVersion: string;
+            /** @description Every rule whose users or groups include the user; empty: the user may request nothing */
+            rules: {
+                /** @description The rule’s name */
+                rule: string;
+                /** @description Permission set names (* : any) */
+                permissionSets: string[];
+                /** @description The rule’s accounts as the policy writes them: ids, *, OUs (ou-…) and the root (r-…) */
+                accountScope: string[];
+                /** @description Tags every account must carry; null: none required */
+                accountTags: {
+                    [key: string]: string;
+                } | null;
+                /** @description The rule names * (every account, within accountTags): those accounts are not listed */
+                anyAccount: boolean;
+                /** @description The accounts the rule names or reaches through OUs (active ones) and tags, at most limit */
+                accounts: {
+                    id: string;
+                    /** @description From AWS Organizations; null when it was not asked */
+                    name: string | null;
+                }[];
+                /** @description More accounts match than limit */
+                truncated: boolean;
+                /** @description The longest grant, bounded by the service maximum */
+                maxDurationMinutes: number;
+                /** @description How far ahead a grant may start (startsAt), bounded by the service maximum; 0: only now */
+                maxLeadDays: number;
+                /** @description RE2 pattern the whole ticket id must match; null: any ticket */
+                ticketPattern: string | null;
+            }[];
+        };
+        /**
+         * DryRunResult
+         * @example {
+         *       "allowed": false,
+         *       "rule": "oncall-incident-access",
+         *       "failedCondition": "duration",
+         *       "detail": "Rule 'oncall-incident-access' allows at most 240 minutes for AdministratorAccess on 111111111111; 600 were requested",
+         *       "policyVersion": "3f2a9c1b7d4e"
+         *     }
+         */
+        DryRunResult: {
+            /** @description Whether the request, sent without dryRun now, would be allowed */
+            allowed: boolean;
+            /** @description The rule that allows it, or (refused) the rule that came closest */
+            rule: string | null;
+            /** @description Refused: the condition that failed, as POLICY_DENIED (principal, account, permissionSet, duration, leadTime, ticket) or TICKET_NOT_APPROVED (ticket, ticketApproval, ticketState, ticketWindow) would name it; null when allowed */
+            failedCondition: string | null;
+            /** @description Why, in words */
+            detail: string;
+            /** @description The version of the policy that decided (GET /policy) */
+            policyVersion: string;
+        };
     };
     responses: never;
     parameters: never;
@@ -512,10 +701,24 @@ export interface operations {
                      * @example 2026-12-24T22:00:00Z
                      */
                     startsAt?: string;
+                    /**
+                     * @description true: decide the request exactly as it would be decided (directory, policy, organization, ticket approval) and answer 200 with the verdict (DryRunResult), recording nothing: no grant, no audit event, nothing created in Identity Center. Input a request would refuse (400, 422) is refused the same way; an Idempotency-Key is ignored. Default false.
+                     * @example false
+                     */
+                    dryRun?: boolean;
                 };
             };
         };
         responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DryRunResult"];
+                };
+            };
             /** @description Default Response */
             201: {
                 headers: {
@@ -1029,6 +1232,123 @@ export interface operations {
             };
             /** @description Token lacks the scope (INSUFFICIENT_SCOPE), or the eligibility policy denies the request (POLICY_DENIED) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An AWS dependency is unavailable (UPSTREAM_UNAVAILABLE); retry after Retry-After seconds. Recorded intent is finished by the sweep */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getPolicy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PolicyView"];
+                };
+            };
+            /** @description Missing, malformed, forged or expired token, wrong issuer/audience, a lifetime over the maximum or an iat in the future, or a subject that is not 1-256 printable characters or is reserved (UNAUTHORIZED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Token lacks the scope (INSUFFICIENT_SCOPE), or the eligibility policy denies the request (POLICY_DENIED) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An AWS dependency is unavailable (UPSTREAM_UNAVAILABLE); retry after Retry-After seconds. Recorded intent is finished by the sweep */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getEligibility: {
+        parameters: {
+            query: {
+                /** @description The Identity Store user name */
+                userName: string;
+                /** @description At most this many accounts per rule (1–500); truncated says when there are more */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Eligibility"];
+                };
+            };
+            /** @description Invalid input (VALIDATION_FAILED, listing every invalid, missing or unknown field in errors; MALFORMED_BODY, BODY_TOO_LARGE, MALFORMED_URL, INVALID_CURSOR) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, malformed, forged or expired token, wrong issuer/audience, a lifetime over the maximum or an iat in the future, or a subject that is not 1-256 printable characters or is reserved (UNAUTHORIZED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Token lacks the scope (INSUFFICIENT_SCOPE), or the eligibility policy denies the request (POLICY_DENIED) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The user or permission set does not exist (USER_NOT_FOUND, PERMISSION_SET_NOT_FOUND) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

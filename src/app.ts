@@ -6,7 +6,7 @@ import { Ajv, type ErrorObject, type Options as AjvOptions, type ValidateFunctio
 import addFormats from 'ajv-formats'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Clock } from './core/clock.ts'
-import { GrantService } from './core/grants.ts'
+import { DEFAULT_MAX_LEAD_DAYS, GrantService } from './core/grants.ts'
 import { Outbox } from './core/outbox.ts'
 import type { Policy } from './core/policy.ts'
 import { HeadAnchoring } from './core/anchoring.ts'
@@ -18,10 +18,12 @@ import { idempotencyHooks } from './http/idempotency.ts'
 import { auditRoutes } from './http/routes/audit.ts'
 import { grantRoutes } from './http/routes/grants.ts'
 import { healthRoutes } from './http/routes/health.ts'
+import { policyRoutes } from './http/routes/policy.ts'
 import { revocationRoutes } from './http/routes/revocations.ts'
 import { AuditEventSchema, VerifyResultSchema } from './http/schemas/audit.ts'
 import { Problem } from './http/schemas/common.ts'
-import { GrantSchema } from './http/schemas/grants.ts'
+import { DryRunResultSchema, GrantSchema } from './http/schemas/grants.ts'
+import { EligibilitySchema, PolicyRuleSchema, PolicyViewSchema } from './http/schemas/policy.ts'
 import { SweepSummarySchema } from './http/schemas/revocations.ts'
 import type { ServiceAdapters } from './service-adapters.ts'
 
@@ -99,7 +101,7 @@ export async function buildApp(deps: AppDependencies) {
     echoRequestIds(request, reply)
   })
 
-  const sharedSchemas = [Problem, GrantSchema, AuditEventSchema, SweepSummarySchema, VerifyResultSchema]
+  const sharedSchemas = [Problem, GrantSchema, AuditEventSchema, SweepSummarySchema, VerifyResultSchema, PolicyRuleSchema, PolicyViewSchema, EligibilitySchema, DryRunResultSchema]
   for (const schema of sharedSchemas) app.addSchema(schema)
   registerDocs(app, { schemas: sharedSchemas, assetsDir: deps.docsAssetsDir })
 
@@ -134,6 +136,13 @@ export async function buildApp(deps: AppDependencies) {
   await app.register(grantRoutes, { grants, idempotency: idempotencyHooks(deps.idempotency, deps.clock), requestDeadlineMs: deps.requestDeadlineMs ?? DEFAULT_REQUEST_DEADLINE_MS })
   await app.register(auditRoutes, { auditLog: deps.auditLog })
   await app.register(revocationRoutes, { runSweep })
+  await app.register(policyRoutes, {
+    policy: deps.policy,
+    directory: deps.directory,
+    accounts: deps.accounts,
+    maxDurationMinutes: deps.maxDurationMinutes,
+    maxLeadDays: deps.maxLeadDays ?? DEFAULT_MAX_LEAD_DAYS,
+  })
 
   app.decorate('runSweep', runSweep)
   // Messages are not awaited by the answers that caused them: shutting down waits for them. Deliveries first,

@@ -21,7 +21,8 @@ import { ALL_SCOPES } from './http/auth.ts'
 import { ensureAnchorBucket } from './sandbox/anchor-bucket.ts'
 import { assertPortFree, STOP_DEADLINE_MS, stopWhenAskedOrOrphaned } from './sandbox/lifetime.ts'
 import { findMotoServer, LOCAL_VENV, startMotoServer, type MotoServer } from './sandbox/moto-server.ts'
-import { DEMO_DIRECTORY, DEMO_POLICY, seedDirectory } from './sandbox/seed.ts'
+import { seedOrganization, type DemoOrganization } from './sandbox/organization.ts'
+import { DEMO_DIRECTORY, SANDBOX_POLICY, seedDirectory } from './sandbox/seed.ts'
 import { serve } from './server.ts'
 
 const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -84,7 +85,7 @@ export async function startSandbox(options: SandboxOptions = {}) {
       const policyFile = join(SANDBOX_DIR, 'policy.json')
       if (!existsSync(policyFile)) {
         mkdirSync(SANDBOX_DIR, { recursive: true })
-        writeFileSync(policyFile, `${JSON.stringify(DEMO_POLICY, null, 2)}\n`)
+        writeFileSync(policyFile, `${JSON.stringify(SANDBOX_POLICY, null, 2)}\n`)
       }
       env.JIT_POLICY_FILE = policyFile
     }
@@ -101,7 +102,12 @@ export async function startSandbox(options: SandboxOptions = {}) {
     env.JIT_AUDIT_ANCHOR_BUCKET ??= 'jit-access-audit-anchors'
     await ensureAnchorBucket(new S3Client({ region: env.AWS_REGION, endpoint: env.AWS_ENDPOINT_URL, forcePathStyle: true }), env.JIT_AUDIT_ANCHOR_BUCKET)
     stillWanted()
-    if (ownServer) await seedDirectory(clients, instance, DEMO_DIRECTORY)
+    let organization: DemoOrganization | undefined
+    if (ownServer) {
+      await seedDirectory(clients, instance, DEMO_DIRECTORY)
+      // For policies that name OUs or account tags: moto picks the ids, printed below.
+      organization = await seedOrganization(env.AWS_ENDPOINT_URL as string, env.AWS_REGION)
+    }
     stillWanted()
 
     const finalConfig = loadConfig(env)
@@ -133,6 +139,13 @@ export async function startSandbox(options: SandboxOptions = {}) {
     print(`  base URL : ${baseUrl}`)
     print(`  API docs : ${baseUrl}/docs`)
     print(`  policy   : ${finalConfig.policyFile}`)
+    if (organization) {
+      const { units, accounts, rootId } = organization
+      print(`  organization (ids change at every start): root ${rootId}; OU workloads ${units.workloads} > prod ${units.prod} > payments ${units.payments}; OU sandbox ${units.sandbox}`)
+      print(`    accounts: payments-prod ${accounts.paymentsProd} (environment=production), payments-batch ${accounts.paymentsBatch}, ` +
+        `analytics-prod ${accounts.analyticsProd} (environment=production), sandbox-dev ${accounts.sandboxDev} (environment=development)`)
+      print(`    carol may take AdministratorAccess on sandbox-dev (rule carol-development-admin): try GET /eligibility?userName=carol`)
+    }
     if (token) {
       print('  token (all scopes, valid 12 hours):')
       print(`  export TOKEN=${token}`)
@@ -140,7 +153,7 @@ export async function startSandbox(options: SandboxOptions = {}) {
     }
     print('  Ctrl-C (or SIGTERM to npm alone) stops the service and everything the sandbox started.')
     print('')
-    return { app, baseUrl, token, moto, config: finalConfig, stop }
+    return { app, baseUrl, token, moto, config: finalConfig, stop, organization }
   } catch (error) {
     await moto?.stop()
     throw error

@@ -1,4 +1,4 @@
-import type { AuditAnchors, AuditLog, CutoffLedger, CutoffPolicies, Directory, GrantStore, IdentityCenter, IdempotencyStore, MessageChannel, Notifier, OutboxStore, TicketApproval } from './core/ports.ts'
+import type { AccountDirectory, AuditAnchors, AuditLog, CutoffLedger, CutoffPolicies, Directory, GrantStore, IdentityCenter, IdempotencyStore, MessageChannel, Notifier, OutboxStore, TicketApproval } from './core/ports.ts'
 
 /**
  * What the service needs from the outside world: the core's ports and the HTTP edge's idempotency store.
@@ -12,6 +12,8 @@ export interface ServiceAdapters {
   auditAnchors?: AuditAnchors | undefined
   identityCenter: IdentityCenter
   directory: Directory
+  /** The organization's accounts, OUs and tags, for policy rules that name them; absent, such rules cannot be evaluated. */
+  accounts?: AccountDirectory | undefined
   notifier: Notifier
   /** Where the messages audit events owe subscribers wait until they are delivered. */
   outboxStore?: OutboxStore | undefined

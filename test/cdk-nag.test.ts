@@ -33,6 +33,8 @@ const named: JitAccessStackProps = {
   permissionSetArns: [`arn:aws:sso:::permissionSet/${INSTANCE_ID}/ps-2222222222222222`],
   // The service control policies that cut sessions, and the role's permission to rewrite them, are nagged too.
   sessionCutoff: { targetIds: ['r-ab12'], policies: 2 },
+  // A policy naming OUs or tags: the role reads the organization, which has no resource ARN known at deploy time.
+  readOrganization: true,
 }
 /** Every optional setting left out: the widest policy the stack can write. */
 const open: JitAccessStackProps = {
@@ -56,6 +58,9 @@ const ALWAYS_ACKNOWLEDGED = [
   'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:identitystore:::group/*]',
   'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:identitystore:::membership/*]',
 ]
+/** The organization's accounts, OUs and root (a policy naming OUs or tags), in the management account's ARNs when it is named. */
+const organizationAcknowledged = (managementAccount: string) =>
+  ['account/o-*/*', 'ou/o-*/ou-*', 'root/o-*/r-*'].map((kind) => `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:organizations::${managementAccount}:${kind}]`)
 /** Only when the deployment leaves the accounts and the management account open. */
 const OPEN_ONLY_ACKNOWLEDGED = [
   'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sso:::account/*]',
@@ -88,8 +93,8 @@ function acknowledgements(stack: JitAccessStack): Map<string, string> {
 }
 
 for (const [name, props, expected] of [
-  ['accounts and management account named', named, ALWAYS_ACKNOWLEDGED],
-  ['accounts and management account left open', open, [...ALWAYS_ACKNOWLEDGED, ...OPEN_ONLY_ACKNOWLEDGED]],
+  ['accounts and management account named', named, [...ALWAYS_ACKNOWLEDGED, ...organizationAcknowledged('111111111111')]],
+  ['accounts and management account left open', open, [...ALWAYS_ACKNOWLEDGED, ...OPEN_ONLY_ACKNOWLEDGED, ...organizationAcknowledged('*')]],
 ] as const) {
   t.test(`${name}: cdk-nag AwsSolutions reports no error and no warning`, async (t) => {
     const { app } = synthesize(props)

@@ -30,6 +30,7 @@ const settings: JitAccessStackProps = {
   accountIds: ['222222222222'],
   permissionSetArns: [PERMISSION_SET],
   sessionCutoff: { targetIds: ['r-ab12'], policies: 2 },
+  readOrganization: true,
 }
 // Synthesized once for the whole file: synthesis is the slow part.
 const template = Template.fromStack(new JitAccessStack(new App(), 'Test', settings))
@@ -307,8 +308,16 @@ t.test('session cut-off: the stack creates the service control policies, attache
   t.same(variables.JIT_CUTOFF_POLICY_IDS, { 'Fn::Join': [',', ids.map((id) => ({ 'Fn::GetAtt': [id, 'Id'] }))] })
 })
 
+t.test('a policy naming OUs or tags lets the role read the organization, and change nothing in it', async (t) => {
+  t.same(bySid.ReadOrganization?.Action, ['organizations:ListParents', 'organizations:ListChildren', 'organizations:ListAccountsForParent', 'organizations:ListTagsForResource', 'organizations:DescribeAccount'])
+  const readOnly = Template.fromStack(new JitAccessStack(new App(), 'ReadOnlyOrg', { ...settings, sessionCutoff: undefined }))
+  const actions = (Object.values(readOnly.findResources('AWS::IAM::Policy')) as Resource[])
+    .flatMap((policy) => (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement).flatMap((s) => [s.Action].flat()).filter((a) => a.startsWith('organizations:'))
+  t.same(actions.filter((a) => !/^organizations:(List|Describe)/.test(a)), [], 'reads only')
+})
+
 t.test('session cut-off is off unless configured: no policies, no Organizations permission, no setting', async (t) => {
-  const off = Template.fromStack(new JitAccessStack(new App(), 'NoCutoff', { ...settings, sessionCutoff: undefined }))
+  const off = Template.fromStack(new JitAccessStack(new App(), 'NoCutoff', { ...settings, sessionCutoff: undefined, readOrganization: false }))
   off.resourceCountIs('AWS::Organizations::Policy', 0)
   t.notMatch(JSON.stringify(off.findResources('AWS::IAM::Policy')), /organizations:/)
   t.notMatch(JSON.stringify(off.findResources('AWS::Lambda::Function')), /JIT_SESSION_CUTOFF/)

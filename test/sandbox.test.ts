@@ -6,7 +6,7 @@ import { ListUsersCommand } from '@aws-sdk/client-identitystore'
 import t from 'tap'
 import { createAwsClients } from '../src/adapters/aws.ts'
 import { startSandbox } from '../src/sandbox.ts'
-import { DEMO_POLICY } from '../src/sandbox/seed.ts'
+import { DEMO_POLICY, SANDBOX_POLICY } from '../src/sandbox/seed.ts'
 import { startMoto } from './helpers/moto.ts'
 
 const quiet = { PORT: '0', LOG_LEVEL: 'silent', PATH: process.env.PATH ?? '' }
@@ -44,6 +44,35 @@ t.test('npm start brings up moto, tables, a demo directory and a token that work
   t.match(await verified.json(), { ok: true, anchored: true, anchor: { seq: 2 } }, 'the sweep anchored the head in the sandbox’s Object Lock bucket')
   const docs = await fetch(`${sandbox.baseUrl}/docs`)
   t.equal(docs.status, 200)
+})
+
+t.test('npm start seeds a demo organization, and its policy lets carol take AdministratorAccess on the development account', async (t) => {
+  const printed: string[] = []
+  const policyDir = mkdtempSync(join(tmpdir(), 'jit-sandbox-'))
+  t.teardown(() => rmSync(policyDir, { recursive: true, force: true }))
+  const policyFile = join(policyDir, 'policy.json')
+  writeFileSync(policyFile, JSON.stringify(SANDBOX_POLICY))
+
+  const sandbox = await startSandbox({ env: { ...quiet, JIT_POLICY_FILE: policyFile }, print: (line) => printed.push(line) })
+  t.teardown(async () => {
+    await sandbox.app.close()
+    await sandbox.moto?.stop()
+  })
+  const { accounts } = sandbox.organization!
+  const headers = { authorization: `Bearer ${sandbox.token}`, 'content-type': 'application/json' }
+  const ask = (accountId: string) => fetch(`${sandbox.baseUrl}/grants`, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ userName: 'carol', accountId, permissionSet: 'AdministratorAccess', durationMinutes: 30, ticketId: 'CHG0000001' }),
+  })
+
+  t.match(printed.join('\n'), `sandbox-dev ${accounts.sandboxDev} (environment=development)`, 'the ids are printed')
+  const development = await ask(accounts.sandboxDev)
+  t.equal(development.status, 201, await development.text())
+  const production = await ask(accounts.paymentsProd)
+  t.equal(production.status, 403, 'not on an account without the tag')
+  const eligibility = await fetch(`${sandbox.baseUrl}/eligibility?userName=carol`, { headers })
+  t.match(await eligibility.json(), { rules: [{ rule: 'carol-read-only', anyAccount: true }, { rule: 'carol-development-admin', anyAccount: true, accountTags: { environment: 'development' } }] })
 })
 
 t.test('with AWS_ENDPOINT_URL set, npm start uses that server, creates its tables, and seeds nothing', async (t) => {

@@ -17,7 +17,8 @@ t.test('a client typed from the committed contract drives the running service ov
     params: { header: { 'idempotency-key': 'typed-client-1' } },
   })
   t.equal(created.response.status, 201)
-  const grant = created.data
+  // POST /grants also answers a dry run's verdict (200), so the typed answer is a union: a grant has an id.
+  const grant = created.data && 'id' in created.data ? created.data : undefined
   t.equal(grant?.status, 'active')
 
   const fetched = await client.GET('/grants/{id}', { params: { path: { id: grant?.id ?? '' } } })
@@ -41,21 +42,26 @@ t.test('a client typed from the committed contract drives the running service ov
     body: { userName: 'alice', accountId: '111111111111', permissionSet: 'ReadOnlyAccess', durationMinutes: 60, ticketId: 'CHG0000043', startsAt },
   })
   t.equal(scheduled.response.status, 201)
-  t.equal(scheduled.data?.status, 'scheduled')
+  const scheduledGrant = scheduled.data && 'id' in scheduled.data ? scheduled.data : undefined
+  t.equal(scheduledGrant?.status, 'scheduled')
   const later = new Date(Date.parse(startsAt) + 120 * 60_000).toISOString()
   const moved = await client.PATCH('/grants/{id}', {
-    params: { path: { id: scheduled.data?.id ?? '' } },
+    params: { path: { id: scheduledGrant?.id ?? '' } },
     body: { expiresAt: later },
     headers: { 'content-type': 'application/merge-patch+json' },
   })
   t.equal(moved.response.status, 200, JSON.stringify(moved.error))
   t.equal(moved.data?.expiresAt, later)
-  const cancelled = await client.DELETE('/grants/{id}', { params: { path: { id: scheduled.data?.id ?? '' } } })
+  const cancelled = await client.DELETE('/grants/{id}', { params: { path: { id: scheduledGrant?.id ?? '' } } })
   t.equal(cancelled.data?.status, 'cancelled')
 
   const denied = await client.POST('/grants', { body: { ...grantBody({ userName: 'dave' }), durationMinutes: 30 } as never })
   t.equal(denied.response.status, 403)
   t.equal(denied.error?.code, 'POLICY_DENIED', 'problem bodies are typed too')
+
+  const dryRun = await client.POST('/grants', { body: { userName: 'alice', accountId: '111111111111', permissionSet: 'ReadOnlyAccess', durationMinutes: 30, ticketId: 'CHG0000044', dryRun: true } })
+  t.equal(dryRun.response.status, 200)
+  t.equal(dryRun.data && 'allowed' in dryRun.data ? dryRun.data.allowed : undefined, true, 'the dry run\'s verdict is typed')
 
   const served = await (await fetch(`${baseUrl}/openapi.json`)).json()
   t.equal((served as { openapi: string }).openapi, '3.0.3', 'the service serves the contract')

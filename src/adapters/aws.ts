@@ -5,7 +5,7 @@ import { SNSClient } from '@aws-sdk/client-sns'
 import { SSOAdminClient } from '@aws-sdk/client-sso-admin'
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
 import type { FastifyBaseLogger } from 'fastify'
-import type { AuditAnchors, CutoffPolicies } from '../core/ports.ts'
+import type { AccountDirectory, AuditAnchors, CutoffPolicies } from '../core/ports.ts'
 import type { ServiceAdapters } from '../service-adapters.ts'
 import { callAws } from './aws-errors.ts'
 import { DynamoAuditChain } from './dynamodb/audit-chain.ts'
@@ -116,6 +116,7 @@ export async function createAwsAdapters(
     outboxStore: new DynamoOutboxStore(doc, settings.tables.grants, chain),
     messageChannels: settings.snsTopicArn ? [new SnsLifecycleChannel(clients.sns, settings.snsTopicArn)] : [],
     idempotency: new DynamoIdempotencyStore(doc, settings.tables.grants),
+    accounts: accountDirectoryOnFirstUse(settings),
     sessionCutoff: settings.cutoffPolicyIds?.length
       ? { ledger: new DynamoCutoffLedger(doc, settings.tables.grants, chain), policies: cutoffPoliciesOnFirstUse(settings, settings.cutoffPolicyIds, instance.instanceArn) }
       : undefined,
@@ -137,6 +138,27 @@ function cutoffPoliciesOnFirstUse(settings: AwsSettings, policyIds: readonly str
     ...described,
     read: async (policyId) => (await load()).read(policyId),
     write: async (policyId, content) => (await load()).write(policyId, content),
+  }
+}
+
+/**
+ * The organization's accounts, OUs and tags (AWS Organizations), the SDK imported when a policy rule first needs
+ * them: a policy of account ids never loads it. One directory per process, so its cache and pace are shared by
+ * every request. Its client does not retry: the limiter does, each attempt paying a token.
+ */
+function accountDirectoryOnFirstUse(settings: AwsSettings): AccountDirectory {
+  let loaded: Promise<AccountDirectory> | undefined
+  const load = () =>
+    (loaded ??= Promise.all([import('@aws-sdk/client-organizations'), import('./organizations-directory.ts')]).then(([{ OrganizationsClient }, { OrganizationsAccountDirectory, ORGANIZATIONS_TPS }]) =>
+      new OrganizationsAccountDirectory(new OrganizationsClient({ ...clientOptions(settings), maxAttempts: 1 }), {
+        cacheTtlMs: settings.cacheTtlMs,
+        limiter: new IdentityCenterRateLimiter({ ratePerSecond: ORGANIZATIONS_TPS, maxConcurrentCreations: 1 }),
+      })))
+  return {
+    ancestorsOf: async (accountId) => (await load()).ancestorsOf(accountId),
+    tagsOf: async (accountId) => (await load()).tagsOf(accountId),
+    describe: async (accountId) => (await load()).describe(accountId),
+    accountsUnder: async (parentId, limit) => (await load()).accountsUnder(parentId, limit),
   }
 }
 

@@ -6,6 +6,7 @@ import { answerBy, ensureTimeFor, withDeadline } from './deadline.ts'
 import {
   ConcurrentChangeError,
   DeadlineExceededError,
+  DomainError,
   DurationTooLongError,
   GrantAlreadyEndedError,
   GrantNotFoundError,
@@ -21,7 +22,7 @@ import { MOVABLE_STATUSES, targetOf, type AssignmentTarget, type EndReason, type
 import { newId } from './ids.ts'
 import type { Outbox } from './outbox.ts'
 import { evaluatePolicy, mightAllow, type AccessRequest, type Policy, type PolicyDecision } from './policy.ts'
-import type { AuditDraft, AuditLog, CoverageWrite, CutoffLedger, CutoffPolicies, Directory, GrantFilter, GrantStore, GrantTransition, IdentityCenter, Notifier, Page, PageRequest, TicketApproval, TicketCheck } from './ports.ts'
+import type { AccountDirectory, AuditDraft, AuditLog, CoverageWrite, CutoffLedger, CutoffPolicies, Directory, DirectoryUser, PermissionSetInfo, GrantFilter, GrantStore, GrantTransition, IdentityCenter, Notifier, Page, PageRequest, TicketApproval, TicketCheck } from './ports.ts'
 import { SessionCutoffs } from './session-cutoff.ts'
 
 export interface GrantRequest {
@@ -50,6 +51,8 @@ export interface GrantServiceDeps {
   auditLog: AuditLog
   identityCenter: IdentityCenter
   directory: Directory
+  /** The organization (AWS Organizations), asked only when a policy rule names an OU, the root or account tags. */
+  accounts?: AccountDirectory | undefined
   notifier: Notifier
   /** Asked whether the ticket approves the access (ServiceNow approval verification); unset, tickets are not checked. */
   ticketApproval?: TicketApproval | undefined
@@ -78,6 +81,29 @@ const DAY_MS = 86_400_000
 const CHANGE_ATTEMPTS = 3
 
 export type GrantOutcome = { grant: Grant; settled: boolean }
+
+/** What a request would be answered, decided without recording anything (GrantService.dryRun). */
+export interface DryRunVerdict {
+  allowed: boolean
+  /** The rule that allows it, or (refused) the rule that came closest; null when no rule was reached. */
+  rule: string | null
+  /** Refused: the condition that failed (as POLICY_DENIED or TICKET_NOT_APPROVED would name it); null when allowed. */
+  failedCondition: string | null
+  detail: string
+  policyVersion: string
+}
+
+/** Carries a dry run's refusal out of decide, which throws every refusal. */
+class DryRunRefusal extends Error {
+  readonly refusal: DomainError
+  readonly rule: string | undefined
+
+  constructor(refusal: DomainError, rule: string | undefined) {
+    super(refusal.message)
+    this.refusal = refusal
+    this.rule = rule
+  }
+}
 
 /**
  * The grant lifecycle: provisioning → active → revoking → expired | revoked, or → failed. A grant asked for a
@@ -161,39 +187,22 @@ export class GrantService {
       requestId: actor.requestId,
       correlationId: actor.correlationId ?? null,
     })
-
-    const user = await deps.directory.findUser(input.userName)
-    if (!user) {
-      const error = new UserNotFoundError(input.userName)
-      await this.appendAudit(draft('grant.denied', error.message))
-      throw error
-    }
-    userName = user.userName
-    // The policy names users as the directory does, so it is asked about the directory's spelling too.
-    const request = { ...input, userName }
-    const permissionSet = await deps.identityCenter.findPermissionSet(input.permissionSet)
-    if (!permissionSet) {
-      const error = new PermissionSetNotFoundError(input.permissionSet)
-      await this.appendAudit(draft('grant.denied', error.message))
-      throw error
-    }
     // Whether the assignment already exists is asked beside the policy's group lookup, so that the grant's
     // record can carry the intent to create it. Not for a request no rule could allow: Identity Center's
     // quota is shared with the sweep, and denied requests should not spend it (only those that fail on group
     // membership do, one read each). Nor for a scheduled grant, which holds nothing until it starts.
-    const target: AssignmentTarget = { userId: user.id, accountId: input.accountId, permissionSetArn: permissionSet.arn }
-    const earlyLook = !startsAt && mightAllow(deps.policy, request) ? deps.identityCenter.assignmentExists(target).catch(() => undefined) : undefined
-    const leadMs = startsAt ? startsAt.getTime() - deps.clock.now().getTime() : 0
-    const decision = await evaluatePolicy(deps.policy, { ...request, leadMs }, () => deps.directory.groupIdsOf(user.id))
-    if (!decision.allowed) {
-      await this.appendAudit(draft('grant.denied', describeDenial(decision)))
-      throw new PolicyDeniedError(decision.reason, decision.failedCondition)
-    }
-    const ticket = await this.askTicket(input.ticketId, startsAt ?? deps.clock.now(), input.durationMinutes * MINUTE_MS)
-    if (!ticket.approved) {
-      await this.appendAudit(draft('grant.denied', describeTicketRefusal(ticket)))
-      throw new TicketNotApprovedError(input.ticketId, ticket.failedCondition, ticket.detail)
-    }
+    let earlyLook: Promise<boolean | undefined> | undefined
+    const { user, permissionSet, decision } = await this.decide(input, startsAt, {
+      deny: async (spelling, detail, error) => {
+        userName = spelling
+        await this.appendAudit(draft('grant.denied', detail))
+        throw error
+      },
+      beforePolicy: (target, request) => {
+        earlyLook = !startsAt && mightAllow(deps.policy, request) ? deps.identityCenter.assignmentExists(target).catch(() => undefined) : undefined
+      },
+    })
+    userName = user.userName
     // Before the clock is read: under throttling the look may take seconds, which the lease must not lose.
     const noAssignment = (await earlyLook) === false
 
@@ -223,7 +232,7 @@ export class GrantService {
       sessionsCutAt: null,
     }
     if (startsAt) {
-      const allowed = `${input.durationMinutes} minutes from ${grant.startsAt} allowed by rule '${decision.rule}'`
+      const allowed = `${input.durationMinutes} minutes from ${grant.startsAt} ${allowedBy(decision, deps.policy)}`
       return this.recordScheduled(grant, this.event(draft('grant.scheduled', allowed, grant.id)), actor, onRecorded)
     }
     const dueAt = provisioningDueAt(now, grant)
@@ -235,12 +244,78 @@ export class GrantService {
     const created = await deps.store.createGrant(
       grant,
       dueAt,
-      this.event(draft('grant.requested', `${input.durationMinutes} minutes allowed by rule '${decision.rule}'`, grant.id)),
+      this.event(draft('grant.requested', `${input.durationMinutes} minutes ${allowedBy(decision, deps.policy)}`, grant.id)),
       lease,
     )
     if (created === 'exists') return this.resumeRecorded(grant.id, actor, onRecorded)
     onRecorded(grant)
     return this.settleProvisioning(grant, actor, { leaseOwner: lease.owner, leaseUntil: lease.until, earlyLook, creationIntended: created === 'creation-intended' })
+  }
+
+  /**
+   * Everything a request is decided on, in the order a real request asks: the user, the permission set, the
+   * policy (with the organization when a rule needs it), then the ticket when approval verification is on. A
+   * refusal goes to `verdict.deny` with the user's name as the directory spells it (as asked, if it has none),
+   * the audit detail and the error, which it throws. `verdict.beforePolicy` runs just before the policy is
+   * asked, with the assignment the grant would need. Errors of the lookups (UpstreamUnavailableError) pass.
+   */
+  private async decide(input: GrantRequest, startsAt: Date | undefined, verdict: {
+    deny: (userName: string, detail: string, error: DomainError, rule?: string) => Promise<never>
+    beforePolicy?: (target: AssignmentTarget, request: AccessRequest) => void
+  }): Promise<{ user: DirectoryUser; permissionSet: PermissionSetInfo; decision: Extract<PolicyDecision, { allowed: true }> }> {
+    const { deps } = this
+    const version = deps.policy.version
+    const user = await deps.directory.findUser(input.userName)
+    if (!user) {
+      const error = new UserNotFoundError(input.userName)
+      return verdict.deny(input.userName, `${error.message} (policy ${version})`, error)
+    }
+    // The policy names users as the directory does, so it is asked about the directory's spelling too.
+    const request = { ...input, userName: user.userName }
+    const permissionSet = await deps.identityCenter.findPermissionSet(input.permissionSet)
+    if (!permissionSet) {
+      const error = new PermissionSetNotFoundError(input.permissionSet)
+      return verdict.deny(user.userName, `${error.message} (policy ${version})`, error)
+    }
+    verdict.beforePolicy?.({ userId: user.id, accountId: input.accountId, permissionSetArn: permissionSet.arn }, request)
+    const leadMs = startsAt ? startsAt.getTime() - deps.clock.now().getTime() : 0
+    const decision = await evaluatePolicy(deps.policy, { ...request, leadMs }, () => deps.directory.groupIdsOf(user.id), deps.accounts)
+    if (!decision.allowed) {
+      return verdict.deny(user.userName, describeDenial(decision, deps.policy), new PolicyDeniedError(decision.reason, decision.failedCondition), decision.rule)
+    }
+    const ticket = await this.askTicket(input.ticketId, startsAt ?? deps.clock.now(), input.durationMinutes * MINUTE_MS)
+    if (!ticket.approved) {
+      const error = new TicketNotApprovedError(input.ticketId, ticket.failedCondition, ticket.detail)
+      return verdict.deny(user.userName, `${describeTicketRefusal(ticket)}; ${allowedBy(decision, deps.policy)}`, error, decision.rule)
+    }
+    return { user, permissionSet, decision }
+  }
+
+  /**
+   * Decides a request exactly as `request` would (the service maximum, the start, the directory, the policy with
+   * the organization, the ticket when approval verification is on) and answers the verdict, recording nothing:
+   * no grant, no audit event, no Identity Center change (its permission sets are read, as a request reads them).
+   * A refusal by the policy or the ticket is an answer (`allowed: false`); input a request would refuse is thrown
+   * as it would be (DurationTooLongError, InvalidTimeError, UserNotFoundError, PermissionSetNotFoundError), and so
+   * are lookups that fail (UpstreamUnavailableError).
+   */
+  async dryRun(input: GrantRequest): Promise<DryRunVerdict> {
+    const { deps } = this
+    if (input.durationMinutes > deps.maxDurationMinutes) throw new DurationTooLongError(input.durationMinutes, deps.maxDurationMinutes)
+    const startsAt = input.startsAt === undefined ? undefined : this.scheduledStart(input.startsAt)
+    const policyVersion = deps.policy.version
+    try {
+      const { decision } = await this.decide(input, startsAt, {
+        deny: (_userName, _detail, error, rule) => Promise.reject(new DryRunRefusal(error, rule)),
+      })
+      return { allowed: true, rule: decision.rule, failedCondition: null, detail: `${input.durationMinutes} minutes ${allowedBy(decision, deps.policy)}`, policyVersion }
+    } catch (error) {
+      if (!(error instanceof DryRunRefusal)) throw error
+      const failedCondition = error.refusal.extensions.failedCondition
+      // Not a decision: the user or permission set does not exist, which a request answers 422 too.
+      if (typeof failedCondition !== 'string') throw error.refusal
+      return { allowed: false, rule: error.rule ?? null, failedCondition, detail: error.refusal.message, policyVersion }
+    }
   }
 
   /** A scheduled grant is recorded and answered at once: the sweep starts it (see start). */
@@ -301,7 +376,7 @@ export class GrantService {
       }
       // Sessions last as long as the permission set says now, which may have changed since the grant was asked for.
       const set = { accessEndsBy: new Date(Date.parse(current.expiresAt) + verdict.sessionSeconds * 1000).toISOString() }
-      const allowed = `scheduled start reached; allowed again by rule '${verdict.rule}'`
+      const allowed = `scheduled start reached; ${verdict.allowed} again`
       return { ...change, to: 'provisioning', dueAt: provisioningDueAt(now, current), hold: 'join', set, event: this.event(this.grantDraft(current, 'grant.start_requested', actor, allowed)) }
     })
     if (started?.status === 'provisioning') return this.settleProvisioning(started, actor)
@@ -314,17 +389,17 @@ export class GrantService {
    * named (deleted, or replaced by another of the same name, it is refused rather than left to fail in Identity
    * Center on every sweep), then the policy with the user's groups as they are now, then the ticket.
    */
-  private async decideStart(grant: Grant, now: Date): Promise<{ refused: string } | { rule: string; sessionSeconds: number }> {
+  private async decideStart(grant: Grant, now: Date): Promise<{ refused: string } | { allowed: string; sessionSeconds: number }> {
     const { deps } = this
     const permissionSet = await deps.identityCenter.findPermissionSet(grant.permissionSet)
     if (permissionSet?.arn !== grant.permissionSetArn) {
-      return { refused: `permission set '${grant.permissionSet}' ${permissionSet ? 'was replaced by another of the same name' : 'no longer exists'} (failed condition: permissionSet)` }
+      return { refused: `permission set '${grant.permissionSet}' ${permissionSet ? 'was replaced by another of the same name' : 'no longer exists'} (failed condition: permissionSet; policy ${deps.policy.version})` }
     }
-    const decision = await evaluatePolicy(deps.policy, accessRequestOf(grant, 0), () => deps.directory.groupIdsOf(grant.userId))
-    if (!decision.allowed) return { refused: describeDenial(decision) }
+    const decision = await evaluatePolicy(deps.policy, accessRequestOf(grant, 0), () => deps.directory.groupIdsOf(grant.userId), deps.accounts)
+    if (!decision.allowed) return { refused: describeDenial(decision, deps.policy) }
     const ticket = await this.askTicket(grant.ticketId, now, Date.parse(grant.expiresAt) - now.getTime())
-    if (!ticket.approved) return { refused: describeTicketRefusal(ticket) }
-    return { rule: decision.rule, sessionSeconds: permissionSet.sessionDurationSeconds }
+    if (!ticket.approved) return { refused: `${describeTicketRefusal(ticket)}; ${allowedBy(decision, deps.policy)}` }
+    return { allowed: allowedBy(decision, deps.policy), sessionSeconds: permissionSet.sessionDurationSeconds }
   }
 
   async get(id: string): Promise<Grant> {
@@ -442,19 +517,22 @@ export class GrantService {
     const extending = end > previous
     const durationMinutes = Math.ceil((end.getTime() - start.getTime()) / MINUTE_MS)
     const moved = `end moved from ${grant.expiresAt} to ${end.toISOString()}`
+    // An extension is a decision of the policy, and its event names the rule and the policy's version.
+    let allowed = ''
     if (extending) {
       if (durationMinutes > deps.maxDurationMinutes) throw new DurationTooLongError(durationMinutes, deps.maxDurationMinutes)
       const request = accessRequestOf(grant, Math.max(0, start.getTime() - now.getTime()), durationMinutes)
-      const decision = await evaluatePolicy(deps.policy, request, () => deps.directory.groupIdsOf(grant.userId))
+      const decision = await evaluatePolicy(deps.policy, request, () => deps.directory.groupIdsOf(grant.userId), deps.accounts)
       if (!decision.allowed) {
-        await this.appendAudit(this.grantDraft(grant, 'grant.denied', actor, `extension refused (${moved} asked): ${describeDenial(decision)}`), grant)
+        await this.appendAudit(this.grantDraft(grant, 'grant.denied', actor, `extension refused (${moved} asked): ${describeDenial(decision, deps.policy)}`), grant)
         throw new PolicyDeniedError(decision.reason, decision.failedCondition)
       }
       const ticket = await this.askTicket(grant.ticketId, start, end.getTime() - start.getTime())
       if (!ticket.approved) {
-        await this.appendAudit(this.grantDraft(grant, 'grant.denied', actor, `extension refused (${moved} asked): ${describeTicketRefusal(ticket)}`), grant)
+        await this.appendAudit(this.grantDraft(grant, 'grant.denied', actor, `extension refused (${moved} asked): ${describeTicketRefusal(ticket)}; ${allowedBy(decision, deps.policy)}`), grant)
         throw new TicketNotApprovedError(grant.ticketId, ticket.failedCondition, ticket.detail)
       }
+      allowed = `; ${allowedBy(decision, deps.policy)}`
     }
     const sessionMs = Date.parse(grant.accessEndsBy) - previous.getTime()
     return {
@@ -464,7 +542,7 @@ export class GrantService {
       dueAt: grant.status === 'scheduled' ? start : grant.status === 'provisioning' ? provisioningDueAt(now, { expiresAt: end.toISOString() }) : end,
       hold: 'keep',
       set: { expiresAt: end.toISOString(), accessEndsBy: new Date(end.getTime() + sessionMs).toISOString() },
-      event: this.event(this.grantDraft(grant, extending ? 'grant.extended' : 'grant.shortened', actor, `${moved} (${durationMinutes} minutes in all)`)),
+      event: this.event(this.grantDraft(grant, extending ? 'grant.extended' : 'grant.shortened', actor, `${moved} (${durationMinutes} minutes in all)${allowed}`)),
     }
   }
 
@@ -706,8 +784,14 @@ function accessRequestOf(grant: Grant, leadMs: number, durationMinutes = Math.ce
   return { userName: grant.userName, accountId: grant.accountId, permissionSet: grant.permissionSet, ticketId: grant.ticketId, durationMinutes, leadMs }
 }
 
-function describeDenial(decision: Extract<PolicyDecision, { allowed: false }>): string {
-  return `${decision.reason} (failed condition: ${decision.failedCondition})`
+/** A denial as the audit log records it: why, the condition, the rule that came closest and the policy's version. */
+function describeDenial(decision: Extract<PolicyDecision, { allowed: false }>, policy: Pick<Policy, 'version'>): string {
+  return `${decision.reason} (failed condition: ${decision.failedCondition}; closest rule '${decision.rule}'; policy ${policy.version})`
+}
+
+/** The rule that allowed a request and the policy's version, as every allowing event names them. */
+function allowedBy(decision: Extract<PolicyDecision, { allowed: true }>, policy: Pick<Policy, 'version'>): string {
+  return `allowed by rule '${decision.rule}' (policy ${policy.version})`
 }
 
 function describeTicketRefusal(check: Extract<TicketCheck, { approved: false }>): string {

@@ -1,15 +1,28 @@
+import { createHash } from 'node:crypto'
 import { RE2JS } from 're2js'
 import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
+import type { AccountDirectory } from './ports.ts'
 
 const NonEmpty = Type.String({ minLength: 1 })
+
+/** An account id, '*', an organizational unit id (ou-…) or a root id (r-…), as Organizations spells them. */
+const ACCOUNT_SCOPE_PATTERN = '^(\\*|[0-9]{12}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|r-[0-9a-z]{4,32})$'
+
+/** Whether an entry of a rule's accounts names a part of the organization (an OU or the root) rather than an account. */
+export function isOrganizationUnit(entry: string): boolean {
+  return entry.startsWith('ou-') || entry.startsWith('r-')
+}
 
 const RuleSchema = Type.Object(
   {
     name: NonEmpty,
     users: Type.Optional(Type.Array(NonEmpty)),
     groups: Type.Optional(Type.Array(NonEmpty)),
-    accounts: Type.Array(Type.String({ pattern: '^(\\*|[0-9]{12})$' }), { minItems: 1 }),
+    /** Account ids, '*', organizational units (every account nested anywhere under one) and the organization's root. */
+    accounts: Type.Array(Type.String({ pattern: ACCOUNT_SCOPE_PATTERN }), { minItems: 1 }),
+    /** Tags every account this rule allows must carry (AWS Organizations account tags), all of them, exact values. */
+    accountTags: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Type.String({ maxLength: 256 }), { minProperties: 1, maxProperties: 10 })),
     permissionSets: Type.Array(NonEmpty, { minItems: 1 }),
     maxDurationMinutes: Type.Integer({ minimum: 1 }),
     /** How far ahead a grant under this rule may be scheduled; 0 allows only grants that start at once. */
@@ -34,7 +47,7 @@ export interface TicketPattern {
   matches(ticketId: string): boolean
 }
 
-interface Rule extends Omit<RuleDocument, 'ticketPattern'> {
+export interface Rule extends Omit<RuleDocument, 'ticketPattern'> {
   ticketPattern?: TicketPattern
   /**
    * The ids of the groups `groups` names, set by resolvePolicy: display names can be changed or reused by
@@ -46,6 +59,28 @@ interface Rule extends Omit<RuleDocument, 'ticketPattern'> {
 /** A parsed policy; its group rules need resolvePolicy before it can decide anything. */
 export interface Policy {
   rules: Rule[]
+  /**
+   * The policy's identity: the first 12 hex digits of the SHA-256 of its document as canonical JSON (keys sorted,
+   * no whitespace). The same document, however formatted, has the same version; any change gives another.
+   */
+  version: string
+  /** The document as loaded (GET /policy shows it). */
+  document: PolicyDocument
+}
+
+/** The version of a policy document (see Policy.version). */
+export function policyVersion(document: PolicyDocument): string {
+  return createHash('sha256').update(canonicalJson(document)).digest('hex').slice(0, 12)
+}
+
+/** JSON with every object's keys sorted, so that two spellings of one document serialize alike. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`
+  }
+  return JSON.stringify(value)
 }
 
 const DAY_MS = 86_400_000
@@ -77,7 +112,7 @@ export function parsePolicy(document: unknown): Policy {
     return { ...rule, ticketPattern: compileTicketPattern(rule, index, problems) }
   })
   if (problems.length > 0) throw new PolicyInvalidError(problems)
-  return { rules }
+  return { rules, version: policyVersion(document), document }
 }
 
 function compileTicketPattern(rule: RuleDocument, index: number, problems: string[]): TicketPattern | undefined {
@@ -149,6 +184,7 @@ export async function resolvePolicy(
     for (const problem of missing) options.warnMissing(`The eligibility policy names ${problem}, which does not exist: it matches nobody`)
   }
   return {
+    ...policy,
     rules: policy.rules.map((rule) => (rule.groups ? { ...rule, groupIds: rule.groups.flatMap((name) => ids.get(name) ?? []) } : rule)),
   }
 }
@@ -165,7 +201,8 @@ export interface AccessRequest {
 
 export type PolicyDecision =
   | { allowed: true; rule: string }
-  | { allowed: false; failedCondition: FailedCondition; reason: string }
+  /** `rule`: the rule that came closest (matched most conditions). */
+  | { allowed: false; rule: string; failedCondition: FailedCondition; reason: string }
 
 export type FailedCondition = 'principal' | 'account' | 'permissionSet' | 'duration' | 'leadTime' | 'ticket'
 
@@ -173,36 +210,94 @@ export type FailedCondition = 'principal' | 'account' | 'permissionSet' | 'durat
  * Allows the request when one rule matches in every condition. On denial it explains the rule that came
  * closest (matched most conditions, in the order principal, account, permission set, duration, lead time,
  * ticket), so the requester learns what to change without the whole policy being revealed. `groupIdsOfUser`
- * answers the ids of the user's groups; it is called at most once, and only when a rule needs it. Throws
- * PolicyNotResolvedError for a policy that did not go through resolvePolicy.
+ * answers the ids of the user's groups; it is called at most once, and only when a rule needs it.
+ * `accounts` (AWS Organizations) is asked only about rules whose principal matches and that name an OU, the
+ * root or account tags: a policy of account ids never asks it. When it cannot answer for a rule and no other
+ * rule allows the request, its error (UpstreamUnavailableError) is thrown: the decision fails closed. Throws
+ * PolicyNotResolvedError for a policy that did not go through resolvePolicy, and AccountDirectoryMissingError
+ * when a rule needs Organizations and no `accounts` was given.
  */
 export async function evaluatePolicy(
   policy: Policy,
   request: AccessRequest,
   groupIdsOfUser: () => Promise<readonly string[]>,
+  accounts?: AccountDirectory,
 ): Promise<PolicyDecision> {
   let groupIds: readonly string[] | undefined
   const loadGroups = async (): Promise<readonly string[]> => (groupIds ??= await groupIdsOfUser())
-  let closest: { passed: number; failedCondition: FailedCondition; reason: string } | undefined
+  let closest: { rule: string; passed: number; failedCondition: FailedCondition; reason: string } | undefined
+  let unanswered: unknown
 
   for (const rule of policy.rules) {
-    const failure = await firstFailure(rule, request, loadGroups)
+    let failure: Awaited<ReturnType<typeof firstFailure>>
+    try {
+      failure = await firstFailure(rule, request, loadGroups, accounts)
+    } catch (error) {
+      if (!(error instanceof AccountLookupFailed)) throw error
+      // Another rule may still allow it without Organizations; if none does, the lookup's failure is the answer.
+      unanswered ??= error.cause
+      continue
+    }
     if (!failure) return { allowed: true, rule: rule.name }
-    if (!closest || failure.passed > closest.passed) closest = failure
+    if (!closest || failure.passed > closest.passed) closest = { ...failure, rule: rule.name }
   }
+  if (unanswered !== undefined) throw unanswered
   // parsePolicy guarantees at least one rule, so closest is set.
-  const { failedCondition, reason } = closest ?? { failedCondition: 'principal' as const, reason: 'no rule' }
-  return { allowed: false, failedCondition, reason }
+  const { rule, failedCondition, reason } = closest ?? { rule: '', failedCondition: 'principal' as const, reason: 'no rule' }
+  return { allowed: false, rule, failedCondition, reason }
 }
 
 /**
  * Whether some rule could allow the request, were the user in its groups: false means a denial whatever the
  * group lookup answers. Lets a caller start work for an allowed request beside that lookup without starting
- * it for requests that cannot be allowed.
+ * it for requests that cannot be allowed. Asks nobody: a rule that names an OU, the root or tags counts as
+ * possibly matching any account.
  */
 export function mightAllow(policy: Policy, request: AccessRequest): boolean {
   return policy.rules.some((rule) =>
-    (rule.users?.includes(request.userName) || groupIdsOf(rule).length > 0) && conditionFailure(rule, request) === undefined)
+    (rule.users?.includes(request.userName) || groupIdsOf(rule).length > 0) &&
+    conditionFailure(rule, request, accountListed(rule, request.accountId) || needsOrganization(rule)) === undefined)
+}
+
+/** A rule whose account condition only AWS Organizations can decide: it names an OU, the root, or account tags. */
+export function needsOrganization(rule: Pick<RuleDocument, 'accounts' | 'accountTags'>): boolean {
+  return rule.accountTags !== undefined || rule.accounts.some(isOrganizationUnit)
+}
+
+/** Thrown when a rule needs AWS Organizations and the service was built without it: a wiring mistake. */
+export class AccountDirectoryMissingError extends Error {
+  constructor(rule: string) {
+    super(`Rule '${rule}' names organizational units or account tags, and no account directory (AWS Organizations) was given`)
+    this.name = 'AccountDirectoryMissingError'
+  }
+}
+
+/** Carries an account directory's failure past one rule, so that another rule may still decide. */
+class AccountLookupFailed extends Error {
+  constructor(cause: unknown) {
+    super('account lookup failed', { cause })
+  }
+}
+
+/**
+ * The rules whose principal condition the user meets (named, or in one of their groups by id): what the user
+ * could be allowed, whatever the other conditions. `groupIdsOfUser` is called at most once, and only when a rule
+ * names groups that the user is not named beside.
+ */
+export async function rulesFor(policy: Policy, userName: string, groupIdsOfUser: () => Promise<readonly string[]>): Promise<Rule[]> {
+  let groupIds: readonly string[] | undefined
+  const matching: Rule[] = []
+  for (const rule of policy.rules) {
+    if (rule.users?.includes(userName)) {
+      matching.push(rule)
+      continue
+    }
+    const ruleGroupIds = groupIdsOf(rule)
+    if (ruleGroupIds.length === 0) continue
+    groupIds ??= await groupIdsOfUser()
+    if (groupIds.some((id) => ruleGroupIds.includes(id))) matching.push(rule)
+  }
+  return matching
 }
 
 function groupIdsOf(rule: Rule): readonly string[] {
@@ -211,10 +306,46 @@ function groupIdsOf(rule: Rule): readonly string[] {
   return rule.groupIds
 }
 
+function accountListed(rule: Rule, accountId: string): boolean {
+  return rule.accounts.includes('*') || rule.accounts.includes(accountId)
+}
+
+/**
+ * Why the rule's account condition refuses the account, or undefined when it allows it. Listed accounts and '*'
+ * are taken as the policy says; an account reached through an OU, the root or tags must also be active in the
+ * organization (not suspended or closed), which is asked then too.
+ */
+async function accountRefusal(rule: Rule, request: AccessRequest, accounts: AccountDirectory | undefined): Promise<string | undefined> {
+  const { accountId } = request
+  const notEligible = `Account ${accountId} is not eligible for '${request.userName}'`
+  const listed = accountListed(rule, accountId)
+  if (listed && !rule.accountTags) return undefined
+  const units = rule.accounts.filter(isOrganizationUnit)
+  if (!listed && units.length === 0) return notEligible
+  if (!accounts) throw new AccountDirectoryMissingError(rule.name)
+  try {
+    if (!listed) {
+      const ancestors = await accounts.ancestorsOf(accountId)
+      if (!ancestors.some((id) => units.includes(id))) return notEligible
+    }
+    if (rule.accountTags) {
+      const tags = await accounts.tagsOf(accountId)
+      const missing = Object.entries(rule.accountTags).filter(([key, value]) => tags[key] !== value).map(([key, value]) => `${key}=${value}`)
+      if (missing.length > 0) return `Account ${accountId} does not carry the tags rule '${rule.name}' requires (${missing.join(', ')})`
+    }
+    const account = await accounts.describe(accountId)
+    if (!account?.active) return `Account ${accountId} is not active in the organization (suspended or closed): it is never granted`
+    return undefined
+  } catch (error) {
+    throw new AccountLookupFailed(error)
+  }
+}
+
 async function firstFailure(
   rule: Rule,
   request: AccessRequest,
   loadGroups: () => Promise<readonly string[]>,
+  accounts: AccountDirectory | undefined,
 ): Promise<{ passed: number; failedCondition: FailedCondition; reason: string } | undefined> {
   const what = `${request.permissionSet} on ${request.accountId}`
   const listedUser = rule.users?.includes(request.userName) ?? false
@@ -223,13 +354,15 @@ async function firstFailure(
   if (!listedUser && !inGroup) {
     return { passed: 0, failedCondition: 'principal', reason: `User '${request.userName}' is not eligible for ${what}` }
   }
-  return conditionFailure(rule, request)
+  const refusal = await accountRefusal(rule, request, accounts)
+  if (refusal !== undefined) return { passed: 1, failedCondition: 'account', reason: refusal }
+  return conditionFailure(rule, request, true)
 }
 
-/** The first condition besides the principal that the request fails, if any. */
-function conditionFailure(rule: Rule, request: AccessRequest): { passed: number; failedCondition: FailedCondition; reason: string } | undefined {
+/** The first condition besides the principal that the request fails, if any; `accountMatches` is the account condition's answer. */
+function conditionFailure(rule: Rule, request: AccessRequest, accountMatches: boolean): { passed: number; failedCondition: FailedCondition; reason: string } | undefined {
   const what = `${request.permissionSet} on ${request.accountId}`
-  if (!rule.accounts.includes('*') && !rule.accounts.includes(request.accountId)) {
+  if (!accountMatches) {
     return { passed: 1, failedCondition: 'account', reason: `Account ${request.accountId} is not eligible for '${request.userName}'` }
   }
   if (!rule.permissionSets.includes('*') && !rule.permissionSets.includes(request.permissionSet)) {

@@ -58,6 +58,34 @@ export interface Directory {
   groupIdOf(displayName: string): Promise<string | undefined>
 }
 
+/** An AWS account as the organization describes it. */
+export interface OrganizationAccount {
+  id: string
+  name: string
+  /** ACTIVE in the organization; false for a suspended, closing or closed account, which is never granted. */
+  active: boolean
+}
+
+/**
+ * The organization's structure (AWS Organizations), for policy rules that name organizational units, the root or
+ * account tags. Answers may be cached for a while (JIT_CACHE_TTL_SECONDS): an account moved, retagged or closed
+ * counts once the cached answer expires. Every method throws UpstreamUnavailableError when Organizations cannot
+ * answer, so that a decision that needs it fails closed.
+ */
+export interface AccountDirectory {
+  /** The ids of the OUs and the root above the account, nearest first; empty when the organization does not have it. */
+  ancestorsOf(accountId: string): Promise<readonly string[]>
+  /** The account's tags (empty when it has none, or is not in the organization). */
+  tagsOf(accountId: string): Promise<Readonly<Record<string, string>>>
+  /** The account, undefined when the organization does not have it. */
+  describe(accountId: string): Promise<OrganizationAccount | undefined>
+  /**
+   * Accounts nested anywhere under the root or OU, at most `limit` of them (truncated: there are more), in a
+   * stable order (breadth first, each parent's accounts in Organizations' order).
+   */
+  accountsUnder(parentId: string, limit: number): Promise<{ accounts: OrganizationAccount[]; truncated: boolean }>
+}
+
 /** What we know about one user/account/permission-set assignment and the grants that need it. */
 export interface Coverage {
   target: AssignmentTarget

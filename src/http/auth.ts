@@ -10,6 +10,7 @@ export const SCOPES = {
   grantsRevoke: 'grants:revoke',
   auditRead: 'audit:read',
   revocationsRun: 'revocations:run',
+  policyRead: 'policy:read',
 } as const
 export type Scope = (typeof SCOPES)[keyof typeof SCOPES]
 export const ALL_SCOPES: Scope[] = Object.values(SCOPES)

@@ -36,6 +36,7 @@ export async function buildDocsApp(routes: RouteOptions[], options: DocsOptions)
       tags: [
         { name: 'grants', description: 'Request, inspect and end temporary access' },
         { name: 'audit', description: 'Every decision, for auditors' },
+        { name: 'policy', description: 'The eligibility policy in force, and what a user may request' },
         { name: 'revocations', description: 'The scheduled sweep' },
         { name: 'health', description: 'Liveness' },
       ],

@@ -46,6 +46,25 @@ export const DEMO_POLICY: PolicyDocument = {
   ],
 }
 
+/**
+ * What `npm start` writes as its policy: the demo policy, and a rule for the demo organization that works
+ * whatever ids moto gives it (a tag, not an OU id): carol may take AdministratorAccess for an hour on any account
+ * of the organization tagged environment=development (the sandbox prints which).
+ */
+export const SANDBOX_POLICY: PolicyDocument = {
+  rules: [
+    ...DEMO_POLICY.rules,
+    {
+      name: 'carol-development-admin',
+      users: ['carol'],
+      accounts: ['*'],
+      accountTags: { environment: 'development' },
+      permissionSets: ['AdministratorAccess'],
+      maxDurationMinutes: 60,
+    },
+  ],
+}
+
 /** Creates users, groups, permission sets and permanent assignments in an Identity Center (moto's, locally). */
 export async function seedDirectory(
   clients: AwsClients,

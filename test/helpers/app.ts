@@ -15,7 +15,7 @@ import { ensureAnchorBucket } from '../../src/sandbox/anchor-bucket.ts'
 import { DEMO_ACCOUNTS, DEMO_DIRECTORY, DEMO_POLICY, seedDirectory, type SeededDirectory } from '../../src/sandbox/seed.ts'
 import { ManualClock } from './clock.ts'
 import { FaultProxy } from './fault-proxy.ts'
-import { stageCutoffPolicies } from './organizations.ts'
+import { stageCutoffPolicies, stageOrganizationTree, type StagedOrganization } from './organizations.ts'
 import { resetMoto } from './moto.ts'
 import { TEST_AUDIENCE, TEST_ISSUER, TEST_SECRET } from './tokens.ts'
 
@@ -33,7 +33,10 @@ export const TEST_DIRECTORY = {
 }
 
 export interface BuildOptions {
-  policy?: PolicyDocument
+  /** The eligibility policy; a function of the organization when `organization` is on (its OU and account ids are moto's). */
+  policy?: PolicyDocument | ((organization: StagedOrganization) => PolicyDocument)
+  /** Stage an organization with an OU tree three levels deep and tagged accounts in moto (see stageOrganizationTree). */
+  organization?: boolean
   maxDurationMinutes?: number
   maxLeadDays?: number
   /** Put a fault-injecting proxy between the service and moto. */
@@ -101,6 +104,11 @@ export async function build(t: Teardown, moto: MotoServer, options: BuildOptions
     ? await stageCutoffPolicies(moto.endpoint, REGION, options.sessionCutoff === true ? 1 : options.sessionCutoff.policies)
     : undefined
 
+  const organization = options.organization ? await stageOrganizationTree(moto.endpoint, REGION) : undefined
+  const policyDocument = typeof options.policy === 'function'
+    ? options.policy(organization ?? (() => { throw new Error('a policy function needs organization: true') })())
+    : options.policy ?? DEMO_POLICY
+
   const clock = new ManualClock()
   let proxy: FaultProxy | undefined
   let serviceEndpoint = moto.endpoint
@@ -158,7 +166,7 @@ export async function build(t: Teardown, moto: MotoServer, options: BuildOptions
       leaseWaitMs: provisioningWaitMs + 1000,
       clock,
       // Resolved as createService does outside the sandbox: a group the directory lacks refuses the start.
-      policy: await resolvePolicy(parsePolicy(options.policy ?? DEMO_POLICY), (name) => adapters.directory.groupIdOf(name)),
+      policy: await resolvePolicy(parsePolicy(policyDocument), (name) => adapters.directory.groupIdOf(name)),
       jwt: options.jwt ?? { secret: TEST_SECRET, issuer: TEST_ISSUER, audience: TEST_AUDIENCE },
       maxDurationMinutes: options.maxDurationMinutes ?? 720,
       ...(options.maxLeadDays !== undefined ? { maxLeadDays: options.maxLeadDays } : {}),
@@ -189,6 +197,8 @@ export async function build(t: Teardown, moto: MotoServer, options: BuildOptions
     logLines,
     /** The owned service control policies in moto, when `sessionCutoff` is on. */
     cutoff,
+    /** The organization's OU tree and accounts in moto, when `organization` is on. */
+    organization,
     /** Identity Center's own answer: does this user hold this permission set on this account? */
     hasAssignment: (userName: string, accountId: string, permissionSet: string) =>
       countAssignments(clients, instance.instanceArn, seeded, userName, accountId, permissionSet).then((n) => n > 0),

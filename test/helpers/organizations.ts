@@ -1,4 +1,5 @@
-import { AttachPolicyCommand, CreateOrganizationCommand, CreatePolicyCommand, DescribePolicyCommand, ListRootsCommand, OrganizationsClient } from '@aws-sdk/client-organizations'
+import { AttachPolicyCommand, CreatePolicyCommand, DescribePolicyCommand, ListRootsCommand, OrganizationsClient } from '@aws-sdk/client-organizations'
+import { ensureOrganization, seedOrganization, type DemoOrganization } from '../../src/sandbox/organization.ts'
 import { EMPTY_CUTOFF_POLICY, type PolicyDocument } from '../../src/core/cutoff-policy.ts'
 
 /**
@@ -7,7 +8,7 @@ import { EMPTY_CUTOFF_POLICY, type PolicyDocument } from '../../src/core/cutoff-
  */
 export async function stageCutoffPolicies(endpoint: string, region: string, count: number) {
   const client = new OrganizationsClient({ region, endpoint })
-  await client.send(new CreateOrganizationCommand({ FeatureSet: 'ALL' }))
+  await ensureOrganization(client)
   const rootId = (await client.send(new ListRootsCommand({}))).Roots?.[0]?.Id as string
   const policyIds: string[] = []
   for (let i = 0; i < count; i++) {
@@ -30,3 +31,7 @@ export async function stageCutoffPolicies(endpoint: string, region: string, coun
       JSON.parse((await client.send(new DescribePolicyCommand({ PolicyId: id }))).Policy?.Content as string) as PolicyDocument)),
   }
 }
+
+/** The sandbox's demo organization (see seedOrganization): an OU tree three levels deep with tagged accounts. */
+export const stageOrganizationTree = seedOrganization
+export type StagedOrganization = DemoOrganization

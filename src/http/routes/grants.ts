@@ -1,4 +1,6 @@
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import type { preHandlerAsyncHookHandler } from 'fastify'
 import type { GrantService } from '../../core/grants.ts'
 import { requireScope, SCOPES } from '../auth.ts'
 import type { idempotencyHooks } from '../idempotency.ts'
@@ -16,6 +18,12 @@ declare module 'fastify' {
   interface FastifyRequest {
     arrivedAt: number
   }
+}
+
+/** A dry run records nothing, so it claims no Idempotency-Key (which a real request with that key could then not use). */
+const unlessDryRun = (hook: preHandlerAsyncHookHandler): preHandlerAsyncHookHandler => async function (request, reply) {
+  if ((request.body as { dryRun?: unknown } | undefined)?.dryRun === true) return
+  return hook.call(this, request, reply)
 }
 
 export const grantRoutes: FastifyPluginAsyncTypebox<GrantRouteOptions> = async (app, { grants, idempotency, requestDeadlineMs }) => {
@@ -41,16 +49,29 @@ export const grantRoutes: FastifyPluginAsyncTypebox<GrantRouteOptions> = async (
         'With startsAt (a later start) it answers 201 with status scheduled: nothing is created in Identity Center until the first sweep after ' +
         'that time, which asks the policy again and then provisions the grant (or records it denied). ' +
         'Send an Idempotency-Key (e.g. grant- and the change’s sys_id) to make retries safe: the same key and body replay the first answer, ' +
-        'and a retry after a 503 resumes the grant the failed attempt recorded instead of making another.',
+        'and a retry after a 503 resumes the grant the failed attempt recorded instead of making another. ' +
+        'With dryRun: true it answers 200 with the verdict (DryRunResult) a real request would get, and records and creates nothing.',
       security: [{ bearerAuth: [SCOPES.grantsWrite] }],
       headers: GrantIdempotencyHeaders,
       body: GrantRequestBody,
-      response: { 201: GrantRef, 202: GrantRef, ...errorResponses(400, 401, 403, 409, 415, 422, 502, 503) },
+      response: {
+        200: Type.Ref('DryRunResult'),
+        201: GrantRef,
+        202: GrantRef,
+        ...errorResponses(400, 401, 403, 409, 415, 422, 502, 503),
+      },
     },
-    preHandler: idempotency.preHandler,
+    preHandler: unlessDryRun(idempotency.preHandler),
     onSend: idempotency.onSend,
   }, async (request, reply) => {
-    const { grant, settled } = await grants.request(request.body, actorOf(request), { id: request.idempotency?.derivedId, deadline: deadlineOf(request) })
+    const { dryRun, ...input } = request.body
+    if (dryRun) {
+      const verdict = await grants.dryRun(input)
+      // Counted, not audited: a dry run decides nothing. The log line is the count (a metric filter can sum it).
+      request.log.info({ dryRun: true, allowed: verdict.allowed, rule: verdict.rule, failedCondition: verdict.failedCondition, policyVersion: verdict.policyVersion }, 'grant dry run')
+      return reply.code(200).send(verdict)
+    }
+    const { grant, settled } = await grants.request(input, actorOf(request), { id: request.idempotency?.derivedId, deadline: deadlineOf(request) })
     return reply.code(settled ? 201 : 202).header('location', `/grants/${grant.id}`).send(grant)
   })
 

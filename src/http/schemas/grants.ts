@@ -18,6 +18,12 @@ export const GrantRequestBody = Type.Object(
         'startsAt plus durationMinutes. Leave it out to start now.',
       example: '2026-12-24T22:00:00Z',
     })),
+    dryRun: Type.Optional(Type.Boolean({
+      description: 'true: decide the request exactly as it would be decided (directory, policy, organization, ticket approval) and answer 200 with ' +
+        'the verdict (DryRunResult), recording nothing: no grant, no audit event, nothing created in Identity Center. Input a request would refuse ' +
+        '(400, 422) is refused the same way; an Idempotency-Key is ignored. Default false.',
+      example: false,
+    })),
   },
   {
     additionalProperties: false,
@@ -121,3 +127,21 @@ export const GrantEndChange = Type.Object(
 export type GrantEndChange = Static<typeof GrantEndChange>
 
 export const GrantIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) })
+
+export const DryRunResultSchema = Type.Object(
+  {
+    allowed: Type.Boolean({ description: 'Whether the request, sent without dryRun now, would be allowed' }),
+    rule: Nullable(Type.String({ description: 'The rule that allows it, or (refused) the rule that came closest' })),
+    failedCondition: Nullable(Type.String({
+      description: 'Refused: the condition that failed, as POLICY_DENIED (principal, account, permissionSet, duration, leadTime, ticket) or ' +
+        'TICKET_NOT_APPROVED (ticket, ticketApproval, ticketState, ticketWindow) would name it; null when allowed',
+    })),
+    detail: Type.String({ description: 'Why, in words' }),
+    policyVersion: Type.String({ description: 'The version of the policy that decided (GET /policy)' }),
+  },
+  {
+    $id: 'DryRunResult',
+    title: 'DryRunResult',
+    example: { allowed: false, rule: 'oncall-incident-access', failedCondition: 'duration', detail: "Rule 'oncall-incident-access' allows at most 240 minutes for AdministratorAccess on 111111111111; 600 were requested", policyVersion: '3f2a9c1b7d4e' },
+  },
+)
