@@ -46,7 +46,7 @@ t.test('the docs page renders every operation in a real browser', needsChromium,
 
   t.same(
     methods.map((method, i) => `${method} ${operations[i]}`).sort(),
-    ['DELETE /grants/{id}', 'GET /audit', 'GET /audit/verify', 'GET /grants', 'GET /grants/{id}', 'GET /health', 'PATCH /grants/{id}', 'POST /grants', 'POST /revocations'],
+    ['DELETE /grants/{id}', 'GET /audit', 'GET /audit/verify', 'GET /eligibility', 'GET /grants', 'GET /grants/{id}', 'GET /health', 'GET /policy', 'PATCH /grants/{id}', 'POST /grants', 'POST /revocations'],
   )
   t.same(external, [], 'the page loads nothing from outside the service')
 })
