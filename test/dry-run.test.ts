@@ -87,3 +87,16 @@ t.test('a dry run asks the ticket when approval verification is on', async (t) =
   t.match(notApproved.json(), { allowed: false, rule: 'oncall-incident-access', failedCondition: 'ticketApproval' })
   await nothingRecorded(t, app)
 })
+
+t.test('a dry run answers within the request deadline, as a real request does: 503 when the directory is too slow', async (t) => {
+  const { app, proxy } = await build(t, moto, { proxy: true, requestDeadlineMs: 1000 })
+  const lookup = proxy?.holdNext('ListGroupMembershipsForMember')
+  const started = Date.now()
+  const answering = app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: { ...grantBody(), dryRun: true } })
+  await lookup?.arrived
+  const answer = await answering
+  lookup?.release()
+  t.equal(answer.statusCode, 503, answer.body)
+  t.ok(Date.now() - started < 3000, 'answered by its deadline, not when the directory did')
+  await nothingRecorded(t, app)
+})

@@ -299,7 +299,11 @@ export class GrantService {
    * as it would be (DurationTooLongError, InvalidTimeError, UserNotFoundError, PermissionSetNotFoundError), and so
    * are lookups that fail (UpstreamUnavailableError).
    */
-  async dryRun(input: GrantRequest): Promise<DryRunVerdict> {
+  async dryRun(input: GrantRequest, options: { deadline?: number | undefined } = {}): Promise<DryRunVerdict> {
+    return answerWithin(options.deadline, () => this.decideDryRun(input))
+  }
+
+  private async decideDryRun(input: GrantRequest): Promise<DryRunVerdict> {
     const { deps } = this
     if (input.durationMinutes > deps.maxDurationMinutes) throw new DurationTooLongError(input.durationMinutes, deps.maxDurationMinutes)
     const startsAt = input.startsAt === undefined ? undefined : this.scheduledStart(input.startsAt)
@@ -500,8 +504,7 @@ export class GrantService {
       }
       throw new ConcurrentChangeError(id)
     }
-    const running = withDeadline(options.deadline, work)
-    return options.deadline === undefined ? running : answerBy(options.deadline, running, () => { throw new DeadlineExceededError() })
+    return answerWithin(options.deadline, work)
   }
 
   /** The transition that moves this copy's end, once allowed; undefined when the end is already there. */
@@ -811,4 +814,10 @@ function timeOf(field: string, text: string): Date {
   const time = new Date(text)
   if (Number.isNaN(time.getTime())) throw new InvalidTimeError(`${field} ${text} is not a time this service can hold (a leap second?)`)
   return time
+}
+
+/** Work that records nothing before its last write answers by `deadline` (epoch ms) or fails with DeadlineExceededError. */
+function answerWithin<T>(deadline: number | undefined, work: () => Promise<T>): Promise<T> {
+  const running = withDeadline(deadline, work)
+  return deadline === undefined ? running : answerBy(deadline, running, () => { throw new DeadlineExceededError() })
 }

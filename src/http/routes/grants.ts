@@ -66,7 +66,7 @@ export const grantRoutes: FastifyPluginAsyncTypebox<GrantRouteOptions> = async (
   }, async (request, reply) => {
     const { dryRun, ...input } = request.body
     if (dryRun) {
-      const verdict = await grants.dryRun(input)
+      const verdict = await grants.dryRun(input, { deadline: deadlineOf(request) })
       // Counted, not audited: a dry run decides nothing. The log line is the count (a metric filter can sum it).
       request.log.info({ dryRun: true, allowed: verdict.allowed, rule: verdict.rule, failedCondition: verdict.failedCondition, policyVersion: verdict.policyVersion }, 'grant dry run')
       return reply.code(200).send(verdict)
