@@ -11,6 +11,8 @@ import { Outbox } from './core/outbox.ts'
 import type { Policy } from './core/policy.ts'
 import { HeadAnchoring } from './core/anchoring.ts'
 import { sweep, type SweepSummary } from './core/sweep.ts'
+import { DueTimers, dueWithin, type TimerHost } from './core/due-timers.ts'
+import type { Grant } from './core/grant.ts'
 import { registerAuth, type JwtSettings } from './http/auth.ts'
 import { registerDocs } from './http/docs.ts'
 import { clientErrorHandler, correlationIdOf, echoRequestIds, handleError, registerErrorHandling } from './http/errors.ts'
@@ -46,6 +48,12 @@ export interface AppDependencies extends ServiceAdapters {
   sweepPageSize?: number
   /** Grants the sweep works on at once: enough to keep the Identity Center rate limiter busy. */
   sweepConcurrency?: number
+  /**
+   * Act on each grant at its second (expiry, scheduled start) with in-process timers, for grants due within
+   * `horizonMs`: the container's setting (a Lambda is frozen between invocations; it uses dueQueue). The sweep
+   * arms the timers for what falls due before its next run; unset, only the sweep acts.
+   */
+  dueTimers?: { horizonMs: number; timers?: TimerHost } | undefined
   /** Where the docs page's static files are, when running from a bundle (dist/static); unset, the package's own. */
   docsAssetsDir?: string | undefined
   logger?: FastifyServerOptions['logger']
@@ -106,14 +114,36 @@ export async function buildApp(deps: AppDependencies) {
   const outbox = deps.outboxStore && deps.messageChannels?.length
     ? new Outbox(deps.outboxStore, deps.messageChannels, deps.clock, { notifier: deps.notifier, giveUpMs: deps.outboxGiveUpMs, log: app.log })
     : undefined
-  const grants = new GrantService({ ...deps, outbox })
+  let dueTimers: DueTimers | undefined
+  const grants = new GrantService({ ...deps, outbox, onWritten: deps.dueTimers ? (grant) => dueTimers?.track(grant) : undefined })
+  if (deps.dueTimers) {
+    dueTimers = new DueTimers(grants, deps.clock, {
+      horizonMs: deps.dueTimers.horizonMs,
+      ...(deps.dueTimers.timers ? { timers: deps.dueTimers.timers } : {}),
+      onError: (grantId, error) => app.log.warn({ grantId, err: error }, 'a due timer could not act on its grant; the sweep will'),
+    })
+  }
   const runSweep = async (run: SweepRun): Promise<SweepSummary> => {
     const budgetEnd = new Date(deps.clock.now().getTime() + deps.sweepBudgetMs)
     const deadline = run.deadline && run.deadline < budgetEnd ? run.deadline : budgetEnd
     const summary = await sweep(deps.store, grants, deps.clock, { deadline, actor: run.actor, pageSize: deps.sweepPageSize ?? 100, concurrency: deps.sweepConcurrency ?? 16, outbox })
     app.log.info({ triggeredBy: run.triggeredBy, ...summary }, 'revocation sweep finished')
+    await armDueSoon()
     await anchorAuditHead()
     return summary
+  }
+  // What falls due before the next run (another process's grants too) is armed here, to be acted on at its second.
+  const armDueSoon = async () => {
+    if (!dueTimers || !deps.dueTimers) return
+    let soon: Grant[]
+    try {
+      soon = await dueWithin(deps.store, deps.clock.now(), deps.dueTimers.horizonMs)
+    } catch (error) {
+      app.log.warn({ err: error }, 'grants due before the next sweep could not be read; the next sweep acts on them')
+      return
+    }
+    for (const grant of soon) dueTimers.track(grant)
+    if (soon.length > 0) app.log.debug({ armed: soon.length }, 'due timers armed')
   }
   const anchoring = deps.auditAnchors ? new HeadAnchoring({ auditLog: deps.auditLog, anchors: deps.auditAnchors, clock: deps.clock }) : undefined
   // After the sweep, so that its own events are anchored with it. A failure is reported, not the sweep's: what
@@ -134,6 +164,7 @@ export async function buildApp(deps: AppDependencies) {
   await app.register(revocationRoutes, { runSweep })
 
   app.decorate('runSweep', runSweep)
+  app.decorate('dueTimers', dueTimers)
   // Messages are not awaited by the answers that caused them: shutting down waits for them. Deliveries first,
   // since one given up on raises an alert.
   const flushNotifications = async () => {
@@ -141,7 +172,11 @@ export async function buildApp(deps: AppDependencies) {
     await deps.notifier.flush()
   }
   app.decorate('flushNotifications', flushNotifications)
-  app.addHook('onClose', flushNotifications)
+  // Timers first: one already firing finishes (and hands its messages over) before the messages are flushed.
+  app.addHook('onClose', async () => {
+    await dueTimers?.close()
+    await flushNotifications()
+  })
   return app
 }
 
@@ -161,6 +196,8 @@ declare module 'fastify' {
   }
   interface FastifyInstance {
     runSweep(run: SweepRun): Promise<SweepSummary>
+    /** The in-process due timers, when on (the container). */
+    dueTimers: DueTimers | undefined
     /** Settles once the SNS messages handed over so far are sent (see Notifier). */
     flushNotifications(): Promise<void>
   }

@@ -128,9 +128,10 @@ export interface GrantStore {
   listGrants(filter: GrantFilter, page: PageRequest): Promise<Page<Grant>>
   /**
    * What is due at or before `now`, oldest first: grants (expiry, or unfinished provisioning/revocation) and
-   * assignments whose periodic check against Identity Center is due.
+   * assignments whose periodic check against Identity Center is due. With `after`, only what falls due after
+   * it (the look-ahead that arms timers for what comes due before the next sweep).
    */
-  dueItems(now: Date, cursor: string | undefined, limit: number): Promise<{ grants: Grant[]; coverages: AssignmentTarget[]; cursor: string | undefined }>
+  dueItems(now: Date, cursor: string | undefined, limit: number, after?: Date): Promise<{ grants: Grant[]; coverages: AssignmentTarget[]; cursor: string | undefined }>
   /** When the sweep should next check this assignment against Identity Center. */
   scheduleCoverageCheck(target: AssignmentTarget, at: Date): Promise<void>
 

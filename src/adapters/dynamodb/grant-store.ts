@@ -169,17 +169,18 @@ export class DynamoGrantStore implements GrantStore {
    * The sweep's cursor never leaves the process, but it is sealed like the HTTP ones: one mechanism, and a
    * string this store parses is never trusted, wherever it came from.
    */
-  async dueItems(now: Date, cursor: string | undefined, limit: number) {
+  async dueItems(now: Date, cursor: string | undefined, limit: number, after?: Date) {
     const { due } = GRANT_INDEXES
     const keyNames = ['pk', due.partitionKey, due.sortKey]
-    const identity = { t: this.tables.grants, i: due.name, p: DUE_PARTITION, before: now.getTime() }
+    const identity = { t: this.tables.grants, i: due.name, p: DUE_PARTITION, before: now.getTime(), ...(after ? { after: after.getTime() } : {}) }
     const startKey = cursor ? this.cursors.decode(cursor, identity, keyNames, { [due.partitionKey]: DUE_PARTITION }) : undefined
     const result = await this.call('Query', () =>
       this.doc.send(new QueryCommand({
         TableName: this.tables.grants,
         IndexName: due.name,
-        KeyConditionExpression: 'dueShard = :due AND dueAt <= :now',
-        ExpressionAttributeValues: { ':due': DUE_PARTITION, ':now': now.getTime() },
+        ...(after
+          ? { KeyConditionExpression: 'dueShard = :due AND dueAt BETWEEN :after AND :now', ExpressionAttributeValues: { ':due': DUE_PARTITION, ':after': after.getTime() + 1, ':now': now.getTime() } }
+          : { KeyConditionExpression: 'dueShard = :due AND dueAt <= :now', ExpressionAttributeValues: { ':due': DUE_PARTITION, ':now': now.getTime() } }),
         Limit: limit,
         ...(startKey ? { ExclusiveStartKey: startKey } : {}),
       })),
