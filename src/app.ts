@@ -11,7 +11,7 @@ import { Outbox } from './core/outbox.ts'
 import type { Policy } from './core/policy.ts'
 import { HeadAnchoring } from './core/anchoring.ts'
 import { sweep, type SweepSummary } from './core/sweep.ts'
-import { DueTimers, dueWithin, type TimerHost } from './core/due-timers.ts'
+import { actOnDue, DueTimers, dueTimeOf, dueWithin, TIMER_ACTOR, type TimerHost } from './core/due-timers.ts'
 import type { Grant } from './core/grant.ts'
 import { registerAuth, type JwtSettings } from './http/auth.ts'
 import { registerDocs } from './http/docs.ts'
@@ -54,6 +54,8 @@ export interface AppDependencies extends ServiceAdapters {
    * arms the timers for what falls due before its next run; unset, only the sweep acts.
    */
   dueTimers?: { horizonMs: number; timers?: TimerHost } | undefined
+  /** With a dueQueue: how far ahead each sweep sends grants to it (default 90 s: a minute between runs, and a margin). */
+  dueQueueHorizonMs?: number
   /** Where the docs page's static files are, when running from a bundle (dist/static); unset, the package's own. */
   docsAssetsDir?: string | undefined
   logger?: FastifyServerOptions['logger']
@@ -61,6 +63,8 @@ export interface AppDependencies extends ServiceAdapters {
 
 export const BODY_LIMIT_BYTES = 16 * 1024
 export const DEFAULT_REQUEST_DEADLINE_MS = 25_000
+/** A minute between sweeps and half a minute's margin for a late run: a grant sent twice is acted on once. */
+export const DEFAULT_DUE_QUEUE_HORIZON_MS = 90_000
 
 /**
  * The id that the platform in front of the service gave the request now being handled (lambda.ts runs each
@@ -133,17 +137,29 @@ export async function buildApp(deps: AppDependencies) {
     return summary
   }
   // What falls due before the next run (another process's grants too) is armed here, to be acted on at its second.
+  const horizonMs = deps.dueTimers?.horizonMs ?? (deps.dueQueue ? deps.dueQueueHorizonMs ?? DEFAULT_DUE_QUEUE_HORIZON_MS : undefined)
   const armDueSoon = async () => {
-    if (!dueTimers || !deps.dueTimers) return
+    if (horizonMs === undefined) return
     let soon: Grant[]
     try {
-      soon = await dueWithin(deps.store, deps.clock.now(), deps.dueTimers.horizonMs)
+      const now = deps.clock.now()
+      soon = await dueWithin(deps.store, now, horizonMs)
+      for (const grant of soon) dueTimers?.track(grant)
+      const queued = soon.flatMap((grant) => {
+        const at = dueTimeOf(grant)
+        return at === undefined ? [] : [{ grantId: grant.id, at: new Date(at) }]
+      })
+      if (deps.dueQueue && queued.length > 0) await deps.dueQueue.send(queued, now)
     } catch (error) {
-      app.log.warn({ err: error }, 'grants due before the next sweep could not be read; the next sweep acts on them')
+      app.log.warn({ err: error }, 'grants due before the next sweep could not be armed or queued; the next sweep acts on them')
       return
     }
-    for (const grant of soon) dueTimers.track(grant)
-    if (soon.length > 0) app.log.debug({ armed: soon.length }, 'due timers armed')
+    if (soon.length > 0) app.log.debug({ due: soon.length }, 'grants due before the next sweep armed or queued')
+  }
+  /** A due-queue message (Lambda): the grant is acted on as its timer would. Throws what a retry may cure. */
+  const actOnDueGrant = async (grantId: string) => {
+    const result = await actOnDue(grants, deps.clock, grantId, { id: TIMER_ACTOR, requestId: null })
+    return result.kind
   }
   const anchoring = deps.auditAnchors ? new HeadAnchoring({ auditLog: deps.auditLog, anchors: deps.auditAnchors, clock: deps.clock }) : undefined
   // After the sweep, so that its own events are anchored with it. A failure is reported, not the sweep's: what
@@ -165,6 +181,7 @@ export async function buildApp(deps: AppDependencies) {
 
   app.decorate('runSweep', runSweep)
   app.decorate('dueTimers', dueTimers)
+  app.decorate('actOnDueGrant', actOnDueGrant)
   // Messages are not awaited by the answers that caused them: shutting down waits for them. Deliveries first,
   // since one given up on raises an alert.
   const flushNotifications = async () => {
@@ -198,6 +215,8 @@ declare module 'fastify' {
     runSweep(run: SweepRun): Promise<SweepSummary>
     /** The in-process due timers, when on (the container). */
     dueTimers: DueTimers | undefined
+    /** Acts on one grant a due-queue message names, if it is due: 'acted', 'early' (its end moved) or 'nothing'. */
+    actOnDueGrant(grantId: string): Promise<'acted' | 'early' | 'nothing'>
     /** Settles once the SNS messages handed over so far are sent (see Notifier). */
     flushNotifications(): Promise<void>
   }

@@ -1,4 +1,4 @@
-import type { AuditAnchors, AuditLog, CutoffLedger, CutoffPolicies, Directory, GrantStore, IdentityCenter, MessageChannel, Notifier, OutboxStore, TicketApproval } from './core/ports.ts'
+import type { AuditAnchors, AuditLog, CutoffLedger, CutoffPolicies, Directory, DueQueue, GrantStore, IdentityCenter, MessageChannel, Notifier, OutboxStore, TicketApproval } from './core/ports.ts'
 import type { IdempotencyStore } from './http/idempotency.ts'
 
 /**
@@ -23,4 +23,6 @@ export interface ServiceAdapters {
   idempotency: IdempotencyStore
   /** Cuts live role sessions when a grant's access ends (JIT_SESSION_CUTOFF=scp); absent, nothing is cut. */
   sessionCutoff?: { ledger: CutoffLedger; policies: CutoffPolicies } | undefined
+  /** Where each sweep puts the grants due before its next run, to be handed back at their second (Lambda); absent, none. */
+  dueQueue?: DueQueue | undefined
 }

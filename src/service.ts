@@ -27,7 +27,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
     resolveJwtSecret(config, clients.secrets),
     config.serviceNow ? resolveSecret('JIT_SERVICENOW_SECRET_ARN', config.serviceNow.secretArn, config.serviceNow.secret, clients.secrets, 1) : undefined,
   ])
-  const adapters = await createAwsAdapters({ ...config, cursorKey }, bootLog, clients)
+  const adapters = await createAwsAdapters({ ...config, cursorKey, dueQueueUrl: config.dueQueue?.url }, bootLog, clients)
   const serviceNow = config.serviceNow && serviceNowAdapters(config.serviceNow, serviceNowSecret as string)
   const jwt = { ...config.jwt, secret: jwtSecret }
   // A group the directory does not have stops the start (fail closed), except in the sandbox, whose directory

@@ -137,3 +137,13 @@ t.test('session cut-off is off by default; with scp it needs one to five distinc
   for (const [name, env, message] of refused) t.throws(() => loadConfig({ ...valid, ...env }), message, name)
   t.equal(loadConfig({ ...valid, JIT_MANAGEMENT_ACCOUNT_ID: '111111111111' }).managementAccountId, '111111111111')
 })
+
+t.test('the due queue is off by default, and needs both its URL and its ARN', async (t) => {
+  t.equal(loadConfig(valid).dueQueue, undefined)
+  const url = 'https://sqs.us-east-1.amazonaws.com/111111111111/jit-due'
+  const arn = 'arn:aws:sqs:us-east-1:111111111111:jit-due'
+  t.same(loadConfig({ ...valid, JIT_DUE_QUEUE_URL: url, JIT_DUE_QUEUE_ARN: arn }).dueQueue, { url, arn })
+  t.throws(() => loadConfig({ ...valid, JIT_DUE_QUEUE_URL: url }), /JIT_DUE_QUEUE_URL .* JIT_DUE_QUEUE_ARN/)
+  t.throws(() => loadConfig({ ...valid, JIT_DUE_QUEUE_ARN: arn }), /JIT_DUE_QUEUE_URL .* JIT_DUE_QUEUE_ARN/)
+  t.throws(() => loadConfig({ ...valid, JIT_DUE_QUEUE_URL: url, JIT_DUE_QUEUE_ARN: 'arn:aws:sns:us-east-1:111111111111:jit-due' }), /JIT_DUE_QUEUE_ARN/)
+})

@@ -161,3 +161,20 @@ export async function dueWithin(store: GrantStore, now: Date, horizonMs: number,
   } while (cursor && found.length < max)
   return found.slice(0, max)
 }
+
+/** The body of a due-queue message: only the grant's id (the consumer reads the grant again) and when it falls due. */
+export interface DueMessage {
+  grantId: string
+  dueAt: string
+}
+
+/** A due message, or undefined for a body that is not one (it is dropped, not retried: it never will be one). */
+export function parseDueMessage(body: string): DueMessage | undefined {
+  try {
+    const parsed = JSON.parse(body) as Partial<DueMessage> | null
+    const valid = typeof parsed?.grantId === 'string' && /^[0-9a-f-]{36}$/.test(parsed.grantId) && typeof parsed.dueAt === 'string'
+    return valid ? { grantId: parsed.grantId as string, dueAt: parsed.dueAt as string } : undefined
+  } catch {
+    return undefined
+  }
+}

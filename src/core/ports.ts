@@ -380,3 +380,13 @@ export interface CutoffPolicies {
 export type AuditDraft = Omit<AuditEvent, 'id' | 'at'>
 
 export type { EndReason }
+
+/**
+ * A delay queue for grants due before the next sweep (Lambda, which is frozen between invocations and so cannot
+ * keep timers): each is delivered back to the function at its second, which then acts as a due timer would.
+ * Delivery is at least once; a repeat, or a message for a grant that changed, finds nothing to do.
+ */
+export interface DueQueue {
+  /** Throws UpstreamUnavailableError when the queue cannot be reached: the sweep is then the only path. */
+  send(due: readonly { grantId: string; at: Date }[], now: Date): Promise<void>
+}
