@@ -6,10 +6,15 @@
  *   3. a sweep of N expired grants (default 2,000) under an enforced 20 calls/s Identity Center quota;
  *   4. the Lambda bundle's import + init time, if dist/lambda.mjs exists;
  *   5. Organizations calls per ended grant with JIT_SESSION_CUTOFF=scp (test/bench/cutoff.ts, also runnable alone).
- * Results are printed and written to .bench/results.json. Options: --grants N, --cap-seconds S.
+ *   6. expiry to the second: the time from expiresAt to the removal, with the container's due timers and with
+ *      the sweep alone (test/bench/expiry.ts).
+ * Results are printed and written to .bench/results.json. Options: --grants N, --cap-seconds S, --only
+ * SECTION[,SECTION] (grants, sweep, init, cutoff, expiry): only those run, and their results replace the same
+ * keys in the results file, the others are kept.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
-import { join, resolve } from 'node:path'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { availableParallelism, tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
 import { CreateAccountAssignmentCommand, CreatePermissionSetCommand, ListAccountAssignmentsForPrincipalCommand } from '@aws-sdk/client-sso-admin'
 import { GetUserIdCommand, ListGroupMembershipsForMemberCommand } from '@aws-sdk/client-identitystore'
 import { BatchWriteCommand, DynamoDBDocumentClient, TransactWriteCommand } from '@aws-sdk/lib-dynamodb'
@@ -20,17 +25,22 @@ import { coverageKey, grantToItem } from '../../src/adapters/dynamodb/items.ts'
 import { SWEEP_ACTOR } from '../../src/core/audit.ts'
 import type { Grant } from '../../src/core/grant.ts'
 import { findMotoServer, startMotoServer } from '../../src/sandbox/moto-server.ts'
-import { measureInit } from '../../infra/build.ts'
+import { buildBaseline, measureInitTimings, type InitTiming } from '../../infra/build.ts'
 import { build, grantBody, PROD, REGION } from '../helpers/app.ts'
 import { startStrictMoto } from '../helpers/moto.ts'
 import { bearer } from '../helpers/tokens.ts'
 import { describeCutoffCalls, measureCutoffCalls } from './cutoff.ts'
+import { describeExpiry, measureExpiryOverrun } from './expiry.ts'
 
 process.env.AWS_ACCESS_KEY_ID ??= 'testing'
 process.env.AWS_SECRET_ACCESS_KEY ??= 'testing'
 const argument = (name: string, fallback: number) => Number(process.argv[process.argv.indexOf(name) + 1] ?? fallback) || fallback
 const GRANTS = process.argv.includes('--grants') ? argument('--grants', 2000) : 2000
 const CAP_MS = (process.argv.includes('--cap-seconds') ? argument('--cap-seconds', 420) : 420) * 1000
+const SECTIONS = ['grants', 'sweep', 'init', 'cutoff', 'expiry'] as const
+const only = process.argv.includes('--only') ? (process.argv[process.argv.indexOf('--only') + 1] ?? '').split(',') : [...SECTIONS]
+for (const name of only) if (!(SECTIONS as readonly string[]).includes(name)) throw new Error(`--only: no section '${name}' (${SECTIONS.join(', ')})`)
+const selected = (section: (typeof SECTIONS)[number]) => only.includes(section)
 const QUOTA = 20
 /** The service's default sweep budget per run (JIT_SWEEP_BUDGET_SECONDS). */
 const SWEEP_BUDGET_MS = 50_000
@@ -45,6 +55,7 @@ const IC_OPERATIONS = ['CreateAccountAssignment', 'DeleteAccountAssignment', 'De
 const moto = await startBenchMoto()
 cleanups.push(() => moto.stop())
 try {
+  if (selected('grants')) {
   // 1 and 2: calls per grant and latency, on a directory of 50 permission sets.
   // Any account, so that every measured grant makes a new assignment (as the floor does).
   const policy = { rules: [{ name: 'bench', groups: ['oncall'], accounts: ['*'], permissionSets: ['AdministratorAccess', 'ReadOnlyAccess'], maxDurationMinutes: 240 }] }
@@ -173,7 +184,9 @@ try {
     `the rest, in the calling process: ours ${breakdown.ownP50.toFixed(1)} ms, floor ${breakdown.floorOwnP50.toFixed(1)} ms`)
   console.log(`  p50 ms per call at the proxy (ours / floor): ${Object.entries(breakdown.perCallP50).map(([op, t]) => `${op} ${t.ours}${t.floor === undefined ? '' : ` / ${t.floor}`}`).join(', ')}`)
   for (const fn of cleanups.splice(0, cleanups.length - 1)) await fn()
+  }
 
+  if (selected('sweep')) {
   // 3: the sweep of N expired grants under the organisation's quota.
   const sweepService = await build(teardown, moto, { proxy: true, identityCenterTps: TPS, sweepPageSize: 100 })
   const sweepDoc = DynamoDBDocumentClient.from(sweepService.clients.dynamo, { marshallOptions: { removeUndefinedValues: true } })
@@ -252,26 +265,54 @@ try {
     `${sweep.failed} failed, ${sweep.left} left; ${(sweep.quotaUsed * 100).toFixed(0)} % of the quota used while sweeping (${(sweep.quotaUsedOverall * 100).toFixed(0)} % over ${seconds.toFixed(0)} s with the minute's idle tail), ` +
     `${sweep.throttled} calls throttled (${(sweep.throttledShare * 100).toFixed(1)} %)`)
 
+  for (const fn of cleanups.splice(0, cleanups.length - 1)) await fn()
+  }
+
+  if (selected('expiry')) {
+    const EXPIRY_GRANTS = 200
+    const withTimers = await measureExpiryOverrun(moto, EXPIRY_GRANTS, true)
+    console.log(describeExpiry(withTimers))
+    const sweepOnly = await measureExpiryOverrun(moto, EXPIRY_GRANTS, false)
+    console.log(describeExpiry(sweepOnly))
+    results.expiry = { timers: withTimers, sweepOnly, ratioP99: withTimers.p99 / sweepOnly.p99 }
+    console.log(`  timers / sweep alone, p99: ${(withTimers.p99 / sweepOnly.p99).toFixed(3)}× (goal: p99 ≤ 5 s)`)
+  }
+
+  if (selected('init')) {
   // 4: the Lambda bundle.
   const bundle = resolve(import.meta.dirname, '..', '..', 'dist', 'lambda.mjs')
-  try {
-    const init = measureInit(bundle)
-    results.lambdaInitMs = init
-    console.log(`lambda import + init: ${init.toFixed(0)} ms (goal ≤ 200 ms)`)
-  } catch {
+  if (existsSync(bundle)) {
+    const baselineDir = mkdtempSync(join(tmpdir(), 'jit-baseline-'))
+    cleanups.push(() => rmSync(baselineDir, { recursive: true, force: true }))
+    const baseline = await buildBaseline(baselineDir)
+    // Alternating runs of each, the median of each (see measureInitTimings).
+    const [ours, minimal] = measureInitTimings([bundle, baseline], 9) as [InitTiming, InitTiming]
+    const codeBytes = readdirSync(dirname(bundle)).filter((file) => /^lambda.*\.mjs$/.test(file)).reduce((sum, file) => sum + statSync(join(dirname(bundle), file)).size, 0)
+    results.lambdaInitMs = ours.totalMs
+    results.lambdaInit = { ms: ours.totalMs, phasesMs: ours.phasesMs, minimalFastifyMs: minimal.totalMs, ratio: ours.totalMs / minimal.totalMs, codeBytes }
+    console.log(`lambda import + init: ${ours.totalMs.toFixed(0)} ms against a minimal Fastify app behind @fastify/aws-lambda ${minimal.totalMs.toFixed(0)} ms → ` +
+      `${(ours.totalMs / minimal.totalMs).toFixed(2)}× (goal ≤ 1.3×); code ${(codeBytes / 1024).toFixed(0)} KiB (goal ≤ 1536 KiB)`)
+  } else {
     console.log('lambda import + init: skipped (run npm run build first)')
   }
 
+  }
+
+  if (selected('cutoff')) {
   // 5: session cut-off, Organizations calls per ended grant.
   // 12 + 12 statements fit in two policies (13 each): nothing is refused, so the count is of writes that all land.
   const cutoffCalls = await measureCutoffCalls(moto, 12, 2)
   results.sessionCutoff = cutoffCalls
   console.log(describeCutoffCalls(cutoffCalls))
+  }
 } finally {
   for (const fn of cleanups) await fn()
 }
 mkdirSync(OUT, { recursive: true })
-writeFileSync(join(OUT, 'results.json'), `${JSON.stringify(results, null, 2)}\n`)
+const resultsFile = join(OUT, 'results.json')
+// A partial run (--only) keeps the other sections' last results.
+const kept = only.length < SECTIONS.length && existsSync(resultsFile) ? JSON.parse(readFileSync(resultsFile, 'utf8')) as Record<string, unknown> : {}
+writeFileSync(resultsFile, `${JSON.stringify({ ...kept, ...results, cores: availableParallelism() }, null, 2)}\n`)
 console.log(`results: ${join(OUT, 'results.json')}`)
 
 /**
