@@ -65,6 +65,8 @@ export const BODY_LIMIT_BYTES = 16 * 1024
 export const DEFAULT_REQUEST_DEADLINE_MS = 25_000
 /** A minute between sweeps and half a minute's margin for a late run: a grant sent twice is acted on once. */
 export const DEFAULT_DUE_QUEUE_HORIZON_MS = 90_000
+/** How long past its deadline a sweep keeps its lease: for its last steps (the outbox, the anchor) to finish. */
+export const SWEEP_LEASE_MARGIN_MS = 10_000
 
 /**
  * The id that the platform in front of the service gave the request now being handled (lambda.ts runs each
@@ -128,13 +130,26 @@ export async function buildApp(deps: AppDependencies) {
     })
   }
   const runSweep = async (run: SweepRun): Promise<SweepSummary> => {
-    const budgetEnd = new Date(deps.clock.now().getTime() + deps.sweepBudgetMs)
+    const startedAt = deps.clock.now()
+    const budgetEnd = new Date(startedAt.getTime() + deps.sweepBudgetMs)
     const deadline = run.deadline && run.deadline < budgetEnd ? run.deadline : budgetEnd
-    const summary = await sweep(deps.store, grants, deps.clock, { deadline, actor: run.actor, pageSize: deps.sweepPageSize ?? 100, concurrency: deps.sweepConcurrency ?? 16, outbox })
-    app.log.info({ triggeredBy: run.triggeredBy, ...summary }, 'revocation sweep finished')
-    await armDueSoon()
-    await anchorAuditHead()
-    return summary
+    // One sweep at a time across every process: two would contend for the same due grants and split Identity
+    // Center's quota between them. Held until the run's deadline and its last steps; a process that dies
+    // holding it loses it then.
+    const leaseOwner = randomUUID()
+    if (!(await deps.store.acquireSweepLease(leaseOwner, startedAt, new Date(deadline.getTime() + SWEEP_LEASE_MARGIN_MS)))) {
+      app.log.info({ triggeredBy: run.triggeredBy }, 'revocation sweep skipped: another process is sweeping')
+      return { revoked: 0, activated: 0, denied: 0, failed: 0, remaining: 0, checked: 0, drifted: 0, undelivered: 0 }
+    }
+    try {
+      const summary = await sweep(deps.store, grants, deps.clock, { deadline, actor: run.actor, pageSize: deps.sweepPageSize ?? 100, concurrency: deps.sweepConcurrency ?? 16, outbox })
+      app.log.info({ triggeredBy: run.triggeredBy, ...summary }, 'revocation sweep finished')
+      await armDueSoon()
+      await anchorAuditHead()
+      return summary
+    } finally {
+      await deps.store.releaseSweepLease(leaseOwner).catch((error: unknown) => app.log.warn({ err: error }, 'the sweep lease could not be given up; it runs out on its own'))
+    }
   }
   // What falls due before the next run (another process's grants too) is armed here, to be acted on at its second.
   const horizonMs = deps.dueTimers?.horizonMs ?? (deps.dueQueue ? deps.dueQueueHorizonMs ?? DEFAULT_DUE_QUEUE_HORIZON_MS : undefined)

@@ -132,6 +132,13 @@ export interface GrantStore {
    * it (the look-ahead that arms timers for what comes due before the next sweep).
    */
   dueItems(now: Date, cursor: string | undefined, limit: number, after?: Date): Promise<{ grants: Grant[]; coverages: AssignmentTarget[]; cursor: string | undefined }>
+  /**
+   * Takes the deployment's one sweep lease until `until`: when nobody holds it, its holder's time has run out, or
+   * `owner` holds it already. False when another process holds it (that process is sweeping).
+   */
+  acquireSweepLease(owner: string, now: Date, until: Date): Promise<boolean>
+  /** Gives the sweep lease up, if `owner` still holds it. */
+  releaseSweepLease(owner: string): Promise<void>
   /** When the sweep should next check this assignment against Identity Center. */
   scheduleCoverageCheck(target: AssignmentTarget, at: Date): Promise<void>
 
