@@ -11,6 +11,7 @@ import { Outbox } from './core/outbox.ts'
 import type { Policy } from './core/policy.ts'
 import { HeadAnchoring } from './core/anchoring.ts'
 import { sweep, type SweepSummary } from './core/sweep.ts'
+import { inBackground } from './core/priority.ts'
 import { actOnDue, DueTimers, dueTimeOf, dueWithin, TIMER_ACTOR, type TimerHost } from './core/due-timers.ts'
 import type { Grant } from './core/grant.ts'
 import { registerAuth, type JwtSettings } from './http/auth.ts'
@@ -142,7 +143,8 @@ export async function buildApp(deps: AppDependencies) {
       return { revoked: 0, activated: 0, denied: 0, failed: 0, remaining: 0, checked: 0, drifted: 0, undelivered: 0 }
     }
     try {
-      const summary = await sweep(deps.store, grants, deps.clock, { deadline, actor: run.actor, pageSize: deps.sweepPageSize ?? 100, concurrency: deps.sweepConcurrency ?? 16, outbox })
+      // In the background: requests waiting for Identity Center's quota are served before the sweep's catching up.
+      const summary = await inBackground(() => sweep(deps.store, grants, deps.clock, { deadline, actor: run.actor, pageSize: deps.sweepPageSize ?? 100, concurrency: deps.sweepConcurrency ?? 16, outbox }))
       app.log.info({ triggeredBy: run.triggeredBy, ...summary }, 'revocation sweep finished')
       await armDueSoon()
       await anchorAuditHead()

@@ -3,6 +3,7 @@ import type { Clock } from './clock.ts'
 import { GrantNotFoundError } from './errors.ts'
 import type { Grant } from './grant.ts'
 import type { GrantStore } from './ports.ts'
+import { inForeground } from './priority.ts'
 
 /** The actor of what an in-process expiry timer (or a queued due message) does: the sweep's work, a minute early. */
 export const TIMER_ACTOR = 'system:timer'
@@ -118,7 +119,8 @@ export class DueTimers {
   private fire(id: string): void {
     this.armed.delete(id)
     if (this.closed) return
-    const work = (async () => {
+    // A grant due now is a person's access ending on time: foreground, even when a sweep armed the timer.
+    const work = inForeground(async () => {
       try {
         const result = await actOnDue(this.grants, this.clock, id, this.actor)
         // Its end moved later (PATCH from another process): armed again if still near.
@@ -126,7 +128,7 @@ export class DueTimers {
       } catch (error) {
         this.options.onError?.(id, error)
       }
-    })()
+    })
     this.running.add(work)
     void work.finally(() => this.running.delete(work))
   }
