@@ -31,6 +31,7 @@ import { startStrictMoto } from '../helpers/moto.ts'
 import { bearer } from '../helpers/tokens.ts'
 import { describeCutoffCalls, measureCutoffCalls } from './cutoff.ts'
 import { describeExpiry, measureExpiryOverrun } from './expiry.ts'
+import { renderTable } from './report.ts'
 
 process.env.AWS_ACCESS_KEY_ID ??= 'testing'
 process.env.AWS_SECRET_ACCESS_KEY ??= 'testing'
@@ -42,6 +43,8 @@ const only = process.argv.includes('--only') ? (process.argv[process.argv.indexO
 for (const name of only) if (!(SECTIONS as readonly string[]).includes(name)) throw new Error(`--only: no section '${name}' (${SECTIONS.join(', ')})`)
 const selected = (section: (typeof SECTIONS)[number]) => only.includes(section)
 const QUOTA = 20
+// Any account, so that every measured grant makes a new assignment (as the floor does).
+const policy = { rules: [{ name: 'bench', groups: ['oncall'], accounts: ['*'], permissionSets: ['AdministratorAccess', 'ReadOnlyAccess'], maxDurationMinutes: 240 }] }
 /** The service's default sweep budget per run (JIT_SWEEP_BUDGET_SECONDS). */
 const SWEEP_BUDGET_MS = 50_000
 const TPS = 18
@@ -58,7 +61,6 @@ try {
   if (selected('grants')) {
   // 1 and 2: calls per grant and latency, on a directory of 50 permission sets.
   // Any account, so that every measured grant makes a new assignment (as the floor does).
-  const policy = { rules: [{ name: 'bench', groups: ['oncall'], accounts: ['*'], permissionSets: ['AdministratorAccess', 'ReadOnlyAccess'], maxDurationMinutes: 240 }] }
   const service = await build(teardown, moto, { proxy: true, identityCenterTps: TPS, policy })
   const { app, proxy, clients, instance, seeded } = service
   for (let i = 0; i < 47; i++) {
@@ -188,7 +190,7 @@ try {
 
   if (selected('sweep')) {
   // 3: the sweep of N expired grants under the organisation's quota.
-  const sweepService = await build(teardown, moto, { proxy: true, identityCenterTps: TPS, sweepPageSize: 100 })
+  const sweepService = await build(teardown, moto, { proxy: true, identityCenterTps: TPS, sweepPageSize: 100, policy })
   const sweepDoc = DynamoDBDocumentClient.from(sweepService.clients.dynamo, { marshallOptions: { removeUndefinedValues: true } })
   const users: string[] = []
   for (let i = 0; i < 20; i++) {
@@ -228,6 +230,30 @@ try {
     sweepService.clock.advance(Date.now() - ticked)
     ticked = Date.now()
   }, 20)
+  // Grants while the quota is spent on the sweep: each is timed, first on the idle service (the baseline), then
+  // one every 2 s while the first run sweeps. Each makes a new assignment (a fresh account).
+  let grantsMade = 0
+  const timeGrant = async () => {
+    const n = grantsMade++
+    const began = performance.now()
+    const response = await sweepService.app.inject({ method: 'POST', url: '/grants', headers: authorization(), payload: grantBody({ userName: n % 2 ? 'alice' : 'bob', accountId: String(700000000000 + n), ticketId: `CHG${3000000 + n}` }) })
+    if (response.statusCode !== 201) throw new Error(`bench grant during the sweep answered ${response.statusCode}: ${response.body}`)
+    return performance.now() - began
+  }
+  const idleGrants: number[] = []
+  for (let i = 0; i < 12; i++) {
+    idleGrants.push(await timeGrant())
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  const duringSweep: number[] = []
+  let sweepRunning = true
+  const grantsDuringSweep = (async () => {
+    await new Promise((resolve) => setTimeout(resolve, 2000))
+    while (sweepRunning) {
+      duringSweep.push(await timeGrant())
+      await new Promise((resolve) => setTimeout(resolve, 2000))
+    }
+  })()
   const started = Date.now()
   const runs: { revoked: number; failed: number; remaining: number; seconds: number }[] = []
   let remaining = GRANTS
@@ -241,6 +267,10 @@ try {
       const seconds = (Date.now() - runStarted) / 1000
       sweeping += seconds
       runs.push({ revoked: summary.revoked, failed: summary.failed, remaining: summary.remaining, seconds })
+      if (sweepRunning) {
+        sweepRunning = false
+        await grantsDuringSweep
+      }
       remaining = Math.max(0, remaining - summary.revoked)
       console.log(`  sweep run ${runs.length}: ${JSON.stringify(runs.at(-1))}`)
       if (remaining > 0) await new Promise((resolve) => setTimeout(resolve, Math.max(0, runStarted + 60_000 - Date.now())))
@@ -261,6 +291,14 @@ try {
     throttled, throttledShare: throttled / Math.max(1, icCalls + throttled),
   }
   results.sweep = sweep
+  const grantsWhileSweeping = {
+    samples: duringSweep.length,
+    p50: percentile(duringSweep, 0.5), p99: percentile(duringSweep, 0.99),
+    idleP50: percentile(idleGrants, 0.5), idleP99: percentile(idleGrants, 0.99),
+  }
+  results.grantsWhileSweeping = { ...grantsWhileSweeping, ratioP50: grantsWhileSweeping.p50 / grantsWhileSweeping.idleP50 }
+  console.log(`POST /grants while the sweep spends the quota: p50 ${grantsWhileSweeping.p50.toFixed(0)} ms, p99 ${grantsWhileSweeping.p99.toFixed(0)} ms over ${duringSweep.length} grants; ` +
+    `idle, just before: p50 ${grantsWhileSweeping.idleP50.toFixed(0)} ms → ${(grantsWhileSweeping.p50 / grantsWhileSweeping.idleP50).toFixed(2)}×`)
   console.log(`sweep of ${GRANTS} expired grants under a ${QUOTA}/s quota: ${revoked} revoked in ${runs.length} runs, ${sweeping.toFixed(0)} s sweeping (${sweep.revokesPerSecond.toFixed(1)}/s), ` +
     `${sweep.failed} failed, ${sweep.left} left; ${(sweep.quotaUsed * 100).toFixed(0)} % of the quota used while sweeping (${(sweep.quotaUsedOverall * 100).toFixed(0)} % over ${seconds.toFixed(0)} s with the minute's idle tail), ` +
     `${sweep.throttled} calls throttled (${(sweep.throttledShare * 100).toFixed(1)} %)`)
@@ -312,7 +350,10 @@ mkdirSync(OUT, { recursive: true })
 const resultsFile = join(OUT, 'results.json')
 // A partial run (--only) keeps the other sections' last results.
 const kept = only.length < SECTIONS.length && existsSync(resultsFile) ? JSON.parse(readFileSync(resultsFile, 'utf8')) as Record<string, unknown> : {}
-writeFileSync(resultsFile, `${JSON.stringify({ ...kept, ...results, cores: availableParallelism() }, null, 2)}\n`)
+const merged = { ...kept, ...results, cores: availableParallelism() }
+writeFileSync(resultsFile, `${JSON.stringify(merged, null, 2)}\n`)
+console.log(`\n${renderTable(merged)}\n`)
+console.log('docs/performance.md: node test/bench/report.ts --write')
 console.log(`results: ${join(OUT, 'results.json')}`)
 
 /**
