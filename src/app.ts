@@ -66,6 +66,8 @@ export const BODY_LIMIT_BYTES = 16 * 1024
 export const DEFAULT_REQUEST_DEADLINE_MS = 25_000
 /** A minute between sweeps and half a minute's margin for a late run: a grant sent twice is acted on once. */
 export const DEFAULT_DUE_QUEUE_HORIZON_MS = 90_000
+/** A due-queue message this early at most is waited out by its consumer (clocks of two hosts differ a little). */
+export const DUE_EARLY_WAIT_MS = 5_000
 /** How long past its deadline a sweep keeps its lease: for its last steps (the outbox, the anchor) to finish. */
 export const SWEEP_LEASE_MARGIN_MS = 10_000
 
@@ -175,8 +177,13 @@ export async function buildApp(deps: AppDependencies) {
   }
   /** A due-queue message (Lambda): the grant is acted on as its timer would. Throws what a retry may cure. */
   const actOnDueGrant = async (grantId: string) => {
-    const result = await actOnDue(grants, deps.clock, grantId, { id: TIMER_ACTOR, requestId: null })
-    return result.kind
+    const actor = { id: TIMER_ACTOR, requestId: null }
+    const result = await actOnDue(grants, deps.clock, grantId, actor)
+    // Delivered a moment early (another host's clock sent it): waited out here, rather than left to the next sweep.
+    const early = result.kind === 'early' ? result.at - deps.clock.now().getTime() : Infinity
+    if (early > DUE_EARLY_WAIT_MS) return result.kind
+    await new Promise((resolve) => setTimeout(resolve, early))
+    return (await actOnDue(grants, deps.clock, grantId, actor)).kind
   }
   const anchoring = deps.auditAnchors ? new HeadAnchoring({ auditLog: deps.auditLog, anchors: deps.auditAnchors, clock: deps.clock }) : undefined
   // After the sweep, so that its own events are anchored with it. A failure is reported, not the sweep's: what

@@ -418,6 +418,17 @@ t.test('a due-queue message ends its expired grant at once, without waiting for 
   t.match(JSON.parse(read.body), { status: 'expired', endedBy: 'system:timer' })
 })
 
+t.test('a due-queue message that arrives a moment before its grant is due waits for it, then ends it', async (t) => {
+  const grant = await createGrant('CHG0000035')
+  await expireIn(grant.id, 1_000)
+
+  const answer = await handler({ Records: [dueRecord(JSON.stringify({ grantId: grant.id, dueAt: new Date().toISOString() }))] }, context()) as unknown
+
+  t.same(answer, { batchItemFailures: [] })
+  const read = await handler(httpApiEvent('GET', `/grants/${grant.id}`, { headers: { authorization: `Bearer ${token}` } }), context())
+  t.match(JSON.parse(read.body), { status: 'expired', endedBy: 'system:timer' })
+})
+
 t.test('a due-queue message for a grant not yet due, or naming no grant, changes nothing and is not retried', async (t) => {
   const grant = await createGrant('CHG0000032')
 
