@@ -47,6 +47,11 @@ export function renderTable(results: Results): string {
     rows.push([`\`POST /grants\` while the sweep spends the quota (${during.samples} grants, one every 2 s), vs the same service idle just before`,
       `p50 **${fixed(during.ratioP50)}×** (${fixed(during.p50, 0)} vs ${fixed(during.idleP50, 0)} ms), p99 ${fixed(during.p99, 0)} ms`, '—'])
   }
+  for (const run of results.exports?.runs ?? []) {
+    rows.push([`GET /audit as ${run.format.toUpperCase()}, ${run.events} events, vs a raw paginated Query of the same index`,
+      `**${fixed(run.ratio)}×** the Query's throughput (${fixed(run.seconds, 1)} vs ${fixed(results.exports.rawQuerySeconds, 1)} s); first byte ${fixed(run.firstByteMs, 0)} ms; RSS +${fixed(run.rssGrowthMb, 0)} MB`,
+      `≥ 0.8×, ≤ 1 s, ≤ 64 MB ${verdict(run.ratio >= 0.8 && run.firstByteMs <= 1000 && run.rssGrowthMb <= 64)}`])
+  }
   if (init) {
     rows.push(['Lambda import + init vs a minimal Fastify app behind @fastify/aws-lambda, bundled alike (median of alternating runs)',
       `**${fixed(init.ratio)}×** (${fixed(init.ms, 0)} vs ${fixed(init.minimalFastifyMs, 0)} ms; modules ${fixed(init.phasesMs?.modules, 0)} ms)`, `≤ 1.3× ${verdict(init.ratio <= 1.3)}`])
