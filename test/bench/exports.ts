@@ -37,7 +37,9 @@ export interface ExportResults {
 export async function measureExports(moto: MotoServer, events: number): Promise<ExportResults> {
   const cleanups: (() => unknown)[] = []
   try {
-    const service = await build({ teardown: (fn) => void cleanups.unshift(fn) }, moto)
+    // moto's Query reads the whole table for every page (about a second a page at 25,000 events): the service's
+    // AWS calls may take that long here, not the tests' one second.
+    const service = await build({ teardown: (fn) => void cleanups.unshift(fn) }, moto, { requestTimeoutMs: 60_000 })
     const doc = DynamoDBDocumentClient.from(service.clients.dynamo, { marshallOptions: { removeUndefinedValues: true } })
     const start = Date.now() - events * 1000
     const items = Array.from({ length: events }, (_, n) => auditToItem({

@@ -47,6 +47,16 @@ export function renderTable(results: Results): string {
     rows.push([`\`POST /grants\` while the sweep spends the quota (${during.samples} grants, one every 2 s), vs the same service idle just before`,
       `p50 **${fixed(during.ratioP50)}×** (${fixed(during.p50, 0)} vs ${fixed(during.idleP50, 0)} ms), p99 ${fixed(during.p99, 0)} ms`, '—'])
   }
+  if (results.api) {
+    for (const [name, run] of [['GET /grants?userName= (page of 50)', results.api.list], ['GET /grants/{id}', results.api.get]] as const) {
+      rows.push([`\`${name}\` under load (autocannon, 10 connections) vs a bare Fastify + DocumentClient floor`,
+        `**${fixed(run.throughputRatio)}×** throughput (${fixed(run.ours.requestsPerSecond, 0)} vs ${fixed(run.floor.requestsPerSecond, 0)} req/s), p99 **${fixed(run.p99Ratio)}×** (${run.ours.p99} vs ${run.floor.p99} ms), ${run.ours.errors + run.ours.non2xx} errors; moto ${fixed(run.motoMsPerRequest, 1)} ms a request`,
+        `≥ 0.7×, ≤ 1.5×, 0 errors ${verdict(run.throughputRatio >= 0.7 && run.p99Ratio <= 1.5 && run.ours.errors + run.ours.non2xx === 0)}`])
+    }
+    const post = results.api.post
+    rows.push([`\`POST /grants\` at ${post.rate}/s for ${post.seconds} s`, `${fixed(post.requestsPerSecond, 1)} req/s answered, p50 ${post.p50} ms, p99 ${post.p99} ms, ${post.fiveXx} 5xx, ${post.errors} errors or timeouts`,
+      `${post.rate}/s sustained, no 5xx ${verdict(post.requestsPerSecond >= 0.95 * post.rate && post.fiveXx === 0 && post.errors === 0)}`])
+  }
   for (const run of results.exports?.runs ?? []) {
     rows.push([`GET /audit as ${run.format.toUpperCase()}, ${run.events} events, vs a raw paginated Query of the same index`,
       `**${fixed(run.ratio)}×** the Query's throughput (${fixed(run.seconds, 1)} vs ${fixed(results.exports.rawQuerySeconds, 1)} s); first byte ${fixed(run.firstByteMs, 0)} ms; RSS +${fixed(run.rssGrowthMb, 0)} MB`,
