@@ -80,8 +80,8 @@ export async function measureApi(moto: MotoServer, options: { seconds: number; p
 
     let next = 0
     const anyId = (request: { path?: string }) => ({ ...request, path: `/grants/${ids[next++ % ids.length]}` })
-    const load = (target: string, path: string, withAuth: boolean) => autocannon({
-      url: target, connections: 10, duration: options.seconds, timeout: 10,
+    const load = (target: string, path: string, withAuth: boolean, seconds = options.seconds) => autocannon({
+      url: target, connections: 10, duration: seconds, timeout: 10,
       requests: [path === 'id' ? { method: 'GET', ...(withAuth ? { headers } : {}), setupRequest: anyId } : { method: 'GET', path, ...(withAuth ? { headers } : {}) }],
     })
     const compare = async (path: string) => {
@@ -96,8 +96,8 @@ export async function measureApi(moto: MotoServer, options: { seconds: number; p
       }
     }
     // Warm both (JIT, caches, connections), then measure.
-    await load(url(app.server), '/grants?userName=alice&limit=50', true)
-    await load(url(floor.server), '/grants', false)
+    await load(url(app.server), '/grants?userName=alice&limit=50', true, 3)
+    await load(url(floor.server), '/grants', false, 3)
     const list = await compare('/grants?userName=alice&limit=50')
     const get = await compare('id')
 
