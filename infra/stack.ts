@@ -15,6 +15,8 @@ import * as organizations from 'aws-cdk-lib/aws-organizations'
 import * as s3 from 'aws-cdk-lib/aws-s3'
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager'
 import * as sns from 'aws-cdk-lib/aws-sns'
+import * as sqs from 'aws-cdk-lib/aws-sqs'
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources'
 import type { Construct } from 'constructs'
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb'
 import { auditTableDefinition, grantsTableDefinition, GRANTS_TTL_ATTRIBUTE } from '../src/adapters/dynamodb/tables.ts'
@@ -91,6 +93,12 @@ export interface JitAccessStackProps extends StackProps {
  * is 50 s), and a second copy would only contend with the first for the same due grants.
  */
 export const SWEEP_RESERVED_CONCURRENCY = 1
+
+/**
+ * Copies of the due function (the due queue's consumer) that may run at once: two, the least an SQS event source
+ * mapping polls with. Messages are spread over the minute, one or two a second at most in practice.
+ */
+export const DUE_RESERVED_CONCURRENCY = 2
 
 /**
  * The HTTP API's access log line. `requestId` is the id the service puts on its own log lines, problem bodies and
@@ -201,6 +209,23 @@ export class JitAccessStack extends Stack {
     // The API and the sweep run the same bundle and handler (src/lambda.ts tells their events apart) as two
     // functions, so that each has its own reserved concurrency: when both shared one pool, a flood of
     // requests, authenticated or not, could throttle the scheduled sweep and let access outlive its grants.
+    // The due queue: each sweep puts on it the grants due before the next run, each delayed to its second, and the
+    // due function acts on them then (src/lambda.ts): expiry to the second, at no cost while idle. The sweep stays
+    // the safety net, so a message that keeps failing is moved aside after a few tries rather than kept.
+    const dueDeadLetters = new sqs.Queue(this, 'DueDeadLetterQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(1),
+    })
+    const dueQueue = new sqs.Queue(this, 'DueQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      // A message is of use for minutes at most: the next sweep has acted on it by then.
+      retentionPeriod: Duration.minutes(30),
+      // Six times the function's timeout, as AWS advises for a Lambda event source.
+      visibilityTimeout: Duration.minutes(6),
+      deadLetterQueue: { queue: dueDeadLetters, maxReceiveCount: 3 },
+    })
     const functionProps: lambda.FunctionProps = {
       runtime: lambda.Runtime.NODEJS_24_X,
       architecture: lambda.Architecture.ARM_64,
@@ -228,6 +253,8 @@ export class JitAccessStack extends Stack {
         JIT_CURSOR_KEY_ARN: cursorKey.secretArn,
         JIT_POLICY_FILE: `/var/task/${POLICY_FILE_IN_FUNCTION}`,
         JIT_SWEEP_BUDGET_SECONDS: '50',
+        JIT_DUE_QUEUE_URL: dueQueue.queueUrl,
+        JIT_DUE_QUEUE_ARN: dueQueue.queueArn,
         ...(props.identityCenterTps !== undefined ? { JIT_IDENTITY_CENTER_TPS: String(props.identityCenterTps) } : {}),
         ...(cutoffPolicies.length > 0 ? { JIT_SESSION_CUTOFF: 'scp', JIT_CUTOFF_POLICY_IDS: Fn.join(',', cutoffPolicies.map((policy) => policy.attrId)) } : {}),
         ...(cutoffPolicies.length > 0 && props.managementAccountId ? { JIT_MANAGEMENT_ACCOUNT_ID: props.managementAccountId } : {}),
@@ -246,6 +273,17 @@ export class JitAccessStack extends Stack {
       reservedConcurrentExecutions: SWEEP_RESERVED_CONCURRENCY,
       logGroup: sweepLogGroup,
     })
+
+    const dueFn = new lambda.Function(this, 'DueFunction', {
+      ...functionProps,
+      description: 'jit-access: grants due at their second (the due queue only)',
+      reservedConcurrentExecutions: DUE_RESERVED_CONCURRENCY,
+      logGroup: sweepLogGroup,
+    })
+    // Partial batch answers (src/lambda.ts): only the messages whose work failed come back.
+    dueFn.addEventSource(new SqsEventSource(dueQueue, { batchSize: 10, reportBatchItemFailures: true, maxConcurrency: DUE_RESERVED_CONCURRENCY }))
+    // Send only: the sweep (either function) queues; receiving is the event source mapping's, granted by it above.
+    role.addToPolicy(new iam.PolicyStatement({ sid: 'QueueDueGrants', actions: ['sqs:SendMessage'], resources: [dueQueue.queueArn] }))
 
     // Resource-level permissions as the Service Authorization Reference defines them for each action: Identity
     // Center's assignment calls on the instance, permission set and account; its reads on the instance (and
@@ -398,7 +436,7 @@ export class JitAccessStack extends Stack {
     })
 
     const alarmAction = new cloudwatchActions.SnsAction(topic)
-    for (const [id, which, watched] of [['FunctionErrors', 'API', fn], ['SweepFunctionErrors', 'sweep', sweepFn]] as const) {
+    for (const [id, which, watched] of [['FunctionErrors', 'API', fn], ['SweepFunctionErrors', 'sweep', sweepFn], ['DueFunctionErrors', 'due', dueFn]] as const) {
       new cloudwatch.Alarm(this, id, {
         alarmDescription: `jit-access ${which} Lambda invocations failed (a failed init, an unhandled error, a timeout)`,
         metric: watched.metricErrors({ period: Duration.minutes(1) }),
@@ -431,6 +469,7 @@ export class JitAccessStack extends Stack {
     new CfnOutput(this, 'AlertsTopicArn', { value: topic.topicArn })
     new CfnOutput(this, 'FunctionName', { value: fn.functionName })
     new CfnOutput(this, 'SweepFunctionName', { value: sweepFn.functionName })
+    new CfnOutput(this, 'DueFunctionName', { value: dueFn.functionName })
   }
 }
 

@@ -11,6 +11,9 @@ import { Outbox } from './core/outbox.ts'
 import type { Policy } from './core/policy.ts'
 import { HeadAnchoring } from './core/anchoring.ts'
 import { sweep, type SweepRun, type SweepSummary } from './core/sweep.ts'
+import { inBackground } from './core/priority.ts'
+import { actOnDue, DueTimers, dueTimeOf, dueWithin, TIMER_ACTOR, type TimerHost } from './core/due-timers.ts'
+import type { Grant } from './core/grant.ts'
 import { registerAuth, type JwtSettings } from './http/auth.ts'
 import { registerDocs } from './http/docs.ts'
 import { clientErrorHandler, correlationIdOf, echoRequestIds, handleError, registerErrorHandling } from './http/errors.ts'
@@ -50,6 +53,14 @@ export interface AppDependencies extends ServiceAdapters {
   sweepPageSize?: number
   /** Grants the sweep works on at once: enough to keep the Identity Center rate limiter busy. */
   sweepConcurrency?: number
+  /**
+   * Act on each grant at its second (expiry, scheduled start) with in-process timers, for grants due within
+   * `horizonMs`: the container's setting (a Lambda is frozen between invocations; it uses dueQueue). The sweep
+   * arms the timers for what falls due before its next run; unset, only the sweep acts.
+   */
+  dueTimers?: { horizonMs: number; timers?: TimerHost } | undefined
+  /** With a dueQueue: how far ahead each sweep sends grants to it (default 90 s: a minute between runs, and a margin). */
+  dueQueueHorizonMs?: number
   /** Where the docs page's static files are, when running from a bundle (dist/static); unset, the package's own. */
   docsAssetsDir?: string | undefined
   logger?: FastifyServerOptions['logger']
@@ -57,6 +68,12 @@ export interface AppDependencies extends ServiceAdapters {
 
 export const BODY_LIMIT_BYTES = 16 * 1024
 export const DEFAULT_REQUEST_DEADLINE_MS = 25_000
+/** A minute between sweeps and half a minute's margin for a late run: a grant sent twice is acted on once. */
+export const DEFAULT_DUE_QUEUE_HORIZON_MS = 90_000
+/** A due-queue message this early at most is waited out by its consumer (clocks of two hosts differ a little). */
+export const DUE_EARLY_WAIT_MS = 5_000
+/** How long past its deadline a sweep keeps its lease: for its last steps (the outbox, the anchor) to finish. */
+export const SWEEP_LEASE_MARGIN_MS = 10_000
 
 /**
  * The id that the platform in front of the service gave the request now being handled (lambda.ts runs each
@@ -110,14 +127,67 @@ export async function buildApp(deps: AppDependencies) {
   const outbox = deps.outboxStore && deps.messageChannels?.length
     ? new Outbox(deps.outboxStore, deps.messageChannels, deps.clock, { notifier: deps.notifier, giveUpMs: deps.outboxGiveUpMs, deliveryBudgetMs: deps.outboxDeliveryBudgetMs, log: app.log })
     : undefined
-  const grants = new GrantService({ ...deps, outbox })
+  let dueTimers: DueTimers | undefined
+  const grants = new GrantService({ ...deps, outbox, onWritten: deps.dueTimers ? (grant) => dueTimers?.track(grant) : undefined })
+  if (deps.dueTimers) {
+    dueTimers = new DueTimers(grants, deps.clock, {
+      horizonMs: deps.dueTimers.horizonMs,
+      ...(deps.dueTimers.timers ? { timers: deps.dueTimers.timers } : {}),
+      onError: (grantId, error) => app.log.warn({ grantId, err: error }, 'a due timer could not act on its grant; the sweep will'),
+    })
+  }
   const runSweep = async (run: SweepRun): Promise<SweepSummary> => {
-    const budgetEnd = new Date(deps.clock.now().getTime() + deps.sweepBudgetMs)
+    const startedAt = deps.clock.now()
+    const budgetEnd = new Date(startedAt.getTime() + deps.sweepBudgetMs)
     const deadline = run.deadline && run.deadline < budgetEnd ? run.deadline : budgetEnd
-    const summary = await sweep(deps.store, grants, deps.clock, { deadline, actor: run.actor, pageSize: deps.sweepPageSize ?? 100, concurrency: deps.sweepConcurrency ?? 16, outbox })
-    app.log.info({ triggeredBy: run.triggeredBy, ...summary }, 'revocation sweep finished')
-    await anchorAuditHead()
-    return summary
+    // One sweep at a time across every process: two would contend for the same due grants and split Identity
+    // Center's quota between them. Held until the run's deadline and its last steps; a process that dies
+    // holding it loses it then.
+    const leaseOwner = randomUUID()
+    if (!(await deps.store.acquireSweepLease(leaseOwner, startedAt, new Date(deadline.getTime() + SWEEP_LEASE_MARGIN_MS)))) {
+      app.log.info({ triggeredBy: run.triggeredBy }, 'revocation sweep skipped: another process is sweeping')
+      return { revoked: 0, activated: 0, denied: 0, failed: 0, remaining: 0, checked: 0, drifted: 0, undelivered: 0 }
+    }
+    try {
+      // In the background: requests waiting for Identity Center's quota are served before the sweep's catching up.
+      const summary = await inBackground(() => sweep(deps.store, grants, deps.clock, { deadline, actor: run.actor, pageSize: deps.sweepPageSize ?? 100, concurrency: deps.sweepConcurrency ?? 16, outbox }))
+      app.log.info({ triggeredBy: run.triggeredBy, ...summary }, 'revocation sweep finished')
+      await armDueSoon()
+      await anchorAuditHead()
+      return summary
+    } finally {
+      await deps.store.releaseSweepLease(leaseOwner).catch((error: unknown) => app.log.warn({ err: error }, 'the sweep lease could not be given up; it runs out on its own'))
+    }
+  }
+  // What falls due before the next run (another process's grants too) is armed here, to be acted on at its second.
+  const horizonMs = deps.dueTimers?.horizonMs ?? (deps.dueQueue ? deps.dueQueueHorizonMs ?? DEFAULT_DUE_QUEUE_HORIZON_MS : undefined)
+  const armDueSoon = async () => {
+    if (horizonMs === undefined) return
+    let soon: Grant[]
+    try {
+      const now = deps.clock.now()
+      soon = await dueWithin(deps.store, now, horizonMs)
+      for (const grant of soon) dueTimers?.track(grant)
+      const queued = soon.flatMap((grant) => {
+        const at = dueTimeOf(grant)
+        return at === undefined ? [] : [{ grantId: grant.id, at: new Date(at) }]
+      })
+      if (deps.dueQueue && queued.length > 0) await deps.dueQueue.send(queued, now)
+    } catch (error) {
+      app.log.warn({ err: error }, 'grants due before the next sweep could not be armed or queued; the next sweep acts on them')
+      return
+    }
+    if (soon.length > 0) app.log.debug({ due: soon.length }, 'grants due before the next sweep armed or queued')
+  }
+  /** A due-queue message (Lambda): the grant is acted on as its timer would. Throws what a retry may cure. */
+  const actOnDueGrant = async (grantId: string) => {
+    const actor = { id: TIMER_ACTOR, requestId: null }
+    const result = await actOnDue(grants, deps.clock, grantId, actor)
+    // Delivered a moment early (another host's clock sent it): waited out here, rather than left to the next sweep.
+    const early = result.kind === 'early' ? result.at - deps.clock.now().getTime() : Infinity
+    if (early > DUE_EARLY_WAIT_MS) return result.kind
+    await new Promise((resolve) => setTimeout(resolve, early))
+    return (await actOnDue(grants, deps.clock, grantId, actor)).kind
   }
   const anchoring = deps.auditAnchors ? new HeadAnchoring({ auditLog: deps.auditLog, anchors: deps.auditAnchors, clock: deps.clock }) : undefined
   // After the sweep, so that its own events are anchored with it. A failure is reported, not the sweep's: what
@@ -145,6 +215,8 @@ export async function buildApp(deps: AppDependencies) {
   })
 
   app.decorate('runSweep', runSweep)
+  app.decorate('dueTimers', dueTimers)
+  app.decorate('actOnDueGrant', actOnDueGrant)
   // Messages are not awaited by the answers that caused them: shutting down waits for them. Deliveries first,
   // since one given up on raises an alert.
   const flushNotifications = async () => {
@@ -152,7 +224,11 @@ export async function buildApp(deps: AppDependencies) {
     await deps.notifier.flush()
   }
   app.decorate('flushNotifications', flushNotifications)
-  app.addHook('onClose', flushNotifications)
+  // Timers first: one already firing finishes (and hands its messages over) before the messages are flushed.
+  app.addHook('onClose', async () => {
+    await dueTimers?.close()
+    await flushNotifications()
+  })
   return app
 }
 
@@ -163,6 +239,10 @@ declare module 'fastify' {
   }
   interface FastifyInstance {
     runSweep(run: SweepRun): Promise<SweepSummary>
+    /** The in-process due timers, when on (the container). */
+    dueTimers: DueTimers | undefined
+    /** Acts on one grant a due-queue message names, if it is due: 'acted', 'early' (its end moved) or 'nothing'. */
+    actOnDueGrant(grantId: string): Promise<'acted' | 'early' | 'nothing'>
     /** Settles once the SNS messages handed over so far are sent (see Notifier). */
     flushNotifications(): Promise<void>
   }

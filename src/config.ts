@@ -29,6 +29,8 @@ const EnvSchema = Type.Object({
   JIT_GRANTS_TABLE: Type.String({ pattern: '^[A-Za-z0-9_.-]{3,255}$', default: 'jit-access-grants' }),
   JIT_AUDIT_TABLE: Type.String({ pattern: '^[A-Za-z0-9_.-]{3,255}$', default: 'jit-access-audit' }),
   JIT_SNS_TOPIC_ARN: Type.Optional(Type.String({ pattern: '^arn:aws[a-z-]*:sns:' })),
+  JIT_DUE_QUEUE_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
+  JIT_DUE_QUEUE_ARN: Type.Optional(Type.String({ pattern: '^arn:aws[a-z-]*:sqs:' })),
   // S3's rules for bucket names, in short: 3–63 of lower-case letters, digits, dots and hyphens.
   JIT_AUDIT_ANCHOR_BUCKET: Type.Optional(Type.String({ pattern: '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$' })),
   JIT_INSTANCE_ARN: Type.Optional(Type.String({ pattern: '^arn:aws[a-z-]*:sso:::instance/' })),
@@ -88,6 +90,11 @@ export interface Config {
   policy: Policy
   tables: { grants: string; audit: string }
   snsTopicArn: string | undefined
+  /**
+   * The SQS queue (Lambda) on which each sweep puts the grants due before its next run, each delayed to its
+   * second, and whose messages the function consumes; undefined, only the minute sweep acts.
+   */
+  dueQueue: { url: string; arn: string } | undefined
   /** The Object Lock bucket where the sweep anchors the audit chain's head; unset, nothing is anchored. */
   auditAnchorBucket: string | undefined
   instanceArn: string | undefined
@@ -133,6 +140,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   if (env.JIT_PROVISIONING_WAIT_MS >= env.JIT_REQUEST_DEADLINE_MS) {
     throw new ConfigError('JIT_PROVISIONING_WAIT_MS must be less than JIT_REQUEST_DEADLINE_MS')
   }
+  if (Boolean(env.JIT_DUE_QUEUE_URL) !== Boolean(env.JIT_DUE_QUEUE_ARN)) {
+    throw new ConfigError('set both JIT_DUE_QUEUE_URL (where the sweep sends due grants) and JIT_DUE_QUEUE_ARN (the only queue whose messages are taken), or neither')
+  }
   if (env.JIT_JWKS_URL && !env.JIT_JWT_ISSUER) throw new ConfigError('JIT_JWKS_URL needs JIT_JWT_ISSUER')
   if (env.JIT_JWKS_URL) checkJwksUrl(env.JIT_JWKS_URL)
   if (!env.JIT_SANDBOX && (!env.JIT_JWT_ISSUER || !env.JIT_JWT_AUDIENCE)) {
@@ -161,6 +171,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     policy: loadPolicyFile(env.JIT_POLICY_FILE),
     tables: { grants: env.JIT_GRANTS_TABLE, audit: env.JIT_AUDIT_TABLE },
     snsTopicArn: env.JIT_SNS_TOPIC_ARN,
+    dueQueue: env.JIT_DUE_QUEUE_URL && env.JIT_DUE_QUEUE_ARN ? { url: env.JIT_DUE_QUEUE_URL, arn: env.JIT_DUE_QUEUE_ARN } : undefined,
     auditAnchorBucket: env.JIT_AUDIT_ANCHOR_BUCKET,
     instanceArn: env.JIT_INSTANCE_ARN,
     identityStoreId: env.JIT_IDENTITY_STORE_ID,

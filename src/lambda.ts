@@ -9,6 +9,7 @@ import awsLambdaFastify from '@fastify/aws-lambda'
 import { platformRequestId } from './app.ts'
 import { loadConfig } from './config.ts'
 import { SCHEDULER_ACTOR } from './core/audit.ts'
+import { parseDueMessage } from './core/due-timers.ts'
 import { createService } from './service.ts'
 
 /** Time kept back from the sweep so that it can record its last results and report before Lambda stops it. */
@@ -42,6 +43,11 @@ export interface RestApiEvent {
 
 export type HttpEvent = HttpApiEvent | RestApiEvent
 
+/** A batch from the due queue (SQS event source mapping with ReportBatchItemFailures). */
+export interface DueQueueEvent {
+  Records: { messageId: string; body: string; eventSource: 'aws:sqs'; eventSourceARN: string }[]
+}
+
 export interface LambdaContext {
   /** The invocation's id, in Lambda's own log lines. */
   awsRequestId: string
@@ -57,7 +63,7 @@ export interface LambdaContext {
 export class UnsupportedEventError extends Error {
   override name = 'UnsupportedEventError'
   constructor(received: string) {
-    super(`This function handles API Gateway HTTP API and REST API requests, function URL requests and its EventBridge schedule; received ${received}`)
+    super(`This function handles API Gateway HTTP API and REST API requests, function URL requests, its EventBridge schedule and its due queue; received ${received}`)
   }
 }
 
@@ -74,6 +80,13 @@ const proxy = awsLambdaFastify(app, {
 })
 await app.ready()
 performance.mark('jit:ready')
+
+/** A batch of SQS messages, all from the configured due queue (no other queue's messages are taken). */
+export function isDueQueueEvent(event: unknown, queueArn: string | undefined): event is DueQueueEvent {
+  if (queueArn === undefined || !isRecord(event) || !Array.isArray(event.Records) || event.Records.length === 0) return false
+  return event.Records.every((record: unknown) => isRecord(record) && record.eventSource === 'aws:sqs' && record.eventSourceARN === queueArn &&
+    typeof record.messageId === 'string' && typeof record.body === 'string')
+}
 
 export function isScheduledEvent(event: unknown): event is ScheduledEvent {
   const candidate = event as Partial<ScheduledEvent> | null
@@ -112,7 +125,33 @@ export async function handler(event: unknown, context: LambdaContext) {
       deadline: new Date(Date.now() + context.getRemainingTimeInMillis() - SWEEP_SAFETY_MARGIN_MS),
     }))
   }
+  if (isDueQueueEvent(event, config.dueQueue?.arn)) {
+    return flushingAfter(context, () => actOnDueMessages(event))
+  }
   throw new UnsupportedEventError(describeEvent(event))
+}
+
+/**
+ * Each message names a grant due at its second: it is acted on as a container's timer would. A message whose
+ * work failed (AWS unavailable) is reported back for SQS to deliver again; one that is not a due message at all
+ * is dropped, since no retry could make it one. The minute sweep stays the safety net either way.
+ */
+async function actOnDueMessages(event: DueQueueEvent): Promise<{ batchItemFailures: { itemIdentifier: string }[] }> {
+  const failures: { itemIdentifier: string }[] = []
+  await Promise.all(event.Records.map(async ({ messageId, body }) => {
+    const message = parseDueMessage(body)
+    if (!message) {
+      app.log.warn({ messageId }, 'a due-queue message that names no grant was dropped')
+      return
+    }
+    try {
+      await app.actOnDueGrant(message.grantId)
+    } catch (error) {
+      app.log.warn({ messageId, grantId: message.grantId, err: error }, 'a due grant could not be acted on; the message is retried')
+      failures.push({ itemIdentifier: messageId })
+    }
+  }))
+  return { batchItemFailures: failures }
 }
 
 /**

@@ -3,6 +3,12 @@ import closeWithGrace from 'close-with-grace'
 import { loadConfig, type Config } from './config.ts'
 import { createService } from './service.ts'
 
+/**
+ * Grants due within this are acted on by in-process timers at their second: a minute between sweeps (the
+ * scheduler's POST /revocations), and half a minute for a late or slow run. Anything later is armed by a sweep.
+ */
+export const DUE_TIMER_HORIZON_MS = 90_000
+
 /** How long in-flight requests may take to finish after SIGTERM before the process exits anyway. */
 const SHUTDOWN_GRACE_MS = 10_000
 
@@ -16,7 +22,7 @@ export interface ServeOptions {
 /** Listens, and on SIGTERM/SIGINT stops taking requests, lets in-flight ones finish, then exits. */
 export async function serve(config: Config, options: ServeOptions = {}) {
   const { onClose = async () => {}, handleSignals = true } = options
-  const app = await createService(config)
+  const app = await createService(config, { dueTimerHorizonMs: DUE_TIMER_HORIZON_MS })
   if (handleSignals) {
     closeWithGrace({ delay: SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
       if (err) app.log.error({ err }, 'shutting down after an error')

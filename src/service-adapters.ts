@@ -1,4 +1,4 @@
-import type { AccountDirectory, AuditAnchors, AuditLog, CutoffLedger, CutoffPolicies, Directory, GrantStore, IdentityCenter, IdempotencyStore, MessageChannel, Notifier, OutboxStore, TicketApproval } from './core/ports.ts'
+import type { AccountDirectory, AuditAnchors, AuditLog, CutoffLedger, CutoffPolicies, Directory, DueQueue, GrantStore, IdentityCenter, IdempotencyStore, MessageChannel, Notifier, OutboxStore, TicketApproval } from './core/ports.ts'
 
 /**
  * What the service needs from the outside world: the core's ports and the HTTP edge's idempotency store.
@@ -24,4 +24,6 @@ export interface ServiceAdapters {
   idempotency: IdempotencyStore
   /** Cuts live role sessions when a grant's access ends (JIT_SESSION_CUTOFF=scp); absent, nothing is cut. */
   sessionCutoff?: { ledger: CutoffLedger; policies: CutoffPolicies } | undefined
+  /** Where each sweep puts the grants due before its next run, to be handed back at their second (Lambda); absent, none. */
+  dueQueue?: DueQueue | undefined
 }

@@ -13,7 +13,12 @@ import { resolvePolicy } from './core/policy.ts'
  * The service on real AWS adapters from a validated configuration: what the container (server.ts) and the
  * Lambda (lambda.ts) both run. Clients are created here, once per process (or Lambda execution environment).
  */
-export async function createService(config: Config) {
+export interface ServiceOptions {
+  /** Arm in-process timers for grants due within this many ms (the container); unset, only the sweep acts (Lambda). */
+  dueTimerHorizonMs?: number
+}
+
+export async function createService(config: Config, options: ServiceOptions = {}) {
   const bootLog = pino({ level: config.logLevel })
   const clients = createAwsClients(config)
   // Side by side: each is a Secrets Manager call in a Lambda's cold start.
@@ -22,7 +27,7 @@ export async function createService(config: Config) {
     resolveJwtSecret(config, clients.secrets),
     config.serviceNow ? resolveSecret('JIT_SERVICENOW_SECRET_ARN', config.serviceNow.secretArn, config.serviceNow.secret, clients.secrets, 1) : undefined,
   ])
-  const adapters = await createAwsAdapters({ ...config, cursorKey }, bootLog, clients)
+  const adapters = await createAwsAdapters({ ...config, cursorKey, dueQueueUrl: config.dueQueue?.url }, bootLog, clients)
   const serviceNow = config.serviceNow && serviceNowAdapters(config.serviceNow, serviceNowSecret as string)
   const jwt = { ...config.jwt, secret: jwtSecret }
   // A group the directory does not have stops the start (fail closed), except in the sandbox, whose directory
@@ -40,6 +45,7 @@ export async function createService(config: Config) {
     ticketApproval: serviceNow?.approvals,
     outboxGiveUpMs: config.outboxGiveUpMs,
     sweepBudgetMs: config.sweepBudgetMs,
+    dueTimers: options.dueTimerHorizonMs ? { horizonMs: options.dueTimerHorizonMs } : undefined,
     requestDeadlineMs: config.requestDeadlineMs,
     // Another request's change takes its wait for Identity Center plus a call or two.
     leaseWaitMs: config.provisioningWaitMs + 1000,

@@ -165,3 +165,13 @@ t.test('ServiceNow settings: one way to sign in, the secret or its ARN, a plain 
     t.throws(() => loadConfig(env), { name: 'ConfigError', message }, name)
   }
 })
+
+t.test('the due queue is off by default, and needs both its URL and its ARN', async (t) => {
+  t.equal(loadConfig(valid).dueQueue, undefined)
+  const url = 'https://sqs.us-east-1.amazonaws.com/111111111111/jit-due'
+  const arn = 'arn:aws:sqs:us-east-1:111111111111:jit-due'
+  t.same(loadConfig({ ...valid, JIT_DUE_QUEUE_URL: url, JIT_DUE_QUEUE_ARN: arn }).dueQueue, { url, arn })
+  t.throws(() => loadConfig({ ...valid, JIT_DUE_QUEUE_URL: url }), /JIT_DUE_QUEUE_URL .* JIT_DUE_QUEUE_ARN/)
+  t.throws(() => loadConfig({ ...valid, JIT_DUE_QUEUE_ARN: arn }), /JIT_DUE_QUEUE_URL .* JIT_DUE_QUEUE_ARN/)
+  t.throws(() => loadConfig({ ...valid, JIT_DUE_QUEUE_URL: url, JIT_DUE_QUEUE_ARN: 'arn:aws:sns:us-east-1:111111111111:jit-due' }), /JIT_DUE_QUEUE_ARN/)
+})

@@ -8,7 +8,7 @@ import { auditTableDefinition, grantsTableDefinition, GRANTS_TTL_ATTRIBUTE } fro
 import { DEFAULT_ANCHOR_RETENTION_DAYS } from '../src/adapters/s3-anchors.ts'
 import { EMPTY_CUTOFF_POLICY } from '../src/core/cutoff-policy.ts'
 import { readDeploymentContext } from '../infra/context.ts'
-import { API_ACCESS_LOG_FORMAT, JitAccessStack, SWEEP_FAILURE_PATTERN, SWEEP_RESERVED_CONCURRENCY, type JitAccessStackProps } from '../infra/stack.ts'
+import { API_ACCESS_LOG_FORMAT, DUE_RESERVED_CONCURRENCY, JitAccessStack, SWEEP_FAILURE_PATTERN, SWEEP_RESERVED_CONCURRENCY, type JitAccessStackProps } from '../infra/stack.ts'
 
 const ROOT = resolve(import.meta.dirname, '..')
 const INSTANCE = 'arn:aws:sso:::instance/ssoins-1111111111111111'
@@ -50,11 +50,13 @@ const apiFunctionId = () => functionId(/^Function[0-9A-F]{8}$/)
 const sweepFunctionId = () => functionId(/^SweepFunction[0-9A-F]{8}$/)
 const apiFunction = () => template.findResources('AWS::Lambda::Function')[apiFunctionId()] as Resource
 const sweepFunction = () => template.findResources('AWS::Lambda::Function')[sweepFunctionId()] as Resource
+const dueFunctionId = () => functionId(/^DueFunction[0-9A-F]{8}$/)
+const dueFunction = () => template.findResources('AWS::Lambda::Function')[dueFunctionId()] as Resource
 const partition = { Ref: 'AWS::Partition' }
 
-t.test('both functions run on Node 24 on arm64, with the same code and configuration and no JWT secret in their environment', async (t) => {
+t.test('every function runs on Node 24 on arm64, with the same code and configuration and no JWT secret in their environment', async (t) => {
   const functions = resources('AWS::Lambda::Function')
-  t.equal(functions.length, 2, 'the API function and the sweep function')
+  t.equal(functions.length, 3, 'the API function, the sweep function and the due function')
   for (const fn of functions) {
     t.match(fn.Properties, {
       Runtime: 'nodejs24.x',
@@ -69,6 +71,8 @@ t.test('both functions run on Node 24 on arm64, with the same code and configura
   t.same(sweep.Properties.Code, api.Properties.Code, 'one bundle: src/lambda.ts routes each event')
   t.same(sweep.Properties.Environment, api.Properties.Environment)
   t.same(sweep.Properties.Role, api.Properties.Role)
+  t.same(dueFunction().Properties.Code, api.Properties.Code)
+  t.same(dueFunction().Properties.Environment, api.Properties.Environment)
   template.hasOutput('FunctionName', { Value: { Ref: apiFunctionId() } })
   template.hasOutput('SweepFunctionName', { Value: { Ref: sweepFunctionId() } })
 })
@@ -79,7 +83,7 @@ t.test('the sweep has its own reserved concurrency, so API traffic cannot thrott
   t.ok(SWEEP_RESERVED_CONCURRENCY >= 1 && SWEEP_RESERVED_CONCURRENCY <= 2, 'small: one run a minute')
   const custom = Template.fromStack(new JitAccessStack(new App(), 'Custom', { ...settings, reservedConcurrency: 3 }))
   const concurrency = Object.values(custom.findResources('AWS::Lambda::Function')).map((fn) => fn.Properties.ReservedConcurrentExecutions).sort()
-  t.same(concurrency, [SWEEP_RESERVED_CONCURRENCY, 3].sort(), 'reservedConcurrency sizes the API function only')
+  t.same(concurrency, [SWEEP_RESERVED_CONCURRENCY, DUE_RESERVED_CONCURRENCY, 3].sort(), 'reservedConcurrency sizes the API function only')
 })
 
 t.test('the HTTP API invokes only the API function; EventBridge only the sweep function', async (t) => {
@@ -88,6 +92,24 @@ t.test('the HTTP API invokes only the API function; EventBridge only the sweep f
   const invokedBy = (id: string) => permissions.filter((p) => JSON.stringify(p.FunctionName).includes(`"${id}"`)).map((p) => p.Principal)
   t.same(invokedBy(apiFunctionId()), ['apigateway.amazonaws.com'])
   t.same(invokedBy(sweepFunctionId()), ['events.amazonaws.com'])
+})
+
+t.test('the due queue: encrypted, TLS only, short-lived, with a dead-letter queue, consumed by the due function alone with partial batch answers', async (t) => {
+  const queues = template.findResources('AWS::SQS::Queue')
+  const dueId = Object.keys(queues).find((id) => /^DueQueue/.test(id)) as string
+  const deadId = Object.keys(queues).find((id) => /^DueDeadLetterQueue/.test(id)) as string
+  t.match(queues[dueId]?.Properties, { SqsManagedSseEnabled: true, MessageRetentionPeriod: 1800, VisibilityTimeout: 360, RedrivePolicy: { deadLetterTargetArn: { 'Fn::GetAtt': [deadId, 'Arn'] }, maxReceiveCount: 3 } })
+  t.match(queues[deadId]?.Properties, { SqsManagedSseEnabled: true })
+  t.equal(resources('AWS::SQS::QueuePolicy').length, 2, 'TLS only, on both')
+  const mappings = resources('AWS::Lambda::EventSourceMapping')
+  t.equal(mappings.length, 1)
+  t.match(mappings[0]?.Properties, { EventSourceArn: { 'Fn::GetAtt': [dueId, 'Arn'] }, FunctionName: { Ref: dueFunctionId() }, FunctionResponseTypes: ['ReportBatchItemFailures'], ScalingConfig: { MaximumConcurrency: DUE_RESERVED_CONCURRENCY } })
+  t.equal(dueFunction().Properties.ReservedConcurrentExecutions, DUE_RESERVED_CONCURRENCY)
+  t.match(apiFunction().Properties.Environment, { Variables: { JIT_DUE_QUEUE_URL: { Ref: dueId }, JIT_DUE_QUEUE_ARN: { 'Fn::GetAtt': [dueId, 'Arn'] } } })
+  t.match(bySid.QueueDueGrants, { Action: 'sqs:SendMessage', Resource: { 'Fn::GetAtt': [dueId, 'Arn'] } })
+  const sqsActions = statements.filter((s) => [s.Action].flat().some((a) => a.startsWith('sqs:')))
+  t.ok(sqsActions.every((s) => JSON.stringify(s.Resource) === JSON.stringify({ 'Fn::GetAtt': [dueId, 'Arn'] })), 'every SQS permission is on the due queue alone')
+  template.hasOutput('DueFunctionName', { Value: { Ref: dueFunctionId() } })
 })
 
 t.test('EventBridge invokes the sweep function every minute, directly; a failed or late sweep waits for the next minute', async (t) => {
@@ -142,9 +164,9 @@ t.test('alerts: an encrypted topic, a log group with retention, alarms on errors
     t.match(filter.Properties, { FilterPattern: SWEEP_FAILURE_PATTERN, MetricTransformations: [{ MetricValue: '$.failed', MetricNamespace: 'JitAccess', MetricName: 'SweepFailures' }] })
   }
   const alarms = resources('AWS::CloudWatch::Alarm')
-  t.same(alarms.map((alarm) => alarm.Properties.MetricName).sort(), ['Errors', 'Errors', 'SweepFailures'])
+  t.same(alarms.map((alarm) => alarm.Properties.MetricName).sort(), ['Errors', 'Errors', 'Errors', 'SweepFailures'])
   const erroring = alarms.filter((alarm) => alarm.Properties.MetricName === 'Errors').map((alarm) => (alarm.Properties.Dimensions as { Value: { Ref: string } }[])[0]?.Value.Ref).sort()
-  t.same(erroring, [apiFunctionId(), sweepFunctionId()].sort(), 'an error alarm on each function')
+  t.same(erroring, [apiFunctionId(), sweepFunctionId(), dueFunctionId()].sort(), 'an error alarm on each function')
   for (const alarm of alarms) t.match(alarm.Properties.AlarmActions, [{ Ref: /^Alerts/ }], 'publishes to the topic')
   const keyPolicy = (resources('AWS::KMS::Key')[0]?.Properties.KeyPolicy as { Statement: Statement[] }).Statement
   t.match(keyPolicy.find((s) => s.Sid === 'CloudWatchAlarmsPublishToTopic'), { Principal: { Service: 'cloudwatch.amazonaws.com' }, Action: ['kms:Decrypt', 'kms:GenerateDataKey'] }, 'CloudWatch may use the topic key')

@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager'
 import { CreateTopicCommand } from '@aws-sdk/client-sns'
+import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs'
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb'
 import t from 'tap'
 import { withCommittedEndExample } from './helpers/contract.ts'
@@ -40,6 +41,10 @@ await seedDirectory(clients, instance, TEST_DIRECTORY)
 const topic = await clients.sns.send(new CreateTopicCommand({ Name: 'lambda-alerts' }))
 const secret = await clients.secrets.send(new CreateSecretCommand({ Name: 'jit-jwt', SecretString: TEST_SECRET }))
 const cursorKey = await clients.secrets.send(new CreateSecretCommand({ Name: 'jit-cursor-key', SecretString: randomBytes(32).toString('base64url') }))
+// The due queue, as the stack creates it: each sweep sends it the grants due before the next run.
+const sqs = new SQSClient({ region: 'us-east-1', endpoint: moto.endpoint })
+const dueQueue = await sqs.send(new CreateQueueCommand({ QueueName: 'lambda-due' }))
+const dueQueueArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dueQueue.QueueUrl, AttributeNames: ['QueueArn'] }))).Attributes?.QueueArn as string
 const policyFile = join(bundleDir, 'policy.json')
 writeFileSync(policyFile, JSON.stringify(DEMO_POLICY))
 // The function reaches moto through a proxy, so that a test can hold one of its calls.
@@ -60,6 +65,8 @@ Object.assign(process.env, {
   JIT_JWT_ISSUER: TEST_ISSUER,
   JIT_JWT_AUDIENCE: TEST_AUDIENCE,
   JIT_POLICY_FILE: policyFile,
+  JIT_DUE_QUEUE_URL: dueQueue.QueueUrl,
+  JIT_DUE_QUEUE_ARN: dueQueueArn,
 })
 await built
 const { handler } = (await import(pathToFileURL(join(bundleDir, 'lambda.mjs')).href)) as { handler: (event: unknown, context: unknown) => Promise<LambdaResponse> }
@@ -383,6 +390,91 @@ t.test('a JWT secret from Secrets Manager that is missing or too short stops the
   await t.rejects(resolveJwtSecret({ jwt: {}, jwtSecretArn: short.ARN }, clients.secrets), { message: /at least 32 characters/ })
   const missing = `arn:aws:secretsmanager:us-east-1:123456789012:secret:jit-jwt-absent-AbCdEf`
   await t.rejects(resolveJwtSecret({ jwt: {}, jwtSecretArn: missing }, clients.secrets), { message: /Secrets Manager.*GetSecretValue/ })
+})
+
+/** Moves a grant's end (and due time) to `ms` from now, as if it had been asked for that long. */
+async function expireIn(grantId: string, ms: number) {
+  const at = Date.now() + ms
+  await DynamoDBDocumentClient.from(clients.dynamo).send(new UpdateCommand({
+    TableName: tables.grants,
+    Key: { pk: `grant#${grantId}` },
+    UpdateExpression: 'SET dueAt = :at, expiresAt = :atIso',
+    ExpressionAttributeValues: { ':at': at, ':atIso': new Date(at).toISOString() },
+  }))
+}
+
+const dueRecord = (body: string, queueArn = dueQueueArn) => ({ messageId: randomUUID(), receiptHandle: 'handle', body, attributes: {}, messageAttributes: {}, md5OfBody: '', eventSource: 'aws:sqs', eventSourceARN: queueArn, awsRegion: 'us-east-1' })
+
+t.test('a scheduled sweep sends each grant due before the next run to the due queue, delayed to its second', async (t) => {
+  const grant = await createGrant('CHG0000030')
+  await expireIn(grant.id, 2_000)
+
+  await handler(scheduledEvent, context())
+
+  const early = await sqs.send(new ReceiveMessageCommand({ QueueUrl: dueQueue.QueueUrl, WaitTimeSeconds: 0 }))
+  t.same(early.Messages ?? [], [], 'not delivered before its second')
+  const received = await sqs.send(new ReceiveMessageCommand({ QueueUrl: dueQueue.QueueUrl, WaitTimeSeconds: 4, MaxNumberOfMessages: 10 }))
+  const bodies = (received.Messages ?? []).map((message) => JSON.parse(message.Body as string))
+  t.match(bodies, [{ grantId: grant.id }])
+})
+
+t.test('a due-queue message ends its expired grant at once, without waiting for the sweep, as system:timer', async (t) => {
+  const grant = await createGrant('CHG0000031')
+  await expireNow(grant.id)
+
+  const answer = await handler({ Records: [dueRecord(JSON.stringify({ grantId: grant.id, dueAt: new Date().toISOString() }))] }, context()) as unknown
+
+  t.same(answer, { batchItemFailures: [] })
+  const read = await handler(httpApiEvent('GET', `/grants/${grant.id}`, { headers: { authorization: `Bearer ${token}` } }), context())
+  t.match(JSON.parse(read.body), { status: 'expired', endedBy: 'system:timer' })
+})
+
+t.test('a due-queue message that arrives a moment before its grant is due waits for it, then ends it', async (t) => {
+  const grant = await createGrant('CHG0000035')
+  await expireIn(grant.id, 1_000)
+
+  const answer = await handler({ Records: [dueRecord(JSON.stringify({ grantId: grant.id, dueAt: new Date().toISOString() }))] }, context()) as unknown
+
+  t.same(answer, { batchItemFailures: [] })
+  const read = await handler(httpApiEvent('GET', `/grants/${grant.id}`, { headers: { authorization: `Bearer ${token}` } }), context())
+  t.match(JSON.parse(read.body), { status: 'expired', endedBy: 'system:timer' })
+})
+
+t.test('a due-queue message for a grant not yet due, or naming no grant, changes nothing and is not retried', async (t) => {
+  const grant = await createGrant('CHG0000032')
+
+  const answer = await handler({ Records: [
+    dueRecord(JSON.stringify({ grantId: grant.id, dueAt: new Date().toISOString() })),
+    dueRecord('not a due message'),
+    dueRecord(JSON.stringify({ grantId: '01234567-89ab-7def-8123-456789abcdef', dueAt: new Date().toISOString() })),
+  ] }, context()) as unknown
+
+  t.same(answer, { batchItemFailures: [] })
+  const read = await handler(httpApiEvent('GET', `/grants/${grant.id}`, { headers: { authorization: `Bearer ${token}` } }), context())
+  t.equal(JSON.parse(read.body).status, 'active', 'its end has not come')
+})
+
+t.test('a due-queue message whose grant cannot be read is reported as a batch item failure, for SQS to deliver again', async (t) => {
+  const grant = await createGrant('CHG0000033')
+  await expireNow(grant.id)
+  proxy.inject('GetItem', 'server-error')
+  t.teardown(() => proxy.clear())
+  const record = dueRecord(JSON.stringify({ grantId: grant.id, dueAt: new Date().toISOString() }))
+
+  const answer = await handler({ Records: [record] }, context()) as unknown
+
+  t.same(answer, { batchItemFailures: [{ itemIdentifier: record.messageId }] })
+})
+
+t.test('messages from any other queue are refused whole, and nothing is acted on', async (t) => {
+  const grant = await createGrant('CHG0000034')
+  await expireNow(grant.id)
+
+  const error = await refusalOf({ Records: [dueRecord(JSON.stringify({ grantId: grant.id, dueAt: new Date().toISOString() }), 'arn:aws:sqs:us-east-1:123456789012:someone-elses-queue')] })
+
+  t.equal(error.name, 'UnsupportedEventError')
+  const read = await handler(httpApiEvent('GET', `/grants/${grant.id}`, { headers: { authorization: `Bearer ${token}` } }), context())
+  t.equal(JSON.parse(read.body).status, 'active')
 })
 
 /** The error an invocation failed with; it fails the test if the invocation succeeded. */

@@ -2,6 +2,7 @@ import t from 'tap'
 import { IdentityCenterRateLimiter } from '../src/adapters/rate-limiter.ts'
 import { withDeadline } from '../src/core/deadline.ts'
 import { DeadlineExceededError } from '../src/core/errors.ts'
+import { inBackground } from '../src/core/priority.ts'
 import { build, grantBody, PROD, STAGING } from './helpers/app.ts'
 import { startMoto } from './helpers/moto.ts'
 import { bearer } from './helpers/tokens.ts'
@@ -104,4 +105,22 @@ t.test('a read is not retried when the backoff would end past its deadline: the 
   attempts = 0
   await t.rejects(limiter.read(throttled), { name: 'ThrottlingException' })
   t.equal(attempts, 5, 'without a deadline, every attempt is made')
+})
+
+t.test("a request's call goes ahead of the sweep's calls queued before it: grants get the shared quota first", async (t) => {
+  // Prepare: 5 calls per second, no burst to speak of, and a sweep with five calls already waiting.
+  const limiter = new IdentityCenterRateLimiter({ ratePerSecond: 5, maxConcurrentCreations: 10, burst: 1 })
+  const order: string[] = []
+  const sweep = inBackground(() => Promise.all(Array.from({ length: 5 }, (_, i) => limiter.read(async () => void order.push(`sweep ${i}`)))))
+  await new Promise((resolve) => setTimeout(resolve, 50))
+
+  // Act: a grant's call arrives behind them.
+  const started = Date.now()
+  await limiter.read(async () => void order.push('grant'))
+  const waited = Date.now() - started
+  await sweep
+
+  // Assess: it took the next token, not the sixth, and the sweep's calls were all still made.
+  t.same(order, ['sweep 0', 'grant', 'sweep 1', 'sweep 2', 'sweep 3', 'sweep 4'])
+  t.ok(waited < 400, `the grant waited ${waited} ms: one token's time, not the sweep's five`)
 })

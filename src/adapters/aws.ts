@@ -5,7 +5,7 @@ import { SNSClient } from '@aws-sdk/client-sns'
 import { SSOAdminClient } from '@aws-sdk/client-sso-admin'
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
 import type { FastifyBaseLogger } from 'fastify'
-import type { AccountDirectory, AuditAnchors, CutoffPolicies } from '../core/ports.ts'
+import type { AccountDirectory, AuditAnchors, CutoffPolicies, DueQueue } from '../core/ports.ts'
 import type { ServiceAdapters } from '../service-adapters.ts'
 import { callAws } from './aws-errors.ts'
 import { DynamoAuditChain } from './dynamodb/audit-chain.ts'
@@ -44,6 +44,8 @@ export interface AwsSettings {
   cutoffPolicyIds?: readonly string[] | undefined
   /** The organization's management account, which no service control policy reaches: its grants' sessions are not cut. */
   managementAccountId?: string | undefined
+  /** The due queue's URL (Lambda): each sweep sends it the grants due before the next run. */
+  dueQueueUrl?: string | undefined
 }
 
 /** Half the organisation's quota of about 20 calls per second, leaving room for people and other tools. */
@@ -120,8 +122,18 @@ export async function createAwsAdapters(
     sessionCutoff: settings.cutoffPolicyIds?.length
       ? { ledger: new DynamoCutoffLedger(doc, settings.tables.grants, chain), policies: cutoffPoliciesOnFirstUse(settings, settings.cutoffPolicyIds, instance.instanceArn) }
       : undefined,
+    dueQueue: settings.dueQueueUrl ? sqsDueQueueOnFirstUse(settings, settings.dueQueueUrl) : undefined,
     instance,
   }
+}
+
+/** The due queue, its SQS SDK imported when first used (by a sweep): a chunk of its own in the Lambda bundle. */
+function sqsDueQueueOnFirstUse(settings: AwsSettings, queueUrl: string): DueQueue {
+  let loaded: Promise<DueQueue> | undefined
+  const load = () =>
+    (loaded ??= Promise.all([import('@aws-sdk/client-sqs'), import('./sqs-due-queue.ts')]).then(([{ SQSClient }, { SqsDueQueue }]) =>
+      new SqsDueQueue(new SQSClient(clientOptions(settings)), queueUrl)))
+  return { send: async (due, now) => (await load()).send(due, now) }
 }
 
 /**

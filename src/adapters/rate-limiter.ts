@@ -1,5 +1,6 @@
-import { ensureTimeFor, timeLeftMs } from '../core/deadline.ts'
+import { timeLeftMs } from '../core/deadline.ts'
 import { DeadlineExceededError } from '../core/errors.ts'
+import { isBackground } from '../core/priority.ts'
 import { isRetryable } from './aws-errors.ts'
 
 export interface RateLimiterOptions {
@@ -18,6 +19,15 @@ export interface RateLimiterOptions {
 
 const THROTTLED = new Set(['ThrottlingException', 'TooManyRequestsException'])
 
+/** A caller waiting for a token: its deadline (epoch ms, Infinity for none), and whether it has given up. */
+interface Waiter {
+  deadline: number
+  resolve(): void
+  reject(error: Error): void
+  timer?: NodeJS.Timeout
+  done: boolean
+}
+
 /**
  * One Identity Center call budget for the whole process: grants, revocations, status polls and lookups all
  * take a token first. A throttling answer halves the working rate; each success raises it by a twentieth
@@ -29,7 +39,10 @@ export class IdentityCenterRateLimiter {
   private rate: number
   private tokens: number
   private refilledAt = Date.now()
-  private queue: Promise<unknown> = Promise.resolve()
+  /** Foreground callers (requests, due timers) are served before background ones (the sweep: see core/priority.ts). */
+  private readonly foreground: Waiter[] = []
+  private readonly background: Waiter[] = []
+  private pumping = false
   private creationsInFlight = 0
   private readonly creationWaiters: (() => void)[] = []
   private readonly maxConcurrentCreations: number
@@ -104,36 +117,64 @@ export class IdentityCenterRateLimiter {
   }
 
   /**
-   * Callers take tokens one at a time, in order, from a bucket that holds `burst` tokens: under load, calls
-   * are evenly spaced, so no one-second window holds more than the rate plus the burst.
+   * Callers take tokens one at a time, in order (foreground callers before background ones), from a bucket that
+   * holds `burst` tokens: under load, calls are evenly spaced, so no one-second window holds more than the rate
+   * plus the burst. A caller whose deadline passes while it waits, or would pass before the next token, gives its
+   * turn up (DeadlineExceededError) instead of spending a token on a call nobody waits for.
    */
   private takeToken(): Promise<void> {
-    const turn = this.queue.then(async () => {
-      for (;;) {
-        // A caller whose deadline passes while it waits gives its turn up (DeadlineExceededError) instead of
-        // spending a token on a call nobody waits for; the backoff after throttling never outlasts it either.
-        ensureTimeFor(0)
+    const left = timeLeftMs()
+    if (left <= 0) return Promise.reject(new DeadlineExceededError())
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = { deadline: Date.now() + left, resolve, reject, done: false }
+      if (left !== Infinity) waiter.timer = setTimeout(() => this.giveUp(waiter), left)
+      ;(isBackground() ? this.background : this.foreground).push(waiter)
+      void this.pump()
+    })
+  }
+
+  private giveUp(waiter: Waiter): void {
+    if (waiter.done) return
+    waiter.done = true
+    clearTimeout(waiter.timer)
+    waiter.reject(new DeadlineExceededError())
+  }
+
+  /** The next caller still waiting: the foreground's first, else the background's. */
+  private nextWaiter(): Waiter | undefined {
+    for (const queue of [this.foreground, this.background]) {
+      while (queue[0]?.done) queue.shift()
+      if (queue[0]) return queue[0]
+    }
+    return undefined
+  }
+
+  private async pump(): Promise<void> {
+    if (this.pumping) return
+    this.pumping = true
+    try {
+      for (let next = this.nextWaiter(); next; next = this.nextWaiter()) {
         const now = Date.now()
         this.tokens = Math.min(this.burst, this.tokens + ((now - this.refilledAt) / 1000) * this.rate)
         this.refilledAt = now
         if (this.tokens >= 1) {
           this.tokens -= 1
-          return
+          next.done = true
+          clearTimeout(next.timer)
+          next.resolve()
+          continue
         }
         const wait = ((1 - this.tokens) / this.rate) * 1000
-        ensureTimeFor(wait)
+        if (now + wait >= next.deadline) {
+          this.giveUp(next)
+          continue
+        }
+        // Whoever is first when the token is there gets it: a foreground caller arriving meanwhile goes ahead.
         await sleep(wait)
       }
-    })
-    // One caller giving up must not break the queue for those behind it.
-    this.queue = turn.catch(() => undefined)
-    const left = timeLeftMs()
-    if (left === Infinity) return turn
-    // Its place in the queue is kept (the turn gives itself up when it comes), but the caller stops waiting now.
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new DeadlineExceededError()), Math.max(0, left))
-      turn.then(resolve, reject).finally(() => clearTimeout(timer))
-    })
+    } finally {
+      this.pumping = false
+    }
   }
 }
 

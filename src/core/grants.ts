@@ -70,6 +70,11 @@ export interface GrantServiceDeps {
   leaseWaitMs?: number | undefined
   /** Cut live role sessions when a grant's access is removed (JIT_SESSION_CUTOFF=scp); unset, nothing is cut. */
   sessionCutoff?: { ledger: CutoffLedger; policies: CutoffPolicies } | undefined
+  /**
+   * Shown every grant as this process has just written it (created, started, activated, its end moved, ended), so
+   * that a due timer can be armed or cleared (see DueTimers). Must not throw.
+   */
+  onWritten?: ((grant: Grant) => void) | undefined
 }
 
 /** How long a grant may stay 'provisioning' before the sweep checks on it (the request itself may still be running). */
@@ -249,6 +254,7 @@ export class GrantService {
     )
     if (created === 'exists') return this.resumeRecorded(grant.id, actor, onRecorded)
     onRecorded(grant)
+    deps.onWritten?.(grant)
     return this.settleProvisioning(grant, actor, { leaseOwner: lease.owner, leaseUntil: lease.until, earlyLook, creationIntended: created === 'creation-intended' })
   }
 
@@ -328,6 +334,7 @@ export class GrantService {
     const created = await this.deps.store.createGrant(grant, new Date(grant.startsAt), event)
     if (created === 'exists') return this.resumeRecorded(grant.id, actor, onRecorded)
     onRecorded(grant)
+    this.deps.onWritten?.(grant)
     return { grant, settled: true }
   }
 
@@ -765,6 +772,7 @@ export class GrantService {
     const outbox = this.deps.outbox?.claimFor(change.event, { ...change.grant, ...change.set })
     const moved = await this.deps.store.transition({ ...change, outbox })
     if (moved && outbox) this.deps.outbox?.deliverSoon(outbox)
+    if (moved) this.deps.onWritten?.(moved)
     return moved
   }
 

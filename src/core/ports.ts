@@ -156,9 +156,17 @@ export interface GrantStore {
   listGrants(filter: GrantFilter, page: PageRequest): Promise<Page<Grant>>
   /**
    * What is due at or before `now`, oldest first: grants (expiry, or unfinished provisioning/revocation) and
-   * assignments whose periodic check against Identity Center is due.
+   * assignments whose periodic check against Identity Center is due. With `after`, only what falls due after
+   * it (the look-ahead that arms timers for what comes due before the next sweep).
    */
-  dueItems(now: Date, cursor: string | undefined, limit: number): Promise<{ grants: Grant[]; coverages: AssignmentTarget[]; cursor: string | undefined }>
+  dueItems(now: Date, cursor: string | undefined, limit: number, after?: Date): Promise<{ grants: Grant[]; coverages: AssignmentTarget[]; cursor: string | undefined }>
+  /**
+   * Takes the deployment's one sweep lease until `until`: when nobody holds it, its holder's time has run out, or
+   * `owner` holds it already. False when another process holds it (that process is sweeping).
+   */
+  acquireSweepLease(owner: string, now: Date, until: Date): Promise<boolean>
+  /** Gives the sweep lease up, if `owner` still holds it. */
+  releaseSweepLease(owner: string): Promise<void>
   /** When the sweep should next check this assignment against Identity Center. */
   scheduleCoverageCheck(target: AssignmentTarget, at: Date): Promise<void>
 
@@ -446,4 +454,14 @@ export interface IdempotencyStore {
   takeOver(recordKey: string, previous: IdempotencyRecord, claim: IdempotencyClaim): Promise<boolean>
   complete(recordKey: string, response: StoredResponse): Promise<void>
   release(recordKey: string): Promise<void>
+}
+
+/**
+ * A delay queue for grants due before the next sweep (Lambda, which is frozen between invocations and so cannot
+ * keep timers): each is delivered back to the function at its second, which then acts as a due timer would.
+ * Delivery is at least once; a repeat, or a message for a grant that changed, finds nothing to do.
+ */
+export interface DueQueue {
+  /** Throws UpstreamUnavailableError when the queue cannot be reached: the sweep is then the only path. */
+  send(due: readonly { grantId: string; at: Date }[], now: Date): Promise<void>
 }

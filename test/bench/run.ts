@@ -6,10 +6,17 @@
  *   3. a sweep of N expired grants (default 2,000) under an enforced 20 calls/s Identity Center quota;
  *   4. the Lambda bundle's import + init time, if dist/lambda.mjs exists;
  *   5. Organizations calls per ended grant with JIT_SESSION_CUTOFF=scp (test/bench/cutoff.ts, also runnable alone).
- * Results are printed and written to .bench/results.json. Options: --grants N, --cap-seconds S.
+ *   8. the API under load (autocannon) against a bare Fastify + DocumentClient floor (test/bench/api.ts);
+ *   7. exports of 10,000 audit events (--events N) as CSV and NDJSON against a raw paginated Query (test/bench/exports.ts);
+ *   6. expiry to the second: the time from expiresAt to the removal, with the container's due timers and with
+ *      the sweep alone (test/bench/expiry.ts).
+ * Results are printed and written to .bench/results.json. Options: --grants N, --cap-seconds S, --only
+ * SECTION[,SECTION] (grants, sweep, init, cutoff, expiry, exports, api; --events N for exports): only those run, and their results replace the same
+ * keys in the results file, the others are kept.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
-import { join, resolve } from 'node:path'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { availableParallelism, tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
 import { CreateAccountAssignmentCommand, CreatePermissionSetCommand, ListAccountAssignmentsForPrincipalCommand } from '@aws-sdk/client-sso-admin'
 import { GetUserIdCommand, ListGroupMembershipsForMemberCommand } from '@aws-sdk/client-identitystore'
 import { BatchWriteCommand, DynamoDBDocumentClient, TransactWriteCommand } from '@aws-sdk/lib-dynamodb'
@@ -20,18 +27,34 @@ import { coverageKey, grantToItem } from '../../src/adapters/dynamodb/items.ts'
 import { SWEEP_ACTOR } from '../../src/core/audit.ts'
 import type { Grant } from '../../src/core/grant.ts'
 import { findMotoServer, startMotoServer } from '../../src/sandbox/moto-server.ts'
-import { measureInit } from '../../infra/build.ts'
+import { buildBaseline, measureInitTimings, type InitTiming } from '../../infra/build.ts'
 import { build, grantBody, PROD, REGION } from '../helpers/app.ts'
 import { startStrictMoto } from '../helpers/moto.ts'
 import { bearer } from '../helpers/tokens.ts'
 import { describeCutoffCalls, measureCutoffCalls } from './cutoff.ts'
+import { describeExpiry, measureExpiryOverrun } from './expiry.ts'
+import { describeExports, measureExports } from './exports.ts'
+import { describeApi, measureApi } from './api.ts'
+import { renderTable } from './report.ts'
 
 process.env.AWS_ACCESS_KEY_ID ??= 'testing'
 process.env.AWS_SECRET_ACCESS_KEY ??= 'testing'
 const argument = (name: string, fallback: number) => Number(process.argv[process.argv.indexOf(name) + 1] ?? fallback) || fallback
 const GRANTS = process.argv.includes('--grants') ? argument('--grants', 2000) : 2000
 const CAP_MS = (process.argv.includes('--cap-seconds') ? argument('--cap-seconds', 420) : 420) * 1000
+const SECTIONS = ['grants', 'sweep', 'init', 'cutoff', 'expiry', 'exports', 'api'] as const
+const only = process.argv.includes('--only') ? (process.argv[process.argv.indexOf('--only') + 1] ?? '').split(',') : [...SECTIONS]
+for (const name of only) if (!(SECTIONS as readonly string[]).includes(name)) throw new Error(`--only: no section '${name}' (${SECTIONS.join(', ')})`)
+const selected = (section: (typeof SECTIONS)[number]) => only.includes(section)
 const QUOTA = 20
+/**
+ * Audit events exported in a full run. The goal's size is 100,000, which moto cannot serve in reasonable time: its
+ * Query reads the whole table for every page, so a page costs time in proportion to the table (about half a
+ * second at 10,000 events, several at 100,000), and the raw Query of 100,000 alone would take a quarter of an hour.
+ */
+const EXPORT_EVENTS = 10_000
+// Any account, so that every measured grant makes a new assignment (as the floor does).
+const policy = { rules: [{ name: 'bench', groups: ['oncall'], accounts: ['*'], permissionSets: ['AdministratorAccess', 'ReadOnlyAccess'], maxDurationMinutes: 240 }] }
 /** The service's default sweep budget per run (JIT_SWEEP_BUDGET_SECONDS). */
 const SWEEP_BUDGET_MS = 50_000
 const TPS = 18
@@ -45,9 +68,9 @@ const IC_OPERATIONS = ['CreateAccountAssignment', 'DeleteAccountAssignment', 'De
 const moto = await startBenchMoto()
 cleanups.push(() => moto.stop())
 try {
+  if (selected('grants')) {
   // 1 and 2: calls per grant and latency, on a directory of 50 permission sets.
   // Any account, so that every measured grant makes a new assignment (as the floor does).
-  const policy = { rules: [{ name: 'bench', groups: ['oncall'], accounts: ['*'], permissionSets: ['AdministratorAccess', 'ReadOnlyAccess'], maxDurationMinutes: 240 }] }
   const service = await build(teardown, moto, { proxy: true, identityCenterTps: TPS, policy })
   const { app, proxy, clients, instance, seeded } = service
   for (let i = 0; i < 47; i++) {
@@ -173,9 +196,11 @@ try {
     `the rest, in the calling process: ours ${breakdown.ownP50.toFixed(1)} ms, floor ${breakdown.floorOwnP50.toFixed(1)} ms`)
   console.log(`  p50 ms per call at the proxy (ours / floor): ${Object.entries(breakdown.perCallP50).map(([op, t]) => `${op} ${t.ours}${t.floor === undefined ? '' : ` / ${t.floor}`}`).join(', ')}`)
   for (const fn of cleanups.splice(0, cleanups.length - 1)) await fn()
+  }
 
+  if (selected('sweep')) {
   // 3: the sweep of N expired grants under the organisation's quota.
-  const sweepService = await build(teardown, moto, { proxy: true, identityCenterTps: TPS, sweepPageSize: 100 })
+  const sweepService = await build(teardown, moto, { proxy: true, identityCenterTps: TPS, sweepPageSize: 100, policy })
   const sweepDoc = DynamoDBDocumentClient.from(sweepService.clients.dynamo, { marshallOptions: { removeUndefinedValues: true } })
   const users: string[] = []
   for (let i = 0; i < 20; i++) {
@@ -215,6 +240,30 @@ try {
     sweepService.clock.advance(Date.now() - ticked)
     ticked = Date.now()
   }, 20)
+  // Grants while the quota is spent on the sweep: each is timed, first on the idle service (the baseline), then
+  // one every 2 s while the first run sweeps. Each makes a new assignment (a fresh account).
+  let grantsMade = 0
+  const timeGrant = async () => {
+    const n = grantsMade++
+    const began = performance.now()
+    const response = await sweepService.app.inject({ method: 'POST', url: '/grants', headers: authorization(), payload: grantBody({ userName: n % 2 ? 'alice' : 'bob', accountId: String(700000000000 + n), ticketId: `CHG${3000000 + n}` }) })
+    if (response.statusCode !== 201) throw new Error(`bench grant during the sweep answered ${response.statusCode}: ${response.body}`)
+    return performance.now() - began
+  }
+  const idleGrants: number[] = []
+  for (let i = 0; i < 12; i++) {
+    idleGrants.push(await timeGrant())
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  const duringSweep: number[] = []
+  let sweepRunning = true
+  const grantsDuringSweep = (async () => {
+    await new Promise((resolve) => setTimeout(resolve, 2000))
+    while (sweepRunning) {
+      duringSweep.push(await timeGrant())
+      await new Promise((resolve) => setTimeout(resolve, 2000))
+    }
+  })()
   const started = Date.now()
   const runs: { revoked: number; failed: number; remaining: number; seconds: number }[] = []
   let remaining = GRANTS
@@ -228,6 +277,10 @@ try {
       const seconds = (Date.now() - runStarted) / 1000
       sweeping += seconds
       runs.push({ revoked: summary.revoked, failed: summary.failed, remaining: summary.remaining, seconds })
+      if (sweepRunning) {
+        sweepRunning = false
+        await grantsDuringSweep
+      }
       remaining = Math.max(0, remaining - summary.revoked)
       console.log(`  sweep run ${runs.length}: ${JSON.stringify(runs.at(-1))}`)
       if (remaining > 0) await new Promise((resolve) => setTimeout(resolve, Math.max(0, runStarted + 60_000 - Date.now())))
@@ -248,30 +301,82 @@ try {
     throttled, throttledShare: throttled / Math.max(1, icCalls + throttled),
   }
   results.sweep = sweep
+  const grantsWhileSweeping = {
+    samples: duringSweep.length,
+    p50: percentile(duringSweep, 0.5), p99: percentile(duringSweep, 0.99),
+    idleP50: percentile(idleGrants, 0.5), idleP99: percentile(idleGrants, 0.99),
+  }
+  results.grantsWhileSweeping = { ...grantsWhileSweeping, ratioP50: grantsWhileSweeping.p50 / grantsWhileSweeping.idleP50 }
+  console.log(`POST /grants while the sweep spends the quota: p50 ${grantsWhileSweeping.p50.toFixed(0)} ms, p99 ${grantsWhileSweeping.p99.toFixed(0)} ms over ${duringSweep.length} grants; ` +
+    `idle, just before: p50 ${grantsWhileSweeping.idleP50.toFixed(0)} ms → ${(grantsWhileSweeping.p50 / grantsWhileSweeping.idleP50).toFixed(2)}×`)
   console.log(`sweep of ${GRANTS} expired grants under a ${QUOTA}/s quota: ${revoked} revoked in ${runs.length} runs, ${sweeping.toFixed(0)} s sweeping (${sweep.revokesPerSecond.toFixed(1)}/s), ` +
     `${sweep.failed} failed, ${sweep.left} left; ${(sweep.quotaUsed * 100).toFixed(0)} % of the quota used while sweeping (${(sweep.quotaUsedOverall * 100).toFixed(0)} % over ${seconds.toFixed(0)} s with the minute's idle tail), ` +
     `${sweep.throttled} calls throttled (${(sweep.throttledShare * 100).toFixed(1)} %)`)
 
+  for (const fn of cleanups.splice(0, cleanups.length - 1)) await fn()
+  }
+
+  if (selected('expiry')) {
+    const EXPIRY_GRANTS = 200
+    const withTimers = await measureExpiryOverrun(moto, EXPIRY_GRANTS, true)
+    console.log(describeExpiry(withTimers))
+    const sweepOnly = await measureExpiryOverrun(moto, EXPIRY_GRANTS, false)
+    console.log(describeExpiry(sweepOnly))
+    results.expiry = { timers: withTimers, sweepOnly, ratioP99: withTimers.p99 / sweepOnly.p99 }
+    console.log(`  timers / sweep alone, p99: ${(withTimers.p99 / sweepOnly.p99).toFixed(3)}× (goal: p99 ≤ 5 s)`)
+  }
+
+  if (selected('exports')) {
+    const exported = await measureExports(moto, argument('--events', EXPORT_EVENTS))
+    results.exports = exported
+    console.log(describeExports(exported))
+  }
+
+  if (selected('api')) {
+    // Eight seconds a side for the reads (the full run must stay within 15 minutes), and the goal's minute of POSTs.
+    const api = await measureApi(moto, { seconds: 8, postSeconds: 60, policy })
+    results.api = api
+    console.log(describeApi(api))
+  }
+
+  if (selected('init')) {
   // 4: the Lambda bundle.
   const bundle = resolve(import.meta.dirname, '..', '..', 'dist', 'lambda.mjs')
-  try {
-    const init = measureInit(bundle)
-    results.lambdaInitMs = init
-    console.log(`lambda import + init: ${init.toFixed(0)} ms (goal ≤ 200 ms)`)
-  } catch {
+  if (existsSync(bundle)) {
+    const baselineDir = mkdtempSync(join(tmpdir(), 'jit-baseline-'))
+    cleanups.push(() => rmSync(baselineDir, { recursive: true, force: true }))
+    const baseline = await buildBaseline(baselineDir)
+    // Alternating runs of each, the median of each (see measureInitTimings).
+    const [ours, minimal] = measureInitTimings([bundle, baseline], 9) as [InitTiming, InitTiming]
+    const codeBytes = readdirSync(dirname(bundle)).filter((file) => /^lambda.*\.mjs$/.test(file)).reduce((sum, file) => sum + statSync(join(dirname(bundle), file)).size, 0)
+    results.lambdaInitMs = ours.totalMs
+    results.lambdaInit = { ms: ours.totalMs, phasesMs: ours.phasesMs, minimalFastifyMs: minimal.totalMs, ratio: ours.totalMs / minimal.totalMs, codeBytes }
+    console.log(`lambda import + init: ${ours.totalMs.toFixed(0)} ms against a minimal Fastify app behind @fastify/aws-lambda ${minimal.totalMs.toFixed(0)} ms → ` +
+      `${(ours.totalMs / minimal.totalMs).toFixed(2)}× (goal ≤ 1.3×); code ${(codeBytes / 1024).toFixed(0)} KiB (goal ≤ 1536 KiB)`)
+  } else {
     console.log('lambda import + init: skipped (run npm run build first)')
   }
 
+  }
+
+  if (selected('cutoff')) {
   // 5: session cut-off, Organizations calls per ended grant.
   // 12 + 12 statements fit in two policies (13 each): nothing is refused, so the count is of writes that all land.
   const cutoffCalls = await measureCutoffCalls(moto, 12, 2)
   results.sessionCutoff = cutoffCalls
   console.log(describeCutoffCalls(cutoffCalls))
+  }
 } finally {
   for (const fn of cleanups) await fn()
 }
 mkdirSync(OUT, { recursive: true })
-writeFileSync(join(OUT, 'results.json'), `${JSON.stringify(results, null, 2)}\n`)
+const resultsFile = join(OUT, 'results.json')
+// A partial run (--only) keeps the other sections' last results.
+const kept = only.length < SECTIONS.length && existsSync(resultsFile) ? JSON.parse(readFileSync(resultsFile, 'utf8')) as Record<string, unknown> : {}
+const merged = { ...kept, ...results, cores: availableParallelism() }
+writeFileSync(resultsFile, `${JSON.stringify(merged, null, 2)}\n`)
+console.log(`\n${renderTable(merged)}\n`)
+console.log('docs/performance.md: node test/bench/report.ts --write')
 console.log(`results: ${join(OUT, 'results.json')}`)
 
 /**

@@ -82,6 +82,8 @@ export interface BuildOptions {
    * root (true: one; or how many), as the CDK stack stages them.
    */
   sessionCutoff?: boolean | { policies: number; managementAccountId?: string }
+  /** In-process due timers, as the container runs them (AppDependencies.dueTimers). */
+  dueTimers?: AppDependencies['dueTimers']
 }
 
 interface Teardown {
@@ -173,6 +175,7 @@ export async function build(t: Teardown, moto: MotoServer, options: BuildOptions
       sweepBudgetMs: 50_000,
       ...(options.requestDeadlineMs ? { requestDeadlineMs: options.requestDeadlineMs } : {}),
       ...(options.sweepPageSize ? { sweepPageSize: options.sweepPageSize } : {}),
+      ...(options.dueTimers ? { dueTimers: options.dueTimers } : {}),
       logger: { level: 'trace', stream: logStream },
     })
     t.teardown(() => started.close())

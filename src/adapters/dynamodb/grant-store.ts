@@ -14,6 +14,9 @@ import type { Coverage, CoveragePatch, CoverageWrite, GrantCreation, GrantFilter
 import { callAws } from '../aws-errors.ts'
 import type { DynamoAuditChain } from './audit-chain.ts'
 import { conditionalWrite, retryingConflicts } from './conditional.ts'
+
+/** The one item that says which process is sweeping, and until when (see acquireSweepLease). */
+const SWEEP_LEASE_KEY = { pk: 'sweep#lease' }
 import type { PageCursors } from './cursor.ts'
 import { coverageKey, grantKey, grantToItem, itemToCoverage, itemToGrant } from './items.ts'
 import { outboxPuts } from './outbox-store.ts'
@@ -163,17 +166,18 @@ export class DynamoGrantStore implements GrantStore {
    * The sweep's cursor never leaves the process, but it is sealed like the HTTP ones: one mechanism, and a
    * string this store parses is never trusted, wherever it came from.
    */
-  async dueItems(now: Date, cursor: string | undefined, limit: number) {
+  async dueItems(now: Date, cursor: string | undefined, limit: number, after?: Date) {
     const { due } = GRANT_INDEXES
     const keyNames = ['pk', due.partitionKey, due.sortKey]
-    const identity = { t: this.tables.grants, i: due.name, p: DUE_PARTITION, before: now.getTime() }
+    const identity = { t: this.tables.grants, i: due.name, p: DUE_PARTITION, before: now.getTime(), ...(after ? { after: after.getTime() } : {}) }
     const startKey = cursor ? this.cursors.decode(cursor, identity, keyNames, { [due.partitionKey]: DUE_PARTITION }) : undefined
     const result = await this.call('Query', () =>
       this.doc.send(new QueryCommand({
         TableName: this.tables.grants,
         IndexName: due.name,
-        KeyConditionExpression: 'dueShard = :due AND dueAt <= :now',
-        ExpressionAttributeValues: { ':due': DUE_PARTITION, ':now': now.getTime() },
+        ...(after
+          ? { KeyConditionExpression: 'dueShard = :due AND dueAt BETWEEN :after AND :now', ExpressionAttributeValues: { ':due': DUE_PARTITION, ':after': after.getTime() + 1, ':now': now.getTime() } }
+          : { KeyConditionExpression: 'dueShard = :due AND dueAt <= :now', ExpressionAttributeValues: { ':due': DUE_PARTITION, ':now': now.getTime() } }),
         Limit: limit,
         ...(startKey ? { ExclusiveStartKey: startKey } : {}),
       })),
@@ -184,6 +188,31 @@ export class DynamoGrantStore implements GrantStore {
       coverages: items.filter((item) => item.kind === 'coverage').map((item) => item.target as AssignmentTarget),
       cursor: result.LastEvaluatedKey ? this.cursors.encode(result.LastEvaluatedKey, identity, keyNames) : undefined,
     }
+  }
+
+  async acquireSweepLease(owner: string, now: Date, until: Date): Promise<boolean> {
+    const outcome = await this.conditional('UpdateItem', () =>
+      this.doc.send(new UpdateCommand({
+        TableName: this.tables.grants,
+        Key: SWEEP_LEASE_KEY,
+        UpdateExpression: 'SET kind = :kind, leaseOwner = :owner, leaseUntil = :until',
+        ConditionExpression: 'attribute_not_exists(leaseOwner) OR leaseUntil < :now OR leaseOwner = :owner',
+        ExpressionAttributeValues: { ':kind': 'sweep-lease', ':owner': owner, ':until': until.getTime(), ':now': now.getTime() },
+      })),
+    )
+    return outcome.applied
+  }
+
+  async releaseSweepLease(owner: string): Promise<void> {
+    await this.conditional('UpdateItem', () =>
+      this.doc.send(new UpdateCommand({
+        TableName: this.tables.grants,
+        Key: SWEEP_LEASE_KEY,
+        UpdateExpression: 'REMOVE leaseOwner, leaseUntil',
+        ConditionExpression: 'leaseOwner = :owner',
+        ExpressionAttributeValues: { ':owner': owner },
+      })),
+    )
   }
 
   async scheduleCoverageCheck(target: AssignmentTarget, at: Date): Promise<void> {

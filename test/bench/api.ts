@@ -1,0 +1,135 @@
+/**
+ * The API under load, with autocannon: GET /grants (a page of 50, filtered by user) and GET /grants/{id} against a
+ * bare Fastify + DynamoDB DocumentClient floor doing the same queries on the same tables, each run alternately for
+ * the same time; then POST /grants at a steady 50 a second. Where the time goes: every AWS call goes through the
+ * counting proxy, which times moto. Part of `npm run bench` (`--only api`).
+ */
+import type { AddressInfo } from 'node:net'
+import { BatchWriteCommand, DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb'
+import autocannon, { type Result } from 'autocannon'
+import Fastify from 'fastify'
+import { createAwsClients } from '../../src/adapters/aws.ts'
+import { grantToItem } from '../../src/adapters/dynamodb/items.ts'
+import { GRANT_INDEXES } from '../../src/adapters/dynamodb/tables.ts'
+import type { Grant } from '../../src/core/grant.ts'
+import { deterministicId } from '../../src/core/ids.ts'
+import type { MotoServer } from '../../src/sandbox/moto-server.ts'
+import type { PolicyDocument } from '../../src/core/policy.ts'
+import { build, grantBody, REGION } from '../helpers/app.ts'
+import { bearer } from '../helpers/tokens.ts'
+
+export interface LoadRun {
+  requestsPerSecond: number
+  p50: number
+  p99: number
+  errors: number
+  non2xx: number
+}
+
+export interface ApiResults {
+  list: { ours: LoadRun; floor: LoadRun; throughputRatio: number; p99Ratio: number; motoMsPerRequest: number }
+  get: { ours: LoadRun; floor: LoadRun; throughputRatio: number; p99Ratio: number; motoMsPerRequest: number }
+  post: LoadRun & { rate: number; seconds: number; fiveXx: number; timeouts: number; firstRefusal: string | undefined }
+}
+
+const summary = (result: Result): LoadRun => ({
+  requestsPerSecond: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.timeouts, non2xx: result.non2xx,
+})
+
+export async function measureApi(moto: MotoServer, options: { seconds: number; postSeconds: number; policy: PolicyDocument }): Promise<ApiResults> {
+  const cleanups: (() => unknown)[] = []
+  try {
+    const service = await build({ teardown: (fn) => void cleanups.unshift(fn) }, moto, { proxy: true, policy: options.policy })
+    const { app, proxy, seeded } = service
+    const endpoint = `http://127.0.0.1:${(proxy?.server.address() as AddressInfo).port}`
+    const doc = DynamoDBDocumentClient.from(createAwsClients({ region: REGION, endpoint }).dynamo, { marshallOptions: { removeUndefinedValues: true } })
+    // 300 grants: alice's 150 spread among the others', so that a page of 50 filtered by user is a real Query.
+    const now = Date.now()
+    const ids: string[] = []
+    const items = Array.from({ length: 300 }, (_, n) => {
+      const createdAt = new Date(now - (300 - n) * 1000).toISOString()
+      const userName = n % 2 ? 'alice' : 'bob'
+      const grant: Grant = {
+        id: deterministicId(now - (300 - n) * 1000, `api-${n}`), status: 'active', userName, userId: seeded.userIds[userName] as string, accountId: String(800000000000 + n),
+        permissionSet: 'ReadOnlyAccess', permissionSetArn: seeded.permissionSetArns.ReadOnlyAccess as string, ticketId: `CHG${4000000 + n}`, justification: 'load', requestedBy: 'bench',
+        createdAt, startsAt: createdAt, expiresAt: new Date(now + 3600_000).toISOString(), accessEndsBy: new Date(now + 7200_000).toISOString(),
+        endedAt: null, endedBy: null, endReason: null, coveredBy: 'jit', failureReason: null, sessionsCutAt: null,
+      }
+      ids.push(grant.id)
+      return grantToItem(grant, new Date(now + 3600_000))
+    })
+    for (let i = 0; i < items.length; i += 25) {
+      await doc.send(new BatchWriteCommand({ RequestItems: { 'jit-grants': items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } })) } }))
+    }
+
+    // The floor: the same two reads with the same client, no auth, no validation, no cursor, no mapping.
+    const floor = Fastify()
+    floor.get('/grants', async () => {
+      const page = await doc.send(new QueryCommand({
+        TableName: 'jit-grants', IndexName: GRANT_INDEXES.userName.name, KeyConditionExpression: '#u = :u',
+        ExpressionAttributeNames: { '#u': GRANT_INDEXES.userName.partitionKey }, ExpressionAttributeValues: { ':u': 'alice' }, ScanIndexForward: false, Limit: 50,
+      }))
+      return { items: page.Items, next: page.LastEvaluatedKey ?? null }
+    })
+    floor.get('/grants/:id', async (request) => (await doc.send(new GetCommand({ TableName: 'jit-grants', Key: { pk: `grant#${(request.params as { id: string }).id}` } }))).Item)
+    await floor.listen({ port: 0, host: '127.0.0.1' })
+    cleanups.unshift(() => floor.close())
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const url = (server: typeof floor.server) => `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const headers = bearer()
+
+    let next = 0
+    const anyId = (request: { path?: string }) => ({ ...request, path: `/grants/${ids[next++ % ids.length]}` })
+    const load = (target: string, path: string, withAuth: boolean, seconds = options.seconds) => autocannon({
+      url: target, connections: 10, duration: seconds, timeout: 10,
+      requests: [path === 'id' ? { method: 'GET', ...(withAuth ? { headers } : {}), setupRequest: anyId } : { method: 'GET', path, ...(withAuth ? { headers } : {}) }],
+    })
+    const compare = async (path: string) => {
+      const timingsFrom = proxy?.timings.length ?? 0
+      const ours = await load(url(app.server), path, true)
+      const motoMs = (proxy?.timings.slice(timingsFrom) ?? []).reduce((sum, call) => sum + (call.end - call.start), 0)
+      const theirs = await load(url(floor.server), path, false)
+      return {
+        ours: summary(ours), floor: summary(theirs),
+        throughputRatio: ours.requests.average / theirs.requests.average, p99Ratio: ours.latency.p99 / theirs.latency.p99,
+        motoMsPerRequest: motoMs / Math.max(1, ours.requests.total),
+      }
+    }
+    // Warm both (JIT, caches, connections), then measure.
+    await load(url(app.server), '/grants?userName=alice&limit=50', true, 3)
+    await load(url(floor.server), '/grants', false, 3)
+    const list = await compare('/grants?userName=alice&limit=50')
+    const get = await compare('id')
+
+    let made = 0
+    let firstRefusal: string | undefined
+    const post = await autocannon({
+      url: url(app.server), connections: 20, duration: options.postSeconds, overallRate: 50, timeout: 10,
+      requests: [{
+        method: 'POST', path: '/grants', headers: { ...headers, 'content-type': 'application/json' },
+        onResponse: (status: number, body: string) => {
+          if (status >= 300 && !firstRefusal) firstRefusal = `${status} ${body.slice(0, 300)}`
+        },
+        setupRequest: (request) => {
+          const n = made++
+          return { ...request, body: JSON.stringify(grantBody({ userName: n % 2 ? 'alice' : 'bob', accountId: String(900000000000 + n), permissionSet: n % 3 ? 'ReadOnlyAccess' : 'AdministratorAccess', ticketId: `CHG${5000000 + n}` })) }
+        },
+      }],
+    })
+    return { list, get, post: { ...summary(post), rate: 50, seconds: options.postSeconds, fiveXx: post['5xx'], timeouts: post.timeouts, firstRefusal } }
+  } finally {
+    for (const fn of cleanups) await fn()
+  }
+}
+
+export function describeApi(results: ApiResults): string {
+  const line = (name: string, r: ApiResults['list']) =>
+    `  ${name}: ${r.ours.requestsPerSecond.toFixed(0)} req/s, p99 ${r.ours.p99} ms; floor ${r.floor.requestsPerSecond.toFixed(0)} req/s, p99 ${r.floor.p99} ms → ` +
+    `${r.throughputRatio.toFixed(2)}× throughput (goal ≥ 0.7×), ${r.p99Ratio.toFixed(2)}× p99 (goal ≤ 1.5×); ${r.ours.errors + r.ours.non2xx} errors; moto ${r.motoMsPerRequest.toFixed(1)} ms a request`
+  return [
+    'API under load (autocannon, 10 connections):',
+    line('GET /grants?userName=alice (page of 50)', results.list),
+    line('GET /grants/{id}', results.get),
+    `  POST /grants at ${results.post.rate}/s for ${results.post.seconds} s: ${results.post.requestsPerSecond.toFixed(1)} req/s, p50 ${results.post.p50} ms, p99 ${results.post.p99} ms, ${results.post.fiveXx} 5xx, ${results.post.errors} errors/timeouts, ${results.post.non2xx} non-2xx${results.post.firstRefusal ? ` (first: ${results.post.firstRefusal})` : ''}`,
+  ].join('\n')
+}
