@@ -49,3 +49,8 @@ export async function retryingConflicts<T>(send: () => Promise<T>): Promise<T> {
     }
   }
 }
+
+/** A conditional write, sent again if it only raced a transaction: what every store's conditional write is. */
+export function conditionalRetrying<T>(operation: string, send: () => Promise<T>): Promise<ConditionalOutcome<T>> {
+  return conditionalWrite(operation, () => retryingConflicts(send))
+}

@@ -3,7 +3,7 @@ import type { AuditEvent } from '../../core/audit.ts'
 import type { CutoffIntent, CutoffLedger, CutoffOutcome, OutboxClaim, SessionsCutChange } from '../../core/ports.ts'
 import { callAws } from '../aws-errors.ts'
 import type { DynamoAuditChain } from './audit-chain.ts'
-import { conditionalWrite, retryingConflicts } from './conditional.ts'
+import { conditionalRetrying } from './conditional.ts'
 import { LeaseLostError } from '../../core/errors.ts'
 import { grantKey } from './items.ts'
 import { outboxPuts } from './outbox-store.ts'
@@ -34,7 +34,7 @@ export class DynamoCutoffLedger implements CutoffLedger {
 
   async recordIntent(intent: CutoffIntent): Promise<void> {
     const item = { ...intentKey(intent.grantId), kind: 'cutoff', ...intent, dueShard: CUTOFF_PARTITION, dueAt: Date.parse(intent.cutAt) }
-    await this.conditional('PutItem', () =>
+    await conditionalRetrying('PutItem', () =>
       this.doc.send(new PutCommand({ TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' })))
   }
 
@@ -52,7 +52,7 @@ export class DynamoCutoffLedger implements CutoffLedger {
   }
 
   async acquireLease(owner: string, now: Date, until: Date): Promise<boolean> {
-    const outcome = await this.conditional('UpdateItem', () =>
+    const outcome = await conditionalRetrying('UpdateItem', () =>
       this.doc.send(new UpdateCommand({
         TableName: this.table,
         Key: LEASE_KEY,
@@ -64,7 +64,7 @@ export class DynamoCutoffLedger implements CutoffLedger {
   }
 
   async renewLease(owner: string, now: Date, until: Date): Promise<void> {
-    const outcome = await this.conditional('UpdateItem', () =>
+    const outcome = await conditionalRetrying('UpdateItem', () =>
       this.doc.send(new UpdateCommand({
         TableName: this.table,
         Key: LEASE_KEY,
@@ -78,7 +78,7 @@ export class DynamoCutoffLedger implements CutoffLedger {
   async releaseLease(owner: string, nextPruneAt: number | null | undefined): Promise<void> {
     const prune = nextPruneAt === undefined ? '' : nextPruneAt === null ? ', nextPruneAt' : ''
     const set = typeof nextPruneAt === 'number' ? ' SET nextPruneAt = :next' : ''
-    await this.conditional('UpdateItem', () =>
+    await conditionalRetrying('UpdateItem', () =>
       this.doc.send(new UpdateCommand({
         TableName: this.table,
         Key: LEASE_KEY,
@@ -96,7 +96,7 @@ export class DynamoCutoffLedger implements CutoffLedger {
 
   async recordOutcome(grantIds: string[], outcome: Exclude<CutoffOutcome, 'pending'>): Promise<void> {
     for (const grantId of grantIds) {
-      await this.conditional('UpdateItem', () =>
+      await conditionalRetrying('UpdateItem', () =>
         this.doc.send(new UpdateCommand({
           TableName: this.table,
           Key: intentKey(grantId),
@@ -129,7 +129,4 @@ export class DynamoCutoffLedger implements CutoffLedger {
     return outcome.written
   }
 
-  private conditional<T>(operation: string, send: () => Promise<T>) {
-    return conditionalWrite(operation, () => retryingConflicts(send))
-  }
 }

@@ -13,7 +13,7 @@ import { COVERAGE_CHECK_INTERVAL_MS } from '../../core/coverage.ts'
 import type { Coverage, CoveragePatch, CoverageWrite, GrantCreation, GrantFilter, GrantStore, GrantTransition, LeaseAttempt, NewGrantLease, Page, PageRequest } from '../../core/ports.ts'
 import { callAws } from '../aws-errors.ts'
 import type { DynamoAuditChain } from './audit-chain.ts'
-import { conditionalWrite, retryingConflicts } from './conditional.ts'
+import { conditionalRetrying, retryingConflicts } from './conditional.ts'
 
 /** The one item that says which process is sweeping, and until when (see acquireSweepLease). */
 const SWEEP_LEASE_KEY = { pk: 'sweep#lease' }
@@ -191,7 +191,7 @@ export class DynamoGrantStore implements GrantStore {
   }
 
   async acquireSweepLease(owner: string, now: Date, until: Date): Promise<boolean> {
-    const outcome = await this.conditional('UpdateItem', () =>
+    const outcome = await conditionalRetrying('UpdateItem', () =>
       this.doc.send(new UpdateCommand({
         TableName: this.tables.grants,
         Key: SWEEP_LEASE_KEY,
@@ -204,7 +204,7 @@ export class DynamoGrantStore implements GrantStore {
   }
 
   async releaseSweepLease(owner: string): Promise<void> {
-    await this.conditional('UpdateItem', () =>
+    await conditionalRetrying('UpdateItem', () =>
       this.doc.send(new UpdateCommand({
         TableName: this.tables.grants,
         Key: SWEEP_LEASE_KEY,
@@ -216,7 +216,7 @@ export class DynamoGrantStore implements GrantStore {
   }
 
   async scheduleCoverageCheck(target: AssignmentTarget, at: Date): Promise<void> {
-    await this.conditional('UpdateItem', () =>
+    await conditionalRetrying('UpdateItem', () =>
       this.doc.send(new UpdateCommand({
         TableName: this.tables.grants,
         Key: coverageKey(target),
@@ -240,7 +240,7 @@ export class DynamoGrantStore implements GrantStore {
   }
 
   async acquireLease(target: AssignmentTarget, owner: string, now: Date, until: Date): Promise<LeaseAttempt> {
-    const outcome = await this.conditional('UpdateItem', () =>
+    const outcome = await conditionalRetrying('UpdateItem', () =>
       this.doc.send(new UpdateCommand({
         TableName: this.tables.grants,
         Key: coverageKey(target),
@@ -268,7 +268,7 @@ export class DynamoGrantStore implements GrantStore {
       values[`:${field}`] = value
       sets.push(`#${field} = :${field}`)
     }
-    const outcome = await this.conditional('UpdateItem', () =>
+    const outcome = await conditionalRetrying('UpdateItem', () =>
       this.doc.send(new UpdateCommand({
         TableName: this.tables.grants,
         Key: coverageKey(target),
@@ -301,7 +301,7 @@ export class DynamoGrantStore implements GrantStore {
 
   /** An intent written under the owner's lease on a coverage that is not external; otherwise the coverage as it is. */
   private async recordIntent(target: AssignmentTarget, owner: string, update: { UpdateExpression: string; ConditionExpression: string; ExpressionAttributeValues: Record<string, unknown> }) {
-    const outcome = await this.conditional('UpdateItem', () =>
+    const outcome = await conditionalRetrying('UpdateItem', () =>
       this.doc.send(new UpdateCommand({
         TableName: this.tables.grants,
         Key: coverageKey(target),
@@ -318,7 +318,7 @@ export class DynamoGrantStore implements GrantStore {
   }
 
   async deleteIdleCoverage(target: AssignmentTarget, owner: string): Promise<boolean> {
-    const outcome = await this.conditional('DeleteItem', () =>
+    const outcome = await conditionalRetrying('DeleteItem', () =>
       this.doc.send(new DeleteCommand({
         TableName: this.tables.grants,
         Key: coverageKey(target),
@@ -330,7 +330,7 @@ export class DynamoGrantStore implements GrantStore {
   }
 
   async releaseLease(target: AssignmentTarget, owner: string): Promise<void> {
-    await this.conditional('UpdateItem', () =>
+    await conditionalRetrying('UpdateItem', () =>
       this.doc.send(new UpdateCommand({
         TableName: this.tables.grants,
         Key: coverageKey(target),
@@ -342,7 +342,7 @@ export class DynamoGrantStore implements GrantStore {
   }
 
   async renewLease(target: AssignmentTarget, owner: string, now: Date, until: Date): Promise<void> {
-    const outcome = await this.conditional('UpdateItem', () =>
+    const outcome = await conditionalRetrying('UpdateItem', () =>
       this.doc.send(new UpdateCommand({
         TableName: this.tables.grants,
         Key: coverageKey(target),
@@ -375,10 +375,6 @@ export class DynamoGrantStore implements GrantStore {
     }
   }
 
-  /** A conditional write, sent again if it only raced a transaction. */
-  private conditional<T>(operation: string, send: () => Promise<T>) {
-    return conditionalWrite(operation, () => retryingConflicts(send))
-  }
 
   private call<T>(operation: string, send: () => Promise<T>): Promise<T> {
     return callAws('DynamoDB', operation, () => retryingConflicts(send))

@@ -3,7 +3,7 @@ import type { AuditEvent } from '../../core/audit.ts'
 import type { OutboxClaim, OutboxMessage, OutboxStore } from '../../core/ports.ts'
 import { callAws } from '../aws-errors.ts'
 import type { DynamoAuditChain } from './audit-chain.ts'
-import { conditionalWrite, retryingConflicts } from './conditional.ts'
+import { conditionalRetrying, retryingConflicts } from './conditional.ts'
 import { GRANT_INDEXES, OUTBOX_PARTITION } from './tables.ts'
 
 const outboxKey = (message: Pick<OutboxMessage, 'channel' | 'event'>) => ({ pk: `outbox#${message.event.id}#${message.channel}` })
@@ -61,7 +61,7 @@ export class DynamoOutboxStore implements OutboxStore {
   }
 
   async claim(message: OutboxMessage, owner: string, now: Date, until: Date): Promise<boolean> {
-    const outcome = await this.conditional('UpdateItem', () => this.doc.send(new UpdateCommand({
+    const outcome = await conditionalRetrying('UpdateItem', () => this.doc.send(new UpdateCommand({
       TableName: this.table,
       Key: outboxKey(message),
       UpdateExpression: 'SET claimOwner = :owner, dueAt = :until',
@@ -73,7 +73,7 @@ export class DynamoOutboxStore implements OutboxStore {
   }
 
   async delivered(message: OutboxMessage, owner: string): Promise<void> {
-    await this.conditional('DeleteItem', () => this.doc.send(new DeleteCommand({
+    await conditionalRetrying('DeleteItem', () => this.doc.send(new DeleteCommand({
       TableName: this.table,
       Key: outboxKey(message),
       ConditionExpression: 'claimOwner = :owner',
@@ -82,7 +82,7 @@ export class DynamoOutboxStore implements OutboxStore {
   }
 
   async retryAt(message: OutboxMessage, owner: string, at: Date, error: string): Promise<void> {
-    await this.conditional('UpdateItem', () => this.doc.send(new UpdateCommand({
+    await conditionalRetrying('UpdateItem', () => this.doc.send(new UpdateCommand({
       TableName: this.table,
       Key: outboxKey(message),
       UpdateExpression: 'SET dueAt = :at, attempts = :attempts, lastError = :error REMOVE claimOwner',
@@ -97,8 +97,4 @@ export class DynamoOutboxStore implements OutboxStore {
     }])
   }
 
-  /** A conditional write, sent again if it only raced a transaction. */
-  private conditional<T>(operation: string, send: () => Promise<T>) {
-    return conditionalWrite(operation, () => retryingConflicts(send))
-  }
 }
