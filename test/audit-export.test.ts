@@ -215,5 +215,7 @@ t.test('a failing SNS topic never fails or rolls back a grant', async (t) => {
   const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
   t.equal(response.statusCode, 201)
   t.ok(await hasAssignment('alice', PROD, 'AdministratorAccess'))
+  // The message leaves after the answer: wait for its attempts (each failing) to be over.
+  await app.flushNotifications()
   t.ok((proxy?.injected['server-error'] ?? 0) >= 1, 'the publish was attempted and failed')
 })
