@@ -157,8 +157,7 @@ export class GrantService {
       return { grant, settled: false }
     }
     try {
-      const running = withDeadline(deadline, work)
-      return deadline === undefined ? await running : await answerBy(deadline, running, unfinished)
+      return await answerWithin(deadline, work, unfinished)
     } catch (error) {
       if (error instanceof DeadlineExceededError) return unfinished()
       throw error
@@ -824,8 +823,11 @@ function timeOf(field: string, text: string): Date {
   return time
 }
 
-/** Work that records nothing before its last write answers by `deadline` (epoch ms) or fails with DeadlineExceededError. */
-function answerWithin<T>(deadline: number | undefined, work: () => Promise<T>): Promise<T> {
+/**
+ * Runs `work` under `deadline` (epoch ms; none when undefined) and answers by then: as `work` does, or as
+ * `onTimeout` says (by default DeadlineExceededError, for work that records nothing before its last write).
+ */
+function answerWithin<T>(deadline: number | undefined, work: () => Promise<T>, onTimeout: () => T = () => { throw new DeadlineExceededError() }): Promise<T> {
   const running = withDeadline(deadline, work)
-  return deadline === undefined ? running : answerBy(deadline, running, () => { throw new DeadlineExceededError() })
+  return deadline === undefined ? running : answerBy(deadline, running, onTimeout)
 }
