@@ -2,6 +2,9 @@ import { readFileSync } from 'node:fs'
 import { isIPv4 } from 'node:net'
 import { Type, type Static, type TSchema } from 'typebox'
 import { Value } from 'typebox/value'
+import { DEFAULT_CHANGE_STATES, DEFAULT_INCIDENT_STATES } from './adapters/servicenow.ts'
+import { DEFAULT_MAX_LEAD_DAYS } from './core/grants.ts'
+import { DEFAULT_GIVE_UP_MS } from './core/outbox.ts'
 import { parsePolicy, type Policy } from './core/policy.ts'
 
 /** An Organizations policy id. */
@@ -36,7 +39,7 @@ const EnvSchema = Type.Object({
   JIT_INSTANCE_ARN: Type.Optional(Type.String({ pattern: '^arn:aws[a-z-]*:sso:::instance/' })),
   JIT_IDENTITY_STORE_ID: Type.Optional(Type.String({ pattern: '^d-[0-9a-z]+$' })),
   JIT_MAX_DURATION_MINUTES: Type.Integer({ minimum: 1, maximum: 43_200, default: 720 }),
-  JIT_MAX_LEAD_DAYS: Type.Integer({ minimum: 0, maximum: 365, default: 14 }),
+  JIT_MAX_LEAD_DAYS: Type.Integer({ minimum: 0, maximum: 365, default: DEFAULT_MAX_LEAD_DAYS }),
   JIT_PROVISIONING_WAIT_MS: Type.Integer({ minimum: 0, maximum: 25_000, default: 5000 }),
   // API Gateway ends an integration after about 30 s (29 s by default): answer well before.
   JIT_REQUEST_DEADLINE_MS: Type.Integer({ minimum: 1000, maximum: 28_000, default: 25_000 }),
@@ -44,7 +47,7 @@ const EnvSchema = Type.Object({
   JIT_SWEEP_BUDGET_SECONDS: Type.Integer({ minimum: 1, maximum: 900, default: 50 }),
   JIT_IDENTITY_CENTER_TPS: Type.Number({ exclusiveMinimum: 0, maximum: 20, default: 10 }),
   JIT_SANDBOX: Type.Boolean({ default: false }),
-  JIT_OUTBOX_GIVE_UP_MINUTES: Type.Integer({ minimum: 5, maximum: 10_080, default: 1440 }),
+  JIT_OUTBOX_GIVE_UP_MINUTES: Type.Integer({ minimum: 5, maximum: 10_080, default: DEFAULT_GIVE_UP_MS / 60_000 }),
   JIT_SERVICENOW_URL: Type.Optional(Type.String({ minLength: 8, maxLength: 200 })),
   JIT_SERVICENOW_CLIENT_ID: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
   JIT_SERVICENOW_CLIENT_SECRET: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
@@ -54,8 +57,8 @@ const EnvSchema = Type.Object({
   // 'CHG=change_request,INC=incident,RITM=sc_req_item'
   JIT_SERVICENOW_TABLES: Type.Optional(Type.String({ pattern: '^[A-Za-z]{1,10}=[a-z0-9_]{1,80}(,[A-Za-z]{1,10}=[a-z0-9_]{1,80}){0,19}$' })),
   JIT_SERVICENOW_VERIFY: Type.Boolean({ default: false }),
-  JIT_SERVICENOW_CHANGE_STATES: Type.String({ pattern: '^-?[0-9]{1,3}(,-?[0-9]{1,3}){0,19}$', default: '-2,-1' }),
-  JIT_SERVICENOW_INCIDENT_STATES: Type.String({ pattern: '^-?[0-9]{1,3}(,-?[0-9]{1,3}){0,19}$', default: '1,2,3' }),
+  JIT_SERVICENOW_CHANGE_STATES: Type.String({ pattern: '^-?[0-9]{1,3}(,-?[0-9]{1,3}){0,19}$', default: DEFAULT_CHANGE_STATES.join(',') }),
+  JIT_SERVICENOW_INCIDENT_STATES: Type.String({ pattern: '^-?[0-9]{1,3}(,-?[0-9]{1,3}){0,19}$', default: DEFAULT_INCIDENT_STATES.join(',') }),
   JIT_SERVICENOW_WINDOW_LEAD_MINUTES: Type.Integer({ minimum: 0, maximum: 1440, default: 15 }),
   JIT_SERVICENOW_RETRY_AFTER_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 30 }),
   // End live role sessions when a grant's access ends: 'scp' writes Deny statements into the owned service control policies.
