@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { AuditAction, AuditEvent } from './audit.ts'
 import type { Clock } from './clock.ts'
-import { COVERAGE_CHECK_INTERVAL_MS, CoverageReconciler, LEASE_MS, type CoverageState, type ReconcileOptions } from './coverage.ts'
+import { COVERAGE_CHECK_INTERVAL_MS, CoverageReconciler, LEASE_MS, type CoverageState, type Finish, type LeaseTakenWithGrant, type ReconcileOptions } from './coverage.ts'
 import { answerBy, ensureTimeFor, withDeadline } from './deadline.ts'
 import {
   ConcurrentChangeError,
@@ -254,7 +254,7 @@ export class GrantService {
     if (created === 'exists') return this.resumeRecorded(grant.id, actor, onRecorded)
     onRecorded(grant)
     deps.onWritten?.(grant)
-    return this.settleProvisioning(grant, actor, { leaseOwner: lease.owner, leaseUntil: lease.until, earlyLook, creationIntended: created === 'creation-intended' })
+    return this.provision(grant, actor, { grantId: grant.id, owner: lease.owner, until: lease.until, creationIntended: created === 'creation-intended', lookedBefore: earlyLook })
   }
 
   /**
@@ -359,7 +359,7 @@ export class GrantService {
 
   /** Carries on with a grant an earlier attempt recorded; a grant past provisioning answers as it is. */
   private resume(grant: Grant, actor: Actor): Promise<GrantOutcome> {
-    if (grant.status === 'provisioning') return this.settleProvisioning(grant, actor)
+    if (grant.status === 'provisioning') return this.provision(grant, actor)
     return Promise.resolve({ grant, settled: grant.status !== 'revoking' })
   }
 
@@ -389,7 +389,7 @@ export class GrantService {
       const allowed = `scheduled start reached; ${verdict.allowed} again`
       return { ...change, to: 'provisioning', dueAt: provisioningDueAt(now, current), hold: 'join', set, event: this.event(this.grantDraft(current, 'grant.start_requested', actor, allowed)) }
     })
-    if (started?.status === 'provisioning') return this.settleProvisioning(started, actor)
+    if (started?.status === 'provisioning') return this.provision(started, actor)
     if (started?.status === 'failed') await this.notify('a scheduled grant could not start in time', { grantId: grant.id, startsAt: grant.startsAt, expiresAt: grant.expiresAt })
     return this.resolved(grant.id, started)
   }
@@ -598,11 +598,37 @@ export class GrantService {
     return { drifted }
   }
 
-  /** Finishes a grant that is still provisioning: active once the assignment is in place, failed if AWS refused it. */
-  async settleProvisioning(grant: Grant, actor: Actor, headStart: Pick<ReconcileOptions, 'leaseOwner' | 'leaseUntil' | 'earlyLook' | 'creationIntended'> = {}): Promise<GrantOutcome> {
+  /**
+   * Finishes a grant that is still provisioning (the sweep's step for one left unfinished): active once the
+   * assignment is in place, failed if AWS refused it (ProvisioningFailedError, after the failure is recorded);
+   * answered unsettled while Identity Center has not finished. Throws UpstreamUnavailableError when AWS fails.
+   */
+  finishProvisioning(grant: Grant, actor: Actor): Promise<GrantOutcome> {
+    return this.provision(grant, actor)
+  }
+
+  /**
+   * Provisions a grant in 'provisioning' (see finishProvisioning); `takenWithGrant` when its own record has just
+   * taken the assignment's lease. Its one change of state (to active, or failed) is written by `activate` or
+   * `fail`: with the creation's last write when that is what activates it, otherwise after the reconcile.
+   */
+  private async provision(grant: Grant, actor: Actor, takenWithGrant?: LeaseTakenWithGrant): Promise<GrantOutcome> {
     let activated: Grant | undefined
-    // Fresh: the grant's end may have moved (PATCH) since it was read, and the due time follows the end.
-    const activate = (external: boolean, coverage?: CoverageWrite) => this.transitionFresh(grant, (current) => ({
+    const finish: Finish = async (write) => {
+      // Only a creation's last write belongs with the activation (its holders gone, the reconciler may go on to remove it).
+      if (write.kind !== 'assigned') return false
+      activated = await this.activate(grant, actor, false, write)
+      return activated !== undefined
+    }
+    const state = await this.reconcileFor(grant, { ...(takenWithGrant && { takenWithGrant }), lookAhead: true, finish })
+    if (state.kind === 'present') return this.resolved(grant.id, activated ?? (await this.activate(grant, actor, state.external)))
+    if (state.kind === 'failed') return this.fail(grant, actor, state.reason)
+    return { grant, settled: false }
+  }
+
+  /** Moves a provisioning grant to 'active'; fresh: its end may have moved (PATCH) since it was read, and the due time follows the end. */
+  private activate(grant: Grant, actor: Actor, external: boolean, coverage?: CoverageWrite): Promise<Grant | undefined> {
+    return this.transitionFresh(grant, (current) => ({
       grant: current,
       from: ['provisioning'],
       to: 'active',
@@ -614,30 +640,21 @@ export class GrantService {
         ? 'a permanent assignment already grants this access; it will be left in place when the grant ends'
         : 'account assignment in place')),
     }))
-    const state = await this.reconcileFor(grant, {
-      ...headStart,
-      lookAhead: true,
-      // Only a creation's last write belongs with the activation (its holders gone, the reconciler may go on to remove it).
-      finish: async (coverage) => coverage.kind === 'assigned' && (activated = await activate(false, coverage)) !== undefined,
-    })
-    if (state.kind === 'present') {
-      activated ??= await activate(state.external)
-      return this.resolved(grant.id, activated)
-    }
-    if (state.kind === 'failed') {
-      const failed = await this.transitionFresh(grant, (current) => ({
-        grant: current,
-        from: ['provisioning'],
-        to: 'failed',
-        dueAt: null,
-        set: { failureReason: state.reason, endedAt: this.deps.clock.now().toISOString() },
-        hold: 'release',
-        event: this.event(this.grantDraft(current, 'grant.failed', actor, `Identity Center refused the assignment: ${state.reason}`)),
-      }))
-      if (failed) throw new ProvisioningFailedError(grant.id, state.reason)
-      return this.resolved(grant.id, failed)
-    }
-    return { grant, settled: false }
+  }
+
+  /** Moves a provisioning grant Identity Center refused to 'failed', and throws ProvisioningFailedError if it did. */
+  private async fail(grant: Grant, actor: Actor, reason: string): Promise<GrantOutcome> {
+    const failed = await this.transitionFresh(grant, (current) => ({
+      grant: current,
+      from: ['provisioning'],
+      to: 'failed',
+      dueAt: null,
+      set: { failureReason: reason, endedAt: this.deps.clock.now().toISOString() },
+      hold: 'release',
+      event: this.event(this.grantDraft(current, 'grant.failed', actor, `Identity Center refused the assignment: ${reason}`)),
+    }))
+    if (failed) throw new ProvisioningFailedError(grant.id, reason)
+    return this.resolved(grant.id, failed)
   }
 
   /** Finishes a grant in 'revoking' once its access is gone or is provided by something else. */

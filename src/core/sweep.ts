@@ -127,7 +127,7 @@ async function advance(grant: Grant, grants: GrantService, clock: Clock, actor: 
     // Its end was moved past now (PATCH) after this page was read: nothing was due after all.
     return outcome.settled && MOVABLE_STATUSES.includes(outcome.grant.status) ? undefined : outcome
   }
-  if (grant.status === 'provisioning') return grants.settleProvisioning(grant, actor)
+  if (grant.status === 'provisioning') return grants.finishProvisioning(grant, actor)
   // An active grant not yet expired has nothing due (its clock and ours disagree by a moment): leave it.
   return undefined
 }
