@@ -142,7 +142,10 @@ export class GrantService {
    */
   async request(input: GrantRequest, actor: Actor, options: { id?: string | undefined; deadline?: number | undefined } = {}): Promise<GrantOutcome> {
     let recorded: Grant | undefined
-    return this.within(options.deadline, () => this.decideAndProvision(input, actor, options.id, (grant) => (recorded = grant)), () => recorded)
+    const onRecorded = (grant: Grant): void => {
+      recorded = grant
+    }
+    return this.within(options.deadline, () => this.requestWork(input, actor, options.id, onRecorded), () => recorded)
   }
 
   /**
@@ -164,57 +167,64 @@ export class GrantService {
     }
   }
 
-  private async decideAndProvision(input: GrantRequest, actor: Actor, id: string | undefined, onRecorded: (grant: Grant) => void): Promise<GrantOutcome> {
-    const { deps } = this
-    if (id) {
-      const earlier = await deps.store.getGrant(id)
-      if (earlier) {
-        onRecorded(earlier)
-        return this.resume(earlier, actor)
-      }
+  /**
+   * A request's work: an earlier attempt's grant is resumed; otherwise the request is decided, its grant built,
+   * then recorded (with the intent to create the assignment when a look found none) and provisioned.
+   */
+  private async requestWork(input: GrantRequest, actor: Actor, id: string | undefined, onRecorded: (grant: Grant) => void): Promise<GrantOutcome> {
+    const earlier = id ? await this.deps.store.getGrant(id) : undefined
+    if (earlier) {
+      onRecorded(earlier)
+      return this.resume(earlier, actor)
     }
+    const decided = await this.decideRequest(input, actor)
+    // Before the clock is read: under throttling the look may take seconds, which the lease must not lose.
+    const noAssignment = (await decided.look) === false
+    const grant = this.buildGrant(input, actor, id ?? newId(this.deps.clock), decided)
+    const allowed = allowedBy(decided.decision, this.deps.policy)
+    if (decided.startsAt) {
+      const event = this.event(requestDraft(input, actor, grant.userName, 'grant.scheduled', `${input.durationMinutes} minutes from ${grant.startsAt} ${allowed}`, grant.id))
+      return this.recordScheduled(grant, event, actor, onRecorded)
+    }
+    const event = this.event(requestDraft(input, actor, grant.userName, 'grant.requested', `${input.durationMinutes} minutes ${allowed}`, grant.id))
+    return this.recordRequested(grant, event, actor, { look: decided.look, noAssignment }, onRecorded)
+  }
+
+  /**
+   * A new request decided (see decide): the service maximum and the start first, then the directory, the policy
+   * and the ticket; each refusal is audited (grant.denied) and thrown. Whether the assignment already exists is
+   * asked beside the policy's group lookup, so that the grant's record can carry the intent to create it. Not
+   * for a request no rule could allow: Identity Center's quota is shared with the sweep, and denied requests
+   * should not spend it (only those that fail on group membership do, one read each). Nor for a scheduled
+   * grant, which holds nothing until it starts.
+   */
+  private async decideRequest(input: GrantRequest, actor: Actor): Promise<RequestDecision> {
+    const { deps } = this
     if (input.durationMinutes > deps.maxDurationMinutes) {
       throw new DurationTooLongError(input.durationMinutes, deps.maxDurationMinutes)
     }
     const startsAt = input.startsAt === undefined ? undefined : this.scheduledStart(input.startsAt)
-    // As requested until the directory answers; then as the directory spells it, for every event after.
-    let userName = input.userName
-    const draft = (action: AuditAction, detail: string, grantId: string | null = null): AuditDraft => ({
-      action,
-      actor: actor.id,
-      grantId,
-      userName,
-      accountId: input.accountId,
-      permissionSet: input.permissionSet,
-      ticketId: input.ticketId,
-      detail,
-      requestId: actor.requestId,
-      correlationId: actor.correlationId ?? null,
-    })
-    // Whether the assignment already exists is asked beside the policy's group lookup, so that the grant's
-    // record can carry the intent to create it. Not for a request no rule could allow: Identity Center's
-    // quota is shared with the sweep, and denied requests should not spend it (only those that fail on group
-    // membership do, one read each). Nor for a scheduled grant, which holds nothing until it starts.
-    let earlyLook: Promise<boolean | undefined> | undefined
-    const { user, permissionSet, decision } = await this.decide(input, startsAt, {
-      deny: async (spelling, detail, error) => {
-        userName = spelling
-        await this.appendAudit(draft('grant.denied', detail))
+    let look: Promise<boolean | undefined> | undefined
+    const decided = await this.decide(input, startsAt, {
+      deny: async (userName, detail, error) => {
+        await this.appendAudit(requestDraft(input, actor, userName, 'grant.denied', detail))
         throw error
       },
       beforePolicy: (target, request) => {
-        earlyLook = !startsAt && mightAllow(deps.policy, request) ? deps.identityCenter.assignmentExists(target).catch(() => undefined) : undefined
+        look = !startsAt && mightAllow(deps.policy, request) ? deps.identityCenter.assignmentExists(target).catch(() => undefined) : undefined
       },
     })
-    userName = user.userName
-    // Before the clock is read: under throttling the look may take seconds, which the lease must not lose.
-    const noAssignment = (await earlyLook) === false
+    return { ...decided, startsAt, look }
+  }
 
-    const now = deps.clock.now()
+  /** The grant a decided request stands for, as it is recorded: 'scheduled' for a later start, else 'provisioning'. */
+  private buildGrant(input: GrantRequest, actor: Actor, id: string, decided: RequestDecision): Grant {
+    const { user, permissionSet, startsAt } = decided
+    const now = this.deps.clock.now()
     const start = startsAt ?? now
     const expiresAt = new Date(start.getTime() + input.durationMinutes * MINUTE_MS)
-    const grant: Grant = {
-      id: id ?? newId(deps.clock),
+    return {
+      id,
       status: startsAt ? 'scheduled' : 'provisioning',
       userName: user.userName,
       userId: user.id,
@@ -235,26 +245,23 @@ export class GrantService {
       failureReason: null,
       sessionsCutAt: null,
     }
-    if (startsAt) {
-      const allowed = `${input.durationMinutes} minutes from ${grant.startsAt} ${allowedBy(decision, deps.policy)}`
-      return this.recordScheduled(grant, this.event(draft('grant.scheduled', allowed, grant.id)), actor, onRecorded)
-    }
-    const dueAt = provisioningDueAt(now, grant)
-    // The common case costs least: with no assignment found, the record takes the assignment's lease and
-    // records the intent to create it, so the creation is the next call.
-    const lease = { owner: randomUUID(), until: new Date(now.getTime() + LEASE_MS), intendCreation: noAssignment }
+  }
+
+  /**
+   * Records a grant to start now, then provisions it. The common case costs least: with no assignment found, the
+   * record takes the assignment's lease and records the intent to create it, so the creation is the next call.
+   */
+  private async recordRequested(grant: Grant, event: AuditEvent, actor: Actor, found: { look: Promise<boolean | undefined> | undefined; noAssignment: boolean }, onRecorded: (grant: Grant) => void): Promise<GrantOutcome> {
+    const now = new Date(grant.createdAt)
+    const lease = { owner: randomUUID(), until: new Date(now.getTime() + LEASE_MS), intendCreation: found.noAssignment }
     // A request already answered 503 at its deadline must not record a grant afterwards.
     ensureTimeFor(0)
-    const created = await deps.store.createGrant(
-      grant,
-      dueAt,
-      this.event(draft('grant.requested', `${input.durationMinutes} minutes ${allowedBy(decision, deps.policy)}`, grant.id)),
-      lease,
-    )
+    const created = await this.deps.store.createGrant(grant, provisioningDueAt(now, grant), event, lease)
     if (created === 'exists') return this.resumeRecorded(grant.id, actor, onRecorded)
     onRecorded(grant)
-    deps.onWritten?.(grant)
-    return this.provision(grant, actor, { grantId: grant.id, owner: lease.owner, until: lease.until, creationIntended: created === 'creation-intended', lookedBefore: earlyLook })
+    this.deps.onWritten?.(grant)
+    const creationIntended = created === 'creation-intended'
+    return this.provision(grant, actor, { grantId: grant.id, owner: lease.owner, until: lease.until, creationIntended, lookedBefore: found.look })
   }
 
   /**
@@ -798,6 +805,32 @@ export class GrantService {
     } catch {
       // Alerting is best effort: the notifier logs its own failures, and an alert must never fail a grant.
     }
+  }
+}
+
+/** A request as decided: who, which permission set, the allowing decision, the start, and the early look. */
+interface RequestDecision {
+  user: DirectoryUser
+  permissionSet: PermissionSetInfo
+  decision: Extract<PolicyDecision, { allowed: true }>
+  startsAt: Date | undefined
+  /** Whether the assignment exists, asked beside the policy (see decideRequest); undefined when not asked. */
+  look: Promise<boolean | undefined> | undefined
+}
+
+/** An audit draft about a request before its grant exists, naming the user as `userName` spells it. */
+function requestDraft(input: GrantRequest, actor: Actor, userName: string, action: AuditAction, detail: string, grantId: string | null = null): AuditDraft {
+  return {
+    action,
+    actor: actor.id,
+    grantId,
+    userName,
+    accountId: input.accountId,
+    permissionSet: input.permissionSet,
+    ticketId: input.ticketId,
+    detail,
+    requestId: actor.requestId,
+    correlationId: actor.correlationId ?? null,
   }
 }
 
