@@ -1,7 +1,7 @@
 import { SWEEP_ACTOR } from './audit.ts'
 import { ProvisioningFailedError } from './errors.ts'
 import type { Clock } from './clock.ts'
-import { MOVABLE_STATUSES, type Grant } from './grant.ts'
+import { MOVABLE_STATUSES, type AssignmentTarget, type Grant } from './grant.ts'
 import type { GrantService } from './grants.ts'
 import type { Outbox } from './outbox.ts'
 import type { GrantStore } from './ports.ts'
@@ -45,6 +45,9 @@ export interface SweepOptions {
   outbox?: Outbox | undefined
 }
 
+/** The sweep acts as this actor, and writes the session cut-offs of the grants it ends together, at the end. */
+type SweepActor = { id: string; requestId: null; defersSessionCutoffs: boolean }
+
 /**
  * The periodic pass that keeps invariant 1: it finds, page by page on the due index, every grant whose
  * expiry has passed or whose provisioning or revocation was left unfinished (a crash, a timeout, a throttled
@@ -64,31 +67,8 @@ export async function sweep(store: GrantStore, grants: GrantService, clock: Cloc
     const fresh = page.grants.filter((grant) => !seen.has(grant.id))
     fresh.forEach((grant) => seen.add(grant.id))
     const work: (() => Promise<void>)[] = [
-      ...fresh.map((grant) => async () => {
-        try {
-          const outcome = await advance(grant, grants, clock, actor)
-          if (!outcome) return
-          if (!outcome.settled) summary.remaining++
-          else if (outcome.grant.status === 'active') summary.activated++
-          else if (outcome.grant.status === 'failed') summary.failed++
-          else if (outcome.grant.status === 'denied') summary.denied++
-          else summary.revoked++
-        } catch (error) {
-          summary.failed++
-          if (!(error instanceof ProvisioningFailedError)) {
-            await grants.notify('sweep could not finish a grant', { grantId: grant.id, status: grant.status, error: (error as Error).message })
-          }
-        }
-      }),
-      ...page.coverages.map((target) => async () => {
-        try {
-          const { drifted } = await grants.checkAssignment(target, actor)
-          summary.checked++
-          summary.drifted += drifted
-        } catch (error) {
-          await grants.notify('sweep could not check an assignment', { accountId: target.accountId, error: (error as Error).message })
-        }
-      }),
+      ...fresh.map((grant) => () => sweepGrant(grant, grants, clock, actor, summary)),
+      ...page.coverages.map((target) => () => sweepAssignment(target, grants, actor, summary)),
     ]
     await forEachLimited(work, options.concurrency ?? 4, async (task) => {
       if (clock.now() >= options.deadline) {
@@ -105,6 +85,35 @@ export async function sweep(store: GrantStore, grants: GrantService, clock: Cloc
   return summary
 }
 
+/** Carries one due grant on, and counts what came of it; an error is counted and alerted, and the grant stays due. */
+async function sweepGrant(grant: Grant, grants: GrantService, clock: Clock, actor: SweepActor, summary: SweepSummary): Promise<void> {
+  try {
+    const outcome = await advance(grant, grants, clock, actor)
+    if (!outcome) return
+    if (!outcome.settled) summary.remaining++
+    else if (outcome.grant.status === 'active') summary.activated++
+    else if (outcome.grant.status === 'failed') summary.failed++
+    else if (outcome.grant.status === 'denied') summary.denied++
+    else summary.revoked++
+  } catch (error) {
+    summary.failed++
+    if (!(error instanceof ProvisioningFailedError)) {
+      await grants.notify('sweep could not finish a grant', { grantId: grant.id, status: grant.status, error: (error as Error).message })
+    }
+  }
+}
+
+/** The periodic check of one assignment (see GrantService.checkAssignment); an error is alerted, and it stays due. */
+async function sweepAssignment(target: AssignmentTarget, grants: GrantService, actor: SweepActor, summary: SweepSummary): Promise<void> {
+  try {
+    const { drifted } = await grants.checkAssignment(target, actor)
+    summary.checked++
+    summary.drifted += drifted
+  } catch (error) {
+    await grants.notify('sweep could not check an assignment', { accountId: target.accountId, error: (error as Error).message })
+  }
+}
+
 /** The run's last step: the cut-offs it deferred, those a crash or failure left open, and the pruning of expired ones. */
 async function finishSessionCutoffs(grants: GrantService, actor: { id: string; requestId: null }): Promise<void> {
   try {
@@ -114,7 +123,7 @@ async function finishSessionCutoffs(grants: GrantService, actor: { id: string; r
   }
 }
 
-async function advance(grant: Grant, grants: GrantService, clock: Clock, actor: { id: string; requestId: null; defersSessionCutoffs: boolean }) {
+async function advance(grant: Grant, grants: GrantService, clock: Clock, actor: SweepActor) {
   const expired = new Date(grant.expiresAt) <= clock.now()
   if (grant.status === 'revoking') return grants.settleEnding(grant, actor)
   if (grant.status === 'scheduled') {
