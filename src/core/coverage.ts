@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { Clock } from './clock.ts'
-import type { AssignmentTarget } from './grant.ts'
+import type { AssignmentTarget } from './grant-model.ts'
 import { ensureTimeFor, timeLeftMs } from './deadline.ts'
 import { LeaseLostError, UpstreamUnavailableError } from './errors.ts'
 import type { BeforeSend, Coverage, CoverageWrite, GrantStore, IdentityCenter, ProvisioningOutcome } from './ports.ts'

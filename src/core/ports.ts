@@ -1,7 +1,7 @@
 import type { AuditAnchor, ChainedAuditEvent, ChainHead, VerifyResult } from './audit-chain.ts'
 import type { AuditAction, AuditEvent } from './audit.ts'
 import type { Cutoff } from './cutoff-policy.ts'
-import type { AssignmentTarget, EndReason, Grant, GrantStatus } from './grant.ts'
+import type { AssignmentTarget, EndReason, Grant, GrantStatus } from './grant-model.ts'
 
 export interface Page<T> {
   items: T[]

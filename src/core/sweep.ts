@@ -1,8 +1,8 @@
 import { SWEEP_ACTOR } from './audit.ts'
 import { ProvisioningFailedError } from './errors.ts'
 import type { Clock } from './clock.ts'
-import { MOVABLE_STATUSES, type AssignmentTarget, type Grant } from './grant.ts'
-import type { GrantService } from './grants.ts'
+import { MOVABLE_STATUSES, type AssignmentTarget, type Grant } from './grant-model.ts'
+import type { GrantService } from './grant-service.ts'
 import type { Outbox } from './outbox.ts'
 import type { GrantStore } from './ports.ts'
 

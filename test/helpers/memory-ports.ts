@@ -1,5 +1,5 @@
 import { LeaseLostError, UpstreamUnavailableError } from '../../src/core/errors.ts'
-import type { AssignmentTarget } from '../../src/core/grant.ts'
+import type { AssignmentTarget } from '../../src/core/grant-model.ts'
 import type { BeforeSend, Coverage, CoveragePatch, GrantStore, IdentityCenter, LeaseAttempt, PermissionSetInfo, ProvisioningOutcome } from '../../src/core/ports.ts'
 
 /*

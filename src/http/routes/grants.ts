@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { preHandlerAsyncHookHandler } from 'fastify'
-import type { GrantService } from '../../core/grants.ts'
+import type { GrantService } from '../../core/grant-service.ts'
 import { requireScope, SCOPES } from '../auth.ts'
 import type { idempotencyHooks } from '../idempotency.ts'
 import { ChangeIdempotencyHeaders, errorResponses, GrantIdempotencyHeaders } from '../schemas/common.ts'

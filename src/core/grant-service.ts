@@ -18,7 +18,7 @@ import {
   UpstreamUnavailableError,
   UserNotFoundError,
 } from './errors.ts'
-import { MOVABLE_STATUSES, targetOf, type AssignmentTarget, type EndReason, type Grant, type GrantStatus } from './grant.ts'
+import { MOVABLE_STATUSES, targetOf, type AssignmentTarget, type EndReason, type Grant, type GrantStatus } from './grant-model.ts'
 import { newId } from './ids.ts'
 import type { Outbox } from './outbox.ts'
 import { evaluatePolicy, mightAllow, type AccessRequest, type Policy, type PolicyDecision } from './policy.ts'
