@@ -170,7 +170,7 @@ interface Run {
   /** An early answer on whether the assignment exists, until a step has used it (see `lookedBefore`). */
   look: Promise<boolean | undefined> | undefined
   /** A creation recorded with the grant and not yet sent: the first step sends it. */
-  creationUnsent: boolean
+  creationToSend: boolean
 }
 
 /**
@@ -216,7 +216,7 @@ export class CoverageReconciler {
       lease: new CoverageLease(this.store, this.clock, target, takenWithGrant),
       finish: options.finish,
       look: takenWithGrant?.lookedBefore ?? (options.lookAhead ? this.look(target) : undefined),
-      creationUnsent: takenWithGrant?.creationIntended === true,
+      creationToSend: takenWithGrant?.creationIntended === true,
     }
     try {
       return await this.rounds(run, takenWithGrant && (await this.coverageRecordedWithGrant(run, takenWithGrant)))
@@ -239,7 +239,7 @@ export class CoverageReconciler {
     const recorded = (assignment: 'absent' | 'creating', creationIntendedAt: number | null): Coverage => ({
       target: run.target, holders: [grant.grantId], assignment, external: false, requestId: null, lastFailure: null, creationIntendedAt, lastGrantId: null, conflictSince: null,
     })
-    if (run.creationUnsent) return recorded('creating', this.clock.now().getTime())
+    if (run.creationToSend) return recorded('creating', this.clock.now().getTime())
     if ((await run.look) === false) return recorded('absent', null)
     return undefined
   }
@@ -263,7 +263,7 @@ export class CoverageReconciler {
    * a lease when it already shows the access in place.
    */
   private async leaseFor(run: Run, lastSeen: Coverage | undefined): Promise<LeaseTaking> {
-    const state = !run.lease.held && lastSeen ? settledState(lastSeen) : undefined
+    const state = !run.lease.held && lastSeen ? stateNeedingNoChange(lastSeen) : undefined
     if (state?.kind === 'present') return { kind: 'settled', state }
     const lease = await this.acquireLease(run.target, run.lease.owner)
     if (lease.kind === 'acquired') run.lease.taken(lease.until)
@@ -277,7 +277,7 @@ export class CoverageReconciler {
    * a retry never duplicates or orphans an assignment.
    */
   private async round(run: Run, coverage: Coverage, round: number): Promise<Step> {
-    const state = settledState(coverage)
+    const state = stateNeedingNoChange(coverage)
     if (state?.kind === 'absent') return this.idle(run, coverage)
     if (state) return settled(state)
     try {
@@ -296,8 +296,8 @@ export class CoverageReconciler {
 
   /** The creation a new grant's record intended, sent at once; otherwise the step the coverage calls for. */
   private firstOrNextStep(run: Run, coverage: Coverage): Promise<Step> {
-    if (!run.creationUnsent) return this.step(run, coverage)
-    run.creationUnsent = false
+    if (!run.creationToSend) return this.step(run, coverage)
+    run.creationToSend = false
     return this.create(run, coverage, true)
   }
 
@@ -337,7 +337,7 @@ export class CoverageReconciler {
       const lease = await this.store.acquireLease(target, owner, now, new Date(until))
       if (lease.acquired) return { kind: 'acquired', coverage: lease.coverage, until }
       if (!lease.coverage) return { kind: 'settled', state: { kind: 'absent' } }
-      const state = settledState(lease.coverage)
+      const state = stateNeedingNoChange(lease.coverage)
       if (state?.kind === 'present') return { kind: 'settled', state }
       const wait = backoffMs(attempt, LEASE_BACKOFF)
       // Out of patience, or of the request's time: the sweep looks again.
@@ -552,7 +552,7 @@ function goOnFrom(intent: { coverage: Coverage | undefined; leaseHeld: boolean }
 }
 
 /** The state a coverage is in when no Identity Center call is needed, or undefined when one is. */
-function settledState(coverage: Coverage): CoverageState | undefined {
+function stateNeedingNoChange(coverage: Coverage): CoverageState | undefined {
   const wanted = coverage.holders.length > 0
   if (coverage.assignment === 'creating' || coverage.assignment === 'deleting') return undefined
   if (coverage.external) return wanted ? { kind: 'present', external: true } : { kind: 'absent', external: true }

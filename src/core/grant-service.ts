@@ -1,3 +1,17 @@
+/*
+ * The grant lifecycle, call by call. Every change of state is written with its audit event before the
+ * Identity Center call it announces; whatever is left unfinished, the sweep carries on from the record.
+ *
+ * request  POST /grants (http/routes/grants.ts) → GrantService.request → requestWork → decideRequest
+ *          (directory, permission set, policy, ticket) → buildGrant → recordRequested (GrantStore.createGrant:
+ *          the grant, its hold on the assignment, the lease, the intent to create) → provision →
+ *          CoverageReconciler.reconcile → IdentityCenter.createAssignment → activate (or fail)
+ * revoke   DELETE /grants/{id} → GrantService.revoke → startRevocation (GrantStore.transition to 'revoking')
+ *          → finishRevocation → CoverageReconciler.reconcile → IdentityCenter.deleteAssignment → recordEnd
+ * sweep    POST /revocations (http/routes/sweep.ts) → sweep (core/sweep.ts) → for each due grant:
+ *          finishRevocation, start (a scheduled grant), startRevocation with 'expired', or finishProvisioning;
+ *          for each due assignment: checkAssignment → CoverageReconciler.reconcile (and removeOrphan)
+ */
 import { randomUUID } from 'node:crypto'
 import type { AuditAction, AuditEvent } from './audit.ts'
 import type { Clock } from './clock.ts'
@@ -430,13 +444,18 @@ export class GrantService {
   }
 
   /**
-   * Ends a grant early; a scheduled one is cancelled, without a call to Identity Center. Ending one that has
-   * already ended changes nothing and answers its final state. With a deadline, answers by then: 'revoking'
-   * once that is recorded (the sweep finishes it).
+   * Revokes a grant (DELETE /grants/{id}): see startRevocation; a scheduled one is cancelled, without a call to
+   * Identity Center. Revoking one that has already ended changes nothing and answers its final state. With a
+   * deadline, answers by then: 'revoking' once that is recorded (the sweep finishes it). Throws
+   * GrantNotFoundError, UpstreamUnavailableError when AWS fails, and DeadlineExceededError when nothing was
+   * recorded by the deadline.
    */
-  async end(id: string, actor: Actor, options: { deadline?: number | undefined } = {}): Promise<GrantOutcome> {
+  async revoke(id: string, actor: Actor, options: { deadline?: number | undefined } = {}): Promise<GrantOutcome> {
     let revoking: Grant | undefined
-    return this.within(options.deadline, async () => this.beginEnding(await this.get(id), 'revoked', actor, undefined, (grant) => (revoking = grant)), () => revoking)
+    const onRecorded = (grant: Grant): void => {
+      revoking = grant
+    }
+    return this.within(options.deadline, async () => this.startRevocation(await this.get(id), 'revoked', actor, undefined, onRecorded), () => revoking)
   }
 
   /**
@@ -444,12 +463,12 @@ export class GrantService {
    * Center) and then removes its access; a grant already revoking is finished; a scheduled one is cancelled.
    * On expiry, a grant whose end has moved past now since it was read is left as it is.
    */
-  async beginEnding(grant: Grant, reason: EndReason, actor: Actor, why?: string, onRecorded?: (grant: Grant) => void): Promise<GrantOutcome> {
+  async startRevocation(grant: Grant, reason: EndReason, actor: Actor, why?: string, onRecorded?: (grant: Grant) => void): Promise<GrantOutcome> {
     let current = grant
     for (let attempt = 0; attempt < CHANGE_ATTEMPTS; attempt++) {
       if (current.status === 'revoking') {
         onRecorded?.(current)
-        return this.settleEnding(current, actor)
+        return this.finishRevocation(current, actor)
       }
       const now = this.deps.clock.now()
       if (reason === 'expired' && new Date(current.expiresAt) > now) return { grant: current, settled: true }
@@ -471,7 +490,7 @@ export class GrantService {
       })
       if (moved) {
         onRecorded?.(moved)
-        return this.settleEnding(moved, actor)
+        return this.finishRevocation(moved, actor)
       }
       current = await this.get(current.id)
     }
@@ -580,7 +599,7 @@ export class GrantService {
         drifted++
         const why = 'the account assignment was removed outside jit-access'
         await this.appendAudit(this.grantDraft(grant, 'grant.drift_detected', actor, `${why}; the grant is ended rather than the access restored`), grant)
-        await this.beginEnding(grant, 'revoked', actor, why)
+        await this.startRevocation(grant, 'revoked', actor, why)
       }
     }
     if (state.kind === 'absent') {
@@ -664,8 +683,12 @@ export class GrantService {
     return this.resolved(grant.id, failed)
   }
 
-  /** Finishes a grant in 'revoking' once its access is gone or is provided by something else. */
-  async settleEnding(grant: Grant, actor: Actor): Promise<GrantOutcome> {
+  /**
+   * Finishes a grant in 'revoking' (revoked, or expired) once its access is gone or is provided by something
+   * else; answered unsettled while Identity Center has not finished. Throws UpstreamUnavailableError when AWS
+   * fails (the grant stays 'revoking' and due, for the sweep).
+   */
+  async finishRevocation(grant: Grant, actor: Actor): Promise<GrantOutcome> {
     const reason: EndReason = grant.endReason ?? 'revoked'
     let ended: Grant | undefined
     let accessRemoved = false
@@ -673,11 +696,16 @@ export class GrantService {
       // Only when the access really ends (not kept by another grant or a permanent assignment): intended before the end is written.
       if (removal && this.cutoffs) await this.cutoffs.intend(grant)
       accessRemoved = removal
-      return this.endTransition(grant, reason, actor, detail, coverage)
+      return this.recordEnd(grant, reason, actor, detail, coverage)
     }
     const removed = 'account assignment removed'
-    // Only a removal's last write belongs with the end: a grant that arrived meanwhile may have the reconciler create it again.
-    const state = await this.reconcileFor(grant, { finish: async (coverage) => coverage.kind === 'removed' && (ended = await end(removed, coverage, true)) !== undefined })
+    const finish: Finish = async (write) => {
+      // Only a removal's last write belongs with the end: a grant that arrived meanwhile may have the reconciler create it again.
+      if (write.kind !== 'removed') return false
+      ended = await end(removed, write, true)
+      return ended !== undefined
+    }
+    const state = await this.reconcileFor(grant, { finish })
     if (state.kind === 'pending' || state.kind === 'failed') return { grant, settled: false }
     ended ??= await end(state.kind === 'absent'
       ? state.external
@@ -712,7 +740,7 @@ export class GrantService {
     await this.cutoffs?.drain(actor)
   }
 
-  private endTransition(grant: Grant, reason: EndReason, actor: Actor, detail: string, coverage?: CoverageWrite) {
+  private recordEnd(grant: Grant, reason: EndReason, actor: Actor, detail: string, coverage?: CoverageWrite) {
     return this.transition({
       grant,
       from: ['revoking'],

@@ -125,14 +125,14 @@ async function finishSessionCutoffs(grants: GrantService, actor: { id: string; r
 
 async function advance(grant: Grant, grants: GrantService, clock: Clock, actor: SweepActor) {
   const expired = new Date(grant.expiresAt) <= clock.now()
-  if (grant.status === 'revoking') return grants.settleEnding(grant, actor)
+  if (grant.status === 'revoking') return grants.finishRevocation(grant, actor)
   if (grant.status === 'scheduled') {
     const outcome = await grants.start(grant, actor)
     // Cancelled after this page was read: this run did nothing to it.
     return outcome.grant.status === 'cancelled' ? undefined : outcome
   }
   if (expired) {
-    const outcome = await grants.beginEnding(grant, 'expired', actor)
+    const outcome = await grants.startRevocation(grant, 'expired', actor)
     // Its end was moved past now (PATCH) after this page was read: nothing was due after all.
     return outcome.settled && MOVABLE_STATUSES.includes(outcome.grant.status) ? undefined : outcome
   }

@@ -124,7 +124,7 @@ export const grantRoutes: FastifyPluginAsyncTypebox<GrantRouteOptions> = async (
     preHandler: idempotency.preHandler,
     onSend: idempotency.onSend,
   }, async (request, reply) => {
-    const { grant, settled } = await grants.end(request.params.id, actorOf(request), { deadline: deadlineOf(request) })
+    const { grant, settled } = await grants.revoke(request.params.id, actorOf(request), { deadline: deadlineOf(request) })
     return reply.code(settled ? 200 : 202).send(grant)
   })
 
