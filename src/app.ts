@@ -150,7 +150,7 @@ export async function buildApp(deps: AppDependencies) {
     }
     try {
       // In the background: requests waiting for Identity Center's quota are served before the sweep's catching up.
-      const summary = await inBackground(() => sweep(deps.store, grants, deps.clock, { deadline, actor: run.actor, pageSize: deps.sweepPageSize ?? 100, concurrency: deps.sweepConcurrency ?? 16, outbox }))
+      const summary = await inBackground(() => sweep(deps.store, grants, deps.clock, { deadline, actor: run.actor, pageSize: deps.sweepPageSize, concurrency: deps.sweepConcurrency, outbox }))
       app.log.info({ triggeredBy: run.triggeredBy, ...summary }, 'revocation sweep finished')
       await armDueSoon()
       await anchorAuditHead()

@@ -35,12 +35,19 @@ export interface SweepRun {
   deadline?: Date
 }
 
+/** Due items read per page of the due index. */
+export const DEFAULT_SWEEP_PAGE_SIZE = 100
+/** Grants and assignments the sweep works on at once (its Identity Center calls share the rate limiter). */
+export const DEFAULT_SWEEP_CONCURRENCY = 16
+
 export interface SweepOptions {
   /** The sweep stops starting new work at this time and reports what is left as remaining. */
   deadline: Date
   actor?: string
-  pageSize?: number
-  concurrency?: number
+  /** Default DEFAULT_SWEEP_PAGE_SIZE. */
+  pageSize?: number | undefined
+  /** Default DEFAULT_SWEEP_CONCURRENCY. */
+  concurrency?: number | undefined
   /** Messages that could not be delivered when their event was recorded are delivered here. */
   outbox?: Outbox | undefined
 }
@@ -62,7 +69,7 @@ export async function sweep(store: GrantStore, grants: GrantService, clock: Cloc
   let cursor: string | undefined
 
   do {
-    const page = await store.dueItems(startedAt, cursor, options.pageSize ?? 100)
+    const page = await store.dueItems(startedAt, cursor, options.pageSize ?? DEFAULT_SWEEP_PAGE_SIZE)
     cursor = page.cursor
     const fresh = page.grants.filter((grant) => !seen.has(grant.id))
     fresh.forEach((grant) => seen.add(grant.id))
@@ -70,7 +77,7 @@ export async function sweep(store: GrantStore, grants: GrantService, clock: Cloc
       ...fresh.map((grant) => () => sweepGrant(grant, grants, clock, actor, summary)),
       ...page.coverages.map((target) => () => sweepAssignment(target, grants, actor, summary)),
     ]
-    await forEachLimited(work, options.concurrency ?? 4, async (task) => {
+    await forEachLimited(work, options.concurrency ?? DEFAULT_SWEEP_CONCURRENCY, async (task) => {
       if (clock.now() >= options.deadline) {
         summary.remaining++
         return
