@@ -506,7 +506,7 @@ export class CoverageReconciler {
 
   /**
    * An idle record whose last creation was never confirmed, recent enough that its assignment could still
-   * appear: it is kept, and looked at on every sweep.
+   * appear: it is kept, and looked at on every sweep. Reads nothing; never throws.
    */
   isWatched(coverage: Coverage): boolean {
     return coverage.holders.length === 0 && !coverage.external && coverage.assignment === 'absent' && coverage.creationIntendedAt !== null &&
@@ -518,7 +518,8 @@ export class CoverageReconciler {
    * at in Identity Center, and an assignment found there is ours (nothing else may be taken for a permanent
    * one while a creation of ours could be behind it), so it is recorded as present and removed, unless a grant
    * for it arrives first. `beforeRemoval` records the decision, with the record as it was when the assignment
-   * was found (its `lastGrantId` says for whom it was made). Answers whether there was one.
+   * was found (its `lastGrantId` says for whom it was made). Answers whether there was one. Throws
+   * UpstreamUnavailableError when AWS fails, and what `beforeRemoval` throws (nothing is removed then).
    */
   async removeOrphan(target: AssignmentTarget, beforeRemoval: (coverage: Coverage) => Promise<void>): Promise<boolean> {
     const kept = await this.store.getCoverage(target)

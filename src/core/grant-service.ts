@@ -152,7 +152,11 @@ export class GrantService {
   /**
    * Decides and records a grant, then provisions it. `options.id` fixes the grant's id (an idempotent
    * request): if a grant with that id was already recorded by an earlier attempt, that grant is resumed
-   * instead of a second one being made.
+   * instead of a second one being made. Answers the grant, settled unless Identity Center has not finished.
+   * Throws the refusal, audited first (UserNotFoundError, PermissionSetNotFoundError, PolicyDeniedError,
+   * TicketNotApprovedError), DurationTooLongError and InvalidTimeError for input no grant can have,
+   * ProvisioningFailedError when Identity Center refused the assignment, UpstreamUnavailableError when AWS
+   * fails, and DeadlineExceededError when nothing was recorded by the deadline.
    */
   async request(input: GrantRequest, actor: Actor, options: { id?: string | undefined; deadline?: number | undefined } = {}): Promise<GrantOutcome> {
     let recorded: Grant | undefined
@@ -389,6 +393,8 @@ export class GrantService {
    * are now (someone who left the on-call group since is denied here); an allowed grant joins its assignment's
    * holders as 'provisioning' and is provisioned as a new grant is, with the same rules on access that exists
    * already or is shared. A grant whose whole window passed before any sweep could start it fails instead.
+   * Throws ProvisioningFailedError when Identity Center refused the assignment, UpstreamUnavailableError when
+   * AWS, the directory or the ticket system fails (the grant stays scheduled and due).
    */
   async start(grant: Grant, actor: Actor): Promise<GrantOutcome> {
     const { deps } = this
@@ -433,12 +439,14 @@ export class GrantService {
     return { allowed: allowedBy(decision, deps.policy), sessionSeconds: permissionSet.sessionDurationSeconds }
   }
 
+  /** The grant as last written; throws GrantNotFoundError when there is none. */
   async get(id: string): Promise<Grant> {
     const grant = await this.deps.store.getGrant(id)
     if (!grant) throw new GrantNotFoundError(id)
     return grant
   }
 
+  /** One page of grants matching the filter (see GrantStore.listGrants); throws InvalidCursorError for a bad cursor. */
   list(filter: GrantFilter, page: PageRequest): Promise<Page<Grant>> {
     return this.deps.store.listGrants(filter, page)
   }
@@ -461,7 +469,9 @@ export class GrantService {
   /**
    * Moves a provisioning or active grant to 'revoking' (the intent, written before any call to Identity
    * Center) and then removes its access; a grant already revoking is finished; a scheduled one is cancelled.
-   * On expiry, a grant whose end has moved past now since it was read is left as it is.
+   * On expiry, a grant whose end has moved past now since it was read is left as it is. Answered unsettled
+   * when the grant kept moving under it. Throws UpstreamUnavailableError when AWS fails after the intent is
+   * recorded (the sweep finishes it).
    */
   async startRevocation(grant: Grant, reason: EndReason, actor: Actor, why?: string, onRecorded?: (grant: Grant) => void): Promise<GrantOutcome> {
     let current = grant
@@ -587,6 +597,7 @@ export class GrantService {
    * carried are ended (recorded as drift and alerted) rather than the access silently restored, since someone
    * removed it on purpose. And access nobody holds must not be there: an assignment of ours that appeared after
    * its grants ended (a creation AWS accepted whose answer was lost) is removed, recorded as drift and alerted.
+   * Answers how many grants or assignments drifted; throws UpstreamUnavailableError when AWS fails.
    */
   async checkAssignment(target: AssignmentTarget, actor: Actor): Promise<{ drifted: number }> {
     const { store, identityCenter, clock } = this.deps
@@ -735,7 +746,10 @@ export class GrantService {
     return { grant: await this.get(outcome.grant.id), settled: true }
   }
 
-  /** The sweep's step: writes every session cut-off left open (by a crash, a failure, or deferred by the sweep). */
+  /**
+   * The sweep's step: writes every session cut-off left open (by a crash, a failure, or deferred by the sweep).
+   * Throws UpstreamUnavailableError (or LeaseLostError) when they cannot be written now: they stay open.
+   */
   async finishSessionCutoffs(actor: Actor): Promise<void> {
     await this.cutoffs?.drain(actor)
   }
@@ -827,6 +841,7 @@ export class GrantService {
     return moved
   }
 
+  /** Sends an operational alert, best effort: never throws (see Notifier). */
   async notify(subject: string, detail: Record<string, unknown>): Promise<void> {
     try {
       await this.deps.notifier.error(subject, detail)
