@@ -6,14 +6,14 @@ import { Ajv, type ErrorObject, type Options as AjvOptions, type ValidateFunctio
 import addFormats from 'ajv-formats'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Clock } from './core/clock.ts'
-import { DEFAULT_MAX_LEAD_DAYS, GrantService } from './core/grants.ts'
+import { DEFAULT_MAX_LEAD_DAYS, GrantService } from './core/grant-service.ts'
 import { Outbox } from './core/outbox.ts'
 import type { Policy } from './core/policy.ts'
 import { HeadAnchoring } from './core/anchoring.ts'
 import { sweep, type SweepRun, type SweepSummary } from './core/sweep.ts'
 import { inBackground } from './core/priority.ts'
 import { actOnDue, DueTimers, dueTimeOf, dueWithin, TIMER_ACTOR, type TimerHost } from './core/due-timers.ts'
-import type { Grant } from './core/grant.ts'
+import type { Grant } from './core/grant-model.ts'
 import { registerAuth, type JwtSettings } from './http/auth.ts'
 import { registerDocs } from './http/docs.ts'
 import { clientErrorHandler, correlationIdOf, echoRequestIds, handleError, registerErrorHandling } from './http/errors.ts'
@@ -22,12 +22,12 @@ import { auditRoutes } from './http/routes/audit.ts'
 import { grantRoutes } from './http/routes/grants.ts'
 import { healthRoutes } from './http/routes/health.ts'
 import { policyRoutes } from './http/routes/policy.ts'
-import { revocationRoutes } from './http/routes/revocations.ts'
+import { sweepRoutes } from './http/routes/sweep.ts'
 import { AuditEventSchema, VerifyResultSchema } from './http/schemas/audit.ts'
 import { Problem } from './http/schemas/common.ts'
 import { DryRunResultSchema, GrantSchema } from './http/schemas/grants.ts'
 import { EligibilitySchema, PolicyRuleSchema, PolicyViewSchema } from './http/schemas/policy.ts'
-import { SweepSummarySchema } from './http/schemas/revocations.ts'
+import { SweepSummarySchema } from './http/schemas/sweep.ts'
 import type { ServiceAdapters } from './service-adapters.ts'
 
 export type { ServiceAdapters, SweepRun }
@@ -150,7 +150,7 @@ export async function buildApp(deps: AppDependencies) {
     }
     try {
       // In the background: requests waiting for Identity Center's quota are served before the sweep's catching up.
-      const summary = await inBackground(() => sweep(deps.store, grants, deps.clock, { deadline, actor: run.actor, pageSize: deps.sweepPageSize ?? 100, concurrency: deps.sweepConcurrency ?? 16, outbox }))
+      const summary = await inBackground(() => sweep(deps.store, grants, deps.clock, { deadline, actor: run.actor, pageSize: deps.sweepPageSize, concurrency: deps.sweepConcurrency, outbox }))
       app.log.info({ triggeredBy: run.triggeredBy, ...summary }, 'revocation sweep finished')
       await armDueSoon()
       await anchorAuditHead()
@@ -205,7 +205,7 @@ export async function buildApp(deps: AppDependencies) {
   await app.register(healthRoutes)
   await app.register(grantRoutes, { grants, idempotency: idempotencyHooks(deps.idempotency, deps.clock), requestDeadlineMs: deps.requestDeadlineMs ?? DEFAULT_REQUEST_DEADLINE_MS })
   await app.register(auditRoutes, { auditLog: deps.auditLog })
-  await app.register(revocationRoutes, { runSweep })
+  await app.register(sweepRoutes, { runSweep })
   await app.register(policyRoutes, {
     policy: deps.policy,
     directory: deps.directory,

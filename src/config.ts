@@ -3,7 +3,7 @@ import { isIPv4 } from 'node:net'
 import { Type, type Static, type TSchema } from 'typebox'
 import { Value } from 'typebox/value'
 import { DEFAULT_CHANGE_STATES, DEFAULT_INCIDENT_STATES } from './adapters/servicenow.ts'
-import { DEFAULT_MAX_LEAD_DAYS } from './core/grants.ts'
+import { DEFAULT_MAX_LEAD_DAYS } from './core/grant-service.ts'
 import { DEFAULT_GIVE_UP_MS } from './core/outbox.ts'
 import { parsePolicy, type Policy } from './core/policy.ts'
 

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb'
 import { coverageKey } from '../src/adapters/dynamodb/items.ts'
-import { PROVISIONING_GRACE_MS } from '../src/core/grants.ts'
+import { PROVISIONING_GRACE_MS } from '../src/core/grant-service.ts'
 import { build, grantBody, PROD } from './helpers/app.ts'
 import { startMoto } from './helpers/moto.ts'
 import { bearer } from './helpers/tokens.ts'

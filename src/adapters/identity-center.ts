@@ -11,7 +11,7 @@ import {
   type SSOAdminClient,
 } from '@aws-sdk/client-sso-admin'
 import type { FastifyBaseLogger } from 'fastify'
-import type { AssignmentTarget } from '../core/grant.ts'
+import type { AssignmentTarget } from '../core/grant-model.ts'
 import type { BeforeSend, IdentityCenter, PermissionSetInfo, ProvisioningOutcome } from '../core/ports.ts'
 import { timeLeftMs, withoutDeadline } from '../core/deadline.ts'
 import { callAws } from './aws-errors.ts'

@@ -118,30 +118,21 @@ export async function verifyChain(
     }
     if (next && !next.done) {
       compared = next.value
-      return {
-        ok: false,
-        events: count,
-        firstBadEventId: null,
-        firstBadSeq: previous.seq + 1,
-        reason: `the log ends at event ${previous.seq} but ${describeAnchor(next.value)} recorded event ${next.value.seq}: ` +
-          'events at the end were deleted, whatever the chain head now says',
-        ...anchoring(),
-      }
+      return endsEarly(count, previous.seq, `the log ends at event ${previous.seq} but ${describeAnchor(next.value)} recorded event ${next.value.seq}: ` +
+        'events at the end were deleted, whatever the chain head now says', anchoring())
     }
   } finally {
     await pending?.return?.()
   }
   if (options.head && (options.head.seq !== previous.seq || options.head.hash !== previous.hash)) {
-    return {
-      ok: false,
-      events: count,
-      firstBadEventId: null,
-      firstBadSeq: previous.seq + 1,
-      reason: `the log ends at event ${previous.seq} but the chain head is event ${options.head.seq}: events at the end are missing`,
-      ...anchoring(),
-    }
+    return endsEarly(count, previous.seq, `the log ends at event ${previous.seq} but the chain head is event ${options.head.seq}: events at the end are missing`, anchoring())
   }
   return { ok: true, events: count, firstSeq, head: previous.hash, ...anchoring() }
+}
+
+/** A log that ends at `lastSeq`, before what an anchor or the chain head recorded: the events after it are missing. */
+function endsEarly(events: number, lastSeq: number, reason: string, anchoring: { anchored: boolean; anchor?: AuditAnchor }): VerifyResult {
+  return { ok: false, events, firstBadEventId: null, firstBadSeq: lastSeq + 1, reason, ...anchoring }
 }
 
 /** The chain as stored: its head pointer and its events in seq order. */

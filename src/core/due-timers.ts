@@ -1,7 +1,7 @@
-import type { Actor, GrantOutcome, GrantService } from './grants.ts'
+import type { Actor, GrantOutcome, GrantService } from './grant-service.ts'
 import type { Clock } from './clock.ts'
 import { GrantNotFoundError } from './errors.ts'
-import type { Grant } from './grant.ts'
+import type { Grant } from './grant-model.ts'
 import type { GrantStore } from './ports.ts'
 import { inForeground } from './priority.ts'
 
@@ -20,7 +20,7 @@ export function dueTimeOf(grant: Pick<Grant, 'status' | 'startsAt' | 'expiresAt'
 
 /**
  * What a timer does when it fires for a grant: read it again (its end may have moved, someone may have ended it),
- * and if it is due, call the lifecycle method the sweep would (start, or beginEnding with 'expired'). The
+ * and if it is due, call the lifecycle method the sweep would (start, or startRevocation with 'expired'). The
  * lifecycle's transitions are conditional on status and end, so a timer that lost a race changes nothing.
  * Answers 'early' when the grant is not due yet (its end moved later), with when it is due.
  */
@@ -35,7 +35,7 @@ export async function actOnDue(grants: GrantService, clock: Clock, id: string, a
   const at = dueTimeOf(grant)
   if (at === undefined) return { kind: 'nothing' }
   if (at > clock.now().getTime()) return { kind: 'early', grant, at }
-  const outcome = grant.status === 'scheduled' ? await grants.start(grant, actor) : await grants.beginEnding(grant, 'expired', actor)
+  const outcome = grant.status === 'scheduled' ? await grants.start(grant, actor) : await grants.startRevocation(grant, 'expired', actor)
   return { kind: 'acted', outcome }
 }
 

@@ -3,7 +3,7 @@ import type { AuditEvent } from './audit.ts'
 import type { Clock } from './clock.ts'
 import { describeCause, DeliveryError } from './errors.ts'
 import { newId } from './ids.ts'
-import type { Grant } from './grant.ts'
+import type { Grant } from './grant-model.ts'
 import type { MessageChannel, Notifier, OutboxChannel, OutboxClaim, OutboxMessage, OutboxStore } from './ports.ts'
 
 /**

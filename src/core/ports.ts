@@ -1,7 +1,7 @@
 import type { AuditAnchor, ChainedAuditEvent, ChainHead, VerifyResult } from './audit-chain.ts'
 import type { AuditAction, AuditEvent } from './audit.ts'
 import type { Cutoff } from './cutoff-policy.ts'
-import type { AssignmentTarget, EndReason, Grant, GrantStatus } from './grant.ts'
+import type { AssignmentTarget, EndReason, Grant, GrantStatus } from './grant-model.ts'
 
 export interface Page<T> {
   items: T[]
@@ -36,12 +36,32 @@ export type ProvisioningOutcome =
  */
 export type BeforeSend = () => Promise<void>
 
+/**
+ * Identity Center's permission sets and account assignments. Every method throws UpstreamUnavailableError when
+ * Identity Center cannot answer (retryable for throttling, 5xx and dropped connections, after the adapter's own
+ * retries), and DeadlineExceededError when the current work's deadline comes first.
+ */
 export interface IdentityCenter {
+  /** The permission set with this name, undefined when the instance has none (answers may be cached a while). */
   findPermissionSet(name: string): Promise<PermissionSetInfo | undefined>
+  /**
+   * Whether the assignment is listed now. A creation is listed only once it is provisioned, a removal until it
+   * is done, so a 'no' can still be a creation under way.
+   */
   assignmentExists(target: AssignmentTarget): Promise<boolean>
+  /**
+   * Asks for the assignment; `beforeSend` runs just before the request leaves (see BeforeSend). Creating one
+   * that exists makes no second copy; a conflict with another operation on it answers in_progress with no id.
+   */
   createAssignment(target: AssignmentTarget, beforeSend?: BeforeSend): Promise<ProvisioningOutcome>
+  /** What became of a creation Identity Center accepted with this request id. */
   creationStatus(requestId: string): Promise<ProvisioningOutcome>
+  /**
+   * Asks for the assignment's removal; `beforeSend` as for createAssignment. Removing one already gone answers
+   * succeeded; a conflict answers in_progress with no id.
+   */
   deleteAssignment(target: AssignmentTarget, beforeSend?: BeforeSend): Promise<ProvisioningOutcome>
+  /** What became of a removal Identity Center accepted with this request id. */
   deletionStatus(requestId: string): Promise<ProvisioningOutcome>
 }
 
@@ -135,6 +155,11 @@ export interface PageRequest {
   cursor?: string
 }
 
+/**
+ * Grants, the coverage of their assignments and the leases over both (in AWS, one DynamoDB table). Every method
+ * throws UpstreamUnavailableError when the store cannot answer; a refused condition is an answer, not an error,
+ * unless the method says it throws.
+ */
 export interface GrantStore {
   /**
    * Records a new grant as `provisioning` and registers it as a holder of its assignment, atomically with
@@ -146,6 +171,7 @@ export interface GrantStore {
    * 'creation-intended', and the owner may send the creation straight away.
    */
   createGrant(grant: Grant, dueAt: Date, event: AuditEvent, lease?: NewGrantLease): Promise<GrantCreation>
+  /** The grant with this id as last written (a consistent read); undefined when there is none. */
   getGrant(id: string): Promise<Grant | undefined>
   /**
    * Moves a grant from one of `from` to a new status (or the same one, with a moved end), atomically with its
@@ -153,6 +179,7 @@ export interface GrantStore {
    * grant was not in one of `from` or its end is no longer the copy's (someone else moved it: read it again).
    */
   transition(change: GrantTransition): Promise<Grant | undefined>
+  /** One page of the grants matching the filter, newest first; throws InvalidCursorError for a cursor it did not issue. */
   listGrants(filter: GrantFilter, page: PageRequest): Promise<Page<Grant>>
   /**
    * What is due at or before `now`, oldest first: grants (expiry, or unfinished provisioning/revocation) and
@@ -170,6 +197,7 @@ export interface GrantStore {
   /** When the sweep should next check this assignment against Identity Center. */
   scheduleCoverageCheck(target: AssignmentTarget, at: Date): Promise<void>
 
+  /** The assignment's coverage record as last written (a consistent read); undefined when there is none. */
   getCoverage(target: AssignmentTarget): Promise<Coverage | undefined>
   /**
    * Takes the right to change the assignment in Identity Center, answering the coverage as it then is.
@@ -196,6 +224,7 @@ export interface GrantStore {
   recordRemovalIntent(target: AssignmentTarget, owner: string): Promise<{ recorded: true; coverage: Coverage } | { recorded: false; coverage: Coverage | undefined; leaseHeld: boolean }>
   /** Removes a coverage that has no holders and no assignment left; false if a holder arrived meanwhile. */
   deleteIdleCoverage(target: AssignmentTarget, owner: string): Promise<boolean>
+  /** Gives the assignment's lease up if `owner` still holds it; otherwise changes nothing. */
   releaseLease(target: AssignmentTarget, owner: string): Promise<void>
   /** Extends the owner's lease to `until` if it is still the owner's and has not run out at `now`; throws LeaseLostError otherwise. */
   renewLease(target: AssignmentTarget, owner: string, now: Date, until: Date): Promise<void>
@@ -247,6 +276,7 @@ export interface AuditLog {
    * AuditEventExistsError, and the same event sent again is recorded once.
    */
   append(event: AuditEvent, outbox?: OutboxClaim): Promise<void>
+  /** One page of the events matching the filter, newest first; throws InvalidCursorError for a cursor it did not issue. */
   query(filter: AuditFilter, page: PageRequest): Promise<Page<ChainedAuditEvent>>
   /** Every event matching the filter (up to `limit`), newest first, read page by page for streaming exports. */
   stream(filter: AuditFilter, limit?: number): AsyncIterable<ChainedAuditEvent>
@@ -271,6 +301,7 @@ export interface HeadToAnchor extends ChainHead {
  * UpstreamUnavailableError when the store does not answer.
  */
 export interface AuditAnchors {
+  /** Stores the head, never replacing an anchor already stored (each write is a new object). */
   write(head: HeadToAnchor): Promise<void>
   /**
    * The anchors with afterSeq < seq ≤ throughSeq (no upper bound without it), in seq order, read page by page.
@@ -408,7 +439,9 @@ export interface CutoffPolicies {
   readonly partition: string
   /** Accounts no service control policy applies to: the organization's management account, when known. */
   readonly unreachableAccounts: readonly string[]
+  /** The policy's content as Organizations holds it now. */
   read(policyId: string): Promise<string>
+  /** Replaces the policy's content (checked by Organizations: ConstraintViolationException is not retryable). */
   write(policyId: string, content: string): Promise<void>
 }
 
@@ -452,7 +485,9 @@ export interface IdempotencyStore {
   claim(recordKey: string, claim: IdempotencyClaim): Promise<{ claimed: true } | { claimed: false; record: IdempotencyRecord }>
   /** Takes over a key whose holder failed or died; false if someone else moved it first. */
   takeOver(recordKey: string, previous: IdempotencyRecord, claim: IdempotencyClaim): Promise<boolean>
+  /** Stores the answer of the request that holds the key, for its retries to replay. */
   complete(recordKey: string, response: StoredResponse): Promise<void>
+  /** Lets the key be claimed again (its request failed with a 5xx and may be retried). */
   release(recordKey: string): Promise<void>
 }
 

@@ -3,7 +3,7 @@ import type { AuditAction, AuditEvent } from './audit.ts'
 import type { Clock } from './clock.ts'
 import { LeaseLostError } from './errors.ts'
 import { parsePolicyDocument, planCutoffs, type Cutoff, type CutoffPlan } from './cutoff-policy.ts'
-import type { Grant } from './grant.ts'
+import type { Grant } from './grant-model.ts'
 import type { CutoffIntent, CutoffLedger, CutoffOutcome, CutoffPolicies, OutboxClaim, SessionsCutChange } from './ports.ts'
 
 /**

@@ -1,8 +1,8 @@
 import { SWEEP_ACTOR } from './audit.ts'
 import { ProvisioningFailedError } from './errors.ts'
 import type { Clock } from './clock.ts'
-import { MOVABLE_STATUSES, type Grant } from './grant.ts'
-import type { GrantService } from './grants.ts'
+import { MOVABLE_STATUSES, type AssignmentTarget, type Grant } from './grant-model.ts'
+import type { GrantService } from './grant-service.ts'
 import type { Outbox } from './outbox.ts'
 import type { GrantStore } from './ports.ts'
 
@@ -35,15 +35,25 @@ export interface SweepRun {
   deadline?: Date
 }
 
+/** Due items read per page of the due index. */
+export const DEFAULT_SWEEP_PAGE_SIZE = 100
+/** Grants and assignments the sweep works on at once (its Identity Center calls share the rate limiter). */
+export const DEFAULT_SWEEP_CONCURRENCY = 16
+
 export interface SweepOptions {
   /** The sweep stops starting new work at this time and reports what is left as remaining. */
   deadline: Date
   actor?: string
-  pageSize?: number
-  concurrency?: number
+  /** Default DEFAULT_SWEEP_PAGE_SIZE. */
+  pageSize?: number | undefined
+  /** Default DEFAULT_SWEEP_CONCURRENCY. */
+  concurrency?: number | undefined
   /** Messages that could not be delivered when their event was recorded are delivered here. */
   outbox?: Outbox | undefined
 }
+
+/** The sweep acts as this actor, and writes the session cut-offs of the grants it ends together, at the end. */
+type SweepActor = { id: string; requestId: null; defersSessionCutoffs: boolean }
 
 /**
  * The periodic pass that keeps invariant 1: it finds, page by page on the due index, every grant whose
@@ -59,38 +69,15 @@ export async function sweep(store: GrantStore, grants: GrantService, clock: Cloc
   let cursor: string | undefined
 
   do {
-    const page = await store.dueItems(startedAt, cursor, options.pageSize ?? 100)
+    const page = await store.dueItems(startedAt, cursor, options.pageSize ?? DEFAULT_SWEEP_PAGE_SIZE)
     cursor = page.cursor
     const fresh = page.grants.filter((grant) => !seen.has(grant.id))
     fresh.forEach((grant) => seen.add(grant.id))
     const work: (() => Promise<void>)[] = [
-      ...fresh.map((grant) => async () => {
-        try {
-          const outcome = await advance(grant, grants, clock, actor)
-          if (!outcome) return
-          if (!outcome.settled) summary.remaining++
-          else if (outcome.grant.status === 'active') summary.activated++
-          else if (outcome.grant.status === 'failed') summary.failed++
-          else if (outcome.grant.status === 'denied') summary.denied++
-          else summary.revoked++
-        } catch (error) {
-          summary.failed++
-          if (!(error instanceof ProvisioningFailedError)) {
-            await grants.notify('sweep could not finish a grant', { grantId: grant.id, status: grant.status, error: (error as Error).message })
-          }
-        }
-      }),
-      ...page.coverages.map((target) => async () => {
-        try {
-          const { drifted } = await grants.checkAssignment(target, actor)
-          summary.checked++
-          summary.drifted += drifted
-        } catch (error) {
-          await grants.notify('sweep could not check an assignment', { accountId: target.accountId, error: (error as Error).message })
-        }
-      }),
+      ...fresh.map((grant) => () => sweepGrant(grant, grants, clock, actor, summary)),
+      ...page.coverages.map((target) => () => sweepAssignment(target, grants, actor, summary)),
     ]
-    await forEachLimited(work, options.concurrency ?? 4, async (task) => {
+    await forEachLimited(work, options.concurrency ?? DEFAULT_SWEEP_CONCURRENCY, async (task) => {
       if (clock.now() >= options.deadline) {
         summary.remaining++
         return
@@ -105,6 +92,35 @@ export async function sweep(store: GrantStore, grants: GrantService, clock: Cloc
   return summary
 }
 
+/** Carries one due grant on, and counts what came of it; an error is counted and alerted, and the grant stays due. */
+async function sweepGrant(grant: Grant, grants: GrantService, clock: Clock, actor: SweepActor, summary: SweepSummary): Promise<void> {
+  try {
+    const outcome = await advance(grant, grants, clock, actor)
+    if (!outcome) return
+    if (!outcome.settled) summary.remaining++
+    else if (outcome.grant.status === 'active') summary.activated++
+    else if (outcome.grant.status === 'failed') summary.failed++
+    else if (outcome.grant.status === 'denied') summary.denied++
+    else summary.revoked++
+  } catch (error) {
+    summary.failed++
+    if (!(error instanceof ProvisioningFailedError)) {
+      await grants.notify('sweep could not finish a grant', { grantId: grant.id, status: grant.status, error: (error as Error).message })
+    }
+  }
+}
+
+/** The periodic check of one assignment (see GrantService.checkAssignment); an error is alerted, and it stays due. */
+async function sweepAssignment(target: AssignmentTarget, grants: GrantService, actor: SweepActor, summary: SweepSummary): Promise<void> {
+  try {
+    const { drifted } = await grants.checkAssignment(target, actor)
+    summary.checked++
+    summary.drifted += drifted
+  } catch (error) {
+    await grants.notify('sweep could not check an assignment', { accountId: target.accountId, error: (error as Error).message })
+  }
+}
+
 /** The run's last step: the cut-offs it deferred, those a crash or failure left open, and the pruning of expired ones. */
 async function finishSessionCutoffs(grants: GrantService, actor: { id: string; requestId: null }): Promise<void> {
   try {
@@ -114,20 +130,20 @@ async function finishSessionCutoffs(grants: GrantService, actor: { id: string; r
   }
 }
 
-async function advance(grant: Grant, grants: GrantService, clock: Clock, actor: { id: string; requestId: null; defersSessionCutoffs: boolean }) {
+async function advance(grant: Grant, grants: GrantService, clock: Clock, actor: SweepActor) {
   const expired = new Date(grant.expiresAt) <= clock.now()
-  if (grant.status === 'revoking') return grants.settleEnding(grant, actor)
+  if (grant.status === 'revoking') return grants.finishRevocation(grant, actor)
   if (grant.status === 'scheduled') {
     const outcome = await grants.start(grant, actor)
     // Cancelled after this page was read: this run did nothing to it.
     return outcome.grant.status === 'cancelled' ? undefined : outcome
   }
   if (expired) {
-    const outcome = await grants.beginEnding(grant, 'expired', actor)
+    const outcome = await grants.startRevocation(grant, 'expired', actor)
     // Its end was moved past now (PATCH) after this page was read: nothing was due after all.
     return outcome.settled && MOVABLE_STATUSES.includes(outcome.grant.status) ? undefined : outcome
   }
-  if (grant.status === 'provisioning') return grants.settleProvisioning(grant, actor)
+  if (grant.status === 'provisioning') return grants.finishProvisioning(grant, actor)
   // An active grant not yet expired has nothing due (its clock and ours disagree by a moment): leave it.
   return undefined
 }

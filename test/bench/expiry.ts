@@ -9,7 +9,7 @@ import { CreateAccountAssignmentCommand } from '@aws-sdk/client-sso-admin'
 import { BatchWriteCommand, DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb'
 import { coverageKey, grantToItem } from '../../src/adapters/dynamodb/items.ts'
 import { SWEEP_ACTOR } from '../../src/core/audit.ts'
-import type { Grant } from '../../src/core/grant.ts'
+import type { Grant } from '../../src/core/grant-model.ts'
 import type { MotoServer } from '../../src/sandbox/moto-server.ts'
 import { build } from '../helpers/app.ts'
 

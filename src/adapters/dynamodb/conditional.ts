@@ -1,4 +1,5 @@
 import { unmarshall } from '@aws-sdk/util-dynamodb'
+import { backoffMs, pause, type BackoffLimits } from '../../core/retry.ts'
 import { callAws } from '../aws-errors.ts'
 
 type Cancellation = { name?: string; message?: string; CancellationReasons?: { Code?: string }[]; Item?: Record<string, unknown> }
@@ -36,7 +37,10 @@ export async function conditionalWrite<T>(operation: string, send: () => Promise
   }
 }
 
+/** How often a write cancelled only by a conflicting transaction is sent in all. */
 const CONFLICT_ATTEMPTS = 5
+/** Backoff between those sends: 40 ms before the second, doubling. */
+const CONFLICT_BACKOFF: BackoffLimits = { baseMs: 20 }
 
 /** Sends a write again (with jittered backoff) while it is cancelled only by a conflicting transaction. */
 export async function retryingConflicts<T>(send: () => Promise<T>): Promise<T> {
@@ -45,7 +49,7 @@ export async function retryingConflicts<T>(send: () => Promise<T>): Promise<T> {
       return await send()
     } catch (error) {
       if (!isTransactionConflict(error) || attempt === CONFLICT_ATTEMPTS) throw error
-      await new Promise((resolve) => setTimeout(resolve, 20 * 2 ** attempt * (0.5 + Math.random())))
+      await pause(backoffMs(attempt, CONFLICT_BACKOFF))
     }
   }
 }

@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/lib-dynamodb'
 import type { AuditEvent } from '../../core/audit.ts'
 import { LeaseLostError } from '../../core/errors.ts'
-import { targetOf, type AssignmentTarget, type Grant } from '../../core/grant.ts'
+import { targetOf, type AssignmentTarget, type Grant } from '../../core/grant-model.ts'
 import { COVERAGE_CHECK_INTERVAL_MS } from '../../core/coverage.ts'
 import type { Coverage, CoveragePatch, CoverageWrite, GrantCreation, GrantFilter, GrantStore, GrantTransition, LeaseAttempt, NewGrantLease, Page, PageRequest } from '../../core/ports.ts'
 import { callAws } from '../aws-errors.ts'

@@ -1,5 +1,5 @@
 import type { ChainedAuditEvent } from '../../core/audit-chain.ts'
-import type { AssignmentTarget, Grant } from '../../core/grant.ts'
+import type { AssignmentTarget, Grant } from '../../core/grant-model.ts'
 import type { Coverage } from '../../core/ports.ts'
 import { ALL_PARTITION } from './tables.ts'
 

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { preHandlerAsyncHookHandler } from 'fastify'
-import type { GrantService } from '../../core/grants.ts'
+import type { GrantService } from '../../core/grant-service.ts'
 import { requireScope, SCOPES } from '../auth.ts'
 import type { idempotencyHooks } from '../idempotency.ts'
 import { ChangeIdempotencyHeaders, errorResponses, GrantIdempotencyHeaders } from '../schemas/common.ts'
@@ -124,7 +124,7 @@ export const grantRoutes: FastifyPluginAsyncTypebox<GrantRouteOptions> = async (
     preHandler: idempotency.preHandler,
     onSend: idempotency.onSend,
   }, async (request, reply) => {
-    const { grant, settled } = await grants.end(request.params.id, actorOf(request), { deadline: deadlineOf(request) })
+    const { grant, settled } = await grants.revoke(request.params.id, actorOf(request), { deadline: deadlineOf(request) })
     return reply.code(settled ? 200 : 202).send(grant)
   })
 

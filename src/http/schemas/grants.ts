@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox'
-import { GRANT_STATUSES } from '../../core/grant.ts'
+import { GRANT_STATUSES } from '../../core/grant-model.ts'
 import { AccountId, Cursor, Limit, Nullable, PrintableText, StringEnum, Timestamp } from './common.ts'
 
 export const GrantRequestBody = Type.Object(

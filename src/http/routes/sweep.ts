@@ -5,7 +5,7 @@ import { requireScope, SCOPES } from '../auth.ts'
 import { errorResponses } from '../schemas/common.ts'
 import { Type } from 'typebox'
 
-export const revocationRoutes: FastifyPluginAsyncTypebox<{ runSweep: (run: SweepRun) => Promise<SweepSummary> }> = async (app, { runSweep }) => {
+export const sweepRoutes: FastifyPluginAsyncTypebox<{ runSweep: (run: SweepRun) => Promise<SweepSummary> }> = async (app, { runSweep }) => {
   app.post('/revocations', {
     onRequest: requireScope(SCOPES.revocationsRun),
     schema: {

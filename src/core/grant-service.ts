@@ -1,7 +1,21 @@
+/*
+ * The grant lifecycle, call by call. Every change of state is written with its audit event before the
+ * Identity Center call it announces; whatever is left unfinished, the sweep carries on from the record.
+ *
+ * request  POST /grants (http/routes/grants.ts) → GrantService.request → requestWork → decideRequest
+ *          (directory, permission set, policy, ticket) → buildGrant → recordRequested (GrantStore.createGrant:
+ *          the grant, its hold on the assignment, the lease, the intent to create) → provision →
+ *          CoverageReconciler.reconcile → IdentityCenter.createAssignment → activate (or fail)
+ * revoke   DELETE /grants/{id} → GrantService.revoke → startRevocation (GrantStore.transition to 'revoking')
+ *          → finishRevocation → CoverageReconciler.reconcile → IdentityCenter.deleteAssignment → recordEnd
+ * sweep    POST /revocations (http/routes/sweep.ts) → sweep (core/sweep.ts) → for each due grant:
+ *          finishRevocation, start (a scheduled grant), startRevocation with 'expired', or finishProvisioning;
+ *          for each due assignment: checkAssignment → CoverageReconciler.reconcile (and removeOrphan)
+ */
 import { randomUUID } from 'node:crypto'
 import type { AuditAction, AuditEvent } from './audit.ts'
 import type { Clock } from './clock.ts'
-import { COVERAGE_CHECK_INTERVAL_MS, CoverageReconciler, LEASE_MS, type CoverageState, type ReconcileOptions } from './coverage.ts'
+import { COVERAGE_CHECK_INTERVAL_MS, CoverageReconciler, LEASE_MS, type CoverageState, type Finish, type LeaseTakenWithGrant, type ReconcileOptions } from './coverage.ts'
 import { answerBy, ensureTimeFor, withDeadline } from './deadline.ts'
 import {
   ConcurrentChangeError,
@@ -18,7 +32,7 @@ import {
   UpstreamUnavailableError,
   UserNotFoundError,
 } from './errors.ts'
-import { MOVABLE_STATUSES, targetOf, type AssignmentTarget, type EndReason, type Grant, type GrantStatus } from './grant.ts'
+import { MOVABLE_STATUSES, targetOf, type AssignmentTarget, type EndReason, type Grant, type GrantStatus } from './grant-model.ts'
 import { newId } from './ids.ts'
 import type { Outbox } from './outbox.ts'
 import { evaluatePolicy, mightAllow, type AccessRequest, type Policy, type PolicyDecision } from './policy.ts'
@@ -138,11 +152,18 @@ export class GrantService {
   /**
    * Decides and records a grant, then provisions it. `options.id` fixes the grant's id (an idempotent
    * request): if a grant with that id was already recorded by an earlier attempt, that grant is resumed
-   * instead of a second one being made.
+   * instead of a second one being made. Answers the grant, settled unless Identity Center has not finished.
+   * Throws the refusal, audited first (UserNotFoundError, PermissionSetNotFoundError, PolicyDeniedError,
+   * TicketNotApprovedError), DurationTooLongError and InvalidTimeError for input no grant can have,
+   * ProvisioningFailedError when Identity Center refused the assignment, UpstreamUnavailableError when AWS
+   * fails, and DeadlineExceededError when nothing was recorded by the deadline.
    */
   async request(input: GrantRequest, actor: Actor, options: { id?: string | undefined; deadline?: number | undefined } = {}): Promise<GrantOutcome> {
     let recorded: Grant | undefined
-    return this.within(options.deadline, () => this.decideAndProvision(input, actor, options.id, (grant) => (recorded = grant)), () => recorded)
+    const onRecorded = (grant: Grant): void => {
+      recorded = grant
+    }
+    return this.within(options.deadline, () => this.requestWork(input, actor, options.id, onRecorded), () => recorded)
   }
 
   /**
@@ -164,57 +185,64 @@ export class GrantService {
     }
   }
 
-  private async decideAndProvision(input: GrantRequest, actor: Actor, id: string | undefined, onRecorded: (grant: Grant) => void): Promise<GrantOutcome> {
-    const { deps } = this
-    if (id) {
-      const earlier = await deps.store.getGrant(id)
-      if (earlier) {
-        onRecorded(earlier)
-        return this.resume(earlier, actor)
-      }
+  /**
+   * A request's work: an earlier attempt's grant is resumed; otherwise the request is decided, its grant built,
+   * then recorded (with the intent to create the assignment when a look found none) and provisioned.
+   */
+  private async requestWork(input: GrantRequest, actor: Actor, id: string | undefined, onRecorded: (grant: Grant) => void): Promise<GrantOutcome> {
+    const earlier = id ? await this.deps.store.getGrant(id) : undefined
+    if (earlier) {
+      onRecorded(earlier)
+      return this.resume(earlier, actor)
     }
+    const decided = await this.decideRequest(input, actor)
+    // Before the clock is read: under throttling the look may take seconds, which the lease must not lose.
+    const noAssignment = (await decided.look) === false
+    const grant = this.buildGrant(input, actor, id ?? newId(this.deps.clock), decided)
+    const allowed = allowedBy(decided.decision, this.deps.policy)
+    if (decided.startsAt) {
+      const event = this.event(requestDraft(input, actor, grant.userName, 'grant.scheduled', `${input.durationMinutes} minutes from ${grant.startsAt} ${allowed}`, grant.id))
+      return this.recordScheduled(grant, event, actor, onRecorded)
+    }
+    const event = this.event(requestDraft(input, actor, grant.userName, 'grant.requested', `${input.durationMinutes} minutes ${allowed}`, grant.id))
+    return this.recordRequested(grant, event, actor, { look: decided.look, noAssignment }, onRecorded)
+  }
+
+  /**
+   * A new request decided (see decide): the service maximum and the start first, then the directory, the policy
+   * and the ticket; each refusal is audited (grant.denied) and thrown. Whether the assignment already exists is
+   * asked beside the policy's group lookup, so that the grant's record can carry the intent to create it. Not
+   * for a request no rule could allow: Identity Center's quota is shared with the sweep, and denied requests
+   * should not spend it (only those that fail on group membership do, one read each). Nor for a scheduled
+   * grant, which holds nothing until it starts.
+   */
+  private async decideRequest(input: GrantRequest, actor: Actor): Promise<RequestDecision> {
+    const { deps } = this
     if (input.durationMinutes > deps.maxDurationMinutes) {
       throw new DurationTooLongError(input.durationMinutes, deps.maxDurationMinutes)
     }
     const startsAt = input.startsAt === undefined ? undefined : this.scheduledStart(input.startsAt)
-    // As requested until the directory answers; then as the directory spells it, for every event after.
-    let userName = input.userName
-    const draft = (action: AuditAction, detail: string, grantId: string | null = null): AuditDraft => ({
-      action,
-      actor: actor.id,
-      grantId,
-      userName,
-      accountId: input.accountId,
-      permissionSet: input.permissionSet,
-      ticketId: input.ticketId,
-      detail,
-      requestId: actor.requestId,
-      correlationId: actor.correlationId ?? null,
-    })
-    // Whether the assignment already exists is asked beside the policy's group lookup, so that the grant's
-    // record can carry the intent to create it. Not for a request no rule could allow: Identity Center's
-    // quota is shared with the sweep, and denied requests should not spend it (only those that fail on group
-    // membership do, one read each). Nor for a scheduled grant, which holds nothing until it starts.
-    let earlyLook: Promise<boolean | undefined> | undefined
-    const { user, permissionSet, decision } = await this.decide(input, startsAt, {
-      deny: async (spelling, detail, error) => {
-        userName = spelling
-        await this.appendAudit(draft('grant.denied', detail))
+    let look: Promise<boolean | undefined> | undefined
+    const decided = await this.decide(input, startsAt, {
+      deny: async (userName, detail, error) => {
+        await this.appendAudit(requestDraft(input, actor, userName, 'grant.denied', detail))
         throw error
       },
       beforePolicy: (target, request) => {
-        earlyLook = !startsAt && mightAllow(deps.policy, request) ? deps.identityCenter.assignmentExists(target).catch(() => undefined) : undefined
+        look = !startsAt && mightAllow(deps.policy, request) ? deps.identityCenter.assignmentExists(target).catch(() => undefined) : undefined
       },
     })
-    userName = user.userName
-    // Before the clock is read: under throttling the look may take seconds, which the lease must not lose.
-    const noAssignment = (await earlyLook) === false
+    return { ...decided, startsAt, look }
+  }
 
-    const now = deps.clock.now()
+  /** The grant a decided request stands for, as it is recorded: 'scheduled' for a later start, else 'provisioning'. */
+  private buildGrant(input: GrantRequest, actor: Actor, id: string, decided: RequestDecision): Grant {
+    const { user, permissionSet, startsAt } = decided
+    const now = this.deps.clock.now()
     const start = startsAt ?? now
     const expiresAt = new Date(start.getTime() + input.durationMinutes * MINUTE_MS)
-    const grant: Grant = {
-      id: id ?? newId(deps.clock),
+    return {
+      id,
       status: startsAt ? 'scheduled' : 'provisioning',
       userName: user.userName,
       userId: user.id,
@@ -235,26 +263,23 @@ export class GrantService {
       failureReason: null,
       sessionsCutAt: null,
     }
-    if (startsAt) {
-      const allowed = `${input.durationMinutes} minutes from ${grant.startsAt} ${allowedBy(decision, deps.policy)}`
-      return this.recordScheduled(grant, this.event(draft('grant.scheduled', allowed, grant.id)), actor, onRecorded)
-    }
-    const dueAt = provisioningDueAt(now, grant)
-    // The common case costs least: with no assignment found, the record takes the assignment's lease and
-    // records the intent to create it, so the creation is the next call.
-    const lease = { owner: randomUUID(), until: new Date(now.getTime() + LEASE_MS), intendCreation: noAssignment }
+  }
+
+  /**
+   * Records a grant to start now, then provisions it. The common case costs least: with no assignment found, the
+   * record takes the assignment's lease and records the intent to create it, so the creation is the next call.
+   */
+  private async recordRequested(grant: Grant, event: AuditEvent, actor: Actor, found: { look: Promise<boolean | undefined> | undefined; noAssignment: boolean }, onRecorded: (grant: Grant) => void): Promise<GrantOutcome> {
+    const now = new Date(grant.createdAt)
+    const lease = { owner: randomUUID(), until: new Date(now.getTime() + LEASE_MS), intendCreation: found.noAssignment }
     // A request already answered 503 at its deadline must not record a grant afterwards.
     ensureTimeFor(0)
-    const created = await deps.store.createGrant(
-      grant,
-      dueAt,
-      this.event(draft('grant.requested', `${input.durationMinutes} minutes ${allowedBy(decision, deps.policy)}`, grant.id)),
-      lease,
-    )
+    const created = await this.deps.store.createGrant(grant, provisioningDueAt(now, grant), event, lease)
     if (created === 'exists') return this.resumeRecorded(grant.id, actor, onRecorded)
     onRecorded(grant)
-    deps.onWritten?.(grant)
-    return this.settleProvisioning(grant, actor, { leaseOwner: lease.owner, leaseUntil: lease.until, earlyLook, creationIntended: created === 'creation-intended' })
+    this.deps.onWritten?.(grant)
+    const creationIntended = created === 'creation-intended'
+    return this.provision(grant, actor, { grantId: grant.id, owner: lease.owner, until: lease.until, creationIntended, lookedBefore: found.look })
   }
 
   /**
@@ -359,7 +384,7 @@ export class GrantService {
 
   /** Carries on with a grant an earlier attempt recorded; a grant past provisioning answers as it is. */
   private resume(grant: Grant, actor: Actor): Promise<GrantOutcome> {
-    if (grant.status === 'provisioning') return this.settleProvisioning(grant, actor)
+    if (grant.status === 'provisioning') return this.provision(grant, actor)
     return Promise.resolve({ grant, settled: grant.status !== 'revoking' })
   }
 
@@ -368,6 +393,8 @@ export class GrantService {
    * are now (someone who left the on-call group since is denied here); an allowed grant joins its assignment's
    * holders as 'provisioning' and is provisioned as a new grant is, with the same rules on access that exists
    * already or is shared. A grant whose whole window passed before any sweep could start it fails instead.
+   * Throws ProvisioningFailedError when Identity Center refused the assignment, UpstreamUnavailableError when
+   * AWS, the directory or the ticket system fails (the grant stays scheduled and due).
    */
   async start(grant: Grant, actor: Actor): Promise<GrantOutcome> {
     const { deps } = this
@@ -389,7 +416,7 @@ export class GrantService {
       const allowed = `scheduled start reached; ${verdict.allowed} again`
       return { ...change, to: 'provisioning', dueAt: provisioningDueAt(now, current), hold: 'join', set, event: this.event(this.grantDraft(current, 'grant.start_requested', actor, allowed)) }
     })
-    if (started?.status === 'provisioning') return this.settleProvisioning(started, actor)
+    if (started?.status === 'provisioning') return this.provision(started, actor)
     if (started?.status === 'failed') await this.notify('a scheduled grant could not start in time', { grantId: grant.id, startsAt: grant.startsAt, expiresAt: grant.expiresAt })
     return this.resolved(grant.id, started)
   }
@@ -412,37 +439,46 @@ export class GrantService {
     return { allowed: allowedBy(decision, deps.policy), sessionSeconds: permissionSet.sessionDurationSeconds }
   }
 
+  /** The grant as last written; throws GrantNotFoundError when there is none. */
   async get(id: string): Promise<Grant> {
     const grant = await this.deps.store.getGrant(id)
     if (!grant) throw new GrantNotFoundError(id)
     return grant
   }
 
+  /** One page of grants matching the filter (see GrantStore.listGrants); throws InvalidCursorError for a bad cursor. */
   list(filter: GrantFilter, page: PageRequest): Promise<Page<Grant>> {
     return this.deps.store.listGrants(filter, page)
   }
 
   /**
-   * Ends a grant early; a scheduled one is cancelled, without a call to Identity Center. Ending one that has
-   * already ended changes nothing and answers its final state. With a deadline, answers by then: 'revoking'
-   * once that is recorded (the sweep finishes it).
+   * Revokes a grant (DELETE /grants/{id}): see startRevocation; a scheduled one is cancelled, without a call to
+   * Identity Center. Revoking one that has already ended changes nothing and answers its final state. With a
+   * deadline, answers by then: 'revoking' once that is recorded (the sweep finishes it). Throws
+   * GrantNotFoundError, UpstreamUnavailableError when AWS fails, and DeadlineExceededError when nothing was
+   * recorded by the deadline.
    */
-  async end(id: string, actor: Actor, options: { deadline?: number | undefined } = {}): Promise<GrantOutcome> {
+  async revoke(id: string, actor: Actor, options: { deadline?: number | undefined } = {}): Promise<GrantOutcome> {
     let revoking: Grant | undefined
-    return this.within(options.deadline, async () => this.beginEnding(await this.get(id), 'revoked', actor, undefined, (grant) => (revoking = grant)), () => revoking)
+    const onRecorded = (grant: Grant): void => {
+      revoking = grant
+    }
+    return this.within(options.deadline, async () => this.startRevocation(await this.get(id), 'revoked', actor, undefined, onRecorded), () => revoking)
   }
 
   /**
    * Moves a provisioning or active grant to 'revoking' (the intent, written before any call to Identity
    * Center) and then removes its access; a grant already revoking is finished; a scheduled one is cancelled.
-   * On expiry, a grant whose end has moved past now since it was read is left as it is.
+   * On expiry, a grant whose end has moved past now since it was read is left as it is. Answered unsettled
+   * when the grant kept moving under it. Throws UpstreamUnavailableError when AWS fails after the intent is
+   * recorded (the sweep finishes it).
    */
-  async beginEnding(grant: Grant, reason: EndReason, actor: Actor, why?: string, onRecorded?: (grant: Grant) => void): Promise<GrantOutcome> {
+  async startRevocation(grant: Grant, reason: EndReason, actor: Actor, why?: string, onRecorded?: (grant: Grant) => void): Promise<GrantOutcome> {
     let current = grant
     for (let attempt = 0; attempt < CHANGE_ATTEMPTS; attempt++) {
       if (current.status === 'revoking') {
         onRecorded?.(current)
-        return this.settleEnding(current, actor)
+        return this.finishRevocation(current, actor)
       }
       const now = this.deps.clock.now()
       if (reason === 'expired' && new Date(current.expiresAt) > now) return { grant: current, settled: true }
@@ -464,7 +500,7 @@ export class GrantService {
       })
       if (moved) {
         onRecorded?.(moved)
-        return this.settleEnding(moved, actor)
+        return this.finishRevocation(moved, actor)
       }
       current = await this.get(current.id)
     }
@@ -561,6 +597,7 @@ export class GrantService {
    * carried are ended (recorded as drift and alerted) rather than the access silently restored, since someone
    * removed it on purpose. And access nobody holds must not be there: an assignment of ours that appeared after
    * its grants ended (a creation AWS accepted whose answer was lost) is removed, recorded as drift and alerted.
+   * Answers how many grants or assignments drifted; throws UpstreamUnavailableError when AWS fails.
    */
   async checkAssignment(target: AssignmentTarget, actor: Actor): Promise<{ drifted: number }> {
     const { store, identityCenter, clock } = this.deps
@@ -573,7 +610,7 @@ export class GrantService {
         drifted++
         const why = 'the account assignment was removed outside jit-access'
         await this.appendAudit(this.grantDraft(grant, 'grant.drift_detected', actor, `${why}; the grant is ended rather than the access restored`), grant)
-        await this.beginEnding(grant, 'revoked', actor, why)
+        await this.startRevocation(grant, 'revoked', actor, why)
       }
     }
     if (state.kind === 'absent') {
@@ -598,11 +635,37 @@ export class GrantService {
     return { drifted }
   }
 
-  /** Finishes a grant that is still provisioning: active once the assignment is in place, failed if AWS refused it. */
-  async settleProvisioning(grant: Grant, actor: Actor, headStart: Pick<ReconcileOptions, 'leaseOwner' | 'leaseUntil' | 'earlyLook' | 'creationIntended'> = {}): Promise<GrantOutcome> {
+  /**
+   * Finishes a grant that is still provisioning (the sweep's step for one left unfinished): active once the
+   * assignment is in place, failed if AWS refused it (ProvisioningFailedError, after the failure is recorded);
+   * answered unsettled while Identity Center has not finished. Throws UpstreamUnavailableError when AWS fails.
+   */
+  finishProvisioning(grant: Grant, actor: Actor): Promise<GrantOutcome> {
+    return this.provision(grant, actor)
+  }
+
+  /**
+   * Provisions a grant in 'provisioning' (see finishProvisioning); `takenWithGrant` when its own record has just
+   * taken the assignment's lease. Its one change of state (to active, or failed) is written by `activate` or
+   * `fail`: with the creation's last write when that is what activates it, otherwise after the reconcile.
+   */
+  private async provision(grant: Grant, actor: Actor, takenWithGrant?: LeaseTakenWithGrant): Promise<GrantOutcome> {
     let activated: Grant | undefined
-    // Fresh: the grant's end may have moved (PATCH) since it was read, and the due time follows the end.
-    const activate = (external: boolean, coverage?: CoverageWrite) => this.transitionFresh(grant, (current) => ({
+    const finish: Finish = async (write) => {
+      // Only a creation's last write belongs with the activation (its holders gone, the reconciler may go on to remove it).
+      if (write.kind !== 'assigned') return false
+      activated = await this.activate(grant, actor, false, write)
+      return activated !== undefined
+    }
+    const state = await this.reconcileFor(grant, { ...(takenWithGrant && { takenWithGrant }), lookAhead: true, finish })
+    if (state.kind === 'present') return this.resolved(grant.id, activated ?? (await this.activate(grant, actor, state.external)))
+    if (state.kind === 'failed') return this.fail(grant, actor, state.reason)
+    return { grant, settled: false }
+  }
+
+  /** Moves a provisioning grant to 'active'; fresh: its end may have moved (PATCH) since it was read, and the due time follows the end. */
+  private activate(grant: Grant, actor: Actor, external: boolean, coverage?: CoverageWrite): Promise<Grant | undefined> {
+    return this.transitionFresh(grant, (current) => ({
       grant: current,
       from: ['provisioning'],
       to: 'active',
@@ -614,34 +677,29 @@ export class GrantService {
         ? 'a permanent assignment already grants this access; it will be left in place when the grant ends'
         : 'account assignment in place')),
     }))
-    const state = await this.reconcileFor(grant, {
-      ...headStart,
-      lookAhead: true,
-      // Only a creation's last write belongs with the activation (its holders gone, the reconciler may go on to remove it).
-      finish: async (coverage) => coverage.kind === 'assigned' && (activated = await activate(false, coverage)) !== undefined,
-    })
-    if (state.kind === 'present') {
-      activated ??= await activate(state.external)
-      return this.resolved(grant.id, activated)
-    }
-    if (state.kind === 'failed') {
-      const failed = await this.transitionFresh(grant, (current) => ({
-        grant: current,
-        from: ['provisioning'],
-        to: 'failed',
-        dueAt: null,
-        set: { failureReason: state.reason, endedAt: this.deps.clock.now().toISOString() },
-        hold: 'release',
-        event: this.event(this.grantDraft(current, 'grant.failed', actor, `Identity Center refused the assignment: ${state.reason}`)),
-      }))
-      if (failed) throw new ProvisioningFailedError(grant.id, state.reason)
-      return this.resolved(grant.id, failed)
-    }
-    return { grant, settled: false }
   }
 
-  /** Finishes a grant in 'revoking' once its access is gone or is provided by something else. */
-  async settleEnding(grant: Grant, actor: Actor): Promise<GrantOutcome> {
+  /** Moves a provisioning grant Identity Center refused to 'failed', and throws ProvisioningFailedError if it did. */
+  private async fail(grant: Grant, actor: Actor, reason: string): Promise<GrantOutcome> {
+    const failed = await this.transitionFresh(grant, (current) => ({
+      grant: current,
+      from: ['provisioning'],
+      to: 'failed',
+      dueAt: null,
+      set: { failureReason: reason, endedAt: this.deps.clock.now().toISOString() },
+      hold: 'release',
+      event: this.event(this.grantDraft(current, 'grant.failed', actor, `Identity Center refused the assignment: ${reason}`)),
+    }))
+    if (failed) throw new ProvisioningFailedError(grant.id, reason)
+    return this.resolved(grant.id, failed)
+  }
+
+  /**
+   * Finishes a grant in 'revoking' (revoked, or expired) once its access is gone or is provided by something
+   * else; answered unsettled while Identity Center has not finished. Throws UpstreamUnavailableError when AWS
+   * fails (the grant stays 'revoking' and due, for the sweep).
+   */
+  async finishRevocation(grant: Grant, actor: Actor): Promise<GrantOutcome> {
     const reason: EndReason = grant.endReason ?? 'revoked'
     let ended: Grant | undefined
     let accessRemoved = false
@@ -649,11 +707,16 @@ export class GrantService {
       // Only when the access really ends (not kept by another grant or a permanent assignment): intended before the end is written.
       if (removal && this.cutoffs) await this.cutoffs.intend(grant)
       accessRemoved = removal
-      return this.endTransition(grant, reason, actor, detail, coverage)
+      return this.recordEnd(grant, reason, actor, detail, coverage)
     }
     const removed = 'account assignment removed'
-    // Only a removal's last write belongs with the end: a grant that arrived meanwhile may have the reconciler create it again.
-    const state = await this.reconcileFor(grant, { finish: async (coverage) => coverage.kind === 'removed' && (ended = await end(removed, coverage, true)) !== undefined })
+    const finish: Finish = async (write) => {
+      // Only a removal's last write belongs with the end: a grant that arrived meanwhile may have the reconciler create it again.
+      if (write.kind !== 'removed') return false
+      ended = await end(removed, write, true)
+      return ended !== undefined
+    }
+    const state = await this.reconcileFor(grant, { finish })
     if (state.kind === 'pending' || state.kind === 'failed') return { grant, settled: false }
     ended ??= await end(state.kind === 'absent'
       ? state.external
@@ -683,12 +746,15 @@ export class GrantService {
     return { grant: await this.get(outcome.grant.id), settled: true }
   }
 
-  /** The sweep's step: writes every session cut-off left open (by a crash, a failure, or deferred by the sweep). */
+  /**
+   * The sweep's step: writes every session cut-off left open (by a crash, a failure, or deferred by the sweep).
+   * Throws UpstreamUnavailableError (or LeaseLostError) when they cannot be written now: they stay open.
+   */
   async finishSessionCutoffs(actor: Actor): Promise<void> {
     await this.cutoffs?.drain(actor)
   }
 
-  private endTransition(grant: Grant, reason: EndReason, actor: Actor, detail: string, coverage?: CoverageWrite) {
+  private recordEnd(grant: Grant, reason: EndReason, actor: Actor, detail: string, coverage?: CoverageWrite) {
     return this.transition({
       grant,
       from: ['revoking'],
@@ -775,12 +841,39 @@ export class GrantService {
     return moved
   }
 
+  /** Sends an operational alert, best effort: never throws (see Notifier). */
   async notify(subject: string, detail: Record<string, unknown>): Promise<void> {
     try {
       await this.deps.notifier.error(subject, detail)
     } catch {
       // Alerting is best effort: the notifier logs its own failures, and an alert must never fail a grant.
     }
+  }
+}
+
+/** A request as decided: who, which permission set, the allowing decision, the start, and the early look. */
+interface RequestDecision {
+  user: DirectoryUser
+  permissionSet: PermissionSetInfo
+  decision: Extract<PolicyDecision, { allowed: true }>
+  startsAt: Date | undefined
+  /** Whether the assignment exists, asked beside the policy (see decideRequest); undefined when not asked. */
+  look: Promise<boolean | undefined> | undefined
+}
+
+/** An audit draft about a request before its grant exists, naming the user as `userName` spells it. */
+function requestDraft(input: GrantRequest, actor: Actor, userName: string, action: AuditAction, detail: string, grantId: string | null = null): AuditDraft {
+  return {
+    action,
+    actor: actor.id,
+    grantId,
+    userName,
+    accountId: input.accountId,
+    permissionSet: input.permissionSet,
+    ticketId: input.ticketId,
+    detail,
+    requestId: actor.requestId,
+    correlationId: actor.correlationId ?? null,
   }
 }
 
