@@ -6,7 +6,7 @@ import { answerBy, ensureTimeFor, withDeadline } from './deadline.ts'
 import {
   ConcurrentChangeError,
   DeadlineExceededError,
-  DomainError,
+  type DomainError,
   DurationTooLongError,
   GrantAlreadyEndedError,
   GrantNotFoundError,
@@ -618,7 +618,11 @@ export class GrantService {
       ...headStart,
       lookAhead: true,
       // Only a creation's last write belongs with the activation (its holders gone, the reconciler may go on to remove it).
-      finish: async (coverage) => coverage.kind === 'assigned' && (activated = await activate(false, coverage)) !== undefined,
+      finish: async (coverage) => {
+        if (coverage.kind !== 'assigned') return false
+        activated = await activate(false, coverage)
+        return activated !== undefined
+      },
     })
     if (state.kind === 'present') {
       activated ??= await activate(state.external)
@@ -653,7 +657,13 @@ export class GrantService {
     }
     const removed = 'account assignment removed'
     // Only a removal's last write belongs with the end: a grant that arrived meanwhile may have the reconciler create it again.
-    const state = await this.reconcileFor(grant, { finish: async (coverage) => coverage.kind === 'removed' && (ended = await end(removed, coverage, true)) !== undefined })
+    const state = await this.reconcileFor(grant, {
+      finish: async (coverage) => {
+        if (coverage.kind !== 'removed') return false
+        ended = await end(removed, coverage, true)
+        return ended !== undefined
+      },
+    })
     if (state.kind === 'pending' || state.kind === 'failed') return { grant, settled: false }
     ended ??= await end(state.kind === 'absent'
       ? state.external
