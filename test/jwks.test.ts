@@ -37,8 +37,12 @@ async function jwksServer(t: { teardown(fn: () => unknown): void }) {
   t.teardown(() => new Promise((resolve) => server.close(resolve)))
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/oauth2/jwks`,
-    publish: (keys: SigningKey[]) => void (published = keys),
-    fail: (fail: boolean) => void (failing = fail),
+    publish: (keys: SigningKey[]) => {
+      published = keys
+    },
+    fail: (fail: boolean) => {
+      failing = fail
+    },
     fetches: () => fetches,
   }
 }
@@ -52,7 +56,12 @@ function signWithKid(key: SigningKey, kid: string): string {
 /** The JWKS cache's clock, moved by hand: its cooldown and ttl pass without sleeping. */
 function manualTime() {
   let now = Date.now()
-  return { now: () => now, advance: (ms: number) => void (now += ms) }
+  return {
+    now: () => now,
+    advance: (ms: number) => {
+      now += ms
+    },
+  }
 }
 
 t.test('tokens are verified by kid against the JWKS endpoint, with rotation and caching', async (t) => {

@@ -101,7 +101,10 @@ interface RequestOptions {
 /** The query's values by name, decoded, in order: what API Gateway makes its query maps from. */
 function queryValues(query: string): Record<string, string[]> {
   const values: Record<string, string[]> = {}
-  for (const [name, value] of new URLSearchParams(query)) (values[name] ??= []).push(value)
+  for (const [name, value] of new URLSearchParams(query)) {
+    values[name] ??= []
+    values[name].push(value)
+  }
   return values
 }
 

@@ -82,7 +82,10 @@ t.test('mightAllow is false only for requests that no group membership could mak
 t.test('users are matched by name; groups are looked up only when needed', async (t) => {
   const policy = await policyOf({ rules: [{ ...rule, groups: undefined, users: ['alice'] }] })
   let lookups = 0
-  const decision = await evaluatePolicy(policy, request, async () => (lookups++, []))
+  const decision = await evaluatePolicy(policy, request, async () => {
+    lookups++
+    return []
+  })
   t.same(decision, { allowed: true, rule: 'sre-prod' })
   t.equal(lookups, 0)
 })
