@@ -86,6 +86,7 @@ const lambdaSlimming: Plugin = {
       ].join('\n'),
       bowser: 'export const parse = () => ({})\nexport default { parse }',
       yaml: [
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: the stub module's source, whose template literal is meant
         'export const stringify = (value) => `${JSON.stringify(value, null, 2)}\\n`',
         'export const parse = (text) => JSON.parse(text)',
         'export default { stringify, parse }',

@@ -259,10 +259,14 @@ function useStrictBodies(app: FastifyInstance): void {
   const common: AjvOptions = { allErrors: true, strict: false, useDefaults: true }
   let strict: Ajv | undefined
   let coercing: Ajv | undefined
-  const compilerFor = (httpPart: string | undefined) =>
-    httpPart === 'body'
-      ? (strict ??= addFormats.default(new Ajv({ ...common, coerceTypes: false, removeAdditional: false })))
-      : (coercing ??= addFormats.default(new Ajv({ ...common, coerceTypes: 'array', removeAdditional: false })))
+  const compilerFor = (httpPart: string | undefined) => {
+    if (httpPart === 'body') {
+      strict ??= addFormats.default(new Ajv({ ...common, coerceTypes: false, removeAdditional: false }))
+      return strict
+    }
+    coercing ??= addFormats.default(new Ajv({ ...common, coerceTypes: 'array', removeAdditional: false }))
+    return coercing
+  }
   app.setValidatorCompiler(({ schema, httpPart }) => validateOnFirstUse(() => compilerFor(httpPart).compile(schema)))
 }
 
@@ -296,6 +300,9 @@ function serializeOnFirstUse(...factory: Parameters<typeof buildSerializer>): Re
   const compile = buildSerializer(...factory)
   return (route) => {
     let serialize: ((body: unknown) => string) | undefined
-    return (body) => (serialize ??= compile(route))(body)
+    return (body) => {
+      serialize ??= compile(route)
+      return serialize(body)
+    }
   }
 }

@@ -1,6 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto'
 import t from 'tap'
 import { build, grantBody } from './helpers/app.ts'
+import { expectStatus } from './helpers/http-status.ts'
 import { startMoto } from './helpers/moto.ts'
 import { bearer, mintToken, TEST_AUDIENCE, TEST_ISSUER, TEST_SECRET } from './helpers/tokens.ts'
 
@@ -30,7 +31,7 @@ t.test('every malformed, forged, expired or foreign token is a 401 problem and c
   ]
   for (const [name, headers] of cases) {
     const response = await app.inject({ method: 'POST', url: '/grants', headers, payload: grantBody() })
-    t.equal(response.statusCode, 401, name)
+    expectStatus(t, response, 401, name)
     t.match(response.json(), { code: 'UNAUTHORIZED', status: 401, type: 'urn:jit-access:problem:unauthorized' }, name)
     t.match(response.headers['www-authenticate'], /^Bearer/, name)
     t.notMatch(response.body, valid, `${name}: the token is never echoed`)
@@ -135,12 +136,12 @@ t.test('each route needs its own scope, matched exactly', async (t) => {
   for (const [method, url, scope] of routes) {
     const without = otherScopes.split(' ').filter((s) => s !== scope).join(' ')
     const response = await app.inject({ method: method as 'GET', url, headers: bearer(mintToken({ scope: without })), payload: method === 'POST' && url === '/grants' ? grantBody() : undefined })
-    t.equal(response.statusCode, 403, `${method} ${url} without ${scope}`)
+    expectStatus(t, response, 403, `${method} ${url} without ${scope}`)
     t.match(response.json(), { code: 'INSUFFICIENT_SCOPE', detail: new RegExp(scope) })
     t.match(response.headers['www-authenticate'], `scope="${scope}"`)
   }
   const created = await app.inject({ method: 'POST', url: '/grants', headers: bearer(mintToken({ scope: 'grants:read' })), payload: grantBody() })
-  t.equal(created.statusCode, 403)
+  expectStatus(t, created, 403)
   t.equal((await app.inject({ method: 'GET', url: '/grants', headers: bearer() })).json().items.length, 0, 'refused requests create nothing')
 })
 
@@ -148,14 +149,15 @@ t.test('scopes may come as an scp array', async (t) => {
   const { app } = await build(t, moto)
   const token = mintToken({ scope: undefined, claims: { scp: ['grants:read'] } })
   const response = await app.inject({ method: 'GET', url: '/grants', headers: bearer(token) })
-  t.equal(response.statusCode, 200)
+  expectStatus(t, response, 200)
 })
 
 t.test('health, OpenAPI and docs need no token', async (t) => {
   const { app } = await build(t, moto)
   for (const url of ['/health', '/openapi.json', '/docs']) {
     const response = await app.inject({ method: 'GET', url })
-    t.ok(response.statusCode < 400, `${url} answers ${response.statusCode}`)
+    const failed = response.statusCode >= 400 ? `: ${response.body}` : ''
+    t.ok(response.statusCode < 400, `${url} answers ${response.statusCode}${failed}`)
   }
 })
 
@@ -174,9 +176,9 @@ for (const [kind, algorithm] of [['RSA', 'RS256'], ['EC P-256', 'ES256']] as con
     const otherKey = keyPair(kind).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
     const foreign = await app.inject({ method: 'GET', url: '/grants', headers: bearer(mintToken({ algorithm, key: otherKey })) })
 
-    t.equal(good.statusCode, 200)
-    t.equal(confused.statusCode, 401, 'algorithm confusion refused')
-    t.equal(foreign.statusCode, 401, 'a key we do not trust is refused')
+    expectStatus(t, good, 200)
+    expectStatus(t, confused, 401, 'algorithm confusion refused')
+    expectStatus(t, foreign, 401, 'a key we do not trust is refused')
   })
 }
 

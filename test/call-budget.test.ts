@@ -1,6 +1,7 @@
 import t from 'tap'
 import { build, grantBody, PROD } from './helpers/app.ts'
 import type { FaultProxy } from './helpers/fault-proxy.ts'
+import { expectStatus } from './helpers/http-status.ts'
 import { startMoto } from './helpers/moto.ts'
 import { bearer } from './helpers/tokens.ts'
 
@@ -23,11 +24,11 @@ function counter(proxy: FaultProxy) {
 t.test('a warm grant: 2 Identity Center calls and 2 DynamoDB writes, no reads; its SNS message costs one removal from the outbox after', async (t) => {
   const { app, proxy } = await build(t, moto, { proxy: true })
   const cold = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
-  t.equal(cold.statusCode, 201)
+  expectStatus(t, cold, 201)
 
   const count = counter(proxy as FaultProxy)
   const warm = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ userName: 'bob', accountId: PROD }) })
-  t.equal(warm.statusCode, 201)
+  expectStatus(t, warm, 201)
   const calls = count()
   // Look for a permanent assignment, create ours.
   t.equal(calls.identityCenter, 2, JSON.stringify(calls.byOperation))
@@ -40,7 +41,7 @@ t.test('a warm grant: 2 Identity Center calls and 2 DynamoDB writes, no reads; i
 
 t.test('a request no rule could allow spends no Identity Center call; one denied on group membership spends one look', async (t) => {
   const { app, proxy } = await build(t, moto, { proxy: true })
-  t.equal((await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })).statusCode, 201)
+  expectStatus(t, await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() }), 201)
 
   let count = counter(proxy as FaultProxy)
   const tooLong = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ durationMinutes: 600, ticketId: 'CHG0001001' }) })
@@ -56,11 +57,11 @@ t.test('a request no rule could allow spends no Identity Center call; one denied
 
 t.test('a grant whose assignment another grant already holds changes nothing in Identity Center', async (t) => {
   const { app, proxy } = await build(t, moto, { proxy: true })
-  t.equal((await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })).statusCode, 201)
+  expectStatus(t, await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() }), 201)
 
   const count = counter(proxy as FaultProxy)
   const second = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ ticketId: 'CHG0009999' }) })
-  t.equal(second.statusCode, 201)
+  expectStatus(t, second, 201)
   t.equal(second.json().coveredBy, 'jit')
   const calls = count()
   // At most the look for a permanent assignment, asked while the lease was tried; no creation.
@@ -74,7 +75,7 @@ t.test('a grant whose assignment another grant already holds changes nothing in 
 t.test('an expired grant is revoked with 1 Identity Center call and 4 DynamoDB writes besides the sweep query', async (t) => {
   const { app, proxy, clock, hasAssignment } = await build(t, moto, { proxy: true })
   const granted = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ durationMinutes: 15 }) })
-  t.equal(granted.statusCode, 201)
+  expectStatus(t, granted, 201)
   // The assignment's periodic check (every 5 minutes) is counted elsewhere: let it run before expiry.
   for (const minutes of [6, 6]) {
     clock.advanceMinutes(minutes)
@@ -84,7 +85,7 @@ t.test('an expired grant is revoked with 1 Identity Center call and 4 DynamoDB w
 
   const count = counter(proxy as FaultProxy)
   const swept = await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })
-  t.equal(swept.statusCode, 200)
+  expectStatus(t, swept, 200)
   t.match(swept.json(), { revoked: 1, failed: 0 })
   t.notOk(await hasAssignment('alice', PROD, 'AdministratorAccess'))
   const calls = count()

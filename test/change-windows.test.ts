@@ -2,6 +2,7 @@ import { DeleteGroupMembershipCommand, ListGroupMembershipsForMemberCommand } fr
 import { DeletePermissionSetCommand } from '@aws-sdk/client-sso-admin'
 import t from 'tap'
 import { build, grantBody, PROD } from './helpers/app.ts'
+import { expectStatus } from './helpers/http-status.ts'
 import { startMoto } from './helpers/moto.ts'
 import { bearer, mintToken } from './helpers/tokens.ts'
 
@@ -75,33 +76,33 @@ t.test('startsAt is checked: in the future, within the service maximum and the r
   t.equal(past.statusCode, 400, past.body)
   t.match(past.json(), { code: 'VALIDATION_FAILED', detail: /not in the future/ })
   const tooFar = await post({ startsAt: at(clock, 8 * 24 * 60) })
-  t.equal(tooFar.statusCode, 400)
+  expectStatus(t, tooFar, 400)
   t.match(tooFar.json().detail, /7 days/)
   const noZone = await post({ startsAt: at(clock, 60).replace(/\.\d+Z$/, '') })
-  t.equal(noZone.statusCode, 400, 'a time without a zone is ambiguous and refused')
+  expectStatus(t, noZone, 400, 'a time without a zone is ambiguous and refused')
 
   const beyondRule = await post({ startsAt: at(clock, 3 * 24 * 60) })
   t.equal(beyondRule.statusCode, 403, beyondRule.body)
   t.match(beyondRule.json(), { code: 'POLICY_DENIED', failedCondition: 'leadTime' })
   const bobScheduled = await post({ userName: 'bob', startsAt: at(clock, 60) })
-  t.equal(bobScheduled.statusCode, 403)
+  expectStatus(t, bobScheduled, 403)
   t.match(bobScheduled.json(), { failedCondition: 'leadTime', detail: /no scheduled start/ })
   const bobNow = await post({ userName: 'bob' })
-  t.equal(bobNow.statusCode, 201, 'a rule with maxLeadDays 0 still allows access now')
+  expectStatus(t, bobNow, 201, 'a rule with maxLeadDays 0 still allows access now')
 
   const denials = (await app.inject({ method: 'GET', url: '/audit?action=grant.denied', headers: bearer() })).json().items
   t.equal(denials.length, 2, 'both lead-time denials are audited')
   t.ok(denials.every((e: { detail: string }) => /leadTime/.test(e.detail)))
 
   const withinRule = await post({ startsAt: at(clock, 24 * 60) })
-  t.equal(withinRule.statusCode, 201)
+  expectStatus(t, withinRule, 201)
   t.equal(withinRule.json().status, 'scheduled')
 })
 
 t.test('scheduling can be turned off for the whole service', async (t) => {
   const { app, clock } = await build(t, moto, { maxLeadDays: 0 })
   const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ startsAt: at(clock, 10) }) })
-  t.equal(response.statusCode, 400)
+  expectStatus(t, response, 400)
   t.match(response.json().detail, /JIT_MAX_LEAD_DAYS=0/)
 })
 
@@ -122,7 +123,7 @@ t.test('cancelling a scheduled grant leaves Identity Center untouched, and it ne
   t.match(await sweep(app), { activated: 0, revoked: 0, failed: 0, remaining: 0 })
   t.notOk(await hasAssignment('alice', PROD, 'AdministratorAccess'))
   const again = await app.inject({ method: 'DELETE', url: `/grants/${grant.id}`, headers: bearer() })
-  t.equal(again.statusCode, 200, 'cancelling twice answers its final state')
+  expectStatus(t, again, 200, 'cancelling twice answers its final state')
   t.equal(again.json().status, 'cancelled')
 })
 
@@ -203,11 +204,11 @@ t.test('an extension beyond the policy is 403 and audited; over the service maxi
   t.match((await auditOf(app, grant.id))[0], { action: 'grant.denied', detail: /extension refused/ })
 
   const overService = await patch(app.inject.bind(app), grant.id, { expiresAt: plus(301) })
-  t.equal(overService.statusCode, 400)
+  expectStatus(t, overService, 400)
   t.match(overService.json().detail, /service maximum of 300/)
 
   const withinRule = await patch(app.inject.bind(app), grant.id, { expiresAt: plus(240) })
-  t.equal(withinRule.statusCode, 200, 'the rule’s whole maximum counts from the grant’s start')
+  expectStatus(t, withinRule, 200, 'the rule’s whole maximum counts from the grant’s start')
 })
 
 t.test('shortening is always allowed, even once the user is no longer eligible; an end in the past is 400', async (t) => {
@@ -217,7 +218,7 @@ t.test('shortening is always allowed, even once the user is no longer eligible; 
   await removeFromGroup(built, 'alice')
 
   const past = await patch(app.inject.bind(app), grant.id, { expiresAt: at(clock, -1) })
-  t.equal(past.statusCode, 400)
+  expectStatus(t, past, 400)
   t.match(past.json().detail, /not in the future/)
 
   const shortened = await patch(app.inject.bind(app), grant.id, { expiresAt: at(clock, 10) })
@@ -233,7 +234,7 @@ t.test('a scheduled grant can be extended, and its start is unchanged', async (t
   const grant = (await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ startsAt: at(clock, 60), durationMinutes: 60 }) })).json()
 
   const before = await patch(app.inject.bind(app), grant.id, { expiresAt: grant.startsAt })
-  t.equal(before.statusCode, 400, 'an end at or before the start is refused')
+  expectStatus(t, before, 400, 'an end at or before the start is refused')
   const extended = await patch(app.inject.bind(app), grant.id, { expiresAt: at(clock, 60 + 180) })
   t.equal(extended.statusCode, 200, extended.body)
   t.match(extended.json(), { status: 'scheduled', startsAt: grant.startsAt })
@@ -250,37 +251,37 @@ t.test('PATCH: media types, body shape, scope, ended grants, idempotency', async
   const end = at(clock, 90)
 
   const asJson = await patch(inject, grant.id, { expiresAt: end }, { 'content-type': 'application/json' })
-  t.equal(asJson.statusCode, 200, 'application/json is accepted too')
+  expectStatus(t, asJson, 200, 'application/json is accepted too')
   const text = await patch(inject, grant.id, { expiresAt: end }, { 'content-type': 'text/plain' })
-  t.equal(text.statusCode, 415)
+  expectStatus(t, text, 415)
   const mergePatchPost = await app.inject({ method: 'POST', url: '/grants', headers: { ...bearer(), 'content-type': 'application/merge-patch+json' }, payload: JSON.stringify(grantBody()) })
-  t.equal(mergePatchPost.statusCode, 415, 'merge patch is the PATCH route’s media type only')
+  expectStatus(t, mergePatchPost, 415, 'merge patch is the PATCH route’s media type only')
   const other = await patch(inject, grant.id, { expiresAt: end, userName: 'bob' })
-  t.equal(other.statusCode, 400, 'expiresAt is the only field that can change')
+  expectStatus(t, other, 400, 'expiresAt is the only field that can change')
   const removal = await patch(inject, grant.id, { expiresAt: null })
-  t.equal(removal.statusCode, 400, 'an end cannot be removed')
+  expectStatus(t, removal, 400, 'an end cannot be removed')
   const noScope = await patch(inject, grant.id, { expiresAt: end }, { authorization: `Bearer ${mintToken({ scope: 'grants:read grants:revoke' })}` })
-  t.equal(noScope.statusCode, 403)
+  expectStatus(t, noScope, 403)
   t.equal(noScope.json().code, 'INSUFFICIENT_SCOPE')
   const unknown = await patch(inject, '01a21000-0000-7000-8000-000000000000', { expiresAt: end })
-  t.equal(unknown.statusCode, 404)
+  expectStatus(t, unknown, 404)
 
   const same = await patch(inject, grant.id, { expiresAt: end })
-  t.equal(same.statusCode, 200)
+  expectStatus(t, same, 200)
   t.equal((await auditOf(app, grant.id)).filter((e) => e.action === 'grant.extended').length, 1, 'moving the end to where it is records nothing')
 
   const keyed = { 'idempotency-key': 'extend-CHG0001234-1' }
   const first = await patch(inject, grant.id, { expiresAt: at(clock, 120) }, keyed)
   const replay = await patch(inject, grant.id, { expiresAt: at(clock, 120) }, keyed)
-  t.equal(first.statusCode, 200)
+  expectStatus(t, first, 200)
   t.equal(replay.headers['idempotent-replayed'], 'true')
   t.same(replay.json(), first.json())
   const reused = await patch(inject, grant.id, { expiresAt: at(clock, 150) }, keyed)
-  t.equal(reused.statusCode, 409)
+  expectStatus(t, reused, 409)
 
   await app.inject({ method: 'DELETE', url: `/grants/${grant.id}`, headers: bearer() })
   const ended = await patch(inject, grant.id, { expiresAt: at(clock, 200) })
-  t.equal(ended.statusCode, 409)
+  expectStatus(t, ended, 409)
   t.match(ended.json(), { code: 'GRANT_ALREADY_ENDED', status: 409, grantStatus: 'revoked' })
   t.match(ended.headers['content-type'], /^application\/problem\+json/)
 })
@@ -316,7 +317,7 @@ t.test('a scheduled grant extended while the sweep starts it starts with the new
   const sweeping = sweep(app)
   await hold?.arrived
   const newEnd = at(clock, 120)
-  t.equal((await patch(other.inject.bind(other), grant.id, { expiresAt: newEnd })).statusCode, 200)
+  expectStatus(t, await patch(other.inject.bind(other), grant.id, { expiresAt: newEnd }), 200)
   hold?.release()
 
   t.match(await sweeping, { activated: 1 })
@@ -338,7 +339,7 @@ t.test('a cancellation racing the start: one of them wins, and the answers say w
   const cancelled = await other.inject({ method: 'DELETE', url: `/grants/${grant.id}`, headers: bearer() })
   hold?.release()
 
-  t.equal(cancelled.statusCode, 200)
+  expectStatus(t, cancelled, 200)
   t.equal(cancelled.json().status, 'cancelled', 'the cancellation was written first')
   t.match(await sweeping, { activated: 0, failed: 0 })
   t.equal((await app.inject({ method: 'GET', url: `/grants/${grant.id}`, headers: bearer() })).json().status, 'cancelled')

@@ -107,5 +107,7 @@ async function sweepUntilSettled(instances: FastifyInstance[], clock: { advanceM
 }
 
 function countBy(values: number[]): Record<number, number> {
-  return values.reduce<Record<number, number>>((acc, v) => ({ ...acc, [v]: (acc[v] ?? 0) + 1 }), {})
+  const counts: Record<number, number> = {}
+  for (const v of values) counts[v] = (counts[v] ?? 0) + 1
+  return counts
 }

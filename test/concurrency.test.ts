@@ -3,6 +3,7 @@ import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dyn
 import { coverageKey } from '../src/adapters/dynamodb/items.ts'
 import { PROVISIONING_GRACE_MS } from '../src/core/grant-service.ts'
 import { build, grantBody, PROD } from './helpers/app.ts'
+import { expectStatus, expectStatuses } from './helpers/http-status.ts'
 import { startMoto } from './helpers/moto.ts'
 import { bearer } from './helpers/tokens.ts'
 
@@ -14,7 +15,7 @@ t.test('20 concurrent requests for one assignment give 20 consistent grants and 
   const responses = await Promise.all(Array.from({ length: 20 }, (_, i) =>
     app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ ticketId: `CHG00001${String(i).padStart(2, '0')}` }) })))
 
-  t.same(responses.map((r) => r.statusCode).filter((s) => s !== 201), [], 'every request answered 201')
+  expectStatuses(t, responses, 201, 'every request answered 201')
   t.equal(new Set(responses.map((r) => r.json().id)).size, 20)
   t.equal(await countAssignments('alice', PROD, 'AdministratorAccess'), 1)
 })
@@ -28,7 +29,7 @@ t.test('20 concurrent endings remove the assignment exactly once, after the last
 
   const responses = await Promise.all(ids.map((id) => app.inject({ method: 'DELETE', url: `/grants/${id}`, headers: bearer() })))
 
-  t.same(responses.map((r) => r.statusCode).filter((s) => s !== 200), [], 'every ending answered 200')
+  expectStatuses(t, responses, 200, 'every ending answered 200')
   t.same(responses.map((r) => r.json().status).filter((s) => s !== 'revoked'), [])
   t.equal(await countAssignments('alice', PROD, 'AdministratorAccess'), 0)
 })
@@ -39,7 +40,7 @@ t.test('a DynamoDB transaction cancelled by a concurrent one is sent again', asy
 
   const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
 
-  t.equal(response.statusCode, 201)
+  expectStatus(t, response, 201)
   t.equal(proxy?.injected['transaction-conflict'], 2)
   t.equal(await countAssignments('alice', PROD, 'AdministratorAccess'), 1)
 })
@@ -56,7 +57,7 @@ t.test('a lease another process still holds, or left behind when it died, is wai
   // Held by a live process: the grant's own record cannot take it, so the request waits, then leaves the work to the sweep.
   await leftBy('another-process', clock.now().getTime() + 60_000)
   const waiting = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
-  t.equal(waiting.statusCode, 202)
+  expectStatus(t, waiting, 202)
   t.equal(waiting.json().status, 'provisioning')
   t.notOk(await hasAssignment('alice', PROD, 'AdministratorAccess'), 'nothing done under another process\'s lease')
 
@@ -70,7 +71,7 @@ t.test('a lease another process still holds, or left behind when it died, is wai
   const readOnly = { ...target, permissionSetArn: seeded.permissionSetArns.ReadOnlyAccess as string }
   await doc.send(new PutCommand({ TableName: 'jit-grants', Item: { ...coverageKey(readOnly), kind: 'coverage', target: readOnly, assignment: 'absent', leaseOwner: 'dead-process', leaseUntil: clock.now().getTime() - 1 } }))
   const immediate = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ permissionSet: 'ReadOnlyAccess' }) })
-  t.equal(immediate.statusCode, 201)
+  expectStatus(t, immediate, 201)
   t.equal(immediate.json().status, 'active')
   t.ok(await hasAssignment('alice', PROD, 'ReadOnlyAccess'))
 })

@@ -9,6 +9,7 @@ import { resolveInstance } from '../src/adapters/identity-center.ts'
 import { freePort } from '../src/sandbox/moto-server.ts'
 import { DEMO_POLICY, seedDirectory } from '../src/sandbox/seed.ts'
 import { PROD, TEST_DIRECTORY } from './helpers/app.ts'
+import { expectFetchStatus } from './helpers/http-status.ts'
 import { startMoto } from './helpers/moto.ts'
 import { mintToken, TEST_AUDIENCE, TEST_ISSUER, TEST_SECRET } from './helpers/tokens.ts'
 
@@ -149,10 +150,10 @@ t.test('the image’s build steps produce a server that answers, passes its heal
     headers: { authorization: `Bearer ${mintToken()}`, 'content-type': 'application/json' },
     body: JSON.stringify({ userName: 'alice', accountId: PROD, permissionSet: 'ReadOnlyAccess', durationMinutes: 30, ticketId: 'CHG0000042' }),
   })
-  t.equal(granted.status, 201, 'an authenticated POST /grants')
+  await expectFetchStatus(t, granted, 201, 'an authenticated POST /grants')
   t.match(await granted.json(), { status: 'active', userName: 'alice' })
-  t.equal((await fetch(`${base}/grants`)).status, 401, 'and without a token, refused')
-  t.equal((await fetch(`${base}/docs/static/index.html`)).status, 200, 'the docs page is served from the files beside the bundle')
+  await expectFetchStatus(t, await fetch(`${base}/grants`), 401, 'and without a token, refused')
+  await expectFetchStatus(t, await fetch(`${base}/docs/static/index.html`), 200, 'the docs page is served from the files beside the bundle')
 
   server.kill('SIGTERM')
   t.equal(await exited, 0, 'SIGTERM ends it cleanly')

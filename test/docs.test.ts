@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import t from 'tap'
 import { withCommittedEndExample } from './helpers/contract.ts'
+import { expectStatus } from './helpers/http-status.ts'
 import { buildApp, type ServiceAdapters } from '../src/app.ts'
 import { systemClock } from '../src/core/clock.ts'
 import { parsePolicy } from '../src/core/policy.ts'
@@ -53,23 +54,23 @@ t.test('the served document names the server it was served from, so that the doc
 t.test('the docs page is answered by the service, with its headers, from @fastify/swagger-ui’s files', async (t) => {
   const app = await docsApp(t)
   const page = await app.inject({ method: 'GET', url: '/docs', headers: { 'x-request-id': 'docs-request-1' } })
-  t.equal(page.statusCode, 200)
+  expectStatus(t, page, 200)
   t.match(page.headers['content-type'], /^text\/html/)
   t.match(page.body, /swagger-ui/)
   t.equal(page.headers['x-correlation-id'], 'docs-request-1', 'the service’s own hooks still apply: the caller\'s id is echoed as its correlation id')
 
   const head = await app.inject({ method: 'HEAD', url: '/docs' })
-  t.equal(head.statusCode, 200)
+  expectStatus(t, head, 200)
   t.equal(head.body, '')
   t.equal(head.headers['content-length'], String(page.rawPayload.length))
 
   const icon = await app.inject({ method: 'GET', url: '/docs/static/favicon-32x32.png' })
-  t.equal(icon.statusCode, 200)
+  expectStatus(t, icon, 200)
   t.equal(icon.headers['content-type'], 'image/png')
   t.same(icon.rawPayload, readFileSync(join(SWAGGER_UI_FILES, 'favicon-32x32.png')))
 
   const redirect = await app.inject({ method: 'GET', url: '/docs/static/index.html' })
-  t.equal(redirect.statusCode, 302)
+  expectStatus(t, redirect, 302)
   t.equal(redirect.headers.location, '/docs/')
   t.notOk(redirect.headers['content-type'], 'an empty answer has no content type')
 })
@@ -77,7 +78,7 @@ t.test('the docs page is answered by the service, with its headers, from @fastif
 t.test('a path under /docs that the page does not have is the service’s own 404', async (t) => {
   const app = await docsApp(t)
   const missing = await app.inject({ method: 'GET', url: '/docs/static/missing.js' })
-  t.equal(missing.statusCode, 404)
+  expectStatus(t, missing, 404)
   t.match(missing.headers['content-type'], /^application\/problem\+json/)
   t.match(missing.json(), { code: 'ROUTE_NOT_FOUND', instance: '/docs/static/missing.js' })
 })

@@ -1,6 +1,7 @@
 import type { SNSClient } from '@aws-sdk/client-sns'
 import t from 'tap'
 import { build, grantBody, PROD, STAGING } from './helpers/app.ts'
+import { expectStatus } from './helpers/http-status.ts'
 import { startMoto } from './helpers/moto.ts'
 import { subscribeQueue as subscribeQueueAt } from './helpers/sns.ts'
 import { bearer, mintToken } from './helpers/tokens.ts'
@@ -17,7 +18,7 @@ t.test('Identity Center failing during a grant: 503 with the grant id, intent ke
 
   const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(token), payload: grantBody() })
 
-  t.equal(response.statusCode, 503)
+  expectStatus(t, response, 503)
   t.match(response.json(), { code: 'UPSTREAM_UNAVAILABLE', grantId: String })
   t.equal(response.headers['retry-after'], '5')
   t.ok((proxy?.injected['server-error'] ?? 0) >= 1)
@@ -74,11 +75,11 @@ t.test('a creation AWS accepted but does not list yet is never taken for unsent 
   proxy?.inject('CreateAccountAssignment', 'server-error')
   proxy?.inject('ListAccountAssignmentsForPrincipal', 'report-none')
   const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
-  t.equal(response.statusCode, 503)
+  expectStatus(t, response, 503)
   t.equal(await countAssignments('alice', PROD, 'AdministratorAccess'), 1, 'the assignment exists in Identity Center')
 
   const ended = await app.inject({ method: 'DELETE', url: `/grants/${response.json().grantId}`, headers: bearer() })
-  t.equal(ended.statusCode, 202)
+  expectStatus(t, ended, 202)
   t.equal(ended.json().status, 'revoking', 'not finished while the creation may still show up')
 
   proxy?.clear()
@@ -92,7 +93,7 @@ t.test('a creation that never reached AWS and was ended meanwhile is given up on
   const { app, clock, proxy, countAssignments } = await build(t, moto, { awsLike: true, proxy: true })
   proxy?.inject('CreateAccountAssignment', 'server-error')
   const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
-  t.equal(response.statusCode, 503)
+  expectStatus(t, response, 503)
   t.equal((await app.inject({ method: 'DELETE', url: `/grants/${response.json().grantId}`, headers: bearer() })).json().status, 'revoking')
 
   proxy?.clear()
@@ -110,7 +111,7 @@ t.test('a revocation interrupted by a dropped connection is finished by the next
   proxy?.inject('DeleteAccountAssignment', 'drop')
 
   const response = await app.inject({ method: 'DELETE', url: `/grants/${grant.id}`, headers: bearer() })
-  t.equal(response.statusCode, 503)
+  expectStatus(t, response, 503)
   t.equal((await app.inject({ method: 'GET', url: `/grants/${grant.id}`, headers: bearer() })).json().status, 'revoking', 'intent recorded')
   t.ok(await hasAssignment('alice', PROD, 'AdministratorAccess'))
 
@@ -146,7 +147,7 @@ t.test('DynamoDB unavailable before anything is recorded: 503 and no access gran
 
   const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
 
-  t.equal(response.statusCode, 503)
+  expectStatus(t, response, 503)
   t.equal(response.json().code, 'UPSTREAM_UNAVAILABLE')
   t.notOk(response.json().grantId)
   t.notOk(await hasAssignment('alice', PROD, 'AdministratorAccess'), 'no side effect without recorded intent')
@@ -159,8 +160,8 @@ t.test('a failed permission-set lookup is a 503, never taken for "no such permis
   const during = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
   const after = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
 
-  t.equal(during.statusCode, 503)
-  t.equal(after.statusCode, 201, 'the next request lists again')
+  expectStatus(t, during, 503)
+  expectStatus(t, after, 201, 'the next request lists again')
   t.equal((await app.inject({ method: 'GET', url: '/audit?action=grant.denied', headers: bearer() })).json().items.length, 0, 'no false denial audited')
 })
 
@@ -171,7 +172,7 @@ t.test('Identity Center still provisioning after the wait budget: 202 provisioni
 
   const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
 
-  t.equal(response.statusCode, 202)
+  expectStatus(t, response, 202)
   t.equal(response.json().status, 'provisioning')
   t.ok((proxy?.calls.DescribeAccountAssignmentCreationStatus ?? 0) >= 1, 'the status was polled')
 
@@ -188,7 +189,7 @@ t.test('Identity Center reporting FAILED: the grant fails with AWS’s reason, a
 
   const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
 
-  t.equal(response.statusCode, 502)
+  expectStatus(t, response, 502)
   t.match(response.json(), { code: 'PROVISIONING_FAILED', grantId: String, detail: /Not supported account/ })
   const grant = (await app.inject({ method: 'GET', url: `/grants/${response.json().grantId}`, headers: bearer() })).json()
   t.match(grant, { status: 'failed', failureReason: /Not supported account/ })
@@ -204,7 +205,7 @@ t.test('a hanging connection is abandoned: the request gets a 503 in bounded tim
 
   const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
 
-  t.equal(response.statusCode, 503)
+  expectStatus(t, response, 503)
   t.match(response.json(), { code: 'UPSTREAM_UNAVAILABLE', grantId: String })
   t.ok(Date.now() - started < 20_000, 'answered within the retry budget')
 })
@@ -216,7 +217,7 @@ t.test('a look for a permanent assignment that fails is asked again, never taken
   proxy?.inject('ListAccountAssignmentsForPrincipal', 'server-error', 3)
 
   const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ userName: 'carol', accountId: STAGING, permissionSet: 'ReadOnlyAccess' }) })
-  t.equal(response.statusCode, 201)
+  expectStatus(t, response, 201)
   t.equal(response.json().coveredBy, 'pre-existing')
   t.equal(proxy?.injected['server-error'], 3)
   t.equal(proxy?.calls.CreateAccountAssignment, undefined, 'nothing created over the permanent assignment')
@@ -232,7 +233,7 @@ t.test('lifecycle messages go through the outbox: SNS failing at the commit dela
   proxy?.inject('Publish', 'server-error', 3)
 
   const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
-  t.equal(response.statusCode, 201)
+  expectStatus(t, response, 201)
   await app.flushNotifications()
   t.same((await messages()).filter((m) => m.includes('grant.activated')), [], 'not delivered while SNS fails')
 

@@ -1,6 +1,7 @@
 import { CreatePermissionSetCommand } from '@aws-sdk/client-sso-admin'
 import t from 'tap'
 import { build, grantBody, PROD, STAGING } from './helpers/app.ts'
+import { expectStatus } from './helpers/http-status.ts'
 import { startMoto } from './helpers/moto.ts'
 import { bearer, mintToken } from './helpers/tokens.ts'
 
@@ -11,7 +12,7 @@ t.test('a granted request creates the assignment in Identity Center and answers 
 
   const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
 
-  t.equal(response.statusCode, 201)
+  expectStatus(t, response, 201)
   t.match(response.headers['content-type'], /^application\/json/)
   const grant = response.json()
   t.match(grant, {
@@ -36,7 +37,7 @@ t.test('the permission set is whichever the request names, not a hard-coded one'
 
   const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ permissionSet: 'ReadOnlyAccess' }) })
 
-  t.equal(response.statusCode, 201)
+  expectStatus(t, response, 201)
   t.equal(new Date(response.json().accessEndsBy).getTime() - new Date(response.json().expiresAt).getTime(), 8 * 3600_000)
   t.ok(await hasAssignment('alice', PROD, 'ReadOnlyAccess'))
   t.notOk(await hasAssignment('alice', PROD, 'AdministratorAccess'))
@@ -65,9 +66,9 @@ t.test('GET /grants/:id answers the grant and 404 for an unknown id', async (t) 
   const found = await app.inject({ method: 'GET', url: `/grants/${created.id}`, headers: bearer() })
   const missing = await app.inject({ method: 'GET', url: '/grants/01a21000-0000-7000-8000-000000000000', headers: bearer() })
 
-  t.equal(found.statusCode, 200)
+  expectStatus(t, found, 200)
   t.same(found.json(), created)
-  t.equal(missing.statusCode, 404)
+  expectStatus(t, missing, 404)
   t.equal(missing.json().code, 'GRANT_NOT_FOUND')
   t.equal(missing.headers['content-type'], 'application/problem+json; charset=utf-8')
 })
@@ -80,11 +81,11 @@ t.test('DELETE ends a grant early and removes the assignment; a second DELETE ch
   const ended = await app.inject({ method: 'DELETE', url: `/grants/${created.id}`, headers: bearer(revoker) })
   const again = await app.inject({ method: 'DELETE', url: `/grants/${created.id}`, headers: bearer(revoker) })
 
-  t.equal(ended.statusCode, 200)
+  expectStatus(t, ended, 200)
   t.match(ended.json(), { status: 'revoked', endReason: 'revoked', endedBy: 'security-oncall' })
   t.ok(ended.json().endedAt)
   t.notOk(await hasAssignment('alice', PROD, 'AdministratorAccess'))
-  t.equal(again.statusCode, 200)
+  expectStatus(t, again, 200)
   t.same(again.json(), ended.json())
   const audit = (await app.inject({ method: 'GET', url: `/audit?grantId=${created.id}`, headers: bearer() })).json()
   t.same(audit.items.map((e: { action: string }) => e.action), ['grant.revoked', 'grant.revoke_requested', 'grant.activated', 'grant.requested'])
@@ -93,7 +94,7 @@ t.test('DELETE ends a grant early and removes the assignment; a second DELETE ch
 t.test('DELETE of an unknown grant is a 404', async (t) => {
   const { app } = await build(t, moto)
   const response = await app.inject({ method: 'DELETE', url: '/grants/nope', headers: bearer() })
-  t.equal(response.statusCode, 404)
+  expectStatus(t, response, 404)
   t.equal(response.json().code, 'GRANT_NOT_FOUND')
 })
 
@@ -109,7 +110,7 @@ t.test('a 1-minute grant is removed by the first sweep after its expiry, not bef
   clock.advance(1_000)
   const sweep = await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })
 
-  t.equal(sweep.statusCode, 200)
+  expectStatus(t, sweep, 200)
   t.match(sweep.json(), { revoked: 1, activated: 0, failed: 0, remaining: 0 })
   t.notOk(await hasAssignment('alice', PROD, 'AdministratorAccess'))
   const grant = (await app.inject({ method: 'GET', url: `/grants/${created.id}`, headers: bearer() })).json()
@@ -186,7 +187,7 @@ t.test('the sweep follows every DynamoDB page of expired grants', async (t) => {
       for (const permissionSet of sets) {
         for (let copy = 0; copy < 2; copy++) {
           const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ userName, accountId, permissionSet, durationMinutes: 5 + copy }) })
-          t.equal(response.statusCode, 201)
+          expectStatus(t, response, 201)
           made++
         }
       }
@@ -246,7 +247,7 @@ t.test('grants sharing one assignment that expire together all end in the same s
   const { app, clock, countAssignments } = await build(t, moto)
   for (let i = 0; i < 4; i++) {
     const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ durationMinutes: 5, ticketId: `INC000010${i}` }) })
-    t.equal(response.statusCode, 201)
+    expectStatus(t, response, 201)
   }
 
   clock.advanceMinutes(5)

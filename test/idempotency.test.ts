@@ -1,5 +1,6 @@
 import t from 'tap'
 import { build, grantBody, PROD } from './helpers/app.ts'
+import { expectStatus } from './helpers/http-status.ts'
 import { startMoto } from './helpers/moto.ts'
 import { bearer, mintToken } from './helpers/tokens.ts'
 
@@ -12,8 +13,8 @@ t.test('the same key and body replay the first answer and make one grant', async
   const first = await app.inject({ method: 'POST', url: '/grants', headers: withKey('approval-1'), payload: grantBody() })
   const again = await app.inject({ method: 'POST', url: '/grants', headers: withKey('approval-1'), payload: grantBody() })
 
-  t.equal(first.statusCode, 201)
-  t.equal(again.statusCode, 201)
+  expectStatus(t, first, 201)
+  expectStatus(t, again, 201)
   t.same(again.json(), first.json())
   t.equal(again.headers['idempotent-replayed'], 'true')
   t.equal(again.headers.location, first.headers.location)
@@ -28,7 +29,7 @@ t.test('the same key with a different body is a 409 and changes nothing', async 
 
   const reused = await app.inject({ method: 'POST', url: '/grants', headers: withKey('approval-2'), payload: grantBody({ durationMinutes: 90 }) })
 
-  t.equal(reused.statusCode, 409)
+  expectStatus(t, reused, 409)
   t.equal(reused.json().code, 'IDEMPOTENCY_KEY_REUSED')
   t.equal((await app.inject({ method: 'GET', url: '/grants', headers: bearer() })).json().items.length, 1)
 })
@@ -37,8 +38,8 @@ t.test('a replayed refusal stays a refusal: the answer, not the outcome of a new
   const { app } = await build(t, moto)
   const denied = await app.inject({ method: 'POST', url: '/grants', headers: withKey('approval-3'), payload: grantBody({ userName: 'dave' }) })
   const replay = await app.inject({ method: 'POST', url: '/grants', headers: withKey('approval-3'), payload: grantBody({ userName: 'dave' }) })
-  t.equal(denied.statusCode, 403)
-  t.equal(replay.statusCode, 403)
+  expectStatus(t, denied, 403)
+  expectStatus(t, replay, 403)
   t.same(replay.json(), denied.json())
   t.equal((await app.inject({ method: 'GET', url: '/audit?action=grant.denied', headers: bearer() })).json().items.length, 1, 'decided once')
 })
@@ -47,8 +48,8 @@ t.test('keys are scoped to the token subject', async (t) => {
   const { app } = await build(t, moto)
   const one = await app.inject({ method: 'POST', url: '/grants', headers: withKey('shared-key', mintToken({ sub: 'workflow-a' })), payload: grantBody() })
   const two = await app.inject({ method: 'POST', url: '/grants', headers: withKey('shared-key', mintToken({ sub: 'workflow-b' })), payload: grantBody() })
-  t.equal(one.statusCode, 201)
-  t.equal(two.statusCode, 201)
+  expectStatus(t, one, 201)
+  expectStatus(t, two, 201)
   t.not(one.json().id, two.json().id)
 })
 
@@ -74,12 +75,12 @@ t.test('a retry after a 503 resumes the grant the failed attempt recorded', asyn
   const { app, proxy } = await build(t, moto, { proxy: true })
   proxy?.inject('CreateAccountAssignment', 'server-error')
   const failed = await app.inject({ method: 'POST', url: '/grants', headers: withKey('approval-5'), payload: grantBody() })
-  t.equal(failed.statusCode, 503)
+  expectStatus(t, failed, 503)
 
   proxy?.clear()
   const retry = await app.inject({ method: 'POST', url: '/grants', headers: withKey('approval-5'), payload: grantBody() })
 
-  t.equal(retry.statusCode, 201)
+  expectStatus(t, retry, 201)
   t.equal(retry.json().id, failed.json().grantId, 'the same grant, not a second one')
   t.equal(retry.json().status, 'active')
   t.equal((await app.inject({ method: 'GET', url: '/grants', headers: bearer() })).json().items.length, 1)
@@ -92,13 +93,13 @@ t.test('a request that died after recording its intent is taken over by a retry,
   await waitFor(() => (proxy?.injected.hang ?? 0) === 1)
 
   const tooSoon = await app.inject({ method: 'POST', url: '/grants', headers: withKey('approval-6'), payload: grantBody() })
-  t.equal(tooSoon.statusCode, 409)
+  expectStatus(t, tooSoon, 409)
   t.equal(tooSoon.json().code, 'REQUEST_IN_PROGRESS')
 
   clock.advance(61_000)
   const retry = await app.inject({ method: 'POST', url: '/grants', headers: withKey('approval-6'), payload: grantBody() })
 
-  t.equal(retry.statusCode, 201)
+  expectStatus(t, retry, 201)
   t.equal(retry.json().status, 'active')
   proxy?.releaseHung()
   await dying
@@ -113,7 +114,7 @@ t.test('DELETE with a key replays its answer', async (t) => {
   const grant = (await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })).json()
   const ended = await app.inject({ method: 'DELETE', url: `/grants/${grant.id}`, headers: withKey('end-1') })
   const again = await app.inject({ method: 'DELETE', url: `/grants/${grant.id}`, headers: withKey('end-1') })
-  t.equal(ended.statusCode, 200)
+  expectStatus(t, ended, 200)
   t.equal(again.headers['idempotent-replayed'], 'true')
   t.same(again.json(), ended.json())
 })
@@ -122,7 +123,7 @@ t.test('a key that is too long or not printable is a 400', async (t) => {
   const { app } = await build(t, moto)
   for (const key of ['x'.repeat(256), 'tab\there']) {
     const response = await app.inject({ method: 'POST', url: '/grants', headers: withKey(key), payload: grantBody() })
-    t.equal(response.statusCode, 400)
+    expectStatus(t, response, 400)
     t.equal(response.json().code, 'VALIDATION_FAILED')
   }
 })
@@ -142,5 +143,5 @@ t.test('a request whose key claim was stored but whose answer was lost still pro
   const response = await app.inject({ method: 'POST', url: '/grants', headers: withKey('approval-7'), payload: grantBody() })
 
   t.equal(proxy?.injected['drop-after-upstream'], 1)
-  t.equal(response.statusCode, 201, 'not a 409 against its own claim')
+  expectStatus(t, response, 201, 'not a 409 against its own claim')
 })

@@ -1,6 +1,7 @@
 import { connect, type AddressInfo } from 'node:net'
 import t from 'tap'
 import { build, grantBody, PROD } from './helpers/app.ts'
+import { expectStatus } from './helpers/http-status.ts'
 import { startMoto } from './helpers/moto.ts'
 import { bearer } from './helpers/tokens.ts'
 
@@ -28,7 +29,7 @@ t.test('bad input to POST /grants is a 400 problem that names the field, never a
   ]
   for (const [name, payload, code] of cases) {
     const response = await app.inject({ method: 'POST', url: '/grants', headers: json, payload })
-    t.equal(response.statusCode, 400, name)
+    expectStatus(t, response, 400, name)
     t.equal(response.headers['content-type'], 'application/problem+json; charset=utf-8', name)
     t.match(response.json(), { code, status: 400, title: 'Bad Request', instance: '/grants', requestId: String }, name)
   }
@@ -38,7 +39,7 @@ t.test('bad input to POST /grants is a 400 problem that names the field, never a
   t.match(badAccount.json().errors, [{ location: 'body', path: '/accountId' }])
 
   const textBody = await app.inject({ method: 'POST', url: '/grants', headers: { ...bearer(), 'content-type': 'text/plain' }, payload: 'hello' })
-  t.equal(textBody.statusCode, 415)
+  expectStatus(t, textBody, 415)
   t.equal(textBody.json().code, 'UNSUPPORTED_MEDIA_TYPE')
 
   t.equal((await app.inject({ method: 'GET', url: '/grants', headers: bearer() })).json().items.length, 0, 'no grant recorded')
@@ -62,7 +63,7 @@ t.test('control characters in the user name, ticket or justification are a 400 t
   for (const [name, overrides, path] of cases) {
     const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody(overrides) })
     // Not the body in the message: unrefused, it holds the raw character, and a U+2028 breaks tap's own output.
-    t.equal(response.statusCode, 400, `${name}: answered ${response.statusCode}`)
+    expectStatus(t, response, 400, `${name}: answered ${response.statusCode}`)
     t.match(response.json(), { code: 'VALIDATION_FAILED', errors: [{ location: 'body', path }] }, name)
     t.match(response.json().detail, new RegExp(`^body${path} `), `${name}: the detail names the field`)
   }
@@ -211,7 +212,7 @@ t.test('bad query strings and forged cursors are 400s', async (t) => {
   ]
   for (const [name, url] of cases) {
     const response = await app.inject({ method: 'GET', url, headers: bearer() })
-    t.equal(response.statusCode, 400, name)
+    expectStatus(t, response, 400, name)
     t.match(response.json().code, /^(VALIDATION_FAILED|INVALID_CURSOR)$/, name)
   }
 })
@@ -219,6 +220,6 @@ t.test('bad query strings and forged cursors are 400s', async (t) => {
 t.test('unknown routes answer a 404 problem', async (t) => {
   const { app } = await build(t, moto)
   const response = await app.inject({ method: 'GET', url: '/admin', headers: bearer() })
-  t.equal(response.statusCode, 404)
+  expectStatus(t, response, 404)
   t.equal(response.json().code, 'ROUTE_NOT_FOUND')
 })

@@ -19,6 +19,7 @@ import { DEMO_POLICY, seedDirectory } from '../src/sandbox/seed.ts'
 import { buildLambda } from '../infra/build.ts'
 import { PROD, TEST_DIRECTORY } from './helpers/app.ts'
 import { FaultProxy } from './helpers/fault-proxy.ts'
+import { expectStatus } from './helpers/http-status.ts'
 import { startMoto } from './helpers/moto.ts'
 import { mintToken, TEST_AUDIENCE, TEST_ISSUER, TEST_SECRET } from './helpers/tokens.ts'
 
@@ -101,7 +102,10 @@ interface RequestOptions {
 /** The query's values by name, decoded, in order: what API Gateway makes its query maps from. */
 function queryValues(query: string): Record<string, string[]> {
   const values: Record<string, string[]> = {}
-  for (const [name, value] of new URLSearchParams(query)) (values[name] ??= []).push(value)
+  for (const [name, value] of new URLSearchParams(query)) {
+    values[name] ??= []
+    values[name].push(value)
+  }
   return values
 }
 
@@ -191,12 +195,12 @@ async function createGrant(ticketId: string): Promise<{ id: string; status: stri
 
 t.test('an HTTP API (payload 2.0) event is answered as the server answers, with the JWT secret read from Secrets Manager', async (t) => {
   const response = await handler(httpApiEvent('POST', '/grants', { headers: { authorization: `Bearer ${token}` }, body: grantRequest }), context())
-  t.equal(response.statusCode, 201)
+  expectStatus(t, response, 201)
   t.match(response.headers['content-type'], /^application\/json/)
   t.match(JSON.parse(response.body), { status: 'active', userName: 'alice', accountId: PROD, requestedBy: 'servicenow-workflow' })
 
   const forged = await handler(httpApiEvent('GET', '/grants', { headers: { authorization: `Bearer ${mintToken({ key: 'another-secret-that-is-long-enough-for-hs256' })}` } }), context())
-  t.equal(forged.statusCode, 401, 'a token signed with another secret is refused')
+  expectStatus(t, forged, 401, 'a token signed with another secret is refused')
 })
 
 t.test('the function returns only once its SNS messages are sent: a frozen environment would hold them', async (t) => {
@@ -208,7 +212,7 @@ t.test('the function returns only once its SNS messages are sent: a frozen envir
   await new Promise((resolve) => setTimeout(resolve, 300))
   t.notOk(returned, 'still waiting for the message')
   publish.release()
-  t.equal((await invocation).statusCode, 201)
+  expectStatus(t, await invocation, 201)
 })
 
 t.test('waiting for SNS never runs an invocation into its timeout: the function returns a second before it', async (t) => {
@@ -219,7 +223,7 @@ t.test('waiting for SNS never runs an invocation into its timeout: the function 
   const first = await Promise.race([invocation, late])
   publish.release()
   t.not(first, 'late', 'returned while the message was still held')
-  t.equal((await invocation).statusCode, 201)
+  expectStatus(t, await invocation, 201)
 })
 
 t.test('an HTTP answer waits for its messages 2 s at most, however long the invocation may run: the outbox keeps the rest for the sweep', async (t) => {
@@ -230,30 +234,30 @@ t.test('an HTTP answer waits for its messages 2 s at most, however long the invo
   const first = await Promise.race([invocation, late])
   publish.release()
   t.not(first, 'late', 'answered while the message was still held, long before the invocation’s own limit')
-  t.equal((await invocation).statusCode, 201)
+  expectStatus(t, await invocation, 201)
 })
 
 t.test('a REST API (payload 1.0) event is answered too', async (t) => {
   const response = await handler(restApiEvent('GET', '/grants', { query: 'userName=alice', headers: { Authorization: `Bearer ${token}` } }), context())
-  t.equal(response.statusCode, 200)
+  expectStatus(t, response, 200)
   t.equal(JSON.parse(response.body).items.length, 1)
 })
 
 t.test('a function URL event is answered too, and without a token it is refused as everywhere', async (t) => {
   const refused = await handler(functionUrlEvent('GET', '/grants'), context())
-  t.equal(refused.statusCode, 401)
+  expectStatus(t, refused, 401)
   t.match(refused.headers['content-type'], /^application\/problem\+json/)
   t.equal(JSON.parse(refused.body).code, 'UNAUTHORIZED')
 
   const answered = await handler(functionUrlEvent('GET', '/grants', { query: 'userName=alice', headers: { authorization: `Bearer ${token}` } }), context())
-  t.equal(answered.statusCode, 200)
+  expectStatus(t, answered, 200)
 })
 
 t.test('the samples of each HTTP event are taken as requests, under the request id API Gateway gave them', async (t) => {
   for (const template of ['http-api', 'rest-api', 'function-url'] as const) {
     const sample = fixture(template)
     const response = await handler(sample, context())
-    t.equal(response.statusCode, 401, `${template}: a request without a token`)
+    expectStatus(t, response, 401, `${template}: a request without a token`)
     t.equal(response.headers['x-request-id'], sample.requestContext.requestId, template)
   }
 })
@@ -264,7 +268,7 @@ t.test('the query string reaches the app, from each kind of HTTP event', async (
   for (const { kind, build } of httpEventKinds) {
     const list = async (query: string) => {
       const response = await handler(build('GET', '/grants', { query, headers: { authorization: `Bearer ${token}` } }), context())
-      t.equal(response.statusCode, 200, `${kind}: ${query}`)
+      expectStatus(t, response, 200, `${kind}: ${query}`)
       return JSON.parse(response.body) as { items: { id: string }[]; nextCursor: string | null }
     }
     t.same((await list('ticketId=CHG0000030')).items.map(({ id }) => id), [grant.id], `${kind}: filtered by ticket`)
@@ -280,7 +284,7 @@ for (const [index, { kind, build, requestIds: [created, refused] }] of httpEvent
     const callerId = 'caller-chosen-correlation-id'
     const ticketId = `CHG000004${index}`
     const response = await handler(build('POST', '/grants', { requestId: created, headers: { authorization: `Bearer ${token}`, 'x-request-id': callerId }, body: { ...grantRequest, ticketId } }), context())
-    t.equal(response.statusCode, 201)
+    expectStatus(t, response, 201)
     t.equal(response.headers['x-request-id'], created, 'the answer’s x-request-id')
 
     const audit = await handler(build('GET', '/audit', { query: `grantId=${JSON.parse(response.body).id}&action=grant.requested`, headers: { authorization: `Bearer ${token}` } }), context())
@@ -289,7 +293,7 @@ for (const [index, { kind, build, requestIds: [created, refused] }] of httpEvent
     t.match(requested, { action: 'grant.requested', ticketId, requestId: created }, 'the audit event’s requestId')
 
     const invalid = await handler(build('POST', '/grants', { requestId: refused, headers: { authorization: `Bearer ${token}`, 'x-request-id': callerId }, body: { ...grantRequest, durationMinutes: 'sixty' } }), context())
-    t.equal(invalid.statusCode, 400)
+    expectStatus(t, invalid, 400)
     t.equal(JSON.parse(invalid.body).requestId, refused, 'the problem body’s requestId')
     t.equal(invalid.headers['x-request-id'], refused, 'the problem’s x-request-id')
   })
@@ -301,23 +305,23 @@ t.test('without a usable request id from API Gateway (an invoke by hand), the in
   const missing = await handler({ ...httpApiEvent('GET', '/health', { headers: { 'x-request-id': 'caller-chosen-correlation-id' } }), requestContext }, invocation)
   t.equal(missing.headers['x-request-id'], invocation.awsRequestId, 'an event without one')
   const unsafe = await handler(httpApiEvent('GET', '/health', { requestId: 'two\r\nlines' }), invocation)
-  t.equal(unsafe.statusCode, 200)
+  expectStatus(t, unsafe, 200)
   t.equal(unsafe.headers['x-request-id'], invocation.awsRequestId, 'an id that could not go in a header as it is')
 })
 
 t.test('the docs page works through the HTTP API, from the files shipped beside the bundle, icons intact', async (t) => {
   const page = await handler(httpApiEvent('GET', '/docs'), context())
-  t.equal(page.statusCode, 200)
+  expectStatus(t, page, 200)
   t.match(page.headers['content-type'], /^text\/html/)
   const script = await handler(httpApiEvent('GET', '/docs/static/swagger-ui-bundle.js'), context())
-  t.equal(script.statusCode, 200)
+  expectStatus(t, script, 200)
   t.equal(script.body.length, readFileSync(join(bundleDir, 'static', 'swagger-ui-bundle.js'), 'utf8').length)
   const icon = await handler(httpApiEvent('GET', '/docs/static/favicon-32x32.png'), context())
-  t.equal(icon.statusCode, 200)
+  expectStatus(t, icon, 200)
   t.equal(icon.isBase64Encoded, true, 'binary bodies go back base64-encoded, as API Gateway expects')
   t.same(Buffer.from(icon.body, 'base64'), readFileSync(join(bundleDir, 'static', 'favicon-32x32.png')))
   const contract = await handler(httpApiEvent('GET', '/openapi.json'), context())
-  t.equal(contract.statusCode, 200)
+  expectStatus(t, contract, 200)
   const committed = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'openapi', 'openapi.json'), 'utf8'))
   const ahead = (expiresAt: string, media: string) => t.ok(Date.parse(expiresAt) > Date.now(), `the PATCH example end (${media}) lies ahead`)
   const { servers, ...served } = withCommittedEndExample(JSON.parse(contract.body), committed, ahead)
@@ -346,9 +350,9 @@ t.test('configured with a JWKS URL, the bundle verifies tokens by kid', async (t
 
   const signed = mintToken({ algorithm: 'ES256', key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), kid: 'k1' })
   const answered = await withJwks.handler(httpApiEvent('GET', '/grants', { query: 'userName=alice', headers: { authorization: `Bearer ${signed}` } }), context())
-  t.equal(answered.statusCode, 200)
+  expectStatus(t, answered, 200)
   const hs256 = await withJwks.handler(httpApiEvent('GET', '/grants', { headers: { authorization: `Bearer ${token}` } }), context())
-  t.equal(hs256.statusCode, 401, 'the shared-secret token is refused: this instance trusts only the key set')
+  expectStatus(t, hs256, 401, 'the shared-secret token is refused: this instance trusts only the key set')
 })
 
 t.test('an EventBridge scheduled event runs the sweep in process, and its audit events name system:scheduler', async (t) => {
@@ -378,11 +382,11 @@ t.test('the sweep stops starting work before Lambda’s time runs out, and leave
 
 t.test('the scheduled sweep is no HTTP route: POST /revocations still needs a token with revocations:run', async (t) => {
   const anonymous = await handler(httpApiEvent('POST', '/revocations'), context())
-  t.equal(anonymous.statusCode, 401)
+  expectStatus(t, anonymous, 401)
   const wrongScope = await handler(httpApiEvent('POST', '/revocations', { headers: { authorization: `Bearer ${mintToken({ scope: 'grants:read' })}` } }), context())
-  t.equal(wrongScope.statusCode, 403)
+  expectStatus(t, wrongScope, 403)
   const scheduledLookalike = await handler(httpApiEvent('POST', '/revocations', { headers: { 'x-source': 'aws.events' }, body: scheduledEvent }), context())
-  t.equal(scheduledLookalike.statusCode, 401, 'an HTTP request shaped like a schedule event is still an HTTP request')
+  expectStatus(t, scheduledLookalike, 401, 'an HTTP request shaped like a schedule event is still an HTTP request')
 })
 
 t.test('a JWT secret from Secrets Manager that is missing or too short stops the start', async (t) => {

@@ -20,7 +20,10 @@ t.test('the document uses only what ServiceNow’s REST importer reads: OpenAPI 
   t.equal(document.openapi, '3.0.3')
   const problems: string[] = []
   const walk = (node: unknown, path: string, inSchema: boolean): void => {
-    if (Array.isArray(node)) return node.forEach((item, i) => walk(item, `${path}/${i}`, inSchema))
+    if (Array.isArray(node)) {
+      for (const [i, item] of node.entries()) walk(item, `${path}/${i}`, inSchema)
+      return
+    }
     if (!node || typeof node !== 'object') return
     for (const [key, value] of Object.entries(node as Json)) {
       if (['oneOf', 'anyOf', 'not', 'const', '$schema', 'prefixItems', 'unevaluatedProperties'].includes(key)) problems.push(`${path}: ${key}`)
@@ -56,11 +59,11 @@ t.test('every operation is described completely, secured with its scope, and lis
     const success = Object.keys(responses).filter((s) => s.startsWith('2'))
     t.ok(success.length > 0, `${name} documents success`)
   }
-  t.ok((paths['/grants']?.post?.responses as Json)['409'], 'idempotency conflicts documented')
-  t.ok((paths['/grants']?.post?.responses as Json)['422'], 'unknown user or permission set documented')
+  t.ok((paths['/grants']!.post!.responses as Json)['409'], 'idempotency conflicts documented')
+  t.ok((paths['/grants']!.post!.responses as Json)['422'], 'unknown user or permission set documented')
   const schemas = (document.components as Json).schemas as Record<string, Json>
   for (const name of ['Grant', 'AuditEvent', 'Problem']) t.ok(schemas[name]?.example, `${name} has an example`)
-  const requestBody = (paths['/grants']?.post?.requestBody as { content: Record<string, { schema: Json }> }).content['application/json']?.schema
+  const requestBody = (paths['/grants']!.post!.requestBody as { content: Record<string, { schema: Json }> }).content['application/json']?.schema
   t.match(requestBody?.example, { userName: 'alice', ticketId: String }, 'the grant request has an example')
 })
 

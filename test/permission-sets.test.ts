@@ -3,6 +3,7 @@ import t from 'tap'
 import { MIN_RELIST_MS } from '../src/adapters/identity-center.ts'
 import { build, grantBody, STAGING } from './helpers/app.ts'
 import type { FaultProxy } from './helpers/fault-proxy.ts'
+import { expectStatus } from './helpers/http-status.ts'
 import { startMoto } from './helpers/moto.ts'
 import { bearer } from './helpers/tokens.ts'
 
@@ -36,7 +37,7 @@ t.test('a changed session duration reaches accessEndsBy once the cached details 
 
 t.test('a relisting forced by an unknown name describes no permission set whose details are still fresh', async (t) => {
   const { app, proxy } = await build(t, moto, { proxy: true })
-  t.equal((await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })).statusCode, 201)
+  expectStatus(t, await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() }), 201)
   const listedAt = Date.now()
   await sleep(Math.max(0, listedAt + MIN_RELIST_MS + 100 - Date.now()))
 

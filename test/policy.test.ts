@@ -18,6 +18,7 @@ import {
 import { findMotoPython, startMotoServer } from '../src/sandbox/moto-server.ts'
 import { createService } from '../src/service.ts'
 import { build, grantBody, PROD, STAGING } from './helpers/app.ts'
+import { expectStatus } from './helpers/http-status.ts'
 import { bearer, TEST_AUDIENCE, TEST_ISSUER, TEST_SECRET } from './helpers/tokens.ts'
 
 const rule = {
@@ -82,7 +83,10 @@ t.test('mightAllow is false only for requests that no group membership could mak
 t.test('users are matched by name; groups are looked up only when needed', async (t) => {
   const policy = await policyOf({ rules: [{ ...rule, groups: undefined, users: ['alice'] }] })
   let lookups = 0
-  const decision = await evaluatePolicy(policy, request, async () => (lookups++, []))
+  const decision = await evaluatePolicy(policy, request, async () => {
+    lookups++
+    return []
+  })
   t.same(decision, { allowed: true, rule: 'sre-prod' })
   t.equal(lookups, 0)
 })
@@ -202,7 +206,7 @@ t.test('over HTTP: a denial is a 403 naming the condition, and is audited with w
   const { app, hasAssignment } = await build(t, moto)
   const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ userName: 'dave' }) })
 
-  t.equal(response.statusCode, 403)
+  expectStatus(t, response, 403)
   t.match(response.json(), { code: 'POLICY_DENIED', failedCondition: 'principal', detail: /dave/ })
   t.notOk(await hasAssignment('dave', PROD, 'AdministratorAccess'))
   const audit = (await app.inject({ method: 'GET', url: '/audit?action=grant.denied', headers: bearer() })).json()
@@ -222,7 +226,7 @@ t.test('over HTTP: a denial is a 403 naming the condition, and is audited with w
 t.test('over HTTP: group membership from the Identity Store makes a user eligible', async (t) => {
   const { app } = await build(t, moto)
   const bob = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ userName: 'bob' }) })
-  t.equal(bob.statusCode, 201, 'bob is in oncall')
+  expectStatus(t, bob, 201, 'bob is in oncall')
   const wrongTicket = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ userName: 'bob', ticketId: 'JIRA-1' }) })
   t.match(wrongTicket.json(), { code: 'POLICY_DENIED', failedCondition: 'ticket' })
 })
@@ -232,9 +236,9 @@ t.test('over HTTP: an unknown user or permission set is a 422, audited as denied
   const noUser = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ userName: 'mallory' }) })
   const noSet = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ permissionSet: 'PowerUserAccess' }) })
 
-  t.equal(noUser.statusCode, 422)
+  expectStatus(t, noUser, 422)
   t.equal(noUser.json().code, 'USER_NOT_FOUND')
-  t.equal(noSet.statusCode, 422)
+  expectStatus(t, noSet, 422)
   t.equal(noSet.json().code, 'PERMISSION_SET_NOT_FOUND')
   const denied = (await app.inject({ method: 'GET', url: '/audit?action=grant.denied', headers: bearer() })).json()
   t.equal(denied.items.length, 2)

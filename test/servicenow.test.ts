@@ -1,6 +1,7 @@
 import t from 'tap'
 import type { ServiceNowSettings } from '../src/adapters/servicenow.ts'
 import { build, grantBody, PROD } from './helpers/app.ts'
+import { expectStatus, expectStatuses } from './helpers/http-status.ts'
 import { startMoto } from './helpers/moto.ts'
 import { ServiceNowStandIn } from './helpers/servicenow-standin.ts'
 import { bearer } from './helpers/tokens.ts'
@@ -75,7 +76,7 @@ t.test('a process that dies between the commit and the note: the next sweep deli
   // The first process's note never arrives: it is held, as if the process froze at the call, then died.
   snow.inject('note', { kind: 'hold' })
   const response = await dying.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
-  t.equal(response.statusCode, 201, 'the grant never waits for ServiceNow')
+  expectStatus(t, response, 201, 'the grant never waits for ServiceNow')
   await new Promise((resolve) => setTimeout(resolve, 200))
   t.equal(snow.heldCount(), 1)
   t.equal(snow.notesOn('CHG0001234').length, 0)
@@ -118,7 +119,7 @@ t.test('a ServiceNow outage delays notes but never a grant; they are delivered o
   const started = Date.now()
   const responses = await Promise.all(['alice', 'bob'].map((userName) =>
     app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ userName }) })))
-  t.same(responses.map((r) => r.statusCode), [201, 201])
+  expectStatuses(t, responses, [201, 201])
   t.ok(Date.now() - started < 5000, 'answered without waiting for ServiceNow')
   t.ok(await hasAssignment('alice', PROD, 'AdministratorAccess'))
   await app.flushNotifications()
@@ -172,7 +173,7 @@ t.test('an expired token is fetched again once; concurrent deliveries share one 
   const wrongSecret = `wrong-${snow.clientSecret.slice(-8)}`
   const wrong = await build(t, moto, { serviceNow: { settings: { ...oauth(snow), credentials: { kind: 'oauth', clientId: snow.clientId, clientSecret: wrongSecret } } } })
   const response = await wrong.app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
-  t.equal(response.statusCode, 201, 'refused credentials never fail a grant')
+  expectStatus(t, response, 201, 'refused credentials never fail a grant')
   await wrong.app.flushNotifications()
   const basic = await build(t, moto, { serviceNow: { settings: { url: snow.url, credentials: { kind: 'basic', username: snow.username, password: snow.password } } } })
   await basic.app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ userName: 'bob' }) })
@@ -235,13 +236,13 @@ t.test('approval verification: an unapproved or out-of-window change is refused 
   }
 
   const tooLong = await app.inject({ method: 'PATCH', url: `/grants/${approved.json().id}`, headers: { ...bearer(), 'content-type': 'application/merge-patch+json' }, payload: JSON.stringify({ expiresAt: new Date(clock.now().getTime() + 180 * MINUTE).toISOString() }) })
-  t.equal(tooLong.statusCode, 403, 'an extension past the change’s planned end is refused too')
+  expectStatus(t, tooLong, 403, 'an extension past the change’s planned end is refused too')
   t.equal(tooLong.json().code, 'TICKET_NOT_APPROVED')
 
   snow.inject('read', { kind: 'status', status: 503 }, Infinity)
   snow.addTicket('change_request', { number: 'CHG0000006', state: '-1', approval: 'approved', start_date: at(-10), end_date: at(120) })
   const unreachable = await post('CHG0000006', { userName: 'bob' })
-  t.equal(unreachable.statusCode, 503, 'fails closed when ServiceNow cannot be asked')
+  expectStatus(t, unreachable, 503, 'fails closed when ServiceNow cannot be asked')
   t.equal(unreachable.headers['retry-after'], '30')
 })
 

@@ -150,6 +150,7 @@ function keepLater(placed: Map<string, { policy: number; cutoff: Cutoff }>, poli
     placed.set(key, { policy, cutoff })
     return
   }
+  // biome-ignore lint/complexity/useMathMinMax: cutAt is an RFC 3339 string (Math.max would give NaN)
   const cutAt = earlier.cutAt > cutoff.cutAt ? earlier.cutAt : cutoff.cutAt
   placed.set(key, { policy: placed.get(key)?.policy ?? policy, cutoff: { ...cutoff, cutAt, keepUntil: Math.max(earlier.keepUntil, cutoff.keepUntil) } })
 }

@@ -20,7 +20,7 @@ import { answerBy, ensureTimeFor, withDeadline } from './deadline.ts'
 import {
   ConcurrentChangeError,
   DeadlineExceededError,
-  DomainError,
+  type DomainError,
   DurationTooLongError,
   GrantAlreadyEndedError,
   GrantNotFoundError,

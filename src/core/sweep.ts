@@ -72,7 +72,7 @@ export async function sweep(store: GrantStore, grants: GrantService, clock: Cloc
     const page = await store.dueItems(startedAt, cursor, options.pageSize ?? DEFAULT_SWEEP_PAGE_SIZE)
     cursor = page.cursor
     const fresh = page.grants.filter((grant) => !seen.has(grant.id))
-    fresh.forEach((grant) => seen.add(grant.id))
+    for (const grant of fresh) seen.add(grant.id)
     const work: (() => Promise<void>)[] = [
       ...fresh.map((grant) => () => sweepGrant(grant, grants, clock, actor, summary)),
       ...page.coverages.map((target) => () => sweepAssignment(target, grants, actor, summary)),

@@ -24,6 +24,7 @@ export function negotiateFormat(accept: string | undefined): ExportFormat {
 }
 
 /** C0 (tab and line breaks included), DEL, C1, and U+2028/U+2029: what the API refuses in free text (PRINTABLE_TEXT_PATTERN). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is its purpose
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g
 /** The ones JSON.stringify leaves as they are (it escapes C0 itself). */
 const UNESCAPED_BY_JSON = /[\u007f-\u009f\u2028\u2029]/g

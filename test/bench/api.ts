@@ -41,7 +41,7 @@ export async function measureApi(moto: MotoServer, options: { seconds: number; p
   try {
     const service = await build({ teardown: (fn) => void cleanups.unshift(fn) }, moto, { proxy: true, policy: options.policy })
     const { app, proxy, seeded } = service
-    const endpoint = `http://127.0.0.1:${(proxy?.server.address() as AddressInfo).port}`
+    const endpoint = `http://127.0.0.1:${(proxy!.server.address() as AddressInfo).port}`
     const doc = DynamoDBDocumentClient.from(createAwsClients({ region: REGION, endpoint }).dynamo, { marshallOptions: { removeUndefinedValues: true } })
     // 300 grants: alice's 150 spread among the others', so that a page of 50 filtered by user is a real Query.
     const now = Date.now()

@@ -28,7 +28,7 @@ import { SWEEP_ACTOR } from '../../src/core/audit.ts'
 import type { Grant } from '../../src/core/grant-model.ts'
 import { findMotoServer, startMotoServer } from '../../src/sandbox/moto-server.ts'
 import { buildBaseline, measureInitTimings, type InitTiming } from '../../infra/build.ts'
-import { build, grantBody, PROD, REGION } from '../helpers/app.ts'
+import { build, grantBody, REGION } from '../helpers/app.ts'
 import { startStrictMoto } from '../helpers/moto.ts'
 import { bearer } from '../helpers/tokens.ts'
 import { describeCutoffCalls, measureCutoffCalls } from './cutoff.ts'
@@ -108,7 +108,7 @@ try {
   const oursByOperation: Record<string, number[]> = {}
   const floorByOperation: Record<string, number[]> = {}
   // The same proxy, moto and SDK clients as the service, without the service.
-  const bare = createAwsClients({ region: REGION, endpoint: `http://127.0.0.1:${(proxy?.server.address() as { port: number }).port}` })
+  const bare = createAwsClients({ region: REGION, endpoint: `http://127.0.0.1:${(proxy!.server.address() as { port: number }).port}` })
   const doc = DynamoDBDocumentClient.from(bare.dynamo)
   // Grants arrive a few a minute in production, so each is measured on an otherwise idle service: one every
   // 150 ms keeps the limiter's burst full (2 calls per grant is 13/s, below the 18/s rate).
@@ -129,7 +129,10 @@ try {
     if (response.statusCode !== 201 || response.json().coveredBy !== 'jit') throw new Error(`bench grant answered ${response.statusCode}: ${response.body}`)
     if (i >= warmup) {
       oursUntilSent.push(untilSent)
-      for (const { operation, start, end } of proxy?.timings.slice(timingsFrom) ?? []) (oursByOperation[operation] ??= []).push(end - start)
+      for (const { operation, start, end } of proxy?.timings.slice(timingsFrom) ?? []) {
+        oursByOperation[operation] ??= []
+        oursByOperation[operation].push(end - start)
+      }
       ours.push(elapsed)
       const answeredAt = started + elapsed
       oursWaiting.push(waitingIn((proxy?.timings.slice(timingsFrom) ?? []).filter((call) => call.start < answeredAt).map((call) => ({ ...call, end: Math.min(call.end, answeredAt) }))))
@@ -158,7 +161,10 @@ try {
     // caller that waits for that too, as a Lambda invocation does.
     await bare.sns.send(new PublishCommand({ TopicArn: service.topicArn, Message: JSON.stringify({ floor: i }) }))
     if (i >= warmup) {
-      for (const { operation, start, end } of proxy?.timings.slice(floorTimingsFrom) ?? []) (floorByOperation[operation] ??= []).push(end - start)
+      for (const { operation, start, end } of proxy?.timings.slice(floorTimingsFrom) ?? []) {
+        floorByOperation[operation] ??= []
+        floorByOperation[operation].push(end - start)
+      }
       floor.push(floorElapsed)
       floorUntilSent.push(performance.now() - started)
       const floorAnsweredAt = started + floorElapsed

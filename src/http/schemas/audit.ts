@@ -1,6 +1,6 @@
 import { Type } from 'typebox'
 import { AUDIT_ACTIONS } from '../../core/audit.ts'
-import { AccountId, Cursor, Limit, Nullable, StringEnum, Timestamp } from './common.ts'
+import { AccountId, Cursor, Nullable, StringEnum, Timestamp } from './common.ts'
 
 export const AuditEventSchema = Type.Object(
   {
