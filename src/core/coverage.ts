@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { Clock } from './clock.ts'
-import type { AssignmentTarget } from './grant.ts'
+import type { AccessTarget } from './grant.ts'
 import { ensureTimeFor, timeLeftMs } from './deadline.ts'
 import { LeaseLostError, UpstreamUnavailableError } from './errors.ts'
 import type { BeforeSend, Coverage, CoverageWrite, GrantStore, IdentityCenter, ProvisioningOutcome } from './ports.ts'
@@ -110,7 +110,7 @@ export class CoverageReconciler {
     this.leaseWaitMs = options.leaseWaitMs ?? DEFAULT_LEASE_WAIT_MS
   }
 
-  async reconcile(target: AssignmentTarget, options: ReconcileOptions = {}): Promise<CoverageState> {
+  async reconcile(target: AccessTarget, options: ReconcileOptions = {}): Promise<CoverageState> {
     const owner = options.leaseOwner ?? randomUUID()
     let earlyLook = options.earlyLook ?? (options.lookAhead ? this.look(target) : undefined)
     // The coverage as last read or written (writes answer the item as they left it), so no round re-reads it.
@@ -201,7 +201,7 @@ export class CoverageReconciler {
    * Asks Identity Center whether an assignment exists, ahead of the lease (see `earlyLook`); a failure is
    * no answer, never 'no'.
    */
-  private look(target: AssignmentTarget): Promise<boolean | undefined> {
+  private look(target: AccessTarget): Promise<boolean | undefined> {
     return this.identityCenter.assignmentExists(target).catch(() => undefined)
   }
 
@@ -210,7 +210,7 @@ export class CoverageReconciler {
    * Center has carried out one change (seconds), so wait for it, up to `leaseWaitMs` of real time: each
    * refusal shows the coverage as it is, which may meanwhile be settled or gone.
    */
-  private async acquireLease(target: AssignmentTarget, owner: string): Promise<Lease> {
+  private async acquireLease(target: AccessTarget, owner: string): Promise<Lease> {
     const giveUpAt = performance.now() + this.leaseWaitMs
     for (let attempt = 0; ; attempt++) {
       const now = this.clock.now()
@@ -393,7 +393,7 @@ export class CoverageReconciler {
    * for it arrives first. `beforeRemoval` records the decision, with the record as it was when the assignment
    * was found (its `lastGrantId` says for whom it was made). Answers whether there was one.
    */
-  async removeOrphan(target: AssignmentTarget, beforeRemoval: (coverage: Coverage) => Promise<void>): Promise<boolean> {
+  async removeOrphan(target: AccessTarget, beforeRemoval: (coverage: Coverage) => Promise<void>): Promise<boolean> {
     const kept = await this.store.getCoverage(target)
     if (!kept || !this.isWatched(kept) || !(await this.identityCenter.assignmentExists(target))) return false
     const owner = randomUUID()
@@ -424,7 +424,7 @@ function goOnFrom(intent: { coverage: Coverage | undefined; leaseHeld: boolean }
 }
 
 /** The coverage a new grant's own record wrote, as its writer knows it without reading it back. */
-function newGrantsCoverage(target: AssignmentTarget, assignment: 'absent' | 'creating', creationIntendedAt: number | null): Coverage {
+function newGrantsCoverage(target: AccessTarget, assignment: 'absent' | 'creating', creationIntendedAt: number | null): Coverage {
   return { target, holders: ['(this grant)'], assignment, external: false, requestId: null, lastFailure: null, creationIntendedAt, lastGrantId: null, conflictSince: null }
 }
 

@@ -20,10 +20,13 @@ const RuleSchema = Type.Object(
     users: Type.Optional(Type.Array(NonEmpty)),
     groups: Type.Optional(Type.Array(NonEmpty)),
     /** Account ids, '*', organizational units (every account nested anywhere under one) and the organization's root. */
-    accounts: Type.Array(Type.String({ pattern: ACCOUNT_SCOPE_PATTERN }), { minItems: 1 }),
+    /** With permissionSets, what account grants the rule allows; a rule of grantable groups only leaves both out. */
+    accounts: Type.Optional(Type.Array(Type.String({ pattern: ACCOUNT_SCOPE_PATTERN }), { minItems: 1 })),
     /** Tags every account this rule allows must carry (AWS Organizations account tags), all of them, exact values. */
     accountTags: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Type.String({ maxLength: 256 }), { minProperties: 1, maxProperties: 10 })),
-    permissionSets: Type.Array(NonEmpty, { minItems: 1 }),
+    permissionSets: Type.Optional(Type.Array(NonEmpty, { minItems: 1 })),
+    /** Identity Store groups (display names) a group grant under this rule may add the user to, for its duration. */
+    grantableGroups: Type.Optional(Type.Array(NonEmpty, { minItems: 1 })),
     maxDurationMinutes: Type.Integer({ minimum: 1 }),
     /** How far ahead a grant under this rule may be scheduled; 0 allows only grants that start at once. */
     maxLeadDays: Type.Optional(Type.Integer({ minimum: 0, maximum: 365 })),
@@ -109,6 +112,12 @@ export function parsePolicy(document: unknown): Policy {
     if (!rule.users?.length && !rule.groups?.length) {
       problems.push(`/rules/${index} ('${rule.name}') lists neither users nor groups, so it would match nobody`)
     }
+    if ((rule.accounts === undefined) !== (rule.permissionSets === undefined)) {
+      problems.push(`/rules/${index} ('${rule.name}') names ${rule.accounts ? 'accounts without permissionSets' : 'permissionSets without accounts'}: an account grant needs both`)
+    } else if (!rule.accounts && !rule.grantableGroups) {
+      problems.push(`/rules/${index} ('${rule.name}') names neither accounts and permissionSets nor grantableGroups, so it would allow nothing`)
+    }
+    if (rule.accountTags && !rule.accounts) problems.push(`/rules/${index} ('${rule.name}') names accountTags without accounts`)
     return { ...rule, ticketPattern: compileTicketPattern(rule, index, problems) }
   })
   if (problems.length > 0) throw new PolicyInvalidError(problems)
@@ -189,10 +198,12 @@ export async function resolvePolicy(
   }
 }
 
+/** An account grant names accountId and permissionSet; a group grant names groupName instead. */
 export interface AccessRequest {
   userName: string
-  accountId: string
-  permissionSet: string
+  accountId?: string | null | undefined
+  permissionSet?: string | null | undefined
+  groupName?: string | null | undefined
   durationMinutes: number
   ticketId: string
   /** How long before its start the access is asked for (a scheduled grant); absent or 0 for access now. */
@@ -204,7 +215,7 @@ export type PolicyDecision =
   /** `rule`: the rule that came closest (matched most conditions). */
   | { allowed: false; rule: string; failedCondition: FailedCondition; reason: string }
 
-export type FailedCondition = 'principal' | 'account' | 'permissionSet' | 'duration' | 'leadTime' | 'ticket'
+export type FailedCondition = 'principal' | 'account' | 'permissionSet' | 'group' | 'duration' | 'leadTime' | 'ticket'
 
 /**
  * Allows the request when one rule matches in every condition. On denial it explains the rule that came
@@ -256,12 +267,12 @@ export async function evaluatePolicy(
 export function mightAllow(policy: Policy, request: AccessRequest): boolean {
   return policy.rules.some((rule) =>
     (rule.users?.includes(request.userName) || groupIdsOf(rule).length > 0) &&
-    conditionFailure(rule, request, accountListed(rule, request.accountId) || needsOrganization(rule)) === undefined)
+    conditionFailure(rule, request, request.groupName ? true : accountListed(rule, request.accountId ?? '') || needsOrganization(rule)) === undefined)
 }
 
 /** A rule whose account condition only AWS Organizations can decide: it names an OU, the root, or account tags. */
 export function needsOrganization(rule: Pick<RuleDocument, 'accounts' | 'accountTags'>): boolean {
-  return rule.accountTags !== undefined || rule.accounts.some(isOrganizationUnit)
+  return rule.accountTags !== undefined || (rule.accounts ?? []).some(isOrganizationUnit)
 }
 
 /** Thrown when a rule needs AWS Organizations and the service was built without it: a wiring mistake. */
@@ -307,7 +318,7 @@ function groupIdsOf(rule: Rule): readonly string[] {
 }
 
 function accountListed(rule: Rule, accountId: string): boolean {
-  return rule.accounts.includes('*') || rule.accounts.includes(accountId)
+  return rule.accounts !== undefined && (rule.accounts.includes('*') || rule.accounts.includes(accountId))
 }
 
 /**
@@ -316,11 +327,11 @@ function accountListed(rule: Rule, accountId: string): boolean {
  * organization (not suspended or closed), which is asked then too.
  */
 async function accountRefusal(rule: Rule, request: AccessRequest, accounts: AccountDirectory | undefined): Promise<string | undefined> {
-  const { accountId } = request
+  const accountId = request.accountId ?? ''
   const notEligible = `Account ${accountId} is not eligible for '${request.userName}'`
   const listed = accountListed(rule, accountId)
   if (listed && !rule.accountTags) return undefined
-  const units = rule.accounts.filter(isOrganizationUnit)
+  const units = (rule.accounts ?? []).filter(isOrganizationUnit)
   if (!listed && units.length === 0) return notEligible
   if (!accounts) throw new AccountDirectoryMissingError(rule.name)
   try {
@@ -347,25 +358,33 @@ async function firstFailure(
   loadGroups: () => Promise<readonly string[]>,
   accounts: AccountDirectory | undefined,
 ): Promise<{ passed: number; failedCondition: FailedCondition; reason: string } | undefined> {
-  const what = `${request.permissionSet} on ${request.accountId}`
+  const what = requested(request)
   const listedUser = rule.users?.includes(request.userName) ?? false
   const ruleGroupIds = groupIdsOf(rule)
   const inGroup = !listedUser && ruleGroupIds.length > 0 ? (await loadGroups()).some((id) => ruleGroupIds.includes(id)) : false
   if (!listedUser && !inGroup) {
     return { passed: 0, failedCondition: 'principal', reason: `User '${request.userName}' is not eligible for ${what}` }
   }
+  // A group grant has no account: the rule's grantable groups stand in for its account and permission set conditions.
+  if (request.groupName) return conditionFailure(rule, request, true)
   const refusal = await accountRefusal(rule, request, accounts)
-  if (refusal !== undefined) return { passed: 1, failedCondition: 'account', reason: refusal }
+  // A rule of the other kind (grantable groups only) comes less close than one whose accounts do not include this one.
+  if (refusal !== undefined) return { passed: rule.accounts ? 1 : 0.5, failedCondition: 'account', reason: refusal }
   return conditionFailure(rule, request, true)
 }
 
 /** The first condition besides the principal that the request fails, if any; `accountMatches` is the account condition's answer. */
 function conditionFailure(rule: Rule, request: AccessRequest, accountMatches: boolean): { passed: number; failedCondition: FailedCondition; reason: string } | undefined {
-  const what = `${request.permissionSet} on ${request.accountId}`
-  if (!accountMatches) {
+  const what = requested(request)
+  if (request.groupName) {
+    if (!rule.grantableGroups?.includes(request.groupName)) {
+      // A rule of account grants only comes less close than one whose grantable groups do not include this one.
+      return { passed: rule.grantableGroups ? 1 : 0.5, failedCondition: 'group', reason: `Group '${request.groupName}' is not grantable to '${request.userName}'` }
+    }
+  } else if (!accountMatches) {
     return { passed: 1, failedCondition: 'account', reason: `Account ${request.accountId} is not eligible for '${request.userName}'` }
   }
-  if (!rule.permissionSets.includes('*') && !rule.permissionSets.includes(request.permissionSet)) {
+  if (!request.groupName && !rule.permissionSets?.includes('*') && !rule.permissionSets?.includes(request.permissionSet ?? '')) {
     return { passed: 2, failedCondition: 'permissionSet', reason: `Permission set '${request.permissionSet}' is not eligible for '${request.userName}' on ${request.accountId}` }
   }
   if (request.durationMinutes > rule.maxDurationMinutes) {
@@ -380,4 +399,9 @@ function conditionFailure(rule: Rule, request: AccessRequest, accountMatches: bo
     return { passed: 5, failedCondition: 'ticket', reason: `Ticket '${request.ticketId}' does not match the ticket pattern rule '${rule.name}' requires` }
   }
   return undefined
+}
+
+/** What a request asks for, in a reason: 'ReadOnly on 111122223333' or 'group prod-breakglass'. */
+function requested(request: AccessRequest): string {
+  return request.groupName ? `group ${request.groupName}` : `${request.permissionSet} on ${request.accountId}`
 }

@@ -86,7 +86,7 @@ export async function sweep(store: GrantStore, grants: GrantService, clock: Cloc
           summary.checked++
           summary.drifted += drifted
         } catch (error) {
-          await grants.notify('sweep could not check an assignment', { accountId: target.accountId, error: (error as Error).message })
+          await grants.notify('sweep could not check an assignment', { ...target, error: (error as Error).message })
         }
       }),
     ]
