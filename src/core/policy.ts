@@ -324,7 +324,7 @@ function accountListed(rule: Rule, accountId: string): boolean {
 /**
  * Why the rule's account condition refuses the account, or undefined when it allows it. Listed accounts and '*'
  * are taken as the policy says; an account reached through an OU, the root or tags must also be active in the
- * organization (not suspended or closed), which is asked then too.
+ * organization (not suspended, pending closure or closed), which is asked then too.
  */
 async function accountRefusal(rule: Rule, request: AccessRequest, accounts: AccountDirectory | undefined): Promise<string | undefined> {
   const accountId = request.accountId ?? ''
@@ -345,7 +345,7 @@ async function accountRefusal(rule: Rule, request: AccessRequest, accounts: Acco
       if (missing.length > 0) return `Account ${accountId} does not carry the tags rule '${rule.name}' requires (${missing.join(', ')})`
     }
     const account = await accounts.describe(accountId)
-    if (!account?.active) return `Account ${accountId} is not active in the organization (suspended or closed): it is never granted`
+    if (!account?.active) return `Account ${accountId} is not active in the organization (suspended, pending closure or closed): it is never granted`
     return undefined
   } catch (error) {
     throw new AccountLookupFailed(error)

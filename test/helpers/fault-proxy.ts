@@ -32,6 +32,11 @@ export type Fault =
   | 'concurrent-modification'
   /** Answer as Organizations does past its rate. */
   | 'too-many-requests'
+  /**
+   * Forward an Organizations account answer (DescribeAccount, ListAccountsForParent), then report every account
+   * in it as PENDING_CLOSURE, as AWS does for a while after CloseAccount (moto goes straight to SUSPENDED).
+   */
+  | 'report-pending-closure'
 
 interface Rule {
   /** The AWS operation, e.g. 'CreateAccountAssignment' (matched against X-Amz-Target or the query's Action). */
@@ -263,8 +268,10 @@ export class FaultProxy {
         answer.on('end', () => serverError(res))
         return
       }
-      if (rule?.fault === 'report-in-progress' || rule?.fault === 'report-failed' || rule?.fault === 'report-none') {
-        const rewrite = readAll(answer).then((text) => rule.fault === 'report-none' ? emptyListing(operation) : rewriteStatus(text, rule.fault === 'report-failed'))
+      if (rule?.fault === 'report-in-progress' || rule?.fault === 'report-failed' || rule?.fault === 'report-none' || rule?.fault === 'report-pending-closure') {
+        const rewrite = readAll(answer).then((text) => rule.fault === 'report-none'
+          ? emptyListing(operation)
+          : rule.fault === 'report-pending-closure' ? pendingClosure(text) : rewriteStatus(text, rule.fault === 'report-failed'))
         void rewrite.then((body) => {
           const headers = { ...answer.headers, 'content-length': String(Buffer.byteLength(body)) }
           res.writeHead(answer.statusCode ?? 502, headers).end(body)
@@ -352,6 +359,15 @@ function rewriteStatus(text: string, failed: boolean): string {
   return JSON.stringify(parsed)
 }
 
+
+/** An Organizations answer with every account in it (Account, Accounts) PENDING_CLOSURE, in both its Status and State. */
+function pendingClosure(text: string): string {
+  const parsed = JSON.parse(text) as { Account?: Record<string, unknown>; Accounts?: Record<string, unknown>[] }
+  for (const account of [parsed.Account, ...(parsed.Accounts ?? [])]) {
+    if (account) Object.assign(account, { Status: 'PENDING_CLOSURE', State: 'PENDING_CLOSURE' })
+  }
+  return JSON.stringify(parsed)
+}
 
 function operationOf(req: IncomingMessage, body: Buffer): string {
   const target = req.headers['x-amz-target']
