@@ -1,10 +1,12 @@
 import { CreateGroupCommand, DeleteGroupMembershipCommand, GetGroupIdCommand, paginateListGroupMembershipsForMember } from '@aws-sdk/client-identitystore'
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb'
 import t from 'tap'
+import { cutoffOf } from '../src/core/cutoff-policy.ts'
 import type { PolicyDocument } from '../src/core/policy.ts'
 import { BREAKGLASS_RULE, DEMO_POLICY } from '../src/sandbox/seed.ts'
 import { build, PROD } from './helpers/app.ts'
 import { startMoto } from './helpers/moto.ts'
+import { subscribeQueue } from './helpers/sns.ts'
 import { bearer } from './helpers/tokens.ts'
 
 /*
@@ -308,6 +310,28 @@ t.test('scheduled group grants start, move their end and are cancelled like acco
   await sweep(app)
   t.match(await getGrant(app, scheduled.json().id), { status: 'expired' })
   t.same(await memberships('alice'), [])
+})
+
+t.test('a group grant\'s decisions are published naming the group; with the session cut-off on, nothing is cut for it', async (t) => {
+  const { app, clock, clients, topicArn, cutoff, memberships } = await setUp(t, { sessionCutoff: true })
+  const messages = await subscribeQueue(moto.endpoint, clients.sns, topicArn)
+
+  const grant = (await post(app, groupBody())).json()
+  const ended = (await app.inject({ method: 'DELETE', url: `/grants/${grant.id}`, headers: bearer() })).json()
+  clock.advanceMinutes(1)
+  await sweep(app)
+  await app.flushNotifications()
+
+  t.match(ended, { status: 'revoked', sessionsCutAt: null, accessEndsBy: grant.expiresAt })
+  t.same(await memberships('alice'), [])
+  const published = (await messages()).map((body) => JSON.parse(body) as { Subject: string; Message: string; MessageAttributes: Record<string, { Value: string }> })
+  const revoked = published.find((m) => m.Subject.includes('grant.revoked'))
+  t.match(revoked, { Subject: `jit-access: grant.revoked group ${GROUP}`, MessageAttributes: { groupName: { Value: GROUP }, action: { Value: 'grant.revoked' } } })
+  t.notOk(revoked?.MessageAttributes.accountId, 'no account attribute')
+  t.match(JSON.parse(revoked?.Message ?? '{}'), { groupName: GROUP, grantId: grant.id })
+  t.ok(published.some((m) => m.Subject.includes('grant.activated')))
+  t.same((await cutoff!.documents()).flatMap((document) => document.Statement.filter((statement) => cutoffOf(statement))), [], 'no session cut-off written')
+  t.notOk((await story(app, grant.id)).some((e) => e.action === 'grant.sessions_cut' || e.action === 'grant.cutoff_failed'))
 })
 
 t.test('GET /eligibility lists grantable groups, and a dry run decides a group grant without making it', async (t) => {
