@@ -1,4 +1,4 @@
-import { CreateGroupCommand, DeleteGroupMembershipCommand, GetGroupIdCommand, paginateListGroupMembershipsForMember } from '@aws-sdk/client-identitystore'
+import { CreateGroupCommand, DeleteGroupCommand, DeleteGroupMembershipCommand, GetGroupIdCommand, paginateListGroupMembershipsForMember } from '@aws-sdk/client-identitystore'
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb'
 import t from 'tap'
 import { cutoffOf } from '../src/core/cutoff-policy.ts'
@@ -347,4 +347,32 @@ t.test('GET /eligibility lists grantable groups, and a dry run decides a group g
   t.match(refused.json(), { allowed: false, failedCondition: 'duration' })
   t.same(await memberships('alice'), [], 'nothing created')
   t.same((await app.inject({ method: 'GET', url: '/grants', headers: bearer() })).json().items, [], 'nothing recorded')
+})
+
+t.test('a group grant is expired by its due timer at its end, without a sweep', async (t) => {
+  const fired: (() => void)[] = []
+  const timers = { set: (fire: () => void) => fired.push(fire), clear: () => {} }
+  const { app, clock, memberships } = await setUp(t, { dueTimers: { horizonMs: 2 * 3600_000, timers } })
+  const grant = (await post(app, groupBody())).json()
+  t.equal(fired.length, 1, 'armed for its end')
+
+  clock.advanceMinutes(60)
+  for (const fire of fired.splice(0)) fire()
+  await app.dueTimers?.idle()
+
+  t.match(await getGrant(app, grant.id), { status: 'expired', endedBy: 'system:timer' })
+  t.same(await memberships('alice'), [], 'removed without a sweep')
+})
+
+t.test('a scheduled group grant whose group was deleted before its start is denied at its start, and nothing is made', async (t) => {
+  const { app, clock, clients, instance, breakglass, memberships } = await setUp(t)
+  const startsAt = new Date(clock.now().getTime() + 10 * 60_000).toISOString()
+  const scheduled = (await post(app, groupBody({ startsAt }))).json()
+  await clients.identityStore.send(new DeleteGroupCommand({ IdentityStoreId: instance.identityStoreId, GroupId: breakglass }))
+
+  clock.advanceMinutes(11)
+  await sweep(app)
+
+  t.match(await getGrant(app, scheduled.id), { status: 'denied', failureReason: /group 'prod-breakglass' no longer exists \(failed condition: group/ })
+  t.same(await memberships('alice'), [])
 })

@@ -615,9 +615,9 @@ export class GrantService {
       // Recorded before the removal, as every side effect is: the event is the intent.
       const orphan = await this.reconciler.removeOrphan(target, async (coverage) => {
         const grant = coverage.lastGrantId ? await store.getGrant(coverage.lastGrantId) : undefined
-        const noun = target.kind === 'membership' ? 'group membership' : 'account assignment'
-        const detail = `an ${noun} jit-access asked for appeared after every grant holding it had ended ` +
-          '(AWS accepted the creation but its answer was lost); it is removed unless a new grant for the same access holds it first'
+        const [noun, service] = target.kind === 'membership' ? ['a group membership', 'the Identity Store'] : ['an account assignment', 'Identity Center']
+        const detail = `${noun} jit-access asked for appeared after every grant holding it had ended ` +
+          `(${service} accepted the creation but its answer was lost); it is removed unless a new grant for the same access holds it first`
         const what = target.kind === 'membership'
           ? { accountId: null, permissionSet: null, groupName: `(group id ${target.groupId})` }
           : { accountId: target.accountId, permissionSet: target.permissionSetArn }
@@ -698,7 +698,7 @@ export class GrantService {
       ? state.external
         ? `permanent ${grant.groupName ? 'group membership' : 'assignment'} left in place`
         : state.watching
-          ? `no ${accessNoun(grant)} showed up; AWS is watched for an hour, and one that appears is removed`
+          ? `no ${accessNoun(grant)} showed up; ${grant.groupName ? 'the Identity Store' : 'Identity Center'} is watched for an hour, and one that appears is removed`
           : removed
       : state.external
         ? `permanent ${grant.groupName ? 'group membership' : 'assignment'} left in place`
