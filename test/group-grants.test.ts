@@ -2,6 +2,7 @@ import { CreateGroupCommand, DeleteGroupCommand, DeleteGroupMembershipCommand, G
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb'
 import t from 'tap'
 import { cutoffOf } from '../src/core/cutoff-policy.ts'
+import { CREATION_SETTLE_MS } from '../src/core/coverage.ts'
 import type { PolicyDocument } from '../src/core/policy.ts'
 import { BREAKGLASS_RULE, DEMO_POLICY } from '../src/sandbox/seed.ts'
 import { build, PROD } from './helpers/app.ts'
@@ -376,3 +377,48 @@ t.test('a scheduled group grant whose group was deleted before its start is deni
   t.match(await getGrant(app, scheduled.id), { status: 'denied', failureReason: /group 'prod-breakglass' no longer exists \(failed condition: group/ })
   t.same(await memberships('alice'), [])
 })
+
+for (const seed of [1, 2]) {
+  t.test(`under random throttling, 5xx, dropped connections and lost answers on two instances (seed ${seed}), group grants settle to exactly the memberships their grants need`, async (t) => {
+    const { instances, clock, proxy, memberships } = await setUp(t, { proxy: true, instances: 2 })
+    const app = instances[0] as World['app']
+    const on = (i: number) => instances[i % instances.length] as World['app']
+    const carolsBefore = await memberships('carol')
+    proxy!.injectRandomly({ probability: 0.15, faults: ['throttle', 'server-error', 'drop', 'drop-after-upstream', 'server-error-after-upstream', 'transaction-conflict'], seed })
+
+    const posts = await Promise.all(Array.from({ length: 12 }, (_, i) => on(i).inject({
+      method: 'POST',
+      url: '/grants',
+      headers: { ...bearer(), 'idempotency-key': `group-${seed}-${i}` },
+      payload: groupBody({ userName: ['alice', 'bob', 'carol'][i % 3], durationMinutes: 10 + (i % 4) * 10, ticketId: `INC${1_000_000 + i}` }),
+    })))
+    const recorded = [...new Set(posts.map((r) => (r.statusCode < 300 ? r.json().id : r.json().grantId)).filter(Boolean))] as string[]
+    const deletes = await Promise.all(recorded.filter((_, i) => i % 3 === 0).map((id, i) => on(i + 1).inject({ method: 'DELETE', url: `/grants/${id}`, headers: bearer() })))
+    t.same([...posts, ...deletes].filter((r) => ![200, 201, 202, 409, 503].includes(r.statusCode)).map((r) => `${r.statusCode} ${r.body}`), [], 'only documented answers')
+    t.ok(proxy!.totalInjected() > 0, `${proxy!.totalInjected()} faults injected`)
+
+    proxy!.clear()
+    clock.advance(CREATION_SETTLE_MS + 1_000)
+    for (let round = 0; round < 4; round++) {
+      clock.advanceMinutes(1)
+      await Promise.all(instances.map((instance) => sweep(instance)))
+    }
+    const grants = (await app.inject({ method: 'GET', url: '/grants?limit=100', headers: bearer() })).json().items as { userName: string; status: string; coveredBy: string | null }[]
+    t.same(grants.filter((g) => ['provisioning', 'revoking'].includes(g.status)), [], 'nothing left unfinished')
+    t.notOk(grants.some((g) => g.userName !== 'carol' && g.coveredBy === 'pre-existing'), 'nothing of ours taken for a permanent membership')
+    for (const userName of ['alice', 'bob']) {
+      const needed = grants.some((g) => g.userName === userName && g.status === 'active')
+      t.equal((await memberships(userName)).length, needed ? 1 : 0, `${userName}: a membership exactly while a grant needs it`)
+    }
+    t.same(await memberships('carol'), carolsBefore, 'the permanent membership is untouched')
+
+    clock.advanceMinutes(61)
+    for (let round = 0; round < 2; round++) {
+      clock.advanceMinutes(1)
+      await Promise.all(instances.map((instance) => sweep(instance)))
+    }
+    t.same(await memberships('alice'), [], 'all expired: nothing left')
+    t.same(await memberships('bob'), [])
+    t.same(await memberships('carol'), carolsBefore)
+  })
+}
