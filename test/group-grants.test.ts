@@ -422,3 +422,18 @@ for (const seed of [1, 2]) {
     t.same(await memberships('carol'), carolsBefore)
   })
 }
+
+t.test('the group granted is the one the policy meant at start: a new group given the name is never granted, the grant fails', async (t) => {
+  const { app, clients, instance, breakglass, memberships } = await setUp(t)
+  // An administrator deletes the group and creates another with its name (or renames another group to it).
+  await clients.identityStore.send(new DeleteGroupCommand({ IdentityStoreId: instance.identityStoreId, GroupId: breakglass }))
+  const impostor = (await clients.identityStore.send(new CreateGroupCommand({ IdentityStoreId: instance.identityStoreId, DisplayName: GROUP }))).GroupId as string
+
+  const response = await post(app, groupBody())
+
+  t.equal(response.statusCode, 502, response.body)
+  t.match(response.json(), { code: 'PROVISIONING_FAILED' })
+  t.same(await memberships('alice', impostor), [], 'not added to the group that took the name')
+  const [grant] = (await app.inject({ method: 'GET', url: '/grants?userName=alice', headers: bearer() })).json().items
+  t.match(grant, { status: 'failed', groupId: breakglass, failureReason: /not found|does not exist/i })
+})

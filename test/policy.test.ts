@@ -30,7 +30,7 @@ const rule = {
 }
 const request = { userName: 'alice', accountId: '111111111111', permissionSet: 'AdministratorAccess', durationMinutes: 30, ticketId: 'CHG0000001' }
 /** Group ids as a directory would give them: nothing like the display names the policy uses. */
-const GROUP_IDS: Record<string, string> = { sre: '9067a4e2-1111', dba: '9067a4e2-2222' }
+const GROUP_IDS: Record<string, string> = { sre: '9067a4e2-1111', dba: '9067a4e2-2222', breakglass: '9067a4e2-3333' }
 const inSre = async () => [GROUP_IDS.sre as string]
 const inNothing = async () => []
 /** Parsed and resolved against GROUP_IDS, as the service does at start. */

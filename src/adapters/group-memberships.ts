@@ -93,6 +93,8 @@ export class AwsGroupMemberships {
       const { name, Reason } = error as { name?: string; Reason?: string }
       if (name === 'ConflictException') return Reason === 'UNIQUENESS_CONSTRAINT_VIOLATION' && operation === 'CreateGroupMembership' ? SUCCEEDED : UNDER_WAY
       if (name === 'ResourceNotFoundException' && operation === 'DeleteGroupMembership') return SUCCEEDED
+      // The group (or user) is gone: refused for good, as Identity Center refuses an assignment (the grant fails).
+      if (name === 'ResourceNotFoundException') return { state: 'failed', requestId: null, reason: (error as Error).message || 'the group or user does not exist' }
       return callAws(SERVICE, operation, () => Promise.reject(error))
     }
   }

@@ -308,9 +308,13 @@ export class GrantService {
     return { accountId: input.accountId ?? '', permissionSet: permissionSet.name, permissionSetArn: permissionSet.arn, groupName: null, groupId: null, sessionSeconds: permissionSet.sessionDurationSeconds }
   }
 
-  /** A group grant's group: its id as the directory says now. A membership has no role sessions that outlast it. */
+  /**
+   * A group grant's group: the id the policy resolved at start for a grantable group (a group renamed since, or a
+   * new group given its name, is not granted in its place), else as the directory says now (the policy refuses
+   * the group; a name the directory lacks is 422). A membership has no role sessions that outlast it.
+   */
   private async lookUpGroup(groupName: string): Promise<GrantedAccess | DomainError> {
-    const groupId = await this.deps.directory.groupIdOf(groupName)
+    const groupId = this.deps.policy.grantableGroupIds?.get(groupName) ?? await this.deps.directory.groupIdOf(groupName)
     if (!groupId) return new GroupNotFoundError(groupName)
     return { accountId: null, permissionSet: null, permissionSetArn: null, groupName, groupId, sessionSeconds: 0 }
   }

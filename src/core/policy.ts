@@ -69,6 +69,11 @@ export interface Policy {
   version: string
   /** The document as loaded (GET /policy shows it). */
   document: PolicyDocument
+  /**
+   * The id of each group a rule lists in grantableGroups, by display name, set by resolvePolicy: a group grant adds
+   * the user to the group the policy meant when it was loaded, not to whichever group has that name later.
+   */
+  grantableGroupIds?: ReadonlyMap<string, string>
 }
 
 /** The version of a policy document (see Policy.version). */
@@ -171,8 +176,9 @@ export interface ResolveOptions {
 }
 
 /**
- * Looks up, once at start, the id of every group the policy names, and answers the policy with them, so that
- * group rules match memberships by id: renaming a group, or giving its old name to another, changes no
+ * Looks up, once at start, the id of every group the policy names (in groups and in grantableGroups), and answers
+ * the policy with them, so that group rules match memberships by id, and a group grant adds the user to the group
+ * the policy meant: renaming a group, or giving its old name to another, changes no
  * decision until the service is restarted with a policy that says so. A missing group refuses the policy
  * (PolicyGroupNotFoundError, naming each group and its rules) unless `warnMissing` is given. Errors of the
  * lookup itself (throttling, access denied) are the caller's: the service cannot start without the answer.
@@ -182,10 +188,11 @@ export async function resolvePolicy(
   groupIdOf: (displayName: string) => Promise<string | undefined>,
   options: ResolveOptions = {},
 ): Promise<Policy> {
-  const names = [...new Set(policy.rules.flatMap((rule) => rule.groups ?? []))]
+  const grantable = new Set(policy.rules.flatMap((rule) => rule.grantableGroups ?? []))
+  const names = [...new Set([...policy.rules.flatMap((rule) => rule.groups ?? []), ...grantable])]
   const ids = new Map(await Promise.all(names.map(async (name) => [name, await groupIdOf(name)] as const)))
   const missing = names.filter((name) => ids.get(name) === undefined).map((name) => {
-    const rules = policy.rules.filter((rule) => rule.groups?.includes(name)).map((rule) => `'${rule.name}'`)
+    const rules = policy.rules.filter((rule) => rule.groups?.includes(name) || rule.grantableGroups?.includes(name)).map((rule) => `'${rule.name}'`)
     return `group '${name}' (rule ${rules.join(', ')})`
   })
   if (missing.length > 0) {
@@ -195,6 +202,10 @@ export async function resolvePolicy(
   return {
     ...policy,
     rules: policy.rules.map((rule) => (rule.groups ? { ...rule, groupIds: rule.groups.flatMap((name) => ids.get(name) ?? []) } : rule)),
+    grantableGroupIds: new Map([...grantable].flatMap((name) => {
+      const id = ids.get(name)
+      return id === undefined ? [] : [[name, id] as const]
+    })),
   }
 }
 
