@@ -61,6 +61,7 @@ export function readDeploymentContext(get: (name: string) => unknown, baseDir: s
       jwksUrl: text('jwksUrl'),
       permissionSetArns: requiredList('permissionSetArns'),
       accountIds: list('accountIds'),
+      grantableGroupIds: list('grantableGroupIds'),
       reservedConcurrency: number('reservedConcurrency'),
       identityCenterTps: number('identityCenterTps'),
       serviceNow: text('serviceNowUrl')

@@ -50,6 +50,11 @@ export interface JitAccessStackProps extends StackProps {
   /** Accounts jit-access may assign on; default: any. */
   accountIds?: string[] | undefined
   /**
+   * Identity Store group ids whose membership group grants may change (the policy's grantableGroups); IAM allows
+   * CreateGroupMembership and DeleteGroupMembership on these only. Default: any group of the identity store.
+   */
+  grantableGroupIds?: string[] | undefined
+  /**
    * Work notes on tickets, and with `verify` approval verification (docs/servicenow.md): the instance's URL, who
    * signs in (an OAuth client id or an integration user's name), and the Secrets Manager secret holding the
    * client secret or password (its value never enters the template). Unset: no ServiceNow.
@@ -331,7 +336,9 @@ export class JitAccessStack extends Stack {
     acknowledgeWildcard('arn:<AWS::Partition>:identitystore:::user/*', 'Identity Store user ids are created with the users and looked up by ' +
       'user name at request time (GetUserId), so they cannot be listed at deploy time; every statement naming users also names the one identity store, which each of these actions requires.')
     acknowledgeWildcard('arn:<AWS::Partition>:identitystore:::group/*', 'Group ids are looked up by the policy\'s group names at start ' +
-      '(GetGroupId, read only), so they cannot be listed at deploy time; the statement also names the one identity store.')
+      '(GetGroupId, read only), so they cannot be listed at deploy time; the statement also names the one identity store. Group grants ' +
+      '(AddAndRemoveGroupMembers) are narrowed to grantableGroupIds when the deployment names them; otherwise the eligibility policy\'s ' +
+      'grantableGroups decide which groups are granted.')
     acknowledgeWildcard('arn:<AWS::Partition>:identitystore:::membership/*', 'Membership ids are unknown until a user\'s memberships are ' +
       'listed (ListGroupMembershipsForMember, read only); the statement also names the one identity store and users.')
     role.addToPolicy(new iam.PolicyStatement({
@@ -350,6 +357,14 @@ export class JitAccessStack extends Stack {
       // The policy's group names are resolved to ids once, at start; memberships are then matched by id.
       actions: ['identitystore:GetGroupId'],
       resources: [identityStore, `arn:${partition}:identitystore:::group/*`],
+    }))
+    // Group grants (grantableGroups in the policy): add a user to a group and remove the membership again. The
+    // Service Authorization Reference requires the store, the group, the user and (to remove) the membership.
+    const grantableGroups = (props.grantableGroupIds ?? ['*']).map((groupId) => `arn:${partition}:identitystore:::group/${groupId}`)
+    role.addToPolicy(new iam.PolicyStatement({
+      sid: 'AddAndRemoveGroupMembers',
+      actions: ['identitystore:CreateGroupMembership', 'identitystore:DeleteGroupMembership'],
+      resources: [identityStore, ...grantableGroups, `arn:${partition}:identitystore:::user/*`, `arn:${partition}:identitystore:::membership/*`],
     }))
     role.addToPolicy(new iam.PolicyStatement({
       sid: 'GrantState',
@@ -501,6 +516,11 @@ function checkSettings(props: JitAccessStackProps): string {
   if (props.managementAccountId !== undefined && !ACCOUNT_ID.test(props.managementAccountId)) throw new Error(`managementAccountId '${props.managementAccountId}' is not an account id`)
   for (const accountId of props.accountIds ?? []) {
     if (!ACCOUNT_ID.test(accountId)) throw new Error(`accountIds: '${accountId}' is not an account id`)
+  }
+  for (const groupId of props.grantableGroupIds ?? []) {
+    if (!/^([0-9a-f]{10}-)?[A-Fa-f0-9]{8}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{12}$/.test(groupId)) {
+      throw new Error(`grantableGroupIds: '${groupId}' is not an Identity Store group id`)
+    }
   }
   if (props.permissionSetArns.length === 0) throw new Error('permissionSetArns: name at least one permission set jit-access may assign')
   for (const arn of props.permissionSetArns) {

@@ -34,7 +34,7 @@ export interface paths {
         put?: never;
         /**
          * Request temporary access
-         * @description Gives one Identity Store user one permission set on one AWS account for a bounded time, if the eligibility policy allows it. Answers 201 once the account assignment is in place, or 202 while Identity Center is still provisioning it (poll GET /grants/{id}). It answers within the request deadline (25 s by default) whatever AWS does: 202 once the grant is recorded, 503 with Retry-After before. Denials are audited and answered 403 POLICY_DENIED with the failed condition. With startsAt (a later start) it answers 201 with status scheduled: nothing is created in Identity Center until the first sweep after that time, which asks the policy again and then provisions the grant (or records it denied). Send an Idempotency-Key (e.g. grant- and the change’s sys_id) to make retries safe: the same key and body replay the first answer, and a retry after a 503 resumes the grant the failed attempt recorded instead of making another. With dryRun: true it answers 200 with the verdict (DryRunResult) a real request would get, and records and creates nothing.
+         * @description Gives one Identity Store user one permission set on one AWS account (an account grant: accountId and permissionSet), or membership of one Identity Store group (a group grant: groupName, which a policy rule must list in grantableGroups), for a bounded time, if the eligibility policy allows it. Any other mix of accountId, permissionSet and groupName is answered 400 VALIDATION_FAILED. Answers 201 once the account assignment is in place, or 202 while Identity Center is still provisioning it (poll GET /grants/{id}). It answers within the request deadline (25 s by default) whatever AWS does: 202 once the grant is recorded, 503 with Retry-After before. Denials are audited and answered 403 POLICY_DENIED with the failed condition. With startsAt (a later start) it answers 201 with status scheduled: nothing is created in Identity Center until the first sweep after that time, which asks the policy again and then provisions the grant (or records it denied). Send an Idempotency-Key (e.g. grant- and the change’s sys_id) to make retries safe: the same key and body replay the first answer, and a retry after a 503 resumes the grant the failed attempt recorded instead of making another. With dryRun: true it answers 200 with the verdict (DryRunResult) a real request would get, and records and creates nothing.
          */
         post: operations["createGrant"];
         delete?: never;
@@ -230,6 +230,8 @@ export interface components {
          *       "accountId": "111111111111",
          *       "permissionSet": "AdministratorAccess",
          *       "permissionSetArn": "arn:aws:sso:::permissionSet/ssoins-1111111111111111/ps-2222222222222222",
+         *       "groupName": null,
+         *       "groupId": null,
          *       "ticketId": "CHG0031337",
          *       "justification": "Fix failing deployment",
          *       "requestedBy": "servicenow-workflow",
@@ -256,9 +258,16 @@ export interface components {
             userName: string;
             /** @description Identity Store user id */
             userId: string;
-            accountId: string;
-            permissionSet: string;
-            permissionSetArn: string;
+            /** @description An account grant’s account; null for a group grant */
+            accountId: string | null;
+            /** @description An account grant’s permission set; null for a group grant */
+            permissionSet: string | null;
+            /** @description null for a group grant */
+            permissionSetArn: string | null;
+            /** @description A group grant’s Identity Store group (display name); null for an account grant */
+            groupName: string | null;
+            /** @description A group grant’s Identity Store group id; null for an account grant */
+            groupId: string | null;
             ticketId: string;
             justification: string | null;
             /** @description The JWT subject that requested the grant */
@@ -280,7 +289,7 @@ export interface components {
             expiresAt: string;
             /**
              * Format: date-time
-             * @description expiresAt plus the permission set session duration: a role session taken just before expiry lasts until then; once sessions are cut (sessionsCutAt), the cut plus the 5 minutes a service control policy takes to apply
+             * @description For a group grant, expiresAt. For an account grant, expiresAt plus the permission set session duration: a role session taken just before expiry lasts until then; once sessions are cut (sessionsCutAt), the cut plus the 5 minutes a service control policy takes to apply
              */
             accessEndsBy: string;
             /**
@@ -316,6 +325,7 @@ export interface components {
          *       "userName": "alice",
          *       "accountId": "111111111111",
          *       "permissionSet": "AdministratorAccess",
+         *       "groupName": null,
          *       "ticketId": "CHG0031337",
          *       "detail": "account assignment in place",
          *       "requestId": "7f1c2e9a-4b1d-4f0e-9d7c-2a3b4c5d6e7f",
@@ -339,8 +349,12 @@ export interface components {
             actor: string;
             grantId: string | null;
             userName: string;
-            accountId: string;
-            permissionSet: string;
+            /** @description null on a group grant’s events */
+            accountId: string | null;
+            /** @description null on a group grant’s events */
+            permissionSet: string | null;
+            /** @description A group grant’s Identity Store group; null on an account grant’s events (hashed only when set) */
+            groupName: string | null;
             ticketId: string;
             detail: string;
             /** @description This service’s id of the HTTP request that caused it (API Gateway’s behind API Gateway), as in the service logs; null for the scheduled sweep */
@@ -409,14 +423,16 @@ export interface components {
             users?: string[];
             /** @description Identity Store group display names (matched by id, resolved at start) */
             groups?: string[];
-            /** @description Account ids, * (any), organizational units (ou-…, every account nested below) or the root (r-…) */
-            accounts: string[];
+            /** @description Account ids, * (any), organizational units (ou-…, every account nested below) or the root (r-…); absent in a rule of grantable groups only */
+            accounts?: string[];
             /** @description Tags every allowed account must carry (AWS Organizations) */
             accountTags?: {
                 [key: string]: string;
             };
-            /** @description Permission set names, or * */
-            permissionSets: string[];
+            /** @description Permission set names, or *; absent in a rule of grantable groups only */
+            permissionSets?: string[];
+            /** @description Identity Store groups (display names) a group grant under this rule may add the user to */
+            grantableGroups?: string[];
             maxDurationMinutes: number;
             /** @description How far ahead a grant may be scheduled; absent: the service maximum */
             maxLeadDays?: number;
@@ -470,6 +486,9 @@ export interface components {
          *             "AdministratorAccess",
          *             "ReadOnlyAccess"
          *           ],
+         *           "grantableGroups": [
+         *             "prod-breakglass"
+         *           ],
          *           "accountScope": [
          *             "111111111111",
          *             "ou-ab12-cdef3456"
@@ -503,8 +522,10 @@ export interface components {
             rules: {
                 /** @description The rule’s name */
                 rule: string;
-                /** @description Permission set names (* : any) */
+                /** @description Permission set names (* : any); empty for a rule of grantable groups only */
                 permissionSets: string[];
+                /** @description Identity Store groups a group grant (groupName) under this rule may add the user to; empty: none */
+                grantableGroups: string[];
                 /** @description The rule’s accounts as the policy writes them: ids, *, OUs (ou-…) and the root (r-…) */
                 accountScope: string[];
                 /** @description Tags every account must carry; null: none required */
@@ -544,7 +565,7 @@ export interface components {
             allowed: boolean;
             /** @description The rule that allows it, or (refused) the rule that came closest */
             rule: string | null;
-            /** @description Refused: the condition that failed, as POLICY_DENIED (principal, account, permissionSet, duration, leadTime, ticket) or TICKET_NOT_APPROVED (ticket, ticketApproval, ticketState, ticketWindow) would name it; null when allowed */
+            /** @description Refused: the condition that failed, as POLICY_DENIED (principal, account, permissionSet, group, duration, leadTime, ticket) or TICKET_NOT_APPROVED (ticket, ticketApproval, ticketState, ticketWindow) would name it; null when allowed */
             failedCondition: string | null;
             /** @description Why, in words */
             detail: string;
@@ -662,6 +683,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
+        /** @description Two kinds of grant, told apart by their fields: an account grant names accountId and permissionSet (both), a group grant names groupName (alone). Any other mix (both kinds, neither, or half of the pair) is refused with 400 problem+json (VALIDATION_FAILED). */
         requestBody: {
             content: {
                 "application/json": {
@@ -671,15 +693,20 @@ export interface operations {
                      */
                     userName: string;
                     /**
-                     * @description AWS account id (12 digits)
+                     * @description An account grant: the AWS account (with permissionSet; never with groupName)
                      * @example 111111111111
                      */
-                    accountId: string;
+                    accountId?: string;
                     /**
-                     * @description Permission set name
+                     * @description An account grant: the permission set name (with accountId; never with groupName)
                      * @example AdministratorAccess
                      */
-                    permissionSet: string;
+                    permissionSet?: string;
+                    /**
+                     * @description A group grant: the Identity Store group (display name) the user is added to for the duration, instead of accountId and permissionSet. The policy rule must list it in grantableGroups. Session cut-off (JIT_SESSION_CUTOFF) does not apply to group grants.
+                     * @example prod-breakglass
+                     */
+                    groupName?: string;
                     /**
                      * @description How long the access lasts; bounded by the policy rule and the service maximum
                      * @example 60
@@ -782,7 +809,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The user or permission set does not exist (USER_NOT_FOUND, PERMISSION_SET_NOT_FOUND) */
+            /** @description The user, permission set or group does not exist (USER_NOT_FOUND, PERMISSION_SET_NOT_FOUND, GROUP_NOT_FOUND) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1347,7 +1374,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The user or permission set does not exist (USER_NOT_FOUND, PERMISSION_SET_NOT_FOUND) */
+            /** @description The user, permission set or group does not exist (USER_NOT_FOUND, PERMISSION_SET_NOT_FOUND, GROUP_NOT_FOUND) */
             422: {
                 headers: {
                     [name: string]: unknown;

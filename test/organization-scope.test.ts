@@ -146,6 +146,27 @@ t.test('through the service, against AWS Organizations in moto', async (t) => {
     t.match(answer.json(), { failedCondition: 'account', detail: /not active/ })
   })
 
+  t.test('an account pending closure (CloseAccount, before AWS suspends it) is never granted, nor listed as eligible', async (t) => {
+    const { app, organization, proxy, hasAssignment } = await build(t, moto, { organization: true, proxy: true, policy: (org) => workloadsPolicy(org) })
+    const { accounts } = organization!
+    const open = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ accountId: accounts.analyticsProd }) })
+    proxy!.inject('DescribeAccount', 'report-pending-closure')
+    proxy!.inject('ListAccountsForParent', 'report-pending-closure')
+
+    const answer = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ accountId: accounts.paymentsProd }) })
+    const dryRun = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: { ...grantBody({ accountId: accounts.paymentsBatch }), dryRun: true } })
+    const eligibility = (await app.inject({ method: 'GET', url: '/eligibility?userName=alice', headers: bearer() })).json()
+
+    t.equal(open.statusCode, 201, `an active account is granted: ${open.body}`)
+    t.equal(answer.statusCode, 403, answer.body)
+    t.match(answer.json(), { failedCondition: 'account', detail: /not active/ })
+    t.notOk(await hasAssignment('alice', accounts.paymentsProd, 'AdministratorAccess'), 'no assignment')
+    t.match(dryRun.json(), { allowed: false, failedCondition: 'account' })
+    const listed = eligibility.rules.flatMap((rule: { accounts: { id: string }[] }) => rule.accounts.map((account) => account.id))
+    t.notOk(listed.includes(accounts.paymentsProd), 'not offered as eligible')
+    t.ok(proxy!.injected['report-pending-closure'], 'Organizations reported it pending closure')
+  })
+
   t.test('Organizations failing answers 503 with Retry-After, records nothing and grants nothing', async (t) => {
     const { app, organization, proxy, hasAssignment } = await build(t, moto, { organization: true, proxy: true, policy: (org) => workloadsPolicy(org) })
     // Every attempt the limiter makes (3) fails; the next request finds Organizations back.

@@ -31,7 +31,7 @@ const rule = {
 }
 const request = { userName: 'alice', accountId: '111111111111', permissionSet: 'AdministratorAccess', durationMinutes: 30, ticketId: 'CHG0000001' }
 /** Group ids as a directory would give them: nothing like the display names the policy uses. */
-const GROUP_IDS: Record<string, string> = { sre: '9067a4e2-1111', dba: '9067a4e2-2222' }
+const GROUP_IDS: Record<string, string> = { sre: '9067a4e2-1111', dba: '9067a4e2-2222', breakglass: '9067a4e2-3333' }
 const inSre = async () => [GROUP_IDS.sre as string]
 const inNothing = async () => []
 /** Parsed and resolved against GROUP_IDS, as the service does at start. */
@@ -80,6 +80,29 @@ t.test('mightAllow is false only for requests that no group membership could mak
   }
 })
 
+t.test('group grants: a rule\'s grantableGroups decide the group; account rules never allow one, nor group rules an account', async (t) => {
+  const breakglass = { name: 'sre-breakglass', groups: ['sre'], grantableGroups: ['breakglass'], maxDurationMinutes: 30, ticketPattern: 'INC[0-9]{7}' }
+  const policy = await policyOf({ rules: [rule, breakglass] })
+  const groupRequest = { userName: 'alice', groupName: 'breakglass', durationMinutes: 20, ticketId: 'INC0000001' }
+  t.same(await evaluatePolicy(policy, groupRequest, inSre), { allowed: true, rule: 'sre-breakglass' })
+  const cases: [string, Record<string, unknown>, () => Promise<string[]>, string, string][] = [
+    ['not in the group', groupRequest, inNothing, 'principal', 'sre-prod'],
+    ['a group no rule grants', { ...groupRequest, groupName: 'sre' }, inSre, 'group', 'sre-breakglass'],
+    ['too long', { ...groupRequest, durationMinutes: 31 }, inSre, 'duration', 'sre-breakglass'],
+    ['ticket does not match', { ...groupRequest, ticketId: 'CHG0000001' }, inSre, 'ticket', 'sre-breakglass'],
+  ]
+  for (const [name, input, groups, failedCondition, closest] of cases) {
+    t.match(await evaluatePolicy(policy, input as typeof groupRequest, groups), { allowed: false, failedCondition, rule: closest }, name)
+  }
+  // An account request on a policy whose only matching rule grants groups: the group rule comes less close.
+  const groupsOnly = await policyOf({ rules: [{ ...rule, name: 'dba-prod', groups: ['dba'] }, breakglass] })
+  t.match(await evaluatePolicy(groupsOnly, request, inSre), { allowed: false, failedCondition: 'account', rule: 'sre-breakglass' })
+  for (const input of [groupRequest, { ...groupRequest, groupName: 'sre' }, { ...groupRequest, durationMinutes: 31 }, { ...groupRequest, userName: 'bob' }]) {
+    const allowedBySomeGroups = (await Promise.all([inSre, inNothing].map((groups) => evaluatePolicy(policy, input, groups)))).some((d) => d.allowed)
+    t.equal(mightAllow(policy, input), allowedBySomeGroups, `mightAllow ${JSON.stringify(input)}`)
+  }
+})
+
 t.test('users are matched by name; groups are looked up only when needed', async (t) => {
   const policy = await policyOf({ rules: [{ ...rule, groups: undefined, users: ['alice'] }] })
   let lookups = 0
@@ -119,6 +142,11 @@ t.test('invalid policies are refused whole, naming the problem', async (t) => {
     ['bad regular expression', { rules: [{ ...rule, ticketPattern: '(' }] }, /ticketPattern of rule 'sre-prod'/],
     ['lookaround, which RE2 does not run', { rules: [{ ...rule, ticketPattern: 'CHG(?=\\d)\\d+' }] }, /ticketPattern of rule 'sre-prod' is not a valid RE2/],
     ['duplicate names', { rules: [rule, rule] }, /used twice/],
+    ['accounts without permission sets', { rules: [{ ...rule, permissionSets: undefined }] }, /accounts without permissionSets/],
+    ['permission sets without accounts', { rules: [{ ...rule, accounts: undefined, grantableGroups: ['breakglass'] }] }, /permissionSets without accounts/],
+    ['neither accounts nor grantable groups', { rules: [{ ...rule, accounts: undefined, permissionSets: undefined }] }, /neither accounts and permissionSets nor grantableGroups/],
+    ['no grantable group listed', { rules: [{ ...rule, grantableGroups: [] }] }, /grantableGroups/],
+    ['account tags without accounts', { rules: [{ ...rule, accounts: undefined, permissionSets: undefined, grantableGroups: ['breakglass'], accountTags: { env: 'prod' } }] }, /accountTags without accounts/],
   ]
   for (const [name, document, message] of cases) {
     t.throws(() => parsePolicy(document as PolicyDocument), PolicyInvalidError, name)

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb'
-import { ListUsersCommand } from '@aws-sdk/client-identitystore'
+import { GetUserIdCommand, ListGroupMembershipsForMemberCommand, ListUsersCommand } from '@aws-sdk/client-identitystore'
 import t from 'tap'
 import { createAwsClients } from '../src/adapters/aws.ts'
 import { startSandbox } from '../src/sandbox.ts'
@@ -73,6 +73,25 @@ t.test('npm start seeds a demo organization, and its policy lets carol take Admi
   t.equal(production.status, 403, 'not on an account without the tag')
   const eligibility = await fetch(`${sandbox.baseUrl}/eligibility?userName=carol`, { headers })
   t.match(await eligibility.json(), { rules: [{ rule: 'carol-read-only', anyAccount: true }, { rule: 'carol-development-admin', anyAccount: true, accountTags: { environment: 'development' } }] })
+
+  // The README's group grant: bob joins prod-breakglass, and leaves it when the grant ends.
+  const group = await fetch(`${sandbox.baseUrl}/grants`, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ userName: 'bob', groupName: 'prod-breakglass', durationMinutes: 30, ticketId: 'INC0000001' }),
+  })
+  const groupGrant = await group.json() as { id: string; status: string; groupName: string }
+  t.equal(group.status, 201, JSON.stringify(groupGrant))
+  t.match(groupGrant, { status: 'active', groupName: 'prod-breakglass' })
+  const clients = createAwsClients({ region: 'us-east-1', endpoint: sandbox.moto!.endpoint })
+  const bobsGroups = async () => (await clients.identityStore.send(new ListGroupMembershipsForMemberCommand({
+    IdentityStoreId: sandbox.config.identityStoreId,
+    MemberId: { UserId: (await clients.identityStore.send(new GetUserIdCommand({ IdentityStoreId: sandbox.config.identityStoreId, AlternateIdentifier: { UniqueAttribute: { AttributePath: 'userName', AttributeValue: 'bob' } } }))).UserId as string },
+  }))).GroupMemberships?.length ?? 0
+  t.equal(await bobsGroups(), 2, 'oncall and prod-breakglass')
+  const ended = await fetch(`${sandbox.baseUrl}/grants/${groupGrant.id}`, { method: 'DELETE', headers: { authorization: headers.authorization } })
+  t.match(await ended.json(), { status: 'revoked' })
+  t.equal(await bobsGroups(), 1, 'back to oncall alone')
 })
 
 t.test('with AWS_ENDPOINT_URL set, npm start uses that server, creates its tables, and seeds nothing', async (t) => {

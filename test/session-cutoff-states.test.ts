@@ -85,7 +85,7 @@ const grant = (id: string): Grant => ({
   id, status: 'revoking', userName: 'alice', userId: 'u-alice', accountId: '111111111111', permissionSet: 'AdministratorAccess',
   permissionSetArn: 'arn:aws:sso:::permissionSet/ssoins-1111111111111111/ps-2222222222222222', ticketId: 'CHG0000001', justification: null,
   requestedBy: 'x', createdAt: '2026-12-01T11:00:00Z', startsAt: '2026-12-01T11:00:00Z', expiresAt: '2026-12-01T13:00:00Z', accessEndsBy: '2026-12-01T14:00:00Z',
-  endedAt: null, endedBy: 'x', endReason: 'revoked', coveredBy: 'jit', failureReason: null, sessionsCutAt: null,
+  endedAt: null, endedBy: 'x', endReason: 'revoked', coveredBy: 'jit', failureReason: null, sessionsCutAt: null, groupName: null, groupId: null,
 })
 const actor = { id: 'system:sweep', requestId: null }
 

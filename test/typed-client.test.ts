@@ -1,6 +1,7 @@
 import createClient from 'openapi-fetch'
 import t from 'tap'
 import type { paths } from '../openapi/schema.d.ts'
+import { BREAKGLASS_RULE, DEMO_POLICY } from '../src/sandbox/seed.ts'
 import { build, grantBody } from './helpers/app.ts'
 import { startMoto } from './helpers/moto.ts'
 import { mintToken } from './helpers/tokens.ts'
@@ -8,7 +9,7 @@ import { mintToken } from './helpers/tokens.ts'
 const moto = await startMoto(t)
 
 t.test('a client typed from the committed contract drives the running service over a real socket', async (t) => {
-  const { app } = await build(t, moto)
+  const { app } = await build(t, moto, { policy: { rules: [...DEMO_POLICY.rules, BREAKGLASS_RULE] } })
   const baseUrl = await app.listen({ port: 0, host: '127.0.0.1' })
   const client = createClient<paths>({ baseUrl, headers: { authorization: `Bearer ${mintToken()}` } })
 
@@ -62,6 +63,15 @@ t.test('a client typed from the committed contract drives the running service ov
   const dryRun = await client.POST('/grants', { body: { userName: 'alice', accountId: '111111111111', permissionSet: 'ReadOnlyAccess', durationMinutes: 30, ticketId: 'CHG0000044', dryRun: true } })
   t.equal(dryRun.response.status, 200)
   t.equal(dryRun.data && 'allowed' in dryRun.data ? dryRun.data.allowed : undefined, true, 'the dry run\'s verdict is typed')
+
+  // A group grant: groupName instead of accountId and permissionSet, both optional in the contract.
+  const group = await client.POST('/grants', { body: { userName: 'bob', groupName: 'prod-breakglass', durationMinutes: 30, ticketId: 'INC0000045' } })
+  t.equal(group.response.status, 201, JSON.stringify(group.error))
+  const groupGrant = group.data && 'id' in group.data ? group.data : undefined
+  t.match(groupGrant, { status: 'active', groupName: 'prod-breakglass', accountId: null, permissionSet: null })
+  const mixed = await client.POST('/grants', { body: { userName: 'bob', groupName: 'prod-breakglass', accountId: '111111111111', durationMinutes: 30, ticketId: 'INC0000046' } })
+  t.equal(mixed.response.status, 400, 'a mix of the two kinds is refused')
+  t.equal(mixed.error?.code, 'VALIDATION_FAILED')
 
   const served = await (await fetch(`${baseUrl}/openapi.json`)).json()
   t.equal((served as { openapi: string }).openapi, '3.0.3', 'the service serves the contract')

@@ -15,6 +15,7 @@ import { PageCursors } from './dynamodb/cursor.ts'
 import { DynamoGrantStore } from './dynamodb/grant-store.ts'
 import { DynamoIdempotencyStore } from './dynamodb/idempotency-store.ts'
 import { DynamoOutboxStore } from './dynamodb/outbox-store.ts'
+import { AccessTargets, AwsGroupMemberships } from './group-memberships.ts'
 import { AwsIdentityCenter, resolveInstance } from './identity-center.ts'
 import { IdentityCenterRateLimiter } from './rate-limiter.ts'
 import { AwsIdentityStore } from './identity-store.ts'
@@ -59,6 +60,8 @@ export interface AwsClients {
    */
   ssoAdminMutations: SSOAdminClient
   identityStore: IdentitystoreClient
+  /** For CreateGroupMembership/DeleteGroupMembership only: no automatic retries, for the same reason as ssoAdminMutations. */
+  identityStoreMutations: IdentitystoreClient
   dynamo: DynamoDBClient
   sns: SNSClient
   secrets: SecretsManagerClient
@@ -72,6 +75,7 @@ export function createAwsClients(settings: Pick<AwsSettings, 'region' | 'endpoin
     ssoAdmin: new SSOAdminClient({ ...common, maxAttempts: 1 }),
     ssoAdminMutations: new SSOAdminClient({ ...common, maxAttempts: 1 }),
     identityStore: new IdentitystoreClient(common),
+    identityStoreMutations: new IdentitystoreClient({ ...common, maxAttempts: 1 }),
     dynamo: new DynamoDBClient(common),
     sns: new SNSClient(common),
     secrets: new SecretsManagerClient(common),
@@ -106,13 +110,19 @@ export async function createAwsAdapters(
     store: new DynamoGrantStore(doc, settings.tables, chain, cursors),
     auditLog: new DynamoAuditLog(doc, settings.tables.audit, chain, cursors, auditAnchors),
     auditAnchors,
-    identityCenter: new AwsIdentityCenter(clients.ssoAdmin, clients.ssoAdminMutations, {
-      limiter: new IdentityCenterRateLimiter({ ratePerSecond: settings.identityCenterTps ?? DEFAULT_IDENTITY_CENTER_TPS, maxConcurrentCreations: settings.maxConcurrentCreations ?? 10 }),
-      instanceArn: instance.instanceArn,
-      provisioningWaitMs: settings.provisioningWaitMs,
-      cacheTtlMs: settings.cacheTtlMs,
-      log,
-    }),
+    // Account assignments through Identity Center, group memberships through the Identity Store, each paced by
+    // its own limiter (the two services have separate quotas).
+    identityCenter: new AccessTargets(
+      new AwsIdentityCenter(clients.ssoAdmin, clients.ssoAdminMutations, {
+        limiter: new IdentityCenterRateLimiter({ ratePerSecond: settings.identityCenterTps ?? DEFAULT_IDENTITY_CENTER_TPS, maxConcurrentCreations: settings.maxConcurrentCreations ?? 10 }),
+        instanceArn: instance.instanceArn,
+        provisioningWaitMs: settings.provisioningWaitMs,
+        cacheTtlMs: settings.cacheTtlMs,
+        log,
+      }),
+      new AwsGroupMemberships(clients.identityStore, clients.identityStoreMutations, instance.identityStoreId,
+        new IdentityCenterRateLimiter({ ratePerSecond: settings.identityCenterTps ?? DEFAULT_IDENTITY_CENTER_TPS, maxConcurrentCreations: 1 })),
+    ),
     directory: new AwsIdentityStore(clients.identityStore, instance.identityStoreId, settings.cacheTtlMs),
     notifier: new SnsNotifier(clients.sns, settings.snsTopicArn, log),
     outboxStore: new DynamoOutboxStore(doc, settings.tables.grants, chain),

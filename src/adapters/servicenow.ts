@@ -230,9 +230,10 @@ async function asDelivery<T>(call: Promise<T>, options: { transient?: boolean } 
 
 /** One paragraph an engineer reading the ticket understands: what happened, to whose access, until when. */
 export function workNote({ event, window }: OutboxMessage): string {
-  const what = `${event.permissionSet} on AWS account ${event.accountId} for ${event.userName}`
+  const group = event.groupName
+  const what = group ? `membership of Identity Store group ${group} for ${event.userName}` : `${event.permissionSet} on AWS account ${event.accountId} for ${event.userName}`
   const until = window && ['grant.activated', 'grant.extended', 'grant.shortened'].includes(event.action)
-    ? ` Until ${window.expiresAt}; role sessions already started last until ${window.accessEndsBy} at the latest.`
+    ? group ? ` Until ${window.expiresAt}.` : ` Until ${window.expiresAt}; role sessions already started last until ${window.accessEndsBy} at the latest.`
     : ''
   return `[jit-access] ${NOTED[event.action] ?? event.action}: ${what}.${until} ${event.detail} (by ${event.actor}, ${event.at}). ` +
     `Grant ${event.grantId}; ${eventMarker(event)}.`

@@ -1,3 +1,4 @@
+import { accessOf } from '../core/grant-model.ts'
 import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns'
 import type { FastifyBaseLogger } from 'fastify'
 import { ANNOUNCED_ACTIONS, type AuditEvent } from '../core/audit.ts'
@@ -37,9 +38,10 @@ export class SnsLifecycleChannel implements MessageChannel {
 
   async deliver({ event }: OutboxMessage, _redelivery: boolean, signal: AbortSignal): Promise<void> {
     const severity = SEVERITY[event.action] ?? 'info'
-    await publish(this.client, this.topicArn, `${event.action} ${event.permissionSet} on ${event.accountId}`, { source: 'jit-access', severity, ...event }, {
+    await publish(this.client, this.topicArn, `${event.action} ${accessOf(event)}`, { source: 'jit-access', severity, ...event }, {
       action: event.action,
-      accountId: event.accountId,
+      // A group grant's events carry groupName instead of accountId (subscribers may filter on either).
+      ...(event.groupName ? { groupName: event.groupName } : { accountId: event.accountId ?? '' }),
       severity,
       eventId: event.id,
     }, signal)

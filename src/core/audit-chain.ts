@@ -27,7 +27,10 @@ const HASHED_FIELDS = [
 
 /** The bytes that are hashed: the event's fields in a fixed order, as JSON. */
 export function canonicalContent(event: Omit<ChainedAuditEvent, 'hash'>): string {
-  return stringify(Object.fromEntries(HASHED_FIELDS.map((field) => [field, event[field] ?? null]))) ?? ''
+  const fields: [string, unknown][] = HASHED_FIELDS.map((field) => [field, event[field] ?? null])
+  // A group grant's group is hashed when the event names one; events without it hash as they always did.
+  if (event.groupName) fields.push(['groupName', event.groupName])
+  return stringify(Object.fromEntries(fields)) ?? ''
 }
 
 export function linkEvent(event: AuditEvent, head: ChainHead): ChainedAuditEvent {

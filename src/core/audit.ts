@@ -37,8 +37,14 @@ export interface AuditEvent {
   actor: string
   grantId: string | null
   userName: string
-  accountId: string
-  permissionSet: string
+  /** An account grant's account and permission set; null for a group grant's events. */
+  accountId: string | null
+  permissionSet: string | null
+  /**
+   * A group grant's Identity Store group; absent (or null) for account grants. Hashed only when present, so
+   * events written before group grants existed still verify.
+   */
+  groupName?: string | null
   ticketId: string
   detail: string
   /** The HTTP request that caused it, as this service (or the platform in front of it) named it: joins the audit log with service logs. */

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { Clock } from './clock.ts'
-import type { AssignmentTarget } from './grant-model.ts'
+import type { AccessTarget } from './grant-model.ts'
 import { ensureTimeFor, timeLeftMs } from './deadline.ts'
 import { LeaseLostError, UpstreamUnavailableError } from './errors.ts'
 import type { BeforeSend, Coverage, CoverageWrite, GrantStore, IdentityCenter, ProvisioningOutcome } from './ports.ts'
@@ -126,9 +126,9 @@ class CoverageLease {
   private until: number | undefined
   private readonly store: GrantStore
   private readonly clock: Clock
-  private readonly target: AssignmentTarget
+  private readonly target: AccessTarget
 
-  constructor(store: GrantStore, clock: Clock, target: AssignmentTarget, takenWithGrant: LeaseTakenWithGrant | undefined) {
+  constructor(store: GrantStore, clock: Clock, target: AccessTarget, takenWithGrant: LeaseTakenWithGrant | undefined) {
     this.store = store
     this.clock = clock
     this.target = target
@@ -164,7 +164,7 @@ class CoverageLease {
 
 /** One reconcile under way: its lease, the caller's transition, and what the first steps still have to use. */
 interface Run {
-  target: AssignmentTarget
+  target: AccessTarget
   lease: CoverageLease
   finish: Finish | undefined
   /** An early answer on whether the assignment exists, until a step has used it (see `lookedBefore`). */
@@ -209,7 +209,7 @@ export class CoverageReconciler {
    * still fails on the last round, or fails in a way a retry cannot help (a conflict stuck for
    * CONFLICT_PATIENCE_MS); whatever was under way is recorded, and the sweep goes on from there.
    */
-  async reconcile(target: AssignmentTarget, options: ReconcileOptions = {}): Promise<CoverageState> {
+  async reconcile(target: AccessTarget, options: ReconcileOptions = {}): Promise<CoverageState> {
     const { takenWithGrant } = options
     const run: Run = {
       target,
@@ -320,7 +320,7 @@ export class CoverageReconciler {
    * Asks Identity Center whether an assignment exists, ahead of the lease (see `lookAhead`); a failure is
    * no answer, never 'no'.
    */
-  private look(target: AssignmentTarget): Promise<boolean | undefined> {
+  private look(target: AccessTarget): Promise<boolean | undefined> {
     return this.identityCenter.assignmentExists(target).catch(() => undefined)
   }
 
@@ -329,7 +329,7 @@ export class CoverageReconciler {
    * Center has carried out one change (seconds), so wait for it, up to `leaseWaitMs` of real time: each
    * refusal shows the coverage as it is, which may meanwhile be settled or gone.
    */
-  private async acquireLease(target: AssignmentTarget, owner: string): Promise<LeaseTaking> {
+  private async acquireLease(target: AccessTarget, owner: string): Promise<LeaseTaking> {
     const giveUpAt = performance.now() + this.leaseWaitMs
     for (let attempt = 0; ; attempt++) {
       const now = this.clock.now()
@@ -521,7 +521,7 @@ export class CoverageReconciler {
    * was found (its `lastGrantId` says for whom it was made). Answers whether there was one. Throws
    * UpstreamUnavailableError when AWS fails, and what `beforeRemoval` throws (nothing is removed then).
    */
-  async removeOrphan(target: AssignmentTarget, beforeRemoval: (coverage: Coverage) => Promise<void>): Promise<boolean> {
+  async removeOrphan(target: AccessTarget, beforeRemoval: (coverage: Coverage) => Promise<void>): Promise<boolean> {
     const kept = await this.store.getCoverage(target)
     if (!kept || !this.isWatched(kept) || !(await this.identityCenter.assignmentExists(target))) return false
     const owner = randomUUID()

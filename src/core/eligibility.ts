@@ -17,7 +17,10 @@ export interface EligibleAccount {
 /** What one rule lets the user request. */
 export interface EligibleRule {
   rule: string
+  /** Empty for a rule of grantable groups only. */
   permissionSets: string[]
+  /** Identity Store groups a group grant under this rule may add the user to (empty when none). */
+  grantableGroups: string[]
   /** The rule's accounts as the policy writes them: ids, '*', OUs and the root. */
   accountScope: string[]
   accountTags: Record<string, string> | null
@@ -66,10 +69,11 @@ export async function eligibilityOf(deps: EligibilityDeps, userName: string, lim
     const { accounts, truncated } = await accountsOf(rule, useOrganization, limit)
     eligible.push({
       rule: rule.name,
-      permissionSets: rule.permissionSets,
-      accountScope: rule.accounts,
+      permissionSets: rule.permissionSets ?? [],
+      grantableGroups: rule.grantableGroups ?? [],
+      accountScope: rule.accounts ?? [],
       accountTags: rule.accountTags ?? null,
-      anyAccount: rule.accounts.includes('*'),
+      anyAccount: rule.accounts?.includes('*') ?? false,
       accounts,
       truncated,
       maxDurationMinutes: Math.min(rule.maxDurationMinutes, deps.maxDurationMinutes),
@@ -89,7 +93,7 @@ async function accountsOf(rule: Rule, organization: AccountDirectory | undefined
     const tags = await organization.tagsOf(accountId)
     return Object.entries(rule.accountTags).every(([key, value]) => tags[key] === value)
   }
-  for (const entry of rule.accounts) {
+  for (const entry of rule.accounts ?? []) {
     if (entry === '*') continue
     if (!isOrganizationUnit(entry)) {
       if (found.has(entry) || !(await tagsMatch(entry))) continue

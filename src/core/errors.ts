@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'CONCURRENT_CHANGE'
   | 'USER_NOT_FOUND'
   | 'PERMISSION_SET_NOT_FOUND'
+  | 'GROUP_NOT_FOUND'
   | 'PROVISIONING_FAILED'
   | 'UPSTREAM_UNAVAILABLE'
   | 'LEASE_LOST'
@@ -37,6 +38,12 @@ export class UserNotFoundError extends DomainError {
 export class PermissionSetNotFoundError extends DomainError {
   constructor(name: string) {
     super('PERMISSION_SET_NOT_FOUND', `No permission set named '${name}' exists in the Identity Center instance`)
+  }
+}
+
+export class GroupNotFoundError extends DomainError {
+  constructor(name: string) {
+    super('GROUP_NOT_FOUND', `No group named '${name}' exists in the Identity Store`)
   }
 }
 
@@ -73,6 +80,13 @@ export class GrantAlreadyEndedError extends DomainError {
 export class LeaseLostError extends DomainError {
   constructor() {
     super('LEASE_LOST', 'Another process took over the assignment while this one was changing it')
+  }
+}
+
+/** Input the schema lets through and the service refuses, listed field by field as a schema refusal would be. */
+export class InvalidInputError extends DomainError {
+  constructor(errors: { location: string; path: string; message: string }[]) {
+    super('VALIDATION_FAILED', errors.map((e) => `${e.location}${e.path} ${e.message}`).join('; '), { errors })
   }
 }
 

@@ -20,10 +20,11 @@ import { answerBy, ensureTimeFor, withDeadline } from './deadline.ts'
 import {
   ConcurrentChangeError,
   DeadlineExceededError,
-  type DomainError,
+  DomainError,
   DurationTooLongError,
   GrantAlreadyEndedError,
   GrantNotFoundError,
+  GroupNotFoundError,
   InvalidTimeError,
   PermissionSetNotFoundError,
   PolicyDeniedError,
@@ -32,17 +33,22 @@ import {
   UpstreamUnavailableError,
   UserNotFoundError,
 } from './errors.ts'
-import { MOVABLE_STATUSES, targetOf, type AssignmentTarget, type EndReason, type Grant, type GrantStatus } from './grant-model.ts'
+import { MOVABLE_STATUSES, targetOf, type AccessTarget, type EndReason, type Grant, type GrantStatus } from './grant-model.ts'
 import { newId } from './ids.ts'
 import type { Outbox } from './outbox.ts'
 import { evaluatePolicy, mightAllow, type AccessRequest, type Policy, type PolicyDecision } from './policy.ts'
 import type { AccountDirectory, AuditDraft, AuditLog, CoverageWrite, CutoffLedger, CutoffPolicies, Directory, DirectoryUser, PermissionSetInfo, GrantFilter, GrantStore, GrantTransition, IdentityCenter, Notifier, Page, PageRequest, TicketApproval, TicketCheck } from './ports.ts'
 import { SessionCutoffs } from './session-cutoff.ts'
 
+/**
+ * An account grant names accountId and permissionSet; a group grant names groupName (an Identity Store group the
+ * user is added to for the duration) instead. The HTTP edge refuses any other mix.
+ */
 export interface GrantRequest {
   userName: string
-  accountId: string
-  permissionSet: string
+  accountId?: string | undefined
+  permissionSet?: string | undefined
+  groupName?: string | undefined
   durationMinutes: number
   ticketId: string
   justification?: string | undefined
@@ -237,7 +243,7 @@ export class GrantService {
 
   /** The grant a decided request stands for, as it is recorded: 'scheduled' for a later start, else 'provisioning'. */
   private buildGrant(input: GrantRequest, actor: Actor, id: string, decided: RequestDecision): Grant {
-    const { user, permissionSet, startsAt } = decided
+    const { user, access, startsAt } = decided
     const now = this.deps.clock.now()
     const start = startsAt ?? now
     const expiresAt = new Date(start.getTime() + input.durationMinutes * MINUTE_MS)
@@ -246,16 +252,14 @@ export class GrantService {
       status: startsAt ? 'scheduled' : 'provisioning',
       userName: user.userName,
       userId: user.id,
-      accountId: input.accountId,
-      permissionSet: permissionSet.name,
-      permissionSetArn: permissionSet.arn,
+      ...grantedFields(access),
       ticketId: input.ticketId,
       justification: input.justification ?? null,
       requestedBy: actor.id,
       createdAt: now.toISOString(),
       startsAt: start.toISOString(),
       expiresAt: expiresAt.toISOString(),
-      accessEndsBy: new Date(expiresAt.getTime() + permissionSet.sessionDurationSeconds * 1000).toISOString(),
+      accessEndsBy: new Date(expiresAt.getTime() + access.sessionSeconds * 1000).toISOString(),
       endedAt: null,
       endedBy: null,
       endReason: null,
@@ -291,8 +295,8 @@ export class GrantService {
    */
   private async decide(input: GrantRequest, startsAt: Date | undefined, verdict: {
     deny: (userName: string, detail: string, error: DomainError, rule?: string) => Promise<never>
-    beforePolicy?: (target: AssignmentTarget, request: AccessRequest) => void
-  }): Promise<{ user: DirectoryUser; permissionSet: PermissionSetInfo; decision: Extract<PolicyDecision, { allowed: true }> }> {
+    beforePolicy?: (target: AccessTarget, request: AccessRequest) => void
+  }): Promise<{ user: DirectoryUser; access: GrantedAccess; decision: Extract<PolicyDecision, { allowed: true }> }> {
     const { deps } = this
     const version = deps.policy.version
     const user = await deps.directory.findUser(input.userName)
@@ -302,12 +306,9 @@ export class GrantService {
     }
     // The policy names users as the directory does, so it is asked about the directory's spelling too.
     const request = { ...input, userName: user.userName }
-    const permissionSet = await deps.identityCenter.findPermissionSet(input.permissionSet)
-    if (!permissionSet) {
-      const error = new PermissionSetNotFoundError(input.permissionSet)
-      return verdict.deny(user.userName, `${error.message} (policy ${version})`, error)
-    }
-    verdict.beforePolicy?.({ userId: user.id, accountId: input.accountId, permissionSetArn: permissionSet.arn }, request)
+    const access = await this.lookUpAccess(input)
+    if (access instanceof DomainError) return verdict.deny(user.userName, `${access.message} (policy ${version})`, access)
+    verdict.beforePolicy?.(targetOf({ userId: user.id, ...grantedFields(access) }), request)
     const leadMs = startsAt ? startsAt.getTime() - deps.clock.now().getTime() : 0
     const decision = await evaluatePolicy(deps.policy, { ...request, leadMs }, () => deps.directory.groupIdsOf(user.id), deps.accounts)
     if (!decision.allowed) {
@@ -318,7 +319,30 @@ export class GrantService {
       const error = new TicketNotApprovedError(input.ticketId, ticket.failedCondition, ticket.detail)
       return verdict.deny(user.userName, `${describeTicketRefusal(ticket)}; ${allowedBy(decision, deps.policy)}`, error, decision.rule)
     }
-    return { user, permissionSet, decision }
+    return { user, access, decision }
+  }
+
+  /**
+   * What the request would grant, as the directory and Identity Center name it: a group grant's group (its id,
+   * looked up by display name) or an account grant's permission set; the error to refuse it with when there is none.
+   */
+  private async lookUpAccess(input: GrantRequest): Promise<GrantedAccess | DomainError> {
+    if (input.groupName !== undefined) return this.lookUpGroup(input.groupName)
+    const name = input.permissionSet ?? ''
+    const permissionSet = await this.deps.identityCenter.findPermissionSet(name)
+    if (!permissionSet) return new PermissionSetNotFoundError(name)
+    return { accountId: input.accountId ?? '', permissionSet: permissionSet.name, permissionSetArn: permissionSet.arn, groupName: null, groupId: null, sessionSeconds: permissionSet.sessionDurationSeconds }
+  }
+
+  /**
+   * A group grant's group: the id the policy resolved at start for a grantable group (a group renamed since, or a
+   * new group given its name, is not granted in its place), else as the directory says now (the policy refuses
+   * the group; a name the directory lacks is 422). A membership has no role sessions that outlast it.
+   */
+  private async lookUpGroup(groupName: string): Promise<GrantedAccess | DomainError> {
+    const groupId = this.deps.policy.grantableGroupIds?.get(groupName) ?? await this.deps.directory.groupIdOf(groupName)
+    if (!groupId) return new GroupNotFoundError(groupName)
+    return { accountId: null, permissionSet: null, permissionSetArn: null, groupName, groupId, sessionSeconds: 0 }
   }
 
   /**
@@ -428,15 +452,31 @@ export class GrantService {
    */
   private async decideStart(grant: Grant, now: Date): Promise<{ refused: string } | { allowed: string; sessionSeconds: number }> {
     const { deps } = this
-    const permissionSet = await deps.identityCenter.findPermissionSet(grant.permissionSet)
-    if (permissionSet?.arn !== grant.permissionSetArn) {
-      return { refused: `permission set '${grant.permissionSet}' ${permissionSet ? 'was replaced by another of the same name' : 'no longer exists'} (failed condition: permissionSet; policy ${deps.policy.version})` }
-    }
+    const unchanged = await this.stillTheSameAccess(grant)
+    if ('refused' in unchanged) return unchanged
     const decision = await evaluatePolicy(deps.policy, accessRequestOf(grant, 0), () => deps.directory.groupIdsOf(grant.userId), deps.accounts)
     if (!decision.allowed) return { refused: describeDenial(decision, deps.policy) }
     const ticket = await this.askTicket(grant.ticketId, now, Date.parse(grant.expiresAt) - now.getTime())
     if (!ticket.approved) return { refused: `${describeTicketRefusal(ticket)}; ${allowedBy(decision, deps.policy)}` }
-    return { allowed: allowedBy(decision, deps.policy), sessionSeconds: permissionSet.sessionDurationSeconds }
+    return { allowed: allowedBy(decision, deps.policy), sessionSeconds: unchanged.sessionSeconds }
+  }
+
+  /**
+   * A scheduled grant's permission set (or group) as it is now: the one it named, or a refusal when it was deleted
+   * or replaced by another of the same name.
+   */
+  private async stillTheSameAccess(grant: Grant): Promise<{ refused: string } | { sessionSeconds: number }> {
+    const { deps } = this
+    if (grant.groupName !== null) {
+      const groupId = await deps.directory.groupIdOf(grant.groupName)
+      if (groupId === grant.groupId) return { sessionSeconds: 0 }
+      return { refused: `group '${grant.groupName}' ${groupId ? 'was replaced by another of the same name' : 'no longer exists'} (failed condition: group; policy ${deps.policy.version})` }
+    }
+    const permissionSet = await deps.identityCenter.findPermissionSet(grant.permissionSet ?? '')
+    if (permissionSet?.arn !== grant.permissionSetArn) {
+      return { refused: `permission set '${grant.permissionSet}' ${permissionSet ? 'was replaced by another of the same name' : 'no longer exists'} (failed condition: permissionSet; policy ${deps.policy.version})` }
+    }
+    return { sessionSeconds: permissionSet.sessionDurationSeconds }
   }
 
   /** The grant as last written; throws GrantNotFoundError when there is none. */
@@ -599,7 +639,7 @@ export class GrantService {
    * its grants ended (a creation AWS accepted whose answer was lost) is removed, recorded as drift and alerted.
    * Answers how many grants or assignments drifted; throws UpstreamUnavailableError when AWS fails.
    */
-  async checkAssignment(target: AssignmentTarget, actor: Actor): Promise<{ drifted: number }> {
+  async checkAssignment(target: AccessTarget, actor: Actor): Promise<{ drifted: number }> {
     const { store, identityCenter, clock } = this.deps
     let drifted = 0
     const state = await this.reconciler.reconcile(target)
@@ -608,7 +648,7 @@ export class GrantService {
         const grant = await store.getGrant(id)
         if (!grant || (grant.status !== 'active' && grant.status !== 'provisioning')) continue
         drifted++
-        const why = 'the account assignment was removed outside jit-access'
+        const why = `the ${accessNoun(grant)} was removed outside jit-access`
         await this.appendAudit(this.grantDraft(grant, 'grant.drift_detected', actor, `${why}; the grant is ended rather than the access restored`), grant)
         await this.startRevocation(grant, 'revoked', actor, why)
       }
@@ -617,11 +657,15 @@ export class GrantService {
       // Recorded before the removal, as every side effect is: the event is the intent.
       const orphan = await this.reconciler.removeOrphan(target, async (coverage) => {
         const grant = coverage.lastGrantId ? await store.getGrant(coverage.lastGrantId) : undefined
-        const detail = 'an account assignment jit-access asked for appeared after every grant holding it had ended ' +
-          '(Identity Center accepted the creation but its answer was lost); it is removed unless a new grant for the same access holds it first'
+        const [noun, service] = target.kind === 'membership' ? ['a group membership', 'the Identity Store'] : ['an account assignment', 'Identity Center']
+        const detail = `${noun} jit-access asked for appeared after every grant holding it had ended ` +
+          `(${service} accepted the creation but its answer was lost); it is removed unless a new grant for the same access holds it first`
+        const what = target.kind === 'membership'
+          ? { accountId: null, permissionSet: null, groupName: `(group id ${target.groupId})` }
+          : { accountId: target.accountId, permissionSet: target.permissionSetArn }
         await this.appendAudit(grant
           ? this.grantDraft(grant, 'grant.drift_detected', actor, detail)
-          : { action: 'grant.drift_detected', actor: actor.id, grantId: null, userName: `(user id ${target.userId})`, accountId: target.accountId, permissionSet: target.permissionSetArn, ticketId: '(none)', detail, requestId: actor.requestId, correlationId: actor.correlationId ?? null }, grant)
+          : { action: 'grant.drift_detected', actor: actor.id, grantId: null, userName: `(user id ${target.userId})`, ...what, ticketId: '(none)', detail, requestId: actor.requestId, correlationId: actor.correlationId ?? null }, grant)
       })
       if (orphan) drifted++
     }
@@ -674,8 +718,8 @@ export class GrantService {
       hold: 'keep',
       coverage,
       event: this.event(this.grantDraft(current, 'grant.activated', actor, external
-        ? 'a permanent assignment already grants this access; it will be left in place when the grant ends'
-        : 'account assignment in place')),
+        ? `a permanent ${current.groupName ? 'group membership' : 'assignment'} already grants this access; it will be left in place when the grant ends`
+        : `${accessNoun(current)} in place`)),
     }))
   }
 
@@ -688,7 +732,7 @@ export class GrantService {
       dueAt: null,
       set: { failureReason: reason, endedAt: this.deps.clock.now().toISOString() },
       hold: 'release',
-      event: this.event(this.grantDraft(current, 'grant.failed', actor, `Identity Center refused the assignment: ${reason}`)),
+      event: this.event(this.grantDraft(current, 'grant.failed', actor, `${current.groupName ? 'The Identity Store refused the group membership' : 'Identity Center refused the assignment'}: ${reason}`)),
     }))
     if (failed) throw new ProvisioningFailedError(grant.id, reason)
     return this.resolved(grant.id, failed)
@@ -709,7 +753,7 @@ export class GrantService {
       accessRemoved = removal
       return this.recordEnd(grant, reason, actor, detail, coverage)
     }
-    const removed = 'account assignment removed'
+    const removed = `${accessNoun(grant)} removed`
     const finish: Finish = async (write) => {
       // Only a removal's last write belongs with the end: a grant that arrived meanwhile may have the reconciler create it again.
       if (write.kind !== 'removed') return false
@@ -720,13 +764,13 @@ export class GrantService {
     if (state.kind === 'pending' || state.kind === 'failed') return { grant, settled: false }
     ended ??= await end(state.kind === 'absent'
       ? state.external
-        ? 'permanent assignment left in place'
+        ? `permanent ${grant.groupName ? 'group membership' : 'assignment'} left in place`
         : state.watching
-          ? 'no account assignment showed up; Identity Center is watched for an hour, and one that appears is removed'
+          ? `no ${accessNoun(grant)} showed up; ${grant.groupName ? 'the Identity Store' : 'Identity Center'} is watched for an hour, and one that appears is removed`
           : removed
       : state.external
-        ? 'permanent assignment left in place'
-        : 'account assignment kept: another active grant still covers it', undefined, accessEnds(grant, state))
+        ? `permanent ${grant.groupName ? 'group membership' : 'assignment'} left in place`
+        : `${accessNoun(grant)} kept: another active grant still covers it`, undefined, accessEnds(grant, state))
     const outcome = await this.resolved(grant.id, ended)
     return accessRemoved ? this.cutSessions(outcome, actor) : outcome
   }
@@ -786,7 +830,7 @@ export class GrantService {
     return { grant, settled: !(['provisioning', 'revoking'] as GrantStatus[]).includes(grant.status) }
   }
 
-  private grantDraft(grant: Pick<Grant, 'id' | 'userName' | 'accountId' | 'permissionSet' | 'ticketId'>, action: AuditAction, actor: Actor, detail: string): AuditDraft {
+  private grantDraft(grant: Pick<Grant, 'id' | 'userName' | 'accountId' | 'permissionSet' | 'ticketId'> & { groupName?: string | null }, action: AuditAction, actor: Actor, detail: string): AuditDraft {
     return {
       action,
       actor: actor.id,
@@ -794,6 +838,7 @@ export class GrantService {
       userName: grant.userName,
       accountId: grant.accountId,
       permissionSet: grant.permissionSet,
+      ...(grant.groupName ? { groupName: grant.groupName } : {}),
       ticketId: grant.ticketId,
       detail,
       requestId: actor.requestId,
@@ -854,7 +899,7 @@ export class GrantService {
 /** A request as decided: who, which permission set, the allowing decision, the start, and the early look. */
 interface RequestDecision {
   user: DirectoryUser
-  permissionSet: PermissionSetInfo
+  access: GrantedAccess
   decision: Extract<PolicyDecision, { allowed: true }>
   startsAt: Date | undefined
   /** Whether the assignment exists, asked beside the policy (see decideRequest); undefined when not asked. */
@@ -868,8 +913,7 @@ function requestDraft(input: GrantRequest, actor: Actor, userName: string, actio
     actor: actor.id,
     grantId,
     userName,
-    accountId: input.accountId,
-    permissionSet: input.permissionSet,
+    ...requestedAccess(input),
     ticketId: input.ticketId,
     detail,
     requestId: actor.requestId,
@@ -884,7 +928,34 @@ function provisioningDueAt(now: Date, grant: Pick<Grant, 'expiresAt'>): Date {
 
 /** The request a recorded grant stands for, as the policy sees it: its whole duration, from its start. */
 function accessRequestOf(grant: Grant, leadMs: number, durationMinutes = Math.ceil((Date.parse(grant.expiresAt) - Date.parse(grant.startsAt)) / MINUTE_MS)): AccessRequest {
-  return { userName: grant.userName, accountId: grant.accountId, permissionSet: grant.permissionSet, ticketId: grant.ticketId, durationMinutes, leadMs }
+  return { userName: grant.userName, accountId: grant.accountId, permissionSet: grant.permissionSet, groupName: grant.groupName, ticketId: grant.ticketId, durationMinutes, leadMs }
+}
+
+/** What a grant gives, as its record names it (an account assignment's fields or a group membership's), with its session length. */
+interface GrantedAccess {
+  accountId: string | null
+  permissionSet: string | null
+  permissionSetArn: string | null
+  groupName: string | null
+  groupId: string | null
+  /** How long a role session lasts past the end (accessEndsBy); 0 for a group membership. */
+  sessionSeconds: number
+}
+
+/** A grant's fields for what it gives. */
+function grantedFields({ sessionSeconds: _, ...fields }: GrantedAccess): Omit<GrantedAccess, 'sessionSeconds'> {
+  return fields
+}
+
+/** The audit fields of what a request asks for, before anything is looked up: a group's name, or an account and permission set. */
+function requestedAccess(input: GrantRequest): Pick<AuditDraft, 'accountId' | 'permissionSet' | 'groupName'> {
+  if (input.groupName !== undefined) return { accountId: null, permissionSet: null, groupName: input.groupName }
+  return { accountId: input.accountId ?? null, permissionSet: input.permissionSet ?? null }
+}
+
+/** What a grant's access is called in its audit events. */
+function accessNoun(grant: { groupName: string | null }): string {
+  return grant.groupName ? 'group membership' : 'account assignment'
 }
 
 /** A denial as the audit log records it: why, the condition, the rule that came closest and the policy's version. */

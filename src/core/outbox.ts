@@ -160,6 +160,7 @@ export class Outbox {
       userName: event.userName,
       accountId: event.accountId,
       permissionSet: event.permissionSet,
+      ...(event.groupName ? { groupName: event.groupName } : {}),
       ticketId: event.ticketId,
       detail: `the ${CHANNEL_NAMES[message.channel]} for ${event.action} (event ${event.id}) was given up on: ${why}`,
       requestId: null,

@@ -20,10 +20,13 @@ const RuleSchema = Type.Object(
     users: Type.Optional(Type.Array(NonEmpty)),
     groups: Type.Optional(Type.Array(NonEmpty)),
     /** Account ids, '*', organizational units (every account nested anywhere under one) and the organization's root. */
-    accounts: Type.Array(Type.String({ pattern: ACCOUNT_SCOPE_PATTERN }), { minItems: 1 }),
+    /** With permissionSets, what account grants the rule allows; a rule of grantable groups only leaves both out. */
+    accounts: Type.Optional(Type.Array(Type.String({ pattern: ACCOUNT_SCOPE_PATTERN }), { minItems: 1 })),
     /** Tags every account this rule allows must carry (AWS Organizations account tags), all of them, exact values. */
     accountTags: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Type.String({ maxLength: 256 }), { minProperties: 1, maxProperties: 10 })),
-    permissionSets: Type.Array(NonEmpty, { minItems: 1 }),
+    permissionSets: Type.Optional(Type.Array(NonEmpty, { minItems: 1 })),
+    /** Identity Store groups (display names) a group grant under this rule may add the user to, for its duration. */
+    grantableGroups: Type.Optional(Type.Array(NonEmpty, { minItems: 1 })),
     maxDurationMinutes: Type.Integer({ minimum: 1 }),
     /** How far ahead a grant under this rule may be scheduled; 0 allows only grants that start at once. */
     maxLeadDays: Type.Optional(Type.Integer({ minimum: 0, maximum: 365 })),
@@ -66,6 +69,11 @@ export interface Policy {
   version: string
   /** The document as loaded (GET /policy shows it). */
   document: PolicyDocument
+  /**
+   * The id of each group a rule lists in grantableGroups, by display name, set by resolvePolicy: a group grant adds
+   * the user to the group the policy meant when it was loaded, not to whichever group has that name later.
+   */
+  grantableGroupIds?: ReadonlyMap<string, string>
 }
 
 /** The version of a policy document (see Policy.version). */
@@ -109,6 +117,12 @@ export function parsePolicy(document: unknown): Policy {
     if (!rule.users?.length && !rule.groups?.length) {
       problems.push(`/rules/${index} ('${rule.name}') lists neither users nor groups, so it would match nobody`)
     }
+    if ((rule.accounts === undefined) !== (rule.permissionSets === undefined)) {
+      problems.push(`/rules/${index} ('${rule.name}') names ${rule.accounts ? 'accounts without permissionSets' : 'permissionSets without accounts'}: an account grant needs both`)
+    } else if (!rule.accounts && !rule.grantableGroups) {
+      problems.push(`/rules/${index} ('${rule.name}') names neither accounts and permissionSets nor grantableGroups, so it would allow nothing`)
+    }
+    if (rule.accountTags && !rule.accounts) problems.push(`/rules/${index} ('${rule.name}') names accountTags without accounts`)
     return { ...rule, ticketPattern: compileTicketPattern(rule, index, problems) }
   })
   if (problems.length > 0) throw new PolicyInvalidError(problems)
@@ -162,8 +176,9 @@ export interface ResolveOptions {
 }
 
 /**
- * Looks up, once at start, the id of every group the policy names, and answers the policy with them, so that
- * group rules match memberships by id: renaming a group, or giving its old name to another, changes no
+ * Looks up, once at start, the id of every group the policy names (in groups and in grantableGroups), and answers
+ * the policy with them, so that group rules match memberships by id, and a group grant adds the user to the group
+ * the policy meant: renaming a group, or giving its old name to another, changes no
  * decision until the service is restarted with a policy that says so. A missing group refuses the policy
  * (PolicyGroupNotFoundError, naming each group and its rules) unless `warnMissing` is given. Errors of the
  * lookup itself (throttling, access denied) are the caller's: the service cannot start without the answer.
@@ -173,10 +188,11 @@ export async function resolvePolicy(
   groupIdOf: (displayName: string) => Promise<string | undefined>,
   options: ResolveOptions = {},
 ): Promise<Policy> {
-  const names = [...new Set(policy.rules.flatMap((rule) => rule.groups ?? []))]
+  const grantable = new Set(policy.rules.flatMap((rule) => rule.grantableGroups ?? []))
+  const names = [...new Set([...policy.rules.flatMap((rule) => rule.groups ?? []), ...grantable])]
   const ids = new Map(await Promise.all(names.map(async (name) => [name, await groupIdOf(name)] as const)))
   const missing = names.filter((name) => ids.get(name) === undefined).map((name) => {
-    const rules = policy.rules.filter((rule) => rule.groups?.includes(name)).map((rule) => `'${rule.name}'`)
+    const rules = policy.rules.filter((rule) => rule.groups?.includes(name) || rule.grantableGroups?.includes(name)).map((rule) => `'${rule.name}'`)
     return `group '${name}' (rule ${rules.join(', ')})`
   })
   if (missing.length > 0) {
@@ -186,13 +202,19 @@ export async function resolvePolicy(
   return {
     ...policy,
     rules: policy.rules.map((rule) => (rule.groups ? { ...rule, groupIds: rule.groups.flatMap((name) => ids.get(name) ?? []) } : rule)),
+    grantableGroupIds: new Map([...grantable].flatMap((name) => {
+      const id = ids.get(name)
+      return id === undefined ? [] : [[name, id] as const]
+    })),
   }
 }
 
+/** An account grant names accountId and permissionSet; a group grant names groupName instead. */
 export interface AccessRequest {
   userName: string
-  accountId: string
-  permissionSet: string
+  accountId?: string | null | undefined
+  permissionSet?: string | null | undefined
+  groupName?: string | null | undefined
   durationMinutes: number
   ticketId: string
   /** How long before its start the access is asked for (a scheduled grant); absent or 0 for access now. */
@@ -204,7 +226,7 @@ export type PolicyDecision =
   /** `rule`: the rule that came closest (matched most conditions). */
   | { allowed: false; rule: string; failedCondition: FailedCondition; reason: string }
 
-export type FailedCondition = 'principal' | 'account' | 'permissionSet' | 'duration' | 'leadTime' | 'ticket'
+export type FailedCondition = 'principal' | 'account' | 'permissionSet' | 'group' | 'duration' | 'leadTime' | 'ticket'
 
 /**
  * Allows the request when one rule matches in every condition. On denial it explains the rule that came
@@ -256,12 +278,12 @@ export async function evaluatePolicy(
 export function mightAllow(policy: Policy, request: AccessRequest): boolean {
   return policy.rules.some((rule) =>
     (rule.users?.includes(request.userName) || groupIdsOf(rule).length > 0) &&
-    conditionFailure(rule, request, accountListed(rule, request.accountId) || needsOrganization(rule)) === undefined)
+    conditionFailure(rule, request, request.groupName ? true : accountListed(rule, request.accountId ?? '') || needsOrganization(rule)) === undefined)
 }
 
 /** A rule whose account condition only AWS Organizations can decide: it names an OU, the root, or account tags. */
 export function needsOrganization(rule: Pick<RuleDocument, 'accounts' | 'accountTags'>): boolean {
-  return rule.accountTags !== undefined || rule.accounts.some(isOrganizationUnit)
+  return rule.accountTags !== undefined || (rule.accounts ?? []).some(isOrganizationUnit)
 }
 
 /** Thrown when a rule needs AWS Organizations and the service was built without it: a wiring mistake. */
@@ -307,20 +329,20 @@ function groupIdsOf(rule: Rule): readonly string[] {
 }
 
 function accountListed(rule: Rule, accountId: string): boolean {
-  return rule.accounts.includes('*') || rule.accounts.includes(accountId)
+  return rule.accounts !== undefined && (rule.accounts.includes('*') || rule.accounts.includes(accountId))
 }
 
 /**
  * Why the rule's account condition refuses the account, or undefined when it allows it. Listed accounts and '*'
  * are taken as the policy says; an account reached through an OU, the root or tags must also be active in the
- * organization (not suspended or closed), which is asked then too.
+ * organization (not suspended, pending closure or closed), which is asked then too.
  */
 async function accountRefusal(rule: Rule, request: AccessRequest, accounts: AccountDirectory | undefined): Promise<string | undefined> {
-  const { accountId } = request
+  const accountId = request.accountId ?? ''
   const notEligible = `Account ${accountId} is not eligible for '${request.userName}'`
   const listed = accountListed(rule, accountId)
   if (listed && !rule.accountTags) return undefined
-  const units = rule.accounts.filter(isOrganizationUnit)
+  const units = (rule.accounts ?? []).filter(isOrganizationUnit)
   if (!listed && units.length === 0) return notEligible
   if (!accounts) throw new AccountDirectoryMissingError(rule.name)
   try {
@@ -334,7 +356,7 @@ async function accountRefusal(rule: Rule, request: AccessRequest, accounts: Acco
       if (missing.length > 0) return `Account ${accountId} does not carry the tags rule '${rule.name}' requires (${missing.join(', ')})`
     }
     const account = await accounts.describe(accountId)
-    if (!account?.active) return `Account ${accountId} is not active in the organization (suspended or closed): it is never granted`
+    if (!account?.active) return `Account ${accountId} is not active in the organization (suspended, pending closure or closed): it is never granted`
     return undefined
   } catch (error) {
     throw new AccountLookupFailed(error)
@@ -347,25 +369,33 @@ async function firstFailure(
   loadGroups: () => Promise<readonly string[]>,
   accounts: AccountDirectory | undefined,
 ): Promise<{ passed: number; failedCondition: FailedCondition; reason: string } | undefined> {
-  const what = `${request.permissionSet} on ${request.accountId}`
+  const what = requested(request)
   const listedUser = rule.users?.includes(request.userName) ?? false
   const ruleGroupIds = groupIdsOf(rule)
   const inGroup = !listedUser && ruleGroupIds.length > 0 ? (await loadGroups()).some((id) => ruleGroupIds.includes(id)) : false
   if (!listedUser && !inGroup) {
     return { passed: 0, failedCondition: 'principal', reason: `User '${request.userName}' is not eligible for ${what}` }
   }
+  // A group grant has no account: the rule's grantable groups stand in for its account and permission set conditions.
+  if (request.groupName) return conditionFailure(rule, request, true)
   const refusal = await accountRefusal(rule, request, accounts)
-  if (refusal !== undefined) return { passed: 1, failedCondition: 'account', reason: refusal }
+  // A rule of the other kind (grantable groups only) comes less close than one whose accounts do not include this one.
+  if (refusal !== undefined) return { passed: rule.accounts ? 1 : 0.5, failedCondition: 'account', reason: refusal }
   return conditionFailure(rule, request, true)
 }
 
 /** The first condition besides the principal that the request fails, if any; `accountMatches` is the account condition's answer. */
 function conditionFailure(rule: Rule, request: AccessRequest, accountMatches: boolean): { passed: number; failedCondition: FailedCondition; reason: string } | undefined {
-  const what = `${request.permissionSet} on ${request.accountId}`
-  if (!accountMatches) {
+  const what = requested(request)
+  if (request.groupName) {
+    if (!rule.grantableGroups?.includes(request.groupName)) {
+      // A rule of account grants only comes less close than one whose grantable groups do not include this one.
+      return { passed: rule.grantableGroups ? 1 : 0.5, failedCondition: 'group', reason: `Group '${request.groupName}' is not grantable to '${request.userName}'` }
+    }
+  } else if (!accountMatches) {
     return { passed: 1, failedCondition: 'account', reason: `Account ${request.accountId} is not eligible for '${request.userName}'` }
   }
-  if (!rule.permissionSets.includes('*') && !rule.permissionSets.includes(request.permissionSet)) {
+  if (!request.groupName && !rule.permissionSets?.includes('*') && !rule.permissionSets?.includes(request.permissionSet ?? '')) {
     return { passed: 2, failedCondition: 'permissionSet', reason: `Permission set '${request.permissionSet}' is not eligible for '${request.userName}' on ${request.accountId}` }
   }
   if (request.durationMinutes > rule.maxDurationMinutes) {
@@ -380,4 +410,9 @@ function conditionFailure(rule: Rule, request: AccessRequest, accountMatches: bo
     return { passed: 5, failedCondition: 'ticket', reason: `Ticket '${request.ticketId}' does not match the ticket pattern rule '${rule.name}' requires` }
   }
   return undefined
+}
+
+/** What a request asks for, in a reason: 'ReadOnly on 111122223333' or 'group prod-breakglass'. */
+function requested(request: AccessRequest): string {
+  return request.groupName ? `group ${request.groupName}` : `${request.permissionSet} on ${request.accountId}`
 }

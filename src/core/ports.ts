@@ -1,7 +1,7 @@
 import type { AuditAnchor, ChainedAuditEvent, ChainHead, VerifyResult } from './audit-chain.ts'
 import type { AuditAction, AuditEvent } from './audit.ts'
 import type { Cutoff } from './cutoff-policy.ts'
-import type { AssignmentTarget, EndReason, Grant, GrantStatus } from './grant-model.ts'
+import type { AccessTarget, EndReason, Grant, GrantStatus } from './grant-model.ts'
 
 export interface Page<T> {
   items: T[]
@@ -37,9 +37,11 @@ export type ProvisioningOutcome =
 export type BeforeSend = () => Promise<void>
 
 /**
- * Identity Center's permission sets and account assignments. Every method throws UpstreamUnavailableError when
- * Identity Center cannot answer (retryable for throttling, 5xx and dropped connections, after the adapter's own
- * retries), and DeadlineExceededError when the current work's deadline comes first.
+ * Identity Center as the grants see it: permission sets, and the access a grant stands for, of either kind (an
+ * account assignment, or an Identity Store group membership). The adapter sends each target to its own API;
+ * a membership is made or removed at once (its outcome is never in_progress with a request id). Every method
+ * throws UpstreamUnavailableError when AWS cannot answer (retryable for throttling, 5xx and dropped connections,
+ * after the adapter's own retries), and DeadlineExceededError when the current work's deadline comes first.
  */
 export interface IdentityCenter {
   /** The permission set with this name, undefined when the instance has none (answers may be cached a while). */
@@ -48,19 +50,19 @@ export interface IdentityCenter {
    * Whether the assignment is listed now. A creation is listed only once it is provisioned, a removal until it
    * is done, so a 'no' can still be a creation under way.
    */
-  assignmentExists(target: AssignmentTarget): Promise<boolean>
+  assignmentExists(target: AccessTarget): Promise<boolean>
   /**
    * Asks for the assignment; `beforeSend` runs just before the request leaves (see BeforeSend). Creating one
    * that exists makes no second copy; a conflict with another operation on it answers in_progress with no id.
    */
-  createAssignment(target: AssignmentTarget, beforeSend?: BeforeSend): Promise<ProvisioningOutcome>
+  createAssignment(target: AccessTarget, beforeSend?: BeforeSend): Promise<ProvisioningOutcome>
   /** What became of a creation Identity Center accepted with this request id. */
   creationStatus(requestId: string): Promise<ProvisioningOutcome>
   /**
    * Asks for the assignment's removal; `beforeSend` as for createAssignment. Removing one already gone answers
    * succeeded; a conflict answers in_progress with no id.
    */
-  deleteAssignment(target: AssignmentTarget, beforeSend?: BeforeSend): Promise<ProvisioningOutcome>
+  deleteAssignment(target: AccessTarget, beforeSend?: BeforeSend): Promise<ProvisioningOutcome>
   /** What became of a removal Identity Center accepted with this request id. */
   deletionStatus(requestId: string): Promise<ProvisioningOutcome>
 }
@@ -108,7 +110,7 @@ export interface AccountDirectory {
 
 /** What we know about one user/account/permission-set assignment and the grants that need it. */
 export interface Coverage {
-  target: AssignmentTarget
+  target: AccessTarget
   /** Grants that currently need the assignment. */
   holders: string[]
   /** Our view of the assignment we manage; 'creating'/'deleting' mean a request was sent and not yet confirmed. */
@@ -186,7 +188,7 @@ export interface GrantStore {
    * assignments whose periodic check against Identity Center is due. With `after`, only what falls due after
    * it (the look-ahead that arms timers for what comes due before the next sweep).
    */
-  dueItems(now: Date, cursor: string | undefined, limit: number, after?: Date): Promise<{ grants: Grant[]; coverages: AssignmentTarget[]; cursor: string | undefined }>
+  dueItems(now: Date, cursor: string | undefined, limit: number, after?: Date): Promise<{ grants: Grant[]; coverages: AccessTarget[]; cursor: string | undefined }>
   /**
    * Takes the deployment's one sweep lease until `until`: when nobody holds it, its holder's time has run out, or
    * `owner` holds it already. False when another process holds it (that process is sweeping).
@@ -195,39 +197,39 @@ export interface GrantStore {
   /** Gives the sweep lease up, if `owner` still holds it. */
   releaseSweepLease(owner: string): Promise<void>
   /** When the sweep should next check this assignment against Identity Center. */
-  scheduleCoverageCheck(target: AssignmentTarget, at: Date): Promise<void>
+  scheduleCoverageCheck(target: AccessTarget, at: Date): Promise<void>
 
   /** The assignment's coverage record as last written (a consistent read); undefined when there is none. */
-  getCoverage(target: AssignmentTarget): Promise<Coverage | undefined>
+  getCoverage(target: AccessTarget): Promise<Coverage | undefined>
   /**
    * Takes the right to change the assignment in Identity Center, answering the coverage as it then is.
    * Not acquired when another process holds the lease, when access is already in place for the holders
    * (nothing to change), or when there is no coverage record.
    */
-  acquireLease(target: AssignmentTarget, owner: string, now: Date, until: Date): Promise<LeaseAttempt>
+  acquireLease(target: AccessTarget, owner: string, now: Date, until: Date): Promise<LeaseAttempt>
   /**
    * Changes the coverage while holding the lease (throws LeaseLostError otherwise) and answers it as written,
    * holders included; `releaseLease` gives the lease up in the same write.
    */
-  updateCoverage(target: AssignmentTarget, owner: string, patch: CoveragePatch, options?: { releaseLease?: boolean }): Promise<Coverage>
+  updateCoverage(target: AccessTarget, owner: string, patch: CoveragePatch, options?: { releaseLease?: boolean }): Promise<Coverage>
   /**
    * Records 'creating' when the coverage is as a creation needs it: the lease is the owner's, nothing is
    * assigned or being changed, no permanent assignment was found. Otherwise answers the coverage as it is
    * (undefined if there is none) and whether the owner holds the lease.
    */
-  recordCreationIntent(target: AssignmentTarget, owner: string, now: Date): Promise<{ recorded: true; coverage: Coverage } | { recorded: false; coverage: Coverage | undefined; leaseHeld: boolean }>
+  recordCreationIntent(target: AccessTarget, owner: string, now: Date): Promise<{ recorded: true; coverage: Coverage } | { recorded: false; coverage: Coverage | undefined; leaseHeld: boolean }>
   /**
    * Records 'deleting' when the coverage is as a removal needs it: the lease is the owner's, our assignment is
    * present and no grant holds it (one that joined since it was read keeps it). Otherwise answers the coverage
    * as it is (undefined if there is none) and whether the owner holds the lease.
    */
-  recordRemovalIntent(target: AssignmentTarget, owner: string): Promise<{ recorded: true; coverage: Coverage } | { recorded: false; coverage: Coverage | undefined; leaseHeld: boolean }>
+  recordRemovalIntent(target: AccessTarget, owner: string): Promise<{ recorded: true; coverage: Coverage } | { recorded: false; coverage: Coverage | undefined; leaseHeld: boolean }>
   /** Removes a coverage that has no holders and no assignment left; false if a holder arrived meanwhile. */
-  deleteIdleCoverage(target: AssignmentTarget, owner: string): Promise<boolean>
+  deleteIdleCoverage(target: AccessTarget, owner: string): Promise<boolean>
   /** Gives the assignment's lease up if `owner` still holds it; otherwise changes nothing. */
-  releaseLease(target: AssignmentTarget, owner: string): Promise<void>
+  releaseLease(target: AccessTarget, owner: string): Promise<void>
   /** Extends the owner's lease to `until` if it is still the owner's and has not run out at `now`; throws LeaseLostError otherwise. */
-  renewLease(target: AssignmentTarget, owner: string, now: Date, until: Date): Promise<void>
+  renewLease(target: AccessTarget, owner: string, now: Date, until: Date): Promise<void>
 }
 
 export interface NewGrantLease {
@@ -262,7 +264,7 @@ export interface GrantTransition {
  * the assignment in place and gives the lease up (the grant activated is a holder, so nothing is left to
  * do); 'removed' drops a coverage left with no holders, lease and all. Both hold only for the lease owner.
  */
-export type CoverageWrite = { kind: 'assigned' | 'removed'; target: AssignmentTarget; owner: string }
+export type CoverageWrite = { kind: 'assigned' | 'removed'; target: AccessTarget; owner: string }
 
 export interface TimeRange {
   from?: string | undefined

@@ -69,10 +69,12 @@ export class SessionCutoffs {
    * UpstreamUnavailableError when the intent cannot be recorded: the grant's end must then wait.
    */
   async intend(grant: Grant): Promise<void> {
+    // Only account grants have role sessions to cut: a group grant's access ends with its membership.
+    if (grant.accountId === null || grant.permissionSet === null || grant.permissionSetArn === null) return
     const cutAt = Math.ceil(this.deps.clock.now().getTime() / 1000) * 1000
     const ownSeconds = (Date.parse(grant.accessEndsBy) - Date.parse(grant.expiresAt)) / 1000
     const current = await this.deps.sessionSeconds(grant.permissionSet).catch(() => undefined)
-    const { userName, accountId, permissionSet, permissionSetArn, ticketId, accessEndsBy, endedBy } = grant
+    const { userName, accountId, permissionSet, permissionSetArn, ticketId, accessEndsBy, endedBy } = { ...grant, accountId: grant.accountId, permissionSet: grant.permissionSet, permissionSetArn: grant.permissionSetArn }
     const intent: CutoffIntent = {
       grantId: grant.id,
       userId: grant.userId,

@@ -1,7 +1,7 @@
 import { SWEEP_ACTOR } from './audit.ts'
 import { ProvisioningFailedError } from './errors.ts'
 import type { Clock } from './clock.ts'
-import { MOVABLE_STATUSES, type AssignmentTarget, type Grant } from './grant-model.ts'
+import { MOVABLE_STATUSES, type AccessTarget, type Grant } from './grant-model.ts'
 import type { GrantService } from './grant-service.ts'
 import type { Outbox } from './outbox.ts'
 import type { GrantStore } from './ports.ts'
@@ -111,13 +111,13 @@ async function sweepGrant(grant: Grant, grants: GrantService, clock: Clock, acto
 }
 
 /** The periodic check of one assignment (see GrantService.checkAssignment); an error is alerted, and it stays due. */
-async function sweepAssignment(target: AssignmentTarget, grants: GrantService, actor: SweepActor, summary: SweepSummary): Promise<void> {
+async function sweepAssignment(target: AccessTarget, grants: GrantService, actor: SweepActor, summary: SweepSummary): Promise<void> {
   try {
     const { drifted } = await grants.checkAssignment(target, actor)
     summary.checked++
     summary.drifted += drifted
   } catch (error) {
-    await grants.notify('sweep could not check an assignment', { accountId: target.accountId, error: (error as Error).message })
+    await grants.notify('sweep could not check an assignment', { ...target, error: (error as Error).message })
   }
 }
 

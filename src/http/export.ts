@@ -2,8 +2,8 @@ import { Readable } from 'node:stream'
 import type { ChainedAuditEvent } from '../core/audit-chain.ts'
 
 export const CSV_COLUMNS = [
-  'id', 'at', 'action', 'actor', 'grantId', 'userName', 'accountId', 'permissionSet', 'ticketId', 'detail', 'requestId', 'correlationId',
-  'seq', 'prevHash', 'hash',
+  'id', 'at', 'action', 'actor', 'grantId', 'userName', 'accountId', 'permissionSet', 'groupName', 'ticketId', 'detail', 'requestId',
+  'correlationId', 'seq', 'prevHash', 'hash',
 ] as const satisfies readonly (keyof ChainedAuditEvent)[]
 
 export type ExportFormat = 'json' | 'csv' | 'ndjson'

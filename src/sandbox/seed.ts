@@ -21,7 +21,8 @@ export const DEMO_ACCOUNTS = { production: '111111111111', staging: '22222222222
 
 export const DEMO_DIRECTORY: DirectorySpec = {
   users: ['alice', 'bob', 'carol'],
-  groups: { oncall: ['alice', 'bob'] },
+  // prod-breakglass is granted by group grants (SANDBOX_POLICY); carol is a permanent member, which no grant removes.
+  groups: { oncall: ['alice', 'bob'], 'prod-breakglass': ['carol'] },
   permissionSets: { AdministratorAccess: 'PT1H', ReadOnlyAccess: 'PT8H' },
   permanentAssignments: [{ userName: 'carol', accountId: DEMO_ACCOUNTS.staging, permissionSet: 'ReadOnlyAccess' }],
 }
@@ -46,14 +47,25 @@ export const DEMO_POLICY: PolicyDocument = {
   ],
 }
 
+/** A rule of group grants: the on-call group may join prod-breakglass for up to two hours, with a ticket. */
+export const BREAKGLASS_RULE: PolicyDocument['rules'][number] = {
+  name: 'oncall-breakglass',
+  groups: ['oncall'],
+  grantableGroups: ['prod-breakglass'],
+  maxDurationMinutes: 120,
+  ticketPattern: '(CHG|INC)[0-9]{7}',
+}
+
 /**
- * What `npm start` writes as its policy: the demo policy, and a rule for the demo organization that works
- * whatever ids moto gives it (a tag, not an OU id): carol may take AdministratorAccess for an hour on any account
- * of the organization tagged environment=development (the sandbox prints which).
+ * What `npm start` writes as its policy: the demo policy; a rule of group grants (alice or bob may join
+ * prod-breakglass); and a rule for the demo organization that works whatever ids moto gives it (a tag, not an OU
+ * id): carol may take AdministratorAccess for an hour on any account of the organization tagged
+ * environment=development (the sandbox prints which).
  */
 export const SANDBOX_POLICY: PolicyDocument = {
   rules: [
     ...DEMO_POLICY.rules,
+    BREAKGLASS_RULE,
     {
       name: 'carol-development-admin',
       users: ['carol'],

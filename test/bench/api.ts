@@ -53,7 +53,7 @@ export async function measureApi(moto: MotoServer, options: { seconds: number; p
         id: deterministicId(now - (300 - n) * 1000, `api-${n}`), status: 'active', userName, userId: seeded.userIds[userName] as string, accountId: String(800000000000 + n),
         permissionSet: 'ReadOnlyAccess', permissionSetArn: seeded.permissionSetArns.ReadOnlyAccess as string, ticketId: `CHG${4000000 + n}`, justification: 'load', requestedBy: 'bench',
         createdAt, startsAt: createdAt, expiresAt: new Date(now + 3600_000).toISOString(), accessEndsBy: new Date(now + 7200_000).toISOString(),
-        endedAt: null, endedBy: null, endReason: null, coveredBy: 'jit', failureReason: null, sessionsCutAt: null,
+        endedAt: null, endedBy: null, endReason: null, coveredBy: 'jit', failureReason: null, sessionsCutAt: null, groupName: null, groupId: null,
       }
       ids.push(grant.id)
       return grantToItem(grant, new Date(now + 3600_000))

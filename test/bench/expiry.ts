@@ -61,11 +61,11 @@ export async function measureExpiryOverrun(moto: MotoServer, grants: number, tim
         id: `00000000-0000-7000-8000-${String(n).padStart(12, '0')}`, status: 'active', userName: 'alice', userId, accountId,
         permissionSet: 'ReadOnlyAccess', permissionSetArn, ticketId: `CHG${2000000 + n}`, justification: null, requestedBy: 'bench',
         createdAt, startsAt: createdAt, expiresAt: new Date(expiresAt).toISOString(), accessEndsBy: new Date(expiresAt + 8 * 3600_000).toISOString(),
-        endedAt: null, endedBy: null, endReason: null, coveredBy: 'jit', failureReason: null, sessionsCutAt: null,
+        endedAt: null, endedBy: null, endReason: null, coveredBy: 'jit', failureReason: null, sessionsCutAt: null, groupName: null, groupId: null,
       }
       expiries.set(grant.id, expiresAt)
       items.push(grantToItem(grant, new Date(expiresAt)))
-      items.push({ ...coverageKey(grant), kind: 'coverage', target: { userId, accountId, permissionSetArn }, holders: new Set([grant.id]), assignment: 'present', external: false, dueShard: 'due', dueAt: expiresAt + 3600_000 })
+      items.push({ ...coverageKey({ userId, accountId, permissionSetArn }), kind: 'coverage', target: { userId, accountId, permissionSetArn }, holders: new Set([grant.id]), assignment: 'present', external: false, dueShard: 'due', dueAt: expiresAt + 3600_000 })
       await clients.ssoAdmin.send(new CreateAccountAssignmentCommand({ InstanceArn: instance.instanceArn, TargetId: accountId, TargetType: 'AWS_ACCOUNT', PermissionSetArn: permissionSetArn, PrincipalType: 'USER', PrincipalId: userId }))
     }
     for (let i = 0; i < items.length; i += 25) {

@@ -229,10 +229,10 @@ try {
       id: `00000000-0000-7000-8000-${String(n).padStart(12, '0')}`, status: 'active', userName: `bench${n % 20}`, userId, accountId,
       permissionSet: `Sweep${Math.floor(n / 200)}`, permissionSetArn, ticketId: `CHG${1000000 + n}`, justification: null, requestedBy: 'bench',
       createdAt: createdAt.toISOString(), startsAt: createdAt.toISOString(), expiresAt: new Date(now.getTime() - 60_000).toISOString(), accessEndsBy: now.toISOString(),
-      endedAt: null, endedBy: null, endReason: null, coveredBy: 'jit', failureReason: null, sessionsCutAt: null,
+      endedAt: null, endedBy: null, endReason: null, coveredBy: 'jit', failureReason: null, sessionsCutAt: null, groupName: null, groupId: null,
     }
     items.push(grantToItem(grant, new Date(now.getTime() - 60_000)))
-    items.push({ ...coverageKey(grant), kind: 'coverage', target: { userId, accountId, permissionSetArn }, holders: new Set([grant.id]), assignment: 'present', external: false, dueShard: 'due', dueAt: now.getTime() + 300_000 })
+    items.push({ ...coverageKey({ userId, accountId, permissionSetArn }), kind: 'coverage', target: { userId, accountId, permissionSetArn }, holders: new Set([grant.id]), assignment: 'present', external: false, dueShard: 'due', dueAt: now.getTime() + 300_000 })
     await sweepService.clients.ssoAdmin.send(new CreateAccountAssignmentCommand({ InstanceArn: sweepService.instance.instanceArn, TargetId: accountId, TargetType: 'AWS_ACCOUNT', PermissionSetArn: permissionSetArn, PrincipalType: 'USER', PrincipalId: userId }))
   }
   for (let i = 0; i < items.length; i += 25) {

@@ -23,12 +23,20 @@ export type Fault =
   | 'report-failed'
   /** Answer as DynamoDB does when concurrent transactions touch the same item. */
   | 'transaction-conflict'
-  /** Forward a listing of assignments, then answer it empty, as AWS does while a new assignment is provisioning. */
+  /**
+   * Forward a listing of assignments (or of a user's group memberships), then answer it empty, as AWS does while a
+   * new assignment is provisioning.
+   */
   | 'report-none'
   /** Answer as Organizations does while another change to the organization's policies is under way. */
   | 'concurrent-modification'
   /** Answer as Organizations does past its rate. */
   | 'too-many-requests'
+  /**
+   * Forward an Organizations account answer (DescribeAccount, ListAccountsForParent), then report every account
+   * in it as PENDING_CLOSURE, as AWS does for a while after CloseAccount (moto goes straight to SUSPENDED).
+   */
+  | 'report-pending-closure'
 
 interface Rule {
   /** The AWS operation, e.g. 'CreateAccountAssignment' (matched against X-Amz-Target or the query's Action). */
@@ -55,6 +63,9 @@ export class FaultProxy {
   private readonly hung: IncomingMessage[] = []
   private readonly holds = new Map<string, { arrived: () => void; released: Promise<void> }>()
   private quota: { perSecond: number; recent: number[] } | undefined
+  private membershipQuota: { perSecond: number; recent: number[] } | undefined
+  /** When each Identity Store group-membership call arrived (ms). */
+  readonly membershipCallTimes: number[] = []
   /** When each Identity Center call arrived (ms), for checking the rate a client keeps. */
   readonly identityCenterCallTimes: number[] = []
   private chaos: { probability: number; faults: Fault[]; operations: Set<string> | undefined; random: () => number } | undefined
@@ -132,6 +143,14 @@ export class FaultProxy {
     this.quota = { perSecond, recent: [] }
   }
 
+  /**
+   * Throttles the Identity Store's group-membership calls (create, delete, list for a member, look up) past
+   * `perSecond` in any one-second window, as AWS does: the Identity Store's quota is its own.
+   */
+  enforceMembershipQuota(perSecond: number): void {
+    this.membershipQuota = { perSecond, recent: [] }
+  }
+
   /** Every fault injected so far, by kind. */
   totalInjected(): number {
     return Object.values(this.injected).reduce((sum, n) => sum + n, 0)
@@ -179,6 +198,19 @@ export class FaultProxy {
           return
         }
         this.quota.recent.push(now)
+      }
+    }
+    if (MEMBERSHIP_OPERATIONS.has(operation) && String(req.headers['x-amz-target'] ?? '').startsWith('AWSIdentityStore.')) {
+      const now = Date.now()
+      this.membershipCallTimes.push(now)
+      if (this.membershipQuota) {
+        this.membershipQuota.recent = this.membershipQuota.recent.filter((time) => now - time < 1000)
+        if (this.membershipQuota.recent.length >= this.membershipQuota.perSecond) {
+          this.injected.quota = (this.injected.quota ?? 0) + 1
+          res.writeHead(400, { 'content-type': 'application/x-amz-json-1.1' }).end(JSON.stringify({ __type: 'ThrottlingException', message: 'Rate exceeded' }))
+          return
+        }
+        this.membershipQuota.recent.push(now)
       }
     }
     const rule = this.rules.find((r) => r.operation === operation && r.times > 0) ?? this.randomRule(operation)
@@ -236,8 +268,10 @@ export class FaultProxy {
         answer.on('end', () => serverError(res))
         return
       }
-      if (rule?.fault === 'report-in-progress' || rule?.fault === 'report-failed' || rule?.fault === 'report-none') {
-        const rewrite = readAll(answer).then((text) => rule.fault === 'report-none' ? EMPTY_LISTING : rewriteStatus(text, rule.fault === 'report-failed'))
+      if (rule?.fault === 'report-in-progress' || rule?.fault === 'report-failed' || rule?.fault === 'report-none' || rule?.fault === 'report-pending-closure') {
+        const rewrite = readAll(answer).then((text) => rule.fault === 'report-none'
+          ? emptyListing(operation)
+          : rule.fault === 'report-pending-closure' ? pendingClosure(text) : rewriteStatus(text, rule.fault === 'report-failed'))
         void rewrite.then((body) => {
           const headers = { ...answer.headers, 'content-length': String(Buffer.byteLength(body)) }
           res.writeHead(answer.statusCode ?? 502, headers).end(body)
@@ -278,7 +312,7 @@ export class FaultProxy {
       serverError(res)
       return
     }
-    const text = fault === 'report-none' ? EMPTY_LISTING : answer.body
+    const text = fault === 'report-none' ? emptyListing(operation) : answer.body
     const headers = { ...answer.headers, 'content-length': String(Buffer.byteLength(text)) }
     delete headers['transfer-encoding']
     res.writeHead(answer.status, headers).end(text)
@@ -299,7 +333,10 @@ export class FaultProxy {
   }
 }
 
-const EMPTY_LISTING = JSON.stringify({ AccountAssignments: [] })
+/** The Identity Store's group-membership calls, which the membership quota counts. */
+const MEMBERSHIP_OPERATIONS = new Set(['CreateGroupMembership', 'DeleteGroupMembership', 'ListGroupMembershipsForMember', 'GetGroupMembershipId', 'IsMemberInGroups'])
+
+const emptyListing = (operation: string) => JSON.stringify(operation === 'ListGroupMembershipsForMember' ? { GroupMemberships: [] } : { AccountAssignments: [] })
 const FAILURE_REASON = 'Received a 404 status error: Not supported account.'
 
 function serverError(res: ServerResponse): void {
@@ -322,6 +359,15 @@ function rewriteStatus(text: string, failed: boolean): string {
   return JSON.stringify(parsed)
 }
 
+
+/** An Organizations answer with every account in it (Account, Accounts) PENDING_CLOSURE, in both its Status and State. */
+function pendingClosure(text: string): string {
+  const parsed = JSON.parse(text) as { Account?: Record<string, unknown>; Accounts?: Record<string, unknown>[] }
+  for (const account of [parsed.Account, ...(parsed.Accounts ?? [])]) {
+    if (account) Object.assign(account, { Status: 'PENDING_CLOSURE', State: 'PENDING_CLOSURE' })
+  }
+  return JSON.stringify(parsed)
+}
 
 function operationOf(req: IncomingMessage, body: Buffer): string {
   const target = req.headers['x-amz-target']

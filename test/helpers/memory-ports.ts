@@ -1,5 +1,5 @@
 import { LeaseLostError, UpstreamUnavailableError } from '../../src/core/errors.ts'
-import type { AssignmentTarget } from '../../src/core/grant-model.ts'
+import type { AccessTarget } from '../../src/core/grant-model.ts'
 import type { BeforeSend, Coverage, CoveragePatch, GrantStore, IdentityCenter, LeaseAttempt, PermissionSetInfo, ProvisioningOutcome } from '../../src/core/ports.ts'
 
 /*
@@ -24,23 +24,23 @@ export class MemoryCoverageStore implements GrantStore {
   }
 
   /** The record as stored, lease included; undefined when there is none. */
-  peek(target: AssignmentTarget): Stored | undefined {
+  peek(target: AccessTarget): Stored | undefined {
     const stored = this.records.get(keyOf(target))
     return stored && structuredClone(stored)
   }
 
   /** Another process takes the lease over (as after ours ran out), until `until`. */
-  takeOver(target: AssignmentTarget, owner: string, until: number): void {
+  takeOver(target: AccessTarget, owner: string, until: number): void {
     const stored = this.records.get(keyOf(target))
     if (stored) Object.assign(stored, { leaseOwner: owner, leaseUntil: until })
   }
 
-  async getCoverage(target: AssignmentTarget): Promise<Coverage | undefined> {
+  async getCoverage(target: AccessTarget): Promise<Coverage | undefined> {
     this.calls.push('getCoverage')
     return this.answer(target)
   }
 
-  async acquireLease(target: AssignmentTarget, owner: string, now: Date, until: Date): Promise<LeaseAttempt> {
+  async acquireLease(target: AccessTarget, owner: string, now: Date, until: Date): Promise<LeaseAttempt> {
     this.calls.push('acquireLease')
     const stored = this.records.get(keyOf(target))
     const free = stored && (stored.leaseOwner === undefined || (stored.leaseUntil ?? 0) < now.getTime() || stored.leaseOwner === owner)
@@ -50,7 +50,7 @@ export class MemoryCoverageStore implements GrantStore {
     return { acquired: true, coverage: this.answer(target) as Coverage }
   }
 
-  async updateCoverage(target: AssignmentTarget, owner: string, patch: CoveragePatch, options: { releaseLease?: boolean } = {}): Promise<Coverage> {
+  async updateCoverage(target: AccessTarget, owner: string, patch: CoveragePatch, options: { releaseLease?: boolean } = {}): Promise<Coverage> {
     this.calls.push('updateCoverage')
     const stored = this.owned(target, owner)
     if (!stored) throw new LeaseLostError()
@@ -59,7 +59,7 @@ export class MemoryCoverageStore implements GrantStore {
     return this.answer(target) as Coverage
   }
 
-  async recordCreationIntent(target: AssignmentTarget, owner: string, now: Date) {
+  async recordCreationIntent(target: AccessTarget, owner: string, now: Date) {
     this.calls.push('recordCreationIntent')
     const stored = this.owned(target, owner)
     if (!stored || stored.assignment !== 'absent' || stored.external) return this.notRecorded(target, owner)
@@ -67,7 +67,7 @@ export class MemoryCoverageStore implements GrantStore {
     return { recorded: true as const, coverage: this.answer(target) as Coverage }
   }
 
-  async recordRemovalIntent(target: AssignmentTarget, owner: string) {
+  async recordRemovalIntent(target: AccessTarget, owner: string) {
     this.calls.push('recordRemovalIntent')
     const stored = this.owned(target, owner)
     if (!stored || stored.assignment !== 'present' || stored.holders.length > 0 || stored.external) return this.notRecorded(target, owner)
@@ -75,7 +75,7 @@ export class MemoryCoverageStore implements GrantStore {
     return { recorded: true as const, coverage: this.answer(target) as Coverage }
   }
 
-  async deleteIdleCoverage(target: AssignmentTarget, owner: string): Promise<boolean> {
+  async deleteIdleCoverage(target: AccessTarget, owner: string): Promise<boolean> {
     this.calls.push('deleteIdleCoverage')
     const stored = this.owned(target, owner)
     if (!stored || stored.holders.length > 0) return false
@@ -83,35 +83,35 @@ export class MemoryCoverageStore implements GrantStore {
     return true
   }
 
-  async releaseLease(target: AssignmentTarget, owner: string): Promise<void> {
+  async releaseLease(target: AccessTarget, owner: string): Promise<void> {
     this.calls.push('releaseLease')
     const stored = this.owned(target, owner)
     if (stored) Object.assign(stored, { leaseOwner: undefined, leaseUntil: undefined })
   }
 
-  async renewLease(target: AssignmentTarget, owner: string, now: Date, until: Date): Promise<void> {
+  async renewLease(target: AccessTarget, owner: string, now: Date, until: Date): Promise<void> {
     this.calls.push('renewLease')
     const stored = this.owned(target, owner)
     if (!stored || (stored.leaseUntil ?? 0) <= now.getTime()) throw new LeaseLostError()
     stored.leaseUntil = until.getTime()
   }
 
-  async scheduleCoverageCheck(target: AssignmentTarget, at: Date): Promise<void> {
+  async scheduleCoverageCheck(target: AccessTarget, at: Date): Promise<void> {
     this.calls.push('scheduleCoverageCheck')
     if (this.records.has(keyOf(target))) this.checks.set(keyOf(target), at)
   }
 
-  private owned(target: AssignmentTarget, owner: string): Stored | undefined {
+  private owned(target: AccessTarget, owner: string): Stored | undefined {
     const stored = this.records.get(keyOf(target))
     return stored?.leaseOwner === owner ? stored : undefined
   }
 
-  private notRecorded(target: AssignmentTarget, owner: string) {
+  private notRecorded(target: AccessTarget, owner: string) {
     return { recorded: false as const, coverage: this.answer(target), leaseHeld: this.owned(target, owner) !== undefined }
   }
 
   /** The coverage as the port answers it: without the lease's fields, a copy the caller may keep. */
-  private answer(target: AssignmentTarget): Coverage | undefined {
+  private answer(target: AccessTarget): Coverage | undefined {
     const stored = this.records.get(keyOf(target))
     if (!stored) return undefined
     const { leaseOwner: _owner, leaseUntil: _until, ...coverage } = structuredClone(stored)
@@ -149,7 +149,7 @@ export class MemoryIdentityCenter implements IdentityCenter {
   /** The assignments that exist, by target. */
   readonly assigned = new Set<string>()
   /** Requests accepted and not finished: what each will do when it finishes. */
-  private readonly requests = new Map<string, { target: AssignmentTarget; create: boolean }>()
+  private readonly requests = new Map<string, { target: AccessTarget; create: boolean }>()
   /** Every call made, by method name, in order (only those that reached Identity Center). */
   readonly calls: string[] = []
   /** The answer the next call that creates, removes or asks after a request meets (see IdentityCenterAnswer). */
@@ -159,7 +159,7 @@ export class MemoryIdentityCenter implements IdentityCenter {
   private requestIds = 0
 
   /** An accepted request, as if sent earlier: its id. */
-  accepted(target: AssignmentTarget, create: boolean): string {
+  accepted(target: AccessTarget, create: boolean): string {
     const id = `request-${++this.requestIds}`
     this.requests.set(id, { target, create })
     return id
@@ -169,17 +169,17 @@ export class MemoryIdentityCenter implements IdentityCenter {
     return { arn: `arn:aws:sso:::permissionSet/${name}`, name, sessionDurationSeconds: 3600 }
   }
 
-  async assignmentExists(target: AssignmentTarget): Promise<boolean> {
+  async assignmentExists(target: AccessTarget): Promise<boolean> {
     await this.onCall?.()
     this.calls.push('assignmentExists')
     return this.assigned.has(keyOf(target))
   }
 
-  createAssignment(target: AssignmentTarget, beforeSend?: BeforeSend): Promise<ProvisioningOutcome> {
+  createAssignment(target: AccessTarget, beforeSend?: BeforeSend): Promise<ProvisioningOutcome> {
     return this.change('createAssignment', target, true, beforeSend)
   }
 
-  deleteAssignment(target: AssignmentTarget, beforeSend?: BeforeSend): Promise<ProvisioningOutcome> {
+  deleteAssignment(target: AccessTarget, beforeSend?: BeforeSend): Promise<ProvisioningOutcome> {
     return this.change('deleteAssignment', target, false, beforeSend)
   }
 
@@ -191,7 +191,7 @@ export class MemoryIdentityCenter implements IdentityCenter {
     return this.status('deletionStatus', requestId)
   }
 
-  private async change(operation: string, target: AssignmentTarget, create: boolean, beforeSend?: BeforeSend): Promise<ProvisioningOutcome> {
+  private async change(operation: string, target: AccessTarget, create: boolean, beforeSend?: BeforeSend): Promise<ProvisioningOutcome> {
     await this.onCall?.()
     await beforeSend?.()
     this.calls.push(operation)
@@ -230,13 +230,14 @@ export class MemoryIdentityCenter implements IdentityCenter {
     return answer === 'throttled' ? new UpstreamUnavailableError('Identity Center', operation, 'ThrottlingException', true) : undefined
   }
 
-  private apply(target: AssignmentTarget, create: boolean): void {
+  private apply(target: AccessTarget, create: boolean): void {
     if (create) this.assigned.add(keyOf(target))
     else this.assigned.delete(keyOf(target))
   }
 }
 
-export function keyOf(target: AssignmentTarget): string {
+export function keyOf(target: AccessTarget): string {
+  if (target.kind === 'membership') return `${target.userId}|group|${target.groupId}`
   return `${target.userId}|${target.accountId}|${target.permissionSetArn}`
 }
 

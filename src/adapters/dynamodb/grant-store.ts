@@ -7,7 +7,7 @@ import {
 } from '@aws-sdk/lib-dynamodb'
 import type { AuditEvent } from '../../core/audit.ts'
 import { LeaseLostError } from '../../core/errors.ts'
-import { targetOf, type AssignmentTarget, type Grant } from '../../core/grant-model.ts'
+import { isMembership, targetOf, type AccessTarget, type Grant } from '../../core/grant-model.ts'
 import { COVERAGE_CHECK_INTERVAL_MS } from '../../core/coverage.ts'
 import type { Coverage, CoveragePatch, CoverageWrite, GrantCreation, GrantFilter, GrantStore, GrantTransition, LeaseAttempt, NewGrantLease, Page, PageRequest } from '../../core/ports.ts'
 import { callAws } from '../aws-errors.ts'
@@ -17,10 +17,20 @@ import { conditionalRetrying, retryingConflicts } from './conditional.ts'
 /** The one item that says which process is sweeping, and until when (see acquireSweepLease). */
 const SWEEP_LEASE_KEY = { pk: 'sweep#lease' }
 import type { PageCursors } from './cursor.ts'
-import { coverageKey, grantKey, grantToItem, itemToCoverage, itemToGrant } from './items.ts'
+import { coverageKey as assignmentCoverageKey, grantKey, grantToItem, itemToCoverage, itemToGrant } from './items.ts'
 import { outboxPuts } from './outbox-store.ts'
 import { queryPage } from './paged-query.ts'
 import { ALL_PARTITION, DUE_PARTITION, GRANT_INDEXES } from './tables.ts'
+
+/**
+ * The key of the coverage record of one target: an account assignment's (user, account, permission set), or a
+ * group membership's (user, group). The two never collide: a membership's key says so, and no account id or
+ * permission set ARN is 'membership'.
+ */
+export function coverageKey(target: AccessTarget): { pk: string } {
+  if (isMembership(target)) return { pk: `coverage#membership#${target.userId}#${target.groupId}` }
+  return assignmentCoverageKey(target)
+}
 
 export interface TableNames {
   grants: string
@@ -55,7 +65,7 @@ export class DynamoGrantStore implements GrantStore {
         Put: {
           TableName: this.tables.grants,
           Item: {
-            ...coverageKey(grant),
+            ...coverageKey(targetOf(grant)),
             kind: 'coverage',
             target: targetOf(grant),
             holders: new Set([grant.id]),
@@ -184,7 +194,7 @@ export class DynamoGrantStore implements GrantStore {
     const items = result.Items ?? []
     return {
       grants: items.filter((item) => item.kind === 'grant').map(itemToGrant),
-      coverages: items.filter((item) => item.kind === 'coverage').map((item) => item.target as AssignmentTarget),
+      coverages: items.filter((item) => item.kind === 'coverage').map((item) => item.target as AccessTarget),
       cursor: result.LastEvaluatedKey ? this.cursors.encode(result.LastEvaluatedKey, identity, keyNames) : undefined,
     }
   }
@@ -214,7 +224,7 @@ export class DynamoGrantStore implements GrantStore {
     )
   }
 
-  async scheduleCoverageCheck(target: AssignmentTarget, at: Date): Promise<void> {
+  async scheduleCoverageCheck(target: AccessTarget, at: Date): Promise<void> {
     await conditionalRetrying('UpdateItem', () =>
       this.doc.send(new UpdateCommand({
         TableName: this.tables.grants,
@@ -226,19 +236,19 @@ export class DynamoGrantStore implements GrantStore {
     )
   }
 
-  async getCoverage(target: AssignmentTarget): Promise<Coverage | undefined> {
+  async getCoverage(target: AccessTarget): Promise<Coverage | undefined> {
     const item = await this.getCoverageItem(target)
     return item ? itemToCoverage(item, target) : undefined
   }
 
-  private async getCoverageItem(target: AssignmentTarget): Promise<Record<string, unknown> | undefined> {
+  private async getCoverageItem(target: AccessTarget): Promise<Record<string, unknown> | undefined> {
     const result = await this.call('GetItem', () =>
       this.doc.send(new GetCommand({ TableName: this.tables.grants, Key: coverageKey(target), ConsistentRead: true })),
     )
     return result.Item
   }
 
-  async acquireLease(target: AssignmentTarget, owner: string, now: Date, until: Date): Promise<LeaseAttempt> {
+  async acquireLease(target: AccessTarget, owner: string, now: Date, until: Date): Promise<LeaseAttempt> {
     const outcome = await conditionalRetrying('UpdateItem', () =>
       this.doc.send(new UpdateCommand({
         TableName: this.tables.grants,
@@ -258,7 +268,7 @@ export class DynamoGrantStore implements GrantStore {
     return { acquired: false, coverage: current }
   }
 
-  async updateCoverage(target: AssignmentTarget, owner: string, patch: CoveragePatch, options: { releaseLease?: boolean } = {}): Promise<Coverage> {
+  async updateCoverage(target: AccessTarget, owner: string, patch: CoveragePatch, options: { releaseLease?: boolean } = {}): Promise<Coverage> {
     const names: Record<string, string> = {}
     const values: Record<string, unknown> = { ':owner': owner }
     const sets: string[] = []
@@ -282,7 +292,7 @@ export class DynamoGrantStore implements GrantStore {
     return itemToCoverage(outcome.result.Attributes ?? {}, target)
   }
 
-  recordCreationIntent(target: AssignmentTarget, owner: string, now: Date) {
+  recordCreationIntent(target: AccessTarget, owner: string, now: Date) {
     return this.recordIntent(target, owner, {
       UpdateExpression: 'SET assignment = :creating, requestId = :none, creationIntendedAt = :now',
       ConditionExpression: 'leaseOwner = :owner AND assignment = :absent AND (attribute_not_exists(#external) OR #external = :false)',
@@ -290,7 +300,7 @@ export class DynamoGrantStore implements GrantStore {
     })
   }
 
-  recordRemovalIntent(target: AssignmentTarget, owner: string) {
+  recordRemovalIntent(target: AccessTarget, owner: string) {
     return this.recordIntent(target, owner, {
       UpdateExpression: 'SET assignment = :deleting, requestId = :none',
       ConditionExpression: 'leaseOwner = :owner AND assignment = :present AND attribute_not_exists(holders) AND (attribute_not_exists(#external) OR #external = :false)',
@@ -299,7 +309,7 @@ export class DynamoGrantStore implements GrantStore {
   }
 
   /** An intent written under the owner's lease on a coverage that is not external; otherwise the coverage as it is. */
-  private async recordIntent(target: AssignmentTarget, owner: string, update: { UpdateExpression: string; ConditionExpression: string; ExpressionAttributeValues: Record<string, unknown> }) {
+  private async recordIntent(target: AccessTarget, owner: string, update: { UpdateExpression: string; ConditionExpression: string; ExpressionAttributeValues: Record<string, unknown> }) {
     const outcome = await conditionalRetrying('UpdateItem', () =>
       this.doc.send(new UpdateCommand({
         TableName: this.tables.grants,
@@ -316,7 +326,7 @@ export class DynamoGrantStore implements GrantStore {
     return { recorded: false as const, coverage: current ? itemToCoverage(current, target) : undefined, leaseHeld: current?.leaseOwner === owner }
   }
 
-  async deleteIdleCoverage(target: AssignmentTarget, owner: string): Promise<boolean> {
+  async deleteIdleCoverage(target: AccessTarget, owner: string): Promise<boolean> {
     const outcome = await conditionalRetrying('DeleteItem', () =>
       this.doc.send(new DeleteCommand({
         TableName: this.tables.grants,
@@ -328,7 +338,7 @@ export class DynamoGrantStore implements GrantStore {
     return outcome.applied
   }
 
-  async releaseLease(target: AssignmentTarget, owner: string): Promise<void> {
+  async releaseLease(target: AccessTarget, owner: string): Promise<void> {
     await conditionalRetrying('UpdateItem', () =>
       this.doc.send(new UpdateCommand({
         TableName: this.tables.grants,
@@ -340,7 +350,7 @@ export class DynamoGrantStore implements GrantStore {
     )
   }
 
-  async renewLease(target: AssignmentTarget, owner: string, now: Date, until: Date): Promise<void> {
+  async renewLease(target: AccessTarget, owner: string, now: Date, until: Date): Promise<void> {
     const outcome = await conditionalRetrying('UpdateItem', () =>
       this.doc.send(new UpdateCommand({
         TableName: this.tables.grants,
@@ -358,7 +368,7 @@ export class DynamoGrantStore implements GrantStore {
     const joining = operation === 'ADD'
     return {
       TableName: this.tables.grants,
-      Key: coverageKey(grant),
+      Key: coverageKey(targetOf(grant)),
       UpdateExpression: `${operation} holders :grant SET kind = :kind, target = if_not_exists(target, :target), ` +
         'assignment = if_not_exists(assignment, :absent), dueShard = :due, dueAt = if_not_exists(dueAt, :firstCheck)' +
         (joining ? ', lastGrantId = :grantId' : ''),

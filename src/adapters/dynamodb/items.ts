@@ -1,14 +1,15 @@
 import type { ChainedAuditEvent } from '../../core/audit-chain.ts'
-import type { AssignmentTarget, Grant } from '../../core/grant-model.ts'
+import type { AccessTarget, AssignmentTarget, Grant } from '../../core/grant-model.ts'
 import type { Coverage } from '../../core/ports.ts'
 import { ALL_PARTITION } from './tables.ts'
 
 export const grantKey = (id: string) => ({ pk: `grant#${id}` })
+/** An account assignment's coverage record key (a membership's is the grant store's: see coverageKey there). */
 export const coverageKey = (t: AssignmentTarget) => ({ pk: `coverage#${t.userId}#${t.accountId}#${t.permissionSetArn}` })
 export const auditKey = (id: string) => ({ pk: `event#${id}` })
 
 const GRANT_FIELDS = [
-  'id', 'status', 'userName', 'userId', 'accountId', 'permissionSet', 'permissionSetArn', 'ticketId', 'justification',
+  'id', 'status', 'userName', 'userId', 'accountId', 'permissionSet', 'permissionSetArn', 'groupName', 'groupId', 'ticketId', 'justification',
   'requestedBy', 'createdAt', 'startsAt', 'expiresAt', 'accessEndsBy', 'endedAt', 'endedBy', 'endReason', 'coveredBy', 'failureReason',
   'sessionsCutAt',
 ] as const satisfies readonly (keyof Grant)[]
@@ -30,7 +31,7 @@ export function itemToGrant(item: Record<string, unknown>): Grant {
   return grant
 }
 
-export function itemToCoverage(item: Record<string, unknown>, target: AssignmentTarget): Coverage {
+export function itemToCoverage(item: Record<string, unknown>, target: AccessTarget): Coverage {
   return {
     target,
     // DynamoDB drops a set's attribute with its last member: no attribute means no holders.
@@ -47,7 +48,7 @@ export function itemToCoverage(item: Record<string, unknown>, target: Assignment
 
 // correlationId is absent from events written before it was recorded, and from events without one: both read as null.
 const AUDIT_FIELDS = [
-  'id', 'at', 'action', 'actor', 'grantId', 'userName', 'accountId', 'permissionSet', 'ticketId', 'detail', 'requestId',
+  'id', 'at', 'action', 'actor', 'grantId', 'userName', 'accountId', 'permissionSet', 'groupName', 'ticketId', 'detail', 'requestId',
   'correlationId', 'seq', 'hash', 'prevHash',
 ] as const satisfies readonly (keyof ChainedAuditEvent)[]
 

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { preHandlerAsyncHookHandler } from 'fastify'
+import { InvalidInputError } from '../../core/errors.ts'
 import type { GrantService } from '../../core/grant-service.ts'
 import { requireScope, SCOPES } from '../auth.ts'
 import type { idempotencyHooks } from '../idempotency.ts'
@@ -26,6 +27,27 @@ const unlessDryRun = (hook: preHandlerAsyncHookHandler): preHandlerAsyncHookHand
   return hook.call(this, request, reply)
 }
 
+const KINDS = 'an account grant names accountId and permissionSet, a group grant names groupName instead'
+
+/**
+ * The two kinds of grant, which OpenAPI 3.0.3 without oneOf cannot express: accountId with permissionSet, or
+ * groupName alone. Any other mix is refused 400 before anything else runs (no Idempotency-Key is claimed).
+ */
+export const oneKindOfGrant: preHandlerAsyncHookHandler = async (request) => {
+  const body = request.body as { accountId?: unknown; permissionSet?: unknown; groupName?: unknown }
+  const errors: { location: string; path: string; message: string }[] = []
+  if (body.groupName !== undefined) {
+    for (const field of ['accountId', 'permissionSet'] as const) {
+      if (body[field] !== undefined) errors.push({ location: 'body', path: `/${field}`, message: `cannot be combined with groupName (${KINDS})` })
+    }
+  } else {
+    for (const field of ['accountId', 'permissionSet'] as const) {
+      if (body[field] === undefined) errors.push({ location: 'body', path: `/${field}`, message: `is required (${KINDS})` })
+    }
+  }
+  if (errors.length > 0) throw new InvalidInputError(errors)
+}
+
 export const grantRoutes: FastifyPluginAsyncTypebox<GrantRouteOptions> = async (app, { grants, idempotency, requestDeadlineMs }) => {
   const actorOf = (request: { user: { sub: string }; id: string; correlationId: string | null }) =>
     ({ id: request.user.sub, requestId: String(request.id), correlationId: request.correlationId })
@@ -42,7 +64,9 @@ export const grantRoutes: FastifyPluginAsyncTypebox<GrantRouteOptions> = async (
       tags: ['grants'],
       summary: 'Request temporary access',
       description:
-        'Gives one Identity Store user one permission set on one AWS account for a bounded time, if the eligibility policy allows it. ' +
+        'Gives one Identity Store user one permission set on one AWS account (an account grant: accountId and permissionSet), or membership of ' +
+        'one Identity Store group (a group grant: groupName, which a policy rule must list in grantableGroups), for a bounded time, if the ' +
+        'eligibility policy allows it. Any other mix of accountId, permissionSet and groupName is answered 400 VALIDATION_FAILED. ' +
         'Answers 201 once the account assignment is in place, or 202 while Identity Center is still provisioning it (poll GET /grants/{id}). ' +
         'It answers within the request deadline (25 s by default) whatever AWS does: 202 once the grant is recorded, 503 with Retry-After before. ' +
         'Denials are audited and answered 403 POLICY_DENIED with the failed condition. ' +
@@ -61,7 +85,7 @@ export const grantRoutes: FastifyPluginAsyncTypebox<GrantRouteOptions> = async (
         ...errorResponses(400, 401, 403, 409, 415, 422, 502, 503),
       },
     },
-    preHandler: unlessDryRun(idempotency.preHandler),
+    preHandler: [oneKindOfGrant, unlessDryRun(idempotency.preHandler)],
     onSend: idempotency.onSend,
   }, async (request, reply) => {
     const { dryRun, ...input } = request.body

@@ -91,7 +91,7 @@ export const errorResponses = (...statuses: number[]) => {
     404: 'Not found (GRANT_NOT_FOUND)',
     409: 'Idempotency-Key reused with a different request (IDEMPOTENCY_KEY_REUSED), or the first request with it is still running (REQUEST_IN_PROGRESS; retry after Retry-After)',
     415: 'Body is not application/json (UNSUPPORTED_MEDIA_TYPE)',
-    422: 'The user or permission set does not exist (USER_NOT_FOUND, PERMISSION_SET_NOT_FOUND)',
+    422: 'The user, permission set or group does not exist (USER_NOT_FOUND, PERMISSION_SET_NOT_FOUND, GROUP_NOT_FOUND)',
     502: 'Identity Center refused the assignment (PROVISIONING_FAILED); the grant is recorded as failed',
     503: 'An AWS dependency is unavailable (UPSTREAM_UNAVAILABLE); retry after Retry-After seconds. Recorded intent is finished by the sweep',
   }

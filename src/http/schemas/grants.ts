@@ -5,8 +5,15 @@ import { AccountId, Cursor, Limit, Nullable, PrintableText, StringEnum, Timestam
 export const GrantRequestBody = Type.Object(
   {
     userName: PrintableText({ minLength: 1, maxLength: 128, description: 'Identity Store user name (no control characters)', example: 'alice' }),
-    accountId: AccountId,
-    permissionSet: Type.String({ minLength: 1, maxLength: 32, pattern: '^[\\w+=,.@-]+$', description: 'Permission set name', example: 'AdministratorAccess' }),
+    accountId: Type.Optional({ ...AccountId, description: 'An account grant: the AWS account (with permissionSet; never with groupName)' }),
+    permissionSet: Type.Optional(Type.String({ minLength: 1, maxLength: 32, pattern: '^[\\w+=,.@-]+$', description: 'An account grant: the permission set name (with accountId; never with groupName)', example: 'AdministratorAccess' })),
+    groupName: Type.Optional(PrintableText({
+      minLength: 1,
+      maxLength: 1024,
+      description: 'A group grant: the Identity Store group (display name) the user is added to for the duration, instead of accountId and permissionSet. ' +
+        'The policy rule must list it in grantableGroups. Session cut-off (JIT_SESSION_CUTOFF) does not apply to group grants.',
+      example: 'prod-breakglass',
+    })),
     durationMinutes: Type.Integer({ minimum: 1, description: 'How long the access lasts; bounded by the policy rule and the service maximum', example: 60 }),
     ticketId: Type.String({ minLength: 1, maxLength: 64, pattern: '^[\\w.:#/-]+$', description: 'The change or incident ticket that justifies the access', example: 'CHG0031337' }),
     justification: Type.Optional(PrintableText({ maxLength: 1000, description: 'Free text for auditors, on one line (no control characters: no tabs or line breaks)', example: 'Fix failing deployment' })),
@@ -29,6 +36,8 @@ export const GrantRequestBody = Type.Object(
     additionalProperties: false,
     $id: 'GrantRequest',
     title: 'GrantRequest',
+    description: 'Two kinds of grant, told apart by their fields: an account grant names accountId and permissionSet (both), a group grant names ' +
+      'groupName (alone). Any other mix (both kinds, neither, or half of the pair) is refused with 400 problem+json (VALIDATION_FAILED).',
     example: { userName: 'alice', accountId: '111111111111', permissionSet: 'AdministratorAccess', durationMinutes: 60, ticketId: 'CHG0031337', justification: 'Fix failing deployment' },
   },
 )
@@ -43,16 +52,18 @@ export const GrantSchema = Type.Object(
     }),
     userName: Type.String(),
     userId: Type.String({ description: 'Identity Store user id' }),
-    accountId: Type.String(),
-    permissionSet: Type.String(),
-    permissionSetArn: Type.String(),
+    accountId: Nullable(Type.String({ description: 'An account grant’s account; null for a group grant' })),
+    permissionSet: Nullable(Type.String({ description: 'An account grant’s permission set; null for a group grant' })),
+    permissionSetArn: Nullable(Type.String({ description: 'null for a group grant' })),
+    groupName: Nullable(Type.String({ description: 'A group grant’s Identity Store group (display name); null for an account grant' })),
+    groupId: Nullable(Type.String({ description: 'A group grant’s Identity Store group id; null for an account grant' })),
     ticketId: Type.String(),
     justification: Nullable(Type.String()),
     requestedBy: Type.String({ description: 'The JWT subject that requested the grant' }),
     createdAt: Timestamp,
     startsAt: { ...Timestamp, description: 'When the access starts: the requested start of a scheduled grant, otherwise when it was requested' },
     expiresAt: { ...Timestamp, description: 'When the access ends; PATCH /grants/{id} moves it' },
-    accessEndsBy: { ...Timestamp, description: 'expiresAt plus the permission set session duration: a role session taken just before expiry lasts until then; once sessions are cut (sessionsCutAt), the cut plus the 5 minutes a service control policy takes to apply' },
+    accessEndsBy: { ...Timestamp, description: 'For a group grant, expiresAt. For an account grant, expiresAt plus the permission set session duration: a role session taken just before expiry lasts until then; once sessions are cut (sessionsCutAt), the cut plus the 5 minutes a service control policy takes to apply' },
     endedAt: Nullable(Timestamp),
     endedBy: Nullable(Type.String({ description: 'Who ended it: a JWT subject, or system:sweep on expiry' })),
     endReason: Nullable(StringEnum(['expired', 'revoked'] as const)),
@@ -71,6 +82,8 @@ export const GrantSchema = Type.Object(
       accountId: '111111111111',
       permissionSet: 'AdministratorAccess',
       permissionSetArn: 'arn:aws:sso:::permissionSet/ssoins-1111111111111111/ps-2222222222222222',
+      groupName: null,
+      groupId: null,
       ticketId: 'CHG0031337',
       justification: 'Fix failing deployment',
       requestedBy: 'servicenow-workflow',
@@ -133,7 +146,7 @@ export const DryRunResultSchema = Type.Object(
     allowed: Type.Boolean({ description: 'Whether the request, sent without dryRun now, would be allowed' }),
     rule: Nullable(Type.String({ description: 'The rule that allows it, or (refused) the rule that came closest' })),
     failedCondition: Nullable(Type.String({
-      description: 'Refused: the condition that failed, as POLICY_DENIED (principal, account, permissionSet, duration, leadTime, ticket) or ' +
+      description: 'Refused: the condition that failed, as POLICY_DENIED (principal, account, permissionSet, group, duration, leadTime, ticket) or ' +
         'TICKET_NOT_APPROVED (ticket, ticketApproval, ticketState, ticketWindow) would name it; null when allowed',
     })),
     detail: Type.String({ description: 'Why, in words' }),

@@ -6,9 +6,10 @@ export const PolicyRuleSchema = Type.Object(
     name: Type.String(),
     users: Type.Optional(Type.Array(Type.String(), { description: 'Identity Store user names' })),
     groups: Type.Optional(Type.Array(Type.String(), { description: 'Identity Store group display names (matched by id, resolved at start)' })),
-    accounts: Type.Array(Type.String(), { description: 'Account ids, * (any), organizational units (ou-…, every account nested below) or the root (r-…)' }),
+    accounts: Type.Optional(Type.Array(Type.String(), { description: 'Account ids, * (any), organizational units (ou-…, every account nested below) or the root (r-…); absent in a rule of grantable groups only' })),
     accountTags: Type.Optional(Type.Object({}, { additionalProperties: Type.String(), description: 'Tags every allowed account must carry (AWS Organizations)' })),
-    permissionSets: Type.Array(Type.String(), { description: 'Permission set names, or *' }),
+    permissionSets: Type.Optional(Type.Array(Type.String(), { description: 'Permission set names, or *; absent in a rule of grantable groups only' })),
+    grantableGroups: Type.Optional(Type.Array(Type.String(), { description: 'Identity Store groups (display names) a group grant under this rule may add the user to' })),
     maxDurationMinutes: Type.Integer(),
     maxLeadDays: Type.Optional(Type.Integer({ description: 'How far ahead a grant may be scheduled; absent: the service maximum' })),
     ticketPattern: Type.Optional(Type.String({ description: 'RE2 pattern the whole ticket id must match' })),
@@ -44,7 +45,8 @@ export const EligibilityQuery = Type.Object(
 
 const EligibleRuleSchema = Type.Object({
   rule: Type.String({ description: 'The rule’s name' }),
-  permissionSets: Type.Array(Type.String(), { description: 'Permission set names (* : any)' }),
+  permissionSets: Type.Array(Type.String(), { description: 'Permission set names (* : any); empty for a rule of grantable groups only' }),
+  grantableGroups: Type.Array(Type.String(), { description: 'Identity Store groups a group grant (groupName) under this rule may add the user to; empty: none' }),
   accountScope: Type.Array(Type.String(), { description: 'The rule’s accounts as the policy writes them: ids, *, OUs (ou-…) and the root (r-…)' }),
   accountTags: Type.Unsafe<Record<string, string> | null>({ type: 'object', additionalProperties: { type: 'string' }, nullable: true, description: 'Tags every account must carry; null: none required' }),
   anyAccount: Type.Boolean({ description: 'The rule names * (every account, within accountTags): those accounts are not listed' }),
@@ -73,6 +75,7 @@ export const EligibilitySchema = Type.Object(
       rules: [{
         rule: 'oncall-incident-access',
         permissionSets: ['AdministratorAccess', 'ReadOnlyAccess'],
+        grantableGroups: ['prod-breakglass'],
         accountScope: ['111111111111', 'ou-ab12-cdef3456'],
         accountTags: null,
         anyAccount: false,
