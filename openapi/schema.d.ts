@@ -160,7 +160,7 @@ export interface paths {
         };
         /**
          * What a user may request
-         * @description Every policy rule whose users or groups include the user (groups as the directory says now), each with its permission sets, its accounts (organizational units expanded to the active accounts nested below them, filtered by the rule’s account tags; at most limit per rule, truncated when there are more; a rule naming * says anyAccount instead of listing), its maximum duration and lead time, and its ticket pattern. A catalog item can offer exactly these choices. What is listed may still be refused for a condition this cannot know in advance (the ticket). Unknown user: 422 USER_NOT_FOUND. AWS Organizations or the directory unavailable: 503.
+         * @description Every policy rule whose users or groups include the user (groups as the directory says now), each with its permission sets, its accounts (organizational units expanded to the active accounts nested below them, filtered by the rule’s account tags; at most limit per rule, with truncated and a nextCursor when there may be more: asked again with that cursor, the answer holds only that rule, its next accounts; a rule naming * says anyAccount instead of listing), its maximum duration and lead time, and its ticket pattern. A catalog item can offer exactly these choices. What is listed may still be refused for a condition this cannot know in advance (the ticket). Unknown user: 422 USER_NOT_FOUND. A cursor this service did not issue, or issued under another policy version: 400 INVALID_CURSOR. AWS Organizations or the directory unavailable: 503.
          */
         get: operations["getEligibility"];
         put?: never;
@@ -506,6 +506,7 @@ export interface components {
          *             }
          *           ],
          *           "truncated": false,
+         *           "nextCursor": null,
          *           "maxDurationMinutes": 240,
          *           "maxLeadDays": 14,
          *           "ticketPattern": "(CHG|INC)[0-9]{7}"
@@ -540,8 +541,10 @@ export interface components {
                     /** @description From AWS Organizations; null when it was not asked */
                     name: string | null;
                 }[];
-                /** @description More accounts match than limit */
+                /** @description More accounts may follow: nextCursor continues the list */
                 truncated: boolean;
+                /** @description Pass as cursor (same userName) for this rule’s next accounts; null: the list is complete */
+                nextCursor: string | null;
                 /** @description The longest grant, bounded by the service maximum */
                 maxDurationMinutes: number;
                 /** @description How far ahead a grant may start (startsAt), bounded by the service maximum; 0: only now */
@@ -1329,8 +1332,10 @@ export interface operations {
             query: {
                 /** @description The Identity Store user name */
                 userName: string;
-                /** @description At most this many accounts per rule (1–500); truncated says when there are more */
+                /** @description At most this many accounts per rule (1–500); a rule with more says truncated and gives a nextCursor */
                 limit?: number;
+                /** @description A rule’s nextCursor from an earlier answer: only that rule is answered, its accounts from where the earlier page ended */
+                cursor?: string;
             };
             header?: never;
             path?: never;

@@ -78,3 +78,50 @@ t.test('Organizations failing makes GET /eligibility a 503, not a shorter list',
   t.equal(answer.statusCode, 503, answer.body)
   t.ok(answer.headers['retry-after'])
 })
+
+t.test('a rule longer than limit is read page by page with its nextCursor, each account once', async (t) => {
+  const { app, organization } = await build(t, moto, { organization: true, policy: policyOf })
+  const { accounts } = organization!
+
+  const first = (await eligibility(app, 'userName=alice&limit=1')).json()
+  const pages = [first.rules[0]]
+  t.same(first.rules.map((r: { rule: string }) => r.rule), ['workloads-admin', 'oncall-payments', 'development'], 'the first page lists every rule')
+  while (pages.at(-1).nextCursor !== null && pages.length < 10) {
+    const answer = await eligibility(app, `userName=alice&limit=1&cursor=${pages.at(-1).nextCursor}`)
+    t.equal(answer.statusCode, 200, answer.body)
+    t.same(answer.json().rules.map((r: { rule: string }) => r.rule), ['workloads-admin'], 'a cursor answers only its rule')
+    pages.push(answer.json().rules[0])
+  }
+  const listed = pages.flatMap((page: { accounts: { id: string }[] }) => page.accounts.map((a) => a.id))
+  t.same(new Set(listed), new Set([accounts.analyticsProd, accounts.paymentsProd, accounts.paymentsBatch]), 'every account the OU reaches')
+  t.equal(listed.length, new Set(listed).size, 'none twice')
+  t.ok(pages.slice(0, -1).every((page: { truncated: boolean }) => page.truncated), 'truncated on every page but the last')
+  t.match(pages.at(-1), { truncated: false, nextCursor: null })
+})
+
+t.test('a cursor from another policy, another rule or made up is a 400 INVALID_CURSOR', async (t) => {
+  const { app } = await build(t, moto, { organization: true, policy: policyOf })
+  const cursor = (await eligibility(app, 'userName=alice&limit=1')).json().rules[0].nextCursor as string
+  const other = (version: string, position = 1, rule = 'workloads-admin') => Buffer.from(JSON.stringify([rule, position, version])).toString('base64url')
+  const version = JSON.parse(Buffer.from(cursor, 'base64url').toString())[2] as string
+
+  const refused: [string, string][] = [
+    ['another policy version', other('0000000000ab')],
+    ['a position of 0', other(version, 0)],
+    ['a negative position', other(version, -5)],
+    ['a position past any organization', other(version, 2_000_000)],
+    ['not JSON', 'bm90LWpzb24'],
+    ['not a cursor at all', 'AAAA'],
+  ]
+  for (const [why, bad] of refused) {
+    const answer = await eligibility(app, `userName=alice&cursor=${bad}`)
+    t.equal(answer.statusCode, 400, `${why}: ${answer.body}`)
+    t.equal(answer.json().code, 'INVALID_CURSOR', why)
+    t.match(answer.headers['content-type'], /application\/problem\+json/)
+  }
+  const notBase64 = await eligibility(app, 'userName=alice&cursor=%2F%2F')
+  t.equal(notBase64.statusCode, 400, notBase64.body)
+  const gone = await eligibility(app, `userName=alice&cursor=${other(version, 1, 'no-such-rule')}`)
+  t.equal(gone.statusCode, 200, gone.body)
+  t.same(gone.json().rules, [], 'a rule that does not (or no longer) include the user lists nothing')
+})

@@ -1,4 +1,4 @@
-import { UserNotFoundError } from './errors.ts'
+import { InvalidCursorError, UserNotFoundError } from './errors.ts'
 import { isOrganizationUnit, needsOrganization, rulesFor, type Policy, type Rule } from './policy.ts'
 import type { AccountDirectory, Directory } from './ports.ts'
 
@@ -28,8 +28,10 @@ export interface EligibleRule {
   anyAccount: boolean
   /** The accounts it names or reaches through OUs and tags, active ones only for those reached; at most `limit`. */
   accounts: EligibleAccount[]
-  /** More accounts match than `limit`: ask with a higher limit, or read the policy (GET /policy). */
+  /** More accounts may follow: `nextCursor` continues this rule's list. */
   truncated: boolean
+  /** Where this rule's list goes on (GET /eligibility with `cursor`); null when it is complete. */
+  nextCursor: string | null
   /** The rule's maximum, bounded by the service's own (JIT_MAX_DURATION_MINUTES). */
   maxDurationMinutes: number
   /** How far ahead a grant may start, bounded by the service's own (JIT_MAX_LEAD_DAYS). */
@@ -51,22 +53,37 @@ export interface EligibilityDeps {
   maxLeadDays: number
 }
 
+/** Where one rule's account list goes on: the rule, the position of the next account to look at, and the policy then. */
+interface EligibilityCursor {
+  rule: string
+  position: number
+  policyVersion: string
+}
+
+/** The most accounts a cursor's position may skip: far more than any organization holds (AWS's quota is 10,000). */
+const MAX_POSITION = 1_000_000
+
 /**
  * What the user may request: every rule whose principal condition they meet (by name, or by group membership as
  * the directory says now), with its permission sets, its accounts (OUs expanded to the active accounts nested
  * below them and filtered by the rule's tags, at most `limit` per rule), its limits and its ticket pattern.
+ * With `cursor` (a rule's `nextCursor`), only that rule, its accounts from where the cursor left off.
  * Organizations is asked only when the policy names OUs, the root or tags (then also for the names of listed
- * accounts). Throws UserNotFoundError for a user the directory does not have, UpstreamUnavailableError when the
- * directory or Organizations cannot answer.
+ * accounts). Throws UserNotFoundError for a user the directory does not have, InvalidCursorError for a cursor
+ * this policy did not issue (another policy version included), UpstreamUnavailableError when the directory or
+ * Organizations cannot answer.
  */
-export async function eligibilityOf(deps: EligibilityDeps, userName: string, limit: number): Promise<Eligibility> {
+export async function eligibilityOf(deps: EligibilityDeps, userName: string, limit: number, cursor?: string): Promise<Eligibility> {
+  const from = cursor === undefined ? undefined : readCursor(cursor, deps.policy.version)
   const user = await deps.directory.findUser(userName)
   if (!user) throw new UserNotFoundError(userName)
-  const rules = await rulesFor(deps.policy, user.userName, () => deps.directory.groupIdsOf(user.id))
+  const allowing = await rulesFor(deps.policy, user.userName, () => deps.directory.groupIdsOf(user.id))
+  // A rule that no longer includes the user (their groups changed) lists nothing more: it is left out.
+  const rules = from ? allowing.filter((rule) => rule.name === from.rule) : allowing
   const useOrganization = deps.policy.rules.some(needsOrganization) ? deps.accounts : undefined
   const eligible: EligibleRule[] = []
   for (const rule of rules) {
-    const { accounts, truncated } = await accountsOf(rule, useOrganization, limit)
+    const { accounts, next } = await accountsOf(rule, useOrganization, limit, from?.position ?? 0)
     eligible.push({
       rule: rule.name,
       permissionSets: rule.permissionSets ?? [],
@@ -75,7 +92,8 @@ export async function eligibilityOf(deps: EligibilityDeps, userName: string, lim
       accountTags: rule.accountTags ?? null,
       anyAccount: rule.accounts?.includes('*') ?? false,
       accounts,
-      truncated,
+      truncated: next !== null,
+      nextCursor: next === null ? null : writeCursor({ rule: rule.name, position: next, policyVersion: deps.policy.version }),
       maxDurationMinutes: Math.min(rule.maxDurationMinutes, deps.maxDurationMinutes),
       maxLeadDays: Math.min(rule.maxLeadDays ?? deps.maxLeadDays, deps.maxLeadDays),
       ticketPattern: rule.ticketPattern?.source ?? null,
@@ -84,33 +102,80 @@ export async function eligibilityOf(deps: EligibilityDeps, userName: string, lim
   return { userName: user.userName, policyVersion: deps.policy.version, rules: eligible }
 }
 
-/** The accounts one rule names or reaches, in the policy's order, each once, at most `limit`. */
-async function accountsOf(rule: Rule, organization: AccountDirectory | undefined, limit: number): Promise<{ accounts: EligibleAccount[]; truncated: boolean }> {
-  const found = new Map<string, EligibleAccount>()
-  const tagsMatch = async (accountId: string) => {
-    if (!rule.accountTags) return true
-    if (!organization) return false
-    const tags = await organization.tagsOf(accountId)
-    return Object.entries(rule.accountTags).every(([key, value]) => tags[key] === value)
+/** One account a rule might reach, in the rule's order: named by id, or found under an OU or the root. */
+interface Candidate {
+  id: string
+  /** From Organizations for an account found under an OU; null for one named by id (described when listed). */
+  name: string | null
+  named: boolean
+  active: boolean
+}
+
+/**
+ * One page of a rule's accounts: from `position` in the rule's order (its entries in the policy's order, an OU's
+ * accounts breadth first), at most `limit`, each once. A rule with tags reads the tags of at most
+ * MAX_SCANNED_ACCOUNTS accounts a page, so a page may hold fewer than `limit`; `next` is where the following
+ * page starts, null when the list is complete.
+ */
+async function accountsOf(rule: Rule, organization: AccountDirectory | undefined, limit: number, position: number): Promise<{ accounts: EligibleAccount[]; next: number | null }> {
+  const budget = rule.accountTags ? MAX_SCANNED_ACCOUNTS : limit
+  const { list, complete } = await candidatesOf(rule, organization, position + budget + 1)
+  const seen = new Set(list.slice(0, position).map((candidate) => candidate.id))
+  const accounts: EligibleAccount[] = []
+  let scanned = 0
+  for (let index = position; index < list.length; index++) {
+    if (accounts.length === limit || scanned === budget) return { accounts, next: index }
+    const candidate = list[index] as Candidate
+    if (seen.has(candidate.id) || !candidate.active) continue
+    seen.add(candidate.id)
+    scanned++
+    if (!(await tagsMatch(rule, organization, candidate.id))) continue
+    const name = candidate.named && organization ? ((await organization.describe(candidate.id))?.name ?? null) : candidate.name
+    accounts.push({ id: candidate.id, name })
   }
+  return { accounts, next: complete ? null : list.length }
+}
+
+/** The first `upTo` accounts the rule names or reaches, in its order (duplicates kept); complete when that is all. */
+async function candidatesOf(rule: Rule, organization: AccountDirectory | undefined, upTo: number): Promise<{ list: Candidate[]; complete: boolean }> {
+  const list: Candidate[] = []
   for (const entry of rule.accounts ?? []) {
+    if (list.length >= upTo) return { list: list.slice(0, upTo), complete: false }
     if (entry === '*') continue
     if (!isOrganizationUnit(entry)) {
-      if (found.has(entry) || !(await tagsMatch(entry))) continue
-      if (found.size === limit) return { accounts: [...found.values()], truncated: true }
-      const described = organization ? await organization.describe(entry) : undefined
-      found.set(entry, { id: entry, name: described?.name ?? null })
+      list.push({ id: entry, name: null, named: true, active: true })
       continue
     }
     if (!organization) continue
-    // One more than still fits, to know whether there are more; tags can only narrow it.
-    const under = await organization.accountsUnder(entry, rule.accountTags ? MAX_SCANNED_ACCOUNTS : limit - found.size + 1)
-    for (const account of under.accounts) {
-      if (!account.active || found.has(account.id) || !(await tagsMatch(account.id))) continue
-      if (found.size === limit) return { accounts: [...found.values()], truncated: true }
-      found.set(account.id, { id: account.id, name: account.name })
-    }
-    if (under.truncated) return { accounts: [...found.values()], truncated: true }
+    const under = await organization.accountsUnder(entry, upTo - list.length)
+    for (const account of under.accounts) list.push({ id: account.id, name: account.name, named: false, active: account.active })
+    if (under.truncated) return { list, complete: false }
   }
-  return { accounts: [...found.values()], truncated: false }
+  return { list, complete: true }
+}
+
+async function tagsMatch(rule: Rule, organization: AccountDirectory | undefined, accountId: string): Promise<boolean> {
+  if (!rule.accountTags) return true
+  if (!organization) return false
+  const tags = await organization.tagsOf(accountId)
+  return Object.entries(rule.accountTags).every(([key, value]) => tags[key] === value)
+}
+
+/** Cursors are opaque to callers but not secret: base64url JSON of what they are, checked field by field on return. */
+function writeCursor(cursor: EligibilityCursor): string {
+  return Buffer.from(JSON.stringify([cursor.rule, cursor.position, cursor.policyVersion])).toString('base64url')
+}
+
+function readCursor(text: string, policyVersion: string): EligibilityCursor {
+  let fields: unknown
+  try {
+    fields = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'))
+  } catch {
+    throw new InvalidCursorError()
+  }
+  if (!Array.isArray(fields) || fields.length !== 3) throw new InvalidCursorError()
+  const [rule, position, version] = fields as unknown[]
+  const valid = typeof rule === 'string' && Number.isSafeInteger(position) && (position as number) > 0 && (position as number) <= MAX_POSITION && version === policyVersion
+  if (!valid) throw new InvalidCursorError()
+  return { rule, position: position as number, policyVersion }
 }

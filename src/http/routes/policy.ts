@@ -30,12 +30,14 @@ export const policyRoutes: FastifyPluginAsyncTypebox<EligibilityDeps> = async (a
       description:
         'Every policy rule whose users or groups include the user (groups as the directory says now), each with its permission sets, its accounts ' +
         '(organizational units expanded to the active accounts nested below them, filtered by the rule\u2019s account tags; at most limit per rule, ' +
-        'truncated when there are more; a rule naming * says anyAccount instead of listing), its maximum duration and lead time, and its ticket pattern. ' +
+        'with truncated and a nextCursor when there may be more: asked again with that cursor, the answer holds only that rule, its next accounts; ' +
+        'a rule naming * says anyAccount instead of listing), its maximum duration and lead time, and its ticket pattern. ' +
         'A catalog item can offer exactly these choices. What is listed may still be refused for a condition this cannot know in advance (the ticket). ' +
-        'Unknown user: 422 USER_NOT_FOUND. AWS Organizations or the directory unavailable: 503.',
+        'Unknown user: 422 USER_NOT_FOUND. A cursor this service did not issue, or issued under another policy version: 400 INVALID_CURSOR. ' +
+        'AWS Organizations or the directory unavailable: 503.',
       security: [{ bearerAuth: [SCOPES.grantsRead] }],
       querystring: EligibilityQuery,
       response: { 200: Type.Ref('Eligibility'), ...errorResponses(400, 401, 403, 422, 503) },
     },
-  }, async (request) => eligibilityOf(deps, request.query.userName, request.query.limit ?? 100))
+  }, async (request) => eligibilityOf(deps, request.query.userName, request.query.limit ?? 100, request.query.cursor))
 }

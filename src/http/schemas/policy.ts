@@ -38,7 +38,15 @@ export const PolicyViewSchema = Type.Object(
 export const EligibilityQuery = Type.Object(
   {
     userName: Type.String({ minLength: 1, maxLength: 128, description: 'The Identity Store user name', example: 'alice' }),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100, description: 'At most this many accounts per rule (1–500); truncated says when there are more' })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100, description: 'At most this many accounts per rule (1–500); a rule with more says truncated and gives a nextCursor' })),
+    cursor: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 1024,
+        pattern: '^[A-Za-z0-9_-]+$',
+        description: 'A rule’s nextCursor from an earlier answer: only that rule is answered, its accounts from where the earlier page ended',
+      }),
+    ),
   },
   { additionalProperties: false },
 )
@@ -54,7 +62,8 @@ const EligibleRuleSchema = Type.Object({
     Type.Object({ id: Type.String(), name: Type.Unsafe<string | null>({ type: 'string', nullable: true, description: 'From AWS Organizations; null when it was not asked' }) }),
     { description: 'The accounts the rule names or reaches through OUs (active ones) and tags, at most limit' },
   ),
-  truncated: Type.Boolean({ description: 'More accounts match than limit' }),
+  truncated: Type.Boolean({ description: 'More accounts may follow: nextCursor continues the list' }),
+  nextCursor: Type.Unsafe<string | null>({ type: 'string', nullable: true, description: 'Pass as cursor (same userName) for this rule’s next accounts; null: the list is complete' }),
   maxDurationMinutes: Type.Integer({ description: 'The longest grant, bounded by the service maximum' }),
   maxLeadDays: Type.Integer({ description: 'How far ahead a grant may start (startsAt), bounded by the service maximum; 0: only now' }),
   ticketPattern: Type.Unsafe<string | null>({ type: 'string', nullable: true, description: 'RE2 pattern the whole ticket id must match; null: any ticket' }),
@@ -81,6 +90,7 @@ export const EligibilitySchema = Type.Object(
         anyAccount: false,
         accounts: [{ id: '111111111111', name: 'production' }, { id: '444444444444', name: 'payments-prod' }],
         truncated: false,
+        nextCursor: null,
         maxDurationMinutes: 240,
         maxLeadDays: 14,
         ticketPattern: '(CHG|INC)[0-9]{7}',
