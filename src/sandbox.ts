@@ -7,7 +7,7 @@
  */
 import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { S3Client } from '@aws-sdk/client-s3'
@@ -17,12 +17,13 @@ import { createAwsClients } from './adapters/aws.ts'
 import { ensureTables } from './adapters/dynamodb/tables.ts'
 import { resolveInstance } from './adapters/identity-center.ts'
 import { loadConfig } from './config.ts'
+import type { PolicyDocument } from './core/policy.ts'
 import { ALL_SCOPES } from './http/auth.ts'
 import { ensureAnchorBucket } from './sandbox/anchor-bucket.ts'
 import { assertPortFree, STOP_DEADLINE_MS, stopWhenAskedOrOrphaned } from './sandbox/lifetime.ts'
 import { findMotoServer, LOCAL_VENV, startMotoServer, type MotoServer } from './sandbox/moto-server.ts'
 import { seedOrganization, type DemoOrganization } from './sandbox/organization.ts'
-import { DEMO_DIRECTORY, SANDBOX_POLICY, seedDirectory } from './sandbox/seed.ts'
+import { DEMO_DIRECTORY, SANDBOX_POLICY, seedDirectory, withCurrentUnit, WORKLOADS_RULE } from './sandbox/seed.ts'
 import { serve } from './server.ts'
 
 const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -36,6 +37,8 @@ export interface SandboxOptions {
   print?: (line: string) => void
   /** Gives up starting (stopping whatever it started) when this is aborted: a stop asked for during start-up. */
   signal?: AbortSignal
+  /** Where the sandbox keeps its own files (its policy); `.sandbox` in the project unless a test says otherwise. */
+  sandboxDir?: string
 }
 
 /** The port and host the service will listen on, as far as they can be known before the configuration is loaded. */
@@ -81,10 +84,14 @@ export async function startSandbox(options: SandboxOptions = {}) {
       // One process, so a fresh key is shared by all it serves; cursors from an earlier sandbox are refused.
       env.JIT_CURSOR_KEY = randomBytes(32).toString('base64url')
     }
+    // Only the sandbox's own policy file is ever rewritten (its OU rule, below); one named by JIT_POLICY_FILE never.
+    let ownPolicyFile: string | undefined
     if (!env.JIT_POLICY_FILE) {
-      const policyFile = join(SANDBOX_DIR, 'policy.json')
+      const sandboxDir = options.sandboxDir ?? SANDBOX_DIR
+      const policyFile = join(sandboxDir, 'policy.json')
+      ownPolicyFile = policyFile
       if (!existsSync(policyFile)) {
-        mkdirSync(SANDBOX_DIR, { recursive: true })
+        mkdirSync(sandboxDir, { recursive: true })
         writeFileSync(policyFile, `${JSON.stringify(SANDBOX_POLICY, null, 2)}\n`)
       }
       env.JIT_POLICY_FILE = policyFile
@@ -107,6 +114,7 @@ export async function startSandbox(options: SandboxOptions = {}) {
       await seedDirectory(clients, instance, DEMO_DIRECTORY)
       // For policies that name OUs or account tags: moto picks the ids, printed below.
       organization = await seedOrganization(env.AWS_ENDPOINT_URL as string, env.AWS_REGION)
+      if (ownPolicyFile) refreshUnitRule(ownPolicyFile, organization.units.workloads)
     }
     stillWanted()
 
@@ -145,6 +153,7 @@ export async function startSandbox(options: SandboxOptions = {}) {
       print(`    accounts: payments-prod ${accounts.paymentsProd} (environment=production), payments-batch ${accounts.paymentsBatch}, ` +
         `analytics-prod ${accounts.analyticsProd} (environment=production), sandbox-dev ${accounts.sandboxDev} (environment=development)`)
       print(`    carol may take AdministratorAccess on sandbox-dev (rule carol-development-admin): try GET /eligibility?userName=carol`)
+      print(`    bob may take ReadOnlyAccess on any account under workloads (rule ${WORKLOADS_RULE.name}), not on sandbox-dev`)
     }
     if (token) {
       print('  token (all scopes, valid 12 hours):')
@@ -221,3 +230,20 @@ async function main(): Promise<void> {
 
 const isEntryPoint = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href
 if (isEntryPoint) await main()
+
+/**
+ * Writes this start's workloads OU id into the sandbox policy's OU rule (moto's ids change at every start), so that
+ * the rule keeps naming the demo OU; a policy file the user edited otherwise stays as it is, and one that cannot
+ * be read is left for the service to refuse with its own message.
+ */
+function refreshUnitRule(policyFile: string, workloadsUnitId: string): void {
+  let policy: PolicyDocument
+  try {
+    policy = JSON.parse(readFileSync(policyFile, 'utf8')) as PolicyDocument
+  } catch {
+    return
+  }
+  if (!Array.isArray(policy?.rules)) return
+  const refreshed = withCurrentUnit(policy, workloadsUnitId)
+  if (refreshed) writeFileSync(policyFile, `${JSON.stringify(refreshed, null, 2)}\n`)
+}

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb'
@@ -6,7 +6,8 @@ import { GetUserIdCommand, ListGroupMembershipsForMemberCommand, ListUsersComman
 import t from 'tap'
 import { createAwsClients } from '../src/adapters/aws.ts'
 import { startSandbox } from '../src/sandbox.ts'
-import { DEMO_POLICY, SANDBOX_POLICY } from '../src/sandbox/seed.ts'
+import type { PolicyDocument } from '../src/core/policy.ts'
+import { DEMO_POLICY, SANDBOX_POLICY, withCurrentUnit, WORKLOADS_RULE } from '../src/sandbox/seed.ts'
 import { startMoto } from './helpers/moto.ts'
 
 const quiet = { PORT: '0', LOG_LEVEL: 'silent', PATH: process.env.PATH ?? '' }
@@ -48,12 +49,10 @@ t.test('npm start brings up moto, tables, a demo directory and a token that work
 
 t.test('npm start seeds a demo organization, and its policy lets carol take AdministratorAccess on the development account', async (t) => {
   const printed: string[] = []
-  const policyDir = mkdtempSync(join(tmpdir(), 'jit-sandbox-'))
-  t.teardown(() => rmSync(policyDir, { recursive: true, force: true }))
-  const policyFile = join(policyDir, 'policy.json')
-  writeFileSync(policyFile, JSON.stringify(SANDBOX_POLICY))
-
-  const sandbox = await startSandbox({ env: { ...quiet, JIT_POLICY_FILE: policyFile }, print: (line) => printed.push(line) })
+  const sandboxDir = mkdtempSync(join(tmpdir(), 'jit-sandbox-'))
+  t.teardown(() => rmSync(sandboxDir, { recursive: true, force: true }))
+  // As npm start runs it: no JIT_POLICY_FILE, so the sandbox writes its own policy (SANDBOX_POLICY) and keeps it current.
+  const sandbox = await startSandbox({ env: quiet, sandboxDir, print: (line) => printed.push(line) })
   t.teardown(async () => {
     await sandbox.app.close()
     await sandbox.moto?.stop()
@@ -73,6 +72,19 @@ t.test('npm start seeds a demo organization, and its policy lets carol take Admi
   t.equal(production.status, 403, 'not on an account without the tag')
   const eligibility = await fetch(`${sandbox.baseUrl}/eligibility?userName=carol`, { headers })
   t.match(await eligibility.json(), { rules: [{ rule: 'carol-read-only', anyAccount: true }, { rule: 'carol-development-admin', anyAccount: true, accountTags: { environment: 'development' } }] })
+
+  // The OU rule names this start's workloads OU: an account two levels below it is granted, one outside is not.
+  const written = JSON.parse(readFileSync(join(sandboxDir, 'policy.json'), 'utf8')) as PolicyDocument
+  t.same(written.rules.find((rule) => rule.name === WORKLOADS_RULE.name)?.accounts, [sandbox.organization!.units.workloads], 'the policy file names the OU moto made')
+  const bob = (accountId: string) => fetch(`${sandbox.baseUrl}/grants`, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ userName: 'bob', accountId, permissionSet: 'ReadOnlyAccess', durationMinutes: 30, ticketId: 'CHG0000002', dryRun: true }),
+  })
+  const below = await bob(accounts.analyticsProd)
+  t.match(await below.json(), { allowed: true, rule: WORKLOADS_RULE.name }, 'analytics-prod sits two levels below workloads')
+  const outside = await bob(accounts.sandboxDev)
+  t.match(await outside.json(), { allowed: false, failedCondition: 'account' }, 'sandbox-dev is outside it')
 
   // The README's group grant: bob joins prod-breakglass, and leaves it when the grant ends.
   const group = await fetch(`${sandbox.baseUrl}/grants`, {
@@ -118,4 +130,15 @@ t.test('with AWS_ENDPOINT_URL set, npm start uses that server, creates its table
   t.ok(table.Table?.GlobalSecondaryIndexes?.some((index) => index.IndexName === 'due'), 'due index created')
   const users = await clients.identityStore.send(new ListUsersCommand({ IdentityStoreId: sandbox.config.identityStoreId }))
   t.equal(users.Users?.length ?? 0, 0, 'nothing seeded')
+})
+
+t.test('the sandbox writes the current OU id into its OU rule, and leaves a policy edited otherwise alone', async (t) => {
+  const unit = 'ou-ab12-cdef3456'
+  const refreshed = withCurrentUnit(SANDBOX_POLICY, unit)
+  t.same(refreshed?.rules.find((rule) => rule.name === WORKLOADS_RULE.name)?.accounts, [unit])
+  t.same(refreshed?.rules.filter((rule) => rule.name !== WORKLOADS_RULE.name), SANDBOX_POLICY.rules.filter((rule) => rule.name !== WORKLOADS_RULE.name), 'every other rule as it was')
+  t.equal(withCurrentUnit(refreshed!, unit), undefined, 'already current: nothing to write')
+  t.equal(withCurrentUnit(DEMO_POLICY, unit), undefined, 'no such rule')
+  const edited = { rules: [{ ...WORKLOADS_RULE, accounts: ['111111111111'] }] }
+  t.equal(withCurrentUnit(edited, unit), undefined, 'a rule edited to name accounts keeps them')
 })

@@ -57,15 +57,42 @@ export const BREAKGLASS_RULE: PolicyDocument['rules'][number] = {
 }
 
 /**
+ * The sandbox rule that names an OU: bob may take ReadOnlyAccess on any account nested under the demo
+ * organization's workloads OU. moto picks new OU ids at every start, so the sandbox writes the current id into
+ * this rule of its own policy file each time (see withCurrentUnit); until then it names an OU that does not exist.
+ */
+export const WORKLOADS_RULE: PolicyDocument['rules'][number] = {
+  name: 'bob-workloads-read-only',
+  users: ['bob'],
+  accounts: ['ou-0000-00000000'],
+  permissionSets: ['ReadOnlyAccess'],
+  maxDurationMinutes: 60,
+}
+
+/**
+ * The policy with the sandbox's OU rule naming the workloads OU moto created this time; undefined when it has no
+ * such rule naming a single OU (a policy edited otherwise is left as it is).
+ */
+export function withCurrentUnit(policy: PolicyDocument, workloadsUnitId: string): PolicyDocument | undefined {
+  const index = policy.rules.findIndex((rule) => rule.name === WORKLOADS_RULE.name)
+  const rule = policy.rules[index]
+  if (!rule || rule.accounts?.length !== 1 || !rule.accounts[0]?.startsWith('ou-') || rule.accounts[0] === workloadsUnitId) return undefined
+  const rules = [...policy.rules]
+  rules[index] = { ...rule, accounts: [workloadsUnitId] }
+  return { ...policy, rules }
+}
+
+/**
  * What `npm start` writes as its policy: the demo policy; a rule of group grants (alice or bob may join
- * prod-breakglass); and a rule for the demo organization that works whatever ids moto gives it (a tag, not an OU
- * id): carol may take AdministratorAccess for an hour on any account of the organization tagged
- * environment=development (the sandbox prints which).
+ * prod-breakglass); a rule naming the demo organization's workloads OU (WORKLOADS_RULE); and a rule for the
+ * demo organization by tag: carol may take AdministratorAccess for an hour on any account of the organization
+ * tagged environment=development (the sandbox prints which).
  */
 export const SANDBOX_POLICY: PolicyDocument = {
   rules: [
     ...DEMO_POLICY.rules,
     BREAKGLASS_RULE,
+    WORKLOADS_RULE,
     {
       name: 'carol-development-admin',
       users: ['carol'],
