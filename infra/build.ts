@@ -149,6 +149,9 @@ export async function buildLambda(outDir: string, awsSdk: AwsSdkSource = 'bundle
 
 let lastLambdaMetafile: Metafile | undefined
 
+/** esbuild's metafile of the last Lambda build: what went into each output file. */
+export const lambdaMetafile = (): Metafile | undefined => lastLambdaMetafile
+
 /** Each output of the last Lambda build, largest first, with what is loaded at init and its heaviest packages. */
 export function describeLambdaWeight(metafile: Metafile | undefined = lastLambdaMetafile, top = 6): string[] {
   if (!metafile) return []

@@ -16,7 +16,7 @@ import { ensureTables } from '../src/adapters/dynamodb/tables.ts'
 import { resolveInstance } from '../src/adapters/identity-center.ts'
 import { SCHEDULER_ACTOR } from '../src/core/audit.ts'
 import { DEMO_POLICY, seedDirectory } from '../src/sandbox/seed.ts'
-import { buildLambda } from '../infra/build.ts'
+import { buildLambda, lambdaMetafile } from '../infra/build.ts'
 import { PROD, TEST_DIRECTORY } from './helpers/app.ts'
 import { FaultProxy } from './helpers/fault-proxy.ts'
 import { startMoto } from './helpers/moto.ts'
@@ -325,6 +325,21 @@ t.test('the docs page works through the HTTP API, from the files shipped beside 
   t.same(served, expected, 'the committed contract')
   t.match(placeholder, [{ url: '{origin}' }])
   t.same(servers, [{ url: 'https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com', description: 'The service that served this document' }], 'naming the API it was served from')
+})
+
+t.test('the bundle keeps only the AWS SDK commands the service sends, lazily loaded clients included', async (t) => {
+  const commands = new Map<string, string[]>()
+  for (const output of Object.values(lambdaMetafile()?.outputs ?? {})) {
+    for (const input of Object.keys(output.inputs)) {
+      const [, client, command] = /(@aws-sdk\/client-[\w-]+)\/dist-es\/commands\/(\w+)Command\.js$/.exec(input) ?? []
+      if (client && command) commands.set(client, [...(commands.get(client) ?? []), command])
+    }
+  }
+  // A dynamic import of an SDK package keeps all of it: S3's 112 commands, Organizations' 63, SQS's 23.
+  for (const client of ['@aws-sdk/client-s3', '@aws-sdk/client-organizations', '@aws-sdk/client-sqs', '@aws-sdk/client-dynamodb', '@aws-sdk/client-sso-admin']) {
+    const kept = commands.get(client) ?? []
+    t.ok(kept.length > 0 && kept.length <= 10, `${client}: ${kept.length} commands (${kept.join(', ')})`)
+  }
 })
 
 t.test('configured with a JWKS URL, the bundle verifies tokens by kid', async (t) => {
