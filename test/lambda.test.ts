@@ -342,6 +342,11 @@ t.test('the bundle keeps only the AWS SDK commands the service sends, lazily loa
   }
 })
 
+t.test('the bundle carries no ASN.1 or big-number library: tokens are checked with node:crypto keys', async (t) => {
+  const inputs = Object.values(lambdaMetafile()?.outputs ?? {}).flatMap((output) => Object.keys(output.inputs))
+  t.same(inputs.filter((input) => /node_modules\/(asn1\.js|bn\.js|fast-jwt)\//.test(input)), [])
+})
+
 t.test('configured with a JWKS URL, the bundle verifies tokens by kid', async (t) => {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
   const jwks = createServer((_request, response) => {
