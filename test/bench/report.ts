@@ -38,7 +38,7 @@ export function renderTable(results: Results): string {
       `p99 ≤ 5 s ${verdict(timers.p99 <= 5 && timers.ended === timers.grants)}`])
   }
   if (sweep) {
-    rows.push([`sweep of ${sweep.grants} expired grants under a 20/s quota, one-minute runs`,
+    rows.push([`sweep of ${sweep.grants} expired grants under a 20/s quota, one-minute runs (${sweep.tps ?? 18}/s, ${sweep.budgetSeconds ?? 50}-s budget)`,
       `${sweep.runs} runs, ${fixed(sweep.revokesPerSecond, 1)} revokes/s, ${sweep.failed} failed, ${sweep.left} left, ${sweep.throttled} throttled (${fixed(sweep.throttledShare * 100, 1)} %); **${percent(sweep.quotaUsedOverall)}** of the quota over wall time (${percent(sweep.quotaUsed)} while sweeping)`,
       `≥ 90 %, < 1 % throttled, 0 failed, 0 left ${verdict(sweep.quotaUsedOverall >= 0.9 && sweep.throttledShare < 0.01 && sweep.failed === 0 && sweep.left === 0)}`])
   }

@@ -10,7 +10,8 @@
  *   7. exports of 10,000 audit events (--events N) as CSV and NDJSON against a raw paginated Query (test/bench/exports.ts);
  *   6. expiry to the second: the time from expiresAt to the removal, with the container's due timers and with
  *      the sweep alone (test/bench/expiry.ts).
- * Results are printed and written to .bench/results.json. Options: --grants N, --cap-seconds S, --only
+ * Results are printed and written to .bench/results.json. Options: --grants N, --cap-seconds S, --sweep-tps R and
+ * --sweep-budget-seconds S (the sweeping process's JIT_IDENTITY_CENTER_TPS and JIT_SWEEP_BUDGET_SECONDS), --only
  * SECTION[,SECTION] (grants, sweep, init, cutoff, expiry, exports, api; --events N for exports): only those run, and their results replace the same
  * keys in the results file, the others are kept.
  */
@@ -55,9 +56,11 @@ const QUOTA = 20
 const EXPORT_EVENTS = 10_000
 // Any account, so that every measured grant makes a new assignment (as the floor does).
 const policy = { rules: [{ name: 'bench', groups: ['oncall'], accounts: ['*'], permissionSets: ['AdministratorAccess', 'ReadOnlyAccess'], maxDurationMinutes: 240 }] }
-/** The service's default sweep budget per run (JIT_SWEEP_BUDGET_SECONDS). */
-const SWEEP_BUDGET_MS = 50_000
 const TPS = 18
+/** The service's default sweep budget per run (JIT_SWEEP_BUDGET_SECONDS), as the stack sets it; --sweep-budget-seconds to try another. */
+const SWEEP_BUDGET_MS = (process.argv.includes('--sweep-budget-seconds') ? argument('--sweep-budget-seconds', 50) : 50) * 1000
+/** The sweeping process's rate (JIT_IDENTITY_CENTER_TPS); --sweep-tps to try another, up to the quota. */
+const SWEEP_TPS = process.argv.includes('--sweep-tps') ? argument('--sweep-tps', TPS) : TPS
 const OUT = resolve(import.meta.dirname, '..', '..', '.bench')
 const cleanups: (() => unknown)[] = []
 const teardown = { teardown: (fn: () => unknown) => void cleanups.unshift(fn) }
@@ -200,7 +203,7 @@ try {
 
   if (selected('sweep')) {
   // 3: the sweep of N expired grants under the organisation's quota.
-  const sweepService = await build(teardown, moto, { proxy: true, identityCenterTps: TPS, sweepPageSize: 100, policy })
+  const sweepService = await build(teardown, moto, { proxy: true, identityCenterTps: SWEEP_TPS, sweepPageSize: 100, sweepBudgetMs: SWEEP_BUDGET_MS, policy })
   const sweepDoc = DynamoDBDocumentClient.from(sweepService.clients.dynamo, { marshallOptions: { removeUndefinedValues: true } })
   const users: string[] = []
   for (let i = 0; i < 20; i++) {
@@ -293,7 +296,7 @@ try {
   const revoked = runs.reduce((sum, r) => sum + r.revoked, 0)
   const throttled = sweepService.proxy?.injected.quota ?? 0
   const sweep = {
-    grants: GRANTS, revoked, failed: runs.reduce((sum, r) => sum + r.failed, 0), left: GRANTS - revoked, runs: runs.length,
+    grants: GRANTS, tps: SWEEP_TPS, budgetSeconds: SWEEP_BUDGET_MS / 1000, revoked, failed: runs.reduce((sum, r) => sum + r.failed, 0), left: GRANTS - revoked, runs: runs.length,
     seconds, sweepingSeconds: sweeping,
     revokesPerSecond: revoked / sweeping, identityCenterCalls: icCalls,
     /** While a run is sweeping; `quotaUsedOverall` also counts each minute's idle time after a run's budget. */
