@@ -27,14 +27,25 @@ export interface LoadRun {
 }
 
 export interface ApiResults {
-  list: { ours: LoadRun; floor: LoadRun; throughputRatio: number; p99Ratio: number; motoMsPerRequest: number }
-  get: { ours: LoadRun; floor: LoadRun; throughputRatio: number; p99Ratio: number; motoMsPerRequest: number }
+  list: Compared
+  get: Compared
   post: LoadRun & { rate: number; seconds: number; fiveXx: number; timeouts: number; firstRefusal: string | undefined }
 }
 
 const summary = (result: Result): LoadRun => ({
   requestsPerSecond: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.timeouts, non2xx: result.non2xx,
 })
+
+/** Ours against the floor; moto's time (the proxy's timing of each call) per request of each, and our AWS calls per request. */
+interface Compared {
+  ours: LoadRun
+  floor: LoadRun
+  throughputRatio: number
+  p99Ratio: number
+  motoMsPerRequest: number
+  floorMotoMsPerRequest: number
+  callsPerRequest: number
+}
 
 export async function measureApi(moto: MotoServer, options: { seconds: number; postSeconds: number; policy: PolicyDocument }): Promise<ApiResults> {
   const cleanups: (() => unknown)[] = []
@@ -84,15 +95,20 @@ export async function measureApi(moto: MotoServer, options: { seconds: number; p
       url: target, connections: 10, duration: seconds, timeout: 10,
       requests: [path === 'id' ? { method: 'GET', ...(withAuth ? { headers } : {}), setupRequest: anyId } : { method: 'GET', path, ...(withAuth ? { headers } : {}) }],
     })
-    const compare = async (path: string) => {
-      const timingsFrom = proxy?.timings.length ?? 0
+    const motoMsSince = (from: number) => (proxy?.timings.slice(from) ?? []).reduce((sum, call) => sum + (call.end - call.start), 0)
+    const compare = async (path: string): Promise<Compared> => {
+      const oursFrom = proxy?.timings.length ?? 0
       const ours = await load(url(app.server), path, true)
-      const motoMs = (proxy?.timings.slice(timingsFrom) ?? []).reduce((sum, call) => sum + (call.end - call.start), 0)
+      const oursCalls = (proxy?.timings.length ?? 0) - oursFrom
+      const oursMotoMs = motoMsSince(oursFrom)
+      const floorFrom = proxy?.timings.length ?? 0
       const theirs = await load(url(floor.server), path, false)
       return {
         ours: summary(ours), floor: summary(theirs),
         throughputRatio: ours.requests.average / theirs.requests.average, p99Ratio: ours.latency.p99 / theirs.latency.p99,
-        motoMsPerRequest: motoMs / Math.max(1, ours.requests.total),
+        motoMsPerRequest: oursMotoMs / Math.max(1, ours.requests.total),
+        floorMotoMsPerRequest: motoMsSince(floorFrom) / Math.max(1, theirs.requests.total),
+        callsPerRequest: oursCalls / Math.max(1, ours.requests.total),
       }
     }
     // Warm both (JIT, caches, connections), then measure.
@@ -125,7 +141,7 @@ export async function measureApi(moto: MotoServer, options: { seconds: number; p
 export function describeApi(results: ApiResults): string {
   const line = (name: string, r: ApiResults['list']) =>
     `  ${name}: ${r.ours.requestsPerSecond.toFixed(0)} req/s, p99 ${r.ours.p99} ms; floor ${r.floor.requestsPerSecond.toFixed(0)} req/s, p99 ${r.floor.p99} ms → ` +
-    `${r.throughputRatio.toFixed(2)}× throughput (goal ≥ 0.7×), ${r.p99Ratio.toFixed(2)}× p99 (goal ≤ 1.5×); ${r.ours.errors + r.ours.non2xx} errors; moto ${r.motoMsPerRequest.toFixed(1)} ms a request`
+    `${r.throughputRatio.toFixed(2)}× throughput (goal ≥ 0.7×), ${r.p99Ratio.toFixed(2)}× p99 (goal ≤ 1.5×); ${r.ours.errors + r.ours.non2xx} errors; moto ${r.motoMsPerRequest.toFixed(1)} ms a request (floor's ${r.floorMotoMsPerRequest.toFixed(1)}), ${r.callsPerRequest.toFixed(2)} AWS calls a request`
   return [
     'API under load (autocannon, 10 connections):',
     line('GET /grants?userName=alice (page of 50)', results.list),
