@@ -29,7 +29,8 @@ export interface LoadRun {
 export interface ApiResults {
   list: Compared
   get: Compared
-  post: LoadRun & { rate: number; seconds: number; fiveXx: number; timeouts: number; firstRefusal: string | undefined }
+  /** `motoBusy`: the share of the minute in which moto was serving at least one of the service's calls. */
+  post: LoadRun & { rate: number; seconds: number; fiveXx: number; timeouts: number; firstRefusal: string | undefined; callsPerRequest: number; motoBusy: number }
 }
 
 const summary = (result: Result): LoadRun => ({
@@ -121,6 +122,8 @@ export async function measureApi(moto: MotoServer, options: { seconds: number; p
 
     let made = 0
     let firstRefusal: string | undefined
+    const postFrom = proxy?.timings.length ?? 0
+    const postStarted = performance.now()
     const post = await autocannon({
       url: url(app.server), connections: 20, duration: options.postSeconds, overallRate: 50, timeout: 10,
       requests: [{
@@ -134,10 +137,29 @@ export async function measureApi(moto: MotoServer, options: { seconds: number; p
         },
       }],
     })
-    return { list, get, post: { ...summary(post), rate: 50, seconds: options.postSeconds, fiveXx: post['5xx'], timeouts: post.timeouts, firstRefusal } }
+    const postCalls = proxy?.timings.slice(postFrom) ?? []
+    return {
+      list, get,
+      post: {
+        ...summary(post), rate: 50, seconds: options.postSeconds, fiveXx: post['5xx'], timeouts: post.timeouts, firstRefusal,
+        callsPerRequest: postCalls.length / Math.max(1, post.requests.total), motoBusy: waitingIn(postCalls) / (performance.now() - postStarted),
+      },
+    }
   } finally {
     for (const fn of cleanups) await fn()
   }
+}
+
+/** How long at least one of these calls was under way: the union of their intervals. */
+export function waitingIn(timings: { start: number; end: number }[]): number {
+  let total = 0
+  let coveredUntil = -Infinity
+  for (const { start, end } of [...timings].sort((a, b) => a.start - b.start)) {
+    if (end <= coveredUntil) continue
+    total += end - Math.max(start, coveredUntil)
+    coveredUntil = end
+  }
+  return total
 }
 
 export function describeApi(results: ApiResults): string {
@@ -148,6 +170,6 @@ export function describeApi(results: ApiResults): string {
     'API under load (autocannon, 10 connections):',
     line('GET /grants?userName=alice (page of 50)', results.list),
     line('GET /grants/{id}', results.get),
-    `  POST /grants at ${results.post.rate}/s for ${results.post.seconds} s: ${results.post.requestsPerSecond.toFixed(1)} req/s, p50 ${results.post.p50} ms, p99 ${results.post.p99} ms, ${results.post.fiveXx} 5xx, ${results.post.errors} errors/timeouts, ${results.post.non2xx} non-2xx${results.post.firstRefusal ? ` (first: ${results.post.firstRefusal})` : ''}`,
+    `  POST /grants at ${results.post.rate}/s for ${results.post.seconds} s: ${results.post.requestsPerSecond.toFixed(1)} req/s, p50 ${results.post.p50} ms, p99 ${results.post.p99} ms, ${results.post.fiveXx} 5xx, ${results.post.errors} errors/timeouts, ${results.post.non2xx} non-2xx${results.post.firstRefusal ? ` (first: ${results.post.firstRefusal})` : ''}; ${results.post.callsPerRequest.toFixed(1)} AWS calls a request, moto busy ${(results.post.motoBusy * 100).toFixed(0)} % of the time`,
   ].join('\n')
 }

@@ -54,7 +54,7 @@ export function renderTable(results: Results): string {
         `≥ 0.7×, ≤ 1.5×, 0 errors ${verdict(run.throughputRatio >= 0.7 && run.p99Ratio <= 1.5 && run.ours.errors + run.ours.non2xx === 0)}`])
     }
     const post = results.api.post
-    rows.push([`\`POST /grants\` at ${post.rate}/s for ${post.seconds} s`, `${fixed(post.requestsPerSecond, 1)} req/s answered, p50 ${post.p50} ms, p99 ${post.p99} ms, ${post.fiveXx} 5xx, ${post.errors} errors or timeouts`,
+    rows.push([`\`POST /grants\` at ${post.rate}/s for ${post.seconds} s`, `${fixed(post.requestsPerSecond, 1)} req/s answered, p50 ${post.p50} ms, p99 ${post.p99} ms, ${post.fiveXx} 5xx, ${post.errors} errors or timeouts${post.motoBusy === undefined ? '' : `; ${fixed(post.callsPerRequest, 1)} AWS calls a request, moto busy ${percent(post.motoBusy)} of the time`}`,
       `${post.rate}/s sustained, no 5xx ${verdict(post.requestsPerSecond >= 0.95 * post.rate && post.fiveXx === 0 && post.errors === 0)}`])
   }
   for (const run of results.exports?.runs ?? []) {

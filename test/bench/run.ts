@@ -35,8 +35,8 @@ import { startStrictMoto } from '../helpers/moto.ts'
 import { bearer } from '../helpers/tokens.ts'
 import { describeCutoffCalls, measureCutoffCalls } from './cutoff.ts'
 import { describeExpiry, measureExpiryOverrun } from './expiry.ts'
+import { describeApi, measureApi, waitingIn } from './api.ts'
 import { describeExports, measureExports } from './exports.ts'
-import { describeApi, measureApi } from './api.ts'
 import { renderTable } from './report.ts'
 
 process.env.AWS_ACCESS_KEY_ID ??= 'testing'
@@ -408,18 +408,6 @@ async function startBenchMoto() {
     results.moto = 'stock moto_server'
     return startMotoServer(findMotoServer(resolve(import.meta.dirname, '..', '..')) ?? 'moto_server')
   }
-}
-
-/** How long at least one of these requests was under way: the union of their intervals. */
-function waitingIn(timings: { start: number; end: number }[]): number {
-  let total = 0
-  let coveredUntil = -Infinity
-  for (const { start, end } of [...timings].sort((a, b) => a.start - b.start)) {
-    if (end <= coveredUntil) continue
-    total += end - Math.max(start, coveredUntil)
-    coveredUntil = end
-  }
-  return total
 }
 
 function authorization() {
