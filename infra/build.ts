@@ -71,7 +71,10 @@ const builtinsAsRequire: Plugin = {
  * - yaml (112 KiB): @fastify/swagger and swagger-ui write the contract as YAML only at /docs/yaml, and JSON is
  *   YAML (1.2), so that is written as JSON;
  * - glob (99 KiB): @fastify/static lists a directory with it only when `wildcard: false`, which the docs page
- *   does not use.
+ *   does not use;
+ * - @fastify/ajv-compiler (with Ajv's JTD code, about 40 KiB): Fastify's default validator compiler, loaded only
+ *   when an app is given none; ours (src/app.ts) and the docs app's are given theirs;
+ * - mime (36 KiB, every type there is): the docs page's files are of seven types.
  * The container's bundle keeps them all: it may run where credentials come from anywhere, and size costs it little.
  */
 const lambdaSlimming: Plugin = {
@@ -92,8 +95,18 @@ const lambdaSlimming: Plugin = {
         'export default { stringify, parse }',
       ].join('\n'),
       glob: "export const glob = async () => { throw new Error('glob is not in the Lambda bundle (infra/build.ts)') }",
+      '@fastify/ajv-compiler': [
+        "const AjvCompiler = () => () => { throw new Error('Fastify\\'s default validator compiler is not in the Lambda bundle (infra/build.ts)') }",
+        'module.exports = AjvCompiler',
+        'module.exports.default = AjvCompiler',
+        'module.exports.AjvCompiler = AjvCompiler',
+      ].join('\n'),
+      mime: [
+        "const types = { html: 'text/html', css: 'text/css', js: 'application/javascript', json: 'application/json', map: 'application/json', png: 'image/png', svg: 'image/svg+xml' }",
+        "module.exports = { default_type: undefined, getType: (path) => types[String(path).split('.').pop().toLowerCase()] ?? null }",
+      ].join('\n'),
     }
-    build.onResolve({ filter: /^(@aws-sdk\/credential-provider-node|bowser|yaml|glob)$/ }, ({ path }) => ({ path, namespace: 'lambda-slimming' }))
+    build.onResolve({ filter: /^(@aws-sdk\/credential-provider-node|bowser|yaml|glob|@fastify\/ajv-compiler|mime)$/ }, ({ path }) => ({ path, namespace: 'lambda-slimming' }))
     build.onLoad({ filter: /.*/, namespace: 'lambda-slimming' }, ({ path }) => ({ contents: stubs[path], loader: 'js', resolveDir: ROOT }))
   },
 }
@@ -149,6 +162,9 @@ export async function buildLambda(outDir: string, awsSdk: AwsSdkSource = 'bundle
 }
 
 let lastLambdaMetafile: Metafile | undefined
+
+/** esbuild's metafile of the last Lambda build: what went into each output file. */
+export const lambdaMetafile = (): Metafile | undefined => lastLambdaMetafile
 
 /** Each output of the last Lambda build, largest first, with what is loaded at init and its heaviest packages. */
 export function describeLambdaWeight(metafile: Metafile | undefined = lastLambdaMetafile, top = 6): string[] {

@@ -4,7 +4,7 @@ import { SerializerSelector } from '@fastify/fast-json-stringify-compiler'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Ajv, type ErrorObject, type Options as AjvOptions, type ValidateFunction } from 'ajv'
 import addFormats from 'ajv-formats'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifySchemaCompiler, type FastifyServerOptions } from 'fastify'
 import type { Clock } from './core/clock.ts'
 import { DEFAULT_MAX_LEAD_DAYS, GrantService } from './core/grant-service.ts'
 import { Outbox } from './core/outbox.ts'
@@ -102,10 +102,12 @@ export async function buildApp(deps: AppDependencies) {
     frameworkErrors: handleError,
     clientErrorHandler,
     ...(deps.logger && typeof deps.logger === 'object' ? { logger: { ...deps.logger, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } } } : {}),
-    schemaController: { compilersFactory: { buildSerializer: serializeOnFirstUse } },
+    // Our own validator compiler as the factory, not set on the app: Fastify then never loads its default one
+    // (@fastify/ajv-compiler), which the Lambda bundle leaves out (infra/build.ts). Typed by that package as an
+    // Ajv-only compiler (hence the cast); Fastify calls it with a route's schema and part, as setValidatorCompiler does.
+    schemaController: { compilersFactory: { buildValidator: strictBodiesValidator as never, buildSerializer: serializeOnFirstUse } },
   }).withTypeProvider<TypeBoxTypeProvider>()
 
-  useStrictBodies(app)
   // JSON only: a text/plain body is refused as 415 rather than parsed into a string.
   app.removeContentTypeParser('text/plain')
   app.decorateRequest('correlationId', {
@@ -255,19 +257,15 @@ declare module 'fastify' {
  * field it misses. That costs a walk over the whole input even once it is known to be invalid, which is why
  * every field has a length bound and bodies a size limit.
  */
-function useStrictBodies(app: FastifyInstance): void {
+function strictBodiesValidator(): FastifySchemaCompiler<unknown> {
   const common: AjvOptions = { allErrors: true, strict: false, useDefaults: true }
   let strict: Ajv | undefined
   let coercing: Ajv | undefined
-  const compilerFor = (httpPart: string | undefined) => {
-    if (httpPart === 'body') {
-      strict ??= addFormats.default(new Ajv({ ...common, coerceTypes: false, removeAdditional: false }))
-      return strict
-    }
-    coercing ??= addFormats.default(new Ajv({ ...common, coerceTypes: 'array', removeAdditional: false }))
-    return coercing
-  }
-  app.setValidatorCompiler(({ schema, httpPart }) => validateOnFirstUse(() => compilerFor(httpPart).compile(schema)))
+  const compilerFor = (httpPart: string | undefined) =>
+    httpPart === 'body'
+      ? (strict ??= addFormats.default(new Ajv({ ...common, coerceTypes: false, removeAdditional: false })))
+      : (coercing ??= addFormats.default(new Ajv({ ...common, coerceTypes: 'array', removeAdditional: false })))
+  return ({ schema, httpPart }) => validateOnFirstUse(() => compilerFor(httpPart).compile(schema as object))
 }
 
 /*

@@ -16,7 +16,7 @@ import { ensureTables } from '../src/adapters/dynamodb/tables.ts'
 import { resolveInstance } from '../src/adapters/identity-center.ts'
 import { SCHEDULER_ACTOR } from '../src/core/audit.ts'
 import { DEMO_POLICY, seedDirectory } from '../src/sandbox/seed.ts'
-import { buildLambda } from '../infra/build.ts'
+import { buildLambda, lambdaMetafile } from '../infra/build.ts'
 import { PROD, TEST_DIRECTORY } from './helpers/app.ts'
 import { FaultProxy } from './helpers/fault-proxy.ts'
 import { expectStatus } from './helpers/http-status.ts'
@@ -316,10 +316,15 @@ t.test('the docs page works through the HTTP API, from the files shipped beside 
   const script = await handler(httpApiEvent('GET', '/docs/static/swagger-ui-bundle.js'), context())
   expectStatus(t, script, 200)
   t.equal(script.body.length, readFileSync(join(bundleDir, 'static', 'swagger-ui-bundle.js'), 'utf8').length)
+  t.match(script.headers['content-type'], /^application\/javascript/)
+  const style = await handler(httpApiEvent('GET', '/docs/static/swagger-ui.css'), context())
+  t.equal(style.statusCode, 200)
+  t.match(style.headers['content-type'], /^text\/css/)
   const icon = await handler(httpApiEvent('GET', '/docs/static/favicon-32x32.png'), context())
   expectStatus(t, icon, 200)
   t.equal(icon.isBase64Encoded, true, 'binary bodies go back base64-encoded, as API Gateway expects')
   t.same(Buffer.from(icon.body, 'base64'), readFileSync(join(bundleDir, 'static', 'favicon-32x32.png')))
+  t.equal(icon.headers['content-type'], 'image/png')
   const contract = await handler(httpApiEvent('GET', '/openapi.json'), context())
   expectStatus(t, contract, 200)
   const committed = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'openapi', 'openapi.json'), 'utf8'))
@@ -329,6 +334,28 @@ t.test('the docs page works through the HTTP API, from the files shipped beside 
   t.same(served, expected, 'the committed contract')
   t.match(placeholder, [{ url: '{origin}' }])
   t.same(servers, [{ url: 'https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com', description: 'The service that served this document' }], 'naming the API it was served from')
+})
+
+t.test('the bundle keeps only the AWS SDK commands the service sends, lazily loaded clients included', async (t) => {
+  const commands = new Map<string, string[]>()
+  for (const output of Object.values(lambdaMetafile()?.outputs ?? {})) {
+    for (const input of Object.keys(output.inputs)) {
+      const [, client, command] = /(@aws-sdk\/client-[\w-]+)\/dist-es\/commands\/(\w+)Command\.js$/.exec(input) ?? []
+      if (client && command) commands.set(client, [...(commands.get(client) ?? []), command])
+    }
+  }
+  // A dynamic import of an SDK package keeps all of it: S3's 112 commands, Organizations' 63, SQS's 23.
+  for (const client of ['@aws-sdk/client-s3', '@aws-sdk/client-organizations', '@aws-sdk/client-sqs', '@aws-sdk/client-dynamodb', '@aws-sdk/client-sso-admin']) {
+    const kept = commands.get(client) ?? []
+    t.ok(kept.length > 0 && kept.length <= 10, `${client}: ${kept.length} commands (${kept.join(', ')})`)
+  }
+})
+
+t.test('the bundle carries none of what the function does without: ASN.1 and big numbers, Fastify\'s default validator, every MIME type', async (t) => {
+  const inputs = Object.values(lambdaMetafile()?.outputs ?? {}).flatMap((output) => Object.keys(output.inputs))
+  // Tokens are checked with node:crypto's keys (jose); our validator compiler is given to Fastify; the docs page's
+  // files are of a few types (infra/build.ts).
+  t.same(inputs.filter((input) => /node_modules\/(asn1\.js|bn\.js|fast-jwt|@fastify\/ajv-compiler|mime)\//.test(input)), [])
 })
 
 t.test('configured with a JWKS URL, the bundle verifies tokens by kid', async (t) => {

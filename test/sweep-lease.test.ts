@@ -1,5 +1,5 @@
 import t from 'tap'
-import { build, grantBody, PROD } from './helpers/app.ts'
+import { build, grantBody, PROD, STAGING } from './helpers/app.ts'
 import { startMoto } from './helpers/moto.ts'
 import { bearer } from './helpers/tokens.ts'
 
@@ -53,4 +53,25 @@ t.test('a lease whose holder died is taken over once its time has run out', asyn
   t.match(await app.runSweep(sweepRun), { revoked: 0 }, 'held: nothing swept')
   clock.advanceMinutes(2)
   t.match(await app.runSweep(sweepRun), { revoked: 1 }, 'run out: taken over')
+})
+
+t.test('the sweep reads its next page of due grants while the page before is still under way', async (t) => {
+  // A page of one: each grant's removal is on a page of its own. The held call must not time out meanwhile.
+  const { app, clock, proxy } = await build(t, moto, { proxy: true, sweepPageSize: 1, requestTimeoutMs: 10_000 })
+  for (const body of [grantBody({ durationMinutes: 30 }), grantBody({ durationMinutes: 30, accountId: STAGING }), grantBody({ durationMinutes: 30, userName: 'bob' })]) {
+    const created = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: body })
+    t.equal(created.statusCode, 201, created.body)
+  }
+  clock.advanceMinutes(31)
+  const removals = () => proxy?.calls.DeleteAccountAssignment ?? 0
+  // The first removal is held: its page is not done until it is released.
+  const held = proxy?.holdNext('DeleteAccountAssignment')
+  const sweeping = app.runSweep(sweepRun)
+  await held?.arrived
+  const waitUntil = Date.now() + 3000
+  while (removals() < 3 && Date.now() < waitUntil) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.equal(removals(), 3, 'the grants of the later pages were removed while the first was held')
+  held?.release()
+
+  t.match(await sweeping, { revoked: 3, failed: 0 })
 })

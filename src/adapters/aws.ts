@@ -137,11 +137,19 @@ export async function createAwsAdapters(
   }
 }
 
+/*
+ * lazilyLoaded: each adapter below imports its SDK client when first used, through the adapter's own module,
+ * which re-exports the client. Never `import('@aws-sdk/client-…')` itself: a bundler cannot see which names a
+ * dynamic import's namespace is used for, so it keeps every command and shape of the SDK package (S3's 112
+ * commands for the 2 we send, a third of the Lambda bundle's lazily loaded code); imported by name in the
+ * adapter's module, it keeps only the commands that module sends.
+ */
+
 /** The due queue, its SQS SDK imported when first used (by a sweep): a chunk of its own in the Lambda bundle. */
 function sqsDueQueueOnFirstUse(settings: AwsSettings, queueUrl: string): DueQueue {
   let loaded: Promise<DueQueue> | undefined
   const load = () =>
-    (loaded ??= Promise.all([import('@aws-sdk/client-sqs'), import('./sqs-due-queue.ts')]).then(([{ SQSClient }, { SqsDueQueue }]) =>
+    (loaded ??= import('./sqs-due-queue.ts').then(({ SQSClient, SqsDueQueue }) =>
       new SqsDueQueue(new SQSClient(clientOptions(settings)), queueUrl)))
   return { send: async (due, now) => (await load()).send(due, now) }
 }
@@ -154,7 +162,7 @@ function cutoffPoliciesOnFirstUse(settings: AwsSettings, policyIds: readonly str
   let loaded: Promise<CutoffPolicies> | undefined
   const described = { policyIds, partition: instanceArn.split(':')[1] ?? 'aws', unreachableAccounts: settings.managementAccountId ? [settings.managementAccountId] : [] }
   const load = () =>
-    (loaded ??= Promise.all([import('@aws-sdk/client-organizations'), import('./organizations.ts')]).then(([{ OrganizationsClient }, { OrganizationsCutoffPolicies }]) =>
+    (loaded ??= import('./organizations.ts').then(({ OrganizationsClient, OrganizationsCutoffPolicies }) =>
       new OrganizationsCutoffPolicies(new OrganizationsClient({ ...clientOptions(settings), maxAttempts: 1 }), described)))
   return {
     ...described,
@@ -171,7 +179,7 @@ function cutoffPoliciesOnFirstUse(settings: AwsSettings, policyIds: readonly str
 function accountDirectoryOnFirstUse(settings: AwsSettings): AccountDirectory {
   let loaded: Promise<AccountDirectory> | undefined
   const load = () =>
-    (loaded ??= Promise.all([import('@aws-sdk/client-organizations'), import('./organizations-directory.ts')]).then(([{ OrganizationsClient }, { OrganizationsAccountDirectory, ORGANIZATIONS_TPS }]) =>
+    (loaded ??= import('./organizations-directory.ts').then(({ OrganizationsClient, OrganizationsAccountDirectory, ORGANIZATIONS_TPS }) =>
       new OrganizationsAccountDirectory(new OrganizationsClient({ ...clientOptions(settings), maxAttempts: 1 }), {
         cacheTtlMs: settings.cacheTtlMs,
         limiter: new IdentityCenterRateLimiter({ ratePerSecond: ORGANIZATIONS_TPS, maxConcurrentCreations: 1 }),
@@ -191,7 +199,7 @@ function accountDirectoryOnFirstUse(settings: AwsSettings): AccountDirectory {
 function s3AnchorsOnFirstUse(settings: AwsSettings, bucket: string): AuditAnchors {
   let loaded: Promise<AuditAnchors> | undefined
   const load = () =>
-    (loaded ??= Promise.all([import('@aws-sdk/client-s3'), import('./s3-anchors.ts')]).then(([{ S3Client }, { S3AuditAnchors }]) =>
+    (loaded ??= import('./s3-anchors.ts').then(({ S3Client, S3AuditAnchors }) =>
       // Path-style URLs for an AWS-compatible endpoint, which has no per-bucket host names.
       new S3AuditAnchors(new S3Client({ ...clientOptions(settings), forcePathStyle: settings.endpoint !== undefined }), bucket)))
   return {

@@ -10,6 +10,9 @@ import type { AccountDirectory, OrganizationAccount } from '../core/ports.ts'
 import { callAws } from './aws-errors.ts'
 import type { IdentityCenterRateLimiter } from './rate-limiter.ts'
 
+// The Organizations client, for src/adapters/aws.ts to load with this module (see lazilyLoaded there).
+export { OrganizationsClient } from '@aws-sdk/client-organizations'
+
 const SERVICE = 'Organizations'
 /**
  * Organizations' read quotas are low and shared by the whole organization (its console, other tools): a process

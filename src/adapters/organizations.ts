@@ -3,6 +3,9 @@ import type { CutoffPolicies } from '../core/ports.ts'
 import { ensureTimeFor } from '../core/deadline.ts'
 import { callAws } from './aws-errors.ts'
 
+// The Organizations client, for src/adapters/aws.ts to load with this module (see lazilyLoaded there).
+export { OrganizationsClient } from '@aws-sdk/client-organizations'
+
 const SERVICE = 'Organizations'
 /**
  * Organizations answers ConcurrentModificationException while another change to the organization's policies is

@@ -3,6 +3,9 @@ import type { AuditAnchor, ChainHead } from '../core/audit-chain.ts'
 import type { AuditAnchors, HeadToAnchor } from '../core/ports.ts'
 import { callAws } from './aws-errors.ts'
 
+// The S3 client, for src/adapters/aws.ts to load with this module (see lazilyLoaded there).
+export { S3Client } from '@aws-sdk/client-s3'
+
 /** How long S3 keeps an anchor beyond anyone's reach unless the stack says otherwise (infra/stack.ts). */
 export const DEFAULT_ANCHOR_RETENTION_DAYS = 400
 

@@ -3,6 +3,9 @@ import type { DueMessage } from '../core/due-timers.ts'
 import type { DueQueue } from '../core/ports.ts'
 import { callAws } from './aws-errors.ts'
 
+// The SQS client, for src/adapters/aws.ts to load with this module (see lazilyLoaded there).
+export { SQSClient } from '@aws-sdk/client-sqs'
+
 /** SQS's longest per-message delay. */
 export const MAX_DELAY_SECONDS = 900
 /** SQS's most messages in one SendMessageBatch. */

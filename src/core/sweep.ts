@@ -67,6 +67,7 @@ export async function sweep(store: GrantStore, grants: GrantService, clock: Cloc
   const startedAt = clock.now()
   const seen = new Set<string>()
   let cursor: string | undefined
+  const workers = new WorkerPool(options.concurrency ?? DEFAULT_SWEEP_CONCURRENCY)
 
   do {
     const page = await store.dueItems(startedAt, cursor, options.pageSize ?? DEFAULT_SWEEP_PAGE_SIZE)
@@ -77,14 +78,19 @@ export async function sweep(store: GrantStore, grants: GrantService, clock: Cloc
       ...fresh.map((grant) => () => sweepGrant(grant, grants, clock, actor, summary)),
       ...page.coverages.map((target) => () => sweepAssignment(target, grants, actor, summary)),
     ]
-    await forEachLimited(work, options.concurrency ?? DEFAULT_SWEEP_CONCURRENCY, async (task) => {
-      if (clock.now() >= options.deadline) {
-        summary.remaining++
-        return
-      }
-      await task()
-    })
+    // Started, not awaited: the next page is read while this page's last grants are under way, so that Identity
+    // Center's quota is not left idle at each page's end waiting for its slowest grant and then for the query.
+    for (const task of work) {
+      await workers.start(async () => {
+        if (clock.now() >= options.deadline) {
+          summary.remaining++
+          return
+        }
+        await task()
+      })
+    }
   } while (cursor)
+  await workers.idle()
 
   await finishSessionCutoffs(grants, actor)
   // Last: the cut-offs above record events whose messages this delivers if their writer could not.
@@ -148,13 +154,30 @@ async function advance(grant: Grant, grants: GrantService, clock: Clock, actor: 
   return undefined
 }
 
-async function forEachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next++] as T
-      await work(item)
-    }
+/**
+ * At most `limit` tasks under way at once; start() waits for a free place. A task that throws stops the pool:
+ * the next start() or idle() throws its error (the tasks under way finish first in idle()).
+ */
+class WorkerPool {
+  private readonly running = new Set<Promise<void>>()
+  private readonly limit: number
+  private failure: { error: unknown } | undefined
+
+  constructor(limit: number) {
+    this.limit = Math.max(1, limit)
   }
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+
+  async start(task: () => Promise<void>): Promise<void> {
+    while (this.running.size >= this.limit) await Promise.race(this.running)
+    if (this.failure) throw this.failure.error
+    const running: Promise<void> = task()
+      .catch((error: unknown) => void (this.failure ??= { error }))
+      .finally(() => this.running.delete(running))
+    this.running.add(running)
+  }
+
+  async idle(): Promise<void> {
+    await Promise.all(this.running)
+    if (this.failure) throw this.failure.error
+  }
 }

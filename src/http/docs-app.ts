@@ -14,10 +14,12 @@ export interface DocsApp {
  * called; @fastify/swagger-ui serves the page at the same paths as the service does (src/http/docs.ts forwards).
  */
 export async function buildDocsApp(routes: RouteOptions[], options: DocsOptions): Promise<DocsApp> {
-  const app = Fastify({ logger: false })
-  // The service validates and serializes; here the schemas are only described.
-  app.setValidatorCompiler(() => () => true)
-  app.setSerializerCompiler(() => (body) => JSON.stringify(body))
+  // The service validates and serializes; here the schemas are only described (and Fastify's default compilers,
+  // which the Lambda bundle leaves out, are never loaded).
+  const app = Fastify({
+    logger: false,
+    schemaController: { compilersFactory: { buildValidator: (() => () => () => true) as never, buildSerializer: () => () => (body: unknown) => JSON.stringify(body) } },
+  })
   for (const schema of options.schemas) app.addSchema(schema)
 
   await app.register(fastifySwagger, {

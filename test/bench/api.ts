@@ -27,19 +27,33 @@ export interface LoadRun {
 }
 
 export interface ApiResults {
-  list: { ours: LoadRun; floor: LoadRun; throughputRatio: number; p99Ratio: number; motoMsPerRequest: number }
-  get: { ours: LoadRun; floor: LoadRun; throughputRatio: number; p99Ratio: number; motoMsPerRequest: number }
-  post: LoadRun & { rate: number; seconds: number; fiveXx: number; timeouts: number; firstRefusal: string | undefined }
+  list: Compared
+  get: Compared
+  /** `motoBusy`: the share of the minute in which moto was serving at least one of the service's calls. */
+  post: LoadRun & { rate: number; seconds: number; fiveXx: number; timeouts: number; firstRefusal: string | undefined; callsPerRequest: number; motoBusy: number }
 }
 
 const summary = (result: Result): LoadRun => ({
   requestsPerSecond: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.timeouts, non2xx: result.non2xx,
 })
 
+/** Ours against the floor; moto's time (the proxy's timing of each call) per request of each, and our AWS calls per request. */
+interface Compared {
+  ours: LoadRun
+  floor: LoadRun
+  throughputRatio: number
+  p99Ratio: number
+  motoMsPerRequest: number
+  floorMotoMsPerRequest: number
+  callsPerRequest: number
+}
+
 export async function measureApi(moto: MotoServer, options: { seconds: number; postSeconds: number; policy: PolicyDocument }): Promise<ApiResults> {
   const cleanups: (() => unknown)[] = []
   try {
-    const service = await build({ teardown: (fn) => void cleanups.unshift(fn) }, moto, { proxy: true, policy: options.policy })
+    // The service's own AWS timeout (10 s), as the floor's client has: the tests' 1 s would abandon and retry the
+    // requests that wait longest in moto's queue, adding calls, errors and tail that only the service would pay.
+    const service = await build({ teardown: (fn) => void cleanups.unshift(fn) }, moto, { proxy: true, policy: options.policy, requestTimeoutMs: 10_000 })
     const { app, proxy, seeded } = service
     const endpoint = `http://127.0.0.1:${(proxy!.server.address() as AddressInfo).port}`
     const doc = DynamoDBDocumentClient.from(createAwsClients({ region: REGION, endpoint }).dynamo, { marshallOptions: { removeUndefinedValues: true } })
@@ -84,15 +98,20 @@ export async function measureApi(moto: MotoServer, options: { seconds: number; p
       url: target, connections: 10, duration: seconds, timeout: 10,
       requests: [path === 'id' ? { method: 'GET', ...(withAuth ? { headers } : {}), setupRequest: anyId } : { method: 'GET', path, ...(withAuth ? { headers } : {}) }],
     })
-    const compare = async (path: string) => {
-      const timingsFrom = proxy?.timings.length ?? 0
+    const motoMsSince = (from: number) => (proxy?.timings.slice(from) ?? []).reduce((sum, call) => sum + (call.end - call.start), 0)
+    const compare = async (path: string): Promise<Compared> => {
+      const oursFrom = proxy?.timings.length ?? 0
       const ours = await load(url(app.server), path, true)
-      const motoMs = (proxy?.timings.slice(timingsFrom) ?? []).reduce((sum, call) => sum + (call.end - call.start), 0)
+      const oursCalls = (proxy?.timings.length ?? 0) - oursFrom
+      const oursMotoMs = motoMsSince(oursFrom)
+      const floorFrom = proxy?.timings.length ?? 0
       const theirs = await load(url(floor.server), path, false)
       return {
         ours: summary(ours), floor: summary(theirs),
         throughputRatio: ours.requests.average / theirs.requests.average, p99Ratio: ours.latency.p99 / theirs.latency.p99,
-        motoMsPerRequest: motoMs / Math.max(1, ours.requests.total),
+        motoMsPerRequest: oursMotoMs / Math.max(1, ours.requests.total),
+        floorMotoMsPerRequest: motoMsSince(floorFrom) / Math.max(1, theirs.requests.total),
+        callsPerRequest: oursCalls / Math.max(1, ours.requests.total),
       }
     }
     // Warm both (JIT, caches, connections), then measure.
@@ -103,6 +122,8 @@ export async function measureApi(moto: MotoServer, options: { seconds: number; p
 
     let made = 0
     let firstRefusal: string | undefined
+    const postFrom = proxy?.timings.length ?? 0
+    const postStarted = performance.now()
     const post = await autocannon({
       url: url(app.server), connections: 20, duration: options.postSeconds, overallRate: 50, timeout: 10,
       requests: [{
@@ -116,20 +137,39 @@ export async function measureApi(moto: MotoServer, options: { seconds: number; p
         },
       }],
     })
-    return { list, get, post: { ...summary(post), rate: 50, seconds: options.postSeconds, fiveXx: post['5xx'], timeouts: post.timeouts, firstRefusal } }
+    const postCalls = proxy?.timings.slice(postFrom) ?? []
+    return {
+      list, get,
+      post: {
+        ...summary(post), rate: 50, seconds: options.postSeconds, fiveXx: post['5xx'], timeouts: post.timeouts, firstRefusal,
+        callsPerRequest: postCalls.length / Math.max(1, post.requests.total), motoBusy: waitingIn(postCalls) / (performance.now() - postStarted),
+      },
+    }
   } finally {
     for (const fn of cleanups) await fn()
   }
 }
 
+/** How long at least one of these calls was under way: the union of their intervals. */
+export function waitingIn(timings: { start: number; end: number }[]): number {
+  let total = 0
+  let coveredUntil = -Infinity
+  for (const { start, end } of [...timings].sort((a, b) => a.start - b.start)) {
+    if (end <= coveredUntil) continue
+    total += end - Math.max(start, coveredUntil)
+    coveredUntil = end
+  }
+  return total
+}
+
 export function describeApi(results: ApiResults): string {
   const line = (name: string, r: ApiResults['list']) =>
     `  ${name}: ${r.ours.requestsPerSecond.toFixed(0)} req/s, p99 ${r.ours.p99} ms; floor ${r.floor.requestsPerSecond.toFixed(0)} req/s, p99 ${r.floor.p99} ms → ` +
-    `${r.throughputRatio.toFixed(2)}× throughput (goal ≥ 0.7×), ${r.p99Ratio.toFixed(2)}× p99 (goal ≤ 1.5×); ${r.ours.errors + r.ours.non2xx} errors; moto ${r.motoMsPerRequest.toFixed(1)} ms a request`
+    `${r.throughputRatio.toFixed(2)}× throughput (goal ≥ 0.7×), ${r.p99Ratio.toFixed(2)}× p99 (goal ≤ 1.5×); ${r.ours.errors + r.ours.non2xx} errors; moto ${r.motoMsPerRequest.toFixed(1)} ms a request (floor's ${r.floorMotoMsPerRequest.toFixed(1)}), ${r.callsPerRequest.toFixed(2)} AWS calls a request`
   return [
     'API under load (autocannon, 10 connections):',
     line('GET /grants?userName=alice (page of 50)', results.list),
     line('GET /grants/{id}', results.get),
-    `  POST /grants at ${results.post.rate}/s for ${results.post.seconds} s: ${results.post.requestsPerSecond.toFixed(1)} req/s, p50 ${results.post.p50} ms, p99 ${results.post.p99} ms, ${results.post.fiveXx} 5xx, ${results.post.errors} errors/timeouts, ${results.post.non2xx} non-2xx${results.post.firstRefusal ? ` (first: ${results.post.firstRefusal})` : ''}`,
+    `  POST /grants at ${results.post.rate}/s for ${results.post.seconds} s: ${results.post.requestsPerSecond.toFixed(1)} req/s, p50 ${results.post.p50} ms, p99 ${results.post.p99} ms, ${results.post.fiveXx} 5xx, ${results.post.errors} errors/timeouts, ${results.post.non2xx} non-2xx${results.post.firstRefusal ? ` (first: ${results.post.firstRefusal})` : ''}; ${results.post.callsPerRequest.toFixed(1)} AWS calls a request, moto busy ${(results.post.motoBusy * 100).toFixed(0)} % of the time`,
   ].join('\n')
 }

@@ -39,7 +39,7 @@ export function renderTable(results: Results): string {
       `p99 ≤ 5 s ${verdict(timers.p99 <= 5 && timers.ended === timers.grants)}`])
   }
   if (sweep) {
-    rows.push([`sweep of ${sweep.grants} expired grants under a 20/s quota, one-minute runs`,
+    rows.push([`sweep of ${sweep.grants} expired grants under a 20/s quota, one-minute runs (${sweep.tps ?? 18}/s, ${sweep.budgetSeconds ?? 50}-s budget)`,
       `${sweep.runs} runs, ${fixed(sweep.revokesPerSecond, 1)} revokes/s, ${sweep.failed} failed, ${sweep.left} left, ${sweep.throttled} throttled (${fixed(sweep.throttledShare * 100, 1)} %); **${percent(sweep.quotaUsedOverall)}** of the quota over wall time (${percent(sweep.quotaUsed)} while sweeping)`,
       `≥ 90 %, < 1 % throttled, 0 failed, 0 left ${verdict(sweep.quotaUsedOverall >= 0.9 && sweep.throttledShare < 0.01 && sweep.failed === 0 && sweep.left === 0)}`])
   }
@@ -51,11 +51,11 @@ export function renderTable(results: Results): string {
   if (results.api) {
     for (const [name, run] of [['GET /grants?userName= (page of 50)', results.api.list], ['GET /grants/{id}', results.api.get]] as const) {
       rows.push([`\`${name}\` under load (autocannon, 10 connections) vs a bare Fastify + DocumentClient floor`,
-        `**${fixed(run.throughputRatio)}×** throughput (${fixed(run.ours.requestsPerSecond, 0)} vs ${fixed(run.floor.requestsPerSecond, 0)} req/s), p99 **${fixed(run.p99Ratio)}×** (${run.ours.p99} vs ${run.floor.p99} ms), ${run.ours.errors + run.ours.non2xx} errors; moto ${fixed(run.motoMsPerRequest, 1)} ms a request`,
+        `**${fixed(run.throughputRatio)}×** throughput (${fixed(run.ours.requestsPerSecond, 0)} vs ${fixed(run.floor.requestsPerSecond, 0)} req/s), p99 **${fixed(run.p99Ratio)}×** (${run.ours.p99} vs ${run.floor.p99} ms), ${run.ours.errors + run.ours.non2xx} errors; moto ${fixed(run.motoMsPerRequest, 1)} ms a request${run.floorMotoMsPerRequest === undefined ? '' : ` (the floor's ${fixed(run.floorMotoMsPerRequest, 1)})`}`,
         `≥ 0.7×, ≤ 1.5×, 0 errors ${verdict(run.throughputRatio >= 0.7 && run.p99Ratio <= 1.5 && run.ours.errors + run.ours.non2xx === 0)}`])
     }
     const post = results.api.post
-    rows.push([`\`POST /grants\` at ${post.rate}/s for ${post.seconds} s`, `${fixed(post.requestsPerSecond, 1)} req/s answered, p50 ${post.p50} ms, p99 ${post.p99} ms, ${post.fiveXx} 5xx, ${post.errors} errors or timeouts`,
+    rows.push([`\`POST /grants\` at ${post.rate}/s for ${post.seconds} s`, `${fixed(post.requestsPerSecond, 1)} req/s answered, p50 ${post.p50} ms, p99 ${post.p99} ms, ${post.fiveXx} 5xx, ${post.errors} errors or timeouts${post.motoBusy === undefined ? '' : `; ${fixed(post.callsPerRequest, 1)} AWS calls a request, moto busy ${percent(post.motoBusy)} of the time`}`,
       `${post.rate}/s sustained, no 5xx ${verdict(post.requestsPerSecond >= 0.95 * post.rate && post.fiveXx === 0 && post.errors === 0)}`])
   }
   for (const run of results.exports?.runs ?? []) {

@@ -43,6 +43,8 @@ export interface BuildOptions {
   proxy?: boolean
   jwt?: AppDependencies['jwt']
   sweepPageSize?: number
+  /** A sweep run's budget (JIT_SWEEP_BUDGET_SECONDS; default 50 s). */
+  sweepBudgetMs?: number
   /** Identity Center calls per second; tests that are not about the rate use a high one. */
   identityCenterTps?: number
   maxConcurrentCreations?: number
@@ -172,7 +174,7 @@ export async function build(t: Teardown, moto: MotoServer, options: BuildOptions
       jwt: options.jwt ?? { secret: TEST_SECRET, issuer: TEST_ISSUER, audience: TEST_AUDIENCE },
       maxDurationMinutes: options.maxDurationMinutes ?? 720,
       ...(options.maxLeadDays !== undefined ? { maxLeadDays: options.maxLeadDays } : {}),
-      sweepBudgetMs: 50_000,
+      sweepBudgetMs: options.sweepBudgetMs ?? 50_000,
       ...(options.requestDeadlineMs ? { requestDeadlineMs: options.requestDeadlineMs } : {}),
       ...(options.sweepPageSize ? { sweepPageSize: options.sweepPageSize } : {}),
       ...(options.dueTimers ? { dueTimers: options.dueTimers } : {}),
