@@ -1,6 +1,7 @@
 import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto'
+import fastifyJwt from '@fastify/jwt'
+import type { Algorithm } from 'fast-jwt'
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
-import { errors as joseErrors, jwtVerify, type JWTHeaderParameters, type JWTPayload, type JWTVerifyOptions } from 'jose'
 import { HttpProblem } from './errors.ts'
 
 export const SCOPES = {
@@ -36,7 +37,7 @@ export interface JwtSettings {
   maxLifetimeSeconds?: number | undefined
   /**
    * Milliseconds since the epoch for the JWKS cache's ttl and cooldown, so that tests can move it by hand. A token's
-   * exp and iat are always checked against the system clock, the one jose checks exp and nbf with.
+   * exp and iat are always checked against the system clock, the one fast-jwt checks exp with.
    */
   now?: (() => number) | undefined
 }
@@ -46,13 +47,8 @@ export interface Caller {
   scopes: string[]
 }
 
-declare module 'fastify' {
-  interface FastifyInstance {
-    /** The caller a request's bearer token names, once its signature and claims are checked (registerAuth). */
-    verifyCaller(request: FastifyRequest): Promise<Caller>
-  }
-  interface FastifyRequest {
-    /** Set by requireScope: the caller the request's token names. */
+declare module '@fastify/jwt' {
+  interface FastifyJWT {
     user: Caller
   }
 }
@@ -65,59 +61,48 @@ class TokenRefused extends Error {
   }
 }
 
-type Algorithm = 'HS256' | 'RS256' | 'ES256'
-type VerificationKey = Uint8Array | KeyObject
-
 /**
  * Verifies bearer tokens with exactly one algorithm family: HS256 with a shared secret, or the asymmetric
  * algorithm matching the configured public key. Pinning the algorithm refuses `alg: none` and the classic
  * confusion attack (an HS256 token signed with the public key as its secret).
- *
- * The signature and the registered claims (exp, nbf, iss, aud) are checked by jose, which works on node:crypto's
- * keys (fast-jwt, before it, brought asn1.js and bn.js into the Lambda bundle to read PEM keys).
  */
 export async function registerAuth(app: FastifyInstance, settings: JwtSettings): Promise<void> {
   const maxLifetimeSeconds = settings.maxLifetimeSeconds ?? DEFAULT_MAX_TOKEN_LIFETIME_SECONDS
-  const options = (algorithms: Algorithm[]): JWTVerifyOptions => ({
-    algorithms,
-    // jose checks iss/aud only when asked for; requiring them closes tokens that simply omit them.
+  const verify = {
+    // fast-jwt checks iss/aud only when present; requiring them closes tokens that simply omit them.
     requiredClaims: ['exp', ...(settings.issuer ? ['iss'] : []), ...(settings.audience ? ['aud'] : [])],
-    ...(settings.issuer ? { issuer: settings.issuer } : {}),
-    ...(settings.audience ? { audience: settings.audience } : {}),
-  })
-  let verify: (token: string) => Promise<JWTPayload>
-  if (settings.jwksUrl) {
-    const keys = new JwksKeys(new URL(settings.jwksUrl), settings.now ?? Date.now, app.log)
-    const jwks = options(['RS256', 'ES256'])
-    const keyOf = async (header: JWTHeaderParameters) => {
-      const algorithm = header.alg === 'RS256' || header.alg === 'ES256' ? (header.alg as 'RS256' | 'ES256') : undefined
-      if (!algorithm) throw new TokenRefused('The token must be signed with RS256 or ES256')
-      return keys.publicKey(typeof header.kid === 'string' ? header.kid : '', algorithm)
-    }
-    verify = async (token) => (await jwtVerify(token, keyOf, jwks)).payload
-  } else {
-    const key: VerificationKey | undefined = settings.publicKey ? createPublicKey(settings.publicKey) : settings.secret ? new TextEncoder().encode(settings.secret) : undefined
-    if (!key) throw new Error('JWT verification needs a secret, a public key or a JWKS URL')
-    const pinned = options(settings.publicKey ? [asymmetricAlgorithm(settings.publicKey)] : ['HS256'])
-    verify = async (token) => (await jwtVerify(token, key, pinned)).payload
+    ...(settings.issuer ? { allowedIss: settings.issuer } : {}),
+    ...(settings.audience ? { allowedAud: settings.audience } : {}),
   }
-  app.decorateRequest('user', null as unknown as Caller)
-  app.decorate('verifyCaller', async (request: FastifyRequest): Promise<Caller> => {
-    const payload = await verify(bearerToken(request.headers.authorization))
-    // sub and iat are checked here rather than as required claims, so that the refusal can say what was wrong;
-    // jose's maxTokenAge would not do for the lifetime: it bounds now - iat and lets an iat ten years ahead through.
+  // sub and iat are checked here rather than with requiredClaims, so that the refusal can say what was wrong.
+  // fast-jwt's maxAge would not do for the lifetime: it bounds now - iat (which exp already bounds once exp - iat
+  // is bounded) and lets an iat ten years ahead through. Runs after the signature is checked, and async because
+  // @fastify/jwt passes a rejection on as the verification's error where a throw would escape it.
+  const trusted = async (_request: FastifyRequest, payload: Record<string, unknown>) => {
     const refusal = claimsRefusal(payload, maxLifetimeSeconds, Date.now())
     if (refusal) throw new TokenRefused(refusal)
-    return { sub: payload.sub as string, scopes: scopesOf(payload) }
-  })
-}
-
-/** The token of an `Authorization: Bearer <JWT>` header. */
-function bearerToken(header: string | undefined): string {
-  if (header === undefined) throw new TokenRefused('Send Authorization: Bearer <JWT>')
-  const [scheme, token, ...rest] = header.split(' ')
-  if (!scheme || !/^Bearer$/i.test(scheme) || token === undefined || rest.length > 0) throw new TokenRefused('The Authorization header must be: Bearer <JWT>')
-  return token
+    return true
+  }
+  const formatUser = (payload: unknown) => ({ sub: (payload as { sub: string }).sub, scopes: scopesOf(payload) })
+  if (settings.jwksUrl) {
+    const keys = new JwksKeys(new URL(settings.jwksUrl), settings.now ?? Date.now, app.log)
+    await app.register(fastifyJwt, {
+      decode: { complete: true },
+      secret: async (_request: unknown, token: unknown) => {
+        const { header } = token as { header: { alg?: string; kid?: unknown } }
+        if (header.alg !== 'RS256' && header.alg !== 'ES256') throw new TokenRefused('The token must be signed with RS256 or ES256')
+        return keys.publicKey(typeof header.kid === 'string' ? header.kid : '', header.alg)
+      },
+      verify: { ...verify, algorithms: ['RS256', 'ES256'] as Algorithm[] },
+      trusted,
+      formatUser,
+    })
+    return
+  }
+  const algorithms: Algorithm[] = settings.publicKey ? [asymmetricAlgorithm(settings.publicKey)] : ['HS256']
+  const secret = settings.publicKey ? { public: settings.publicKey } : settings.secret
+  if (!secret) throw new Error('JWT verification needs a secret, a public key or a JWKS URL')
+  await app.register(fastifyJwt, { secret, verify: { ...verify, algorithms }, trusted, formatUser })
 }
 
 // Printable: no Unicode "Other" (controls, format characters such as bidi overrides, surrogates, private use,
@@ -138,7 +123,7 @@ function claimsRefusal(payload: Record<string, unknown>, maxLifetimeSeconds: num
   if (RESERVED_SUBJECT.test(sub)) return "Subjects starting with 'system:' are reserved for the service's own actors"
   if (typeof iat !== 'number' || !Number.isFinite(iat)) return 'The token must say when it was issued (iat, in seconds)'
   if (iat > nowMs / 1000 + MAX_CLOCK_SKEW_SECONDS) return "The token's iat is in the future: check the issuer's clock"
-  // exp is a number here: jose refuses a token without one (a required claim), or with one that is not a number.
+  // exp is a number here: fast-jwt refuses a token without one, or with one that is not a number.
   if ((exp as number) - iat > maxLifetimeSeconds) {
     return `The token's lifetime (exp - iat) is longer than the ${maxLifetimeSeconds} seconds this service accepts: issue short-lived tokens`
   }
@@ -148,7 +133,7 @@ function claimsRefusal(payload: Record<string, unknown>, maxLifetimeSeconds: num
 interface PublishedKey {
   kid: string
   algorithm: 'RS256' | 'ES256'
-  key: KeyObject
+  pem: string
 }
 
 /**
@@ -180,7 +165,7 @@ class JwksKeys {
     this.log = log
   }
 
-  async publicKey(kid: string, algorithm: 'RS256' | 'ES256'): Promise<KeyObject> {
+  async publicKey(kid: string, algorithm: 'RS256' | 'ES256'): Promise<string> {
     // Requests that arrive while the set is being fetched wait for it rather than being refused for the cooldown.
     if (this.loading) await this.loading
     const coolingDown = () => this.now() - this.attemptedAt < JWKS_REFETCH_COOLDOWN_MS
@@ -191,7 +176,7 @@ class JwksKeys {
       key = this.find(kid, algorithm)
     }
     if (!key) throw new TokenRefused(`The token's key (kid and ${algorithm}) is not one the identity provider publishes`)
-    return key.key
+    return key.pem
   }
 
   private find(kid: string, algorithm: 'RS256' | 'ES256'): PublishedKey | undefined {
@@ -232,10 +217,10 @@ function publishedKey(jwk: unknown): PublishedKey | undefined {
   }
   const algorithm = key.asymmetricKeyType === 'rsa' ? 'RS256' : key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1' ? 'ES256' : undefined
   if (!algorithm || (alg !== undefined && alg !== algorithm)) return undefined
-  return { kid, algorithm, key }
+  return { kid, algorithm, pem: key.export({ type: 'spki', format: 'pem' }).toString() }
 }
 
-function asymmetricAlgorithm(pem: string): 'RS256' | 'ES256' {
+function asymmetricAlgorithm(pem: string): Algorithm {
   const key = createPublicKey(pem)
   if (key.asymmetricKeyType === 'rsa') return 'RS256'
   if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return 'ES256'
@@ -256,7 +241,7 @@ export function scopesOf(payload: unknown): string[] {
 export function requireScope(scope: Scope): onRequestAsyncHookHandler {
   return async function authorize(request: FastifyRequest) {
     try {
-      request.user = await request.server.verifyCaller(request)
+      await request.jwtVerify()
     } catch (error) {
       // Whatever the verifier objects to (format, algorithm, signature, claims), the answer is a 401.
       const detail = error instanceof TokenRefused ? error.message : describeRefusal(error)
@@ -270,9 +255,17 @@ export function requireScope(scope: Scope): onRequestAsyncHookHandler {
   }
 }
 
-/** What jose objected to, in words a caller can act on; anything else (format, algorithm, signature) is "invalid". */
 function describeRefusal(error: unknown): string {
-  if (error instanceof joseErrors.JWTExpired) return 'The token has expired'
-  if (error instanceof joseErrors.JWTClaimValidationFailed && (error.claim === 'iss' || error.claim === 'aud')) return 'The token was not issued for this service'
-  return 'The token is invalid'
+  switch ((error as { code?: string }).code) {
+    case 'FST_JWT_NO_AUTHORIZATION_IN_HEADER':
+      return 'Send Authorization: Bearer <JWT>'
+    case 'FST_JWT_BAD_REQUEST':
+      return 'The Authorization header must be: Bearer <JWT>'
+    case 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED':
+      return 'The token has expired'
+    case 'FST_JWT_AUTHORIZATION_TOKEN_UNTRUSTED':
+      return 'The token was not issued for this service'
+    default:
+      return 'The token is invalid'
+  }
 }
