@@ -22,7 +22,7 @@ const verdict = (met: boolean) => (met ? '✔' : '✘')
 /** One row per measure: what, the result with its baseline, the goal and whether it is met. */
 export function renderTable(results: Results): string {
   const rows: [string, string, string][] = []
-  const { callsPerGrant: calls, grantLatency: latency, sweep, lambdaInit: init, sessionCutoff: cutoff, expiry } = results
+  const { callsPerGrant: calls, grantLatency: latency, sweep, lambdaInit: init, sessionCutoff: cutoff, organizationCalls: organization, expiry } = results
   if (calls) {
     rows.push(['Identity Center calls per warm grant', `**${calls.warm.identityCenter}** (${calls.warm.total} AWS calls in all)`, `≤ 3 ${verdict(calls.warm.identityCenter <= 3)}`])
     rows.push(['Identity Center calls per cold grant, 50 permission sets', `${calls.cold.identityCenter} (${calls.cold.total} AWS calls in all)`, '—'])
@@ -67,6 +67,11 @@ export function renderTable(results: Results): string {
     rows.push(['Lambda import + init vs a minimal Fastify app behind @fastify/aws-lambda, bundled alike (median of alternating runs)',
       `**${fixed(init.ratio)}×** (${fixed(init.ms, 0)} vs ${fixed(init.minimalFastifyMs, 0)} ms; modules ${fixed(init.phasesMs?.modules, 0)} ms)`, `≤ 1.3× ${verdict(init.ratio <= 1.3)}`])
     rows.push(['Lambda code (every chunk)', `**${(init.codeBytes / 1024).toFixed(0)} KiB**`, `≤ 1,536 KiB ${verdict(init.codeBytes <= 1536 * 1024)}`])
+  }
+  if (organization) {
+    rows.push(['Organizations calls per grant decision, rule naming an OU three levels deep',
+      `**${fixed(organization.perWarmGrant)}** warm (${organization.warmGrants} grants on accounts already looked up); ${fixed(organization.perColdGrant, 1)} for an account's first grant`,
+      `0 warm ${verdict(organization.perWarmGrant === 0)}`])
   }
   if (cutoff) {
     rows.push([`Organizations calls per ended grant, session cut-off on, ${cutoff.policies} policies`, `${fixed(cutoff.perDeletedGrant)} by DELETE; ${fixed(cutoff.perSweptGrant)} by one sweep of ${cutoff.grants}`, '—'])

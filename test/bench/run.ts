@@ -5,7 +5,8 @@
  *   2. POST /grants latency p50/p99 against the bare SDK calls a safe grant needs;
  *   3. a sweep of N expired grants (default 2,000) under an enforced 20 calls/s Identity Center quota;
  *   4. the Lambda bundle's import + init time, if dist/lambda.mjs exists;
- *   5. Organizations calls per ended grant with JIT_SESSION_CUTOFF=scp (test/bench/cutoff.ts, also runnable alone).
+ *   5. Organizations calls per ended grant with JIT_SESSION_CUTOFF=scp (test/bench/cutoff.ts, also runnable alone), and
+ *      Organizations calls per grant decision for a rule naming an OU, cold and warm (test/bench/organizations.ts);
  *   8. the API under load (autocannon) against a bare Fastify + DocumentClient floor (test/bench/api.ts);
  *   7. exports of 10,000 audit events (--events N; 100,000 is the goal's size) as CSV and NDJSON against a raw paginated Query (test/bench/exports.ts),
  *      on a moto of their own whose Query on an index is index-ordered (test/bench/indexed_moto.py);
@@ -13,7 +14,7 @@
  *      the sweep alone (test/bench/expiry.ts).
  * Results are printed and written to .bench/results.json. Options: --grants N, --cap-seconds S, --sweep-tps R and
  * --sweep-budget-seconds S (the sweeping process's JIT_IDENTITY_CENTER_TPS and JIT_SWEEP_BUDGET_SECONDS), --only
- * SECTION[,SECTION] (grants, sweep, init, cutoff, expiry, exports, api; --events N for exports): only those run, and their results replace the same
+ * SECTION[,SECTION] (grants, sweep, init, cutoff, organizations, expiry, exports, api; --events N for exports): only those run, and their results replace the same
  * keys in the results file, the others are kept.
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
@@ -34,6 +35,7 @@ import { build, grantBody, REGION } from '../helpers/app.ts'
 import { startStrictMoto } from '../helpers/moto.ts'
 import { bearer } from '../helpers/tokens.ts'
 import { describeCutoffCalls, measureCutoffCalls } from './cutoff.ts'
+import { describeOrganizationCalls, measureOrganizationCalls } from './organizations.ts'
 import { describeExpiry, measureExpiryOverrun } from './expiry.ts'
 import { describeApi, measureApi, waitingIn } from './api.ts'
 import { describeExports, measureExports } from './exports.ts'
@@ -44,7 +46,7 @@ process.env.AWS_SECRET_ACCESS_KEY ??= 'testing'
 const argument = (name: string, fallback: number) => Number(process.argv[process.argv.indexOf(name) + 1] ?? fallback) || fallback
 const GRANTS = process.argv.includes('--grants') ? argument('--grants', 2000) : 2000
 const CAP_MS = (process.argv.includes('--cap-seconds') ? argument('--cap-seconds', 420) : 420) * 1000
-const SECTIONS = ['grants', 'sweep', 'init', 'cutoff', 'expiry', 'exports', 'api'] as const
+const SECTIONS = ['grants', 'sweep', 'init', 'cutoff', 'organizations', 'expiry', 'exports', 'api'] as const
 const only = process.argv.includes('--only') ? (process.argv[process.argv.indexOf('--only') + 1] ?? '').split(',') : [...SECTIONS]
 for (const name of only) if (!(SECTIONS as readonly string[]).includes(name)) throw new Error(`--only: no section '${name}' (${SECTIONS.join(', ')})`)
 const selected = (section: (typeof SECTIONS)[number]) => only.includes(section)
@@ -384,6 +386,12 @@ try {
   const cutoffCalls = await measureCutoffCalls(moto, 12, 2)
   results.sessionCutoff = cutoffCalls
   console.log(describeCutoffCalls(cutoffCalls))
+  }
+  if (selected('organizations')) {
+  // 5, continued: Organizations calls per grant decision for a rule naming an OU (goal: 0 once warm).
+  const organizationCalls = await measureOrganizationCalls(moto)
+  results.organizationCalls = organizationCalls
+  console.log(describeOrganizationCalls(organizationCalls))
   }
 } finally {
   for (const fn of cleanups) await fn()
