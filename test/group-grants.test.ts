@@ -1,4 +1,4 @@
-import { CreateGroupCommand, DeleteGroupCommand, DeleteGroupMembershipCommand, GetGroupIdCommand, paginateListGroupMembershipsForMember } from '@aws-sdk/client-identitystore'
+import { CreateGroupCommand, CreateGroupMembershipCommand, DeleteGroupCommand, DeleteGroupMembershipCommand, GetGroupIdCommand, paginateListGroupMembershipsForMember } from '@aws-sdk/client-identitystore'
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb'
 import t from 'tap'
 import { cutoffOf } from '../src/core/cutoff-policy.ts'
@@ -180,6 +180,28 @@ t.test('throttled membership calls are retried: the grant is made and ended as u
   t.equal(proxy!.injected.throttle, 6, 'every throttle was met')
   t.match(swept, { revoked: 1, failed: 0 })
   t.same(await memberships('alice'), [])
+})
+
+t.test('an administrator who adds the user while our first creation is on its way keeps the membership: pre-existing, never removed', async (t) => {
+  const { app, clock, proxy, clients, instance, seeded, breakglass, memberships } = await setUp(t, { proxy: true })
+  t.same(await memberships('alice'), [])
+  const held = proxy!.holdNext('CreateGroupMembership')
+  const posting = post(app, groupBody())
+  await held.arrived
+  // Straight to the Identity Store, not through jit-access: after our look found nothing, before our creation.
+  await clients.identityStore.send(new CreateGroupMembershipCommand({ IdentityStoreId: instance.identityStoreId, GroupId: breakglass, MemberId: { UserId: seeded.userIds.alice as string } }))
+  const made = await memberships('alice')
+  held.release()
+  const response = await posting
+
+  t.equal(response.statusCode, 201, response.body)
+  t.match(response.json(), { status: 'active', coveredBy: 'pre-existing' }, 'the refusal of our first creation says someone else made it')
+  t.equal(proxy!.calls.CreateGroupMembership, 1)
+  clock.advanceMinutes(61)
+  t.match(await sweep(app), { revoked: 1, failed: 0 })
+  t.match(await getGrant(app, response.json().id), { status: 'expired', coveredBy: 'pre-existing' })
+  t.same(await memberships('alice'), made, 'the administrator\'s membership is left in place')
+  t.match((await story(app, response.json().id))[0], { action: 'grant.expired', detail: 'permanent group membership left in place' })
 })
 
 t.test('under the Identity Store quota, group grants asked for at once all end up active on one membership each', async (t) => {

@@ -13,6 +13,8 @@ const SERVICE = 'Identity Store'
 const SUCCEEDED: ProvisioningOutcome = { state: 'succeeded', requestId: null }
 /** Another change to the same membership is under way (ConflictException, CONCURRENT_MODIFICATION): it decides. */
 const UNDER_WAY: ProvisioningOutcome = { state: 'in_progress', requestId: null }
+/** The Identity Store refused the creation: the membership exists (ConflictException, UNIQUENESS_CONSTRAINT_VIOLATION). */
+const EXISTS: ProvisioningOutcome = { state: 'exists', requestId: null }
 
 /**
  * Temporary group membership (Identity Store): the second kind of access a grant can stand for. Unlike an
@@ -39,8 +41,8 @@ export class AwsGroupMemberships {
 
   /**
    * Adds the user to the group. The Identity Store keeps one membership per user and group and refuses a second
-   * (ConflictException, UNIQUENESS_CONSTRAINT_VIOLATION): that membership exists, which is what was asked, as
-   * Identity Center answers a creation of an assignment that exists.
+   * (ConflictException, UNIQUENESS_CONSTRAINT_VIOLATION): answered `exists`, not `succeeded`, because whose
+   * membership that is depends on what was sent before (see ProvisioningOutcome), which only the reconciler knows.
    */
   create(target: MembershipTarget, beforeSend?: BeforeSend): Promise<ProvisioningOutcome> {
     return this.mutation('CreateGroupMembership', async () => {
@@ -91,7 +93,7 @@ export class AwsGroupMemberships {
       return SUCCEEDED
     } catch (error) {
       const { name, Reason } = error as { name?: string; Reason?: string }
-      if (name === 'ConflictException') return Reason === 'UNIQUENESS_CONSTRAINT_VIOLATION' && operation === 'CreateGroupMembership' ? SUCCEEDED : UNDER_WAY
+      if (name === 'ConflictException') return Reason === 'UNIQUENESS_CONSTRAINT_VIOLATION' && operation === 'CreateGroupMembership' ? EXISTS : UNDER_WAY
       if (name === 'ResourceNotFoundException' && operation === 'DeleteGroupMembership') return SUCCEEDED
       // The group (or user) is gone: refused for good, as Identity Center refuses an assignment (the grant fails).
       if (name === 'ResourceNotFoundException') return { state: 'failed', requestId: null, reason: (error as Error).message || 'the group or user does not exist' }

@@ -415,7 +415,8 @@ export class CoverageReconciler {
 
   /**
    * Records what Identity Center answered a creation or removal: under way (its request id kept), a conflict with
-   * another operation, done (see succeeded), or refused. `first` as for create.
+   * another operation, done (see succeeded), already there (ours unless `first`: see foundOnCreation), or refused.
+   * `first` as for create.
    */
   private async record(run: Run, coverage: Coverage, operation: 'creating' | 'deleting', outcome: ProvisioningOutcome, first: boolean): Promise<Step> {
     if (outcome.state === 'in_progress' && outcome.requestId === null) return this.conflicted(run, coverage, operation, first)
@@ -424,6 +425,7 @@ export class CoverageReconciler {
       return settled({ kind: 'pending' })
     }
     if (outcome.state === 'succeeded') return this.succeeded(run, operation)
+    if (outcome.state === 'exists') return first ? this.foundOnCreation(run) : this.succeeded(run, operation)
     const creating = operation === 'creating'
     const reverted = await this.store.updateCoverage(run.target, run.lease.owner, {
       assignment: creating ? 'absent' : 'present',
@@ -435,6 +437,16 @@ export class CoverageReconciler {
     })
     if (creating && coverage.holders.length > 0) return settled({ kind: 'failed', reason: outcome.reason })
     return creating ? progress(reverted) : settled({ kind: 'pending' })
+  }
+
+  /**
+   * A first creation refused because the access exists (see ProvisioningOutcome `exists`): no creation of ours can
+   * be behind it, so someone else made it after we looked (an administrator adding the user meanwhile). It is
+   * recorded as pre-existing, as if the look before the creation had found it, and so never removed (invariant 2).
+   */
+  private async foundOnCreation(run: Run): Promise<Step> {
+    const patch = { assignment: 'absent' as const, external: true, creationIntendedAt: null, requestId: null, lastFailure: null, conflictSince: null }
+    return progress(await this.store.updateCoverage(run.target, run.lease.owner, patch, { releaseLease: true }), true)
   }
 
   /**
