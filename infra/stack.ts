@@ -340,7 +340,7 @@ export class JitAccessStack extends Stack {
       '(AddAndRemoveGroupMembers) are narrowed to grantableGroupIds when the deployment names them; otherwise the eligibility policy\'s ' +
       'grantableGroups decide which groups are granted.')
     acknowledgeWildcard('arn:<AWS::Partition>:identitystore:::membership/*', 'Membership ids are unknown until a user\'s memberships are ' +
-      'listed (ListGroupMembershipsForMember, read only); the statement also names the one identity store and users.')
+      'listed (ListGroupMembershipsForMember) or looked up (GetGroupMembershipId), both read only; the statements also name the one identity store and users.')
     role.addToPolicy(new iam.PolicyStatement({
       sid: 'ResolveUsers',
       // GetUserId finds the user by name; DescribeUser reads the directory's own spelling of it, which is what is recorded.
@@ -358,12 +358,13 @@ export class JitAccessStack extends Stack {
       actions: ['identitystore:GetGroupId'],
       resources: [identityStore, `arn:${partition}:identitystore:::group/*`],
     }))
-    // Group grants (grantableGroups in the policy): add a user to a group and remove the membership again. The
-    // Service Authorization Reference requires the store, the group, the user and (to remove) the membership.
+    // Group grants (grantableGroups in the policy): find a user's membership of a group (GetGroupMembershipId, read
+    // only), add a user to a group and remove the membership again. The Service Authorization Reference requires the
+    // store, the group, the user and (to remove) the membership.
     const grantableGroups = (props.grantableGroupIds ?? ['*']).map((groupId) => `arn:${partition}:identitystore:::group/${groupId}`)
     role.addToPolicy(new iam.PolicyStatement({
       sid: 'AddAndRemoveGroupMembers',
-      actions: ['identitystore:CreateGroupMembership', 'identitystore:DeleteGroupMembership'],
+      actions: ['identitystore:GetGroupMembershipId', 'identitystore:CreateGroupMembership', 'identitystore:DeleteGroupMembership'],
       resources: [identityStore, ...grantableGroups, `arn:${partition}:identitystore:::user/*`, `arn:${partition}:identitystore:::membership/*`],
     }))
     role.addToPolicy(new iam.PolicyStatement({

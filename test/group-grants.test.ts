@@ -1,6 +1,9 @@
 import { CreateGroupCommand, CreateGroupMembershipCommand, DeleteGroupCommand, DeleteGroupMembershipCommand, GetGroupIdCommand, paginateListGroupMembershipsForMember } from '@aws-sdk/client-identitystore'
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb'
 import t from 'tap'
+import { createAwsClients } from '../src/adapters/aws.ts'
+import { AwsGroupMemberships } from '../src/adapters/group-memberships.ts'
+import { IdentityCenterRateLimiter } from '../src/adapters/rate-limiter.ts'
 import { cutoffOf } from '../src/core/cutoff-policy.ts'
 import { CREATION_SETTLE_MS } from '../src/core/coverage.ts'
 import type { PolicyDocument } from '../src/core/policy.ts'
@@ -168,7 +171,7 @@ for (const fault of ['drop-after-upstream', 'server-error-after-upstream'] as co
 t.test('throttled membership calls are retried: the grant is made and ended as usual', async (t) => {
   const { app, clock, proxy, memberships } = await setUp(t, { proxy: true })
   proxy!.inject('CreateGroupMembership', 'throttle', 2)
-  proxy!.inject('ListGroupMembershipsForMember', 'throttle', 2)
+  proxy!.inject('GetGroupMembershipId', 'throttle', 2)
   proxy!.inject('DeleteGroupMembership', 'throttle', 2)
 
   const response = await post(app, groupBody())
@@ -178,8 +181,57 @@ t.test('throttled membership calls are retried: the grant is made and ended as u
   const swept = await sweep(app)
 
   t.equal(proxy!.injected.throttle, 6, 'every throttle was met')
+  t.equal(proxy!.injectedOn['GetGroupMembershipId throttle'], 2, 'the lookups were throttled too')
   t.match(swept, { revoked: 1, failed: 0 })
   t.same(await memberships('alice'), [])
+})
+
+t.test('membership lookups are retried by the rate limiter, not hidden by SDK retries: the limiter sees every throttle', async (t) => {
+  const { proxy, instance, seeded, breakglass } = await setUp(t, { proxy: true })
+  const clients = createAwsClients({ region: 'us-east-1', endpoint: proxy!.endpoint })
+  const limiter = new IdentityCenterRateLimiter({ ratePerSecond: 20, maxConcurrentCreations: 1 })
+  const adapter = new AwsGroupMemberships(clients.identityStoreMemberships, instance.identityStoreId, limiter)
+  proxy!.inject('GetGroupMembershipId', 'throttle', 2)
+
+  const exists = await adapter.exists({ kind: 'membership', userId: seeded.userIds.carol as string, groupId: breakglass })
+
+  t.equal(exists, true, 'carol is a member')
+  t.equal(proxy!.injectedOn['GetGroupMembershipId throttle'], 2)
+  t.equal(limiter.stats.throttled, 2, 'both throttles reached the limiter, which slowed down')
+  t.equal(limiter.stats.calls, 3, 'every attempt paid a token')
+})
+
+t.test('a removal finds the membership by a direct lookup: a listing of the user\'s memberships that shows none changes nothing', async (t) => {
+  const { app, clock, proxy, memberships } = await setUp(t, { proxy: true })
+  const grant = (await post(app, groupBody())).json()
+  t.equal(grant.status, 'active')
+  // Stale or cut short: the user's memberships listed as none, on every listing.
+  proxy!.inject('ListGroupMembershipsForMember', 'report-none')
+
+  clock.advanceMinutes(61)
+  const swept = await sweep(app)
+
+  t.match(swept, { revoked: 1, failed: 0 })
+  t.match(await getGrant(app, grant.id), { status: 'expired' })
+  t.equal(proxy!.calls.DeleteGroupMembership, 1, 'the removal was sent')
+  proxy!.clear()
+  t.same(await memberships('alice'), [], 'the membership is gone with its grant')
+})
+
+t.test('lookups that are throttled, dropped or lose their answer at the removal still end with the membership removed', async (t) => {
+  const { app, clock, proxy, memberships } = await setUp(t, { proxy: true })
+  const grant = (await post(app, groupBody())).json()
+  for (const fault of ['throttle', 'drop', 'drop-after-upstream', 'server-error-after-upstream'] as const) proxy!.inject('GetGroupMembershipId', fault, 1)
+
+  const ended = await app.inject({ method: 'DELETE', url: `/grants/${grant.id}`, headers: bearer() })
+  clock.advanceMinutes(2)
+  await sweep(app)
+
+  t.ok([200, 202].includes(ended.statusCode), ended.body)
+  for (const fault of ['throttle', 'drop', 'drop-after-upstream', 'server-error-after-upstream']) t.equal(proxy!.injectedOn[`GetGroupMembershipId ${fault}`], 1, `${fault} struck a lookup`)
+  t.match(await getGrant(app, grant.id), { status: 'revoked' })
+  t.same(await memberships('alice'), [], 'removed')
+  t.equal((await memberships('carol')).length, 1, 'the permanent member is untouched')
 })
 
 t.test('an administrator who adds the user while our first creation is on its way keeps the membership: pre-existing, never removed', async (t) => {
@@ -406,6 +458,10 @@ for (const seed of [1, 2]) {
     const app = instances[0] as World['app']
     const on = (i: number) => instances[i % instances.length] as World['app']
     const carolsBefore = await memberships('carol')
+    // The direct lookups the adapter makes (before a creation, after a lost answer, before every removal) meet each
+    // fault at least once, whatever the draw; everything else meets them at random.
+    const lookupFaults = ['throttle', 'drop', 'drop-after-upstream', 'server-error-after-upstream'] as const
+    for (const fault of lookupFaults) proxy!.inject('GetGroupMembershipId', fault, 1)
     proxy!.injectRandomly({ probability: 0.15, faults: ['throttle', 'server-error', 'drop', 'drop-after-upstream', 'server-error-after-upstream', 'transaction-conflict'], seed })
 
     const posts = await Promise.all(Array.from({ length: 12 }, (_, i) => on(i).inject({
@@ -418,6 +474,7 @@ for (const seed of [1, 2]) {
     const deletes = await Promise.all(recorded.filter((_, i) => i % 3 === 0).map((id, i) => on(i + 1).inject({ method: 'DELETE', url: `/grants/${id}`, headers: bearer() })))
     t.same([...posts, ...deletes].filter((r) => ![200, 201, 202, 409, 503].includes(r.statusCode)).map((r) => `${r.statusCode} ${r.body}`), [], 'only documented answers')
     t.ok(proxy!.totalInjected() > 0, `${proxy!.totalInjected()} faults injected`)
+    for (const fault of lookupFaults) t.ok(proxy!.injectedOn[`GetGroupMembershipId ${fault}`], `a membership lookup met ${fault}`)
 
     proxy!.clear()
     clock.advance(CREATION_SETTLE_MS + 1_000)

@@ -235,7 +235,7 @@ t.test('Identity Center and Identity Store actions are scoped to the instance, p
   t.same(bySid.ReadGroupMemberships?.Resource, [store, join_('arn:', partition, ':identitystore:::user/*'), join_('arn:', partition, ':identitystore:::membership/*')])
   t.same(bySid.ResolveGroups?.Resource, [store, join_('arn:', partition, ':identitystore:::group/*')])
   const anyGroup = [store, join_('arn:', partition, ':identitystore:::group/*'), join_('arn:', partition, ':identitystore:::user/*'), join_('arn:', partition, ':identitystore:::membership/*')]
-  t.same(bySid.AddAndRemoveGroupMembers?.Action, ['identitystore:CreateGroupMembership', 'identitystore:DeleteGroupMembership'])
+  t.same(bySid.AddAndRemoveGroupMembers?.Action, ['identitystore:GetGroupMembershipId', 'identitystore:CreateGroupMembership', 'identitystore:DeleteGroupMembership'])
   t.same(bySid.AddAndRemoveGroupMembers?.Resource, anyGroup, 'group grants: any group unless the deployment names them')
   const groupId = '11111111-2222-3333-4444-555555555555'
   const narrowed = (Object.values(Template.fromStack(new JitAccessStack(new App(), 'Groups', { ...settings, grantableGroupIds: [groupId] })).findResources('AWS::IAM::Policy')) as Resource[])
