@@ -183,6 +183,20 @@ t.test('a stuck conflict throws once it has lasted past the patience, as a failu
   t.equal(store.peek(TARGET)?.leaseOwner, undefined, 'the lease is given up')
 })
 
+t.test('a stuck conflict on a group membership names the Identity Store and its operations, not Identity Center', async (t) => {
+  const membership = { kind: 'membership' as const, userId: 'user-1', groupId: 'group-1' }
+  for (const [assignment, holders, operation] of [['creating', ['grant-1'], 'CreateGroupMembership'], ['deleting', [], 'DeleteGroupMembership']] as const) {
+    const { store, identityCenter, reconciler } = world()
+    store.put(coverageOf({ target: membership, holders: [...holders], assignment, creationIntendedAt: ago(1000), conflictSince: ago(6 * 60_000) }))
+    // Not listed yet for the creation, still listed for the removal: each is sent again, and meets the conflict.
+    if (assignment === 'deleting') identityCenter.assigned.add(keyOf(membership))
+    identityCenter.next = 'conflict'
+    const error = await reconciler.reconcile(membership).then(() => undefined, (e: Error & { service?: string }) => e)
+    t.match(error, { name: 'UpstreamUnavailableError', service: 'Identity Store', retryable: false }, `${assignment}: ${error?.message}`)
+    t.match(error?.message, new RegExp(`^Identity Store ${operation} failed: ConflictException for 6 minutes`))
+  }
+})
+
 t.test('throttled on every round, the last failure is thrown with the intent recorded', async (t) => {
   const { store, identityCenter, reconciler } = world()
   store.put(coverageOf({ ...wanted, assignment: 'absent' }))

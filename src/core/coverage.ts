@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { Clock } from './clock.ts'
-import type { AccessTarget } from './grant-model.ts'
+import { isMembership, type AccessTarget } from './grant-model.ts'
 import { ensureTimeFor, timeLeftMs } from './deadline.ts'
 import { LeaseLostError, UpstreamUnavailableError } from './errors.ts'
 import type { BeforeSend, Coverage, CoverageWrite, GrantStore, IdentityCenter, ProvisioningOutcome } from './ports.ts'
@@ -460,8 +460,11 @@ export class CoverageReconciler {
     const now = this.clock.now().getTime()
     const conflictSince = coverage.conflictSince ?? now
     if (now - conflictSince > CONFLICT_PATIENCE_MS) {
-      throw new UpstreamUnavailableError('Identity Center', creating ? 'CreateAccountAssignment' : 'DeleteAccountAssignment',
-        `ConflictException for ${Math.round((now - conflictSince) / 60_000)} minutes`, false)
+      // Named after the service and operation that answered, so that an alert points where to look.
+      const [service, operation] = isMembership(run.target)
+        ? ['Identity Store', creating ? 'CreateGroupMembership' : 'DeleteGroupMembership']
+        : ['Identity Center', creating ? 'CreateAccountAssignment' : 'DeleteAccountAssignment']
+      throw new UpstreamUnavailableError(service, operation, `ConflictException for ${Math.round((now - conflictSince) / 60_000)} minutes`, false)
     }
     // If no creation of ours can be under way, the operation is someone else's (an administrator's assignment
     // still provisioning): ours was refused, nothing of ours is pending, and what shows up later is theirs.
