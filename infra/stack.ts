@@ -51,7 +51,8 @@ export interface JitAccessStackProps extends StackProps {
   accountIds?: string[] | undefined
   /**
    * Identity Store group ids whose membership group grants may change (the policy's grantableGroups); IAM allows
-   * CreateGroupMembership and DeleteGroupMembership on these only. Default: any group of the identity store.
+   * GetGroupMembershipId, CreateGroupMembership and DeleteGroupMembership on these only. Opt-in: unset (or empty),
+   * the role may change no group membership at all, and group grants fail.
    */
   grantableGroupIds?: string[] | undefined
   /**
@@ -337,10 +338,9 @@ export class JitAccessStack extends Stack {
       'user name at request time (GetUserId), so they cannot be listed at deploy time; every statement naming users also names the one identity store, which each of these actions requires.')
     acknowledgeWildcard('arn:<AWS::Partition>:identitystore:::group/*', 'Group ids are looked up by the policy\'s group names at start ' +
       '(GetGroupId, read only), so they cannot be listed at deploy time; the statement also names the one identity store. Group grants ' +
-      '(AddAndRemoveGroupMembers) are narrowed to grantableGroupIds when the deployment names them; otherwise the eligibility policy\'s ' +
-      'grantableGroups decide which groups are granted.')
+      '(AddAndRemoveGroupMembers) name each group in grantableGroupIds, and exist only when the deployment names some.')
     acknowledgeWildcard('arn:<AWS::Partition>:identitystore:::membership/*', 'Membership ids are unknown until a user\'s memberships are ' +
-      'listed (ListGroupMembershipsForMember, read only); the statement also names the one identity store and users.')
+      'listed (ListGroupMembershipsForMember) or looked up (GetGroupMembershipId), both read only; the statements also name the one identity store and users.')
     role.addToPolicy(new iam.PolicyStatement({
       sid: 'ResolveUsers',
       // GetUserId finds the user by name; DescribeUser reads the directory's own spelling of it, which is what is recorded.
@@ -358,14 +358,23 @@ export class JitAccessStack extends Stack {
       actions: ['identitystore:GetGroupId'],
       resources: [identityStore, `arn:${partition}:identitystore:::group/*`],
     }))
-    // Group grants (grantableGroups in the policy): add a user to a group and remove the membership again. The
-    // Service Authorization Reference requires the store, the group, the user and (to remove) the membership.
-    const grantableGroups = (props.grantableGroupIds ?? ['*']).map((groupId) => `arn:${partition}:identitystore:::group/${groupId}`)
-    role.addToPolicy(new iam.PolicyStatement({
-      sid: 'AddAndRemoveGroupMembers',
-      actions: ['identitystore:CreateGroupMembership', 'identitystore:DeleteGroupMembership'],
-      resources: [identityStore, ...grantableGroups, `arn:${partition}:identitystore:::user/*`, `arn:${partition}:identitystore:::membership/*`],
-    }))
+    // Group grants (grantableGroups in the policy): find a user's membership of a group (GetGroupMembershipId, read
+    // only), add a user to a group and remove the membership again. The Service Authorization Reference requires the
+    // store, the group, the user and (to remove) the membership. Only on the groups the deployment names, and only
+    // when it names some: a default of every group would let a stolen role join any group, past every limit on
+    // permission sets and accounts (a group can carry any assignment).
+    if (props.grantableGroupIds?.length) {
+      role.addToPolicy(new iam.PolicyStatement({
+        sid: 'AddAndRemoveGroupMembers',
+        actions: ['identitystore:GetGroupMembershipId', 'identitystore:CreateGroupMembership', 'identitystore:DeleteGroupMembership'],
+        resources: [
+          identityStore,
+          ...props.grantableGroupIds.map((groupId) => `arn:${partition}:identitystore:::group/${groupId}`),
+          `arn:${partition}:identitystore:::user/*`,
+          `arn:${partition}:identitystore:::membership/*`,
+        ],
+      }))
+    }
     role.addToPolicy(new iam.PolicyStatement({
       sid: 'GrantState',
       actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:Query'],

@@ -21,7 +21,7 @@ import type { PolicyDocument } from './core/policy.ts'
 import { ALL_SCOPES } from './http/auth.ts'
 import { ensureAnchorBucket } from './sandbox/anchor-bucket.ts'
 import { assertPortFree, STOP_DEADLINE_MS, stopWhenAskedOrOrphaned } from './sandbox/lifetime.ts'
-import { findMotoServer, LOCAL_VENV, startMotoServer, type MotoServer } from './sandbox/moto-server.ts'
+import { findMotoPython, LOCAL_VENV, SANDBOX_MOTO_SCRIPT, startMotoServer, type MotoServer } from './sandbox/moto-server.ts'
 import { seedOrganization, type DemoOrganization } from './sandbox/organization.ts'
 import { DEMO_DIRECTORY, SANDBOX_POLICY, seedDirectory, withCurrentUnit, WORKLOADS_RULE } from './sandbox/seed.ts'
 import { serve } from './server.ts'
@@ -59,8 +59,10 @@ export async function startSandbox(options: SandboxOptions = {}) {
   if (address) await assertPortFree(address.host, address.port)
 
   if (ownServer) {
-    const command = findMotoServer(PROJECT_ROOT) ?? installMoto(print)
-    moto = await startMotoServer(command)
+    // moto as the Python that has it (the project's venv, the one moto_server was installed for, python3) runs
+    // it, with the Identity Store patched as AWS behaves (SANDBOX_MOTO_SCRIPT).
+    const python = findMotoPython(PROJECT_ROOT) ?? installMoto(print)
+    moto = await startMotoServer(python, 30_000, [SANDBOX_MOTO_SCRIPT])
     env.AWS_ENDPOINT_URL = moto.endpoint
     env.AWS_ACCESS_KEY_ID ??= 'testing'
     env.AWS_SECRET_ACCESS_KEY ??= 'testing'
@@ -169,7 +171,10 @@ export async function startSandbox(options: SandboxOptions = {}) {
   }
 }
 
-/** No moto_server on this machine: install moto into a project-local venv, or say exactly what to install. */
+/**
+ * No Python with moto on this machine: install moto into a project-local venv (answering its Python), or say
+ * exactly what to install.
+ */
 function installMoto(print: (line: string) => void): string {
   const python = ['python3', 'python'].find((candidate) => !spawnSync(candidate, ['--version'], { stdio: 'ignore' }).error)
   if (!python) {
@@ -194,7 +199,7 @@ function installMoto(print: (line: string) => void): string {
       )
     }
   }
-  return join(venv, 'bin', 'moto_server')
+  return join(venv, 'bin', 'python')
 }
 
 /**

@@ -1,6 +1,9 @@
-import { CreateGroupCommand, DeleteGroupCommand, DeleteGroupMembershipCommand, GetGroupIdCommand, paginateListGroupMembershipsForMember } from '@aws-sdk/client-identitystore'
+import { CreateGroupCommand, CreateGroupMembershipCommand, DeleteGroupCommand, DeleteGroupMembershipCommand, GetGroupIdCommand, paginateListGroupMembershipsForMember } from '@aws-sdk/client-identitystore'
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb'
 import t from 'tap'
+import { createAwsClients } from '../src/adapters/aws.ts'
+import { AwsGroupMemberships } from '../src/adapters/group-memberships.ts'
+import { IdentityCenterRateLimiter } from '../src/adapters/rate-limiter.ts'
 import { cutoffOf } from '../src/core/cutoff-policy.ts'
 import { CREATION_SETTLE_MS } from '../src/core/coverage.ts'
 import type { PolicyDocument } from '../src/core/policy.ts'
@@ -168,7 +171,7 @@ for (const fault of ['drop-after-upstream', 'server-error-after-upstream'] as co
 t.test('throttled membership calls are retried: the grant is made and ended as usual', async (t) => {
   const { app, clock, proxy, memberships } = await setUp(t, { proxy: true })
   proxy!.inject('CreateGroupMembership', 'throttle', 2)
-  proxy!.inject('ListGroupMembershipsForMember', 'throttle', 2)
+  proxy!.inject('GetGroupMembershipId', 'throttle', 2)
   proxy!.inject('DeleteGroupMembership', 'throttle', 2)
 
   const response = await post(app, groupBody())
@@ -178,8 +181,79 @@ t.test('throttled membership calls are retried: the grant is made and ended as u
   const swept = await sweep(app)
 
   t.equal(proxy!.injected.throttle, 6, 'every throttle was met')
+  t.equal(proxy!.injectedOn['GetGroupMembershipId throttle'], 2, 'the lookups were throttled too')
   t.match(swept, { revoked: 1, failed: 0 })
   t.same(await memberships('alice'), [])
+})
+
+t.test('membership lookups are retried by the rate limiter, not hidden by SDK retries: the limiter sees every throttle', async (t) => {
+  const { proxy, instance, seeded, breakglass } = await setUp(t, { proxy: true })
+  const clients = createAwsClients({ region: 'us-east-1', endpoint: proxy!.endpoint })
+  const limiter = new IdentityCenterRateLimiter({ ratePerSecond: 20, maxConcurrentCreations: 1 })
+  const adapter = new AwsGroupMemberships(clients.identityStoreMemberships, instance.identityStoreId, limiter)
+  proxy!.inject('GetGroupMembershipId', 'throttle', 2)
+
+  const exists = await adapter.exists({ kind: 'membership', userId: seeded.userIds.carol as string, groupId: breakglass })
+
+  t.equal(exists, true, 'carol is a member')
+  t.equal(proxy!.injectedOn['GetGroupMembershipId throttle'], 2)
+  t.equal(limiter.stats.throttled, 2, 'both throttles reached the limiter, which slowed down')
+  t.equal(limiter.stats.calls, 3, 'every attempt paid a token')
+})
+
+t.test('a removal finds the membership by a direct lookup: a listing of the user\'s memberships that shows none changes nothing', async (t) => {
+  const { app, clock, proxy, memberships } = await setUp(t, { proxy: true })
+  const grant = (await post(app, groupBody())).json()
+  t.equal(grant.status, 'active')
+  // Stale or cut short: the user's memberships listed as none, on every listing.
+  proxy!.inject('ListGroupMembershipsForMember', 'report-none')
+
+  clock.advanceMinutes(61)
+  const swept = await sweep(app)
+
+  t.match(swept, { revoked: 1, failed: 0 })
+  t.match(await getGrant(app, grant.id), { status: 'expired' })
+  t.equal(proxy!.calls.DeleteGroupMembership, 1, 'the removal was sent')
+  proxy!.clear()
+  t.same(await memberships('alice'), [], 'the membership is gone with its grant')
+})
+
+t.test('lookups that are throttled, dropped or lose their answer at the removal still end with the membership removed', async (t) => {
+  const { app, clock, proxy, memberships } = await setUp(t, { proxy: true })
+  const grant = (await post(app, groupBody())).json()
+  for (const fault of ['throttle', 'drop', 'drop-after-upstream', 'server-error-after-upstream'] as const) proxy!.inject('GetGroupMembershipId', fault, 1)
+
+  const ended = await app.inject({ method: 'DELETE', url: `/grants/${grant.id}`, headers: bearer() })
+  clock.advanceMinutes(2)
+  await sweep(app)
+
+  t.ok([200, 202].includes(ended.statusCode), ended.body)
+  for (const fault of ['throttle', 'drop', 'drop-after-upstream', 'server-error-after-upstream']) t.equal(proxy!.injectedOn[`GetGroupMembershipId ${fault}`], 1, `${fault} struck a lookup`)
+  t.match(await getGrant(app, grant.id), { status: 'revoked' })
+  t.same(await memberships('alice'), [], 'removed')
+  t.equal((await memberships('carol')).length, 1, 'the permanent member is untouched')
+})
+
+t.test('an administrator who adds the user while our first creation is on its way keeps the membership: pre-existing, never removed', async (t) => {
+  const { app, clock, proxy, clients, instance, seeded, breakglass, memberships } = await setUp(t, { proxy: true })
+  t.same(await memberships('alice'), [])
+  const held = proxy!.holdNext('CreateGroupMembership')
+  const posting = post(app, groupBody())
+  await held.arrived
+  // Straight to the Identity Store, not through jit-access: after our look found nothing, before our creation.
+  await clients.identityStore.send(new CreateGroupMembershipCommand({ IdentityStoreId: instance.identityStoreId, GroupId: breakglass, MemberId: { UserId: seeded.userIds.alice as string } }))
+  const made = await memberships('alice')
+  held.release()
+  const response = await posting
+
+  t.equal(response.statusCode, 201, response.body)
+  t.match(response.json(), { status: 'active', coveredBy: 'pre-existing' }, 'the refusal of our first creation says someone else made it')
+  t.equal(proxy!.calls.CreateGroupMembership, 1)
+  clock.advanceMinutes(61)
+  t.match(await sweep(app), { revoked: 1, failed: 0 })
+  t.match(await getGrant(app, response.json().id), { status: 'expired', coveredBy: 'pre-existing' })
+  t.same(await memberships('alice'), made, 'the administrator\'s membership is left in place')
+  t.match((await story(app, response.json().id))[0], { action: 'grant.expired', detail: 'permanent group membership left in place' })
 })
 
 t.test('under the Identity Store quota, group grants asked for at once all end up active on one membership each', async (t) => {
@@ -365,7 +439,7 @@ t.test('a group grant is expired by its due timer at its end, without a sweep', 
   t.same(await memberships('alice'), [], 'removed without a sweep')
 })
 
-t.test('a scheduled group grant whose group was deleted before its start is denied at its start, and nothing is made', async (t) => {
+t.test('a scheduled group grant whose group was deleted before its start fails at its start, as a request does, and nothing is made', async (t) => {
   const { app, clock, clients, instance, breakglass, memberships } = await setUp(t)
   const startsAt = new Date(clock.now().getTime() + 10 * 60_000).toISOString()
   const scheduled = (await post(app, groupBody({ startsAt }))).json()
@@ -374,7 +448,9 @@ t.test('a scheduled group grant whose group was deleted before its start is deni
   clock.advanceMinutes(11)
   await sweep(app)
 
-  t.match(await getGrant(app, scheduled.id), { status: 'denied', failureReason: /group 'prod-breakglass' no longer exists \(failed condition: group/ })
+  // The policy resolved the group to its id at start, so the start is decided on that id (a rename would change
+  // nothing); the Identity Store then refuses the membership of a group that is gone.
+  t.match(await getGrant(app, scheduled.id), { status: 'failed', groupId: breakglass, failureReason: /not found|does not exist/i })
   t.same(await memberships('alice'), [])
 })
 
@@ -384,6 +460,10 @@ for (const seed of [1, 2]) {
     const app = instances[0] as World['app']
     const on = (i: number) => instances[i % instances.length] as World['app']
     const carolsBefore = await memberships('carol')
+    // The direct lookups the adapter makes (before a creation, after a lost answer, before every removal) meet each
+    // fault at least once, whatever the draw; everything else meets them at random.
+    const lookupFaults = ['throttle', 'drop', 'drop-after-upstream', 'server-error-after-upstream'] as const
+    for (const fault of lookupFaults) proxy!.inject('GetGroupMembershipId', fault, 1)
     proxy!.injectRandomly({ probability: 0.15, faults: ['throttle', 'server-error', 'drop', 'drop-after-upstream', 'server-error-after-upstream', 'transaction-conflict'], seed })
 
     const posts = await Promise.all(Array.from({ length: 12 }, (_, i) => on(i).inject({
@@ -396,6 +476,7 @@ for (const seed of [1, 2]) {
     const deletes = await Promise.all(recorded.filter((_, i) => i % 3 === 0).map((id, i) => on(i + 1).inject({ method: 'DELETE', url: `/grants/${id}`, headers: bearer() })))
     t.same([...posts, ...deletes].filter((r) => ![200, 201, 202, 409, 503].includes(r.statusCode)).map((r) => `${r.statusCode} ${r.body}`), [], 'only documented answers')
     t.ok(proxy!.totalInjected() > 0, `${proxy!.totalInjected()} faults injected`)
+    for (const fault of lookupFaults) t.ok(proxy!.injectedOn[`GetGroupMembershipId ${fault}`], `a membership lookup met ${fault}`)
 
     proxy!.clear()
     clock.advance(CREATION_SETTLE_MS + 1_000)

@@ -13,6 +13,7 @@ import { API_ACCESS_LOG_FORMAT, DUE_RESERVED_CONCURRENCY, JitAccessStack, SWEEP_
 const ROOT = resolve(import.meta.dirname, '..')
 const INSTANCE = 'arn:aws:sso:::instance/ssoins-1111111111111111'
 const PERMISSION_SET = 'arn:aws:sso:::permissionSet/ssoins-1111111111111111/ps-2222222222222222'
+const GROUP_ID = '11111111-2222-3333-4444-555555555555'
 const SECRET = 'arn:aws:secretsmanager:us-east-1:111111111111:secret:jit-access-jwt-AbCdEf'
 const codeDir = mkdtempSync(join(tmpdir(), 'jit-asset-'))
 t.teardown(() => rmSync(codeDir, { recursive: true, force: true }))
@@ -29,6 +30,7 @@ const settings: JitAccessStackProps = {
   jwtSecretArn: SECRET,
   accountIds: ['222222222222'],
   permissionSetArns: [PERMISSION_SET],
+  grantableGroupIds: [GROUP_ID],
   sessionCutoff: { targetIds: ['r-ab12'], policies: 2 },
   readOrganization: true,
 }
@@ -234,13 +236,15 @@ t.test('Identity Center and Identity Store actions are scoped to the instance, p
   t.same(bySid.ResolveUsers?.Resource, [store, join_('arn:', partition, ':identitystore:::user/*')])
   t.same(bySid.ReadGroupMemberships?.Resource, [store, join_('arn:', partition, ':identitystore:::user/*'), join_('arn:', partition, ':identitystore:::membership/*')])
   t.same(bySid.ResolveGroups?.Resource, [store, join_('arn:', partition, ':identitystore:::group/*')])
-  const anyGroup = [store, join_('arn:', partition, ':identitystore:::group/*'), join_('arn:', partition, ':identitystore:::user/*'), join_('arn:', partition, ':identitystore:::membership/*')]
-  t.same(bySid.AddAndRemoveGroupMembers?.Action, ['identitystore:CreateGroupMembership', 'identitystore:DeleteGroupMembership'])
-  t.same(bySid.AddAndRemoveGroupMembers?.Resource, anyGroup, 'group grants: any group unless the deployment names them')
-  const groupId = '11111111-2222-3333-4444-555555555555'
-  const narrowed = (Object.values(Template.fromStack(new JitAccessStack(new App(), 'Groups', { ...settings, grantableGroupIds: [groupId] })).findResources('AWS::IAM::Policy')) as Resource[])
-    .flatMap((policy) => (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement).find((s) => s.Sid === 'AddAndRemoveGroupMembers')
-  t.same(narrowed?.Resource, [store, join_('arn:', partition, `:identitystore:::group/${groupId}`), ...anyGroup.slice(2)], 'only the named groups')
+  t.same(bySid.AddAndRemoveGroupMembers?.Action, ['identitystore:GetGroupMembershipId', 'identitystore:CreateGroupMembership', 'identitystore:DeleteGroupMembership'])
+  t.same(bySid.AddAndRemoveGroupMembers?.Resource, [store, join_('arn:', partition, `:identitystore:::group/${GROUP_ID}`), join_('arn:', partition, ':identitystore:::user/*'), join_('arn:', partition, ':identitystore:::membership/*')], 'only the named groups')
+  // Opt-in: a deployment that names no groups may change no membership (a stolen role could otherwise join any group).
+  for (const [name, grantableGroupIds] of [['NoGroups', undefined], ['EmptyGroups', []]] as [string, string[] | undefined][]) {
+    const withoutGroups = (Object.values(Template.fromStack(new JitAccessStack(new App(), name, { ...settings, grantableGroupIds })).findResources('AWS::IAM::Policy')) as Resource[])
+      .flatMap((policy) => (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement)
+    t.notOk(withoutGroups.some((s) => s.Sid === 'AddAndRemoveGroupMembers'), `${name}: no membership statement`)
+    t.notOk(withoutGroups.some((s) => [s.Action].flat().some((action) => /GroupMembership(Id)?$/.test(action) && !action.endsWith('ForMember'))), `${name}: no membership action anywhere`)
+  }
   t.throws(() => new JitAccessStack(new App(), 'BadGroup', { ...settings, grantableGroupIds: ['prod-breakglass'] }), /grantableGroupIds/)
 })
 

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { CreateGroupCommand, CreateGroupMembershipCommand, GetGroupIdCommand, UpdateGroupCommand } from '@aws-sdk/client-identitystore'
+import { CreateGroupCommand, CreateGroupMembershipCommand, GetGroupIdCommand, GetGroupMembershipIdCommand, UpdateGroupCommand } from '@aws-sdk/client-identitystore'
 import t from 'tap'
 import { loadConfig } from '../src/config.ts'
 import {
@@ -15,6 +15,7 @@ import {
   resolvePolicy,
   type PolicyDocument,
 } from '../src/core/policy.ts'
+import { BREAKGLASS_RULE, DEMO_POLICY } from '../src/sandbox/seed.ts'
 import { findMotoPython, startMotoServer } from '../src/sandbox/moto-server.ts'
 import { createService } from '../src/service.ts'
 import { build, grantBody, PROD, STAGING } from './helpers/app.ts'
@@ -295,6 +296,25 @@ t.test('renaming a group after start changes no decision: its members still matc
   t.equal(bob.statusCode, 201, `bob is still a member of the group the policy was resolved to: ${bob.body}`)
   t.equal(dave.statusCode, 403, `dave is in a group that only took the name: ${dave.body}`)
   t.match(dave.json(), { code: 'POLICY_DENIED', failedCondition: 'principal' })
+})
+
+t.test('a scheduled group grant to a group renamed after start starts in that same group', async (t) => {
+  const { app, clock, clients, instance, seeded } = await build(t, moto, { policy: { rules: [...DEMO_POLICY.rules, BREAKGLASS_RULE] } })
+  const IdentityStoreId = instance.identityStoreId
+  const group = (await clients.identityStore.send(new GetGroupIdCommand({ IdentityStoreId, AlternateIdentifier: { UniqueAttribute: { AttributePath: 'displayName', AttributeValue: 'prod-breakglass' } } }))).GroupId as string
+  const startsAt = new Date(clock.now().getTime() + 10 * 60_000).toISOString()
+  const payload = { userName: 'alice', groupName: 'prod-breakglass', durationMinutes: 60, ticketId: 'INC0001234', startsAt }
+  const scheduled = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload })
+  expectStatus(t, scheduled, 201)
+  await clients.identityStore.send(new UpdateGroupCommand({ IdentityStoreId, GroupId: group, Operations: [{ AttributePath: 'displayName', AttributeValue: 'prod-breakglass-2026' }] }))
+
+  clock.advanceMinutes(11)
+  await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })
+
+  const grant = (await app.inject({ method: 'GET', url: `/grants/${scheduled.json().id}`, headers: bearer() })).json()
+  t.match(grant, { status: 'active', groupId: group }, `renaming changes no decision: ${JSON.stringify(grant)}`)
+  const membership = await clients.identityStore.send(new GetGroupMembershipIdCommand({ IdentityStoreId, GroupId: group, MemberId: { UserId: seeded.userIds.alice as string } }))
+  t.ok(membership.MembershipId, 'alice is in the renamed group')
 })
 
 t.test('a policy naming a group the directory does not have stops the start, naming the group and its rule', async (t) => {

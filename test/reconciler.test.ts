@@ -34,10 +34,10 @@ const idle = { holders: [] as string[] }
 const STATES: Record<string, Before> = {
   'wanted, nothing assigned': { coverage: { ...wanted, assignment: 'absent' }, assigned: (answer) => answer === 'already' },
   'wanted, a creation sent and its answer lost': { coverage: { ...wanted, assignment: 'creating', creationIntendedAt: ago(1000) }, assigned: (answer) => answer === 'already' },
-  'wanted, a creation accepted': { coverage: { ...wanted, assignment: 'creating', creationIntendedAt: ago(1000) }, assigned: () => false, accepted: true, impossible: ['already', 'conflict'] },
-  'unwanted, ours assigned': { coverage: { ...idle, assignment: 'present', creationIntendedAt: ago(600_000) }, assigned: (answer) => answer !== 'already', intentFirst: 'deleting' },
-  'unwanted, a removal sent and its answer lost': { coverage: { ...idle, assignment: 'deleting', creationIntendedAt: ago(600_000) }, assigned: (answer) => answer !== 'already' },
-  'unwanted, a removal accepted': { coverage: { ...idle, assignment: 'deleting', creationIntendedAt: ago(600_000) }, assigned: () => true, accepted: false, impossible: ['already', 'conflict'] },
+  'wanted, a creation accepted': { coverage: { ...wanted, assignment: 'creating', creationIntendedAt: ago(1000) }, assigned: () => false, accepted: true, impossible: ['already', 'conflict', 'exists'] },
+  'unwanted, ours assigned': { coverage: { ...idle, assignment: 'present', creationIntendedAt: ago(600_000) }, assigned: (answer) => answer !== 'already', intentFirst: 'deleting', impossible: ['exists'] },
+  'unwanted, a removal sent and its answer lost': { coverage: { ...idle, assignment: 'deleting', creationIntendedAt: ago(600_000) }, assigned: (answer) => answer !== 'already', impossible: ['exists'] },
+  'unwanted, a removal accepted': { coverage: { ...idle, assignment: 'deleting', creationIntendedAt: ago(600_000) }, assigned: () => true, accepted: false, impossible: ['already', 'conflict', 'exists'] },
 }
 
 const present = (external = false): CoverageState => ({ kind: 'present', external })
@@ -72,12 +72,16 @@ const EXPECTED: Record<string, Partial<Record<IdentityCenterAnswer, After>>> = {
     already: { state: present(true), record: 'absent', assigned: true },
     // Nothing of ours can be under way: the operation is someone else's, and ours was refused.
     conflict: { state: PENDING, record: 'absent', assigned: false },
+    // Refused as existing on our first creation: someone else made it after our look; permanent, never removed.
+    exists: { state: present(true), record: 'absent', assigned: true },
   },
   'wanted, a creation sent and its answer lost': {
     ...CREATION,
     // Listed: the creation took effect; ours, not permanent.
     already: { state: present(), record: 'present', assigned: true },
     conflict: { state: PENDING, record: 'creating', assigned: false },
+    // Refused as existing when sent again after a lost answer: ours, made by the first send.
+    exists: { state: present(), record: 'present', assigned: true },
   },
   'wanted, a creation accepted': CREATION,
   'unwanted, ours assigned': {
@@ -167,7 +171,7 @@ t.test('each coverage state × each Identity Center answer × each lease outcome
       }
     }
   }
-  t.equal(cases, 3 * (6 * 7 - 4), 'every combination ran')
+  t.equal(cases, 3 * (6 * 8 - 8), 'every combination ran')
   t.ok(performance.now() - started < 1000, `the table ran in ${Math.round(performance.now() - started)} ms`)
 })
 
@@ -177,6 +181,20 @@ t.test('a stuck conflict throws once it has lasted past the patience, as a failu
   identityCenter.next = 'conflict'
   await t.rejects(reconciler.reconcile(TARGET), { name: 'UpstreamUnavailableError', retryable: false })
   t.equal(store.peek(TARGET)?.leaseOwner, undefined, 'the lease is given up')
+})
+
+t.test('a stuck conflict on a group membership names the Identity Store and its operations, not Identity Center', async (t) => {
+  const membership = { kind: 'membership' as const, userId: 'user-1', groupId: 'group-1' }
+  for (const [assignment, holders, operation] of [['creating', ['grant-1'], 'CreateGroupMembership'], ['deleting', [], 'DeleteGroupMembership']] as const) {
+    const { store, identityCenter, reconciler } = world()
+    store.put(coverageOf({ target: membership, holders: [...holders], assignment, creationIntendedAt: ago(1000), conflictSince: ago(6 * 60_000) }))
+    // Not listed yet for the creation, still listed for the removal: each is sent again, and meets the conflict.
+    if (assignment === 'deleting') identityCenter.assigned.add(keyOf(membership))
+    identityCenter.next = 'conflict'
+    const error = await reconciler.reconcile(membership).then(() => undefined, (e: Error & { service?: string }) => e)
+    t.match(error, { name: 'UpstreamUnavailableError', service: 'Identity Store', retryable: false }, `${assignment}: ${error?.message}`)
+    t.match(error?.message, new RegExp(`^Identity Store ${operation} failed: ConflictException for 6 minutes`))
+  }
 })
 
 t.test('throttled on every round, the last failure is thrown with the intent recorded', async (t) => {
@@ -253,4 +271,22 @@ t.test("a new grant's record with no creation intended: a 'no' looked before sta
   t.same(state, present(), 'in place')
   t.same(identityCenter.calls, ['createAssignment'], 'no second look before the creation')
   t.equal(store.peek(TARGET)?.assignment, 'present')
+})
+
+t.test("a new grant's first creation refused as existing (someone added it after our look) is permanent: kept, never removed", async (t) => {
+  const { store, identityCenter, reconciler } = world()
+  const until = new Date(START.getTime() + LEASE_MS)
+  store.put(coverageOf({ holders: ['grant-1'], assignment: 'creating', creationIntendedAt: START.getTime() }), { owner: 'owner-1', until: until.getTime() })
+  identityCenter.next = 'exists'
+  const state = await reconciler.reconcile(TARGET, {
+    takenWithGrant: { grantId: 'grant-1', owner: 'owner-1', until, creationIntended: true, lookedBefore: Promise.resolve(false) },
+  })
+  t.same(state, present(true), 'covered by the pre-existing access')
+  t.match(store.peek(TARGET), { external: true, assignment: 'absent', creationIntendedAt: null, leaseOwner: undefined }, 'recorded as pre-existing, nothing of ours intended')
+
+  // The grant leaves: nothing is removed.
+  store.put({ ...(store.peek(TARGET) as Coverage), holders: [] })
+  t.same(await reconciler.reconcile(TARGET), { kind: 'absent', external: true })
+  t.notOk(identityCenter.calls.includes('deleteAssignment'), 'never removed')
+  t.ok(identityCenter.assigned.has(keyOf(TARGET)), 'still there')
 })

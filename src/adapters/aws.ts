@@ -60,8 +60,12 @@ export interface AwsClients {
    */
   ssoAdminMutations: SSOAdminClient
   identityStore: IdentitystoreClient
-  /** For CreateGroupMembership/DeleteGroupMembership only: no automatic retries, for the same reason as ssoAdminMutations. */
-  identityStoreMutations: IdentitystoreClient
+  /**
+   * For the group-membership adapter, its reads and its changes: no automatic retries. Reads are retried by its
+   * rate limiter, each attempt paying a token (so a throttle reaches the limiter); changes for the same reason
+   * as ssoAdminMutations.
+   */
+  identityStoreMemberships: IdentitystoreClient
   dynamo: DynamoDBClient
   sns: SNSClient
   secrets: SecretsManagerClient
@@ -75,7 +79,7 @@ export function createAwsClients(settings: Pick<AwsSettings, 'region' | 'endpoin
     ssoAdmin: new SSOAdminClient({ ...common, maxAttempts: 1 }),
     ssoAdminMutations: new SSOAdminClient({ ...common, maxAttempts: 1 }),
     identityStore: new IdentitystoreClient(common),
-    identityStoreMutations: new IdentitystoreClient({ ...common, maxAttempts: 1 }),
+    identityStoreMemberships: new IdentitystoreClient({ ...common, maxAttempts: 1 }),
     dynamo: new DynamoDBClient(common),
     sns: new SNSClient(common),
     secrets: new SecretsManagerClient(common),
@@ -120,7 +124,7 @@ export async function createAwsAdapters(
         cacheTtlMs: settings.cacheTtlMs,
         log,
       }),
-      new AwsGroupMemberships(clients.identityStore, clients.identityStoreMutations, instance.identityStoreId,
+      new AwsGroupMemberships(clients.identityStoreMemberships, instance.identityStoreId,
         new IdentityCenterRateLimiter({ ratePerSecond: settings.identityCenterTps ?? DEFAULT_IDENTITY_CENTER_TPS, maxConcurrentCreations: 1 })),
     ),
     directory: new AwsIdentityStore(clients.identityStore, instance.identityStoreId, settings.cacheTtlMs),

@@ -1,7 +1,7 @@
 import {
   CreateGroupMembershipCommand,
   DeleteGroupMembershipCommand,
-  ListGroupMembershipsForMemberCommand,
+  GetGroupMembershipIdCommand,
   type IdentitystoreClient,
 } from '@aws-sdk/client-identitystore'
 import { isMembership, type AccessTarget, type MembershipTarget } from '../core/grant-model.ts'
@@ -13,22 +13,26 @@ const SERVICE = 'Identity Store'
 const SUCCEEDED: ProvisioningOutcome = { state: 'succeeded', requestId: null }
 /** Another change to the same membership is under way (ConflictException, CONCURRENT_MODIFICATION): it decides. */
 const UNDER_WAY: ProvisioningOutcome = { state: 'in_progress', requestId: null }
+/** The Identity Store refused the creation: the membership exists (ConflictException, UNIQUENESS_CONSTRAINT_VIOLATION). */
+const EXISTS: ProvisioningOutcome = { state: 'exists', requestId: null }
 
 /**
  * Temporary group membership (Identity Store): the second kind of access a grant can stand for. Unlike an
  * account assignment, a membership is made or removed at once, so an outcome never carries a request id; a lost
- * answer is settled by looking (ListGroupMembershipsForMember), as the reconciler does before sending anything again.
+ * answer is settled by looking (GetGroupMembershipId), as the reconciler does before sending anything again.
+ *
+ * Every call goes through one client without automatic retries: the limiter retries the reads (each attempt
+ * paying a token, so a throttle slows the limiter down instead of being hidden by the SDK), and after a dropped
+ * answer to a change the reconciler looks before sending again.
  */
 export class AwsGroupMemberships {
   private readonly client: IdentitystoreClient
-  private readonly mutations: IdentitystoreClient
   private readonly identityStoreId: string
   readonly limiter: IdentityCenterRateLimiter
 
-  /** `mutations`: a client that does not retry (after a dropped answer the reconciler looks before sending again). */
-  constructor(client: IdentitystoreClient, mutations: IdentitystoreClient, identityStoreId: string, limiter: IdentityCenterRateLimiter) {
+  /** `client`: an Identity Store client with maxAttempts 1 (see the class). */
+  constructor(client: IdentitystoreClient, identityStoreId: string, limiter: IdentityCenterRateLimiter) {
     this.client = client
-    this.mutations = mutations
     this.identityStoreId = identityStoreId
     this.limiter = limiter
   }
@@ -39,13 +43,13 @@ export class AwsGroupMemberships {
 
   /**
    * Adds the user to the group. The Identity Store keeps one membership per user and group and refuses a second
-   * (ConflictException, UNIQUENESS_CONSTRAINT_VIOLATION): that membership exists, which is what was asked, as
-   * Identity Center answers a creation of an assignment that exists.
+   * (ConflictException, UNIQUENESS_CONSTRAINT_VIOLATION): answered `exists`, not `succeeded`, because whose
+   * membership that is depends on what was sent before (see ProvisioningOutcome), which only the reconciler knows.
    */
   create(target: MembershipTarget, beforeSend?: BeforeSend): Promise<ProvisioningOutcome> {
     return this.mutation('CreateGroupMembership', async () => {
       await beforeSend?.()
-      await this.mutations.send(new CreateGroupMembershipCommand({
+      await this.client.send(new CreateGroupMembershipCommand({
         IdentityStoreId: this.identityStoreId,
         GroupId: target.groupId,
         MemberId: { UserId: target.userId },
@@ -53,35 +57,39 @@ export class AwsGroupMemberships {
     })
   }
 
-  /** Removes the user from the group; a membership already gone is what was wanted. */
+  /**
+   * Removes the user from the group, by the membership's id, looked up directly (GetGroupMembershipId) rather
+   * than found in a listing of the user's memberships: a listing that missed it (stale, or cut short) would
+   * have ended the grant with the membership left in place, and nobody would look again. None found, or
+   * ResourceNotFoundException on the removal: already gone, which is what was wanted.
+   */
   async delete(target: MembershipTarget, beforeSend?: BeforeSend): Promise<ProvisioningOutcome> {
-    // The Identity Store removes a membership by its id, which is looked up first.
     const membershipId = await this.membershipId(target)
     if (membershipId === undefined) return SUCCEEDED
     return this.mutation('DeleteGroupMembership', async () => {
       await beforeSend?.()
-      await this.mutations.send(new DeleteGroupMembershipCommand({ IdentityStoreId: this.identityStoreId, MembershipId: membershipId }))
+      await this.client.send(new DeleteGroupMembershipCommand({ IdentityStoreId: this.identityStoreId, MembershipId: membershipId }))
     })
   }
 
   /**
-   * The id of the user's membership of the group, from a listing of the user's memberships (a user is in few
-   * groups: a page or two), each page paced and retried by the limiter; undefined when there is none.
+   * The id of the user's membership of the group (GetGroupMembershipId: one call, by group and member, paced
+   * and retried by the limiter); undefined when there is none (ResourceNotFoundException, also when the group
+   * or user is gone: a creation then fails for good).
    */
   private membershipId(target: MembershipTarget): Promise<string | undefined> {
-    return callAws(SERVICE, 'ListGroupMembershipsForMember', async () => {
-      let nextToken: string | undefined
-      do {
-        const page = await this.limiter.read(() => this.client.send(new ListGroupMembershipsForMemberCommand({
+    return callAws(SERVICE, 'GetGroupMembershipId', async () => {
+      try {
+        const found = await this.limiter.read(() => this.client.send(new GetGroupMembershipIdCommand({
           IdentityStoreId: this.identityStoreId,
+          GroupId: target.groupId,
           MemberId: { UserId: target.userId },
-          NextToken: nextToken,
         })))
-        const found = (page.GroupMemberships ?? []).find((membership) => membership.GroupId === target.groupId)
-        if (found) return found.MembershipId ?? undefined
-        nextToken = page.NextToken
-      } while (nextToken)
-      return undefined
+        return found.MembershipId ?? undefined
+      } catch (error) {
+        if ((error as { name?: string }).name === 'ResourceNotFoundException') return undefined
+        throw error
+      }
     })
   }
 
@@ -91,7 +99,7 @@ export class AwsGroupMemberships {
       return SUCCEEDED
     } catch (error) {
       const { name, Reason } = error as { name?: string; Reason?: string }
-      if (name === 'ConflictException') return Reason === 'UNIQUENESS_CONSTRAINT_VIOLATION' && operation === 'CreateGroupMembership' ? SUCCEEDED : UNDER_WAY
+      if (name === 'ConflictException') return Reason === 'UNIQUENESS_CONSTRAINT_VIOLATION' && operation === 'CreateGroupMembership' ? EXISTS : UNDER_WAY
       if (name === 'ResourceNotFoundException' && operation === 'DeleteGroupMembership') return SUCCEEDED
       // The group (or user) is gone: refused for good, as Identity Center refuses an assignment (the grant fails).
       if (name === 'ResourceNotFoundException') return { state: 'failed', requestId: null, reason: (error as Error).message || 'the group or user does not exist' }

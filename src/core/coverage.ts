@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { Clock } from './clock.ts'
-import type { AccessTarget } from './grant-model.ts'
+import { isMembership, type AccessTarget } from './grant-model.ts'
 import { ensureTimeFor, timeLeftMs } from './deadline.ts'
 import { LeaseLostError, UpstreamUnavailableError } from './errors.ts'
 import type { BeforeSend, Coverage, CoverageWrite, GrantStore, IdentityCenter, ProvisioningOutcome } from './ports.ts'
@@ -415,7 +415,8 @@ export class CoverageReconciler {
 
   /**
    * Records what Identity Center answered a creation or removal: under way (its request id kept), a conflict with
-   * another operation, done (see succeeded), or refused. `first` as for create.
+   * another operation, done (see succeeded), already there (ours unless `first`: see foundOnCreation), or refused.
+   * `first` as for create.
    */
   private async record(run: Run, coverage: Coverage, operation: 'creating' | 'deleting', outcome: ProvisioningOutcome, first: boolean): Promise<Step> {
     if (outcome.state === 'in_progress' && outcome.requestId === null) return this.conflicted(run, coverage, operation, first)
@@ -424,6 +425,7 @@ export class CoverageReconciler {
       return settled({ kind: 'pending' })
     }
     if (outcome.state === 'succeeded') return this.succeeded(run, operation)
+    if (outcome.state === 'exists') return first ? this.foundOnCreation(run) : this.succeeded(run, operation)
     const creating = operation === 'creating'
     const reverted = await this.store.updateCoverage(run.target, run.lease.owner, {
       assignment: creating ? 'absent' : 'present',
@@ -438,6 +440,16 @@ export class CoverageReconciler {
   }
 
   /**
+   * A first creation refused because the access exists (see ProvisioningOutcome `exists`): no creation of ours can
+   * be behind it, so someone else made it after we looked (an administrator adding the user meanwhile). It is
+   * recorded as pre-existing, as if the look before the creation had found it, and so never removed (invariant 2).
+   */
+  private async foundOnCreation(run: Run): Promise<Step> {
+    const patch = { assignment: 'absent' as const, external: true, creationIntendedAt: null, requestId: null, lastFailure: null, conflictSince: null }
+    return progress(await this.store.updateCoverage(run.target, run.lease.owner, patch, { releaseLease: true }), true)
+  }
+
+  /**
    * A conflict (ConflictException): another operation on the assignment is under way, and it decides; we look
    * again later. Identity Center's own operations finish in seconds: one that lasts past CONFLICT_PATIENCE_MS is
    * stuck, and is thrown (UpstreamUnavailableError, not retryable), so that it is counted and alerted on every
@@ -448,8 +460,11 @@ export class CoverageReconciler {
     const now = this.clock.now().getTime()
     const conflictSince = coverage.conflictSince ?? now
     if (now - conflictSince > CONFLICT_PATIENCE_MS) {
-      throw new UpstreamUnavailableError('Identity Center', creating ? 'CreateAccountAssignment' : 'DeleteAccountAssignment',
-        `ConflictException for ${Math.round((now - conflictSince) / 60_000)} minutes`, false)
+      // Named after the service and operation that answered, so that an alert points where to look.
+      const [service, operation] = isMembership(run.target)
+        ? ['Identity Store', creating ? 'CreateGroupMembership' : 'DeleteGroupMembership']
+        : ['Identity Center', creating ? 'CreateAccountAssignment' : 'DeleteAccountAssignment']
+      throw new UpstreamUnavailableError(service, operation, `ConflictException for ${Math.round((now - conflictSince) / 60_000)} minutes`, false)
     }
     // If no creation of ours can be under way, the operation is someone else's (an administrator's assignment
     // still provisioning): ours was refused, nothing of ours is pending, and what shows up later is theirs.

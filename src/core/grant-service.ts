@@ -463,14 +463,20 @@ export class GrantService {
 
   /**
    * A scheduled grant's permission set (or group) as it is now: the one it named, or a refusal when it was deleted
-   * or replaced by another of the same name.
+   * or replaced by another of the same name. A group is compared first with the id the policy resolved at start, as
+   * a request's group is (lookUpGroup): renaming the group since changes nothing, and a group deleted since fails
+   * at its creation, as a request's does. Only a group the policy does not resolve is looked up by name now.
    */
   private async stillTheSameAccess(grant: Grant): Promise<{ refused: string } | { sessionSeconds: number }> {
     const { deps } = this
     if (grant.groupName !== null) {
-      const groupId = await deps.directory.groupIdOf(grant.groupName)
+      const resolved = deps.policy.grantableGroupIds?.get(grant.groupName)
+      const groupId = resolved ?? await deps.directory.groupIdOf(grant.groupName)
       if (groupId === grant.groupId) return { sessionSeconds: 0 }
-      return { refused: `group '${grant.groupName}' ${groupId ? 'was replaced by another of the same name' : 'no longer exists'} (failed condition: group; policy ${deps.policy.version})` }
+      const now = resolved
+        ? 'now names another group in the policy (resolved at start)'
+        : groupId ? 'was replaced by another of the same name' : 'no longer exists'
+      return { refused: `group '${grant.groupName}' ${now} (failed condition: group; policy ${deps.policy.version})` }
     }
     const permissionSet = await deps.identityCenter.findPermissionSet(grant.permissionSet ?? '')
     if (permissionSet?.arn !== grant.permissionSetArn) {

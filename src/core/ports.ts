@@ -29,6 +29,15 @@ export type ProvisioningOutcome =
    */
   | { state: 'in_progress'; requestId: string | null }
   | { state: 'failed'; requestId: string | null; reason: string }
+  /**
+   * A creation refused because the access already exists: the Identity Store's answer to a second membership of
+   * the same user and group (ConflictException, UNIQUENESS_CONSTRAINT_VIOLATION). Identity Center never answers it
+   * (a creation of an assignment that exists succeeds). Nothing was made by this request, so whose access it is
+   * depends on what was sent before: on a first creation (no earlier one of ours can be behind it; the client
+   * never retries on its own) someone else made it, and it is pre-existing; after an earlier creation of ours
+   * whose answer was lost, it is ours.
+   */
+  | { state: 'exists'; requestId: null }
 
 /**
  * Runs after every wait a call may meet in this process (the rate, a creation slot) and immediately before

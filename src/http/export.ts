@@ -1,9 +1,13 @@
 import { Readable } from 'node:stream'
 import type { ChainedAuditEvent } from '../core/audit-chain.ts'
 
+/**
+ * The export's columns, in order. A column added later goes at the end, so that a consumer reading columns by
+ * position keeps reading the same ones (`groupName` came after `hash`).
+ */
 export const CSV_COLUMNS = [
-  'id', 'at', 'action', 'actor', 'grantId', 'userName', 'accountId', 'permissionSet', 'groupName', 'ticketId', 'detail', 'requestId',
-  'correlationId', 'seq', 'prevHash', 'hash',
+  'id', 'at', 'action', 'actor', 'grantId', 'userName', 'accountId', 'permissionSet', 'ticketId', 'detail', 'requestId',
+  'correlationId', 'seq', 'prevHash', 'hash', 'groupName',
 ] as const satisfies readonly (keyof ChainedAuditEvent)[]
 
 export type ExportFormat = 'json' | 'csv' | 'ndjson'

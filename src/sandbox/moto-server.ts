@@ -12,6 +12,13 @@ export interface MotoServer {
 /** A project-local Python environment that `npm start` creates when the machine has no moto_server. */
 export const LOCAL_VENV = '.sandbox/venv'
 
+/**
+ * The sandbox's moto_server: moto with the Identity Store's group memberships as AWS keeps them
+ * (identity_store_memberships.py, which the tests' strict moto loads too): stock moto lacks GetGroupMembershipId,
+ * which the service looks memberships up with. Run with a Python that has moto (findMotoPython).
+ */
+export const SANDBOX_MOTO_SCRIPT = join(import.meta.dirname, 'moto_server.py')
+
 export class MotoUnavailableError extends Error {
   constructor(message: string) {
     super(message)

@@ -54,6 +54,8 @@ export class FaultProxy {
   readonly server: Server
   private rules: Rule[] = []
   readonly injected: Record<string, number> = {}
+  /** Every fault injected by a rule (set or random) so far, by operation and kind: `'GetGroupMembershipId drop'`. */
+  readonly injectedOn: Record<string, number> = {}
   readonly calls: Record<string, number> = {}
   /** When each answered request arrived and was answered (performance.now()), for the benchmark's breakdown. */
   readonly timings: { operation: string; start: number; end: number }[] = []
@@ -217,6 +219,7 @@ export class FaultProxy {
     if (rule) {
       rule.times--
       this.injected[rule.fault] = (this.injected[rule.fault] ?? 0) + 1
+      this.injectedOn[`${operation} ${rule.fault}`] = (this.injectedOn[`${operation} ${rule.fault}`] ?? 0) + 1
       if (rule.fault === 'server-error') {
         serverError(res)
         return

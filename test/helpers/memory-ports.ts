@@ -137,12 +137,14 @@ export class MemoryCoverageStore implements GrantStore {
  * - `conflict`: refused because another operation on the assignment is under way (ConflictException);
  * - `throttled`: refused before it acted (ThrottlingException, retryable);
  * - `lost-answer`: carried out, but the answer never arrived (a dropped connection, retryable);
- * - `failed`: refused for good (a reason).
+ * - `failed`: refused for good (a reason);
+ * - `exists`: a creation refused because the access exists, someone else having made it just before (the
+ *   Identity Store's answer to a second membership of a user and group; Identity Center never gives it).
  * Only the first such call meets the answer; later ones find Identity Center working normally (`done`).
  */
-export type IdentityCenterAnswer = 'done' | 'already' | 'in-progress' | 'conflict' | 'throttled' | 'lost-answer' | 'failed'
+export type IdentityCenterAnswer = 'done' | 'already' | 'in-progress' | 'conflict' | 'throttled' | 'lost-answer' | 'failed' | 'exists'
 
-export const IDENTITY_CENTER_ANSWERS: readonly IdentityCenterAnswer[] = ['done', 'already', 'in-progress', 'conflict', 'throttled', 'lost-answer', 'failed']
+export const IDENTITY_CENTER_ANSWERS: readonly IdentityCenterAnswer[] = ['done', 'already', 'in-progress', 'conflict', 'throttled', 'lost-answer', 'failed', 'exists']
 
 /** Identity Center's account assignments for one test, with the answers a test sets. */
 export class MemoryIdentityCenter implements IdentityCenter {
@@ -202,6 +204,10 @@ export class MemoryIdentityCenter implements IdentityCenter {
     if (answer === 'failed') return { state: 'failed', requestId: null, reason: 'refused by the fake' }
     if (answer === 'in-progress') return { state: 'in_progress', requestId: this.accepted(target, create) }
     this.apply(target, create)
+    if (answer === 'exists') {
+      if (!create) throw new Error('the fake: only a creation can be refused as existing')
+      return { state: 'exists', requestId: null }
+    }
     if (answer === 'lost-answer') throw new UpstreamUnavailableError('Identity Center', operation, 'the answer was lost', true)
     return { state: 'succeeded', requestId: null }
   }

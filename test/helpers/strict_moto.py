@@ -13,8 +13,9 @@ Conditions are still checked by moto's own code.
 
 And two for Organizations, whose limits stock moto does not enforce: a service control policy holds at most
 5,120 characters, counted without whitespace as AWS counts them, and a root or OU has at most 5 attached
-(ConstraintViolationException, as AWS answers). And Identity Store group memberships as AWS keeps them (see
-below: one membership per user and group, removals of unknown memberships refused). Usage: python3 strict_moto.py [moto_server arguments]
+(ConstraintViolationException, as AWS answers). And Identity Store group memberships as AWS keeps them
+(src/sandbox/identity_store_memberships.py, shared with the sandbox: one membership per user and group, removals
+of unknown memberships refused, GetGroupMembershipId answered). Usage: python3 strict_moto.py [moto_server arguments]
 """
 import copy
 import sys
@@ -130,66 +131,12 @@ OrganizationsBackend.create_policy = _create_policy
 OrganizationsBackend.update_policy = _update_policy
 OrganizationsBackend.attach_policy = _attach_policy
 
-# And four for Identity Store group memberships, where stock moto 5 is kinder than AWS:
-# 1. CreateGroupMembership makes a second membership of the same user in the same group; AWS refuses it
-#    (ConflictException, Reason UNIQUENESS_CONSTRAINT_VIOLATION). A duplicate would hide a grant that makes
-#    one membership twice, and survive a removal of the first.
-# 2. DeleteGroupMembership of an unknown membership id succeeds; AWS answers ResourceNotFoundException.
-# 3. GetGroupMembershipId and IsMemberInGroups are not implemented (tests look with them, as AWS answers).
-import json as _json
+# And Identity Store group memberships as AWS keeps them (one per user and group, removals of unknown ones
+# refused, GetGroupMembershipId and IsMemberInGroups answered): the module the sandbox's moto loads too.
+import os as _os
 
-from moto.identitystore.exceptions import ConflictException as _IdsConflict
-from moto.identitystore.exceptions import ResourceNotFoundException as _IdsNotFound
-from moto.identitystore.models import IdentityStoreBackend as _Ids
-from moto.identitystore.responses import IdentityStoreResponse as _IdsResponse
-
-_stock_create_group_membership = _Ids.create_group_membership
-
-
-def _memberships(backend, identity_store_id):
-    return backend._IdentityStoreBackend__get_identity_store(identity_store_id).group_memberships
-
-
-def _create_group_membership(self, identity_store_id, group_id, member_id):
-    user_id = (member_id or {}).get("UserId")
-    if any(m["GroupId"] == group_id and m["MemberId"].get("UserId") == user_id for m in _memberships(self, identity_store_id).values()):
-        raise _IdsConflict(message="Member and Group relationship already exists", reason="UNIQUENESS_CONSTRAINT_VIOLATION")
-    return _stock_create_group_membership(self, identity_store_id, group_id, member_id)
-
-
-def _delete_group_membership(self, identity_store_id, membership_id):
-    memberships = _memberships(self, identity_store_id)
-    if membership_id not in memberships:
-        raise _IdsNotFound(message="GroupMembership not found", resource_type="GROUP_MEMBERSHIP")
-    del memberships[membership_id]
-
-
-def _get_group_membership_id(self):
-    identity_store_id = self._get_param("IdentityStoreId")
-    group_id = self._get_param("GroupId")
-    user_id = (self._get_param("MemberId") or {}).get("UserId")
-    for membership in _memberships(self.identitystore_backend, identity_store_id).values():
-        if membership["GroupId"] == group_id and membership["MemberId"].get("UserId") == user_id:
-            return _json.dumps({"MembershipId": membership["MembershipId"], "IdentityStoreId": identity_store_id})
-    raise _IdsNotFound(message="GroupMembership not found", resource_type="GROUP_MEMBERSHIP")
-
-
-def _is_member_in_groups(self):
-    identity_store_id = self._get_param("IdentityStoreId")
-    user_id = (self._get_param("MemberId") or {}).get("UserId")
-    memberships = _memberships(self.identitystore_backend, identity_store_id).values()
-    results = [
-        {"GroupId": group_id, "MemberId": {"UserId": user_id},
-         "MembershipExists": any(m["GroupId"] == group_id and m["MemberId"].get("UserId") == user_id for m in memberships)}
-        for group_id in self._get_param("GroupIds") or []
-    ]
-    return _json.dumps({"Results": results})
-
-
-_Ids.create_group_membership = _create_group_membership
-_Ids.delete_group_membership = _delete_group_membership
-_IdsResponse.get_group_membership_id = _get_group_membership_id
-_IdsResponse.is_member_in_groups = _is_member_in_groups
+sys.path.insert(0, _os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "..", "..", "src", "sandbox"))
+import identity_store_memberships  # noqa: E402,F401  (patches moto on import)
 
 if __name__ == "__main__":
     main(sys.argv[1:])
