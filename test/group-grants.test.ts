@@ -9,6 +9,7 @@ import { CREATION_SETTLE_MS } from '../src/core/coverage.ts'
 import type { PolicyDocument } from '../src/core/policy.ts'
 import { BREAKGLASS_RULE, DEMO_POLICY } from '../src/sandbox/seed.ts'
 import { build, PROD } from './helpers/app.ts'
+import { expectStatus } from './helpers/http-status.ts'
 import { startMoto } from './helpers/moto.ts'
 import { subscribeQueue } from './helpers/sns.ts'
 import { bearer } from './helpers/tokens.ts'
@@ -303,7 +304,7 @@ t.test('a grant that mixes the two kinds, or names neither, is refused 400 probl
   ]
   for (const [name, extra, paths] of mixes) {
     const response = await post(app, groupBody(extra))
-    t.equal(response.statusCode, 400, name)
+    expectStatus(t, response, 400, name)
     t.match(response.headers['content-type'], /application\/problem\+json/)
     t.match(response.json(), { code: 'VALIDATION_FAILED' })
     t.same(response.json().errors.map((e: { path: string }) => e.path), paths, `${name}: ${response.body}`)
@@ -316,11 +317,11 @@ t.test('a grant that mixes the two kinds, or names neither, is refused 400 probl
   ]
   for (const [name, payload, paths] of halves) {
     const response = await post(app, payload)
-    t.equal(response.statusCode, 400, name)
+    expectStatus(t, response, 400, name)
     t.same(response.json().errors.map((e: { path: string }) => e.path), paths, `${name}: ${response.body}`)
   }
   const dryRun = await post(app, { ...groupBody({ accountId: PROD }), dryRun: true })
-  t.equal(dryRun.statusCode, 400, 'a dry run is refused alike')
+  expectStatus(t, dryRun, 400, 'a dry run is refused alike')
   t.same(await memberships('alice'), [])
   const audit = (await app.inject({ method: 'GET', url: '/audit', headers: bearer() })).json()
   t.same(audit.items, [], 'nothing decided, nothing audited')
@@ -349,8 +350,8 @@ t.test('an account grant cannot name a group rule, nor a group grant an account 
   const account = await post(app, { userName: 'carol', accountId: PROD, permissionSet: 'AdministratorAccess', durationMinutes: 30, ticketId: 'INC0000001' })
   // bob is on call (account and group rules) but may not be given the oncall group itself.
   const group = await post(app, groupBody({ userName: 'bob', groupName: 'oncall' }))
-  t.equal(account.statusCode, 403)
-  t.equal(group.statusCode, 403)
+  expectStatus(t, account, 403)
+  expectStatus(t, group, 403)
   t.match(group.json(), { failedCondition: 'group' })
 })
 
@@ -376,7 +377,7 @@ t.test('scheduled group grants start, move their end and are cancelled like acco
   t.equal(extended.statusCode, 200, extended.body)
   t.match(extended.json(), { expiresAt: end, accessEndsBy: end })
   const tooLong = await app.inject({ method: 'PATCH', url: `/grants/${scheduled.json().id}`, headers: { ...bearer(), 'content-type': 'application/merge-patch+json' }, payload: { expiresAt: new Date(Date.parse(end) + 60 * 60_000).toISOString() } })
-  t.equal(tooLong.statusCode, 403, 'an extension past the rule is denied')
+  expectStatus(t, tooLong, 403, 'an extension past the rule is denied')
 
   clock.advanceMinutes(61)
   await sweep(app)

@@ -318,7 +318,7 @@ t.test('the docs page works through the HTTP API, from the files shipped beside 
   t.equal(script.body.length, readFileSync(join(bundleDir, 'static', 'swagger-ui-bundle.js'), 'utf8').length)
   t.match(script.headers['content-type'], /^application\/javascript/)
   const style = await handler(httpApiEvent('GET', '/docs/static/swagger-ui.css'), context())
-  t.equal(style.statusCode, 200)
+  expectStatus(t, style, 200)
   t.match(style.headers['content-type'], /^text\/css/)
   const icon = await handler(httpApiEvent('GET', '/docs/static/favicon-32x32.png'), context())
   expectStatus(t, icon, 200)
