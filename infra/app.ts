@@ -29,10 +29,16 @@ cpSync(deployment.policyFile, join(ASSET_DIR, POLICY_FILE_IN_FUNCTION))
 // Group grants need the groups named (grantableGroupIds): the role may change no membership otherwise, so a policy
 // that grants groups without them would fail every group grant at run time. Refused here instead.
 if (policy.rules.some((rule) => rule.grantableGroups?.length) && !deployment.stack.grantableGroupIds?.length) {
-  throw new Error('The policy grants groups (grantableGroups), but the context grantableGroupIds is not set: set it to the ids of those groups ' +
-    '(the role may add members to, and remove them from, those groups only)')
+  throw new Error(
+    'The policy grants groups (grantableGroups), but the context grantableGroupIds is not set: set it to the ids of those groups ' +
+      '(the role may add members to, and remove them from, those groups only)',
+  )
 }
 
 // A policy that names OUs, the root or account tags needs the organization's read actions, and only such a policy gets them.
-new JitAccessStack(app, deployment.stackName, { ...deployment.stack, codeDir: ASSET_DIR, readOrganization: policy.rules.some(needsOrganization) })
+new JitAccessStack(app, deployment.stackName, {
+  ...deployment.stack,
+  codeDir: ASSET_DIR,
+  readOrganization: policy.rules.some(needsOrganization),
+})
 app.synth()

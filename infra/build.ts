@@ -56,9 +56,14 @@ const builtinsAsRequire: Plugin = {
     const builtins = new Set(builtinModules.map((name) => name.replace(/^node:/, '')))
     build.onResolve({ filter: /^(node:)?[a-z_/]+$/ }, ({ path, kind }) => {
       const name = path.replace(/^node:/, '')
-      return kind === 'import-statement' && builtins.has(name) ? { path: name, namespace: 'builtin-as-require' } : undefined
+      return kind === 'import-statement' && builtins.has(name)
+        ? { path: name, namespace: 'builtin-as-require' }
+        : undefined
     })
-    build.onLoad({ filter: /.*/, namespace: 'builtin-as-require' }, ({ path }) => ({ contents: `module.exports = require(${JSON.stringify(`node:${path}`)})`, loader: 'js' }))
+    build.onLoad({ filter: /.*/, namespace: 'builtin-as-require' }, ({ path }) => ({
+      contents: `module.exports = require(${JSON.stringify(`node:${path}`)})`,
+      loader: 'js',
+    }))
   },
 }
 
@@ -106,8 +111,15 @@ const lambdaSlimming: Plugin = {
         "module.exports = { default_type: undefined, getType: (path) => types[String(path).split('.').pop().toLowerCase()] ?? null }",
       ].join('\n'),
     }
-    build.onResolve({ filter: /^(@aws-sdk\/credential-provider-node|bowser|yaml|glob|@fastify\/ajv-compiler|mime)$/ }, ({ path }) => ({ path, namespace: 'lambda-slimming' }))
-    build.onLoad({ filter: /.*/, namespace: 'lambda-slimming' }, ({ path }) => ({ contents: stubs[path], loader: 'js', resolveDir: ROOT }))
+    build.onResolve(
+      { filter: /^(@aws-sdk\/credential-provider-node|bowser|yaml|glob|@fastify\/ajv-compiler|mime)$/ },
+      ({ path }) => ({ path, namespace: 'lambda-slimming' }),
+    )
+    build.onLoad({ filter: /.*/, namespace: 'lambda-slimming' }, ({ path }) => ({
+      contents: stubs[path],
+      loader: 'js',
+      resolveDir: ROOT,
+    }))
   },
 }
 
@@ -158,7 +170,10 @@ export async function buildLambda(outDir: string, awsSdk: AwsSdkSource = 'bundle
   })
   cpSync(DOCS_ASSETS, join(outDir, 'static'), { recursive: true })
   lastLambdaMetafile = metafile
-  return Object.entries(metafile.outputs).reduce((sum, [file, { bytes }]) => (file.endsWith('.mjs') ? sum + bytes : sum), 0)
+  return Object.entries(metafile.outputs).reduce(
+    (sum, [file, { bytes }]) => (file.endsWith('.mjs') ? sum + bytes : sum),
+    0,
+  )
 }
 
 let lastLambdaMetafile: Metafile | undefined
@@ -173,18 +188,25 @@ export function describeLambdaWeight(metafile: Metafile | undefined = lastLambda
   const visit = (file: string) => {
     if (eager.has(file)) return
     eager.add(file)
-    for (const imported of metafile.outputs[file]?.imports ?? []) if (imported.kind === 'import-statement') visit(imported.path)
+    for (const imported of metafile.outputs[file]?.imports ?? [])
+      if (imported.kind === 'import-statement') visit(imported.path)
   }
   const entry = Object.keys(metafile.outputs).find((file) => file.endsWith('/lambda.mjs'))
   if (entry) visit(entry)
-  const packageOf = (input: string) => /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(input)?.[1] ?? (input.startsWith('src/') ? 'src' : input)
+  const packageOf = (input: string) =>
+    /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(input)?.[1] ?? (input.startsWith('src/') ? 'src' : input)
   return Object.entries(metafile.outputs)
     .filter(([file]) => file.endsWith('.mjs'))
     .sort(([, a], [, b]) => b.bytes - a.bytes)
     .map(([file, output]) => {
       const byPackage = new Map<string, number>()
-      for (const [input, { bytesInOutput }] of Object.entries(output.inputs)) byPackage.set(packageOf(input), (byPackage.get(packageOf(input)) ?? 0) + bytesInOutput)
-      const heaviest = [...byPackage].sort(([, a], [, b]) => b - a).slice(0, top).map(([name, bytes]) => `${name} ${(bytes / 1024).toFixed(0)}`).join(', ')
+      for (const [input, { bytesInOutput }] of Object.entries(output.inputs))
+        byPackage.set(packageOf(input), (byPackage.get(packageOf(input)) ?? 0) + bytesInOutput)
+      const heaviest = [...byPackage]
+        .sort(([, a], [, b]) => b - a)
+        .slice(0, top)
+        .map(([name, bytes]) => `${name} ${(bytes / 1024).toFixed(0)}`)
+        .join(', ')
       return `${file.split('/').pop()} ${(output.bytes / 1024).toFixed(0)} KiB${eager.has(file) ? ' (at init)' : ''}: ${heaviest}`
     })
 }
@@ -195,8 +217,20 @@ export function describeLambdaWeight(metafile: Metafile | undefined = lastLambda
  */
 export async function buildBaseline(outDir: string): Promise<string> {
   mkdirSync(outDir, { recursive: true })
-  const { outfile: _single, ...options } = bundleOptions('infra/baseline/minimal-lambda.ts', join(outDir, 'minimal-lambda.mjs'), 'bundled')
-  await build({ ...options, outdir: outDir, splitting: true, entryNames: '[name]', chunkNames: 'minimal-[name]-[hash]', outExtension: { '.js': '.mjs' }, plugins: [...(options.plugins ?? []), lambdaSlimming] })
+  const { outfile: _single, ...options } = bundleOptions(
+    'infra/baseline/minimal-lambda.ts',
+    join(outDir, 'minimal-lambda.mjs'),
+    'bundled',
+  )
+  await build({
+    ...options,
+    outdir: outDir,
+    splitting: true,
+    entryNames: '[name]',
+    chunkNames: 'minimal-[name]-[hash]',
+    outExtension: { '.js': '.mjs' },
+    plugins: [...(options.plugins ?? []), lambdaSlimming],
+  })
   return join(outDir, 'minimal-lambda.mjs')
 }
 
@@ -230,7 +264,12 @@ export interface InitTiming {
 export function measureInitTimings(modulePaths: string[], runs = 7, nodeOptions?: string): InitTiming[] {
   const work = mkdtempSync(join(tmpdir(), 'jit-init-'))
   const policy = join(work, 'policy.json')
-  writeFileSync(policy, JSON.stringify({ rules: [{ name: 'r', users: ['u'], accounts: ['*'], permissionSets: ['*'], maxDurationMinutes: 60 }] }))
+  writeFileSync(
+    policy,
+    JSON.stringify({
+      rules: [{ name: 'r', users: ['u'], accounts: ['*'], permissionSets: ['*'], maxDurationMinutes: 60 }],
+    }),
+  )
   const env = {
     PATH: process.env.PATH,
     LOG_LEVEL: 'silent',
@@ -257,15 +296,22 @@ export function measureInitTimings(modulePaths: string[], runs = 7, nodeOptions?
           "const at = (name) => performance.getEntriesByName(name, 'mark')[0]?.startTime ?? NaN",
           "console.log(JSON.stringify({ total, marks: ['jit:modules-loaded', 'jit:config-loaded', 'jit:service-built', 'jit:ready'].map(at).map((t) => t - start) }))",
         ].join('\n')
-        const { total, marks } = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { env, cwd: work, encoding: 'utf8' })) as { total: number; marks: number[] }
+        const { total, marks } = JSON.parse(
+          execFileSync(process.execPath, ['--input-type=module', '-e', script], { env, cwd: work, encoding: 'utf8' }),
+        ) as { total: number; marks: number[] }
         const [modules = NaN, config = NaN, service = NaN, ready = NaN] = marks
-        samples[i]?.push({ totalMs: total, phasesMs: { modules, config: config - modules, service: service - config, ready: ready - service } })
+        samples[i]?.push({
+          totalMs: total,
+          phasesMs: { modules, config: config - modules, service: service - config, ready: ready - service },
+        })
       })
     }
   } finally {
     rmSync(work, { recursive: true, force: true })
   }
-  return samples.map((runsOfOne) => runsOfOne.sort((a, b) => a.totalMs - b.totalMs)[Math.floor(runsOfOne.length / 2)] as InitTiming)
+  return samples.map(
+    (runsOfOne) => runsOfOne.sort((a, b) => a.totalMs - b.totalMs)[Math.floor(runsOfOne.length / 2)] as InitTiming,
+  )
 }
 
 /** Median import + init time of one Lambda bundle, in milliseconds. */
@@ -288,27 +334,42 @@ if (isEntryPoint) {
     `${totalMs.toFixed(0)} ms (modules ${p.modules.toFixed(0)}, config ${p.config.toFixed(0)}, service ${p.service.toFixed(0)}, app.ready ${p.ready.toFixed(0)})`
   const candidates = [join(DIST, 'lambda.mjs')]
   // The runtime's SDK can only be resolved from inside the project (node_modules stands in for the runtime's).
-  const runtimeSdkDir = process.argv.includes('--compare-sdk') ? mkdtempSync(join(ROOT, '.build-runtime-sdk-')) : undefined
+  const runtimeSdkDir = process.argv.includes('--compare-sdk')
+    ? mkdtempSync(join(ROOT, '.build-runtime-sdk-'))
+    : undefined
   try {
     const runtimeSdkBytes = runtimeSdkDir ? await buildLambda(runtimeSdkDir, 'runtime') : undefined
     if (runtimeSdkDir) candidates.push(join(runtimeSdkDir, 'lambda.mjs'))
     const baselineDir = mkdtempSync(join(tmpdir(), 'jit-baseline-'))
     const baseline = await buildBaseline(baselineDir)
-    const [bundled, minimal, runtime] = measureInitTimings([candidates[0] as string, baseline, ...candidates.slice(1)], 9) as [InitTiming, InitTiming, InitTiming | undefined]
+    const [bundled, minimal, runtime] = measureInitTimings(
+      [candidates[0] as string, baseline, ...candidates.slice(1)],
+      9,
+    ) as [InitTiming, InitTiming, InitTiming | undefined]
     rmSync(baselineDir, { recursive: true, force: true })
 
-    console.log(`dist/lambda.mjs and its chunks  ${kib(lambdaBytes)}, AWS SDK bundled (goal ≤ ${kib(SIZE_GOAL_BYTES)}: ${verdict(lambdaBytes <= SIZE_GOAL_BYTES)})`)
+    console.log(
+      `dist/lambda.mjs and its chunks  ${kib(lambdaBytes)}, AWS SDK bundled (goal ≤ ${kib(SIZE_GOAL_BYTES)}: ${verdict(lambdaBytes <= SIZE_GOAL_BYTES)})`,
+    )
     console.log(`dist/server.mjs  ${kib(serverBytes)}`)
-    console.log(`lambda import + init on Node ${process.versions.node}, median of 9: ${describe(bundled)} (goal ≤ ${INIT_GOAL_MS} ms: ${verdict(bundled.totalMs <= INIT_GOAL_MS)})`)
+    console.log(
+      `lambda import + init on Node ${process.versions.node}, median of 9: ${describe(bundled)} (goal ≤ ${INIT_GOAL_MS} ms: ${verdict(bundled.totalMs <= INIT_GOAL_MS)})`,
+    )
     const ratio = bundled.totalMs / minimal.totalMs
-    console.log(`  a minimal Fastify app behind @fastify/aws-lambda, bundled alike, runs alternating: ${minimal.totalMs.toFixed(0)} ms → ${ratio.toFixed(2)}× (goal ≤ ${INIT_RATIO_GOAL}×: ${verdict(ratio <= INIT_RATIO_GOAL)})`)
+    console.log(
+      `  a minimal Fastify app behind @fastify/aws-lambda, bundled alike, runs alternating: ${minimal.totalMs.toFixed(0)} ms → ${ratio.toFixed(2)}× (goal ≤ ${INIT_RATIO_GOAL}×: ${verdict(ratio <= INIT_RATIO_GOAL)})`,
+    )
     // What a cold start would cost with source-mapped stack traces turned on: the maps are read at import, and
     // parsed when pino, creating its loggers, asks for its call sites, which Node then maps.
     const [mapped] = measureInitTimings([join(DIST, 'lambda.mjs')], 7, SOURCE_MAPS_NODE_OPTIONS) as [InitTiming]
     console.log(`  the same with NODE_OPTIONS=${SOURCE_MAPS_NODE_OPTIONS} (off in infra/stack.ts): ${describe(mapped)}`)
     if (runtime && runtimeSdkBytes !== undefined) {
-      console.log(`with the Lambda runtime's AWS SDK instead: ${kib(runtimeSdkBytes)}, import + init ${describe(runtime)}`)
-      console.log(`bundled / runtime SDK: size ${(lambdaBytes / runtimeSdkBytes).toFixed(2)}×, init ${(bundled.totalMs / runtime.totalMs).toFixed(2)}×`)
+      console.log(
+        `with the Lambda runtime's AWS SDK instead: ${kib(runtimeSdkBytes)}, import + init ${describe(runtime)}`,
+      )
+      console.log(
+        `bundled / runtime SDK: size ${(lambdaBytes / runtimeSdkBytes).toFixed(2)}×, init ${(bundled.totalMs / runtime.totalMs).toFixed(2)}×`,
+      )
     }
   } finally {
     if (runtimeSdkDir) rmSync(runtimeSdkDir, { recursive: true, force: true })

@@ -19,7 +19,8 @@ export function readDeploymentContext(get: (name: string) => unknown, baseDir: s
   const text = (name: string): string | undefined => {
     const value = get(name)
     if (value === undefined || value === null || value === '') return undefined
-    if (typeof value !== 'string' && typeof value !== 'number') throw new Error(`CDK context '${name}' must be a string`)
+    if (typeof value !== 'string' && typeof value !== 'number')
+      throw new Error(`CDK context '${name}' must be a string`)
     return String(value).trim()
   }
   const required = (name: string): string => {
@@ -65,9 +66,17 @@ export function readDeploymentContext(get: (name: string) => unknown, baseDir: s
       reservedConcurrency: number('reservedConcurrency'),
       identityCenterTps: number('identityCenterTps'),
       serviceNow: text('serviceNowUrl')
-        ? { url: text('serviceNowUrl') as string, clientId: text('serviceNowClientId'), username: text('serviceNowUsername'), secretArn: required('serviceNowSecretArn'), verify: text('serviceNowVerify') === 'true' }
+        ? {
+            url: text('serviceNowUrl') as string,
+            clientId: text('serviceNowClientId'),
+            username: text('serviceNowUsername'),
+            secretArn: required('serviceNowSecretArn'),
+            verify: text('serviceNowVerify') === 'true',
+          }
         : undefined,
-      sessionCutoff: list('sessionCutoffTargets') ? { targetIds: list('sessionCutoffTargets') as string[], policies: number('sessionCutoffPolicies') } : undefined,
+      sessionCutoff: list('sessionCutoffTargets')
+        ? { targetIds: list('sessionCutoffTargets') as string[], policies: number('sessionCutoffPolicies') }
+        : undefined,
     },
   }
 }

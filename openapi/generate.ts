@@ -19,11 +19,16 @@ export const OPENAPI_DIR = dirname(fileURLToPath(import.meta.url))
  * made while generating, generation fails loudly instead of quietly using a fake.
  */
 function refusingAdapter(name: string, allowed: Record<string, () => unknown> = {}): never {
-  return new Proxy({}, {
-    get: (_target, property) => allowed[String(property)] ?? (() => {
-      throw new Error(`${name}.${String(property)} was called while generating the OpenAPI document`)
-    }),
-  }) as never
+  return new Proxy(
+    {},
+    {
+      get: (_target, property) =>
+        allowed[String(property)] ??
+        (() => {
+          throw new Error(`${name}.${String(property)} was called while generating the OpenAPI document`)
+        }),
+    },
+  ) as never
 }
 
 export async function generateDocument(): Promise<Record<string, unknown>> {

@@ -16,7 +16,13 @@ import { actOnDue, DueTimers, dueTimeOf, dueWithin, TIMER_ACTOR, type TimerHost 
 import type { Grant } from './core/grant-model.ts'
 import { registerAuth, type JwtSettings } from './http/auth.ts'
 import { registerDocs } from './http/docs.ts'
-import { clientErrorHandler, correlationIdOf, echoRequestIds, handleError, registerErrorHandling } from './http/errors.ts'
+import {
+  clientErrorHandler,
+  correlationIdOf,
+  echoRequestIds,
+  handleError,
+  registerErrorHandling,
+} from './http/errors.ts'
 import { idempotencyHooks } from './http/idempotency.ts'
 import { auditRoutes } from './http/routes/audit.ts'
 import { grantRoutes } from './http/routes/grants.ts'
@@ -31,7 +37,6 @@ import { SweepSummarySchema } from './http/schemas/sweep.ts'
 import type { ServiceAdapters } from './service-adapters.ts'
 
 export type { ServiceAdapters, SweepRun }
-
 
 export interface AppDependencies extends ServiceAdapters {
   clock: Clock
@@ -82,7 +87,14 @@ export const SWEEP_LEASE_MARGIN_MS = 10_000
  */
 export const platformRequestId = new AsyncLocalStorage<string>()
 
-const REDACTED_PATHS = ['req.headers.authorization', 'headers.authorization', '*.authorization', '*.token', '*.secret', '*.password']
+const REDACTED_PATHS = [
+  'req.headers.authorization',
+  'headers.authorization',
+  '*.authorization',
+  '*.token',
+  '*.secret',
+  '*.password',
+]
 
 /** Builds the whole service from injected dependencies; entry points only choose the dependencies and listen. */
 export async function buildApp(deps: AppDependencies) {
@@ -101,11 +113,15 @@ export async function buildApp(deps: AppDependencies) {
     // over the limit, an unknown method) would otherwise be answered in Fastify's JSON shape.
     frameworkErrors: handleError,
     clientErrorHandler,
-    ...(deps.logger && typeof deps.logger === 'object' ? { logger: { ...deps.logger, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } } } : {}),
+    ...(deps.logger && typeof deps.logger === 'object'
+      ? { logger: { ...deps.logger, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } } }
+      : {}),
     // Our own validator compiler as the factory, not set on the app: Fastify then never loads its default one
     // (@fastify/ajv-compiler), which the Lambda bundle leaves out (infra/build.ts). Typed by that package as an
     // Ajv-only compiler (hence the cast); Fastify calls it with a route's schema and part, as setValidatorCompiler does.
-    schemaController: { compilersFactory: { buildValidator: strictBodiesValidator as never, buildSerializer: serializeOnFirstUse } },
+    schemaController: {
+      compilersFactory: { buildValidator: strictBodiesValidator as never, buildSerializer: serializeOnFirstUse },
+    },
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   // JSON only: a text/plain body is refused as 415 rather than parsed into a string.
@@ -120,22 +136,43 @@ export async function buildApp(deps: AppDependencies) {
     echoRequestIds(request, reply)
   })
 
-  const sharedSchemas = [Problem, GrantSchema, AuditEventSchema, SweepSummarySchema, VerifyResultSchema, PolicyRuleSchema, PolicyViewSchema, EligibilitySchema, DryRunResultSchema]
+  const sharedSchemas = [
+    Problem,
+    GrantSchema,
+    AuditEventSchema,
+    SweepSummarySchema,
+    VerifyResultSchema,
+    PolicyRuleSchema,
+    PolicyViewSchema,
+    EligibilitySchema,
+    DryRunResultSchema,
+  ]
   for (const schema of sharedSchemas) app.addSchema(schema)
   registerDocs(app, { schemas: sharedSchemas, assetsDir: deps.docsAssetsDir })
 
   await registerAuth(app, deps.jwt)
 
-  const outbox = deps.outboxStore && deps.messageChannels?.length
-    ? new Outbox(deps.outboxStore, deps.messageChannels, deps.clock, { notifier: deps.notifier, giveUpMs: deps.outboxGiveUpMs, deliveryBudgetMs: deps.outboxDeliveryBudgetMs, log: app.log })
-    : undefined
+  const outbox =
+    deps.outboxStore && deps.messageChannels?.length
+      ? new Outbox(deps.outboxStore, deps.messageChannels, deps.clock, {
+          notifier: deps.notifier,
+          giveUpMs: deps.outboxGiveUpMs,
+          deliveryBudgetMs: deps.outboxDeliveryBudgetMs,
+          log: app.log,
+        })
+      : undefined
   let dueTimers: DueTimers | undefined
-  const grants = new GrantService({ ...deps, outbox, onWritten: deps.dueTimers ? (grant) => dueTimers?.track(grant) : undefined })
+  const grants = new GrantService({
+    ...deps,
+    outbox,
+    onWritten: deps.dueTimers ? (grant) => dueTimers?.track(grant) : undefined,
+  })
   if (deps.dueTimers) {
     dueTimers = new DueTimers(grants, deps.clock, {
       horizonMs: deps.dueTimers.horizonMs,
       ...(deps.dueTimers.timers ? { timers: deps.dueTimers.timers } : {}),
-      onError: (grantId, error) => app.log.warn({ grantId, err: error }, 'a due timer could not act on its grant; the sweep will'),
+      onError: (grantId, error) =>
+        app.log.warn({ grantId, err: error }, 'a due timer could not act on its grant; the sweep will'),
     })
   }
   const runSweep = async (run: SweepRun): Promise<SweepSummary> => {
@@ -146,23 +183,38 @@ export async function buildApp(deps: AppDependencies) {
     // Center's quota between them. Held until the run's deadline and its last steps; a process that dies
     // holding it loses it then.
     const leaseOwner = randomUUID()
-    if (!(await deps.store.acquireSweepLease(leaseOwner, startedAt, new Date(deadline.getTime() + SWEEP_LEASE_MARGIN_MS)))) {
+    if (
+      !(await deps.store.acquireSweepLease(leaseOwner, startedAt, new Date(deadline.getTime() + SWEEP_LEASE_MARGIN_MS)))
+    ) {
       app.log.info({ triggeredBy: run.triggeredBy }, 'revocation sweep skipped: another process is sweeping')
       return { revoked: 0, activated: 0, denied: 0, failed: 0, remaining: 0, checked: 0, drifted: 0, undelivered: 0 }
     }
     try {
       // In the background: requests waiting for Identity Center's quota are served before the sweep's catching up.
-      const summary = await inBackground(() => sweep(deps.store, grants, deps.clock, { deadline, actor: run.actor, pageSize: deps.sweepPageSize, concurrency: deps.sweepConcurrency, outbox }))
+      const summary = await inBackground(() =>
+        sweep(deps.store, grants, deps.clock, {
+          deadline,
+          actor: run.actor,
+          pageSize: deps.sweepPageSize,
+          concurrency: deps.sweepConcurrency,
+          outbox,
+        }),
+      )
       app.log.info({ triggeredBy: run.triggeredBy, ...summary }, 'revocation sweep finished')
       await armDueSoon()
       await anchorAuditHead()
       return summary
     } finally {
-      await deps.store.releaseSweepLease(leaseOwner).catch((error: unknown) => app.log.warn({ err: error }, 'the sweep lease could not be given up; it runs out on its own'))
+      await deps.store
+        .releaseSweepLease(leaseOwner)
+        .catch((error: unknown) =>
+          app.log.warn({ err: error }, 'the sweep lease could not be given up; it runs out on its own'),
+        )
     }
   }
   // What falls due before the next run (another process's grants too) is armed here, to be acted on at its second.
-  const horizonMs = deps.dueTimers?.horizonMs ?? (deps.dueQueue ? deps.dueQueueHorizonMs ?? DEFAULT_DUE_QUEUE_HORIZON_MS : undefined)
+  const horizonMs =
+    deps.dueTimers?.horizonMs ?? (deps.dueQueue ? (deps.dueQueueHorizonMs ?? DEFAULT_DUE_QUEUE_HORIZON_MS) : undefined)
   const armDueSoon = async () => {
     if (horizonMs === undefined) return
     let soon: Grant[]
@@ -176,7 +228,10 @@ export async function buildApp(deps: AppDependencies) {
       })
       if (deps.dueQueue && queued.length > 0) await deps.dueQueue.send(queued, now)
     } catch (error) {
-      app.log.warn({ err: error }, 'grants due before the next sweep could not be armed or queued; the next sweep acts on them')
+      app.log.warn(
+        { err: error },
+        'grants due before the next sweep could not be armed or queued; the next sweep acts on them',
+      )
       return
     }
     if (soon.length > 0) app.log.debug({ due: soon.length }, 'grants due before the next sweep armed or queued')
@@ -191,7 +246,9 @@ export async function buildApp(deps: AppDependencies) {
     await new Promise((resolve) => setTimeout(resolve, early))
     return (await actOnDue(grants, deps.clock, grantId, actor)).kind
   }
-  const anchoring = deps.auditAnchors ? new HeadAnchoring({ auditLog: deps.auditLog, anchors: deps.auditAnchors, clock: deps.clock }) : undefined
+  const anchoring = deps.auditAnchors
+    ? new HeadAnchoring({ auditLog: deps.auditLog, anchors: deps.auditAnchors, clock: deps.clock })
+    : undefined
   // After the sweep, so that its own events are anchored with it. A failure is reported, not the sweep's: what
   // the sweep did is done, and the next run anchors whatever is then the head.
   const anchorAuditHead = async () => {
@@ -205,7 +262,11 @@ export async function buildApp(deps: AppDependencies) {
   }
 
   await app.register(healthRoutes)
-  await app.register(grantRoutes, { grants, idempotency: idempotencyHooks(deps.idempotency, deps.clock), requestDeadlineMs: deps.requestDeadlineMs ?? DEFAULT_REQUEST_DEADLINE_MS })
+  await app.register(grantRoutes, {
+    grants,
+    idempotency: idempotencyHooks(deps.idempotency, deps.clock),
+    requestDeadlineMs: deps.requestDeadlineMs ?? DEFAULT_REQUEST_DEADLINE_MS,
+  })
   await app.register(auditRoutes, { auditLog: deps.auditLog })
   await app.register(sweepRoutes, { runSweep })
   await app.register(policyRoutes, {

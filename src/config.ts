@@ -15,7 +15,10 @@ export const MAX_CUTOFF_POLICIES = 5
 const EnvSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
-  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info' },
+  ),
   AWS_REGION: Type.String({ pattern: '^[a-z]{2}(-[a-z]+)+-[0-9]+$', default: 'us-east-1' }),
   AWS_ENDPOINT_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
   JIT_JWT_SECRET: Type.Optional(Type.String({ minLength: 32 })),
@@ -55,10 +58,18 @@ const EnvSchema = Type.Object({
   JIT_SERVICENOW_PASSWORD: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
   JIT_SERVICENOW_SECRET_ARN: Type.Optional(Type.String({ pattern: '^arn:aws[a-z-]*:secretsmanager:' })),
   // 'CHG=change_request,INC=incident,RITM=sc_req_item'
-  JIT_SERVICENOW_TABLES: Type.Optional(Type.String({ pattern: '^[A-Za-z]{1,10}=[a-z0-9_]{1,80}(,[A-Za-z]{1,10}=[a-z0-9_]{1,80}){0,19}$' })),
+  JIT_SERVICENOW_TABLES: Type.Optional(
+    Type.String({ pattern: '^[A-Za-z]{1,10}=[a-z0-9_]{1,80}(,[A-Za-z]{1,10}=[a-z0-9_]{1,80}){0,19}$' }),
+  ),
   JIT_SERVICENOW_VERIFY: Type.Boolean({ default: false }),
-  JIT_SERVICENOW_CHANGE_STATES: Type.String({ pattern: '^-?[0-9]{1,3}(,-?[0-9]{1,3}){0,19}$', default: DEFAULT_CHANGE_STATES.join(',') }),
-  JIT_SERVICENOW_INCIDENT_STATES: Type.String({ pattern: '^-?[0-9]{1,3}(,-?[0-9]{1,3}){0,19}$', default: DEFAULT_INCIDENT_STATES.join(',') }),
+  JIT_SERVICENOW_CHANGE_STATES: Type.String({
+    pattern: '^-?[0-9]{1,3}(,-?[0-9]{1,3}){0,19}$',
+    default: DEFAULT_CHANGE_STATES.join(','),
+  }),
+  JIT_SERVICENOW_INCIDENT_STATES: Type.String({
+    pattern: '^-?[0-9]{1,3}(,-?[0-9]{1,3}){0,19}$',
+    default: DEFAULT_INCIDENT_STATES.join(','),
+  }),
   JIT_SERVICENOW_WINDOW_LEAD_MINUTES: Type.Integer({ minimum: 0, maximum: 1440, default: 15 }),
   JIT_SERVICENOW_RETRY_AFTER_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 30 }),
   // End live role sessions when a grant's access ends: 'scp' writes Deny statements into the owned service control policies.
@@ -66,7 +77,9 @@ const EnvSchema = Type.Object({
   // The owned SCPs: 1 to 5 policy ids (Organizations' limit per target), comma-separated, no spaces.
   // The organization's management account: no SCP applies there, so its grants' sessions are never reported cut.
   JIT_MANAGEMENT_ACCOUNT_ID: Type.Optional(Type.String({ pattern: '^[0-9]{12}$' })),
-  JIT_CUTOFF_POLICY_IDS: Type.Optional(Type.String({ pattern: `^${POLICY_ID}(,${POLICY_ID}){0,${MAX_CUTOFF_POLICIES - 1}}$` })),
+  JIT_CUTOFF_POLICY_IDS: Type.Optional(
+    Type.String({ pattern: `^${POLICY_ID}(,${POLICY_ID}){0,${MAX_CUTOFF_POLICIES - 1}}$` }),
+  ),
 })
 type Env = Static<typeof EnvSchema>
 
@@ -132,19 +145,27 @@ export class ConfigError extends Error {
 /** Reads and checks the whole configuration once; any problem stops the start with a message naming the setting. */
 export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   const env = parseEnv(source)
-  const keySources = [env.JIT_JWT_SECRET, env.JIT_JWT_SECRET_ARN, env.JIT_JWT_PUBLIC_KEY, env.JIT_JWKS_URL].filter(Boolean).length
+  const keySources = [env.JIT_JWT_SECRET, env.JIT_JWT_SECRET_ARN, env.JIT_JWT_PUBLIC_KEY, env.JIT_JWKS_URL].filter(
+    Boolean,
+  ).length
   if (keySources !== 1) {
-    throw new ConfigError('set exactly one of JIT_JWT_SECRET (HS256), JIT_JWT_SECRET_ARN (HS256, from Secrets Manager), JIT_JWT_PUBLIC_KEY (RS256/ES256 PEM) and JIT_JWKS_URL')
+    throw new ConfigError(
+      'set exactly one of JIT_JWT_SECRET (HS256), JIT_JWT_SECRET_ARN (HS256, from Secrets Manager), JIT_JWT_PUBLIC_KEY (RS256/ES256 PEM) and JIT_JWKS_URL',
+    )
   }
   // Required even in the sandbox (which generates one): a key made up here would differ between instances.
   if ((env.JIT_CURSOR_KEY === undefined) === (env.JIT_CURSOR_KEY_ARN === undefined)) {
-    throw new ConfigError('set exactly one of JIT_CURSOR_KEY (≥ 32 characters) and JIT_CURSOR_KEY_ARN (from Secrets Manager): page cursors are sealed with it, the same key on every instance')
+    throw new ConfigError(
+      'set exactly one of JIT_CURSOR_KEY (≥ 32 characters) and JIT_CURSOR_KEY_ARN (from Secrets Manager): page cursors are sealed with it, the same key on every instance',
+    )
   }
   if (env.JIT_PROVISIONING_WAIT_MS >= env.JIT_REQUEST_DEADLINE_MS) {
     throw new ConfigError('JIT_PROVISIONING_WAIT_MS must be less than JIT_REQUEST_DEADLINE_MS')
   }
   if (Boolean(env.JIT_DUE_QUEUE_URL) !== Boolean(env.JIT_DUE_QUEUE_ARN)) {
-    throw new ConfigError('set both JIT_DUE_QUEUE_URL (where the sweep sends due grants) and JIT_DUE_QUEUE_ARN (the only queue whose messages are taken), or neither')
+    throw new ConfigError(
+      'set both JIT_DUE_QUEUE_URL (where the sweep sends due grants) and JIT_DUE_QUEUE_ARN (the only queue whose messages are taken), or neither',
+    )
   }
   if (env.JIT_JWKS_URL && !env.JIT_JWT_ISSUER) throw new ConfigError('JIT_JWKS_URL needs JIT_JWT_ISSUER')
   if (env.JIT_JWKS_URL) checkJwksUrl(env.JIT_JWKS_URL)
@@ -174,7 +195,10 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     policy: loadPolicyFile(env.JIT_POLICY_FILE),
     tables: { grants: env.JIT_GRANTS_TABLE, audit: env.JIT_AUDIT_TABLE },
     snsTopicArn: env.JIT_SNS_TOPIC_ARN,
-    dueQueue: env.JIT_DUE_QUEUE_URL && env.JIT_DUE_QUEUE_ARN ? { url: env.JIT_DUE_QUEUE_URL, arn: env.JIT_DUE_QUEUE_ARN } : undefined,
+    dueQueue:
+      env.JIT_DUE_QUEUE_URL && env.JIT_DUE_QUEUE_ARN
+        ? { url: env.JIT_DUE_QUEUE_URL, arn: env.JIT_DUE_QUEUE_ARN }
+        : undefined,
     auditAnchorBucket: env.JIT_AUDIT_ANCHOR_BUCKET,
     instanceArn: env.JIT_INSTANCE_ARN,
     identityStoreId: env.JIT_IDENTITY_STORE_ID,
@@ -196,7 +220,10 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
 /** The policies that cut sessions when the mode is on; with it off, the ids (which a stack may set anyway) are not used. */
 function cutoffPoliciesOf(env: Env): string[] | undefined {
   if (env.JIT_SESSION_CUTOFF === 'off') return undefined
-  if (!env.JIT_CUTOFF_POLICY_IDS) throw new ConfigError('JIT_SESSION_CUTOFF=scp needs JIT_CUTOFF_POLICY_IDS: the ids of the service control policies it writes (p-…, comma-separated)')
+  if (!env.JIT_CUTOFF_POLICY_IDS)
+    throw new ConfigError(
+      'JIT_SESSION_CUTOFF=scp needs JIT_CUTOFF_POLICY_IDS: the ids of the service control policies it writes (p-…, comma-separated)',
+    )
   const ids = env.JIT_CUTOFF_POLICY_IDS.split(',')
   if (new Set(ids).size !== ids.length) throw new ConfigError('JIT_CUTOFF_POLICY_IDS names a policy twice')
   return ids
@@ -208,16 +235,28 @@ function cutoffPoliciesOf(env: Env): string[] | undefined {
  * (Lambda) in Secrets Manager.
  */
 function serviceNowSettings(env: Env): ServiceNowConfig | undefined {
-  const names = ['JIT_SERVICENOW_CLIENT_ID', 'JIT_SERVICENOW_CLIENT_SECRET', 'JIT_SERVICENOW_USERNAME', 'JIT_SERVICENOW_PASSWORD', 'JIT_SERVICENOW_SECRET_ARN'] as const
+  const names = [
+    'JIT_SERVICENOW_CLIENT_ID',
+    'JIT_SERVICENOW_CLIENT_SECRET',
+    'JIT_SERVICENOW_USERNAME',
+    'JIT_SERVICENOW_PASSWORD',
+    'JIT_SERVICENOW_SECRET_ARN',
+  ] as const
   if (!env.JIT_SERVICENOW_URL) {
     const stray = names.filter((name) => env[name] !== undefined)
-    if (env.JIT_SERVICENOW_VERIFY || stray.length > 0) throw new ConfigError(`${env.JIT_SERVICENOW_VERIFY ? 'JIT_SERVICENOW_VERIFY' : stray.join(', ')} needs JIT_SERVICENOW_URL`)
+    if (env.JIT_SERVICENOW_VERIFY || stray.length > 0)
+      throw new ConfigError(
+        `${env.JIT_SERVICENOW_VERIFY ? 'JIT_SERVICENOW_VERIFY' : stray.join(', ')} needs JIT_SERVICENOW_URL`,
+      )
     return undefined
   }
   checkServiceUrl('JIT_SERVICENOW_URL', env.JIT_SERVICENOW_URL, true)
   const oauth = env.JIT_SERVICENOW_CLIENT_ID !== undefined
   const basic = env.JIT_SERVICENOW_USERNAME !== undefined
-  if (oauth === basic) throw new ConfigError('Set either JIT_SERVICENOW_CLIENT_ID (OAuth client credentials) or JIT_SERVICENOW_USERNAME (basic auth), not both')
+  if (oauth === basic)
+    throw new ConfigError(
+      'Set either JIT_SERVICENOW_CLIENT_ID (OAuth client credentials) or JIT_SERVICENOW_USERNAME (basic auth), not both',
+    )
   const secret = oauth ? env.JIT_SERVICENOW_CLIENT_SECRET : env.JIT_SERVICENOW_PASSWORD
   const secretName = oauth ? 'JIT_SERVICENOW_CLIENT_SECRET' : 'JIT_SERVICENOW_PASSWORD'
   if ((secret === undefined) === (env.JIT_SERVICENOW_SECRET_ARN === undefined)) {
@@ -228,17 +267,19 @@ function serviceNowSettings(env: Env): ServiceNowConfig | undefined {
     : undefined
   return {
     url: env.JIT_SERVICENOW_URL,
-    identity: oauth ? { kind: 'oauth', clientId: env.JIT_SERVICENOW_CLIENT_ID as string } : { kind: 'basic', username: env.JIT_SERVICENOW_USERNAME as string },
+    identity: oauth
+      ? { kind: 'oauth', clientId: env.JIT_SERVICENOW_CLIENT_ID as string }
+      : { kind: 'basic', username: env.JIT_SERVICENOW_USERNAME as string },
     secret,
     secretArn: env.JIT_SERVICENOW_SECRET_ARN,
     tables,
     verify: env.JIT_SERVICENOW_VERIFY
       ? {
-        changeStates: env.JIT_SERVICENOW_CHANGE_STATES.split(','),
-        incidentStates: env.JIT_SERVICENOW_INCIDENT_STATES.split(','),
-        windowLeadMs: env.JIT_SERVICENOW_WINDOW_LEAD_MINUTES * 60_000,
-        retryAfterSeconds: env.JIT_SERVICENOW_RETRY_AFTER_SECONDS,
-      }
+          changeStates: env.JIT_SERVICENOW_CHANGE_STATES.split(','),
+          incidentStates: env.JIT_SERVICENOW_INCIDENT_STATES.split(','),
+          windowLeadMs: env.JIT_SERVICENOW_WINDOW_LEAD_MINUTES * 60_000,
+          retryAfterSeconds: env.JIT_SERVICENOW_RETRY_AFTER_SECONDS,
+        }
       : undefined,
   }
 }
@@ -250,7 +291,9 @@ export interface ServiceNowConfig {
   secret: string | undefined
   secretArn: string | undefined
   tables: Record<string, string> | undefined
-  verify: { changeStates: string[]; incidentStates: string[]; windowLeadMs: number; retryAfterSeconds: number } | undefined
+  verify:
+    | { changeStates: string[]; incidentStates: string[]; windowLeadMs: number; retryAfterSeconds: number }
+    | undefined
 }
 
 /**
@@ -270,14 +313,21 @@ function checkServiceUrl(name: string, text: string, baseOnly = false): void {
     throw new ConfigError(`${name} '${text}' is not a URL`)
   }
   // Credentials in a URL reach error messages (fetch refuses such a URL, quoting it) and from there the logs.
-  if (url.username || url.password) throw new ConfigError(`${name} must not carry a user or password: give credentials in their own settings`)
+  if (url.username || url.password)
+    throw new ConfigError(`${name} must not carry a user or password: give credentials in their own settings`)
   // A base URL that paths are appended to: a query or fragment there would swallow them.
-  if (baseOnly && (url.search || url.hash)) throw new ConfigError(`${name} must be the instance's base URL: no query or fragment`)
+  if (baseOnly && (url.search || url.hash))
+    throw new ConfigError(`${name} must be the instance's base URL: no query or fragment`)
   if (url.protocol === 'https:') return
   // URL has already normalised the host: 127.1 and 0x7f.0.0.1 read as 127.0.0.1, [::1] keeps its brackets.
-  const loopback = url.hostname === 'localhost' || url.hostname === '[::1]' || (isIPv4(url.hostname) && url.hostname.startsWith('127.'))
+  const loopback =
+    url.hostname === 'localhost' ||
+    url.hostname === '[::1]' ||
+    (isIPv4(url.hostname) && url.hostname.startsWith('127.'))
   if (url.protocol !== 'http:' || !loopback) {
-    throw new ConfigError(`${name} must be https (http is accepted only for a loopback host: 127.0.0.0/8, ::1, localhost)`)
+    throw new ConfigError(
+      `${name} must be https (http is accepted only for a loopback host: 127.0.0.0/8, ::1, localhost)`,
+    )
   }
 }
 
@@ -295,12 +345,19 @@ function parseEnv(source: NodeJS.ProcessEnv): Env {
   if (Value.Check(EnvSchema, env)) return env as Env
   // Setting by setting, so that every bad one is named once (a union would report each of its branches).
   const problems: string[] = []
-  for (const [name, schema] of Object.entries(EnvSchema.properties) as [string, TSchema & { anyOf?: { const: unknown }[] }][]) {
+  for (const [name, schema] of Object.entries(EnvSchema.properties) as [
+    string,
+    TSchema & { anyOf?: { const: unknown }[] },
+  ][]) {
     const value = env[name]
     if (value === undefined) {
       if ((EnvSchema.required as string[]).includes(name)) problems.push(`${name} is required`)
     } else if (!Value.Check(schema, value)) {
-      problems.push(schema.anyOf ? `${name} must be one of ${schema.anyOf.map((choice) => choice.const).join(', ')}` : `${name} ${Value.Errors(schema, value)[0]?.message ?? 'is invalid'}`)
+      problems.push(
+        schema.anyOf
+          ? `${name} must be one of ${schema.anyOf.map((choice) => choice.const).join(', ')}`
+          : `${name} ${Value.Errors(schema, value)[0]?.message ?? 'is invalid'}`,
+      )
     }
   }
   throw new ConfigError(problems.join(', '))
@@ -308,7 +365,8 @@ function parseEnv(source: NodeJS.ProcessEnv): Env {
 
 /** Environment variables are text: numbers and booleans are read from their usual spelling, anything else is left for the check to refuse. */
 function fromText(text: string, type: string | undefined): unknown {
-  if ((type === 'integer' || type === 'number') && text.trim() !== '' && Number.isFinite(Number(text))) return Number(text)
+  if ((type === 'integer' || type === 'number') && text.trim() !== '' && Number.isFinite(Number(text)))
+    return Number(text)
   if (type === 'boolean' && (text === 'true' || text === 'false')) return text === 'true'
   return text
 }
@@ -319,7 +377,9 @@ export function loadPolicyFile(path: string): Policy {
   try {
     text = readFileSync(path, 'utf8')
   } catch (error) {
-    throw new ConfigError(`JIT_POLICY_FILE '${path}' cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`)
+    throw new ConfigError(
+      `JIT_POLICY_FILE '${path}' cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+    )
   }
   let document: unknown
   try {

@@ -63,7 +63,9 @@ export interface LambdaContext {
 export class UnsupportedEventError extends Error {
   override name = 'UnsupportedEventError'
   constructor(received: string) {
-    super(`This function handles API Gateway HTTP API and REST API requests, function URL requests, its EventBridge schedule and its due queue; received ${received}`)
+    super(
+      `This function handles API Gateway HTTP API and REST API requests, function URL requests, its EventBridge schedule and its due queue; received ${received}`,
+    )
   }
 }
 
@@ -83,9 +85,16 @@ performance.mark('jit:ready')
 
 /** A batch of SQS messages, all from the configured due queue (no other queue's messages are taken). */
 export function isDueQueueEvent(event: unknown, queueArn: string | undefined): event is DueQueueEvent {
-  if (queueArn === undefined || !isRecord(event) || !Array.isArray(event.Records) || event.Records.length === 0) return false
-  return event.Records.every((record: unknown) => isRecord(record) && record.eventSource === 'aws:sqs' && record.eventSourceARN === queueArn &&
-    typeof record.messageId === 'string' && typeof record.body === 'string')
+  if (queueArn === undefined || !isRecord(event) || !Array.isArray(event.Records) || event.Records.length === 0)
+    return false
+  return event.Records.every(
+    (record: unknown) =>
+      isRecord(record) &&
+      record.eventSource === 'aws:sqs' &&
+      record.eventSourceARN === queueArn &&
+      typeof record.messageId === 'string' &&
+      typeof record.body === 'string',
+  )
 }
 
 export function isScheduledEvent(event: unknown): event is ScheduledEvent {
@@ -100,30 +109,45 @@ export function isScheduledEvent(event: unknown): event is ScheduledEvent {
  */
 
 export function isHttpApiEvent(event: unknown): event is HttpApiEvent {
-  if (!isRecord(event) || event.version !== '2.0' || typeof event.rawPath !== 'string' || !hasTextBody(event)) return false
+  if (!isRecord(event) || event.version !== '2.0' || typeof event.rawPath !== 'string' || !hasTextBody(event))
+    return false
   const http = isRecord(event.requestContext) ? event.requestContext.http : undefined
   return isRecord(http) && typeof http.method === 'string'
 }
 
 export function isRestApiEvent(event: unknown): event is RestApiEvent {
-  return isRecord(event) && typeof event.httpMethod === 'string' && typeof event.path === 'string' && hasTextBody(event) &&
+  return (
+    isRecord(event) &&
+    typeof event.httpMethod === 'string' &&
+    typeof event.path === 'string' &&
+    hasTextBody(event) &&
     // An Application Load Balancer sends this shape too, with requestContext.elb: no load balancer is meant to
     // invoke this function.
-    isRecord(event.requestContext) && event.requestContext.elb === undefined
+    isRecord(event.requestContext) &&
+    event.requestContext.elb === undefined
+  )
 }
 
 export async function handler(event: unknown, context: LambdaContext) {
   // HTTP first: whatever else a request looks like, it never starts the sweep.
   if (isHttpApiEvent(event) || isRestApiEvent(event)) {
-    return flushingAfter(context, () => platformRequestId.run(requestIdOf(event, context), () =>
-      proxy(event as Parameters<typeof proxy>[0], context as Parameters<typeof proxy>[1])), HTTP_FLUSH_LIMIT_MS)
+    return flushingAfter(
+      context,
+      () =>
+        platformRequestId.run(requestIdOf(event, context), () =>
+          proxy(event as Parameters<typeof proxy>[0], context as Parameters<typeof proxy>[1]),
+        ),
+      HTTP_FLUSH_LIMIT_MS,
+    )
   }
   if (isScheduledEvent(event)) {
-    return flushingAfter(context, () => app.runSweep({
-      actor: SCHEDULER_ACTOR,
-      triggeredBy: event.resources?.[0] ?? 'eventbridge',
-      deadline: new Date(Date.now() + context.getRemainingTimeInMillis() - SWEEP_SAFETY_MARGIN_MS),
-    }))
+    return flushingAfter(context, () =>
+      app.runSweep({
+        actor: SCHEDULER_ACTOR,
+        triggeredBy: event.resources?.[0] ?? 'eventbridge',
+        deadline: new Date(Date.now() + context.getRemainingTimeInMillis() - SWEEP_SAFETY_MARGIN_MS),
+      }),
+    )
   }
   if (isDueQueueEvent(event, config.dueQueue?.arn)) {
     return flushingAfter(context, () => actOnDueMessages(event))
@@ -138,19 +162,24 @@ export async function handler(event: unknown, context: LambdaContext) {
  */
 async function actOnDueMessages(event: DueQueueEvent): Promise<{ batchItemFailures: { itemIdentifier: string }[] }> {
   const failures: { itemIdentifier: string }[] = []
-  await Promise.all(event.Records.map(async ({ messageId, body }) => {
-    const message = parseDueMessage(body)
-    if (!message) {
-      app.log.warn({ messageId }, 'a due-queue message that names no grant was dropped')
-      return
-    }
-    try {
-      await app.actOnDueGrant(message.grantId)
-    } catch (error) {
-      app.log.warn({ messageId, grantId: message.grantId, err: error }, 'a due grant could not be acted on; the message is retried')
-      failures.push({ itemIdentifier: messageId })
-    }
-  }))
+  await Promise.all(
+    event.Records.map(async ({ messageId, body }) => {
+      const message = parseDueMessage(body)
+      if (!message) {
+        app.log.warn({ messageId }, 'a due-queue message that names no grant was dropped')
+        return
+      }
+      try {
+        await app.actOnDueGrant(message.grantId)
+      } catch (error) {
+        app.log.warn(
+          { messageId, grantId: message.grantId, err: error },
+          'a due grant could not be acted on; the message is retried',
+        )
+        failures.push({ itemIdentifier: messageId })
+      }
+    }),
+  )
   return { batchItemFailures: failures }
 }
 
@@ -200,8 +229,10 @@ export function describeEvent(event: unknown): string {
   if (typeof event.source === 'string' && typeof event['detail-type'] === 'string') {
     return `an EventBridge event from ${nameOf(event.source) ?? 'an unnamed source'} of type ${nameOf(event['detail-type']) ?? '(unnamed)'}`
   }
-  if (isRecord(event.requestContext) && event.requestContext.elb !== undefined) return 'an Application Load Balancer request'
-  if (event.version === '2.0' || 'httpMethod' in event) return 'an HTTP request event without a method, a path or a request context, or with a body that is not text'
+  if (isRecord(event.requestContext) && event.requestContext.elb !== undefined)
+    return 'an Application Load Balancer request'
+  if (event.version === '2.0' || 'httpMethod' in event)
+    return 'an HTTP request event without a method, a path or a request context, or with a body that is not text'
   return Object.keys(event).length === 0 ? 'an empty object' : 'an object of no known shape'
 }
 

@@ -21,7 +21,13 @@ import type { PolicyDocument } from './core/policy.ts'
 import { ALL_SCOPES } from './http/auth.ts'
 import { ensureAnchorBucket } from './sandbox/anchor-bucket.ts'
 import { assertPortFree, STOP_DEADLINE_MS, stopWhenAskedOrOrphaned } from './sandbox/lifetime.ts'
-import { findMotoPython, LOCAL_VENV, SANDBOX_MOTO_SCRIPT, startMotoServer, type MotoServer } from './sandbox/moto-server.ts'
+import {
+  findMotoPython,
+  LOCAL_VENV,
+  SANDBOX_MOTO_SCRIPT,
+  startMotoServer,
+  type MotoServer,
+} from './sandbox/moto-server.ts'
 import { seedOrganization, type DemoOrganization } from './sandbox/organization.ts'
 import { DEMO_DIRECTORY, SANDBOX_POLICY, seedDirectory, withCurrentUnit, WORKLOADS_RULE } from './sandbox/seed.ts'
 import { serve } from './server.ts'
@@ -100,7 +106,10 @@ export async function startSandbox(options: SandboxOptions = {}) {
     }
 
     const clients = createAwsClients({ region: env.AWS_REGION, endpoint: env.AWS_ENDPOINT_URL })
-    const instance = await resolveInstance(clients.ssoAdmin, { instanceArn: env.JIT_INSTANCE_ARN, identityStoreId: env.JIT_IDENTITY_STORE_ID })
+    const instance = await resolveInstance(clients.ssoAdmin, {
+      instanceArn: env.JIT_INSTANCE_ARN,
+      identityStoreId: env.JIT_IDENTITY_STORE_ID,
+    })
     env.JIT_INSTANCE_ARN = instance.instanceArn
     env.JIT_IDENTITY_STORE_ID = instance.identityStoreId
     const config = loadConfig(env)
@@ -109,7 +118,10 @@ export async function startSandbox(options: SandboxOptions = {}) {
     env.JIT_SNS_TOPIC_ARN ??= topic.TopicArn
     // Anchored as in AWS, so that GET /audit/verify answers here as it does there.
     env.JIT_AUDIT_ANCHOR_BUCKET ??= 'jit-access-audit-anchors'
-    await ensureAnchorBucket(new S3Client({ region: env.AWS_REGION, endpoint: env.AWS_ENDPOINT_URL, forcePathStyle: true }), env.JIT_AUDIT_ANCHOR_BUCKET)
+    await ensureAnchorBucket(
+      new S3Client({ region: env.AWS_REGION, endpoint: env.AWS_ENDPOINT_URL, forcePathStyle: true }),
+      env.JIT_AUDIT_ANCHOR_BUCKET,
+    )
     stillWanted()
     let organization: DemoOrganization | undefined
     if (ownServer) {
@@ -145,17 +157,27 @@ export async function startSandbox(options: SandboxOptions = {}) {
       : undefined
 
     print('')
-    print(`jit-access sandbox is up ${ownServer ? `(moto_server at ${env.AWS_ENDPOINT_URL}, demo directory seeded)` : `(AWS endpoint ${env.AWS_ENDPOINT_URL})`}`)
+    print(
+      `jit-access sandbox is up ${ownServer ? `(moto_server at ${env.AWS_ENDPOINT_URL}, demo directory seeded)` : `(AWS endpoint ${env.AWS_ENDPOINT_URL})`}`,
+    )
     print(`  base URL : ${baseUrl}`)
     print(`  API docs : ${baseUrl}/docs`)
     print(`  policy   : ${finalConfig.policyFile}`)
     if (organization) {
       const { units, accounts, rootId } = organization
-      print(`  organization (ids change at every start): root ${rootId}; OU workloads ${units.workloads} > prod ${units.prod} > payments ${units.payments}; OU sandbox ${units.sandbox}`)
-      print(`    accounts: payments-prod ${accounts.paymentsProd} (environment=production), payments-batch ${accounts.paymentsBatch}, ` +
-        `analytics-prod ${accounts.analyticsProd} (environment=production), sandbox-dev ${accounts.sandboxDev} (environment=development)`)
-      print(`    carol may take AdministratorAccess on sandbox-dev (rule carol-development-admin): try GET /eligibility?userName=carol`)
-      print(`    bob may take ReadOnlyAccess on any account under workloads (rule ${WORKLOADS_RULE.name}), not on sandbox-dev`)
+      print(
+        `  organization (ids change at every start): root ${rootId}; OU workloads ${units.workloads} > prod ${units.prod} > payments ${units.payments}; OU sandbox ${units.sandbox}`,
+      )
+      print(
+        `    accounts: payments-prod ${accounts.paymentsProd} (environment=production), payments-batch ${accounts.paymentsBatch}, ` +
+          `analytics-prod ${accounts.analyticsProd} (environment=production), sandbox-dev ${accounts.sandboxDev} (environment=development)`,
+      )
+      print(
+        `    carol may take AdministratorAccess on sandbox-dev (rule carol-development-admin): try GET /eligibility?userName=carol`,
+      )
+      print(
+        `    bob may take ReadOnlyAccess on any account under workloads (rule ${WORKLOADS_RULE.name}), not on sandbox-dev`,
+      )
     }
     if (token) {
       print('  token (all scopes, valid 12 hours):')
@@ -176,12 +198,14 @@ export async function startSandbox(options: SandboxOptions = {}) {
  * exactly what to install.
  */
 function installMoto(print: (line: string) => void): string {
-  const python = ['python3', 'python'].find((candidate) => !spawnSync(candidate, ['--version'], { stdio: 'ignore' }).error)
+  const python = ['python3', 'python'].find(
+    (candidate) => !spawnSync(candidate, ['--version'], { stdio: 'ignore' }).error,
+  )
   if (!python) {
     throw new Error(
       'The sandbox needs moto_server (Python moto 5), and this machine has no Python. Install Python 3.9+ ' +
-      "(e.g. 'apt-get install python3 python3-venv' or 'brew install python'), then run npm start again; " +
-      "or run 'pip install \"moto[server]>=5,<6\"' yourself, or point AWS_ENDPOINT_URL at a running AWS-compatible server.",
+        "(e.g. 'apt-get install python3 python3-venv' or 'brew install python'), then run npm start again; " +
+        'or run \'pip install "moto[server]>=5,<6"\' yourself, or point AWS_ENDPOINT_URL at a running AWS-compatible server.',
     )
   }
   const venv = join(PROJECT_ROOT, LOCAL_VENV)
@@ -195,7 +219,7 @@ function installMoto(print: (line: string) => void): string {
     if (result.status !== 0) {
       throw new Error(
         `Could not install moto (${command} ${args.join(' ')} failed). Install it yourself with ` +
-        `'pip install "moto[server]>=5,<6"' (on Debian/Ubuntu first 'apt-get install python3-venv'), then run npm start again.`,
+          `'pip install "moto[server]>=5,<6"' (on Debian/Ubuntu first 'apt-get install python3-venv'), then run npm start again.`,
       )
     }
   }
@@ -212,17 +236,22 @@ async function main(): Promise<void> {
   // 0 for a stop that was asked for; 1 after a crash.
   let exitCode = 0
   stopWhenAskedOrOrphaned((reason, error) => {
-    console.error(`jit-access sandbox: stopping (${reason}${error ? `: ${(error as Error)?.stack ?? String(error)}` : ''})`)
+    console.error(
+      `jit-access sandbox: stopping (${reason}${error ? `: ${(error as Error)?.stack ?? String(error)}` : ''})`,
+    )
     if (error) exitCode = 1
     // A stop that hangs (a request that never ends, a moto that ignores SIGTERM and SIGKILL) still ends the process.
     setTimeout(() => process.exit(1), STOP_DEADLINE_MS).unref()
     starting.abort()
     if (!sandbox) return // start-up gives up at its next step and stops what it started (below)
     sandbox.app.log.info({ reason }, 'shutting down')
-    sandbox.stop().then(() => process.exit(exitCode), (failure: unknown) => {
-      console.error(`jit-access sandbox: stopping failed: ${(failure as Error).message}`)
-      process.exit(1)
-    })
+    sandbox.stop().then(
+      () => process.exit(exitCode),
+      (failure: unknown) => {
+        console.error(`jit-access sandbox: stopping failed: ${(failure as Error).message}`)
+        process.exit(1)
+      },
+    )
   })
   try {
     sandbox = await startSandbox({ signal: starting.signal })

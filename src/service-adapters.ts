@@ -1,4 +1,19 @@
-import type { AccountDirectory, AuditAnchors, AuditLog, CutoffLedger, CutoffPolicies, Directory, DueQueue, GrantStore, IdentityCenter, IdempotencyStore, MessageChannel, Notifier, OutboxStore, TicketApproval } from './core/ports.ts'
+import type {
+  AccountDirectory,
+  AuditAnchors,
+  AuditLog,
+  CutoffLedger,
+  CutoffPolicies,
+  Directory,
+  DueQueue,
+  GrantStore,
+  IdentityCenter,
+  IdempotencyStore,
+  MessageChannel,
+  Notifier,
+  OutboxStore,
+  TicketApproval,
+} from './core/ports.ts'
 
 /**
  * What the service needs from the outside world: the core's ports and the HTTP edge's idempotency store.

@@ -2,7 +2,13 @@ import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { pino } from 'pino'
-import { createAwsAdapters, createAwsClients, resolveCursorKey, resolveJwtSecret, resolveSecret } from './adapters/aws.ts'
+import {
+  createAwsAdapters,
+  createAwsClients,
+  resolveCursorKey,
+  resolveJwtSecret,
+  resolveSecret,
+} from './adapters/aws.ts'
 import { buildApp } from './app.ts'
 import type { Config, ServiceNowConfig } from './config.ts'
 import { ServiceNowApprovals, ServiceNowClient, ServiceNowWorkNotes } from './adapters/servicenow.ts'
@@ -25,14 +31,30 @@ export async function createService(config: Config, options: ServiceOptions = {}
   const [cursorKey, jwtSecret, serviceNowSecret] = await Promise.all([
     resolveCursorKey(config, clients.secrets),
     resolveJwtSecret(config, clients.secrets),
-    config.serviceNow ? resolveSecret('JIT_SERVICENOW_SECRET_ARN', config.serviceNow.secretArn, config.serviceNow.secret, clients.secrets, 1) : undefined,
+    config.serviceNow
+      ? resolveSecret(
+          'JIT_SERVICENOW_SECRET_ARN',
+          config.serviceNow.secretArn,
+          config.serviceNow.secret,
+          clients.secrets,
+          1,
+        )
+      : undefined,
   ])
-  const adapters = await createAwsAdapters({ ...config, cursorKey, dueQueueUrl: config.dueQueue?.url }, bootLog, clients)
+  const adapters = await createAwsAdapters(
+    { ...config, cursorKey, dueQueueUrl: config.dueQueue?.url },
+    bootLog,
+    clients,
+  )
   const serviceNow = config.serviceNow && serviceNowAdapters(config.serviceNow, serviceNowSecret as string)
   const jwt = { ...config.jwt, secret: jwtSecret }
   // A group the directory does not have stops the start (fail closed), except in the sandbox, whose directory
   // may not be seeded (an AWS_ENDPOINT_URL of one's own).
-  const policy = await resolvePolicy(config.policy, (name) => adapters.directory.groupIdOf(name), config.sandbox ? { warnMissing: (message) => bootLog.warn(message) } : {})
+  const policy = await resolvePolicy(
+    config.policy,
+    (name) => adapters.directory.groupIdOf(name),
+    config.sandbox ? { warnMissing: (message) => bootLog.warn(message) } : {},
+  )
   return buildApp({
     ...adapters,
     clock: systemClock,
@@ -57,12 +79,16 @@ export async function createService(config: Config, options: ServiceOptions = {}
 export function serviceNowAdapters(config: ServiceNowConfig, secret: string) {
   const client = new ServiceNowClient({
     url: config.url,
-    credentials: config.identity.kind === 'oauth'
-      ? { kind: 'oauth', clientId: config.identity.clientId, clientSecret: secret }
-      : { kind: 'basic', username: config.identity.username, password: secret },
+    credentials:
+      config.identity.kind === 'oauth'
+        ? { kind: 'oauth', clientId: config.identity.clientId, clientSecret: secret }
+        : { kind: 'basic', username: config.identity.username, password: secret },
     tables: config.tables,
   })
-  return { workNotes: new ServiceNowWorkNotes(client), approvals: config.verify ? new ServiceNowApprovals(client, config.verify) : undefined }
+  return {
+    workNotes: new ServiceNowWorkNotes(client),
+    approvals: config.verify ? new ServiceNowApprovals(client, config.verify) : undefined,
+  }
 }
 
 /**

@@ -18,7 +18,10 @@ t.test('every malformed, forged, expired or foreign token is a 401 problem and c
     ['not a Bearer header', { authorization: `Basic ${Buffer.from('a:b').toString('base64')}` }],
     ['Bearer with no token', { authorization: 'Bearer ' }],
     ['garbage token', { authorization: 'Bearer not.a.jwt' }],
-    ['forged signature', { authorization: `Bearer ${header}.${payload}.${Buffer.from('forged').toString('base64url')}` }],
+    [
+      'forged signature',
+      { authorization: `Bearer ${header}.${payload}.${Buffer.from('forged').toString('base64url')}` },
+    ],
     ['signed with another secret', bearer(mintToken({ key: 'some-other-secret-that-is-also-long-enough' }))],
     ['expired', bearer(mintToken({ expiresInMs: undefined, claims: { exp: Math.floor(Date.now() / 1000) - 60 } }))],
     ['no expiry at all', bearer(mintToken({ expiresInMs: undefined }))],
@@ -47,7 +50,11 @@ const HOUR_MS = 3600_000
 t.test('a token must say when it was issued, live at most an hour, and not come from the future', async (t) => {
   const { app } = await build(t, moto)
   const refused: [string, string, RegExp][] = [
-    ['exp a century away', mintToken({ expiresInMs: 100 * 365 * 24 * HOUR_MS }), /lifetime \(exp - iat\) is longer than the 3600 seconds/],
+    [
+      'exp a century away',
+      mintToken({ expiresInMs: 100 * 365 * 24 * HOUR_MS }),
+      /lifetime \(exp - iat\) is longer than the 3600 seconds/,
+    ],
     ['a lifetime one second over the hour', mintToken({ expiresInMs: HOUR_MS + 1000 }), /lifetime/],
     ['iat ten years in the future', mintToken({ iat: nowSeconds() + 10 * 365 * 24 * 3600 }), /iat is in the future/],
     ['iat two minutes in the future', mintToken({ iat: nowSeconds() + 120 }), /iat is in the future/],
@@ -68,14 +75,28 @@ t.test('a token must say when it was issued, live at most an hour, and not come 
     const response = await app.inject({ method: 'GET', url: '/grants', headers: bearer(token) })
     t.equal(response.statusCode, 200, `${name}: ${response.body}`)
   }
-  t.equal((await app.inject({ method: 'GET', url: '/grants', headers: bearer() })).json().items.length, 0, 'refused requests create nothing')
+  t.equal(
+    (await app.inject({ method: 'GET', url: '/grants', headers: bearer() })).json().items.length,
+    0,
+    'refused requests create nothing',
+  )
 })
 
 t.test('the longest token lifetime is a setting', async (t) => {
-  const { app } = await build(t, moto, { jwt: { secret: TEST_SECRET, issuer: TEST_ISSUER, audience: TEST_AUDIENCE, maxLifetimeSeconds: 120 } })
+  const { app } = await build(t, moto, {
+    jwt: { secret: TEST_SECRET, issuer: TEST_ISSUER, audience: TEST_AUDIENCE, maxLifetimeSeconds: 120 },
+  })
 
-  const tenMinutes = await app.inject({ method: 'GET', url: '/grants', headers: bearer(mintToken({ expiresInMs: 600_000 })) })
-  const twoMinutes = await app.inject({ method: 'GET', url: '/grants', headers: bearer(mintToken({ expiresInMs: 120_000 })) })
+  const tenMinutes = await app.inject({
+    method: 'GET',
+    url: '/grants',
+    headers: bearer(mintToken({ expiresInMs: 600_000 })),
+  })
+  const twoMinutes = await app.inject({
+    method: 'GET',
+    url: '/grants',
+    headers: bearer(mintToken({ expiresInMs: 120_000 })),
+  })
 
   t.equal(tenMinutes.statusCode, 401, tenMinutes.body)
   t.match(tenMinutes.json().detail, /longer than the 120 seconds/)
@@ -106,18 +127,34 @@ t.test("the subject must be 1 to 256 printable characters, outside the service's
     ['system: with a long s', { sub: '\u017Fystem:scheduler' }, reserved],
   ]
   // Line-oriented readers of the test's own output (TAP) would split an accepted body that echoes the subject.
-  const visible = (text: string) => text.replace(/[\p{C}\p{Zl}\p{Zp}]/gu, (c) => `\\u{${c.codePointAt(0)?.toString(16)}}`)
+  const visible = (text: string) =>
+    text.replace(/[\p{C}\p{Zl}\p{Zp}]/gu, (c) => `\\u{${c.codePointAt(0)?.toString(16)}}`)
   for (const [name, claims, detail] of refused) {
-    const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(mintToken({ sub: undefined, claims })), payload: grantBody() })
+    const response = await app.inject({
+      method: 'POST',
+      url: '/grants',
+      headers: bearer(mintToken({ sub: undefined, claims })),
+      payload: grantBody(),
+    })
     t.equal(response.statusCode, 401, `${name}: ${visible(response.body)}`)
     t.match(response.json(), { code: 'UNAUTHORIZED', detail }, name)
   }
-  const accepted = ['x'.repeat(256), 'jane.doe@example.com', 'Zoë Ångström 名前', 'systemic-workflow', 'workflow system:sweep']
+  const accepted = [
+    'x'.repeat(256),
+    'jane.doe@example.com',
+    'Zoë Ångström 名前',
+    'systemic-workflow',
+    'workflow system:sweep',
+  ]
   for (const sub of accepted) {
     const response = await app.inject({ method: 'GET', url: '/grants', headers: bearer(mintToken({ sub })) })
     t.equal(response.statusCode, 200, `${sub}: ${response.body}`)
   }
-  t.equal((await app.inject({ method: 'GET', url: '/grants', headers: bearer() })).json().items.length, 0, 'refused requests create nothing')
+  t.equal(
+    (await app.inject({ method: 'GET', url: '/grants', headers: bearer() })).json().items.length,
+    0,
+    'refused requests create nothing',
+  )
   const impersonated = await app.inject({ method: 'GET', url: '/audit?actor=system:scheduler', headers: bearer() })
   t.same(impersonated.json().items, [], 'nothing is recorded in the name of the scheduler')
 })
@@ -132,17 +169,35 @@ t.test('each route needs its own scope, matched exactly', async (t) => {
     ['GET', '/audit', 'audit:read'],
     ['POST', '/revocations', 'revocations:run'],
   ]
-  const otherScopes = 'grants:writer grants audit:read:all GRANTS:WRITE grants:read grants:revoke audit:read revocations:run grants:write'
+  const otherScopes =
+    'grants:writer grants audit:read:all GRANTS:WRITE grants:read grants:revoke audit:read revocations:run grants:write'
   for (const [method, url, scope] of routes) {
-    const without = otherScopes.split(' ').filter((s) => s !== scope).join(' ')
-    const response = await app.inject({ method: method as 'GET', url, headers: bearer(mintToken({ scope: without })), payload: method === 'POST' && url === '/grants' ? grantBody() : undefined })
+    const without = otherScopes
+      .split(' ')
+      .filter((s) => s !== scope)
+      .join(' ')
+    const response = await app.inject({
+      method: method as 'GET',
+      url,
+      headers: bearer(mintToken({ scope: without })),
+      payload: method === 'POST' && url === '/grants' ? grantBody() : undefined,
+    })
     expectStatus(t, response, 403, `${method} ${url} without ${scope}`)
     t.match(response.json(), { code: 'INSUFFICIENT_SCOPE', detail: new RegExp(scope) })
     t.match(response.headers['www-authenticate'], `scope="${scope}"`)
   }
-  const created = await app.inject({ method: 'POST', url: '/grants', headers: bearer(mintToken({ scope: 'grants:read' })), payload: grantBody() })
+  const created = await app.inject({
+    method: 'POST',
+    url: '/grants',
+    headers: bearer(mintToken({ scope: 'grants:read' })),
+    payload: grantBody(),
+  })
   expectStatus(t, created, 403)
-  t.equal((await app.inject({ method: 'GET', url: '/grants', headers: bearer() })).json().items.length, 0, 'refused requests create nothing')
+  t.equal(
+    (await app.inject({ method: 'GET', url: '/grants', headers: bearer() })).json().items.length,
+    0,
+    'refused requests create nothing',
+  )
 })
 
 t.test('scopes may come as an scp array', async (t) => {
@@ -162,34 +217,64 @@ t.test('health, OpenAPI and docs need no token', async (t) => {
 })
 
 const keyPair = (kind: 'RSA' | 'EC P-256') =>
-  kind === 'RSA' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
+  kind === 'RSA'
+    ? generateKeyPairSync('rsa', { modulusLength: 2048 })
+    : generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
 
-for (const [kind, algorithm] of [['RSA', 'RS256'], ['EC P-256', 'ES256']] as const) {
-  t.test(`${algorithm} tokens verify against a configured ${kind} public key, and HS256 tokens signed with that key are refused`, async (t) => {
-    const { publicKey, privateKey } = keyPair(kind)
-    const publicPem = publicKey.export({ type: 'spki', format: 'pem' }).toString()
-    const privatePem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
-    const { app } = await build(t, moto, { jwt: { publicKey: publicPem, issuer: TEST_ISSUER, audience: TEST_AUDIENCE } })
+for (const [kind, algorithm] of [
+  ['RSA', 'RS256'],
+  ['EC P-256', 'ES256'],
+] as const) {
+  t.test(
+    `${algorithm} tokens verify against a configured ${kind} public key, and HS256 tokens signed with that key are refused`,
+    async (t) => {
+      const { publicKey, privateKey } = keyPair(kind)
+      const publicPem = publicKey.export({ type: 'spki', format: 'pem' }).toString()
+      const privatePem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
+      const { app } = await build(t, moto, {
+        jwt: { publicKey: publicPem, issuer: TEST_ISSUER, audience: TEST_AUDIENCE },
+      })
 
-    const good = await app.inject({ method: 'GET', url: '/grants', headers: bearer(mintToken({ algorithm, key: privatePem })) })
-    const confused = await app.inject({ method: 'GET', url: '/grants', headers: bearer(mintToken({ algorithm: 'HS256', key: publicPem })) })
-    const otherKey = keyPair(kind).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
-    const foreign = await app.inject({ method: 'GET', url: '/grants', headers: bearer(mintToken({ algorithm, key: otherKey })) })
+      const good = await app.inject({
+        method: 'GET',
+        url: '/grants',
+        headers: bearer(mintToken({ algorithm, key: privatePem })),
+      })
+      const confused = await app.inject({
+        method: 'GET',
+        url: '/grants',
+        headers: bearer(mintToken({ algorithm: 'HS256', key: publicPem })),
+      })
+      const otherKey = keyPair(kind).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
+      const foreign = await app.inject({
+        method: 'GET',
+        url: '/grants',
+        headers: bearer(mintToken({ algorithm, key: otherKey })),
+      })
 
-    expectStatus(t, good, 200)
-    expectStatus(t, confused, 401, 'algorithm confusion refused')
-    expectStatus(t, foreign, 401, 'a key we do not trust is refused')
-  })
+      expectStatus(t, good, 200)
+      expectStatus(t, confused, 401, 'algorithm confusion refused')
+      expectStatus(t, foreign, 401, 'a key we do not trust is refused')
+    },
+  )
 }
 
 t.test('the Authorization header never reaches the logs', async (t) => {
   const { app, logLines } = await build(t, moto)
   const token = mintToken()
   await app.inject({ method: 'POST', url: '/grants', headers: bearer(token), payload: grantBody() })
-  await app.inject({ method: 'POST', url: '/grants', headers: bearer(token), payload: grantBody({ durationMinutes: 9999 }) })
+  await app.inject({
+    method: 'POST',
+    url: '/grants',
+    headers: bearer(token),
+    payload: grantBody({ durationMinutes: 9999 }),
+  })
   await app.inject({ method: 'GET', url: '/grants', headers: bearer(`${token}x`) })
 
   t.ok(logLines.length > 3, 'requests were logged')
   const signature = token.split('.')[2] as string
-  t.notOk(logLines.some((line) => line.includes(signature)), 'no token in any log line')
+  t.notOk(
+    logLines.some((line) => line.includes(signature)),
+    'no token in any log line',
+  )
 })

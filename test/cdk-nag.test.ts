@@ -60,7 +60,9 @@ const ALWAYS_ACKNOWLEDGED = [
 ]
 /** The organization's accounts, OUs and root (a policy naming OUs or tags), in the management account's ARNs when it is named. */
 const organizationAcknowledged = (managementAccount: string) =>
-  ['account/o-*/*', 'ou/o-*/ou-*', 'root/o-*/r-*'].map((kind) => `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:organizations::${managementAccount}:${kind}]`)
+  ['account/o-*/*', 'ou/o-*/ou-*', 'root/o-*/r-*'].map(
+    (kind) => `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:organizations::${managementAccount}:${kind}]`,
+  )
 /** Only when the deployment leaves the accounts and the management account open. */
 const OPEN_ONLY_ACKNOWLEDGED = [
   'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sso:::account/*]',
@@ -78,7 +80,11 @@ function synthesize(props: JitAccessStackProps): { app: App; stack: JitAccessSta
 function findings(app: App): string[] {
   const report = new AwsSolutionsChecks(app, { verbose: true }).validateScope(app)
   return report.violations.flatMap((violation) =>
-    violation.violatingResources.map((resource) => `${violation.severity} ${violation.ruleName} at ${resource.constructPath}: ${violation.description}`))
+    violation.violatingResources.map(
+      (resource) =>
+        `${violation.severity} ${violation.ruleName} at ${resource.constructPath}: ${violation.description}`,
+    ),
+  )
 }
 
 function acknowledgements(stack: JitAccessStack): Map<string, string> {
@@ -86,15 +92,24 @@ function acknowledgements(stack: JitAccessStack): Map<string, string> {
   for (const construct of stack.node.findAll()) {
     for (const entry of construct.node.metadata) {
       if (entry.type !== Validations.ACKNOWLEDGED_RULES_METADATA_KEY) continue
-      for (const [id, reason] of Object.entries(entry.data as Record<string, string>)) found.set(id.replace(/^annotation::/i, ''), reason)
+      for (const [id, reason] of Object.entries(entry.data as Record<string, string>))
+        found.set(id.replace(/^annotation::/i, ''), reason)
     }
   }
   return found
 }
 
 for (const [name, props, expected] of [
-  ['accounts and management account named', named, [...ALWAYS_ACKNOWLEDGED, ...organizationAcknowledged('111111111111')]],
-  ['accounts and management account left open', open, [...ALWAYS_ACKNOWLEDGED, ...OPEN_ONLY_ACKNOWLEDGED, ...organizationAcknowledged('*')]],
+  [
+    'accounts and management account named',
+    named,
+    [...ALWAYS_ACKNOWLEDGED, ...organizationAcknowledged('111111111111')],
+  ],
+  [
+    'accounts and management account left open',
+    open,
+    [...ALWAYS_ACKNOWLEDGED, ...OPEN_ONLY_ACKNOWLEDGED, ...organizationAcknowledged('*')],
+  ],
 ] as const) {
   t.test(`${name}: cdk-nag AwsSolutions reports no error and no warning`, async (t) => {
     const { app } = synthesize(props)
@@ -113,8 +128,14 @@ t.test('the checks are not vacuous: a wildcard nobody explained is a finding', a
   const app = new App()
   const stack = new JitAccessStack(app, 'Nagged', named)
   const role = stack.node.findChild('FunctionRole') as iam.Role
-  role.addToPolicy(new iam.PolicyStatement({ actions: ['dynamodb:GetItem'], resources: ['arn:aws:dynamodb:us-east-1:333333333333:table/*'] }))
+  role.addToPolicy(
+    new iam.PolicyStatement({
+      actions: ['dynamodb:GetItem'],
+      resources: ['arn:aws:dynamodb:us-east-1:333333333333:table/*'],
+    }),
+  )
   app.synth()
-  const unexplained = /^error AwsSolutions-IAM5\[Resource::arn:aws:dynamodb:us-east-1:333333333333:table\/\*\] at Nagged\/FunctionRole\//
+  const unexplained =
+    /^error AwsSolutions-IAM5\[Resource::arn:aws:dynamodb:us-east-1:333333333333:table\/\*\] at Nagged\/FunctionRole\//
   t.ok(findings(app).some((finding) => unexplained.test(finding)))
 })

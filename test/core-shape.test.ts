@@ -33,15 +33,23 @@ export function longFunctions(file: string, text: string, max = MAX_LINES): stri
  */
 export function undocumented(file: string, text: string, ports: boolean): string[] {
   const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true)
-  const modifiers = (node: ts.Node) => (ts.canHaveModifiers(node) ? (ts.getModifiers(node) ?? []).map((m) => m.kind) : [])
+  const modifiers = (node: ts.Node) =>
+    ts.canHaveModifiers(node) ? (ts.getModifiers(node) ?? []).map((m) => m.kind) : []
   const documented = (node: ts.Node) => ts.getJSDocCommentsAndTags(node).length > 0
   const found: string[] = []
   for (const statement of source.statements) {
     if (!modifiers(statement).includes(ts.SyntaxKind.ExportKeyword)) continue
     const members: readonly ts.Node[] =
-      ports && ts.isInterfaceDeclaration(statement) ? statement.members.filter(ts.isMethodSignature)
-        : ts.isClassDeclaration(statement) ? statement.members.filter((m) => ts.isMethodDeclaration(m) &&
-          !modifiers(m).some((kind) => kind === ts.SyntaxKind.PrivateKeyword || kind === ts.SyntaxKind.ProtectedKeyword))
+      ports && ts.isInterfaceDeclaration(statement)
+        ? statement.members.filter(ts.isMethodSignature)
+        : ts.isClassDeclaration(statement)
+          ? statement.members.filter(
+              (m) =>
+                ts.isMethodDeclaration(m) &&
+                !modifiers(m).some(
+                  (kind) => kind === ts.SyntaxKind.PrivateKeyword || kind === ts.SyntaxKind.ProtectedKeyword,
+                ),
+            )
           : []
     for (const member of members.filter((m) => !documented(m))) {
       found.push(`${file}: ${nameOf(statement)}.${nameOf(member)} has no doc comment`)
@@ -54,7 +62,11 @@ function nameOf(node: ts.Node): string {
   const named = node as ts.Node & { name?: ts.Node }
   if (named.name) return named.name.getText()
   const parent = node.parent
-  if (parent && (ts.isVariableDeclaration(parent) || ts.isPropertyAssignment(parent) || ts.isPropertyDeclaration(parent))) return parent.name.getText()
+  if (
+    parent &&
+    (ts.isVariableDeclaration(parent) || ts.isPropertyAssignment(parent) || ts.isPropertyDeclaration(parent))
+  )
+    return parent.name.getText()
   return '(anonymous function)'
 }
 
@@ -86,13 +98,22 @@ t.test('the doc check sees an undocumented port method and public method, not pr
     'export interface Port {\n  /** Says. */\n  said(): void\n  silent(): void\n}',
     'export class Service {\n  /** Says. */\n  said() {}\n  silent() {}\n  private own() {}\n}',
   ].join('\n')
-  t.same(undocumented('x.ts', text, true), ['x.ts: Port.silent has no doc comment', 'x.ts: Service.silent has no doc comment'])
-  t.same(undocumented('x.ts', text, false), ['x.ts: Service.silent has no doc comment'], 'interfaces outside ports.ts are not ports')
+  t.same(undocumented('x.ts', text, true), [
+    'x.ts: Port.silent has no doc comment',
+    'x.ts: Service.silent has no doc comment',
+  ])
+  t.same(
+    undocumented('x.ts', text, false),
+    ['x.ts: Service.silent has no doc comment'],
+    'interfaces outside ports.ts are not ports',
+  )
 })
 
 t.test('every exported port method and public core method says what it promises', async (t) => {
   const dir = join(ROOT, 'src/core')
   const files = readdirSync(dir).filter((name) => name.endsWith('.ts'))
-  const found = files.flatMap((name) => undocumented(`src/core/${name}`, readFileSync(join(dir, name), 'utf8'), name === 'ports.ts'))
+  const found = files.flatMap((name) =>
+    undocumented(`src/core/${name}`, readFileSync(join(dir, name), 'utf8'), name === 'ports.ts'),
+  )
   t.same(found, [], found.join('\n'))
 })

@@ -23,7 +23,12 @@ const list = (app: App, url: string) => app.inject({ method: 'GET', url, headers
 async function someGrants(app: App, count: number): Promise<string[]> {
   const ids: string[] = []
   for (let i = 0; i < count; i++) {
-    const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ userName: i % 2 ? 'bob' : 'alice', ticketId: `CHG000010${i}` }) })
+    const response = await app.inject({
+      method: 'POST',
+      url: '/grants',
+      headers: bearer(),
+      payload: grantBody({ userName: i % 2 ? 'bob' : 'alice', ticketId: `CHG000010${i}` }),
+    })
     ids.push(response.json().id)
   }
   return ids
@@ -45,7 +50,11 @@ function unsealedCursor(key: Record<string, unknown>, query: unknown): string {
 function assertInvalidCursor(t: Test, response: Awaited<ReturnType<typeof list>>, name: string) {
   t.equal(response.statusCode, 400, `${name}: ${response.body}`)
   t.match(response.headers['content-type'], /^application\/problem\+json/, name)
-  t.match(response.json(), { status: 400, code: 'INVALID_CURSOR', title: String, detail: String, instance: String }, name)
+  t.match(
+    response.json(),
+    { status: 400, code: 'INVALID_CURSOR', title: String, detail: String, instance: String },
+    name,
+  )
   t.notOk('items' in response.json(), `${name}: nothing listed`)
 }
 
@@ -64,7 +73,11 @@ t.test('cursors round-trip: pages of grants and of audit events cover every item
       seen.push(...page.items.map((item) => item.id))
       cursor = page.nextCursor
     } while (cursor)
-    t.same(seen, everything.items.map((item) => item.id), `${path}: every item once, newest first`)
+    t.same(
+      seen,
+      everything.items.map((item) => item.id),
+      `${path}: every item once, newest first`,
+    )
     if (path === '/grants') t.same(seen, [...ids].reverse(), 'the grants, newest first')
   }
 })
@@ -90,7 +103,8 @@ t.test('a cursor with any one byte changed, or its text edited, is 400 INVALID_C
     ['truncated', cursor.slice(0, -4)],
     ['extended', `${cursor}AAAA`],
   ]
-  for (const [name, edited] of edits) assertInvalidCursor(t, await list(app, `/grants?limit=1&cursor=${encodeURIComponent(edited)}`), name)
+  for (const [name, edited] of edits)
+    assertInvalidCursor(t, await list(app, `/grants?limit=1&cursor=${encodeURIComponent(edited)}`), name)
   expectStatus(t, await list(app, `/grants?limit=1&cursor=${cursor}`), 200, 'the cursor itself still works')
 })
 
@@ -98,7 +112,12 @@ t.test('a cursor only continues the query that issued it', async (t) => {
   const { app, clock } = await build(t, moto)
   await someGrants(app, 4)
   clock.advanceMinutes(10)
-  await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ accountId: STAGING, ticketId: 'CHG0000999' }) })
+  await app.inject({
+    method: 'POST',
+    url: '/grants',
+    headers: bearer(),
+    payload: grantBody({ accountId: STAGING, ticketId: 'CHG0000999' }),
+  })
 
   const grants = await firstCursor(app, '/grants?limit=1')
   const activeGrants = await firstCursor(app, '/grants?status=active&limit=1')
@@ -117,14 +136,27 @@ t.test('a cursor only continues the query that issued it', async (t) => {
     ['the grants list’s cursor on the audit list', `/audit?cursor=${grants}`],
     ['the audit list’s cursor on the grants list', `/grants?cursor=${audit}`],
     ['another audit action', `/audit?action=grant.activated&cursor=${requested}`],
-    ['another time bound', `/audit?from=${new Date(clock.now().getTime() - 7_200_000).toISOString()}&cursor=${bounded}`],
+    [
+      'another time bound',
+      `/audit?from=${new Date(clock.now().getTime() - 7_200_000).toISOString()}&cursor=${bounded}`,
+    ],
     ['a time bound dropped', `/audit?cursor=${bounded}`],
   ]
   for (const [name, url] of cases) assertInvalidCursor(t, await list(app, url), name)
 
   expectStatus(t, await list(app, `/grants?status=active&cursor=${activeGrants}`), 200, 'the same query continues')
-  expectStatus(t, await list(app, `/audit?from=${encodeURIComponent(from)}&cursor=${bounded}`), 200, 'the same bounds continue')
-  expectStatus(t, await list(app, `/audit?action=grant.requested&limit=5&cursor=${requested}`), 200, 'the page size may change')
+  expectStatus(
+    t,
+    await list(app, `/audit?from=${encodeURIComponent(from)}&cursor=${bounded}`),
+    200,
+    'the same bounds continue',
+  )
+  expectStatus(
+    t,
+    await list(app, `/audit?action=grant.requested&limit=5&cursor=${requested}`),
+    200,
+    'the page size may change',
+  )
 })
 
 t.test('the same filters given in another order are the same query', async (t) => {
@@ -138,31 +170,54 @@ t.test('the same filters given in another order are the same query', async (t) =
   t.equal(response.statusCode, 200, response.body)
 })
 
-t.test('a cursor forged in the old format is 400: it reaches no other partition, no other item kind, and no 503', async (t) => {
-  const { app, seeded } = await build(t, moto)
-  const ids = await someGrants(app, 3)
-  const coverage = `coverage#${seeded.userIds.alice}#${PROD}#${seeded.permissionSetArns.AdministratorAccess}`
-  // The queries behind GET /grants and GET /audit with no filter, exactly as the old digest covered them.
-  const grantsQuery = { t: 'jit-grants', i: 'byCreation', p: 'all', s: null, f: {}, n: true }
-  const auditQuery = { t: 'jit-audit', i: 'byTime', p: 'all', s: {}, f: {}, n: true }
+t.test(
+  'a cursor forged in the old format is 400: it reaches no other partition, no other item kind, and no 503',
+  async (t) => {
+    const { app, seeded } = await build(t, moto)
+    const ids = await someGrants(app, 3)
+    const coverage = `coverage#${seeded.userIds.alice}#${PROD}#${seeded.permissionSetArns.AdministratorAccess}`
+    // The queries behind GET /grants and GET /audit with no filter, exactly as the old digest covered them.
+    const grantsQuery = { t: 'jit-grants', i: 'byCreation', p: 'all', s: null, f: {}, n: true }
+    const auditQuery = { t: 'jit-audit', i: 'byTime', p: 'all', s: {}, f: {}, n: true }
 
-  const cases: [string, string][] = [
-    ['pk of a coverage item', `/grants?cursor=${unsealedCursor({ pk: coverage, listShard: 'all', id: ids[2] }, grantsQuery)}`],
-    ['pk of an idempotency record', `/grants?cursor=${unsealedCursor({ pk: 'idempotency#x', listShard: 'all', id: ids[2] }, grantsQuery)}`],
-    ['pk of a coverage item, on the audit list', `/audit?cursor=${unsealedCursor({ pk: coverage, stream: 'all', id: ids[2] }, auditQuery)}`],
-    ['a key value of the wrong type', `/grants?cursor=${unsealedCursor({ pk: `grant#${ids[2]}`, listShard: 'all', id: 7 }, grantsQuery)}`],
-    ['another partition', `/grants?cursor=${unsealedCursor({ pk: `grant#${ids[2]}`, listShard: 'elsewhere', id: ids[2] }, grantsQuery)}`],
-  ]
-  for (const [name, url] of cases) {
-    const response = await list(app, url)
-    assertInvalidCursor(t, response, name)
-    t.notMatch(response.body, /coverage#|holders|idempotency#|"kind"/, `${name}: no item leaks`)
-  }
-})
+    const cases: [string, string][] = [
+      [
+        'pk of a coverage item',
+        `/grants?cursor=${unsealedCursor({ pk: coverage, listShard: 'all', id: ids[2] }, grantsQuery)}`,
+      ],
+      [
+        'pk of an idempotency record',
+        `/grants?cursor=${unsealedCursor({ pk: 'idempotency#x', listShard: 'all', id: ids[2] }, grantsQuery)}`,
+      ],
+      [
+        'pk of a coverage item, on the audit list',
+        `/audit?cursor=${unsealedCursor({ pk: coverage, stream: 'all', id: ids[2] }, auditQuery)}`,
+      ],
+      [
+        'a key value of the wrong type',
+        `/grants?cursor=${unsealedCursor({ pk: `grant#${ids[2]}`, listShard: 'all', id: 7 }, grantsQuery)}`,
+      ],
+      [
+        'another partition',
+        `/grants?cursor=${unsealedCursor({ pk: `grant#${ids[2]}`, listShard: 'elsewhere', id: ids[2] }, grantsQuery)}`,
+      ],
+    ]
+    for (const [name, url] of cases) {
+      const response = await list(app, url)
+      assertInvalidCursor(t, response, name)
+      t.notMatch(response.body, /coverage#|holders|idempotency#|"kind"/, `${name}: no item leaks`)
+    }
+  },
+)
 
 t.test('an instance with another cursor key refuses the cursor; one with the same key continues it', async (t) => {
   t.test('another key: 400', async (t) => {
-    const { instances: [minter, other] } = await build(t, moto, { instances: 2, cursorKeys: [randomBytes(32).toString('base64url'), randomBytes(32).toString('base64url')] })
+    const {
+      instances: [minter, other],
+    } = await build(t, moto, {
+      instances: 2,
+      cursorKeys: [randomBytes(32).toString('base64url'), randomBytes(32).toString('base64url')],
+    })
     if (!minter || !other) throw new Error('two instances expected')
     await someGrants(minter, 3)
     const cursor = await firstCursor(minter, '/grants?limit=1')
@@ -172,7 +227,9 @@ t.test('an instance with another cursor key refuses the cursor; one with the sam
   })
 
   t.test('the same key: the next page', async (t) => {
-    const { instances: [minter, other] } = await build(t, moto, { instances: 2 })
+    const {
+      instances: [minter, other],
+    } = await build(t, moto, { instances: 2 })
     if (!minter || !other) throw new Error('two instances expected')
     const ids = await someGrants(minter, 3)
     const cursor = await firstCursor(minter, '/grants?limit=1')
@@ -180,7 +237,10 @@ t.test('an instance with another cursor key refuses the cursor; one with the sam
     const response = await list(other, `/grants?limit=1&cursor=${cursor}`)
 
     t.equal(response.statusCode, 200, response.body)
-    t.same(response.json().items.map((g: { id: string }) => g.id), [ids[1]])
+    t.same(
+      response.json().items.map((g: { id: string }) => g.id),
+      [ids[1]],
+    )
   })
 })
 
@@ -213,9 +273,10 @@ t.test('the sweep’s cursor on the due index is sealed too, and a changed one i
   t.type(first.cursor, 'string')
   const cursor = first.cursor as string
   const bytes = Buffer.from(cursor, 'base64url').toString('latin1')
-  for (const revealing of ['"pk"', 'dueShard', 'dueAt', 'grant#', ...ids]) t.notOk(bytes.includes(revealing), `'${revealing}' is not in the cursor's bytes`)
+  for (const revealing of ['"pk"', 'dueShard', 'dueAt', 'grant#', ...ids])
+    t.notOk(bytes.includes(revealing), `'${revealing}' is not in the cursor's bytes`)
   const due = [...first.grants.map((g) => g.id)]
-  for (let next: string | undefined = cursor; next;) {
+  for (let next: string | undefined = cursor; next; ) {
     const page = await store.dueItems(now, next, 1)
     due.push(...page.grants.map((g) => g.id))
     next = page.cursor
@@ -226,19 +287,36 @@ t.test('the sweep’s cursor on the due index is sealed too, and a changed one i
   flipped[flipped.length - 1] = (flipped[flipped.length - 1] as number) ^ 0x01
   await t.rejects(store.dueItems(now, flipped.toString('base64url'), 1), InvalidCursorError, 'a changed cursor')
   await t.rejects(store.dueItems(new Date(now.getTime() + 1), cursor, 1), InvalidCursorError, 'another due-before time')
-  const unsealed = Buffer.from(JSON.stringify({ pk: `grant#${ids[0]}`, dueShard: 'due', dueAt: 'soon' })).toString('base64url')
+  const unsealed = Buffer.from(JSON.stringify({ pk: `grant#${ids[0]}`, dueShard: 'due', dueAt: 'soon' })).toString(
+    'base64url',
+  )
   await t.rejects(store.dueItems(now, unsealed, 1), InvalidCursorError, 'a raw key, as the sweep used to pass')
 })
 
-t.test('the cursor key is read from Secrets Manager when named by its ARN, and refused when short or missing', async (t) => {
-  const { clients } = await build(t, moto)
-  const good = await clients.secrets.send(new CreateSecretCommand({ Name: 'jit-cursor-key', SecretString: 'k'.repeat(48) }))
-  const short = await clients.secrets.send(new CreateSecretCommand({ Name: 'jit-cursor-key-short', SecretString: 'short' }))
+t.test(
+  'the cursor key is read from Secrets Manager when named by its ARN, and refused when short or missing',
+  async (t) => {
+    const { clients } = await build(t, moto)
+    const good = await clients.secrets.send(
+      new CreateSecretCommand({ Name: 'jit-cursor-key', SecretString: 'k'.repeat(48) }),
+    )
+    const short = await clients.secrets.send(
+      new CreateSecretCommand({ Name: 'jit-cursor-key-short', SecretString: 'short' }),
+    )
 
-  t.equal(await resolveCursorKey({ cursorKeyArn: good.ARN }, clients.secrets), 'k'.repeat(48))
-  t.equal(await resolveCursorKey({ cursorKey: 'c'.repeat(32) }, clients.secrets), 'c'.repeat(32))
-  await t.rejects(resolveCursorKey({ cursorKeyArn: short.ARN }, clients.secrets), { message: /JIT_CURSOR_KEY_ARN.*at least 32 characters/ })
-  await t.rejects(resolveCursorKey({ cursorKeyArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:absent-AbCdEf' }, clients.secrets), { message: /Secrets Manager.*GetSecretValue/ })
-  await t.rejects(resolveCursorKey({}, clients.secrets), { message: /JIT_CURSOR_KEY or JIT_CURSOR_KEY_ARN/ })
-  t.throws(() => new PageCursors('short'), { message: /at least 32 characters/ })
-})
+    t.equal(await resolveCursorKey({ cursorKeyArn: good.ARN }, clients.secrets), 'k'.repeat(48))
+    t.equal(await resolveCursorKey({ cursorKey: 'c'.repeat(32) }, clients.secrets), 'c'.repeat(32))
+    await t.rejects(resolveCursorKey({ cursorKeyArn: short.ARN }, clients.secrets), {
+      message: /JIT_CURSOR_KEY_ARN.*at least 32 characters/,
+    })
+    await t.rejects(
+      resolveCursorKey(
+        { cursorKeyArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:absent-AbCdEf' },
+        clients.secrets,
+      ),
+      { message: /Secrets Manager.*GetSecretValue/ },
+    )
+    await t.rejects(resolveCursorKey({}, clients.secrets), { message: /JIT_CURSOR_KEY or JIT_CURSOR_KEY_ARN/ })
+    t.throws(() => new PageCursors('short'), { message: /at least 32 characters/ })
+  },
+)

@@ -34,9 +34,18 @@ const HOUR = 3600_000
 t.test('a grant is expired by its timer at its end, without a sweep', async (t) => {
   const timers = new HandFiredTimers()
   const { app, clock, hasAssignment } = await build(t, moto, { dueTimers: { horizonMs: 2 * HOUR, timers } })
-  const created = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ durationMinutes: 60 }) })
+  const created = await app.inject({
+    method: 'POST',
+    url: '/grants',
+    headers: bearer(),
+    payload: grantBody({ durationMinutes: 60 }),
+  })
   t.equal(created.statusCode, 201, created.body)
-  t.same([...timers.pending.values()].map(({ ms }) => ms), [HOUR], 'armed for its end')
+  t.same(
+    [...timers.pending.values()].map(({ ms }) => ms),
+    [HOUR],
+    'armed for its end',
+  )
 
   clock.advanceMinutes(60)
   timers.fireAll()
@@ -51,13 +60,22 @@ t.test('a grant is expired by its timer at its end, without a sweep', async (t) 
 t.test('a grant due beyond the horizon is armed by the sweep that runs before its end', async (t) => {
   const timers = new HandFiredTimers()
   const { app, clock, hasAssignment } = await build(t, moto, { dueTimers: { horizonMs: 90_000, timers } })
-  const created = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ durationMinutes: 60 }) })
+  const created = await app.inject({
+    method: 'POST',
+    url: '/grants',
+    headers: bearer(),
+    payload: grantBody({ durationMinutes: 60 }),
+  })
   t.equal(created.statusCode, 201, created.body)
   t.equal(timers.pending.size, 0, 'an hour away: not armed yet')
 
   clock.advanceMinutes(59)
   await app.runSweep({ actor: 'system:sweep', triggeredBy: 'test' })
-  t.same([...timers.pending.values()].map(({ ms }) => ms), [60_000], 'the sweep a minute before armed it')
+  t.same(
+    [...timers.pending.values()].map(({ ms }) => ms),
+    [60_000],
+    'the sweep a minute before armed it',
+  )
 
   clock.advanceMinutes(1)
   timers.fireAll()
@@ -71,19 +89,37 @@ t.test('a grant due beyond the horizon is armed by the sweep that runs before it
 t.test('an extended grant is re-armed at its new end, and a timer that fires early leaves it active', async (t) => {
   const timers = new HandFiredTimers()
   const { app, clock, hasAssignment } = await build(t, moto, { dueTimers: { horizonMs: 4 * HOUR, timers } })
-  const created = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ durationMinutes: 60 }) })
+  const created = await app.inject({
+    method: 'POST',
+    url: '/grants',
+    headers: bearer(),
+    payload: grantBody({ durationMinutes: 60 }),
+  })
   t.equal(created.statusCode, 201, created.body)
   const later = new Date(clock.now().getTime() + 2 * HOUR).toISOString()
 
-  const patched = await app.inject({ method: 'PATCH', url: `/grants/${created.json().id}`, headers: { ...bearer(), 'content-type': 'application/merge-patch+json' }, payload: { expiresAt: later } })
+  const patched = await app.inject({
+    method: 'PATCH',
+    url: `/grants/${created.json().id}`,
+    headers: { ...bearer(), 'content-type': 'application/merge-patch+json' },
+    payload: { expiresAt: later },
+  })
   t.equal(patched.statusCode, 200, patched.body)
-  t.same([...timers.pending.values()].map(({ ms }) => ms), [2 * HOUR], 'one timer, at the new end')
+  t.same(
+    [...timers.pending.values()].map(({ ms }) => ms),
+    [2 * HOUR],
+    'one timer, at the new end',
+  )
   t.equal(timers.cleared, 1, 'the old one cleared')
 
   clock.advanceMinutes(60)
   timers.fireAll()
   await app.dueTimers?.idle()
-  t.equal((await app.inject({ method: 'GET', url: `/grants/${created.json().id}`, headers: bearer() })).json().status, 'active', 'not due yet')
+  t.equal(
+    (await app.inject({ method: 'GET', url: `/grants/${created.json().id}`, headers: bearer() })).json().status,
+    'active',
+    'not due yet',
+  )
   t.ok(await hasAssignment('alice', PROD, 'AdministratorAccess'))
   t.equal(timers.pending.size, 1, 'armed again for its end')
 })
@@ -92,7 +128,12 @@ t.test('a scheduled grant is started by its timer at its start', async (t) => {
   const timers = new HandFiredTimers()
   const { app, clock, hasAssignment } = await build(t, moto, { dueTimers: { horizonMs: HOUR, timers } })
   const startsAt = new Date(clock.now().getTime() + 10 * 60_000).toISOString()
-  const created = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ startsAt }) })
+  const created = await app.inject({
+    method: 'POST',
+    url: '/grants',
+    headers: bearer(),
+    payload: grantBody({ startsAt }),
+  })
   t.equal(created.statusCode, 201, created.body)
   t.equal(created.json().status, 'scheduled')
 
@@ -100,7 +141,10 @@ t.test('a scheduled grant is started by its timer at its start', async (t) => {
   timers.fireAll()
   await app.dueTimers?.idle()
 
-  t.equal((await app.inject({ method: 'GET', url: `/grants/${created.json().id}`, headers: bearer() })).json().status, 'active')
+  t.equal(
+    (await app.inject({ method: 'GET', url: `/grants/${created.json().id}`, headers: bearer() })).json().status,
+    'active',
+  )
   t.ok(await hasAssignment('alice', PROD, 'AdministratorAccess'))
 })
 
@@ -108,7 +152,12 @@ t.test('a revoked grant has its timer cleared, and closing the app clears the re
   const timers = new HandFiredTimers()
   const { app } = await build(t, moto, { dueTimers: { horizonMs: 2 * HOUR, timers } })
   const first = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })
-  await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ accountId: '222222222222', permissionSet: 'ReadOnlyAccess' }) })
+  await app.inject({
+    method: 'POST',
+    url: '/grants',
+    headers: bearer(),
+    payload: grantBody({ accountId: '222222222222', permissionSet: 'ReadOnlyAccess' }),
+  })
   t.equal(timers.pending.size, 2)
 
   const revoked = await app.inject({ method: 'DELETE', url: `/grants/${first.json().id}`, headers: bearer() })

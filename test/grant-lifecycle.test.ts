@@ -28,43 +28,91 @@ t.test('a granted request creates the assignment in Identity Center and answers 
   })
   t.equal(response.headers.location, `/grants/${grant.id}`)
   t.equal(new Date(grant.expiresAt).getTime() - new Date(grant.createdAt).getTime(), 60 * 60_000)
-  t.equal(new Date(grant.accessEndsBy).getTime() - new Date(grant.expiresAt).getTime(), 3600_000, 'AdministratorAccess sessions last PT1H')
+  t.equal(
+    new Date(grant.accessEndsBy).getTime() - new Date(grant.expiresAt).getTime(),
+    3600_000,
+    'AdministratorAccess sessions last PT1H',
+  )
   t.ok(await hasAssignment('alice', PROD, 'AdministratorAccess'))
 })
 
 t.test('the permission set is whichever the request names, not a hard-coded one', async (t) => {
   const { app, hasAssignment } = await build(t, moto)
 
-  const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ permissionSet: 'ReadOnlyAccess' }) })
+  const response = await app.inject({
+    method: 'POST',
+    url: '/grants',
+    headers: bearer(),
+    payload: grantBody({ permissionSet: 'ReadOnlyAccess' }),
+  })
 
   expectStatus(t, response, 201)
-  t.equal(new Date(response.json().accessEndsBy).getTime() - new Date(response.json().expiresAt).getTime(), 8 * 3600_000)
+  t.equal(
+    new Date(response.json().accessEndsBy).getTime() - new Date(response.json().expiresAt).getTime(),
+    8 * 3600_000,
+  )
   t.ok(await hasAssignment('alice', PROD, 'ReadOnlyAccess'))
   t.notOk(await hasAssignment('alice', PROD, 'AdministratorAccess'))
 })
 
-t.test('a permission set whose session duration cannot be read falls back to one hour, with a warning, instead of blocking every grant', async (t) => {
-  // moto answers SessionDuration as the number 3600 for a set created without one (AWS sends an ISO 8601 string).
-  const policy = { rules: [{ name: 'alice', users: ['alice'], accounts: ['*'], permissionSets: ['NoSessionDuration', 'ReadOnlyAccess'], maxDurationMinutes: 240 }] }
-  const { app, clients, instance, logLines } = await build(t, moto, { policy })
-  await clients.ssoAdmin.send(new CreatePermissionSetCommand({ InstanceArn: instance.instanceArn, Name: 'NoSessionDuration' }))
+t.test(
+  'a permission set whose session duration cannot be read falls back to one hour, with a warning, instead of blocking every grant',
+  async (t) => {
+    // moto answers SessionDuration as the number 3600 for a set created without one (AWS sends an ISO 8601 string).
+    const policy = {
+      rules: [
+        {
+          name: 'alice',
+          users: ['alice'],
+          accounts: ['*'],
+          permissionSets: ['NoSessionDuration', 'ReadOnlyAccess'],
+          maxDurationMinutes: 240,
+        },
+      ],
+    }
+    const { app, clients, instance, logLines } = await build(t, moto, { policy })
+    await clients.ssoAdmin.send(
+      new CreatePermissionSetCommand({ InstanceArn: instance.instanceArn, Name: 'NoSessionDuration' }),
+    )
 
-  const odd = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ permissionSet: 'NoSessionDuration' }) })
-  const usual = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ permissionSet: 'ReadOnlyAccess' }) })
+    const odd = await app.inject({
+      method: 'POST',
+      url: '/grants',
+      headers: bearer(),
+      payload: grantBody({ permissionSet: 'NoSessionDuration' }),
+    })
+    const usual = await app.inject({
+      method: 'POST',
+      url: '/grants',
+      headers: bearer(),
+      payload: grantBody({ permissionSet: 'ReadOnlyAccess' }),
+    })
 
-  t.equal(odd.statusCode, 201, odd.body)
-  t.equal(new Date(odd.json().accessEndsBy).getTime() - new Date(odd.json().expiresAt).getTime(), 3600_000, "Identity Center's default, PT1H")
-  t.equal(usual.statusCode, 201, `the other permission sets are not held up: ${usual.body}`)
-  t.equal(new Date(usual.json().accessEndsBy).getTime() - new Date(usual.json().expiresAt).getTime(), 8 * 3600_000)
-  t.ok(logLines.some((line) => /unreadable permission set session duration/.test(line)), 'the fallback is logged')
-})
+    t.equal(odd.statusCode, 201, odd.body)
+    t.equal(
+      new Date(odd.json().accessEndsBy).getTime() - new Date(odd.json().expiresAt).getTime(),
+      3600_000,
+      "Identity Center's default, PT1H",
+    )
+    t.equal(usual.statusCode, 201, `the other permission sets are not held up: ${usual.body}`)
+    t.equal(new Date(usual.json().accessEndsBy).getTime() - new Date(usual.json().expiresAt).getTime(), 8 * 3600_000)
+    t.ok(
+      logLines.some((line) => /unreadable permission set session duration/.test(line)),
+      'the fallback is logged',
+    )
+  },
+)
 
 t.test('GET /grants/:id answers the grant and 404 for an unknown id', async (t) => {
   const { app } = await build(t, moto)
   const created = (await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody() })).json()
 
   const found = await app.inject({ method: 'GET', url: `/grants/${created.id}`, headers: bearer() })
-  const missing = await app.inject({ method: 'GET', url: '/grants/01a21000-0000-7000-8000-000000000000', headers: bearer() })
+  const missing = await app.inject({
+    method: 'GET',
+    url: '/grants/01a21000-0000-7000-8000-000000000000',
+    headers: bearer(),
+  })
 
   expectStatus(t, found, 200)
   t.same(found.json(), created)
@@ -88,7 +136,10 @@ t.test('DELETE ends a grant early and removes the assignment; a second DELETE ch
   expectStatus(t, again, 200)
   t.same(again.json(), ended.json())
   const audit = (await app.inject({ method: 'GET', url: `/audit?grantId=${created.id}`, headers: bearer() })).json()
-  t.same(audit.items.map((e: { action: string }) => e.action), ['grant.revoked', 'grant.revoke_requested', 'grant.activated', 'grant.requested'])
+  t.same(
+    audit.items.map((e: { action: string }) => e.action),
+    ['grant.revoked', 'grant.revoke_requested', 'grant.activated', 'grant.requested'],
+  )
 })
 
 t.test('DELETE of an unknown grant is a 404', async (t) => {
@@ -100,7 +151,9 @@ t.test('DELETE of an unknown grant is a 404', async (t) => {
 
 t.test('a 1-minute grant is removed by the first sweep after its expiry, not before', async (t) => {
   const { app, clock, hasAssignment } = await build(t, moto)
-  const created = (await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ durationMinutes: 1 }) })).json()
+  const created = (
+    await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ durationMinutes: 1 }) })
+  ).json()
 
   clock.advance(59_000)
   const early = await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })
@@ -115,7 +168,9 @@ t.test('a 1-minute grant is removed by the first sweep after its expiry, not bef
   t.notOk(await hasAssignment('alice', PROD, 'AdministratorAccess'))
   const grant = (await app.inject({ method: 'GET', url: `/grants/${created.id}`, headers: bearer() })).json()
   t.match(grant, { status: 'expired', endReason: 'expired', endedBy: 'system:sweep' })
-  const expired = (await app.inject({ method: 'GET', url: `/audit?grantId=${created.id}&action=grant.expired`, headers: bearer() })).json()
+  const expired = (
+    await app.inject({ method: 'GET', url: `/audit?grantId=${created.id}&action=grant.expired`, headers: bearer() })
+  ).json()
   t.equal(expired.items.length, 1)
   t.match(expired.items[0], { actor: 'system:sweep', ticketId: 'CHG0001234', userName: 'alice' })
 })
@@ -124,8 +179,33 @@ t.test('a permanent assignment that existed before the grant survives its end', 
   const { app, clock, hasAssignment } = await build(t, moto)
   t.ok(await hasAssignment('carol', STAGING, 'ReadOnlyAccess'), 'seeded as permanent')
 
-  const early = (await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ userName: 'carol', accountId: STAGING, permissionSet: 'ReadOnlyAccess', ticketId: 'INC0000001' }) })).json()
-  const expiring = (await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ userName: 'carol', accountId: STAGING, permissionSet: 'ReadOnlyAccess', durationMinutes: 5, ticketId: 'INC0000002' }) })).json()
+  const early = (
+    await app.inject({
+      method: 'POST',
+      url: '/grants',
+      headers: bearer(),
+      payload: grantBody({
+        userName: 'carol',
+        accountId: STAGING,
+        permissionSet: 'ReadOnlyAccess',
+        ticketId: 'INC0000001',
+      }),
+    })
+  ).json()
+  const expiring = (
+    await app.inject({
+      method: 'POST',
+      url: '/grants',
+      headers: bearer(),
+      payload: grantBody({
+        userName: 'carol',
+        accountId: STAGING,
+        permissionSet: 'ReadOnlyAccess',
+        durationMinutes: 5,
+        ticketId: 'INC0000002',
+      }),
+    })
+  ).json()
   t.equal(early.coveredBy, 'pre-existing')
   t.equal(expiring.coveredBy, 'pre-existing')
 
@@ -139,7 +219,20 @@ t.test('a permanent assignment that existed before the grant survives its end', 
   t.ok(await hasAssignment('carol', STAGING, 'ReadOnlyAccess'), 'kept after expiry')
 
   // A later grant must not mistake the permanent assignment for one of ours either.
-  const later = (await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ userName: 'carol', accountId: STAGING, permissionSet: 'ReadOnlyAccess', durationMinutes: 5, ticketId: 'INC0000003' }) })).json()
+  const later = (
+    await app.inject({
+      method: 'POST',
+      url: '/grants',
+      headers: bearer(),
+      payload: grantBody({
+        userName: 'carol',
+        accountId: STAGING,
+        permissionSet: 'ReadOnlyAccess',
+        durationMinutes: 5,
+        ticketId: 'INC0000003',
+      }),
+    })
+  ).json()
   t.equal(later.coveredBy, 'pre-existing')
   await app.inject({ method: 'DELETE', url: `/grants/${later.id}`, headers: bearer() })
   t.ok(await hasAssignment('carol', STAGING, 'ReadOnlyAccess'))
@@ -147,8 +240,22 @@ t.test('a permanent assignment that existed before the grant survives its end', 
 
 t.test('of two overlapping grants, ending one keeps the access and ending the last removes it', async (t) => {
   const { app, clock, countAssignments } = await build(t, moto)
-  const first = (await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ durationMinutes: 30, ticketId: 'INC0000010' }) })).json()
-  const second = (await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ durationMinutes: 90, ticketId: 'INC0000011' }) })).json()
+  const first = (
+    await app.inject({
+      method: 'POST',
+      url: '/grants',
+      headers: bearer(),
+      payload: grantBody({ durationMinutes: 30, ticketId: 'INC0000010' }),
+    })
+  ).json()
+  const second = (
+    await app.inject({
+      method: 'POST',
+      url: '/grants',
+      headers: bearer(),
+      payload: grantBody({ durationMinutes: 90, ticketId: 'INC0000011' }),
+    })
+  ).json()
   t.equal(first.status, 'active')
   t.equal(second.status, 'active')
   t.equal(await countAssignments('alice', PROD, 'AdministratorAccess'), 1, 'one assignment serves both grants')
@@ -166,7 +273,14 @@ t.test('of two overlapping grants, ending one keeps the access and ending the la
 t.test('an overlapping grant that expires first leaves the longer grant’s access in place', async (t) => {
   const { app, clock, countAssignments } = await build(t, moto)
   await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ durationMinutes: 10 }) })
-  const longer = (await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ durationMinutes: 120 }) })).json()
+  const longer = (
+    await app.inject({
+      method: 'POST',
+      url: '/grants',
+      headers: bearer(),
+      payload: grantBody({ durationMinutes: 120 }),
+    })
+  ).json()
 
   clock.advanceMinutes(11)
   const sweep = (await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })).json()
@@ -186,7 +300,12 @@ t.test('the sweep follows every DynamoDB page of expired grants', async (t) => {
     for (const accountId of accounts) {
       for (const permissionSet of sets) {
         for (let copy = 0; copy < 2; copy++) {
-          const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ userName, accountId, permissionSet, durationMinutes: 5 + copy }) })
+          const response = await app.inject({
+            method: 'POST',
+            url: '/grants',
+            headers: bearer(),
+            payload: grantBody({ userName, accountId, permissionSet, durationMinutes: 5 + copy }),
+          })
           expectStatus(t, response, 201)
           made++
         }
@@ -199,9 +318,14 @@ t.test('the sweep follows every DynamoDB page of expired grants', async (t) => {
   const sweep = (await app.inject({ method: 'POST', url: '/revocations', headers: bearer() })).json()
 
   t.match(sweep, { revoked: 16, activated: 0, failed: 0, remaining: 0 })
-  for (const userName of users) for (const accountId of accounts) for (const permissionSet of sets) {
-    t.notOk(await hasAssignment(userName, accountId, permissionSet), `${userName} ${accountId} ${permissionSet} removed`)
-  }
+  for (const userName of users)
+    for (const accountId of accounts)
+      for (const permissionSet of sets) {
+        t.notOk(
+          await hasAssignment(userName, accountId, permissionSet),
+          `${userName} ${accountId} ${permissionSet} removed`,
+        )
+      }
   const open = (await app.inject({ method: 'GET', url: '/grants?status=active', headers: bearer() })).json()
   t.equal(open.items.length, 0)
 })
@@ -211,23 +335,49 @@ t.test('GET /grants lists newest first, filters, and pages with a cursor', async
   const ids: string[] = []
   for (const [i, userName] of ['alice', 'bob', 'alice', 'bob', 'alice'].entries()) {
     clock.advance(1000)
-    const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ userName, ticketId: `CHG000000${i}`, accountId: i === 4 ? STAGING : PROD }) })
+    const response = await app.inject({
+      method: 'POST',
+      url: '/grants',
+      headers: bearer(),
+      payload: grantBody({ userName, ticketId: `CHG000000${i}`, accountId: i === 4 ? STAGING : PROD }),
+    })
     ids.push(response.json().id)
   }
   await app.inject({ method: 'DELETE', url: `/grants/${ids[0]}`, headers: bearer() })
 
   const all = (await app.inject({ method: 'GET', url: '/grants', headers: bearer() })).json()
-  t.same(all.items.map((g: { id: string }) => g.id), [...ids].reverse())
+  t.same(
+    all.items.map((g: { id: string }) => g.id),
+    [...ids].reverse(),
+  )
   t.equal(all.nextCursor, null)
 
   const alice = (await app.inject({ method: 'GET', url: '/grants?userName=alice', headers: bearer() })).json()
-  t.same(alice.items.map((g: { id: string }) => g.id), [ids[4], ids[2], ids[0]])
-  const aliceActiveProd = (await app.inject({ method: 'GET', url: `/grants?userName=alice&status=active&accountId=${PROD}`, headers: bearer() })).json()
-  t.same(aliceActiveProd.items.map((g: { id: string }) => g.id), [ids[2]])
+  t.same(
+    alice.items.map((g: { id: string }) => g.id),
+    [ids[4], ids[2], ids[0]],
+  )
+  const aliceActiveProd = (
+    await app.inject({
+      method: 'GET',
+      url: `/grants?userName=alice&status=active&accountId=${PROD}`,
+      headers: bearer(),
+    })
+  ).json()
+  t.same(
+    aliceActiveProd.items.map((g: { id: string }) => g.id),
+    [ids[2]],
+  )
   const byTicket = (await app.inject({ method: 'GET', url: '/grants?ticketId=CHG0000003', headers: bearer() })).json()
-  t.same(byTicket.items.map((g: { id: string }) => g.id), [ids[3]])
+  t.same(
+    byTicket.items.map((g: { id: string }) => g.id),
+    [ids[3]],
+  )
   const revoked = (await app.inject({ method: 'GET', url: '/grants?status=revoked', headers: bearer() })).json()
-  t.same(revoked.items.map((g: { id: string }) => g.id), [ids[0]])
+  t.same(
+    revoked.items.map((g: { id: string }) => g.id),
+    [ids[0]],
+  )
 
   const seen: string[] = []
   let cursor: string | null = null
@@ -246,7 +396,12 @@ t.test('GET /grants lists newest first, filters, and pages with a cursor', async
 t.test('grants sharing one assignment that expire together all end in the same sweep', async (t) => {
   const { app, clock, countAssignments } = await build(t, moto)
   for (let i = 0; i < 4; i++) {
-    const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ durationMinutes: 5, ticketId: `INC000010${i}` }) })
+    const response = await app.inject({
+      method: 'POST',
+      url: '/grants',
+      headers: bearer(),
+      payload: grantBody({ durationMinutes: 5, ticketId: `INC000010${i}` }),
+    })
     expectStatus(t, response, 201)
   }
 

@@ -10,7 +10,9 @@ const ENTRY_POINTS = ['src/app.ts', 'src/service.ts', 'src/lambda.ts', 'src/serv
 const RULES: { layer: string; forbidden: (target: string) => boolean; why: string }[] = [
   {
     layer: 'src/core/',
-    forbidden: (target) => /^(src\/http\/|src\/adapters\/|src\/config\.ts$|@aws-sdk\/|fastify$|@fastify\/)/.test(target) || ENTRY_POINTS.includes(target),
+    forbidden: (target) =>
+      /^(src\/http\/|src\/adapters\/|src\/config\.ts$|@aws-sdk\/|fastify$|@fastify\/)/.test(target) ||
+      ENTRY_POINTS.includes(target),
     why: 'the core knows nothing of HTTP, AWS or configuration: it speaks through its ports',
   },
   {
@@ -27,18 +29,29 @@ const RULES: { layer: string; forbidden: (target: string) => boolean; why: strin
 
 function sources(dir: string): string[] {
   return readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((entry) =>
-    entry.isDirectory() ? sources(join(dir, entry.name)) : entry.name.endsWith('.ts') ? [join(dir, entry.name)] : [])
+    entry.isDirectory() ? sources(join(dir, entry.name)) : entry.name.endsWith('.ts') ? [join(dir, entry.name)] : [],
+  )
 }
 
 /** Every module a source file imports: relative ones as paths from the root, packages by name. */
 export function importsOf(file: string, text: string): string[] {
-  const specifiers = [...text.matchAll(/(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g)].map((m) => (m[1] ?? m[2]) as string)
-  return specifiers.map((specifier) => (specifier.startsWith('.') ? relative(ROOT, resolve(ROOT, dirname(file), specifier)) : specifier))
+  const specifiers = [
+    ...text.matchAll(/(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g),
+  ].map((m) => (m[1] ?? m[2]) as string)
+  return specifiers.map((specifier) =>
+    specifier.startsWith('.') ? relative(ROOT, resolve(ROOT, dirname(file), specifier)) : specifier,
+  )
 }
 
 t.test('the parser sees static, type-only, re-exported and dynamic imports', async (t) => {
-  const text = "import { a } from '../http/x.ts'\nimport type { B } from '@aws-sdk/client-sns'\nexport { c } from './y.ts'\nconst d = await import('../adapters/z.ts')"
-  t.same(importsOf('src/core/file.ts', text), ['src/http/x.ts', '@aws-sdk/client-sns', 'src/core/y.ts', 'src/adapters/z.ts'])
+  const text =
+    "import { a } from '../http/x.ts'\nimport type { B } from '@aws-sdk/client-sns'\nexport { c } from './y.ts'\nconst d = await import('../adapters/z.ts')"
+  t.same(importsOf('src/core/file.ts', text), [
+    'src/http/x.ts',
+    '@aws-sdk/client-sns',
+    'src/core/y.ts',
+    'src/adapters/z.ts',
+  ])
 })
 
 t.test('every import in src/ keeps to the layers', async (t) => {

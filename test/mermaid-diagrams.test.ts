@@ -21,7 +21,10 @@ function markdownFiles(dir: string): string[] {
   })
 }
 
-interface Diagram { name: string; source: string }
+interface Diagram {
+  name: string
+  source: string
+}
 
 /** Every ```mermaid block of every Markdown file, named by file and line. */
 function diagrams(): Diagram[] {
@@ -34,45 +37,69 @@ function diagrams(): Diagram[] {
   })
 }
 
-t.test('every Mermaid diagram in the repository’s Markdown renders without a syntax error', { skip: existsSync(CHROMIUM) ? false : `no ${CHROMIUM}: .ci/run installs Debian's chromium` }, async (t) => {
-  const found = diagrams()
-  const names = found.map((diagram) => diagram.name)
-  // The architecture document's state machines and sequence diagram are among them.
-  t.ok(found.filter((d) => d.name.startsWith('docs/architecture.md')).length >= 4, `docs/architecture.md has its diagrams: ${names.join(', ')}`)
+t.test(
+  'every Mermaid diagram in the repository’s Markdown renders without a syntax error',
+  { skip: existsSync(CHROMIUM) ? false : `no ${CHROMIUM}: .ci/run installs Debian's chromium` },
+  async (t) => {
+    const found = diagrams()
+    const names = found.map((diagram) => diagram.name)
+    // The architecture document's state machines and sequence diagram are among them.
+    t.ok(
+      found.filter((d) => d.name.startsWith('docs/architecture.md')).length >= 4,
+      `docs/architecture.md has its diagrams: ${names.join(', ')}`,
+    )
 
-  const profile = mkdtempSync(join(tmpdir(), 'jit-mermaid-'))
-  t.teardown(() => rmSync(profile, { recursive: true, force: true }))
-  const browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  })
-  t.teardown(() => browser.close())
-  const page = await browser.newPage()
-  const external: string[] = []
-  page.on('request', (request) => {
-    if (!request.url().startsWith('data:') && request.url() !== 'about:blank') external.push(request.url())
-  })
-  await page.setContent('<!doctype html><html><body></body></html>')
-  await page.addScriptTag({ path: MERMAID })
-  await page.evaluate(() => (globalThis as unknown as { mermaid: { initialize(config: object): void } }).mermaid.initialize({ startOnLoad: false, securityLevel: 'strict' }))
+    const profile = mkdtempSync(join(tmpdir(), 'jit-mermaid-'))
+    t.teardown(() => rmSync(profile, { recursive: true, force: true }))
+    const browser = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    })
+    t.teardown(() => browser.close())
+    const page = await browser.newPage()
+    const external: string[] = []
+    page.on('request', (request) => {
+      if (!request.url().startsWith('data:') && request.url() !== 'about:blank') external.push(request.url())
+    })
+    await page.setContent('<!doctype html><html><body></body></html>')
+    await page.addScriptTag({ path: MERMAID })
+    await page.evaluate(() =>
+      (globalThis as unknown as { mermaid: { initialize(config: object): void } }).mermaid.initialize({
+        startOnLoad: false,
+        securityLevel: 'strict',
+      }),
+    )
 
-  mkdirSync(OUTPUT, { recursive: true })
-  for (const [i, diagram] of found.entries()) {
-    // render() parses first and rejects on a syntax error, with mermaid's message naming the line.
-    const result = await page.evaluate(async ({ id, source }) => {
-      const { mermaid } = globalThis as unknown as { mermaid: { render(id: string, text: string): Promise<{ svg: string }> } }
-      try {
-        return { svg: (await mermaid.render(id, source)).svg }
-      } catch (error) {
-        return { error: String((error as Error)?.message ?? error) }
+    mkdirSync(OUTPUT, { recursive: true })
+    for (const [i, diagram] of found.entries()) {
+      // render() parses first and rejects on a syntax error, with mermaid's message naming the line.
+      const result = await page.evaluate(
+        async ({ id, source }) => {
+          const { mermaid } = globalThis as unknown as {
+            mermaid: { render(id: string, text: string): Promise<{ svg: string }> }
+          }
+          try {
+            return { svg: (await mermaid.render(id, source)).svg }
+          } catch (error) {
+            return { error: String((error as Error)?.message ?? error) }
+          }
+        },
+        { id: `diagram-${i}`, source: diagram.source },
+      )
+      t.notOk(result.error, `${diagram.name} renders${result.error ? `: ${result.error}` : ''}`)
+      if (result.svg) {
+        t.notMatch(result.svg, /Syntax error in text/, `${diagram.name}: no error diagram`)
+        writeFileSync(join(OUTPUT, `${diagram.name.replace(/[/:]/g, '_')}.svg`), result.svg)
       }
-    }, { id: `diagram-${i}`, source: diagram.source })
-    t.notOk(result.error, `${diagram.name} renders${result.error ? `: ${result.error}` : ''}`)
-    if (result.svg) {
-      t.notMatch(result.svg, /Syntax error in text/, `${diagram.name}: no error diagram`)
-      writeFileSync(join(OUTPUT, `${diagram.name.replace(/[/:]/g, '_')}.svg`), result.svg)
     }
-  }
-  t.same(external, [], 'mermaid came from node_modules: nothing was fetched')
-})
+    t.same(external, [], 'mermaid came from node_modules: nothing was fetched')
+  },
+)

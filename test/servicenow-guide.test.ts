@@ -27,8 +27,20 @@ t.test('every JSON example in the ServiceNow guide is valid against the contract
 })
 
 t.test('the guide names the settings and headers the service really uses', async (t) => {
-  for (const name of ['JIT_JWT_PUBLIC_KEY', 'JIT_JWT_ISSUER', 'JIT_JWT_AUDIENCE', 'Idempotency-Key', 'grants:write', 'audit:read', 'sn_auth.GlideJWTAPI', 'generateJWT']) {
+  for (const name of [
+    'JIT_JWT_PUBLIC_KEY',
+    'JIT_JWT_ISSUER',
+    'JIT_JWT_AUDIENCE',
+    'Idempotency-Key',
+    'grants:write',
+    'audit:read',
+    'sn_auth.GlideJWTAPI',
+    'generateJWT',
+  ]) {
     t.match(guide, name)
   }
-  t.match(readFileSync(join(ROOT, 'src', 'config.ts'), 'utf8'), /JIT_JWT_PUBLIC_KEY[\s\S]*JIT_JWT_ISSUER[\s\S]*JIT_JWT_AUDIENCE/)
+  t.match(
+    readFileSync(join(ROOT, 'src', 'config.ts'), 'utf8'),
+    /JIT_JWT_PUBLIC_KEY[\s\S]*JIT_JWT_ISSUER[\s\S]*JIT_JWT_AUDIENCE/,
+  )
 })

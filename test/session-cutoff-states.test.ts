@@ -70,22 +70,58 @@ function setUp() {
     },
   }
   const cutoffs = new SessionCutoffs({
-    ledger, policies, clock,
+    ledger,
+    policies,
+    clock,
     sessionSeconds: async () => 3600,
-    eventFor: (grant, action, actor, detail) => ({ id: `e-${ledger.reports.length}`, at: clock.now().toISOString(), action, actor: actor.id, grantId: grant.id, userName: grant.userName, accountId: grant.accountId, permissionSet: grant.permissionSet, ticketId: grant.ticketId, detail, requestId: null, correlationId: null }),
+    eventFor: (grant, action, actor, detail) => ({
+      id: `e-${ledger.reports.length}`,
+      at: clock.now().toISOString(),
+      action,
+      actor: actor.id,
+      grantId: grant.id,
+      userName: grant.userName,
+      accountId: grant.accountId,
+      permissionSet: grant.permissionSet,
+      ticketId: grant.ticketId,
+      detail,
+      requestId: null,
+      correlationId: null,
+    }),
     outboxFor: () => undefined,
     deliver: () => {},
     notify: async () => {},
   })
-  const statements = () => (JSON.parse(contents.get('p-owned0001') as string) as typeof EMPTY_CUTOFF_POLICY).Statement.filter((s) => cutoffOf(s))
+  const statements = () =>
+    (JSON.parse(contents.get('p-owned0001') as string) as typeof EMPTY_CUTOFF_POLICY).Statement.filter((s) =>
+      cutoffOf(s),
+    )
   return { clock, ledger, cutoffs, writes, statements }
 }
 
 const grant = (id: string): Grant => ({
-  id, status: 'revoking', userName: 'alice', userId: 'u-alice', accountId: '111111111111', permissionSet: 'AdministratorAccess',
-  permissionSetArn: 'arn:aws:sso:::permissionSet/ssoins-1111111111111111/ps-2222222222222222', ticketId: 'CHG0000001', justification: null,
-  requestedBy: 'x', createdAt: '2026-12-01T11:00:00Z', startsAt: '2026-12-01T11:00:00Z', expiresAt: '2026-12-01T13:00:00Z', accessEndsBy: '2026-12-01T14:00:00Z',
-  endedAt: null, endedBy: 'x', endReason: 'revoked', coveredBy: 'jit', failureReason: null, sessionsCutAt: null, groupName: null, groupId: null,
+  id,
+  status: 'revoking',
+  userName: 'alice',
+  userId: 'u-alice',
+  accountId: '111111111111',
+  permissionSet: 'AdministratorAccess',
+  permissionSetArn: 'arn:aws:sso:::permissionSet/ssoins-1111111111111111/ps-2222222222222222',
+  ticketId: 'CHG0000001',
+  justification: null,
+  requestedBy: 'x',
+  createdAt: '2026-12-01T11:00:00Z',
+  startsAt: '2026-12-01T11:00:00Z',
+  expiresAt: '2026-12-01T13:00:00Z',
+  accessEndsBy: '2026-12-01T14:00:00Z',
+  endedAt: null,
+  endedBy: 'x',
+  endReason: 'revoked',
+  coveredBy: 'jit',
+  failureReason: null,
+  sessionsCutAt: null,
+  groupName: null,
+  groupId: null,
 })
 const actor = { id: 'system:sweep', requestId: null }
 
@@ -94,35 +130,46 @@ t.test('an intent is cut as of its end, rounded up to the second, for as long as
 
   await cutoffs.intend(grant('g1'))
 
-  t.match([...ledger.intents.values()], [{ cutAt: '2026-12-01T12:00:01Z', keepUntil: Date.parse('2026-12-01T13:00:01Z'), outcome: 'pending' }])
+  t.match(
+    [...ledger.intents.values()],
+    [{ cutAt: '2026-12-01T12:00:01Z', keepUntil: Date.parse('2026-12-01T13:00:01Z'), outcome: 'pending' }],
+  )
 })
 
-t.test('a cut-off drained before its grant\'s end is written goes into the policy at once and onto the grant once it has ended', async (t) => {
-  const { ledger, cutoffs, writes, statements } = setUp()
-  await cutoffs.intend(grant('g1'))
+t.test(
+  "a cut-off drained before its grant's end is written goes into the policy at once and onto the grant once it has ended",
+  async (t) => {
+    const { ledger, cutoffs, writes, statements } = setUp()
+    await cutoffs.intend(grant('g1'))
 
-  await cutoffs.drain(actor)
+    await cutoffs.drain(actor)
 
-  t.equal(statements().length, 1, 'the sessions are denied already')
-  t.same(ledger.reports, [], 'but nothing is reported on a grant still revoking')
-  t.equal(ledger.intents.get('g1')?.outcome, 'cut')
+    t.equal(statements().length, 1, 'the sessions are denied already')
+    t.same(ledger.reports, [], 'but nothing is reported on a grant still revoking')
+    t.equal(ledger.intents.get('g1')?.outcome, 'cut')
 
-  ledger.ended.add('g1')
-  await cutoffs.drain(actor)
+    ledger.ended.add('g1')
+    await cutoffs.drain(actor)
 
-  t.match(ledger.reports, [{ grantId: 'g1', action: 'grant.sessions_cut', change: { sessionsCutAt: '2026-12-01T12:00:01Z' } }])
-  t.equal(writes.length, 1, 'the policy is not written again')
-})
+    t.match(ledger.reports, [
+      { grantId: 'g1', action: 'grant.sessions_cut', change: { sessionsCutAt: '2026-12-01T12:00:01Z' } },
+    ])
+    t.equal(writes.length, 1, 'the policy is not written again')
+  },
+)
 
-t.test('a process frozen while it renewed the lease writes nothing when it wakes: its lease may be another’s', async (t) => {
-  const { ledger, cutoffs, writes } = setUp()
-  await cutoffs.intend(grant('g1'))
-  ledger.renewalTakesMs = 60_000
+t.test(
+  'a process frozen while it renewed the lease writes nothing when it wakes: its lease may be another’s',
+  async (t) => {
+    const { ledger, cutoffs, writes } = setUp()
+    await cutoffs.intend(grant('g1'))
+    ledger.renewalTakesMs = 60_000
 
-  await t.rejects(cutoffs.drain(actor), { code: 'LEASE_LOST' })
-  t.same(writes, [], 'no stale whole-policy write')
-  t.equal(ledger.intents.get('g1')?.outcome, 'pending', 'the intent waits for the next drain')
-})
+    await t.rejects(cutoffs.drain(actor), { code: 'LEASE_LOST' })
+    t.same(writes, [], 'no stale whole-policy write')
+    t.equal(ledger.intents.get('g1')?.outcome, 'pending', 'the intent waits for the next drain')
+  },
+)
 
 t.test('a drain that finds the lease held leaves the intent to the holder', async (t) => {
   const { ledger, cutoffs, writes } = setUp()

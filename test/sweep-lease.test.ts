@@ -9,7 +9,12 @@ const sweepRun = { actor: 'system:sweep', triggeredBy: 'test' }
 t.test('a sweep started while another process sweeps does nothing, and the one sweeping ends the grant', async (t) => {
   const { instances, clock, proxy, hasAssignment } = await build(t, moto, { instances: 2, proxy: true })
   const [first, second] = instances as [(typeof instances)[number], (typeof instances)[number]]
-  const created = await first.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ durationMinutes: 30 }) })
+  const created = await first.inject({
+    method: 'POST',
+    url: '/grants',
+    headers: bearer(),
+    payload: grantBody({ durationMinutes: 30 }),
+  })
   t.equal(created.statusCode, 201, created.body)
   clock.advanceMinutes(31)
   // The first sweep is held at its first page of due items, with the lease taken.
@@ -29,7 +34,12 @@ t.test('a sweep started while another process sweeps does nothing, and the one s
 t.test('the lease is given up when a sweep ends, so the next run, from any process, sweeps', async (t) => {
   const { instances, clock } = await build(t, moto, { instances: 2 })
   const [first, second] = instances as [(typeof instances)[number], (typeof instances)[number]]
-  const created = await first.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ durationMinutes: 30 }) })
+  const created = await first.inject({
+    method: 'POST',
+    url: '/grants',
+    headers: bearer(),
+    payload: grantBody({ durationMinutes: 30 }),
+  })
   t.equal(created.statusCode, 201, created.body)
 
   await first.runSweep(sweepRun)
@@ -41,14 +51,26 @@ t.test('the lease is given up when a sweep ends, so the next run, from any proce
 
 t.test('a lease whose holder died is taken over once its time has run out', async (t) => {
   const { app, clock } = await build(t, moto)
-  const created = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ durationMinutes: 30 }) })
+  const created = await app.inject({
+    method: 'POST',
+    url: '/grants',
+    headers: bearer(),
+    payload: grantBody({ durationMinutes: 30 }),
+  })
   t.equal(created.statusCode, 201, created.body)
   const { DynamoDBDocumentClient, UpdateCommand } = await import('@aws-sdk/lib-dynamodb')
   const { createAwsClients } = await import('../src/adapters/aws.ts')
   const doc = DynamoDBDocumentClient.from(createAwsClients({ region: 'us-east-1', endpoint: moto.endpoint }).dynamo)
   clock.advanceMinutes(31)
   // A process that took the lease for a minute and died.
-  await doc.send(new UpdateCommand({ TableName: 'jit-grants', Key: { pk: 'sweep#lease' }, UpdateExpression: 'SET leaseOwner = :o, leaseUntil = :u', ExpressionAttributeValues: { ':o': 'dead', ':u': clock.now().getTime() + 60_000 } }))
+  await doc.send(
+    new UpdateCommand({
+      TableName: 'jit-grants',
+      Key: { pk: 'sweep#lease' },
+      UpdateExpression: 'SET leaseOwner = :o, leaseUntil = :u',
+      ExpressionAttributeValues: { ':o': 'dead', ':u': clock.now().getTime() + 60_000 },
+    }),
+  )
 
   t.match(await app.runSweep(sweepRun), { revoked: 0 }, 'held: nothing swept')
   clock.advanceMinutes(2)
@@ -58,7 +80,11 @@ t.test('a lease whose holder died is taken over once its time has run out', asyn
 t.test('the sweep reads its next page of due grants while the page before is still under way', async (t) => {
   // A page of one: each grant's removal is on a page of its own. The held call must not time out meanwhile.
   const { app, clock, proxy } = await build(t, moto, { proxy: true, sweepPageSize: 1, requestTimeoutMs: 10_000 })
-  for (const body of [grantBody({ durationMinutes: 30 }), grantBody({ durationMinutes: 30, accountId: STAGING }), grantBody({ durationMinutes: 30, userName: 'bob' })]) {
+  for (const body of [
+    grantBody({ durationMinutes: 30 }),
+    grantBody({ durationMinutes: 30, accountId: STAGING }),
+    grantBody({ durationMinutes: 30, userName: 'bob' }),
+  ]) {
     const created = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: body })
     t.equal(created.statusCode, 201, created.body)
   }

@@ -92,7 +92,11 @@ function clientOptions(settings: Pick<AwsSettings, 'region' | 'endpoint' | 'requ
     ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
     maxAttempts: 3,
     // Bounded waits: a hung connection must become an error the sweep can retry, not a request that never ends.
-    requestHandler: { connectionTimeout: 3000, requestTimeout: settings.requestTimeoutMs ?? 10_000, throwOnRequestTimeout: true },
+    requestHandler: {
+      connectionTimeout: 3000,
+      requestTimeout: settings.requestTimeoutMs ?? 10_000,
+      throwOnRequestTimeout: true,
+    },
   }
 }
 
@@ -109,7 +113,9 @@ export async function createAwsAdapters(
   const doc = DynamoDBDocumentClient.from(clients.dynamo, { marshallOptions: { removeUndefinedValues: true } })
   const chain = new DynamoAuditChain(doc, settings.tables)
   const cursors = new PageCursors(settings.cursorKey)
-  const auditAnchors = settings.auditAnchorBucket ? s3AnchorsOnFirstUse(settings, settings.auditAnchorBucket) : undefined
+  const auditAnchors = settings.auditAnchorBucket
+    ? s3AnchorsOnFirstUse(settings, settings.auditAnchorBucket)
+    : undefined
   return {
     store: new DynamoGrantStore(doc, settings.tables, chain, cursors),
     auditLog: new DynamoAuditLog(doc, settings.tables.audit, chain, cursors, auditAnchors),
@@ -118,14 +124,23 @@ export async function createAwsAdapters(
     // its own limiter (the two services have separate quotas).
     identityCenter: new AccessTargets(
       new AwsIdentityCenter(clients.ssoAdmin, clients.ssoAdminMutations, {
-        limiter: new IdentityCenterRateLimiter({ ratePerSecond: settings.identityCenterTps ?? DEFAULT_IDENTITY_CENTER_TPS, maxConcurrentCreations: settings.maxConcurrentCreations ?? 10 }),
+        limiter: new IdentityCenterRateLimiter({
+          ratePerSecond: settings.identityCenterTps ?? DEFAULT_IDENTITY_CENTER_TPS,
+          maxConcurrentCreations: settings.maxConcurrentCreations ?? 10,
+        }),
         instanceArn: instance.instanceArn,
         provisioningWaitMs: settings.provisioningWaitMs,
         cacheTtlMs: settings.cacheTtlMs,
         log,
       }),
-      new AwsGroupMemberships(clients.identityStoreMemberships, instance.identityStoreId,
-        new IdentityCenterRateLimiter({ ratePerSecond: settings.identityCenterTps ?? DEFAULT_IDENTITY_CENTER_TPS, maxConcurrentCreations: 1 })),
+      new AwsGroupMemberships(
+        clients.identityStoreMemberships,
+        instance.identityStoreId,
+        new IdentityCenterRateLimiter({
+          ratePerSecond: settings.identityCenterTps ?? DEFAULT_IDENTITY_CENTER_TPS,
+          maxConcurrentCreations: 1,
+        }),
+      ),
     ),
     directory: new AwsIdentityStore(clients.identityStore, instance.identityStoreId, settings.cacheTtlMs),
     notifier: new SnsNotifier(clients.sns, settings.snsTopicArn, log),
@@ -134,7 +149,10 @@ export async function createAwsAdapters(
     idempotency: new DynamoIdempotencyStore(doc, settings.tables.grants),
     accounts: accountDirectoryOnFirstUse(settings),
     sessionCutoff: settings.cutoffPolicyIds?.length
-      ? { ledger: new DynamoCutoffLedger(doc, settings.tables.grants, chain), policies: cutoffPoliciesOnFirstUse(settings, settings.cutoffPolicyIds, instance.instanceArn) }
+      ? {
+          ledger: new DynamoCutoffLedger(doc, settings.tables.grants, chain),
+          policies: cutoffPoliciesOnFirstUse(settings, settings.cutoffPolicyIds, instance.instanceArn),
+        }
       : undefined,
     dueQueue: settings.dueQueueUrl ? sqsDueQueueOnFirstUse(settings, settings.dueQueueUrl) : undefined,
     instance,
@@ -153,8 +171,9 @@ export async function createAwsAdapters(
 function sqsDueQueueOnFirstUse(settings: AwsSettings, queueUrl: string): DueQueue {
   let loaded: Promise<DueQueue> | undefined
   const load = () =>
-    (loaded ??= import('./sqs-due-queue.ts').then(({ SQSClient, SqsDueQueue }) =>
-      new SqsDueQueue(new SQSClient(clientOptions(settings)), queueUrl)))
+    (loaded ??= import('./sqs-due-queue.ts').then(
+      ({ SQSClient, SqsDueQueue }) => new SqsDueQueue(new SQSClient(clientOptions(settings)), queueUrl),
+    ))
   return { send: async (due, now) => (await load()).send(due, now) }
 }
 
@@ -162,12 +181,25 @@ function sqsDueQueueOnFirstUse(settings: AwsSettings, queueUrl: string): DueQueu
  * The owned service control policies, the Organizations SDK imported when first used (an ended grant): like the
  * anchor store, a chunk of its own in the Lambda bundle. Its client is the mutations' kind: the adapter retries.
  */
-function cutoffPoliciesOnFirstUse(settings: AwsSettings, policyIds: readonly string[], instanceArn: string): CutoffPolicies {
+function cutoffPoliciesOnFirstUse(
+  settings: AwsSettings,
+  policyIds: readonly string[],
+  instanceArn: string,
+): CutoffPolicies {
   let loaded: Promise<CutoffPolicies> | undefined
-  const described = { policyIds, partition: instanceArn.split(':')[1] ?? 'aws', unreachableAccounts: settings.managementAccountId ? [settings.managementAccountId] : [] }
+  const described = {
+    policyIds,
+    partition: instanceArn.split(':')[1] ?? 'aws',
+    unreachableAccounts: settings.managementAccountId ? [settings.managementAccountId] : [],
+  }
   const load = () =>
-    (loaded ??= import('./organizations.ts').then(({ OrganizationsClient, OrganizationsCutoffPolicies }) =>
-      new OrganizationsCutoffPolicies(new OrganizationsClient({ ...clientOptions(settings), maxAttempts: 1 }), described)))
+    (loaded ??= import('./organizations.ts').then(
+      ({ OrganizationsClient, OrganizationsCutoffPolicies }) =>
+        new OrganizationsCutoffPolicies(
+          new OrganizationsClient({ ...clientOptions(settings), maxAttempts: 1 }),
+          described,
+        ),
+    ))
   return {
     ...described,
     read: async (policyId) => (await load()).read(policyId),
@@ -183,11 +215,13 @@ function cutoffPoliciesOnFirstUse(settings: AwsSettings, policyIds: readonly str
 function accountDirectoryOnFirstUse(settings: AwsSettings): AccountDirectory {
   let loaded: Promise<AccountDirectory> | undefined
   const load = () =>
-    (loaded ??= import('./organizations-directory.ts').then(({ OrganizationsClient, OrganizationsAccountDirectory, ORGANIZATIONS_TPS }) =>
-      new OrganizationsAccountDirectory(new OrganizationsClient({ ...clientOptions(settings), maxAttempts: 1 }), {
-        cacheTtlMs: settings.cacheTtlMs,
-        limiter: new IdentityCenterRateLimiter({ ratePerSecond: ORGANIZATIONS_TPS, maxConcurrentCreations: 1 }),
-      })))
+    (loaded ??= import('./organizations-directory.ts').then(
+      ({ OrganizationsClient, OrganizationsAccountDirectory, ORGANIZATIONS_TPS }) =>
+        new OrganizationsAccountDirectory(new OrganizationsClient({ ...clientOptions(settings), maxAttempts: 1 }), {
+          cacheTtlMs: settings.cacheTtlMs,
+          limiter: new IdentityCenterRateLimiter({ ratePerSecond: ORGANIZATIONS_TPS, maxConcurrentCreations: 1 }),
+        }),
+    ))
   return {
     ancestorsOf: async (accountId) => (await load()).ancestorsOf(accountId),
     tagsOf: async (accountId) => (await load()).tagsOf(accountId),
@@ -203,9 +237,14 @@ function accountDirectoryOnFirstUse(settings: AwsSettings): AccountDirectory {
 function s3AnchorsOnFirstUse(settings: AwsSettings, bucket: string): AuditAnchors {
   let loaded: Promise<AuditAnchors> | undefined
   const load = () =>
-    (loaded ??= import('./s3-anchors.ts').then(({ S3Client, S3AuditAnchors }) =>
-      // Path-style URLs for an AWS-compatible endpoint, which has no per-bucket host names.
-      new S3AuditAnchors(new S3Client({ ...clientOptions(settings), forcePathStyle: settings.endpoint !== undefined }), bucket)))
+    (loaded ??= import('./s3-anchors.ts').then(
+      ({ S3Client, S3AuditAnchors }) =>
+        // Path-style URLs for an AWS-compatible endpoint, which has no per-bucket host names.
+        new S3AuditAnchors(
+          new S3Client({ ...clientOptions(settings), forcePathStyle: settings.endpoint !== undefined }),
+          bucket,
+        ),
+    ))
   return {
     write: async (head) => (await load()).write(head),
     list: async function* (afterSeq, throughSeq) {
@@ -230,14 +269,23 @@ export async function resolveCursorKey(
   settings: { cursorKey?: string | undefined; cursorKeyArn?: string | undefined },
   secrets: SecretsManagerClient,
 ): Promise<string> {
-  if (!settings.cursorKeyArn && !settings.cursorKey) throw new Error('Set JIT_CURSOR_KEY or JIT_CURSOR_KEY_ARN: page cursors are sealed with it')
+  if (!settings.cursorKeyArn && !settings.cursorKey)
+    throw new Error('Set JIT_CURSOR_KEY or JIT_CURSOR_KEY_ARN: page cursors are sealed with it')
   return (await resolveSecret('JIT_CURSOR_KEY_ARN', settings.cursorKeyArn, settings.cursorKey, secrets)) as string
 }
 
 /** A secret given in the environment, or read once at start from the Secrets Manager secret `arn` names. */
-export async function resolveSecret(name: string, arn: string | undefined, given: string | undefined, secrets: SecretsManagerClient, minLength = 32): Promise<string | undefined> {
+export async function resolveSecret(
+  name: string,
+  arn: string | undefined,
+  given: string | undefined,
+  secrets: SecretsManagerClient,
+  minLength = 32,
+): Promise<string | undefined> {
   if (!arn) return given
-  const result = await callAws('Secrets Manager', 'GetSecretValue', () => secrets.send(new GetSecretValueCommand({ SecretId: arn })))
+  const result = await callAws('Secrets Manager', 'GetSecretValue', () =>
+    secrets.send(new GetSecretValueCommand({ SecretId: arn })),
+  )
   if (!result.SecretString || result.SecretString.length < minLength) {
     throw new Error(`The secret named by ${name} must be a string of at least ${minLength} characters`)
   }

@@ -49,11 +49,13 @@ export class AwsGroupMemberships {
   create(target: MembershipTarget, beforeSend?: BeforeSend): Promise<ProvisioningOutcome> {
     return this.mutation('CreateGroupMembership', async () => {
       await beforeSend?.()
-      await this.client.send(new CreateGroupMembershipCommand({
-        IdentityStoreId: this.identityStoreId,
-        GroupId: target.groupId,
-        MemberId: { UserId: target.userId },
-      }))
+      await this.client.send(
+        new CreateGroupMembershipCommand({
+          IdentityStoreId: this.identityStoreId,
+          GroupId: target.groupId,
+          MemberId: { UserId: target.userId },
+        }),
+      )
     })
   }
 
@@ -68,7 +70,9 @@ export class AwsGroupMemberships {
     if (membershipId === undefined) return SUCCEEDED
     return this.mutation('DeleteGroupMembership', async () => {
       await beforeSend?.()
-      await this.client.send(new DeleteGroupMembershipCommand({ IdentityStoreId: this.identityStoreId, MembershipId: membershipId }))
+      await this.client.send(
+        new DeleteGroupMembershipCommand({ IdentityStoreId: this.identityStoreId, MembershipId: membershipId }),
+      )
     })
   }
 
@@ -80,11 +84,15 @@ export class AwsGroupMemberships {
   private membershipId(target: MembershipTarget): Promise<string | undefined> {
     return callAws(SERVICE, 'GetGroupMembershipId', async () => {
       try {
-        const found = await this.limiter.read(() => this.client.send(new GetGroupMembershipIdCommand({
-          IdentityStoreId: this.identityStoreId,
-          GroupId: target.groupId,
-          MemberId: { UserId: target.userId },
-        })))
+        const found = await this.limiter.read(() =>
+          this.client.send(
+            new GetGroupMembershipIdCommand({
+              IdentityStoreId: this.identityStoreId,
+              GroupId: target.groupId,
+              MemberId: { UserId: target.userId },
+            }),
+          ),
+        )
         return found.MembershipId ?? undefined
       } catch (error) {
         if ((error as { name?: string }).name === 'ResourceNotFoundException') return undefined
@@ -93,16 +101,27 @@ export class AwsGroupMemberships {
     })
   }
 
-  private async mutation(operation: 'CreateGroupMembership' | 'DeleteGroupMembership', send: () => Promise<void>): Promise<ProvisioningOutcome> {
+  private async mutation(
+    operation: 'CreateGroupMembership' | 'DeleteGroupMembership',
+    send: () => Promise<void>,
+  ): Promise<ProvisioningOutcome> {
     try {
       await this.limiter.mutate(send)
       return SUCCEEDED
     } catch (error) {
       const { name, Reason } = error as { name?: string; Reason?: string }
-      if (name === 'ConflictException') return Reason === 'UNIQUENESS_CONSTRAINT_VIOLATION' && operation === 'CreateGroupMembership' ? EXISTS : UNDER_WAY
+      if (name === 'ConflictException')
+        return Reason === 'UNIQUENESS_CONSTRAINT_VIOLATION' && operation === 'CreateGroupMembership'
+          ? EXISTS
+          : UNDER_WAY
       if (name === 'ResourceNotFoundException' && operation === 'DeleteGroupMembership') return SUCCEEDED
       // The group (or user) is gone: refused for good, as Identity Center refuses an assignment (the grant fails).
-      if (name === 'ResourceNotFoundException') return { state: 'failed', requestId: null, reason: (error as Error).message || 'the group or user does not exist' }
+      if (name === 'ResourceNotFoundException')
+        return {
+          state: 'failed',
+          requestId: null,
+          reason: (error as Error).message || 'the group or user does not exist',
+        }
       return callAws(SERVICE, operation, () => Promise.reject(error))
     }
   }
@@ -130,11 +149,15 @@ export class AccessTargets implements IdentityCenter {
   }
 
   createAssignment(target: AccessTarget, beforeSend?: BeforeSend): Promise<ProvisioningOutcome> {
-    return isMembership(target) ? this.memberships.create(target, beforeSend) : this.assignments.createAssignment(target, beforeSend)
+    return isMembership(target)
+      ? this.memberships.create(target, beforeSend)
+      : this.assignments.createAssignment(target, beforeSend)
   }
 
   deleteAssignment(target: AccessTarget, beforeSend?: BeforeSend): Promise<ProvisioningOutcome> {
-    return isMembership(target) ? this.memberships.delete(target, beforeSend) : this.assignments.deleteAssignment(target, beforeSend)
+    return isMembership(target)
+      ? this.memberships.delete(target, beforeSend)
+      : this.assignments.deleteAssignment(target, beforeSend)
   }
 
   creationStatus(requestId: string): Promise<ProvisioningOutcome> {

@@ -101,12 +101,16 @@ export class AwsIdentityCenter implements IdentityCenter {
     await callAws(SERVICE, 'ListPermissionSets', async () => {
       let nextToken: string | undefined
       do {
-        const page = await this.limiter.read(() => this.client.send(new ListPermissionSetsCommand({ InstanceArn: instanceArn, NextToken: nextToken })))
+        const page = await this.limiter.read(() =>
+          this.client.send(new ListPermissionSetsCommand({ InstanceArn: instanceArn, NextToken: nextToken })),
+        )
         for (const arn of page.PermissionSets ?? []) {
           let entry = previousByArn.get(arn)
           if (!entry || !this.isFresh(entry)) {
             const describedAt = Date.now()
-            const described = await this.limiter.read(() => this.client.send(new DescribePermissionSetCommand({ InstanceArn: instanceArn, PermissionSetArn: arn })))
+            const described = await this.limiter.read(() =>
+              this.client.send(new DescribePermissionSetCommand({ InstanceArn: instanceArn, PermissionSetArn: arn })),
+            )
             entry = {
               info: {
                 arn,
@@ -134,7 +138,10 @@ export class AwsIdentityCenter implements IdentityCenter {
     if (value === undefined) return DEFAULT_SESSION_SECONDS
     const seconds = typeof value === 'string' ? parseIsoDuration(value) : undefined
     if (seconds !== undefined) return seconds
-    this.options.log?.warn({ permissionSetArn: arn, sessionDuration: String(value).slice(0, 40) }, 'unreadable permission set session duration; assuming PT1H')
+    this.options.log?.warn(
+      { permissionSetArn: arn, sessionDuration: String(value).slice(0, 40) },
+      'unreadable permission set session duration; assuming PT1H',
+    )
     return DEFAULT_SESSION_SECONDS
   }
 
@@ -142,13 +149,17 @@ export class AwsIdentityCenter implements IdentityCenter {
     return callAws(SERVICE, 'ListAccountAssignmentsForPrincipal', async () => {
       let nextToken: string | undefined
       do {
-        const page = await this.limiter.read(() => this.client.send(new ListAccountAssignmentsForPrincipalCommand({
-          InstanceArn: this.options.instanceArn,
-          PrincipalId: target.userId,
-          PrincipalType: 'USER',
-          Filter: { AccountId: target.accountId },
-          NextToken: nextToken,
-        })))
+        const page = await this.limiter.read(() =>
+          this.client.send(
+            new ListAccountAssignmentsForPrincipalCommand({
+              InstanceArn: this.options.instanceArn,
+              PrincipalId: target.userId,
+              PrincipalType: 'USER',
+              Filter: { AccountId: target.accountId },
+              NextToken: nextToken,
+            }),
+          ),
+        )
         const found = (page.AccountAssignments ?? []).some(
           (a) => a.AccountId === target.accountId && a.PermissionSetArn === target.permissionSetArn,
         )
@@ -160,17 +171,29 @@ export class AwsIdentityCenter implements IdentityCenter {
   }
 
   createAssignment(target: AssignmentTarget, beforeSend?: BeforeSend): Promise<ProvisioningOutcome> {
-    return this.limiter.creation(() => this.mutation('CreateAccountAssignment', async () => {
-      await beforeSend?.()
-      return (await this.mutations.send(new CreateAccountAssignmentCommand(this.assignmentInput(target)))).AccountAssignmentCreationStatus
-    }, (id) => this.creationStatus(id)))
+    return this.limiter.creation(() =>
+      this.mutation(
+        'CreateAccountAssignment',
+        async () => {
+          await beforeSend?.()
+          return (await this.mutations.send(new CreateAccountAssignmentCommand(this.assignmentInput(target))))
+            .AccountAssignmentCreationStatus
+        },
+        (id) => this.creationStatus(id),
+      ),
+    )
   }
 
   deleteAssignment(target: AssignmentTarget, beforeSend?: BeforeSend): Promise<ProvisioningOutcome> {
-    return this.mutation('DeleteAccountAssignment', async () => {
-      await beforeSend?.()
-      return (await this.mutations.send(new DeleteAccountAssignmentCommand(this.assignmentInput(target)))).AccountAssignmentDeletionStatus
-    }, (id) => this.deletionStatus(id))
+    return this.mutation(
+      'DeleteAccountAssignment',
+      async () => {
+        await beforeSend?.()
+        return (await this.mutations.send(new DeleteAccountAssignmentCommand(this.assignmentInput(target))))
+          .AccountAssignmentDeletionStatus
+      },
+      (id) => this.deletionStatus(id),
+    )
   }
 
   /**
@@ -189,7 +212,8 @@ export class AwsIdentityCenter implements IdentityCenter {
     } catch (error) {
       const name = (error as Error).name
       if (name === 'ConflictException') return UNDER_WAY
-      if (name === 'ResourceNotFoundException' && operation === 'DeleteAccountAssignment') return { state: 'succeeded', requestId: null }
+      if (name === 'ResourceNotFoundException' && operation === 'DeleteAccountAssignment')
+        return { state: 'succeeded', requestId: null }
       return callAws(SERVICE, operation, () => Promise.reject(error))
     }
     return this.awaitOutcome(toOutcome(accepted), status)
@@ -197,20 +221,28 @@ export class AwsIdentityCenter implements IdentityCenter {
 
   async creationStatus(requestId: string): Promise<ProvisioningOutcome> {
     const result = await callAws(SERVICE, 'DescribeAccountAssignmentCreationStatus', () =>
-      this.limiter.read(() => this.client.send(new DescribeAccountAssignmentCreationStatusCommand({
-        InstanceArn: this.options.instanceArn,
-        AccountAssignmentCreationRequestId: requestId,
-      }))),
+      this.limiter.read(() =>
+        this.client.send(
+          new DescribeAccountAssignmentCreationStatusCommand({
+            InstanceArn: this.options.instanceArn,
+            AccountAssignmentCreationRequestId: requestId,
+          }),
+        ),
+      ),
     )
     return toOutcome(result.AccountAssignmentCreationStatus)
   }
 
   async deletionStatus(requestId: string): Promise<ProvisioningOutcome> {
     const result = await callAws(SERVICE, 'DescribeAccountAssignmentDeletionStatus', () =>
-      this.limiter.read(() => this.client.send(new DescribeAccountAssignmentDeletionStatusCommand({
-        InstanceArn: this.options.instanceArn,
-        AccountAssignmentDeletionRequestId: requestId,
-      }))),
+      this.limiter.read(() =>
+        this.client.send(
+          new DescribeAccountAssignmentDeletionStatusCommand({
+            InstanceArn: this.options.instanceArn,
+            AccountAssignmentDeletionRequestId: requestId,
+          }),
+        ),
+      ),
     )
     return toOutcome(result.AccountAssignmentDeletionStatus)
   }
@@ -231,7 +263,10 @@ export class AwsIdentityCenter implements IdentityCenter {
    * that fails (throttled, 5xx) ends the wait with the request still in progress: it was accepted, and its id
    * is all the caller needs to ask again later.
    */
-  private async awaitOutcome(first: ProvisioningOutcome, status: (id: string) => Promise<ProvisioningOutcome>): Promise<ProvisioningOutcome> {
+  private async awaitOutcome(
+    first: ProvisioningOutcome,
+    status: (id: string) => Promise<ProvisioningOutcome>,
+  ): Promise<ProvisioningOutcome> {
     let outcome = first
     // Never past the request's own deadline: a request still provisioning then is answered as such.
     const deadline = Date.now() + Math.min(this.options.provisioningWaitMs, timeLeftMs() - 1000)
@@ -259,7 +294,9 @@ function toOutcome(status: AccountAssignmentOperationStatus | undefined): Provis
     case 'FAILED':
       return { state: 'failed', requestId, reason: status.FailureReason ?? 'no reason given' }
     default:
-      return requestId ? { state: 'in_progress', requestId } : { state: 'failed', requestId, reason: 'no request id returned' }
+      return requestId
+        ? { state: 'in_progress', requestId }
+        : { state: 'failed', requestId, reason: 'no request id returned' }
   }
 }
 
@@ -279,7 +316,9 @@ export async function resolveInstance(
     return { instanceArn: configured.instanceArn, identityStoreId: configured.identityStoreId }
   }
   const result = await callAws(SERVICE, 'ListInstances', () => client.send(new ListInstancesCommand({})))
-  const instances = (result.Instances ?? []).filter((i) => !configured.instanceArn || i.InstanceArn === configured.instanceArn)
+  const instances = (result.Instances ?? []).filter(
+    (i) => !configured.instanceArn || i.InstanceArn === configured.instanceArn,
+  )
   const only = instances[0]
   if (instances.length !== 1 || !only?.InstanceArn || !only.IdentityStoreId) {
     throw new Error(

@@ -26,15 +26,24 @@ export class AwsIdentityStore implements Directory {
   async findUser(userName: string): Promise<DirectoryUser | undefined> {
     const cached = this.users.get(userName)
     if (cached) return cached
-    const userId = await this.unlessNotFound('GetUserId', () => this.client.send(new GetUserIdCommand({
-      IdentityStoreId: this.identityStoreId,
-      AlternateIdentifier: { UniqueAttribute: { AttributePath: 'userName', AttributeValue: userName } },
-    })).then((result) => result.UserId))
+    const userId = await this.unlessNotFound('GetUserId', () =>
+      this.client
+        .send(
+          new GetUserIdCommand({
+            IdentityStoreId: this.identityStoreId,
+            AlternateIdentifier: { UniqueAttribute: { AttributePath: 'userName', AttributeValue: userName } },
+          }),
+        )
+        .then((result) => result.UserId),
+    )
     if (!userId) return undefined
     // GetUserId answers only the id: the name is read back so that what we record is the directory's spelling,
     // not whatever spelling the caller's lookup happened to match.
     const described = await this.unlessNotFound('DescribeUser', () =>
-      this.client.send(new DescribeUserCommand({ IdentityStoreId: this.identityStoreId, UserId: userId })).then((result) => result.UserName))
+      this.client
+        .send(new DescribeUserCommand({ IdentityStoreId: this.identityStoreId, UserId: userId }))
+        .then((result) => result.UserName),
+    )
     if (!described) return undefined
     const user = { id: userId, userName: described }
     this.users.set(userName, user)
@@ -45,10 +54,13 @@ export class AwsIdentityStore implements Directory {
   async groupIdsOf(userId: string): Promise<string[]> {
     return callAws(SERVICE, 'ListGroupMembershipsForMember', async () => {
       const ids: string[] = []
-      const pages = paginateListGroupMembershipsForMember({ client: this.client }, {
-        IdentityStoreId: this.identityStoreId,
-        MemberId: { UserId: userId },
-      })
+      const pages = paginateListGroupMembershipsForMember(
+        { client: this.client },
+        {
+          IdentityStoreId: this.identityStoreId,
+          MemberId: { UserId: userId },
+        },
+      )
       for await (const page of pages) {
         for (const membership of page.GroupMemberships ?? []) if (membership.GroupId) ids.push(membership.GroupId)
       }
@@ -57,14 +69,23 @@ export class AwsIdentityStore implements Directory {
   }
 
   async groupIdOf(displayName: string): Promise<string | undefined> {
-    return this.unlessNotFound('GetGroupId', () => this.client.send(new GetGroupIdCommand({
-      IdentityStoreId: this.identityStoreId,
-      AlternateIdentifier: { UniqueAttribute: { AttributePath: 'displayName', AttributeValue: displayName } },
-    })).then((result) => result.GroupId))
+    return this.unlessNotFound('GetGroupId', () =>
+      this.client
+        .send(
+          new GetGroupIdCommand({
+            IdentityStoreId: this.identityStoreId,
+            AlternateIdentifier: { UniqueAttribute: { AttributePath: 'displayName', AttributeValue: displayName } },
+          }),
+        )
+        .then((result) => result.GroupId),
+    )
   }
 
   /** A lookup whose "no such user or group" is an answer (undefined), not a failure. */
-  private async unlessNotFound(operation: string, call: () => Promise<string | undefined>): Promise<string | undefined> {
+  private async unlessNotFound(
+    operation: string,
+    call: () => Promise<string | undefined>,
+  ): Promise<string | undefined> {
     try {
       return await call()
     } catch (error) {

@@ -24,7 +24,12 @@ const MAX_DEPTH = 8
 /** Entries kept at most: an organization's accounts and OUs, several answers each. */
 const MAX_ENTRIES = 20_000
 /** Answers that mean "the organization has no such account or OU": an answer (not eligible), not a failure. */
-const NOT_IN_ORGANIZATION = new Set(['AccountNotFoundException', 'ChildNotFoundException', 'ParentNotFoundException', 'TargetNotFoundException'])
+const NOT_IN_ORGANIZATION = new Set([
+  'AccountNotFoundException',
+  'ChildNotFoundException',
+  'ParentNotFoundException',
+  'TargetNotFoundException',
+])
 
 type Parent = { id: string; type: string } | undefined
 
@@ -40,7 +45,10 @@ export class OrganizationsAccountDirectory implements AccountDirectory {
   private readonly limiter: IdentityCenterRateLimiter
   private readonly lookups: SharedLookups
 
-  constructor(client: OrganizationsClient, options: { cacheTtlMs: number; limiter: IdentityCenterRateLimiter; now?: () => number }) {
+  constructor(
+    client: OrganizationsClient,
+    options: { cacheTtlMs: number; limiter: IdentityCenterRateLimiter; now?: () => number },
+  ) {
     this.client = client
     this.limiter = options.limiter
     this.lookups = new SharedLookups(options.cacheTtlMs, options.now ?? Date.now)
@@ -60,26 +68,43 @@ export class OrganizationsAccountDirectory implements AccountDirectory {
   }
 
   tagsOf(accountId: string): Promise<Readonly<Record<string, string>>> {
-    return this.lookups.get(`tags#${accountId}`, () => this.read('ListTagsForResource', async () => {
-      const tags: Record<string, string> = {}
-      let token: string | undefined
-      do {
-        const page = await this.client.send(new ListTagsForResourceCommand({ ResourceId: accountId, NextToken: token }))
-        for (const tag of page.Tags ?? []) if (tag.Key !== undefined) tags[tag.Key] = tag.Value ?? ''
-        token = page.NextToken
-      } while (token)
-      return tags
-    }, {}))
+    return this.lookups.get(`tags#${accountId}`, () =>
+      this.read(
+        'ListTagsForResource',
+        async () => {
+          const tags: Record<string, string> = {}
+          let token: string | undefined
+          do {
+            const page = await this.client.send(
+              new ListTagsForResourceCommand({ ResourceId: accountId, NextToken: token }),
+            )
+            for (const tag of page.Tags ?? []) if (tag.Key !== undefined) tags[tag.Key] = tag.Value ?? ''
+            token = page.NextToken
+          } while (token)
+          return tags
+        },
+        {},
+      ),
+    )
   }
 
   describe(accountId: string): Promise<OrganizationAccount | undefined> {
-    return this.lookups.get(`account#${accountId}`, () => this.read('DescribeAccount', async () => {
-      const { Account: account } = await this.client.send(new DescribeAccountCommand({ AccountId: accountId }))
-      return account ? accountOf(account, accountId) : undefined
-    }, undefined))
+    return this.lookups.get(`account#${accountId}`, () =>
+      this.read(
+        'DescribeAccount',
+        async () => {
+          const { Account: account } = await this.client.send(new DescribeAccountCommand({ AccountId: accountId }))
+          return account ? accountOf(account, accountId) : undefined
+        },
+        undefined,
+      ),
+    )
   }
 
-  async accountsUnder(parentId: string, limit: number): Promise<{ accounts: OrganizationAccount[]; truncated: boolean }> {
+  async accountsUnder(
+    parentId: string,
+    limit: number,
+  ): Promise<{ accounts: OrganizationAccount[]; truncated: boolean }> {
     const accounts: OrganizationAccount[] = []
     const queue = [parentId]
     for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
@@ -93,38 +118,52 @@ export class OrganizationsAccountDirectory implements AccountDirectory {
   }
 
   private parentOf(childId: string): Promise<Parent> {
-    return this.lookups.get(`parent#${childId}`, () => this.read('ListParents', async () => {
-      // An account or OU has exactly one parent: the first page's first entry.
-      const { Parents: parents } = await this.client.send(new ListParentsCommand({ ChildId: childId }))
-      const parent = parents?.[0]
-      return parent?.Id ? { id: parent.Id, type: parent.Type ?? 'ORGANIZATIONAL_UNIT' } : undefined
-    }, undefined))
+    return this.lookups.get(`parent#${childId}`, () =>
+      this.read(
+        'ListParents',
+        async () => {
+          // An account or OU has exactly one parent: the first page's first entry.
+          const { Parents: parents } = await this.client.send(new ListParentsCommand({ ChildId: childId }))
+          const parent = parents?.[0]
+          return parent?.Id ? { id: parent.Id, type: parent.Type ?? 'ORGANIZATIONAL_UNIT' } : undefined
+        },
+        undefined,
+      ),
+    )
   }
 
   private accountsIn(parentId: string): Promise<OrganizationAccount[]> {
-    return this.lookups.get(`accounts-in#${parentId}`, () => this.read('ListAccountsForParent', async () => {
-      const found: OrganizationAccount[] = []
-      let token: string | undefined
-      do {
-        const page = await this.client.send(new ListAccountsForParentCommand({ ParentId: parentId, NextToken: token }))
-        for (const account of page.Accounts ?? []) if (account.Id) found.push(accountOf(account, account.Id))
-        token = page.NextToken
-      } while (token)
-      return found
-    }, []))
+    return this.lookups.get(`accounts-in#${parentId}`, () =>
+      this.read('ListAccountsForParent', async () => {
+        const found: OrganizationAccount[] = []
+        let token: string | undefined
+        do {
+          const page = await this.client.send(
+            new ListAccountsForParentCommand({ ParentId: parentId, NextToken: token }),
+          )
+          for (const account of page.Accounts ?? []) if (account.Id) found.push(accountOf(account, account.Id))
+          token = page.NextToken
+        } while (token)
+        return found
+      }, []),
+    )
   }
 
   private unitsIn(parentId: string): Promise<string[]> {
-    return this.lookups.get(`units-in#${parentId}`, () => this.read('ListChildren', async () => {
-      const found: string[] = []
-      let token: string | undefined
-      do {
-        const page = await this.client.send(new ListChildrenCommand({ ParentId: parentId, ChildType: 'ORGANIZATIONAL_UNIT', NextToken: token }))
-        for (const child of page.Children ?? []) if (child.Id) found.push(child.Id)
-        token = page.NextToken
-      } while (token)
-      return found
-    }, []))
+    return this.lookups.get(`units-in#${parentId}`, () =>
+      this.read('ListChildren', async () => {
+        const found: string[] = []
+        let token: string | undefined
+        do {
+          const page = await this.client.send(
+            new ListChildrenCommand({ ParentId: parentId, ChildType: 'ORGANIZATIONAL_UNIT', NextToken: token }),
+          )
+          for (const child of page.Children ?? []) if (child.Id) found.push(child.Id)
+          token = page.NextToken
+        } while (token)
+        return found
+      }, []),
+    )
   }
 
   /** One paced, retried lookup; "no such account or OU" answers `absent`, anything else unanswered is UpstreamUnavailableError. */
@@ -140,7 +179,10 @@ export class OrganizationsAccountDirectory implements AccountDirectory {
   }
 }
 
-function accountOf(account: { Name?: string | undefined; Status?: string | undefined; State?: string | undefined }, id: string): OrganizationAccount {
+function accountOf(
+  account: { Name?: string | undefined; Status?: string | undefined; State?: string | undefined },
+  id: string,
+): OrganizationAccount {
   // State is the newer field (ACTIVE, SUSPENDED, PENDING_CLOSURE, CLOSED, PENDING_ACTIVATION); Status the older one.
   const state = account.State ?? account.Status
   return { id, name: account.Name ?? id, active: state === 'ACTIVE' }
@@ -169,8 +211,12 @@ class SharedLookups {
     const entry = { value: load() as Promise<unknown>, expires: Infinity }
     this.entries.set(key, entry)
     entry.value.then(
-      () => { entry.expires = this.now() + this.ttlMs },
-      () => { if (this.entries.get(key) === entry) this.entries.delete(key) },
+      () => {
+        entry.expires = this.now() + this.ttlMs
+      },
+      () => {
+        if (this.entries.get(key) === entry) this.entries.delete(key)
+      },
     )
     return entry.value as Promise<T>
   }

@@ -23,7 +23,10 @@ export class OrganizationsCutoffPolicies implements CutoffPolicies {
   readonly unreachableAccounts: readonly string[]
   private readonly client: OrganizationsClient
 
-  constructor(client: OrganizationsClient, settings: Pick<CutoffPolicies, 'policyIds' | 'partition' | 'unreachableAccounts'>) {
+  constructor(
+    client: OrganizationsClient,
+    settings: Pick<CutoffPolicies, 'policyIds' | 'partition' | 'unreachableAccounts'>,
+  ) {
     this.client = client
     this.policyIds = settings.policyIds
     this.partition = settings.partition
@@ -31,14 +34,18 @@ export class OrganizationsCutoffPolicies implements CutoffPolicies {
   }
 
   async read(policyId: string): Promise<string> {
-    const result = await this.send('DescribePolicy', () => this.client.send(new DescribePolicyCommand({ PolicyId: policyId })))
+    const result = await this.send('DescribePolicy', () =>
+      this.client.send(new DescribePolicyCommand({ PolicyId: policyId })),
+    )
     const content = result.Policy?.Content
     if (content === undefined) throw new Error(`Organizations described policy ${policyId} without its content`)
     return content
   }
 
   async write(policyId: string, content: string): Promise<void> {
-    await this.send('UpdatePolicy', () => this.client.send(new UpdatePolicyCommand({ PolicyId: policyId, Content: content })))
+    await this.send('UpdatePolicy', () =>
+      this.client.send(new UpdatePolicyCommand({ PolicyId: policyId, Content: content })),
+    )
   }
 
   /**
@@ -50,7 +57,8 @@ export class OrganizationsCutoffPolicies implements CutoffPolicies {
       try {
         return await call()
       } catch (error) {
-        if (!RETRIED.has((error as Error).name) || attempt === MAX_ORGANIZATIONS_ATTEMPTS) return callAws(SERVICE, operation, () => Promise.reject(error))
+        if (!RETRIED.has((error as Error).name) || attempt === MAX_ORGANIZATIONS_ATTEMPTS)
+          return callAws(SERVICE, operation, () => Promise.reject(error))
         const backoff = RETRY_BASE_MS * 2 ** (attempt - 1) * (0.5 + Math.random())
         ensureTimeFor(backoff)
         await new Promise((resolve) => setTimeout(resolve, backoff))

@@ -48,17 +48,22 @@ export class S3AuditAnchors implements AuditAnchors {
 
   async write(head: HeadToAnchor): Promise<void> {
     await callAws('S3', 'PutObject', () =>
-      this.s3.send(new PutObjectCommand({
-        Bucket: this.bucket,
-        Key: anchorKey(head),
-        Body: JSON.stringify({ seq: head.seq, hash: head.hash, at: head.at }),
-        ContentType: 'application/json',
-      })),
+      this.s3.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: anchorKey(head),
+          Body: JSON.stringify({ seq: head.seq, hash: head.hash, at: head.at }),
+          ContentType: 'application/json',
+        }),
+      ),
     )
   }
 
   async *list(afterSeq: number, throughSeq?: number): AsyncGenerator<AuditAnchor> {
-    const pages = paginateListObjectsV2({ client: this.s3 }, { Bucket: this.bucket, Prefix: PREFIX, StartAfter: afterKeysOf(afterSeq) })
+    const pages = paginateListObjectsV2(
+      { client: this.s3 },
+      { Bucket: this.bucket, Prefix: PREFIX, StartAfter: afterKeysOf(afterSeq) },
+    )
     const iterator = pages[Symbol.asyncIterator]()
     for (;;) {
       const page = await callAws('S3', 'ListObjectsV2', () => iterator.next())
@@ -69,7 +74,12 @@ export class S3AuditAnchors implements AuditAnchors {
         if (!match) continue
         const seq = Number(match[1])
         if (throughSeq !== undefined && seq > throughSeq) return
-        yield { seq, hash: match[2] as string, at: (object.LastModified ?? new Date(0)).toISOString(), name: object.Key as string }
+        yield {
+          seq,
+          hash: match[2] as string,
+          at: (object.LastModified ?? new Date(0)).toISOString(),
+          name: object.Key as string,
+        }
       }
     }
   }

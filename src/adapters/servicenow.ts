@@ -3,7 +3,11 @@ import { DeliveryError, UpstreamUnavailableError } from '../core/errors.ts'
 import type { MessageChannel, OutboxMessage, TicketApproval, TicketCheck } from '../core/ports.ts'
 
 /** The ticket tables by number prefix, as ServiceNow numbers them out of the box. */
-export const DEFAULT_TICKET_TABLES: Readonly<Record<string, string>> = { CHG: 'change_request', INC: 'incident', RITM: 'sc_req_item' }
+export const DEFAULT_TICKET_TABLES: Readonly<Record<string, string>> = {
+  CHG: 'change_request',
+  INC: 'incident',
+  RITM: 'sc_req_item',
+}
 /** Change states that allow the work: Scheduled (-2) and Implement (-1). */
 export const DEFAULT_CHANGE_STATES = ['-2', '-1']
 /** Incident states that count as open: New (1), In Progress (2), On Hold (3). */
@@ -40,7 +44,13 @@ export class ServiceNowError extends Error {
 
   /** 429, 5xx, a timeout or a dropped connection: the same request may succeed later. */
   get transient(): boolean {
-    return this.status === undefined || this.status === 401 || this.status === 408 || this.status === 429 || this.status >= 500
+    return (
+      this.status === undefined ||
+      this.status === 401 ||
+      this.status === 408 ||
+      this.status === 429 ||
+      this.status >= 500
+    )
   }
 }
 
@@ -71,14 +81,30 @@ export class ServiceNowClient {
   /** The table holding tickets numbered like this one, or undefined when no prefix matches. */
   tableFor(ticketId: string): string | undefined {
     const tables = this.settings.tables ?? DEFAULT_TICKET_TABLES
-    const prefix = Object.keys(tables).filter((candidate) => ticketId.startsWith(candidate)).sort((a, b) => b.length - a.length)[0]
+    const prefix = Object.keys(tables)
+      .filter((candidate) => ticketId.startsWith(candidate))
+      .sort((a, b) => b.length - a.length)[0]
     return prefix === undefined ? undefined : tables[prefix]
   }
 
   /** The ticket with these fields (values, not display values: states as numbers, dates in UTC), or undefined. */
-  async findTicket(table: string, number: string, fields: readonly string[], signal?: AbortSignal): Promise<TicketRecord | undefined> {
-    const query = new URLSearchParams({ sysparm_query: `number=${number}`, sysparm_fields: ['sys_id', ...fields].join(','), sysparm_limit: '1' })
-    const { result } = (await this.request('GET', `/api/now/table/${encodeURIComponent(table)}?${query}`, undefined, signal)) as { result?: TicketRecord[] }
+  async findTicket(
+    table: string,
+    number: string,
+    fields: readonly string[],
+    signal?: AbortSignal,
+  ): Promise<TicketRecord | undefined> {
+    const query = new URLSearchParams({
+      sysparm_query: `number=${number}`,
+      sysparm_fields: ['sys_id', ...fields].join(','),
+      sysparm_limit: '1',
+    })
+    const { result } = (await this.request(
+      'GET',
+      `/api/now/table/${encodeURIComponent(table)}?${query}`,
+      undefined,
+      signal,
+    )) as { result?: TicketRecord[] }
     const record = result?.[0]
     if (record) this.remember(table, number, record.sys_id)
     return record
@@ -89,13 +115,24 @@ export class ServiceNowClient {
   }
 
   async addWorkNote(table: string, sysId: string, text: string, signal?: AbortSignal): Promise<void> {
-    await this.request('PATCH', `/api/now/table/${encodeURIComponent(table)}/${encodeURIComponent(sysId)}`, { work_notes: text }, signal)
+    await this.request(
+      'PATCH',
+      `/api/now/table/${encodeURIComponent(table)}/${encodeURIComponent(sysId)}`,
+      { work_notes: text },
+      signal,
+    )
   }
 
   /** Whether a work note containing `marker` is already on the record (sys_journal_field). */
   async hasWorkNote(sysId: string, marker: string, signal?: AbortSignal): Promise<boolean> {
-    const query = new URLSearchParams({ sysparm_query: `element_id=${sysId}^element=work_notes^valueLIKE${marker}`, sysparm_fields: 'sys_id', sysparm_limit: '1' })
-    const { result } = (await this.request('GET', `/api/now/table/sys_journal_field?${query}`, undefined, signal)) as { result?: unknown[] }
+    const query = new URLSearchParams({
+      sysparm_query: `element_id=${sysId}^element=work_notes^valueLIKE${marker}`,
+      sysparm_fields: 'sys_id',
+      sysparm_limit: '1',
+    })
+    const { result } = (await this.request('GET', `/api/now/table/sys_journal_field?${query}`, undefined, signal)) as {
+      result?: unknown[]
+    }
     return (result?.length ?? 0) > 0
   }
 
@@ -104,12 +141,26 @@ export class ServiceNowClient {
     this.sysIds.set(`${table}#${number}`, sysId)
   }
 
-  private async request(method: string, path: string, body?: unknown, signal?: AbortSignal, renewed = false): Promise<unknown> {
-    const response = await this.send(`${this.base}${path}`, {
-      method,
-      headers: { accept: 'application/json', authorization: await this.authorization(signal), ...(body ? { 'content-type': 'application/json' } : {}) },
-      ...(body ? { body: JSON.stringify(body) } : {}),
-    }, signal)
+  private async request(
+    method: string,
+    path: string,
+    body?: unknown,
+    signal?: AbortSignal,
+    renewed = false,
+  ): Promise<unknown> {
+    const response = await this.send(
+      `${this.base}${path}`,
+      {
+        method,
+        headers: {
+          accept: 'application/json',
+          authorization: await this.authorization(signal),
+          ...(body ? { 'content-type': 'application/json' } : {}),
+        },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      },
+      signal,
+    )
     // A token ServiceNow no longer accepts (revoked, or its clock and ours disagree) is fetched again, once.
     if (response.status === 401 && this.settings.credentials.kind === 'oauth' && !renewed) {
       await response.body?.cancel()
@@ -122,21 +173,34 @@ export class ServiceNowClient {
 
   private async authorization(signal?: AbortSignal): Promise<string> {
     const { credentials } = this.settings
-    if (credentials.kind === 'basic') return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`
+    if (credentials.kind === 'basic')
+      return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`
     if (this.token && this.token.expiresAt - TOKEN_MARGIN_MS > Date.now()) return `Bearer ${this.token.value}`
     this.tokenRequest ??= this.fetchToken(credentials, signal).finally(() => (this.tokenRequest = undefined))
     return `Bearer ${await this.tokenRequest}`
   }
 
-  private async fetchToken(credentials: Extract<ServiceNowCredentials, { kind: 'oauth' }>, signal?: AbortSignal): Promise<string> {
-    const response = await this.send(`${this.base}/oauth_token.do`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: credentials.clientId, client_secret: credentials.clientSecret }).toString(),
-    }, signal)
+  private async fetchToken(
+    credentials: Extract<ServiceNowCredentials, { kind: 'oauth' }>,
+    signal?: AbortSignal,
+  ): Promise<string> {
+    const response = await this.send(
+      `${this.base}/oauth_token.do`,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+        body: new URLSearchParams({
+          grant_type: 'client_credentials',
+          client_id: credentials.clientId,
+          client_secret: credentials.clientSecret,
+        }).toString(),
+      },
+      signal,
+    )
     if (!response.ok) throw await refusal(response, 'POST /oauth_token.do')
     const granted = (await response.json()) as { access_token?: string; expires_in?: number | string }
-    if (!granted.access_token) throw new ServiceNowError('the token endpoint answered without an access_token', response.status)
+    if (!granted.access_token)
+      throw new ServiceNowError('the token endpoint answered without an access_token', response.status)
     this.token = { value: granted.access_token, expiresAt: Date.now() + Number(granted.expires_in ?? 1800) * 1000 }
     return this.token.value
   }
@@ -157,11 +221,15 @@ async function refusal(response: Response, what: string): Promise<ServiceNowErro
   let message = ''
   try {
     const body = (await response.json()) as { error?: { message?: string } | string; error_description?: string }
-    message = typeof body.error === 'string' ? body.error : body.error?.message ?? body.error_description ?? ''
+    message = typeof body.error === 'string' ? body.error : (body.error?.message ?? body.error_description ?? '')
   } catch {
     // Not JSON: the status says enough.
   }
-  return new ServiceNowError(`${what} answered ${response.status}${message ? `: ${message.slice(0, 200)}` : ''}`, response.status, retryAfterMs(response.headers.get('retry-after')))
+  return new ServiceNowError(
+    `${what} answered ${response.status}${message ? `: ${message.slice(0, 200)}` : ''}`,
+    response.status,
+    retryAfterMs(response.headers.get('retry-after')),
+  )
 }
 
 /** Retry-After as delta-seconds or as an HTTP date. */
@@ -200,18 +268,26 @@ export class ServiceNowWorkNotes implements MessageChannel {
   }
 
   wants(event: AuditEvent): boolean {
-    return event.grantId !== null && NOTED[event.action] !== undefined && this.client.tableFor(event.ticketId) !== undefined
+    return (
+      event.grantId !== null && NOTED[event.action] !== undefined && this.client.tableFor(event.ticketId) !== undefined
+    )
   }
 
   async deliver(message: OutboxMessage, redelivery: boolean, signal?: AbortSignal): Promise<void> {
     const { event } = message
     const table = this.client.tableFor(event.ticketId)
-    if (!table) throw new DeliveryError(`no ServiceNow table is configured for ticket ${event.ticketId}`, { permanent: true })
+    if (!table)
+      throw new DeliveryError(`no ServiceNow table is configured for ticket ${event.ticketId}`, { permanent: true })
     const sysId = await asDelivery(this.client.sysIdOf(table, event.ticketId, signal))
-    if (!sysId) throw new DeliveryError(`ticket ${event.ticketId} does not exist in ServiceNow (${table})`, { permanent: true })
+    if (!sysId)
+      throw new DeliveryError(`ticket ${event.ticketId} does not exist in ServiceNow (${table})`, { permanent: true })
     // A look that fails (the integration user may not read sys_journal_field) never gives the note up: it is
     // worth another attempt, and the failure is logged with each one.
-    if (redelivery && (await asDelivery(this.client.hasWorkNote(sysId, eventMarker(event), signal), { transient: true }))) return
+    if (
+      redelivery &&
+      (await asDelivery(this.client.hasWorkNote(sysId, eventMarker(event), signal), { transient: true }))
+    )
+      return
     await asDelivery(this.client.addWorkNote(table, sysId, workNote(message), signal))
   }
 }
@@ -224,19 +300,30 @@ async function asDelivery<T>(call: Promise<T>, options: { transient?: boolean } 
     return await call
   } catch (error) {
     if (!(error instanceof ServiceNowError)) throw error
-    throw new DeliveryError(error.message, { permanent: !options.transient && !error.transient, retryAfterMs: error.retryAfterMs, cause: error })
+    throw new DeliveryError(error.message, {
+      permanent: !options.transient && !error.transient,
+      retryAfterMs: error.retryAfterMs,
+      cause: error,
+    })
   }
 }
 
 /** One paragraph an engineer reading the ticket understands: what happened, to whose access, until when. */
 export function workNote({ event, window }: OutboxMessage): string {
   const group = event.groupName
-  const what = group ? `membership of Identity Store group ${group} for ${event.userName}` : `${event.permissionSet} on AWS account ${event.accountId} for ${event.userName}`
-  const until = window && ['grant.activated', 'grant.extended', 'grant.shortened'].includes(event.action)
-    ? group ? ` Until ${window.expiresAt}.` : ` Until ${window.expiresAt}; role sessions already started last until ${window.accessEndsBy} at the latest.`
-    : ''
-  return `[jit-access] ${NOTED[event.action] ?? event.action}: ${what}.${until} ${event.detail} (by ${event.actor}, ${event.at}). ` +
+  const what = group
+    ? `membership of Identity Store group ${group} for ${event.userName}`
+    : `${event.permissionSet} on AWS account ${event.accountId} for ${event.userName}`
+  const until =
+    window && ['grant.activated', 'grant.extended', 'grant.shortened'].includes(event.action)
+      ? group
+        ? ` Until ${window.expiresAt}.`
+        : ` Until ${window.expiresAt}; role sessions already started last until ${window.accessEndsBy} at the latest.`
+      : ''
+  return (
+    `[jit-access] ${NOTED[event.action] ?? event.action}: ${what}.${until} ${event.detail} (by ${event.actor}, ${event.at}). ` +
     `Grant ${event.grantId}; ${eventMarker(event)}.`
+  )
 }
 
 export interface ApprovalRules {
@@ -265,39 +352,60 @@ export class ServiceNowApprovals implements TicketApproval {
 
   async check(ticketId: string, window: { startsAt: Date; expiresAt: Date }): Promise<TicketCheck> {
     const table = this.client.tableFor(ticketId)
-    if (!table) return { approved: false, failedCondition: 'ticket', detail: 'no ServiceNow table is configured for its number prefix' }
+    if (!table)
+      return {
+        approved: false,
+        failedCondition: 'ticket',
+        detail: 'no ServiceNow table is configured for its number prefix',
+      }
     let record: TicketRecord | undefined
     try {
       record = await this.client.findTicket(table, ticketId, ['state', 'approval', 'active', 'start_date', 'end_date'])
     } catch (error) {
       throw new UpstreamUnavailableError('ServiceNow', `reading ${table}`, error, true, this.rules.retryAfterSeconds)
     }
-    if (!record) return { approved: false, failedCondition: 'ticket', detail: `it does not exist in ServiceNow (${table})` }
+    if (!record)
+      return { approved: false, failedCondition: 'ticket', detail: `it does not exist in ServiceNow (${table})` }
     if (table === 'incident') return this.incident(record)
-    if (record.approval !== 'approved') return { approved: false, failedCondition: 'ticketApproval', detail: `its approval is '${record.approval ?? 'not set'}', not 'approved'` }
+    if (record.approval !== 'approved')
+      return {
+        approved: false,
+        failedCondition: 'ticketApproval',
+        detail: `its approval is '${record.approval ?? 'not set'}', not 'approved'`,
+      }
     if (table === 'change_request') return this.change(record, window)
-    return record.active === 'false' ? { approved: false, failedCondition: 'ticketState', detail: 'it is no longer active' } : { approved: true }
+    return record.active === 'false'
+      ? { approved: false, failedCondition: 'ticketState', detail: 'it is no longer active' }
+      : { approved: true }
   }
 
   private incident(record: TicketRecord): TicketCheck {
     const open = this.rules.incidentStates ?? DEFAULT_INCIDENT_STATES
-    return open.includes(record.state ?? '') ? { approved: true } : { approved: false, failedCondition: 'ticketState', detail: `the incident is not open (state ${record.state})` }
+    return open.includes(record.state ?? '')
+      ? { approved: true }
+      : { approved: false, failedCondition: 'ticketState', detail: `the incident is not open (state ${record.state})` }
   }
 
   private change(record: TicketRecord, window: { startsAt: Date; expiresAt: Date }): TicketCheck {
     const allowed = this.rules.changeStates ?? DEFAULT_CHANGE_STATES
     if (!allowed.includes(record.state ?? '')) {
-      return { approved: false, failedCondition: 'ticketState', detail: `the change is in state ${record.state}, not one that allows the work (${allowed.join(', ')})` }
+      return {
+        approved: false,
+        failedCondition: 'ticketState',
+        detail: `the change is in state ${record.state}, not one that allows the work (${allowed.join(', ')})`,
+      }
     }
     const start = utc(record.start_date)
     const end = utc(record.end_date)
-    if (start === undefined || end === undefined) return { approved: false, failedCondition: 'ticketWindow', detail: 'the change has no planned start and end' }
+    if (start === undefined || end === undefined)
+      return { approved: false, failedCondition: 'ticketWindow', detail: 'the change has no planned start and end' }
     const lead = this.rules.windowLeadMs
     if (window.startsAt.getTime() < start - lead || window.expiresAt.getTime() > end + lead) {
       return {
         approved: false,
         failedCondition: 'ticketWindow',
-        detail: `access from ${window.startsAt.toISOString()} to ${window.expiresAt.toISOString()} is outside the planned window ` +
+        detail:
+          `access from ${window.startsAt.toISOString()} to ${window.expiresAt.toISOString()} is outside the planned window ` +
           `${new Date(start).toISOString()} to ${new Date(end).toISOString()} (with ${lead / 60_000} minutes' lead)`,
       }
     }

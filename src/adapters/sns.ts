@@ -38,13 +38,20 @@ export class SnsLifecycleChannel implements MessageChannel {
 
   async deliver({ event }: OutboxMessage, _redelivery: boolean, signal: AbortSignal): Promise<void> {
     const severity = SEVERITY[event.action] ?? 'info'
-    await publish(this.client, this.topicArn, `${event.action} ${accessOf(event)}`, { source: 'jit-access', severity, ...event }, {
-      action: event.action,
-      // A group grant's events carry groupName instead of accountId (subscribers may filter on either).
-      ...(event.groupName ? { groupName: event.groupName } : { accountId: event.accountId ?? '' }),
-      severity,
-      eventId: event.id,
-    }, signal)
+    await publish(
+      this.client,
+      this.topicArn,
+      `${event.action} ${accessOf(event)}`,
+      { source: 'jit-access', severity, ...event },
+      {
+        action: event.action,
+        // A group grant's events carry groupName instead of accountId (subscribers may filter on either).
+        ...(event.groupName ? { groupName: event.groupName } : { accountId: event.accountId ?? '' }),
+        severity,
+        eventId: event.id,
+      },
+      signal,
+    )
   }
 }
 
@@ -68,11 +75,15 @@ export class SnsNotifier implements Notifier {
 
   async error(subject: string, detail: Record<string, unknown>): Promise<void> {
     this.log.warn({ alert: subject, ...detail }, 'jit-access alert')
-    this.dispatch(subject, { source: 'jit-access', severity: 'error', action: 'error', subject, ...detail }, {
-      action: 'error',
-      severity: 'error',
-      ...(typeof detail.accountId === 'string' ? { accountId: detail.accountId } : {}),
-    })
+    this.dispatch(
+      subject,
+      { source: 'jit-access', severity: 'error', action: 'error', subject, ...detail },
+      {
+        action: 'error',
+        severity: 'error',
+        ...(typeof detail.accountId === 'string' ? { accountId: detail.accountId } : {}),
+      },
+    )
   }
 
   async flush(): Promise<void> {
@@ -82,18 +93,33 @@ export class SnsNotifier implements Notifier {
   private dispatch(subject: string, message: Record<string, unknown>, attributes: Record<string, string>): void {
     if (!this.topicArn) return
     const sending: Promise<void> = publish(this.client, this.topicArn, subject, message, attributes)
-      .then(() => undefined, (error: unknown) => this.log.error({ subject, error: describeCause(error) }, 'could not publish to SNS'))
+      .then(
+        () => undefined,
+        (error: unknown) => this.log.error({ subject, error: describeCause(error) }, 'could not publish to SNS'),
+      )
       .finally(() => this.inFlight.delete(sending))
     this.inFlight.add(sending)
   }
 }
 
-function publish(client: SNSClient, topicArn: string, subject: string, message: Record<string, unknown>, attributes: Record<string, string>, signal?: AbortSignal) {
-  return client.send(new PublishCommand({
-    TopicArn: topicArn,
-    // SNS subjects are at most 100 printable ASCII characters.
-    Subject: `jit-access: ${subject}`.replace(/[^\x20-\x7e]/g, '?').slice(0, 100),
-    Message: JSON.stringify(message),
-    MessageAttributes: Object.fromEntries(Object.entries(attributes).map(([name, value]) => [name, { DataType: 'String', StringValue: value }])),
-  }), signal ? { abortSignal: signal } : {})
+function publish(
+  client: SNSClient,
+  topicArn: string,
+  subject: string,
+  message: Record<string, unknown>,
+  attributes: Record<string, string>,
+  signal?: AbortSignal,
+) {
+  return client.send(
+    new PublishCommand({
+      TopicArn: topicArn,
+      // SNS subjects are at most 100 printable ASCII characters.
+      Subject: `jit-access: ${subject}`.replace(/[^\x20-\x7e]/g, '?').slice(0, 100),
+      Message: JSON.stringify(message),
+      MessageAttributes: Object.fromEntries(
+        Object.entries(attributes).map(([name, value]) => [name, { DataType: 'String', StringValue: value }]),
+      ),
+    }),
+    signal ? { abortSignal: signal } : {},
+  )
 }

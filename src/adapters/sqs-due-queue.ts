@@ -34,14 +34,19 @@ export class SqsDueQueue implements DueQueue {
     const failed: string[] = []
     for (let i = 0; i < entries.length; i += BATCH) {
       const batch = entries.slice(i, i + BATCH)
-      const sent = await callAws('SQS', 'SendMessageBatch', () => this.sqs.send(new SendMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: batch })))
+      const sent = await callAws('SQS', 'SendMessageBatch', () =>
+        this.sqs.send(new SendMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: batch })),
+      )
       const retry = batch.filter((entry) => sent.Failed?.some((f) => f.Id === entry.Id && !f.SenderFault))
       if (retry.length > 0) {
-        const again = await callAws('SQS', 'SendMessageBatch', () => this.sqs.send(new SendMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: retry })))
+        const again = await callAws('SQS', 'SendMessageBatch', () =>
+          this.sqs.send(new SendMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: retry })),
+        )
         failed.push(...(again.Failed ?? []).map((f) => f.Id ?? '?'))
       }
       failed.push(...(sent.Failed ?? []).filter((f) => f.SenderFault).map((f) => f.Id ?? '?'))
     }
-    if (failed.length > 0) throw new Error(`${failed.length} due message(s) could not be queued; the sweep acts on them`)
+    if (failed.length > 0)
+      throw new Error(`${failed.length} due message(s) could not be queued; the sweep acts on them`)
   }
 }

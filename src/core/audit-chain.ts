@@ -22,7 +22,19 @@ export const GENESIS_HASH = '0'.repeat(64)
 export const EMPTY_CHAIN: ChainHead = { seq: 0, hash: GENESIS_HASH }
 
 const HASHED_FIELDS = [
-  'seq', 'prevHash', 'id', 'at', 'action', 'actor', 'grantId', 'userName', 'accountId', 'permissionSet', 'ticketId', 'detail', 'requestId',
+  'seq',
+  'prevHash',
+  'id',
+  'at',
+  'action',
+  'actor',
+  'grantId',
+  'userName',
+  'accountId',
+  'permissionSet',
+  'ticketId',
+  'detail',
+  'requestId',
 ] as const
 
 /** The bytes that are hashed: the event's fields in a fixed order, as JSON. */
@@ -75,7 +87,15 @@ export interface AuditAnchor extends ChainHead {
  */
 export type VerifyResult =
   | { ok: true; events: number; firstSeq: number | null; head: string; anchored: boolean; anchor?: AuditAnchor }
-  | { ok: false; events: number; firstBadEventId: string | null; firstBadSeq: number; reason: string; anchored: boolean; anchor?: AuditAnchor }
+  | {
+      ok: false
+      events: number
+      firstBadEventId: string | null
+      firstBadSeq: number
+      reason: string
+      anchored: boolean
+      anchor?: AuditAnchor
+    }
 
 const describeAnchor = (anchor: AuditAnchor) => `the anchor ${anchor.name} (stored ${anchor.at})`
 
@@ -102,15 +122,26 @@ export async function verifyChain(
   try {
     for await (const event of events) {
       const expectedSeq = previous.seq + 1
-      const bad = (reason: string): VerifyResult => ({ ok: false, events: count, firstBadEventId: event.id, firstBadSeq: event.seq, reason, ...anchoring() })
-      if (event.seq !== expectedSeq) return bad(`expected event ${expectedSeq} next, found ${event.seq}: events are missing`)
+      const bad = (reason: string): VerifyResult => ({
+        ok: false,
+        events: count,
+        firstBadEventId: event.id,
+        firstBadSeq: event.seq,
+        reason,
+        ...anchoring(),
+      })
+      if (event.seq !== expectedSeq)
+        return bad(`expected event ${expectedSeq} next, found ${event.seq}: events are missing`)
       if (event.prevHash !== previous.hash) return bad('prevHash does not match the previous event')
-      if (linkEvent(event, previous).hash !== event.hash) return bad('content does not match its hash: the event was changed')
+      if (linkEvent(event, previous).hash !== event.hash)
+        return bad('content does not match its hash: the event was changed')
       while (pending && next && !next.done && next.value.seq <= event.seq) {
         if (next.value.seq === event.seq) {
           compared = next.value
           if (next.value.hash !== event.hash) {
-            return bad(`event ${event.seq} is not the one ${describeAnchor(next.value)} recorded: the log was rewritten at or before it`)
+            return bad(
+              `event ${event.seq} is not the one ${describeAnchor(next.value)} recorded: the log was rewritten at or before it`,
+            )
           }
         }
         next = await pending.next()
@@ -121,20 +152,35 @@ export async function verifyChain(
     }
     if (next && !next.done) {
       compared = next.value
-      return endsEarly(count, previous.seq, `the log ends at event ${previous.seq} but ${describeAnchor(next.value)} recorded event ${next.value.seq}: ` +
-        'events at the end were deleted, whatever the chain head now says', anchoring())
+      return endsEarly(
+        count,
+        previous.seq,
+        `the log ends at event ${previous.seq} but ${describeAnchor(next.value)} recorded event ${next.value.seq}: ` +
+          'events at the end were deleted, whatever the chain head now says',
+        anchoring(),
+      )
     }
   } finally {
     await pending?.return?.()
   }
   if (options.head && (options.head.seq !== previous.seq || options.head.hash !== previous.hash)) {
-    return endsEarly(count, previous.seq, `the log ends at event ${previous.seq} but the chain head is event ${options.head.seq}: events at the end are missing`, anchoring())
+    return endsEarly(
+      count,
+      previous.seq,
+      `the log ends at event ${previous.seq} but the chain head is event ${options.head.seq}: events at the end are missing`,
+      anchoring(),
+    )
   }
   return { ok: true, events: count, firstSeq, head: previous.hash, ...anchoring() }
 }
 
 /** A log that ends at `lastSeq`, before what an anchor or the chain head recorded: the events after it are missing. */
-function endsEarly(events: number, lastSeq: number, reason: string, anchoring: { anchored: boolean; anchor?: AuditAnchor }): VerifyResult {
+function endsEarly(
+  events: number,
+  lastSeq: number,
+  reason: string,
+  anchoring: { anchored: boolean; anchor?: AuditAnchor },
+): VerifyResult {
   return { ok: false, events, firstBadEventId: null, firstBadSeq: lastSeq + 1, reason, ...anchoring }
 }
 
@@ -158,7 +204,10 @@ export async function verifyStoredChain(
 ): Promise<VerifyResult> {
   const { startAfter, throughSeq } = range
   if (throughSeq !== undefined) {
-    return verifyChain(chain.eventsAfter(startAfter.seq, throughSeq), { startAfter, anchors: anchors?.list(startAfter.seq, throughSeq) })
+    return verifyChain(chain.eventsAfter(startAfter.seq, throughSeq), {
+      startAfter,
+      anchors: anchors?.list(startAfter.seq, throughSeq),
+    })
   }
   let head = await chain.head()
   let lastAnchored: number | undefined

@@ -20,8 +20,17 @@ export type AuditAction = (typeof AUDIT_ACTIONS)[number]
 
 /** Decisions published to subscribers (SNS); requests and intents stay in the audit log only. */
 export const ANNOUNCED_ACTIONS: ReadonlySet<AuditAction> = new Set<AuditAction>([
-  'grant.activated', 'grant.revoked', 'grant.expired', 'grant.failed', 'grant.denied', 'grant.drift_detected',
-  'grant.cancelled', 'grant.extended', 'grant.shortened', 'grant.sessions_cut', 'grant.cutoff_failed',
+  'grant.activated',
+  'grant.revoked',
+  'grant.expired',
+  'grant.failed',
+  'grant.denied',
+  'grant.drift_detected',
+  'grant.cancelled',
+  'grant.extended',
+  'grant.shortened',
+  'grant.sessions_cut',
+  'grant.cutoff_failed',
 ])
 
 /** The actor of everything the sweep does when called over HTTP (POST /revocations). */

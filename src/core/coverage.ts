@@ -194,7 +194,12 @@ export class CoverageReconciler {
    * `leaseWaitMs`: how long to wait for another process's change to the same assignment (see acquireLease).
    * `pause`: how a backoff waits (real time, unless a unit test runs the waits at once).
    */
-  constructor(store: GrantStore, identityCenter: IdentityCenter, clock: Clock, options: { leaseWaitMs?: number | undefined; pause?: (ms: number) => Promise<void> } = {}) {
+  constructor(
+    store: GrantStore,
+    identityCenter: IdentityCenter,
+    clock: Clock,
+    options: { leaseWaitMs?: number | undefined; pause?: (ms: number) => Promise<void> } = {},
+  ) {
     this.store = store
     this.identityCenter = identityCenter
     this.clock = clock
@@ -237,7 +242,15 @@ export class CoverageReconciler {
    */
   private async coverageRecordedWithGrant(run: Run, grant: LeaseTakenWithGrant): Promise<Coverage | undefined> {
     const recorded = (assignment: 'absent' | 'creating', creationIntendedAt: number | null): Coverage => ({
-      target: run.target, holders: [grant.grantId], assignment, external: false, requestId: null, lastFailure: null, creationIntendedAt, lastGrantId: null, conflictSince: null,
+      target: run.target,
+      holders: [grant.grantId],
+      assignment,
+      external: false,
+      requestId: null,
+      lastFailure: null,
+      creationIntendedAt,
+      lastGrantId: null,
+      conflictSince: null,
     })
     if (run.creationToSend) return recorded('creating', this.clock.now().getTime())
     if ((await run.look) === false) return recorded('absent', null)
@@ -248,7 +261,8 @@ export class CoverageReconciler {
   private async rounds(run: Run, known: Coverage | undefined): Promise<CoverageState> {
     let coverage = known
     for (let round = 0; round < MAX_ROUNDS; round++) {
-      const leased = run.lease.held && coverage ? { kind: 'acquired' as const, coverage } : await this.leaseFor(run, coverage)
+      const leased =
+        run.lease.held && coverage ? { kind: 'acquired' as const, coverage } : await this.leaseFor(run, coverage)
       if (leased.kind === 'settled') return leased.state
       const step = await this.round(run, leased.coverage, round)
       if (step.leaseReleased) run.lease.held = false
@@ -366,7 +380,11 @@ export class CoverageReconciler {
     if (outcome === 'given-up') {
       // Nobody needs it and nothing showed in the settle window: the grant may end, while the record stays
       // (creationIntendedAt kept) and is watched, from the next sweep on, in case it was accepted after all.
-      const given = await this.store.updateCoverage(target, run.lease.owner, { assignment: 'absent', requestId: null, conflictSince: null })
+      const given = await this.store.updateCoverage(target, run.lease.owner, {
+        assignment: 'absent',
+        requestId: null,
+        conflictSince: null,
+      })
       await this.store.scheduleCoverageCheck(target, this.clock.now())
       return progress(given)
     }
@@ -390,7 +408,9 @@ export class CoverageReconciler {
     const exists = (await run.look) === false ? false : await this.identityCenter.assignmentExists(target)
     if (exists) {
       const external = coverage.creationIntendedAt === null
-      const patch = external ? { external: true, lastFailure: null, conflictSince: null } : { assignment: 'present' as const, lastFailure: null, conflictSince: null }
+      const patch = external
+        ? { external: true, lastFailure: null, conflictSince: null }
+        : { assignment: 'present' as const, lastFailure: null, conflictSince: null }
       return progress(await this.store.updateCoverage(target, run.lease.owner, patch, { releaseLease: true }), true)
     }
     const intent = await this.store.recordCreationIntent(target, run.lease.owner, this.clock.now())
@@ -418,10 +438,20 @@ export class CoverageReconciler {
    * another operation, done (see succeeded), already there (ours unless `first`: see foundOnCreation), or refused.
    * `first` as for create.
    */
-  private async record(run: Run, coverage: Coverage, operation: 'creating' | 'deleting', outcome: ProvisioningOutcome, first: boolean): Promise<Step> {
-    if (outcome.state === 'in_progress' && outcome.requestId === null) return this.conflicted(run, coverage, operation, first)
+  private async record(
+    run: Run,
+    coverage: Coverage,
+    operation: 'creating' | 'deleting',
+    outcome: ProvisioningOutcome,
+    first: boolean,
+  ): Promise<Step> {
+    if (outcome.state === 'in_progress' && outcome.requestId === null)
+      return this.conflicted(run, coverage, operation, first)
     if (outcome.state === 'in_progress') {
-      await this.store.updateCoverage(run.target, run.lease.owner, { requestId: outcome.requestId, conflictSince: null })
+      await this.store.updateCoverage(run.target, run.lease.owner, {
+        requestId: outcome.requestId,
+        conflictSince: null,
+      })
       return settled({ kind: 'pending' })
     }
     if (outcome.state === 'succeeded') return this.succeeded(run, operation)
@@ -445,7 +475,14 @@ export class CoverageReconciler {
    * recorded as pre-existing, as if the look before the creation had found it, and so never removed (invariant 2).
    */
   private async foundOnCreation(run: Run): Promise<Step> {
-    const patch = { assignment: 'absent' as const, external: true, creationIntendedAt: null, requestId: null, lastFailure: null, conflictSince: null }
+    const patch = {
+      assignment: 'absent' as const,
+      external: true,
+      creationIntendedAt: null,
+      requestId: null,
+      lastFailure: null,
+      conflictSince: null,
+    }
     return progress(await this.store.updateCoverage(run.target, run.lease.owner, patch, { releaseLease: true }), true)
   }
 
@@ -455,7 +492,12 @@ export class CoverageReconciler {
    * stuck, and is thrown (UpstreamUnavailableError, not retryable), so that it is counted and alerted on every
    * sweep until it is not.
    */
-  private async conflicted(run: Run, coverage: Coverage, operation: 'creating' | 'deleting', first: boolean): Promise<Step> {
+  private async conflicted(
+    run: Run,
+    coverage: Coverage,
+    operation: 'creating' | 'deleting',
+    first: boolean,
+  ): Promise<Step> {
     const creating = operation === 'creating'
     const now = this.clock.now().getTime()
     const conflictSince = coverage.conflictSince ?? now
@@ -464,7 +506,12 @@ export class CoverageReconciler {
       const [service, operation] = isMembership(run.target)
         ? ['Identity Store', creating ? 'CreateGroupMembership' : 'DeleteGroupMembership']
         : ['Identity Center', creating ? 'CreateAccountAssignment' : 'DeleteAccountAssignment']
-      throw new UpstreamUnavailableError(service, operation, `ConflictException for ${Math.round((now - conflictSince) / 60_000)} minutes`, false)
+      throw new UpstreamUnavailableError(
+        service,
+        operation,
+        `ConflictException for ${Math.round((now - conflictSince) / 60_000)} minutes`,
+        false,
+      )
     }
     // If no creation of ours can be under way, the operation is someone else's (an administrator's assignment
     // still provisioning): ours was refused, nothing of ours is pending, and what shows up later is theirs.
@@ -484,14 +531,26 @@ export class CoverageReconciler {
     const owner = run.lease.owner
     if (operation === 'creating') {
       // The grant that finishes here is a holder (it is activated from 'provisioning'): the access is wanted.
-      if (finish && (await finish({ kind: 'assigned', target, owner }))) return settled({ kind: 'present', external: false }, true)
-      const written = await this.store.updateCoverage(target, owner, { assignment: 'present', requestId: null, lastFailure: null, conflictSince: null }, { releaseLease: true })
+      if (finish && (await finish({ kind: 'assigned', target, owner })))
+        return settled({ kind: 'present', external: false }, true)
+      const written = await this.store.updateCoverage(
+        target,
+        owner,
+        { assignment: 'present', requestId: null, lastFailure: null, conflictSince: null },
+        { releaseLease: true },
+      )
       return progress(written, true)
     }
     if (finish && (await finish({ kind: 'removed', target, owner }))) return settled({ kind: 'absent' }, true)
     if (await this.store.deleteIdleCoverage(target, owner)) return settled({ kind: 'absent' }, true)
     // Removal confirmed: nothing of ours is left, so an assignment seen here from now on is someone else's.
-    const patch = { assignment: 'absent' as const, requestId: null, lastFailure: null, creationIntendedAt: null, conflictSince: null }
+    const patch = {
+      assignment: 'absent' as const,
+      requestId: null,
+      lastFailure: null,
+      creationIntendedAt: null,
+      conflictSince: null,
+    }
     return progress(await this.store.updateCoverage(target, owner, patch))
   }
 
@@ -502,7 +561,9 @@ export class CoverageReconciler {
    * confirms a removal; anything else is sent again while it is wanted (a removal always is), waited for
    * while an accepted creation could still show ('unconfirmed'), and given up after that.
    */
-  private async pendingOutcome(coverage: Coverage): Promise<ProvisioningOutcome | 'send-again' | 'unconfirmed' | 'given-up'> {
+  private async pendingOutcome(
+    coverage: Coverage,
+  ): Promise<ProvisioningOutcome | 'send-again' | 'unconfirmed' | 'given-up'> {
     const creating = coverage.assignment === 'creating'
     if (coverage.requestId) {
       return creating
@@ -516,7 +577,10 @@ export class CoverageReconciler {
   }
 
   private withinSettle(coverage: Coverage): boolean {
-    return coverage.creationIntendedAt !== null && this.clock.now().getTime() - coverage.creationIntendedAt < CREATION_SETTLE_MS
+    return (
+      coverage.creationIntendedAt !== null &&
+      this.clock.now().getTime() - coverage.creationIntendedAt < CREATION_SETTLE_MS
+    )
   }
 
   /**
@@ -524,8 +588,13 @@ export class CoverageReconciler {
    * appear: it is kept, and looked at on every sweep. Reads nothing; never throws.
    */
   isWatched(coverage: Coverage): boolean {
-    return coverage.holders.length === 0 && !coverage.external && coverage.assignment === 'absent' && coverage.creationIntendedAt !== null &&
+    return (
+      coverage.holders.length === 0 &&
+      !coverage.external &&
+      coverage.assignment === 'absent' &&
+      coverage.creationIntendedAt !== null &&
       this.clock.now().getTime() - coverage.creationIntendedAt < ORPHAN_WATCH_MS
+    )
   }
 
   /**
@@ -547,7 +616,12 @@ export class CoverageReconciler {
       // Still idle and still unconfirmed under the lease: a grant that arrived meanwhile found the assignment itself.
       if (!this.isWatched(lease.coverage)) return false
       await beforeRemoval(lease.coverage)
-      await this.store.updateCoverage(target, owner, { assignment: 'present', lastFailure: null }, { releaseLease: true })
+      await this.store.updateCoverage(
+        target,
+        owner,
+        { assignment: 'present', lastFailure: null },
+        { releaseLease: true },
+      )
       released = true
     } finally {
       if (!released) await this.store.releaseLease(target, owner)

@@ -32,7 +32,15 @@ export interface PolicyDocument {
 /** The policy an owned SCP holds when nothing is cut: a deny no token can match (none was issued before 1970), because a policy must hold a statement. */
 export const EMPTY_CUTOFF_POLICY: PolicyDocument = {
   Version: '2012-10-17',
-  Statement: [{ Sid: 'JitAccessNoCutoff', Effect: 'Deny', Action: '*', Resource: '*', Condition: { DateLessThan: { 'aws:TokenIssueTime': '1970-01-01T00:00:00Z' } } }],
+  Statement: [
+    {
+      Sid: 'JitAccessNoCutoff',
+      Effect: 'Deny',
+      Action: '*',
+      Resource: '*',
+      Condition: { DateLessThan: { 'aws:TokenIssueTime': '1970-01-01T00:00:00Z' } },
+    },
+  ],
 }
 
 const SID = /^JitCut[0-9a-f]{16}U(\d{10,11})$/
@@ -42,7 +50,10 @@ const ROLE_HASH = '?'.repeat(16)
 
 /** The same user, permission set and account: one statement is enough for all its cut-offs (the latest). */
 export const targetKey = (cutoff: Pick<Cutoff, 'userId' | 'accountId' | 'permissionSet'>): string =>
-  createHash('sha256').update(`${cutoff.userId}\n${cutoff.accountId}\n${cutoff.permissionSet}`).digest('hex').slice(0, 16)
+  createHash('sha256')
+    .update(`${cutoff.userId}\n${cutoff.accountId}\n${cutoff.permissionSet}`)
+    .digest('hex')
+    .slice(0, 16)
 
 /**
  * The statement for one cut-off. Its Sid names the target (so writing it again changes nothing) and when it may
@@ -56,7 +67,9 @@ export function statementOf(cutoff: Cutoff, partition = 'aws'): Statement {
     Resource: '*',
     Condition: {
       StringEquals: { 'identitystore:UserId': cutoff.userId },
-      ArnLike: { 'aws:PrincipalArn': `arn:${partition}:iam::${cutoff.accountId}:role/aws-reserved/sso.amazonaws.com/*AWSReservedSSO_${cutoff.permissionSet}_${ROLE_HASH}` },
+      ArnLike: {
+        'aws:PrincipalArn': `arn:${partition}:iam::${cutoff.accountId}:role/aws-reserved/sso.amazonaws.com/*AWSReservedSSO_${cutoff.permissionSet}_${ROLE_HASH}`,
+      },
       DateLessThan: { 'aws:TokenIssueTime': cutoff.cutAt },
     },
   }
@@ -70,7 +83,13 @@ export function cutoffOf(statement: Statement): Cutoff | undefined {
   const userId = condition?.StringEquals?.['identitystore:UserId']
   const cutAt = condition?.DateLessThan?.['aws:TokenIssueTime']
   if (!sid || !role || typeof userId !== 'string' || typeof cutAt !== 'string') return undefined
-  return { userId, accountId: role[1] as string, permissionSet: role[2] as string, cutAt, keepUntil: Number(sid[1]) * 1000 }
+  return {
+    userId,
+    accountId: role[1] as string,
+    permissionSet: role[2] as string,
+    cutAt,
+    keepUntil: Number(sid[1]) * 1000,
+  }
 }
 
 /**
@@ -117,7 +136,14 @@ export function planCutoffs(policies: OwnedPolicy[], additions: Cutoff[], now: n
   })
   const rejected: Cutoff[] = []
   const lapsed: Cutoff[] = []
-  const layout = () => policies.map((_, index) => documentOf(foreign[index] ?? [], [...placed.values()].filter((p) => p.policy === index).map((p) => p.cutoff), partition))
+  const layout = () =>
+    policies.map((_, index) =>
+      documentOf(
+        foreign[index] ?? [],
+        [...placed.values()].filter((p) => p.policy === index).map((p) => p.cutoff),
+        partition,
+      ),
+    )
   for (const cutoff of additions) {
     if (cutoff.keepUntil <= now) {
       lapsed.push(cutoff)
@@ -129,7 +155,9 @@ export function planCutoffs(policies: OwnedPolicy[], additions: Cutoff[], now: n
       continue
     }
     const documents = layout()
-    const room = documents.findIndex((document) => policySize(document) + statementSize(cutoff, partition) <= SCP_MAX_CHARS)
+    const room = documents.findIndex(
+      (document) => policySize(document) + statementSize(cutoff, partition) <= SCP_MAX_CHARS,
+    )
     if (room === -1) rejected.push(cutoff)
     else placed.set(targetKey(cutoff), { policy: room, cutoff })
   }
@@ -152,11 +180,15 @@ function keepLater(placed: Map<string, { policy: number; cutoff: Cutoff }>, poli
   }
   // biome-ignore lint/complexity/useMathMinMax: cutAt is an RFC 3339 string (Math.max would give NaN)
   const cutAt = earlier.cutAt > cutoff.cutAt ? earlier.cutAt : cutoff.cutAt
-  placed.set(key, { policy: placed.get(key)?.policy ?? policy, cutoff: { ...cutoff, cutAt, keepUntil: Math.max(earlier.keepUntil, cutoff.keepUntil) } })
+  placed.set(key, {
+    policy: placed.get(key)?.policy ?? policy,
+    cutoff: { ...cutoff, cutAt, keepUntil: Math.max(earlier.keepUntil, cutoff.keepUntil) },
+  })
 }
 
 /** What one more statement adds to a policy: itself and the comma before it. */
-const statementSize = (cutoff: Cutoff, partition: string): number => JSON.stringify(statementOf(cutoff, partition)).length + 1
+const statementSize = (cutoff: Cutoff, partition: string): number =>
+  JSON.stringify(statementOf(cutoff, partition)).length + 1
 
 function documentOf(foreign: Statement[], cutoffs: Cutoff[], partition: string): PolicyDocument {
   const statements = [...foreign, ...cutoffs.map((cutoff) => statementOf(cutoff, partition))]
@@ -169,7 +201,11 @@ function documentOf(foreign: Statement[], cutoffs: Cutoff[], partition: string):
  */
 export function parsePolicyDocument(content: string): PolicyDocument {
   const parsed = JSON.parse(content) as { Statement?: unknown }
-  const statements = Array.isArray(parsed.Statement) ? parsed.Statement : parsed.Statement ? [parsed.Statement] : undefined
+  const statements = Array.isArray(parsed.Statement)
+    ? parsed.Statement
+    : parsed.Statement
+      ? [parsed.Statement]
+      : undefined
   if (!statements) throw new Error('the policy has no Statement')
   return { Version: '2012-10-17', Statement: statements as Statement[] }
 }

@@ -39,7 +39,9 @@ export function withoutDeadline<T>(work: () => T): T {
  */
 export async function answerBy<T>(deadline: number, work: Promise<T>, onTimeout: () => T): Promise<T> {
   let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), Math.max(0, deadline - Date.now()))))
+  const timeout = new Promise<'timeout'>(
+    (resolve) => (timer = setTimeout(() => resolve('timeout'), Math.max(0, deadline - Date.now()))),
+  )
   work.catch(() => undefined)
   try {
     const first = await Promise.race([work, timeout])

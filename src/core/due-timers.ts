@@ -24,7 +24,14 @@ export function dueTimeOf(grant: Pick<Grant, 'status' | 'startsAt' | 'expiresAt'
  * lifecycle's transitions are conditional on status and end, so a timer that lost a race changes nothing.
  * Answers 'early' when the grant is not due yet (its end moved later), with when it is due.
  */
-export async function actOnDue(grants: GrantService, clock: Clock, id: string, actor: Actor): Promise<{ kind: 'acted'; outcome: GrantOutcome } | { kind: 'early'; grant: Grant; at: number } | { kind: 'nothing' }> {
+export async function actOnDue(
+  grants: GrantService,
+  clock: Clock,
+  id: string,
+  actor: Actor,
+): Promise<
+  { kind: 'acted'; outcome: GrantOutcome } | { kind: 'early'; grant: Grant; at: number } | { kind: 'nothing' }
+> {
   let grant: Grant
   try {
     grant = await grants.get(id)
@@ -35,7 +42,10 @@ export async function actOnDue(grants: GrantService, clock: Clock, id: string, a
   const at = dueTimeOf(grant)
   if (at === undefined) return { kind: 'nothing' }
   if (at > clock.now().getTime()) return { kind: 'early', grant, at }
-  const outcome = grant.status === 'scheduled' ? await grants.start(grant, actor) : await grants.startRevocation(grant, 'expired', actor)
+  const outcome =
+    grant.status === 'scheduled'
+      ? await grants.start(grant, actor)
+      : await grants.startRevocation(grant, 'expired', actor)
   return { kind: 'acted', outcome }
 }
 
@@ -174,7 +184,8 @@ export interface DueMessage {
 export function parseDueMessage(body: string): DueMessage | undefined {
   try {
     const parsed = JSON.parse(body) as Partial<DueMessage> | null
-    const valid = typeof parsed?.grantId === 'string' && /^[0-9a-f-]{36}$/.test(parsed.grantId) && typeof parsed.dueAt === 'string'
+    const valid =
+      typeof parsed?.grantId === 'string' && /^[0-9a-f-]{36}$/.test(parsed.grantId) && typeof parsed.dueAt === 'string'
     return valid ? { grantId: parsed.grantId as string, dueAt: parsed.dueAt as string } : undefined
   } catch {
     return undefined

@@ -73,7 +73,12 @@ const MAX_POSITION = 1_000_000
  * this policy did not issue (another policy version included), UpstreamUnavailableError when the directory or
  * Organizations cannot answer.
  */
-export async function eligibilityOf(deps: EligibilityDeps, userName: string, limit: number, cursor?: string): Promise<Eligibility> {
+export async function eligibilityOf(
+  deps: EligibilityDeps,
+  userName: string,
+  limit: number,
+  cursor?: string,
+): Promise<Eligibility> {
   const from = cursor === undefined ? undefined : readCursor(cursor, deps.policy.version)
   const user = await deps.directory.findUser(userName)
   if (!user) throw new UserNotFoundError(userName)
@@ -93,7 +98,8 @@ export async function eligibilityOf(deps: EligibilityDeps, userName: string, lim
       anyAccount: rule.accounts?.includes('*') ?? false,
       accounts,
       truncated: next !== null,
-      nextCursor: next === null ? null : writeCursor({ rule: rule.name, position: next, policyVersion: deps.policy.version }),
+      nextCursor:
+        next === null ? null : writeCursor({ rule: rule.name, position: next, policyVersion: deps.policy.version }),
       maxDurationMinutes: Math.min(rule.maxDurationMinutes, deps.maxDurationMinutes),
       maxLeadDays: Math.min(rule.maxLeadDays ?? deps.maxLeadDays, deps.maxLeadDays),
       ticketPattern: rule.ticketPattern?.source ?? null,
@@ -117,7 +123,12 @@ interface Candidate {
  * MAX_SCANNED_ACCOUNTS accounts a page, so a page may hold fewer than `limit`; `next` is where the following
  * page starts, null when the list is complete.
  */
-async function accountsOf(rule: Rule, organization: AccountDirectory | undefined, limit: number, position: number): Promise<{ accounts: EligibleAccount[]; next: number | null }> {
+async function accountsOf(
+  rule: Rule,
+  organization: AccountDirectory | undefined,
+  limit: number,
+  position: number,
+): Promise<{ accounts: EligibleAccount[]; next: number | null }> {
   const budget = rule.accountTags ? MAX_SCANNED_ACCOUNTS : limit
   const { list, complete } = await candidatesOf(rule, organization, position + budget + 1)
   const seen = new Set(list.slice(0, position).map((candidate) => candidate.id))
@@ -130,14 +141,19 @@ async function accountsOf(rule: Rule, organization: AccountDirectory | undefined
     seen.add(candidate.id)
     scanned++
     if (!(await tagsMatch(rule, organization, candidate.id))) continue
-    const name = candidate.named && organization ? ((await organization.describe(candidate.id))?.name ?? null) : candidate.name
+    const name =
+      candidate.named && organization ? ((await organization.describe(candidate.id))?.name ?? null) : candidate.name
     accounts.push({ id: candidate.id, name })
   }
   return { accounts, next: complete ? null : list.length }
 }
 
 /** The first `upTo` accounts the rule names or reaches, in its order (duplicates kept); complete when that is all. */
-async function candidatesOf(rule: Rule, organization: AccountDirectory | undefined, upTo: number): Promise<{ list: Candidate[]; complete: boolean }> {
+async function candidatesOf(
+  rule: Rule,
+  organization: AccountDirectory | undefined,
+  upTo: number,
+): Promise<{ list: Candidate[]; complete: boolean }> {
   const list: Candidate[] = []
   for (const entry of rule.accounts ?? []) {
     if (list.length >= upTo) return { list: list.slice(0, upTo), complete: false }
@@ -148,7 +164,8 @@ async function candidatesOf(rule: Rule, organization: AccountDirectory | undefin
     }
     if (!organization) continue
     const under = await organization.accountsUnder(entry, upTo - list.length)
-    for (const account of under.accounts) list.push({ id: account.id, name: account.name, named: false, active: account.active })
+    for (const account of under.accounts)
+      list.push({ id: account.id, name: account.name, named: false, active: account.active })
     if (under.truncated) return { list, complete: false }
   }
   return { list, complete: true }
@@ -175,7 +192,12 @@ function readCursor(text: string, policyVersion: string): EligibilityCursor {
   }
   if (!Array.isArray(fields) || fields.length !== 3) throw new InvalidCursorError()
   const [rule, position, version] = fields as unknown[]
-  const valid = typeof rule === 'string' && Number.isSafeInteger(position) && (position as number) > 0 && (position as number) <= MAX_POSITION && version === policyVersion
+  const valid =
+    typeof rule === 'string' &&
+    Number.isSafeInteger(position) &&
+    (position as number) > 0 &&
+    (position as number) <= MAX_POSITION &&
+    version === policyVersion
   if (!valid) throw new InvalidCursorError()
   return { rule, position: position as number, policyVersion }
 }

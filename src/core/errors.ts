@@ -68,7 +68,11 @@ export class GrantNotFoundError extends DomainError {
 /** A change that only a grant still to start, or still giving access, can take (moving its end). */
 export class GrantAlreadyEndedError extends DomainError {
   constructor(id: string, status: string) {
-    super('GRANT_ALREADY_ENDED', `Grant '${id}' has ended or is ending (status '${status}'): its end can no longer be moved`, { grantStatus: status })
+    super(
+      'GRANT_ALREADY_ENDED',
+      `Grant '${id}' has ended or is ending (status '${status}'): its end can no longer be moved`,
+      { grantStatus: status },
+    )
   }
 }
 
@@ -161,7 +165,10 @@ export class DeliveryError extends Error {
   readonly permanent: boolean
   readonly retryAfterMs: number | undefined
 
-  constructor(message: string, options: { permanent?: boolean; retryAfterMs?: number | undefined; cause?: unknown } = {}) {
+  constructor(
+    message: string,
+    options: { permanent?: boolean; retryAfterMs?: number | undefined; cause?: unknown } = {},
+  ) {
     super(message, { cause: options.cause })
     this.name = 'DeliveryError'
     this.permanent = options.permanent ?? false

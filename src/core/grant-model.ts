@@ -1,4 +1,14 @@
-export const GRANT_STATUSES = ['scheduled', 'provisioning', 'active', 'revoking', 'expired', 'revoked', 'cancelled', 'denied', 'failed'] as const
+export const GRANT_STATUSES = [
+  'scheduled',
+  'provisioning',
+  'active',
+  'revoking',
+  'expired',
+  'revoked',
+  'cancelled',
+  'denied',
+  'failed',
+] as const
 export type GrantStatus = (typeof GRANT_STATUSES)[number]
 
 /** Statuses in which the grant gives access, or will, and the sweep must keep looking at it. */
@@ -72,6 +82,10 @@ export function targetOf(grant: Pick<Grant, 'userId' | 'accountId' | 'permission
 }
 
 /** What a grant gives, for messages: 'group prod-breakglass' or 'ReadOnly on 111122223333'. */
-export function accessOf(grant: { accountId: string | null; permissionSet: string | null; groupName?: string | null | undefined }): string {
+export function accessOf(grant: {
+  accountId: string | null
+  permissionSet: string | null
+  groupName?: string | null | undefined
+}): string {
   return grant.groupName ? `group ${grant.groupName}` : `${grant.permissionSet} on ${grant.accountId}`
 }

@@ -15,7 +15,15 @@
 import { randomUUID } from 'node:crypto'
 import type { AuditAction, AuditEvent } from './audit.ts'
 import type { Clock } from './clock.ts'
-import { COVERAGE_CHECK_INTERVAL_MS, CoverageReconciler, LEASE_MS, type CoverageState, type Finish, type LeaseTakenWithGrant, type ReconcileOptions } from './coverage.ts'
+import {
+  COVERAGE_CHECK_INTERVAL_MS,
+  CoverageReconciler,
+  LEASE_MS,
+  type CoverageState,
+  type Finish,
+  type LeaseTakenWithGrant,
+  type ReconcileOptions,
+} from './coverage.ts'
 import { answerBy, ensureTimeFor, withDeadline } from './deadline.ts'
 import {
   ConcurrentChangeError,
@@ -33,11 +41,37 @@ import {
   UpstreamUnavailableError,
   UserNotFoundError,
 } from './errors.ts'
-import { MOVABLE_STATUSES, targetOf, type AccessTarget, type EndReason, type Grant, type GrantStatus } from './grant-model.ts'
+import {
+  MOVABLE_STATUSES,
+  targetOf,
+  type AccessTarget,
+  type EndReason,
+  type Grant,
+  type GrantStatus,
+} from './grant-model.ts'
 import { newId } from './ids.ts'
 import type { Outbox } from './outbox.ts'
 import { evaluatePolicy, mightAllow, type AccessRequest, type Policy, type PolicyDecision } from './policy.ts'
-import type { AccountDirectory, AuditDraft, AuditLog, CoverageWrite, CutoffLedger, CutoffPolicies, Directory, DirectoryUser, PermissionSetInfo, GrantFilter, GrantStore, GrantTransition, IdentityCenter, Notifier, Page, PageRequest, TicketApproval, TicketCheck } from './ports.ts'
+import type {
+  AccountDirectory,
+  AuditDraft,
+  AuditLog,
+  CoverageWrite,
+  CutoffLedger,
+  CutoffPolicies,
+  Directory,
+  DirectoryUser,
+  PermissionSetInfo,
+  GrantFilter,
+  GrantStore,
+  GrantTransition,
+  IdentityCenter,
+  Notifier,
+  Page,
+  PageRequest,
+  TicketApproval,
+  TicketCheck,
+} from './ports.ts'
 import { SessionCutoffs } from './session-cutoff.ts'
 
 /**
@@ -143,16 +177,20 @@ export class GrantService {
 
   constructor(deps: GrantServiceDeps) {
     this.deps = deps
-    this.reconciler = new CoverageReconciler(deps.store, deps.identityCenter, deps.clock, { leaseWaitMs: deps.leaseWaitMs })
-    this.cutoffs = deps.sessionCutoff && new SessionCutoffs({
-      ...deps.sessionCutoff,
-      clock: deps.clock,
-      sessionSeconds: async (name) => (await deps.identityCenter.findPermissionSet(name))?.sessionDurationSeconds,
-      eventFor: (grant, action, actor, detail) => this.event(this.grantDraft(grant, action, actor, detail)),
-      outboxFor: (event) => this.deps.outbox?.claimFor(event),
-      deliver: (claim) => this.deps.outbox?.deliverSoon(claim),
-      notify: (subject, detail) => this.notify(subject, detail),
+    this.reconciler = new CoverageReconciler(deps.store, deps.identityCenter, deps.clock, {
+      leaseWaitMs: deps.leaseWaitMs,
     })
+    this.cutoffs =
+      deps.sessionCutoff &&
+      new SessionCutoffs({
+        ...deps.sessionCutoff,
+        clock: deps.clock,
+        sessionSeconds: async (name) => (await deps.identityCenter.findPermissionSet(name))?.sessionDurationSeconds,
+        eventFor: (grant, action, actor, detail) => this.event(this.grantDraft(grant, action, actor, detail)),
+        outboxFor: (event) => this.deps.outbox?.claimFor(event),
+        deliver: (claim) => this.deps.outbox?.deliverSoon(claim),
+        notify: (subject, detail) => this.notify(subject, detail),
+      })
   }
 
   /**
@@ -164,12 +202,20 @@ export class GrantService {
    * ProvisioningFailedError when Identity Center refused the assignment, UpstreamUnavailableError when AWS
    * fails, and DeadlineExceededError when nothing was recorded by the deadline.
    */
-  async request(input: GrantRequest, actor: Actor, options: { id?: string | undefined; deadline?: number | undefined } = {}): Promise<GrantOutcome> {
+  async request(
+    input: GrantRequest,
+    actor: Actor,
+    options: { id?: string | undefined; deadline?: number | undefined } = {},
+  ): Promise<GrantOutcome> {
     let recorded: Grant | undefined
     const onRecorded = (grant: Grant): void => {
       recorded = grant
     }
-    return this.within(options.deadline, () => this.requestWork(input, actor, options.id, onRecorded), () => recorded)
+    return this.within(
+      options.deadline,
+      () => this.requestWork(input, actor, options.id, onRecorded),
+      () => recorded,
+    )
   }
 
   /**
@@ -177,7 +223,11 @@ export class GrantService {
    * grant is recorded, with the grant as it was recorded (not settled: the sweep finishes it); before that,
    * with DeadlineExceededError (nothing was done, the caller may retry).
    */
-  private async within(deadline: number | undefined, work: () => Promise<GrantOutcome>, recorded: () => Grant | undefined): Promise<GrantOutcome> {
+  private async within(
+    deadline: number | undefined,
+    work: () => Promise<GrantOutcome>,
+    recorded: () => Grant | undefined,
+  ): Promise<GrantOutcome> {
     const unfinished = (): GrantOutcome => {
       const grant = recorded()
       if (!grant) throw new DeadlineExceededError()
@@ -195,7 +245,12 @@ export class GrantService {
    * A request's work: an earlier attempt's grant is resumed; otherwise the request is decided, its grant built,
    * then recorded (with the intent to create the assignment when a look found none) and provisioned.
    */
-  private async requestWork(input: GrantRequest, actor: Actor, id: string | undefined, onRecorded: (grant: Grant) => void): Promise<GrantOutcome> {
+  private async requestWork(
+    input: GrantRequest,
+    actor: Actor,
+    id: string | undefined,
+    onRecorded: (grant: Grant) => void,
+  ): Promise<GrantOutcome> {
     const earlier = id ? await this.deps.store.getGrant(id) : undefined
     if (earlier) {
       onRecorded(earlier)
@@ -207,10 +262,28 @@ export class GrantService {
     const grant = this.buildGrant(input, actor, id ?? newId(this.deps.clock), decided)
     const allowed = allowedBy(decided.decision, this.deps.policy)
     if (decided.startsAt) {
-      const event = this.event(requestDraft(input, actor, grant.userName, 'grant.scheduled', `${input.durationMinutes} minutes from ${grant.startsAt} ${allowed}`, grant.id))
+      const event = this.event(
+        requestDraft(
+          input,
+          actor,
+          grant.userName,
+          'grant.scheduled',
+          `${input.durationMinutes} minutes from ${grant.startsAt} ${allowed}`,
+          grant.id,
+        ),
+      )
       return this.recordScheduled(grant, event, actor, onRecorded)
     }
-    const event = this.event(requestDraft(input, actor, grant.userName, 'grant.requested', `${input.durationMinutes} minutes ${allowed}`, grant.id))
+    const event = this.event(
+      requestDraft(
+        input,
+        actor,
+        grant.userName,
+        'grant.requested',
+        `${input.durationMinutes} minutes ${allowed}`,
+        grant.id,
+      ),
+    )
     return this.recordRequested(grant, event, actor, { look: decided.look, noAssignment }, onRecorded)
   }
 
@@ -235,7 +308,10 @@ export class GrantService {
         throw error
       },
       beforePolicy: (target, request) => {
-        look = !startsAt && mightAllow(deps.policy, request) ? deps.identityCenter.assignmentExists(target).catch(() => undefined) : undefined
+        look =
+          !startsAt && mightAllow(deps.policy, request)
+            ? deps.identityCenter.assignmentExists(target).catch(() => undefined)
+            : undefined
       },
     })
     return { ...decided, startsAt, look }
@@ -273,7 +349,13 @@ export class GrantService {
    * Records a grant to start now, then provisions it. The common case costs least: with no assignment found, the
    * record takes the assignment's lease and records the intent to create it, so the creation is the next call.
    */
-  private async recordRequested(grant: Grant, event: AuditEvent, actor: Actor, found: { look: Promise<boolean | undefined> | undefined; noAssignment: boolean }, onRecorded: (grant: Grant) => void): Promise<GrantOutcome> {
+  private async recordRequested(
+    grant: Grant,
+    event: AuditEvent,
+    actor: Actor,
+    found: { look: Promise<boolean | undefined> | undefined; noAssignment: boolean },
+    onRecorded: (grant: Grant) => void,
+  ): Promise<GrantOutcome> {
     const now = new Date(grant.createdAt)
     const lease = { owner: randomUUID(), until: new Date(now.getTime() + LEASE_MS), intendCreation: found.noAssignment }
     // A request already answered 503 at its deadline must not record a grant afterwards.
@@ -283,7 +365,13 @@ export class GrantService {
     onRecorded(grant)
     this.deps.onWritten?.(grant)
     const creationIntended = created === 'creation-intended'
-    return this.provision(grant, actor, { grantId: grant.id, owner: lease.owner, until: lease.until, creationIntended, lookedBefore: found.look })
+    return this.provision(grant, actor, {
+      grantId: grant.id,
+      owner: lease.owner,
+      until: lease.until,
+      creationIntended,
+      lookedBefore: found.look,
+    })
   }
 
   /**
@@ -293,10 +381,14 @@ export class GrantService {
    * the audit detail and the error, which it throws. `verdict.beforePolicy` runs just before the policy is
    * asked, with the assignment the grant would need. Errors of the lookups (UpstreamUnavailableError) pass.
    */
-  private async decide(input: GrantRequest, startsAt: Date | undefined, verdict: {
-    deny: (userName: string, detail: string, error: DomainError, rule?: string) => Promise<never>
-    beforePolicy?: (target: AccessTarget, request: AccessRequest) => void
-  }): Promise<{ user: DirectoryUser; access: GrantedAccess; decision: Extract<PolicyDecision, { allowed: true }> }> {
+  private async decide(
+    input: GrantRequest,
+    startsAt: Date | undefined,
+    verdict: {
+      deny: (userName: string, detail: string, error: DomainError, rule?: string) => Promise<never>
+      beforePolicy?: (target: AccessTarget, request: AccessRequest) => void
+    },
+  ): Promise<{ user: DirectoryUser; access: GrantedAccess; decision: Extract<PolicyDecision, { allowed: true }> }> {
     const { deps } = this
     const version = deps.policy.version
     const user = await deps.directory.findUser(input.userName)
@@ -307,17 +399,33 @@ export class GrantService {
     // The policy names users as the directory does, so it is asked about the directory's spelling too.
     const request = { ...input, userName: user.userName }
     const access = await this.lookUpAccess(input)
-    if (access instanceof DomainError) return verdict.deny(user.userName, `${access.message} (policy ${version})`, access)
+    if (access instanceof DomainError)
+      return verdict.deny(user.userName, `${access.message} (policy ${version})`, access)
     verdict.beforePolicy?.(targetOf({ userId: user.id, ...grantedFields(access) }), request)
     const leadMs = startsAt ? startsAt.getTime() - deps.clock.now().getTime() : 0
-    const decision = await evaluatePolicy(deps.policy, { ...request, leadMs }, () => deps.directory.groupIdsOf(user.id), deps.accounts)
+    const decision = await evaluatePolicy(
+      deps.policy,
+      { ...request, leadMs },
+      () => deps.directory.groupIdsOf(user.id),
+      deps.accounts,
+    )
     if (!decision.allowed) {
-      return verdict.deny(user.userName, describeDenial(decision, deps.policy), new PolicyDeniedError(decision.reason, decision.failedCondition), decision.rule)
+      return verdict.deny(
+        user.userName,
+        describeDenial(decision, deps.policy),
+        new PolicyDeniedError(decision.reason, decision.failedCondition),
+        decision.rule,
+      )
     }
     const ticket = await this.askTicket(input.ticketId, startsAt ?? deps.clock.now(), input.durationMinutes * MINUTE_MS)
     if (!ticket.approved) {
       const error = new TicketNotApprovedError(input.ticketId, ticket.failedCondition, ticket.detail)
-      return verdict.deny(user.userName, `${describeTicketRefusal(ticket)}; ${allowedBy(decision, deps.policy)}`, error, decision.rule)
+      return verdict.deny(
+        user.userName,
+        `${describeTicketRefusal(ticket)}; ${allowedBy(decision, deps.policy)}`,
+        error,
+        decision.rule,
+      )
     }
     return { user, access, decision }
   }
@@ -331,7 +439,14 @@ export class GrantService {
     const name = input.permissionSet ?? ''
     const permissionSet = await this.deps.identityCenter.findPermissionSet(name)
     if (!permissionSet) return new PermissionSetNotFoundError(name)
-    return { accountId: input.accountId ?? '', permissionSet: permissionSet.name, permissionSetArn: permissionSet.arn, groupName: null, groupId: null, sessionSeconds: permissionSet.sessionDurationSeconds }
+    return {
+      accountId: input.accountId ?? '',
+      permissionSet: permissionSet.name,
+      permissionSetArn: permissionSet.arn,
+      groupName: null,
+      groupId: null,
+      sessionSeconds: permissionSet.sessionDurationSeconds,
+    }
   }
 
   /**
@@ -340,7 +455,8 @@ export class GrantService {
    * the group; a name the directory lacks is 422). A membership has no role sessions that outlast it.
    */
   private async lookUpGroup(groupName: string): Promise<GrantedAccess | DomainError> {
-    const groupId = this.deps.policy.grantableGroupIds?.get(groupName) ?? await this.deps.directory.groupIdOf(groupName)
+    const groupId =
+      this.deps.policy.grantableGroupIds?.get(groupName) ?? (await this.deps.directory.groupIdOf(groupName))
     if (!groupId) return new GroupNotFoundError(groupName)
     return { accountId: null, permissionSet: null, permissionSetArn: null, groupName, groupId, sessionSeconds: 0 }
   }
@@ -359,14 +475,21 @@ export class GrantService {
 
   private async decideDryRun(input: GrantRequest): Promise<DryRunVerdict> {
     const { deps } = this
-    if (input.durationMinutes > deps.maxDurationMinutes) throw new DurationTooLongError(input.durationMinutes, deps.maxDurationMinutes)
+    if (input.durationMinutes > deps.maxDurationMinutes)
+      throw new DurationTooLongError(input.durationMinutes, deps.maxDurationMinutes)
     const startsAt = input.startsAt === undefined ? undefined : this.scheduledStart(input.startsAt)
     const policyVersion = deps.policy.version
     try {
       const { decision } = await this.decide(input, startsAt, {
         deny: (_userName, _detail, error, rule) => Promise.reject(new DryRunRefusal(error, rule)),
       })
-      return { allowed: true, rule: decision.rule, failedCondition: null, detail: `${input.durationMinutes} minutes ${allowedBy(decision, deps.policy)}`, policyVersion }
+      return {
+        allowed: true,
+        rule: decision.rule,
+        failedCondition: null,
+        detail: `${input.durationMinutes} minutes ${allowedBy(decision, deps.policy)}`,
+        policyVersion,
+      }
     } catch (error) {
       if (!(error instanceof DryRunRefusal)) throw error
       const failedCondition = error.refusal.extensions.failedCondition
@@ -377,7 +500,12 @@ export class GrantService {
   }
 
   /** A scheduled grant is recorded and answered at once: the sweep starts it (see start). */
-  private async recordScheduled(grant: Grant, event: AuditEvent, actor: Actor, onRecorded: (grant: Grant) => void): Promise<GrantOutcome> {
+  private async recordScheduled(
+    grant: Grant,
+    event: AuditEvent,
+    actor: Actor,
+    onRecorded: (grant: Grant) => void,
+  ): Promise<GrantOutcome> {
     ensureTimeFor(0)
     const created = await this.deps.store.createGrant(grant, new Date(grant.startsAt), event)
     if (created === 'exists') return this.resumeRecorded(grant.id, actor, onRecorded)
@@ -391,7 +519,10 @@ export class GrantService {
     const maxLeadDays = this.deps.maxLeadDays ?? DEFAULT_MAX_LEAD_DAYS
     const startsAt = timeOf('startsAt', text)
     const now = this.deps.clock.now()
-    if (maxLeadDays === 0) throw new InvalidTimeError('Scheduled grants are turned off here (JIT_MAX_LEAD_DAYS=0): leave startsAt out to start now')
+    if (maxLeadDays === 0)
+      throw new InvalidTimeError(
+        'Scheduled grants are turned off here (JIT_MAX_LEAD_DAYS=0): leave startsAt out to start now',
+      )
     if (startsAt <= now) throw new InvalidTimeError(`startsAt ${text} is not in the future: leave it out to start now`)
     if (startsAt.getTime() - now.getTime() > maxLeadDays * DAY_MS) {
       throw new InvalidTimeError(`startsAt ${text} is more than the service maximum of ${maxLeadDays} days ahead`)
@@ -428,20 +559,48 @@ export class GrantService {
       if (new Date(current.expiresAt) <= now) {
         const reason = 'its window ended before a sweep could start it; no access was given'
         const set = { failureReason: reason, endedAt: now.toISOString() }
-        return { ...change, to: 'failed', dueAt: null, set, event: this.event(this.grantDraft(current, 'grant.failed', actor, reason)) }
+        return {
+          ...change,
+          to: 'failed',
+          dueAt: null,
+          set,
+          event: this.event(this.grantDraft(current, 'grant.failed', actor, reason)),
+        }
       }
       const verdict = await this.decideStart(current, now)
       if ('refused' in verdict) {
         const set = { failureReason: verdict.refused, endedAt: now.toISOString() }
-        return { ...change, to: 'denied', dueAt: null, set, event: this.event(this.grantDraft(current, 'grant.denied', actor, `at its scheduled start: ${verdict.refused}`)) }
+        return {
+          ...change,
+          to: 'denied',
+          dueAt: null,
+          set,
+          event: this.event(
+            this.grantDraft(current, 'grant.denied', actor, `at its scheduled start: ${verdict.refused}`),
+          ),
+        }
       }
       // Sessions last as long as the permission set says now, which may have changed since the grant was asked for.
-      const set = { accessEndsBy: new Date(Date.parse(current.expiresAt) + verdict.sessionSeconds * 1000).toISOString() }
+      const set = {
+        accessEndsBy: new Date(Date.parse(current.expiresAt) + verdict.sessionSeconds * 1000).toISOString(),
+      }
       const allowed = `scheduled start reached; ${verdict.allowed} again`
-      return { ...change, to: 'provisioning', dueAt: provisioningDueAt(now, current), hold: 'join', set, event: this.event(this.grantDraft(current, 'grant.start_requested', actor, allowed)) }
+      return {
+        ...change,
+        to: 'provisioning',
+        dueAt: provisioningDueAt(now, current),
+        hold: 'join',
+        set,
+        event: this.event(this.grantDraft(current, 'grant.start_requested', actor, allowed)),
+      }
     })
     if (started?.status === 'provisioning') return this.provision(started, actor)
-    if (started?.status === 'failed') await this.notify('a scheduled grant could not start in time', { grantId: grant.id, startsAt: grant.startsAt, expiresAt: grant.expiresAt })
+    if (started?.status === 'failed')
+      await this.notify('a scheduled grant could not start in time', {
+        grantId: grant.id,
+        startsAt: grant.startsAt,
+        expiresAt: grant.expiresAt,
+      })
     return this.resolved(grant.id, started)
   }
 
@@ -450,11 +609,19 @@ export class GrantService {
    * named (deleted, or replaced by another of the same name, it is refused rather than left to fail in Identity
    * Center on every sweep), then the policy with the user's groups as they are now, then the ticket.
    */
-  private async decideStart(grant: Grant, now: Date): Promise<{ refused: string } | { allowed: string; sessionSeconds: number }> {
+  private async decideStart(
+    grant: Grant,
+    now: Date,
+  ): Promise<{ refused: string } | { allowed: string; sessionSeconds: number }> {
     const { deps } = this
     const unchanged = await this.stillTheSameAccess(grant)
     if ('refused' in unchanged) return unchanged
-    const decision = await evaluatePolicy(deps.policy, accessRequestOf(grant, 0), () => deps.directory.groupIdsOf(grant.userId), deps.accounts)
+    const decision = await evaluatePolicy(
+      deps.policy,
+      accessRequestOf(grant, 0),
+      () => deps.directory.groupIdsOf(grant.userId),
+      deps.accounts,
+    )
     if (!decision.allowed) return { refused: describeDenial(decision, deps.policy) }
     const ticket = await this.askTicket(grant.ticketId, now, Date.parse(grant.expiresAt) - now.getTime())
     if (!ticket.approved) return { refused: `${describeTicketRefusal(ticket)}; ${allowedBy(decision, deps.policy)}` }
@@ -471,16 +638,20 @@ export class GrantService {
     const { deps } = this
     if (grant.groupName !== null) {
       const resolved = deps.policy.grantableGroupIds?.get(grant.groupName)
-      const groupId = resolved ?? await deps.directory.groupIdOf(grant.groupName)
+      const groupId = resolved ?? (await deps.directory.groupIdOf(grant.groupName))
       if (groupId === grant.groupId) return { sessionSeconds: 0 }
       const now = resolved
         ? 'now names another group in the policy (resolved at start)'
-        : groupId ? 'was replaced by another of the same name' : 'no longer exists'
+        : groupId
+          ? 'was replaced by another of the same name'
+          : 'no longer exists'
       return { refused: `group '${grant.groupName}' ${now} (failed condition: group; policy ${deps.policy.version})` }
     }
     const permissionSet = await deps.identityCenter.findPermissionSet(grant.permissionSet ?? '')
     if (permissionSet?.arn !== grant.permissionSetArn) {
-      return { refused: `permission set '${grant.permissionSet}' ${permissionSet ? 'was replaced by another of the same name' : 'no longer exists'} (failed condition: permissionSet; policy ${deps.policy.version})` }
+      return {
+        refused: `permission set '${grant.permissionSet}' ${permissionSet ? 'was replaced by another of the same name' : 'no longer exists'} (failed condition: permissionSet; policy ${deps.policy.version})`,
+      }
     }
     return { sessionSeconds: permissionSet.sessionDurationSeconds }
   }
@@ -509,7 +680,11 @@ export class GrantService {
     const onRecorded = (grant: Grant): void => {
       revoking = grant
     }
-    return this.within(options.deadline, async () => this.startRevocation(await this.get(id), 'revoked', actor, undefined, onRecorded), () => revoking)
+    return this.within(
+      options.deadline,
+      async () => this.startRevocation(await this.get(id), 'revoked', actor, undefined, onRecorded),
+      () => revoking,
+    )
   }
 
   /**
@@ -519,7 +694,13 @@ export class GrantService {
    * when the grant kept moving under it. Throws UpstreamUnavailableError when AWS fails after the intent is
    * recorded (the sweep finishes it).
    */
-  async startRevocation(grant: Grant, reason: EndReason, actor: Actor, why?: string, onRecorded?: (grant: Grant) => void): Promise<GrantOutcome> {
+  async startRevocation(
+    grant: Grant,
+    reason: EndReason,
+    actor: Actor,
+    why?: string,
+    onRecorded?: (grant: Grant) => void,
+  ): Promise<GrantOutcome> {
     let current = grant
     for (let attempt = 0; attempt < CHANGE_ATTEMPTS; attempt++) {
       if (current.status === 'revoking') {
@@ -542,7 +723,14 @@ export class GrantService {
         dueAt: now,
         set: { endReason: reason, endedBy: actor.id },
         hold: 'release',
-        event: this.event(this.grantDraft(current, 'grant.revoke_requested', actor, why ?? (reason === 'expired' ? 'expiry reached' : 'ended early'))),
+        event: this.event(
+          this.grantDraft(
+            current,
+            'grant.revoke_requested',
+            actor,
+            why ?? (reason === 'expired' ? 'expiry reached' : 'ended early'),
+          ),
+        ),
       })
       if (moved) {
         onRecorded?.(moved)
@@ -556,7 +744,9 @@ export class GrantService {
   /** The ticket system's word on access over this window; approved when tickets are not checked. */
   private askTicket(ticketId: string, startsAt: Date, durationMs: number): Promise<TicketCheck> {
     const approval = this.deps.ticketApproval
-    return approval ? approval.check(ticketId, { startsAt, expiresAt: new Date(startsAt.getTime() + durationMs) }) : Promise.resolve({ approved: true })
+    return approval
+      ? approval.check(ticketId, { startsAt, expiresAt: new Date(startsAt.getTime() + durationMs) })
+      : Promise.resolve({ approved: true })
   }
 
   private cancel(grant: Grant, actor: Actor): Promise<Grant | undefined> {
@@ -567,7 +757,14 @@ export class GrantService {
       dueAt: null,
       hold: 'keep',
       set: { endedAt: this.deps.clock.now().toISOString(), endedBy: actor.id },
-      event: this.event(this.grantDraft(grant, 'grant.cancelled', actor, `cancelled before its scheduled start (${grant.startsAt}); Identity Center was not touched`)),
+      event: this.event(
+        this.grantDraft(
+          grant,
+          'grant.cancelled',
+          actor,
+          `cancelled before its scheduled start (${grant.startsAt}); Identity Center was not touched`,
+        ),
+      ),
     })
   }
 
@@ -579,7 +776,12 @@ export class GrantService {
    * end to where it is changes nothing. Throws InvalidTimeError for an end in the past or before the start,
    * GrantAlreadyEndedError once the grant is ending or ended.
    */
-  async moveEnd(id: string, expiresAt: string, actor: Actor, options: { deadline?: number | undefined } = {}): Promise<Grant> {
+  async moveEnd(
+    id: string,
+    expiresAt: string,
+    actor: Actor,
+    options: { deadline?: number | undefined } = {},
+  ): Promise<Grant> {
     const work = async () => {
       for (let attempt = 0; attempt < CHANGE_ATTEMPTS; attempt++) {
         const grant = await this.get(id)
@@ -604,23 +806,46 @@ export class GrantService {
     const now = deps.clock.now()
     const start = new Date(grant.startsAt)
     if (end <= now) throw new InvalidTimeError(`expiresAt ${end.toISOString()} is not in the future`)
-    if (end <= start) throw new InvalidTimeError(`expiresAt ${end.toISOString()} is not after the grant's start (${grant.startsAt})`)
+    if (end <= start)
+      throw new InvalidTimeError(`expiresAt ${end.toISOString()} is not after the grant's start (${grant.startsAt})`)
     const extending = end > previous
     const durationMinutes = Math.ceil((end.getTime() - start.getTime()) / MINUTE_MS)
     const moved = `end moved from ${grant.expiresAt} to ${end.toISOString()}`
     // An extension is a decision of the policy, and its event names the rule and the policy's version.
     let allowed = ''
     if (extending) {
-      if (durationMinutes > deps.maxDurationMinutes) throw new DurationTooLongError(durationMinutes, deps.maxDurationMinutes)
+      if (durationMinutes > deps.maxDurationMinutes)
+        throw new DurationTooLongError(durationMinutes, deps.maxDurationMinutes)
       const request = accessRequestOf(grant, Math.max(0, start.getTime() - now.getTime()), durationMinutes)
-      const decision = await evaluatePolicy(deps.policy, request, () => deps.directory.groupIdsOf(grant.userId), deps.accounts)
+      const decision = await evaluatePolicy(
+        deps.policy,
+        request,
+        () => deps.directory.groupIdsOf(grant.userId),
+        deps.accounts,
+      )
       if (!decision.allowed) {
-        await this.appendAudit(this.grantDraft(grant, 'grant.denied', actor, `extension refused (${moved} asked): ${describeDenial(decision, deps.policy)}`), grant)
+        await this.appendAudit(
+          this.grantDraft(
+            grant,
+            'grant.denied',
+            actor,
+            `extension refused (${moved} asked): ${describeDenial(decision, deps.policy)}`,
+          ),
+          grant,
+        )
         throw new PolicyDeniedError(decision.reason, decision.failedCondition)
       }
       const ticket = await this.askTicket(grant.ticketId, start, end.getTime() - start.getTime())
       if (!ticket.approved) {
-        await this.appendAudit(this.grantDraft(grant, 'grant.denied', actor, `extension refused (${moved} asked): ${describeTicketRefusal(ticket)}; ${allowedBy(decision, deps.policy)}`), grant)
+        await this.appendAudit(
+          this.grantDraft(
+            grant,
+            'grant.denied',
+            actor,
+            `extension refused (${moved} asked): ${describeTicketRefusal(ticket)}; ${allowedBy(decision, deps.policy)}`,
+          ),
+          grant,
+        )
         throw new TicketNotApprovedError(grant.ticketId, ticket.failedCondition, ticket.detail)
       }
       allowed = `; ${allowedBy(decision, deps.policy)}`
@@ -630,10 +855,22 @@ export class GrantService {
       grant,
       from: [grant.status],
       to: grant.status,
-      dueAt: grant.status === 'scheduled' ? start : grant.status === 'provisioning' ? provisioningDueAt(now, { expiresAt: end.toISOString() }) : end,
+      dueAt:
+        grant.status === 'scheduled'
+          ? start
+          : grant.status === 'provisioning'
+            ? provisioningDueAt(now, { expiresAt: end.toISOString() })
+            : end,
       hold: 'keep',
       set: { expiresAt: end.toISOString(), accessEndsBy: new Date(end.getTime() + sessionMs).toISOString() },
-      event: this.event(this.grantDraft(grant, extending ? 'grant.extended' : 'grant.shortened', actor, `${moved} (${durationMinutes} minutes in all)${allowed}`)),
+      event: this.event(
+        this.grantDraft(
+          grant,
+          extending ? 'grant.extended' : 'grant.shortened',
+          actor,
+          `${moved} (${durationMinutes} minutes in all)${allowed}`,
+        ),
+      ),
     }
   }
 
@@ -655,7 +892,15 @@ export class GrantService {
         if (!grant || (grant.status !== 'active' && grant.status !== 'provisioning')) continue
         drifted++
         const why = `the ${accessNoun(grant)} was removed outside jit-access`
-        await this.appendAudit(this.grantDraft(grant, 'grant.drift_detected', actor, `${why}; the grant is ended rather than the access restored`), grant)
+        await this.appendAudit(
+          this.grantDraft(
+            grant,
+            'grant.drift_detected',
+            actor,
+            `${why}; the grant is ended rather than the access restored`,
+          ),
+          grant,
+        )
         await this.startRevocation(grant, 'revoked', actor, why)
       }
     }
@@ -663,15 +908,33 @@ export class GrantService {
       // Recorded before the removal, as every side effect is: the event is the intent.
       const orphan = await this.reconciler.removeOrphan(target, async (coverage) => {
         const grant = coverage.lastGrantId ? await store.getGrant(coverage.lastGrantId) : undefined
-        const [noun, service] = target.kind === 'membership' ? ['a group membership', 'the Identity Store'] : ['an account assignment', 'Identity Center']
-        const detail = `${noun} jit-access asked for appeared after every grant holding it had ended ` +
+        const [noun, service] =
+          target.kind === 'membership'
+            ? ['a group membership', 'the Identity Store']
+            : ['an account assignment', 'Identity Center']
+        const detail =
+          `${noun} jit-access asked for appeared after every grant holding it had ended ` +
           `(${service} accepted the creation but its answer was lost); it is removed unless a new grant for the same access holds it first`
-        const what = target.kind === 'membership'
-          ? { accountId: null, permissionSet: null, groupName: `(group id ${target.groupId})` }
-          : { accountId: target.accountId, permissionSet: target.permissionSetArn }
-        await this.appendAudit(grant
-          ? this.grantDraft(grant, 'grant.drift_detected', actor, detail)
-          : { action: 'grant.drift_detected', actor: actor.id, grantId: null, userName: `(user id ${target.userId})`, ...what, ticketId: '(none)', detail, requestId: actor.requestId, correlationId: actor.correlationId ?? null }, grant)
+        const what =
+          target.kind === 'membership'
+            ? { accountId: null, permissionSet: null, groupName: `(group id ${target.groupId})` }
+            : { accountId: target.accountId, permissionSet: target.permissionSetArn }
+        await this.appendAudit(
+          grant
+            ? this.grantDraft(grant, 'grant.drift_detected', actor, detail)
+            : {
+                action: 'grant.drift_detected',
+                actor: actor.id,
+                grantId: null,
+                userName: `(user id ${target.userId})`,
+                ...what,
+                ticketId: '(none)',
+                detail,
+                requestId: actor.requestId,
+                correlationId: actor.correlationId ?? null,
+              },
+          grant,
+        )
       })
       if (orphan) drifted++
     }
@@ -708,13 +971,19 @@ export class GrantService {
       return activated !== undefined
     }
     const state = await this.reconcileFor(grant, { ...(takenWithGrant && { takenWithGrant }), lookAhead: true, finish })
-    if (state.kind === 'present') return this.resolved(grant.id, activated ?? (await this.activate(grant, actor, state.external)))
+    if (state.kind === 'present')
+      return this.resolved(grant.id, activated ?? (await this.activate(grant, actor, state.external)))
     if (state.kind === 'failed') return this.fail(grant, actor, state.reason)
     return { grant, settled: false }
   }
 
   /** Moves a provisioning grant to 'active'; fresh: its end may have moved (PATCH) since it was read, and the due time follows the end. */
-  private activate(grant: Grant, actor: Actor, external: boolean, coverage?: CoverageWrite): Promise<Grant | undefined> {
+  private activate(
+    grant: Grant,
+    actor: Actor,
+    external: boolean,
+    coverage?: CoverageWrite,
+  ): Promise<Grant | undefined> {
     return this.transitionFresh(grant, (current) => ({
       grant: current,
       from: ['provisioning'],
@@ -723,9 +992,16 @@ export class GrantService {
       set: { coveredBy: external ? 'pre-existing' : 'jit' },
       hold: 'keep',
       coverage,
-      event: this.event(this.grantDraft(current, 'grant.activated', actor, external
-        ? `a permanent ${current.groupName ? 'group membership' : 'assignment'} already grants this access; it will be left in place when the grant ends`
-        : `${accessNoun(current)} in place`)),
+      event: this.event(
+        this.grantDraft(
+          current,
+          'grant.activated',
+          actor,
+          external
+            ? `a permanent ${current.groupName ? 'group membership' : 'assignment'} already grants this access; it will be left in place when the grant ends`
+            : `${accessNoun(current)} in place`,
+        ),
+      ),
     }))
   }
 
@@ -738,7 +1014,14 @@ export class GrantService {
       dueAt: null,
       set: { failureReason: reason, endedAt: this.deps.clock.now().toISOString() },
       hold: 'release',
-      event: this.event(this.grantDraft(current, 'grant.failed', actor, `${current.groupName ? 'The Identity Store refused the group membership' : 'Identity Center refused the assignment'}: ${reason}`)),
+      event: this.event(
+        this.grantDraft(
+          current,
+          'grant.failed',
+          actor,
+          `${current.groupName ? 'The Identity Store refused the group membership' : 'Identity Center refused the assignment'}: ${reason}`,
+        ),
+      ),
     }))
     if (failed) throw new ProvisioningFailedError(grant.id, reason)
     return this.resolved(grant.id, failed)
@@ -768,15 +1051,19 @@ export class GrantService {
     }
     const state = await this.reconcileFor(grant, { finish })
     if (state.kind === 'pending' || state.kind === 'failed') return { grant, settled: false }
-    ended ??= await end(state.kind === 'absent'
-      ? state.external
-        ? `permanent ${grant.groupName ? 'group membership' : 'assignment'} left in place`
-        : state.watching
-          ? `no ${accessNoun(grant)} showed up; ${grant.groupName ? 'the Identity Store' : 'Identity Center'} is watched for an hour, and one that appears is removed`
-          : removed
-      : state.external
-        ? `permanent ${grant.groupName ? 'group membership' : 'assignment'} left in place`
-        : `${accessNoun(grant)} kept: another active grant still covers it`, undefined, accessEnds(grant, state))
+    ended ??= await end(
+      state.kind === 'absent'
+        ? state.external
+          ? `permanent ${grant.groupName ? 'group membership' : 'assignment'} left in place`
+          : state.watching
+            ? `no ${accessNoun(grant)} showed up; ${grant.groupName ? 'the Identity Store' : 'Identity Center'} is watched for an hour, and one that appears is removed`
+            : removed
+        : state.external
+          ? `permanent ${grant.groupName ? 'group membership' : 'assignment'} left in place`
+          : `${accessNoun(grant)} kept: another active grant still covers it`,
+      undefined,
+      accessEnds(grant, state),
+    )
     const outcome = await this.resolved(grant.id, ended)
     return accessRemoved ? this.cutSessions(outcome, actor) : outcome
   }
@@ -790,7 +1077,10 @@ export class GrantService {
     try {
       await this.cutoffs.drain(actor)
     } catch (error) {
-      await this.notify('session cut-off not written yet; the sweep retries', { grantId: outcome.grant.id, error: (error as Error).message })
+      await this.notify('session cut-off not written yet; the sweep retries', {
+        grantId: outcome.grant.id,
+        error: (error as Error).message,
+      })
       return outcome
     }
     return { grant: await this.get(outcome.grant.id), settled: true }
@@ -813,7 +1103,10 @@ export class GrantService {
       set: { endedAt: this.deps.clock.now().toISOString() },
       hold: 'release',
       coverage,
-      event: this.event({ ...this.grantDraft(grant, reason === 'expired' ? 'grant.expired' : 'grant.revoked', actor, detail), actor: grant.endedBy ?? actor.id }),
+      event: this.event({
+        ...this.grantDraft(grant, reason === 'expired' ? 'grant.expired' : 'grant.revoked', actor, detail),
+        actor: grant.endedBy ?? actor.id,
+      }),
     })
   }
 
@@ -836,7 +1129,12 @@ export class GrantService {
     return { grant, settled: !(['provisioning', 'revoking'] as GrantStatus[]).includes(grant.status) }
   }
 
-  private grantDraft(grant: Pick<Grant, 'id' | 'userName' | 'accountId' | 'permissionSet' | 'ticketId'> & { groupName?: string | null }, action: AuditAction, actor: Actor, detail: string): AuditDraft {
+  private grantDraft(
+    grant: Pick<Grant, 'id' | 'userName' | 'accountId' | 'permissionSet' | 'ticketId'> & { groupName?: string | null },
+    action: AuditAction,
+    actor: Actor,
+    detail: string,
+  ): AuditDraft {
     return {
       action,
       actor: actor.id,
@@ -867,7 +1165,10 @@ export class GrantService {
    * A transition that survives a moved end: when the write is refused and the grant, read again, is still in a
    * status the change starts from, only its end moved (PATCH), and the change is made anew from that copy.
    */
-  private async transitionFresh(grant: Grant, build: (current: Grant) => GrantTransition | Promise<GrantTransition>): Promise<Grant | undefined> {
+  private async transitionFresh(
+    grant: Grant,
+    build: (current: Grant) => GrantTransition | Promise<GrantTransition>,
+  ): Promise<Grant | undefined> {
     let current = grant
     for (let attempt = 0; attempt < CHANGE_ATTEMPTS; attempt++) {
       const change = await build(current)
@@ -913,7 +1214,14 @@ interface RequestDecision {
 }
 
 /** An audit draft about a request before its grant exists, naming the user as `userName` spells it. */
-function requestDraft(input: GrantRequest, actor: Actor, userName: string, action: AuditAction, detail: string, grantId: string | null = null): AuditDraft {
+function requestDraft(
+  input: GrantRequest,
+  actor: Actor,
+  userName: string,
+  action: AuditAction,
+  detail: string,
+  grantId: string | null = null,
+): AuditDraft {
   return {
     action,
     actor: actor.id,
@@ -933,8 +1241,20 @@ function provisioningDueAt(now: Date, grant: Pick<Grant, 'expiresAt'>): Date {
 }
 
 /** The request a recorded grant stands for, as the policy sees it: its whole duration, from its start. */
-function accessRequestOf(grant: Grant, leadMs: number, durationMinutes = Math.ceil((Date.parse(grant.expiresAt) - Date.parse(grant.startsAt)) / MINUTE_MS)): AccessRequest {
-  return { userName: grant.userName, accountId: grant.accountId, permissionSet: grant.permissionSet, groupName: grant.groupName, ticketId: grant.ticketId, durationMinutes, leadMs }
+function accessRequestOf(
+  grant: Grant,
+  leadMs: number,
+  durationMinutes = Math.ceil((Date.parse(grant.expiresAt) - Date.parse(grant.startsAt)) / MINUTE_MS),
+): AccessRequest {
+  return {
+    userName: grant.userName,
+    accountId: grant.accountId,
+    permissionSet: grant.permissionSet,
+    groupName: grant.groupName,
+    ticketId: grant.ticketId,
+    durationMinutes,
+    leadMs,
+  }
 }
 
 /** What a grant gives, as its record names it (an account assignment's fields or a group membership's), with its session length. */
@@ -965,7 +1285,10 @@ function accessNoun(grant: { groupName: string | null }): string {
 }
 
 /** A denial as the audit log records it: why, the condition, the rule that came closest and the policy's version. */
-function describeDenial(decision: Extract<PolicyDecision, { allowed: false }>, policy: Pick<Policy, 'version'>): string {
+function describeDenial(
+  decision: Extract<PolicyDecision, { allowed: false }>,
+  policy: Pick<Policy, 'version'>,
+): string {
   return `${decision.reason} (failed condition: ${decision.failedCondition}; closest rule '${decision.rule}'; policy ${policy.version})`
 }
 
@@ -989,7 +1312,8 @@ function accessEnds(grant: Grant, state: CoverageState): boolean {
  */
 function timeOf(field: string, text: string): Date {
   const time = new Date(text)
-  if (Number.isNaN(time.getTime())) throw new InvalidTimeError(`${field} ${text} is not a time this service can hold (a leap second?)`)
+  if (Number.isNaN(time.getTime()))
+    throw new InvalidTimeError(`${field} ${text} is not a time this service can hold (a leap second?)`)
   return time
 }
 
@@ -997,7 +1321,13 @@ function timeOf(field: string, text: string): Date {
  * Runs `work` under `deadline` (epoch ms; none when undefined) and answers by then: as `work` does, or as
  * `onTimeout` says (by default DeadlineExceededError, for work that records nothing before its last write).
  */
-function answerWithin<T>(deadline: number | undefined, work: () => Promise<T>, onTimeout: () => T = () => { throw new DeadlineExceededError() }): Promise<T> {
+function answerWithin<T>(
+  deadline: number | undefined,
+  work: () => Promise<T>,
+  onTimeout: () => T = () => {
+    throw new DeadlineExceededError()
+  },
+): Promise<T> {
   const running = withDeadline(deadline, work)
   return deadline === undefined ? running : answerBy(deadline, running, onTimeout)
 }

@@ -67,7 +67,9 @@ export class Outbox {
     const channels = this.channels.filter((channel) => channel.wants(event)).map((channel) => channel.channel)
     if (channels.length === 0) return undefined
     const now = this.clock.now().getTime()
-    const window = grant ? { startsAt: grant.startsAt, expiresAt: grant.expiresAt, accessEndsBy: grant.accessEndsBy } : null
+    const window = grant
+      ? { startsAt: grant.startsAt, expiresAt: grant.expiresAt, accessEndsBy: grant.accessEndsBy }
+      : null
     return {
       owner: randomUUID(),
       until: new Date(now + OUTBOX_CLAIM_MS),
@@ -115,17 +117,26 @@ export class Outbox {
   }
 
   /** One attempt. Never throws: what fails is retried later or given up on. */
-  private async deliver(message: OutboxMessage, owner: string, redelivery: boolean, timeLeftMs = Infinity): Promise<Attempt> {
+  private async deliver(
+    message: OutboxMessage,
+    owner: string,
+    redelivery: boolean,
+    timeLeftMs = Infinity,
+  ): Promise<Attempt> {
     const channel = this.channels.find((candidate) => candidate.channel === message.channel)
     try {
-      if (!channel) throw new DeliveryError(`no channel '${message.channel}' is configured any more`, { permanent: true })
+      if (!channel)
+        throw new DeliveryError(`no channel '${message.channel}' is configured any more`, { permanent: true })
       const budgetMs = Math.min(this.options.deliveryBudgetMs ?? DELIVERY_BUDGET_MS, timeLeftMs)
       await channel.deliver(message, redelivery, AbortSignal.timeout(Math.max(0, budgetMs)))
       await this.store.delivered(message, owner)
       return 'delivered'
     } catch (error) {
       return this.failed(message, owner, error).catch((reason: unknown) => {
-        this.options.log?.warn({ channel: message.channel, eventId: message.event.id, error: describeCause(reason) }, 'could not record a failed delivery')
+        this.options.log?.warn(
+          { channel: message.channel, eventId: message.event.id, error: describeCause(reason) },
+          'could not record a failed delivery',
+        )
         return 'retrying' as const
       })
     }
@@ -137,11 +148,25 @@ export class Outbox {
     const attempts = message.attempts + 1
     const permanent = error instanceof DeliveryError && error.permanent
     const giveUpMs = this.options.giveUpMs ?? DEFAULT_GIVE_UP_MS
-    this.options.log?.warn({ channel: message.channel, eventId: message.event.id, attempts, error: reason }, 'message not delivered')
+    this.options.log?.warn(
+      { channel: message.channel, eventId: message.event.id, attempts, error: reason },
+      'message not delivered',
+    )
     if (permanent || now - message.recordedAt >= giveUpMs) {
-      const why = permanent ? 'it cannot be delivered' : `it was not delivered within ${Math.round(giveUpMs / 60_000)} minutes`
-      await this.store.giveUp(message, owner, this.givenUpEvent(message, `${why}; ${attempts} attempts, last: ${reason}`))
-      await this.options.notifier.error('a message was given up on', { channel: message.channel, eventId: message.event.id, grantId: message.event.grantId, error: reason })
+      const why = permanent
+        ? 'it cannot be delivered'
+        : `it was not delivered within ${Math.round(giveUpMs / 60_000)} minutes`
+      await this.store.giveUp(
+        message,
+        owner,
+        this.givenUpEvent(message, `${why}; ${attempts} attempts, last: ${reason}`),
+      )
+      await this.options.notifier.error('a message was given up on', {
+        channel: message.channel,
+        eventId: message.event.id,
+        grantId: message.event.grantId,
+        error: reason,
+      })
       return 'given-up'
     }
     const retryAfterMs = error instanceof DeliveryError ? error.retryAfterMs : undefined
@@ -169,7 +194,10 @@ export class Outbox {
   }
 }
 
-const CHANNEL_NAMES: Record<OutboxChannel, string> = { lifecycle: 'SNS lifecycle message', 'ticket-note': 'work note on the ticket' }
+const CHANNEL_NAMES: Record<OutboxChannel, string> = {
+  lifecycle: 'SNS lifecycle message',
+  'ticket-note': 'work note on the ticket',
+}
 
 type Attempt = 'delivered' | 'retrying' | 'given-up'
 

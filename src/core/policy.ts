@@ -23,7 +23,12 @@ const RuleSchema = Type.Object(
     /** With permissionSets, what account grants the rule allows; a rule of grantable groups only leaves both out. */
     accounts: Type.Optional(Type.Array(Type.String({ pattern: ACCOUNT_SCOPE_PATTERN }), { minItems: 1 })),
     /** Tags every account this rule allows must carry (AWS Organizations account tags), all of them, exact values. */
-    accountTags: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Type.String({ maxLength: 256 }), { minProperties: 1, maxProperties: 10 })),
+    accountTags: Type.Optional(
+      Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Type.String({ maxLength: 256 }), {
+        minProperties: 1,
+        maxProperties: 10,
+      }),
+    ),
     permissionSets: Type.Optional(Type.Array(NonEmpty, { minItems: 1 })),
     /** Identity Store groups (display names) a group grant under this rule may add the user to, for its duration. */
     grantableGroups: Type.Optional(Type.Array(NonEmpty, { minItems: 1 })),
@@ -85,7 +90,9 @@ export function policyVersion(document: PolicyDocument): string {
 function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
   if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    const entries = Object.entries(value)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`
   }
   return JSON.stringify(value)
@@ -106,7 +113,9 @@ export class PolicyInvalidError extends Error {
 /** Validates a policy document; any problem refuses it as a whole, so the service never runs on half a policy. */
 export function parsePolicy(document: unknown): Policy {
   if (!Value.Check(PolicySchema, document)) {
-    const problems = Value.Errors(PolicySchema, document).map((error) => `${error.instancePath || '/'} ${error.message}`)
+    const problems = Value.Errors(PolicySchema, document).map(
+      (error) => `${error.instancePath || '/'} ${error.message}`,
+    )
     throw new PolicyInvalidError(problems.slice(0, 10))
   }
   const problems: string[] = []
@@ -118,11 +127,16 @@ export function parsePolicy(document: unknown): Policy {
       problems.push(`/rules/${index} ('${rule.name}') lists neither users nor groups, so it would match nobody`)
     }
     if ((rule.accounts === undefined) !== (rule.permissionSets === undefined)) {
-      problems.push(`/rules/${index} ('${rule.name}') names ${rule.accounts ? 'accounts without permissionSets' : 'permissionSets without accounts'}: an account grant needs both`)
+      problems.push(
+        `/rules/${index} ('${rule.name}') names ${rule.accounts ? 'accounts without permissionSets' : 'permissionSets without accounts'}: an account grant needs both`,
+      )
     } else if (!rule.accounts && !rule.grantableGroups) {
-      problems.push(`/rules/${index} ('${rule.name}') names neither accounts and permissionSets nor grantableGroups, so it would allow nothing`)
+      problems.push(
+        `/rules/${index} ('${rule.name}') names neither accounts and permissionSets nor grantableGroups, so it would allow nothing`,
+      )
     }
-    if (rule.accountTags && !rule.accounts) problems.push(`/rules/${index} ('${rule.name}') names accountTags without accounts`)
+    if (rule.accountTags && !rule.accounts)
+      problems.push(`/rules/${index} ('${rule.name}') names accountTags without accounts`)
     return { ...rule, ticketPattern: compileTicketPattern(rule, index, problems) }
   })
   if (problems.length > 0) throw new PolicyInvalidError(problems)
@@ -191,21 +205,30 @@ export async function resolvePolicy(
   const grantable = new Set(policy.rules.flatMap((rule) => rule.grantableGroups ?? []))
   const names = [...new Set([...policy.rules.flatMap((rule) => rule.groups ?? []), ...grantable])]
   const ids = new Map(await Promise.all(names.map(async (name) => [name, await groupIdOf(name)] as const)))
-  const missing = names.filter((name) => ids.get(name) === undefined).map((name) => {
-    const rules = policy.rules.filter((rule) => rule.groups?.includes(name) || rule.grantableGroups?.includes(name)).map((rule) => `'${rule.name}'`)
-    return `group '${name}' (rule ${rules.join(', ')})`
-  })
+  const missing = names
+    .filter((name) => ids.get(name) === undefined)
+    .map((name) => {
+      const rules = policy.rules
+        .filter((rule) => rule.groups?.includes(name) || rule.grantableGroups?.includes(name))
+        .map((rule) => `'${rule.name}'`)
+      return `group '${name}' (rule ${rules.join(', ')})`
+    })
   if (missing.length > 0) {
     if (!options.warnMissing) throw new PolicyGroupNotFoundError(missing)
-    for (const problem of missing) options.warnMissing(`The eligibility policy names ${problem}, which does not exist: it matches nobody`)
+    for (const problem of missing)
+      options.warnMissing(`The eligibility policy names ${problem}, which does not exist: it matches nobody`)
   }
   return {
     ...policy,
-    rules: policy.rules.map((rule) => (rule.groups ? { ...rule, groupIds: rule.groups.flatMap((name) => ids.get(name) ?? []) } : rule)),
-    grantableGroupIds: new Map([...grantable].flatMap((name) => {
-      const id = ids.get(name)
-      return id === undefined ? [] : [[name, id] as const]
-    })),
+    rules: policy.rules.map((rule) =>
+      rule.groups ? { ...rule, groupIds: rule.groups.flatMap((name) => ids.get(name) ?? []) } : rule,
+    ),
+    grantableGroupIds: new Map(
+      [...grantable].flatMap((name) => {
+        const id = ids.get(name)
+        return id === undefined ? [] : [[name, id] as const]
+      }),
+    ),
   }
 }
 
@@ -265,7 +288,11 @@ export async function evaluatePolicy(
   }
   if (unanswered !== undefined) throw unanswered
   // parsePolicy guarantees at least one rule, so closest is set.
-  const { rule, failedCondition, reason } = closest ?? { rule: '', failedCondition: 'principal' as const, reason: 'no rule' }
+  const { rule, failedCondition, reason } = closest ?? {
+    rule: '',
+    failedCondition: 'principal' as const,
+    reason: 'no rule',
+  }
   return { allowed: false, rule, failedCondition, reason }
 }
 
@@ -276,9 +303,15 @@ export async function evaluatePolicy(
  * possibly matching any account.
  */
 export function mightAllow(policy: Policy, request: AccessRequest): boolean {
-  return policy.rules.some((rule) =>
-    (rule.users?.includes(request.userName) || groupIdsOf(rule).length > 0) &&
-    conditionFailure(rule, request, request.groupName ? true : accountListed(rule, request.accountId ?? '') || needsOrganization(rule)) === undefined)
+  return policy.rules.some(
+    (rule) =>
+      (rule.users?.includes(request.userName) || groupIdsOf(rule).length > 0) &&
+      conditionFailure(
+        rule,
+        request,
+        request.groupName ? true : accountListed(rule, request.accountId ?? '') || needsOrganization(rule),
+      ) === undefined,
+  )
 }
 
 /** A rule whose account condition only AWS Organizations can decide: it names an OU, the root, or account tags. */
@@ -289,7 +322,9 @@ export function needsOrganization(rule: Pick<RuleDocument, 'accounts' | 'account
 /** Thrown when a rule needs AWS Organizations and the service was built without it: a wiring mistake. */
 export class AccountDirectoryMissingError extends Error {
   constructor(rule: string) {
-    super(`Rule '${rule}' names organizational units or account tags, and no account directory (AWS Organizations) was given`)
+    super(
+      `Rule '${rule}' names organizational units or account tags, and no account directory (AWS Organizations) was given`,
+    )
     this.name = 'AccountDirectoryMissingError'
   }
 }
@@ -306,7 +341,11 @@ class AccountLookupFailed extends Error {
  * could be allowed, whatever the other conditions. `groupIdsOfUser` is called at most once, and only when a rule
  * names groups that the user is not named beside.
  */
-export async function rulesFor(policy: Policy, userName: string, groupIdsOfUser: () => Promise<readonly string[]>): Promise<Rule[]> {
+export async function rulesFor(
+  policy: Policy,
+  userName: string,
+  groupIdsOfUser: () => Promise<readonly string[]>,
+): Promise<Rule[]> {
   let groupIds: readonly string[] | undefined
   const matching: Rule[] = []
   for (const rule of policy.rules) {
@@ -337,7 +376,11 @@ function accountListed(rule: Rule, accountId: string): boolean {
  * are taken as the policy says; an account reached through an OU, the root or tags must also be active in the
  * organization (not suspended, pending closure or closed), which is asked then too.
  */
-async function accountRefusal(rule: Rule, request: AccessRequest, accounts: AccountDirectory | undefined): Promise<string | undefined> {
+async function accountRefusal(
+  rule: Rule,
+  request: AccessRequest,
+  accounts: AccountDirectory | undefined,
+): Promise<string | undefined> {
   const accountId = request.accountId ?? ''
   const notEligible = `Account ${accountId} is not eligible for '${request.userName}'`
   const listed = accountListed(rule, accountId)
@@ -352,11 +395,15 @@ async function accountRefusal(rule: Rule, request: AccessRequest, accounts: Acco
     }
     if (rule.accountTags) {
       const tags = await accounts.tagsOf(accountId)
-      const missing = Object.entries(rule.accountTags).filter(([key, value]) => tags[key] !== value).map(([key, value]) => `${key}=${value}`)
-      if (missing.length > 0) return `Account ${accountId} does not carry the tags rule '${rule.name}' requires (${missing.join(', ')})`
+      const missing = Object.entries(rule.accountTags)
+        .filter(([key, value]) => tags[key] !== value)
+        .map(([key, value]) => `${key}=${value}`)
+      if (missing.length > 0)
+        return `Account ${accountId} does not carry the tags rule '${rule.name}' requires (${missing.join(', ')})`
     }
     const account = await accounts.describe(accountId)
-    if (!account?.active) return `Account ${accountId} is not active in the organization (suspended, pending closure or closed): it is never granted`
+    if (!account?.active)
+      return `Account ${accountId} is not active in the organization (suspended, pending closure or closed): it is never granted`
     return undefined
   } catch (error) {
     throw new AccountLookupFailed(error)
@@ -372,7 +419,8 @@ async function firstFailure(
   const what = requested(request)
   const listedUser = rule.users?.includes(request.userName) ?? false
   const ruleGroupIds = groupIdsOf(rule)
-  const inGroup = !listedUser && ruleGroupIds.length > 0 ? (await loadGroups()).some((id) => ruleGroupIds.includes(id)) : false
+  const inGroup =
+    !listedUser && ruleGroupIds.length > 0 ? (await loadGroups()).some((id) => ruleGroupIds.includes(id)) : false
   if (!listedUser && !inGroup) {
     return { passed: 0, failedCondition: 'principal', reason: `User '${request.userName}' is not eligible for ${what}` }
   }
@@ -385,29 +433,61 @@ async function firstFailure(
 }
 
 /** The first condition besides the principal that the request fails, if any; `accountMatches` is the account condition's answer. */
-function conditionFailure(rule: Rule, request: AccessRequest, accountMatches: boolean): { passed: number; failedCondition: FailedCondition; reason: string } | undefined {
+function conditionFailure(
+  rule: Rule,
+  request: AccessRequest,
+  accountMatches: boolean,
+): { passed: number; failedCondition: FailedCondition; reason: string } | undefined {
   const what = requested(request)
   if (request.groupName) {
     if (!rule.grantableGroups?.includes(request.groupName)) {
       // A rule of account grants only comes less close than one whose grantable groups do not include this one.
-      return { passed: rule.grantableGroups ? 1 : 0.5, failedCondition: 'group', reason: `Group '${request.groupName}' is not grantable to '${request.userName}'` }
+      return {
+        passed: rule.grantableGroups ? 1 : 0.5,
+        failedCondition: 'group',
+        reason: `Group '${request.groupName}' is not grantable to '${request.userName}'`,
+      }
     }
   } else if (!accountMatches) {
-    return { passed: 1, failedCondition: 'account', reason: `Account ${request.accountId} is not eligible for '${request.userName}'` }
+    return {
+      passed: 1,
+      failedCondition: 'account',
+      reason: `Account ${request.accountId} is not eligible for '${request.userName}'`,
+    }
   }
-  if (!request.groupName && !rule.permissionSets?.includes('*') && !rule.permissionSets?.includes(request.permissionSet ?? '')) {
-    return { passed: 2, failedCondition: 'permissionSet', reason: `Permission set '${request.permissionSet}' is not eligible for '${request.userName}' on ${request.accountId}` }
+  if (
+    !request.groupName &&
+    !rule.permissionSets?.includes('*') &&
+    !rule.permissionSets?.includes(request.permissionSet ?? '')
+  ) {
+    return {
+      passed: 2,
+      failedCondition: 'permissionSet',
+      reason: `Permission set '${request.permissionSet}' is not eligible for '${request.userName}' on ${request.accountId}`,
+    }
   }
   if (request.durationMinutes > rule.maxDurationMinutes) {
-    return { passed: 3, failedCondition: 'duration', reason: `Rule '${rule.name}' allows at most ${rule.maxDurationMinutes} minutes for ${what}; ${request.durationMinutes} were requested` }
+    return {
+      passed: 3,
+      failedCondition: 'duration',
+      reason: `Rule '${rule.name}' allows at most ${rule.maxDurationMinutes} minutes for ${what}; ${request.durationMinutes} were requested`,
+    }
   }
   const leadMs = request.leadMs ?? 0
   if (rule.maxLeadDays !== undefined && leadMs > rule.maxLeadDays * DAY_MS) {
     const allowed = rule.maxLeadDays === 0 ? 'no scheduled start' : `a start at most ${rule.maxLeadDays} days ahead`
-    return { passed: 4, failedCondition: 'leadTime', reason: `Rule '${rule.name}' allows ${allowed} for ${what}; this one starts ${(leadMs / DAY_MS).toFixed(1)} days ahead` }
+    return {
+      passed: 4,
+      failedCondition: 'leadTime',
+      reason: `Rule '${rule.name}' allows ${allowed} for ${what}; this one starts ${(leadMs / DAY_MS).toFixed(1)} days ahead`,
+    }
   }
   if (rule.ticketPattern && !rule.ticketPattern.matches(request.ticketId)) {
-    return { passed: 5, failedCondition: 'ticket', reason: `Ticket '${request.ticketId}' does not match the ticket pattern rule '${rule.name}' requires` }
+    return {
+      passed: 5,
+      failedCondition: 'ticket',
+      reason: `Ticket '${request.ticketId}' does not match the ticket pattern rule '${rule.name}' requires`,
+    }
   }
   return undefined
 }

@@ -141,7 +141,9 @@ export interface Coverage {
   conflictSince: number | null
 }
 
-export type CoveragePatch = Partial<Pick<Coverage, 'assignment' | 'external' | 'requestId' | 'lastFailure' | 'creationIntendedAt' | 'conflictSince'>>
+export type CoveragePatch = Partial<
+  Pick<Coverage, 'assignment' | 'external' | 'requestId' | 'lastFailure' | 'creationIntendedAt' | 'conflictSince'>
+>
 
 export interface GrantFilter {
   status?: GrantStatus
@@ -197,7 +199,12 @@ export interface GrantStore {
    * assignments whose periodic check against Identity Center is due. With `after`, only what falls due after
    * it (the look-ahead that arms timers for what comes due before the next sweep).
    */
-  dueItems(now: Date, cursor: string | undefined, limit: number, after?: Date): Promise<{ grants: Grant[]; coverages: AccessTarget[]; cursor: string | undefined }>
+  dueItems(
+    now: Date,
+    cursor: string | undefined,
+    limit: number,
+    after?: Date,
+  ): Promise<{ grants: Grant[]; coverages: AccessTarget[]; cursor: string | undefined }>
   /**
    * Takes the deployment's one sweep lease until `until`: when nobody holds it, its holder's time has run out, or
    * `owner` holds it already. False when another process holds it (that process is sweeping).
@@ -220,19 +227,35 @@ export interface GrantStore {
    * Changes the coverage while holding the lease (throws LeaseLostError otherwise) and answers it as written,
    * holders included; `releaseLease` gives the lease up in the same write.
    */
-  updateCoverage(target: AccessTarget, owner: string, patch: CoveragePatch, options?: { releaseLease?: boolean }): Promise<Coverage>
+  updateCoverage(
+    target: AccessTarget,
+    owner: string,
+    patch: CoveragePatch,
+    options?: { releaseLease?: boolean },
+  ): Promise<Coverage>
   /**
    * Records 'creating' when the coverage is as a creation needs it: the lease is the owner's, nothing is
    * assigned or being changed, no permanent assignment was found. Otherwise answers the coverage as it is
    * (undefined if there is none) and whether the owner holds the lease.
    */
-  recordCreationIntent(target: AccessTarget, owner: string, now: Date): Promise<{ recorded: true; coverage: Coverage } | { recorded: false; coverage: Coverage | undefined; leaseHeld: boolean }>
+  recordCreationIntent(
+    target: AccessTarget,
+    owner: string,
+    now: Date,
+  ): Promise<
+    { recorded: true; coverage: Coverage } | { recorded: false; coverage: Coverage | undefined; leaseHeld: boolean }
+  >
   /**
    * Records 'deleting' when the coverage is as a removal needs it: the lease is the owner's, our assignment is
    * present and no grant holds it (one that joined since it was read keeps it). Otherwise answers the coverage
    * as it is (undefined if there is none) and whether the owner holds the lease.
    */
-  recordRemovalIntent(target: AccessTarget, owner: string): Promise<{ recorded: true; coverage: Coverage } | { recorded: false; coverage: Coverage | undefined; leaseHeld: boolean }>
+  recordRemovalIntent(
+    target: AccessTarget,
+    owner: string,
+  ): Promise<
+    { recorded: true; coverage: Coverage } | { recorded: false; coverage: Coverage | undefined; leaseHeld: boolean }
+  >
   /** Removes a coverage that has no holders and no assignment left; false if a holder arrived meanwhile. */
   deleteIdleCoverage(target: AccessTarget, owner: string): Promise<boolean>
   /** Gives the assignment's lease up if `owner` still holds it; otherwise changes nothing. */
@@ -258,7 +281,9 @@ export interface GrantTransition {
   to: GrantStatus
   /** When the sweep should look at the grant next; null once it holds nothing. */
   dueAt: Date | null
-  set?: Partial<Pick<Grant, 'endedAt' | 'endedBy' | 'endReason' | 'coveredBy' | 'failureReason' | 'expiresAt' | 'accessEndsBy'>>
+  set?: Partial<
+    Pick<Grant, 'endedAt' | 'endedBy' | 'endReason' | 'coveredBy' | 'failureReason' | 'expiresAt' | 'accessEndsBy'>
+  >
   /** The grant starts needing its assignment (a scheduled grant starting), stops needing it, or neither. */
   hold: 'join' | 'release' | 'keep'
   /** The lease holder's last change to the coverage, written in the same transaction (see CoverageWrite). */
@@ -384,7 +409,9 @@ export interface MessageChannel {
   deliver(message: OutboxMessage, redelivery: boolean, signal: AbortSignal): Promise<void>
 }
 
-export type TicketCheck = { approved: true } | { approved: false; failedCondition: 'ticket' | 'ticketApproval' | 'ticketState' | 'ticketWindow'; detail: string }
+export type TicketCheck =
+  | { approved: true }
+  | { approved: false; failedCondition: 'ticket' | 'ticketApproval' | 'ticketState' | 'ticketWindow'; detail: string }
 
 /** The ticket system (ServiceNow), asked before access is granted whether the ticket approves it. */
 export interface TicketApproval {
@@ -403,7 +430,10 @@ export interface TicketApproval {
 export interface CutoffIntent extends Cutoff {
   grantId: string
   /** The grant as it ended, for its audit events. */
-  grant: Pick<Grant, 'userName' | 'accountId' | 'permissionSet' | 'permissionSetArn' | 'ticketId' | 'accessEndsBy' | 'endedBy'>
+  grant: Pick<
+    Grant,
+    'userName' | 'accountId' | 'permissionSet' | 'permissionSetArn' | 'ticketId' | 'accessEndsBy' | 'endedBy'
+  >
   /** 'pending' until the policies were written; then what came of it, until it is reported on the grant. */
   outcome: CutoffOutcome
 }
@@ -493,7 +523,10 @@ export interface IdempotencyRecord {
 
 export interface IdempotencyStore {
   /** Claims a new key; when it is already known, answers its record instead. */
-  claim(recordKey: string, claim: IdempotencyClaim): Promise<{ claimed: true } | { claimed: false; record: IdempotencyRecord }>
+  claim(
+    recordKey: string,
+    claim: IdempotencyClaim,
+  ): Promise<{ claimed: true } | { claimed: false; record: IdempotencyRecord }>
   /** Takes over a key whose holder failed or died; false if someone else moved it first. */
   takeOver(recordKey: string, previous: IdempotencyRecord, claim: IdempotencyClaim): Promise<boolean>
   /** Stores the answer of the request that holds the key, for its retries to replay. */

@@ -4,7 +4,14 @@ import type { Clock } from './clock.ts'
 import { LeaseLostError } from './errors.ts'
 import { parsePolicyDocument, planCutoffs, type Cutoff, type CutoffPlan } from './cutoff-policy.ts'
 import type { Grant } from './grant-model.ts'
-import type { CutoffIntent, CutoffLedger, CutoffOutcome, CutoffPolicies, OutboxClaim, SessionsCutChange } from './ports.ts'
+import type {
+  CutoffIntent,
+  CutoffLedger,
+  CutoffOutcome,
+  CutoffPolicies,
+  OutboxClaim,
+  SessionsCutChange,
+} from './ports.ts'
 
 /**
  * How long after a service control policy changes we count on it being in force everywhere: AWS documents
@@ -35,7 +42,12 @@ export interface SessionCutoffDeps {
   /** The permission set's session duration as Identity Center says now; undefined when it cannot be read. */
   sessionSeconds(permissionSet: string): Promise<number | undefined>
   /** The audit event of a decision about the grant, with its id and time. */
-  eventFor(grant: Pick<Grant, 'id' | 'userName' | 'accountId' | 'permissionSet' | 'ticketId'>, action: AuditAction, actor: CutoffActor, detail: string): AuditEvent
+  eventFor(
+    grant: Pick<Grant, 'id' | 'userName' | 'accountId' | 'permissionSet' | 'ticketId'>,
+    action: AuditAction,
+    actor: CutoffActor,
+    detail: string,
+  ): AuditEvent
   /** The messages an event owes subscribers (the outbox), to record with it; undefined when none. */
   outboxFor(event: AuditEvent): OutboxClaim | undefined
   /** Delivers recorded messages after the write, without waiting for them. */
@@ -74,7 +86,12 @@ export class SessionCutoffs {
     const cutAt = Math.ceil(this.deps.clock.now().getTime() / 1000) * 1000
     const ownSeconds = (Date.parse(grant.accessEndsBy) - Date.parse(grant.expiresAt)) / 1000
     const current = await this.deps.sessionSeconds(grant.permissionSet).catch(() => undefined)
-    const { userName, accountId, permissionSet, permissionSetArn, ticketId, accessEndsBy, endedBy } = { ...grant, accountId: grant.accountId, permissionSet: grant.permissionSet, permissionSetArn: grant.permissionSetArn }
+    const { userName, accountId, permissionSet, permissionSetArn, ticketId, accessEndsBy, endedBy } = {
+      ...grant,
+      accountId: grant.accountId,
+      permissionSet: grant.permissionSet,
+      permissionSetArn: grant.permissionSetArn,
+    }
     const intent: CutoffIntent = {
       grantId: grant.id,
       userId: grant.userId,
@@ -123,7 +140,10 @@ export class SessionCutoffs {
   }
 
   /** One round under the lease: the policies written if anything is to be added or pruned, then the reports. */
-  private async round(owner: string, actor: CutoffActor): Promise<{ nextPruneAt: number | null | undefined; progressed: boolean }> {
+  private async round(
+    owner: string,
+    actor: CutoffActor,
+  ): Promise<{ nextPruneAt: number | null | undefined; progressed: boolean }> {
     const open = await this.openIntents()
     const pending = open.filter((intent) => intent.outcome === 'pending')
     const unreachable = pending.filter((intent) => this.deps.policies.unreachableAccounts.includes(intent.accountId))
@@ -153,7 +173,11 @@ export class SessionCutoffs {
   }
 
   private async recordOutcome(intents: CutoffIntent[], outcome: Exclude<CutoffOutcome, 'pending'>): Promise<void> {
-    if (intents.length > 0) await this.deps.ledger.recordOutcome(intents.map((intent) => intent.grantId), outcome)
+    if (intents.length > 0)
+      await this.deps.ledger.recordOutcome(
+        intents.map((intent) => intent.grantId),
+        outcome,
+      )
     for (const intent of intents) intent.outcome = outcome
   }
 
@@ -184,7 +208,10 @@ export class SessionCutoffs {
     if (!(await this.deps.ledger.report(intent, change, event, outbox))) return false
     if (outbox) this.deps.deliver(outbox)
     if (intent.outcome === 'rejected') {
-      await this.deps.notify('session cut-off failed: the owned service control policies are full', { grantId: intent.grantId, accountId: intent.accountId })
+      await this.deps.notify('session cut-off failed: the owned service control policies are full', {
+        grantId: intent.grantId,
+        accountId: intent.accountId,
+      })
     }
     return true
   }
@@ -195,11 +222,18 @@ function outcomesOf(pending: CutoffIntent[], plan: CutoffPlan): [Exclude<CutoffO
   const rejected = pending.filter((intent) => plan.rejected.includes(intent))
   const lapsed = pending.filter((intent) => plan.lapsed.includes(intent))
   const cut = pending.filter((intent) => !rejected.includes(intent) && !lapsed.includes(intent))
-  return [['cut', cut], ['lapsed', lapsed], ['rejected', rejected]]
+  return [
+    ['cut', cut],
+    ['lapsed', lapsed],
+    ['rejected', rejected],
+  ]
 }
 
 /** `writtenBy`: when the policy was written at the latest (a cut written late takes effect late). */
-function describeOutcome(intent: CutoffIntent, writtenBy: number): { action: AuditAction; detail: string; change: SessionsCutChange } {
+function describeOutcome(
+  intent: CutoffIntent,
+  writtenBy: number,
+): { action: AuditAction; detail: string; change: SessionsCutChange } {
   const keepUntil = new Date(intent.keepUntil).toISOString()
   const honest = intent.grant.accessEndsBy
   const earlier = (time: string) => (Date.parse(time) < Date.parse(honest) ? time : honest)

@@ -60,8 +60,22 @@ type SweepActor = { id: string; requestId: null; defersSessionCutoffs: boolean }
  * expiry has passed or whose provisioning or revocation was left unfinished (a crash, a timeout, a throttled
  * call), and carries it to its end; and every scheduled grant whose start has come, and starts it.
  */
-export async function sweep(store: GrantStore, grants: GrantService, clock: Clock, options: SweepOptions): Promise<SweepSummary> {
-  const summary: SweepSummary = { revoked: 0, activated: 0, denied: 0, failed: 0, remaining: 0, checked: 0, drifted: 0, undelivered: 0 }
+export async function sweep(
+  store: GrantStore,
+  grants: GrantService,
+  clock: Clock,
+  options: SweepOptions,
+): Promise<SweepSummary> {
+  const summary: SweepSummary = {
+    revoked: 0,
+    activated: 0,
+    denied: 0,
+    failed: 0,
+    remaining: 0,
+    checked: 0,
+    drifted: 0,
+    undelivered: 0,
+  }
   // Session cut-offs of the grants this run ends are written together at the end: one policy write for them all.
   const actor = { id: options.actor ?? SWEEP_ACTOR, requestId: null, defersSessionCutoffs: true }
   const startedAt = clock.now()
@@ -99,7 +113,13 @@ export async function sweep(store: GrantStore, grants: GrantService, clock: Cloc
 }
 
 /** Carries one due grant on, and counts what came of it; an error is counted and alerted, and the grant stays due. */
-async function sweepGrant(grant: Grant, grants: GrantService, clock: Clock, actor: SweepActor, summary: SweepSummary): Promise<void> {
+async function sweepGrant(
+  grant: Grant,
+  grants: GrantService,
+  clock: Clock,
+  actor: SweepActor,
+  summary: SweepSummary,
+): Promise<void> {
   try {
     const outcome = await advance(grant, grants, clock, actor)
     if (!outcome) return
@@ -111,13 +131,22 @@ async function sweepGrant(grant: Grant, grants: GrantService, clock: Clock, acto
   } catch (error) {
     summary.failed++
     if (!(error instanceof ProvisioningFailedError)) {
-      await grants.notify('sweep could not finish a grant', { grantId: grant.id, status: grant.status, error: (error as Error).message })
+      await grants.notify('sweep could not finish a grant', {
+        grantId: grant.id,
+        status: grant.status,
+        error: (error as Error).message,
+      })
     }
   }
 }
 
 /** The periodic check of one assignment (see GrantService.checkAssignment); an error is alerted, and it stays due. */
-async function sweepAssignment(target: AccessTarget, grants: GrantService, actor: SweepActor, summary: SweepSummary): Promise<void> {
+async function sweepAssignment(
+  target: AccessTarget,
+  grants: GrantService,
+  actor: SweepActor,
+  summary: SweepSummary,
+): Promise<void> {
   try {
     const { drifted } = await grants.checkAssignment(target, actor)
     summary.checked++
@@ -132,7 +161,9 @@ async function finishSessionCutoffs(grants: GrantService, actor: { id: string; r
   try {
     await grants.finishSessionCutoffs(actor)
   } catch (error) {
-    await grants.notify('sweep could not write session cut-offs; the next run retries', { error: (error as Error).message })
+    await grants.notify('sweep could not write session cut-offs; the next run retries', {
+      error: (error as Error).message,
+    })
   }
 }
 

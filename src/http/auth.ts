@@ -90,7 +90,8 @@ export async function registerAuth(app: FastifyInstance, settings: JwtSettings):
       decode: { complete: true },
       secret: async (_request: unknown, token: unknown) => {
         const { header } = token as { header: { alg?: string; kid?: unknown } }
-        if (header.alg !== 'RS256' && header.alg !== 'ES256') throw new TokenRefused('The token must be signed with RS256 or ES256')
+        if (header.alg !== 'RS256' && header.alg !== 'ES256')
+          throw new TokenRefused('The token must be signed with RS256 or ES256')
         return keys.publicKey(typeof header.kid === 'string' ? header.kid : '', header.alg)
       },
       verify: { ...verify, algorithms: ['RS256', 'ES256'] as Algorithm[] },
@@ -112,7 +113,11 @@ const PRINTABLE_SUBJECT = new RegExp(`^[^\\p{C}\\p{Zl}\\p{Zp}]{1,${MAX_SUBJECT_L
 const RESERVED_SUBJECT = /^system:/iu
 
 /** Why a verified token's subject or times are not acceptable, or undefined when they are. */
-function claimsRefusal(payload: Record<string, unknown>, maxLifetimeSeconds: number, nowMs: number): string | undefined {
+function claimsRefusal(
+  payload: Record<string, unknown>,
+  maxLifetimeSeconds: number,
+  nowMs: number,
+): string | undefined {
   const { sub, iat, exp } = payload
   if (sub === undefined) return 'The token has no subject (sub)'
   // Every audited write carries the subject as its actor: an unbounded one makes the write fail, and the
@@ -175,7 +180,8 @@ class JwksKeys {
       await this.load()
       key = this.find(kid, algorithm)
     }
-    if (!key) throw new TokenRefused(`The token's key (kid and ${algorithm}) is not one the identity provider publishes`)
+    if (!key)
+      throw new TokenRefused(`The token's key (kid and ${algorithm}) is not one the identity provider publishes`)
     return key.pem
   }
 
@@ -192,7 +198,11 @@ class JwksKeys {
     this.attemptedAt = this.now()
     try {
       // No redirects: the configured URL is the only place keys come from. Node's fetch has no timeout of its own.
-      const response = await fetch(this.url, { redirect: 'error', signal: AbortSignal.timeout(JWKS_FETCH_TIMEOUT_MS), headers: { accept: 'application/json' } })
+      const response = await fetch(this.url, {
+        redirect: 'error',
+        signal: AbortSignal.timeout(JWKS_FETCH_TIMEOUT_MS),
+        headers: { accept: 'application/json' },
+      })
       if (!response.ok) throw new Error(`the JWKS endpoint answered ${response.status}`)
       const body = (await response.json()) as { keys?: unknown }
       if (!Array.isArray(body.keys)) throw new Error('the JWKS document has no keys array')
@@ -215,7 +225,12 @@ function publishedKey(jwk: unknown): PublishedKey | undefined {
   } catch {
     return undefined
   }
-  const algorithm = key.asymmetricKeyType === 'rsa' ? 'RS256' : key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1' ? 'ES256' : undefined
+  const algorithm =
+    key.asymmetricKeyType === 'rsa'
+      ? 'RS256'
+      : key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1'
+        ? 'ES256'
+        : undefined
   if (!algorithm || (alg !== undefined && alg !== algorithm)) return undefined
   return { kid, algorithm, pem: key.export({ type: 'spki', format: 'pem' }).toString() }
 }

@@ -18,7 +18,12 @@ export async function buildDocsApp(routes: RouteOptions[], options: DocsOptions)
   // which the Lambda bundle leaves out, are never loaded).
   const app = Fastify({
     logger: false,
-    schemaController: { compilersFactory: { buildValidator: (() => () => () => true) as never, buildSerializer: () => () => (body: unknown) => JSON.stringify(body) } },
+    schemaController: {
+      compilersFactory: {
+        buildValidator: (() => () => () => true) as never,
+        buildSerializer: () => () => (body: unknown) => JSON.stringify(body),
+      },
+    },
   })
   for (const schema of options.schemas) app.addSchema(schema)
 
@@ -28,7 +33,8 @@ export async function buildDocsApp(routes: RouteOptions[], options: DocsOptions)
       info: {
         title: 'jit-access',
         version: PACKAGE_VERSION,
-        description: 'Just-in-time privileged access for AWS IAM Identity Center: time-bound account assignments that remove themselves, with an audit trail.',
+        description:
+          'Just-in-time privileged access for AWS IAM Identity Center: time-bound account assignments that remove themselves, with an audit trail.',
         license: { name: PACKAGE_LICENSE, url: `https://spdx.org/licenses/${PACKAGE_LICENSE}.html` },
       },
       servers: [PLACEHOLDER_SERVER],
@@ -43,12 +49,15 @@ export async function buildDocsApp(routes: RouteOptions[], options: DocsOptions)
         { name: 'health', description: 'Liveness' },
       ],
     },
-    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+    refResolver: {
+      buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`),
+    },
   })
   await app.register(fastifySwaggerUi, {
     routePrefix: '/docs',
     // The page loads /docs/json: the request forwarded here carries the caller's Host and X-Forwarded-Proto.
-    transformSpecification: (document, request) => servedDocument(document, originOf(request.headers, request.protocol)),
+    transformSpecification: (document, request) =>
+      servedDocument(document, originOf(request.headers, request.protocol)),
     ...(options.assetsDir ? { baseDir: options.assetsDir } : {}),
   })
   const described = async () => {
@@ -58,5 +67,8 @@ export async function buildDocsApp(routes: RouteOptions[], options: DocsOptions)
     app.route({ method, url, handler: described, ...(schema ? { schema } : {}), ...(config ? { config } : {}) })
   }
   await app.ready()
-  return { document: () => app.swagger() as unknown as Record<string, unknown>, inject: (request) => app.inject(request) }
+  return {
+    document: () => app.swagger() as unknown as Record<string, unknown>,
+    inject: (request) => app.inject(request),
+  }
 }

@@ -18,12 +18,16 @@ export const PLACEHOLDER_SERVER = {
   url: '{origin}',
   description: 'Placeholder: a running service serves this document with its own URL here',
   variables: {
-    origin: { default: 'http://127.0.0.1:3000', description: 'The URL npm start prints, or in AWS the stack output ApiUrl' },
+    origin: {
+      default: 'http://127.0.0.1:3000',
+      description: 'The URL npm start prints, or in AWS the stack output ApiUrl',
+    },
   },
 }
 
 /** A Host header that is a host name or IP literal with an optional port, and nothing else. */
-const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/
+const HOST =
+  /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/
 
 /**
  * The URL a request reached the service at: its Host header, with the scheme API Gateway, a function URL or a
@@ -33,7 +37,10 @@ const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9
 export function originOf(headers: IncomingHttpHeaders, socketProtocol: string): string | undefined {
   const host = headers.host
   if (typeof host !== 'string' || !HOST.test(host)) return undefined
-  const forwarded = String(headers['x-forwarded-proto'] ?? '').split(',')[0]?.trim().toLowerCase()
+  const forwarded = String(headers['x-forwarded-proto'] ?? '')
+    .split(',')[0]
+    ?.trim()
+    .toLowerCase()
   const protocol = forwarded === 'http' || forwarded === 'https' ? forwarded : socketProtocol
   return `${protocol}://${host}`
 }
@@ -43,16 +50,44 @@ export function originOf(headers: IncomingHttpHeaders, socketProtocol: string): 
  * the example of a new end for PATCH /grants/{id} lies ahead of now (90 minutes, within the sandbox policy's
  * 240 for a grant made from the POST example), since an end in the past is refused.
  */
-export function servedDocument<T extends object>(document: T, origin: string | undefined, now = new Date()): T & { servers: { url: string; description: string }[] } {
-  return { ...withEndExampleAhead(document, now), servers: [{ url: origin ?? '/', description: 'The service that served this document' }] }
+export function servedDocument<T extends object>(
+  document: T,
+  origin: string | undefined,
+  now = new Date(),
+): T & { servers: { url: string; description: string }[] } {
+  return {
+    ...withEndExampleAhead(document, now),
+    servers: [{ url: origin ?? '/', description: 'The service that served this document' }],
+  }
 }
 
 function withEndExampleAhead<T extends object>(document: T, now: Date): T {
-  const operation = (document as { paths?: Record<string, Record<string, { requestBody?: { content?: Record<string, { schema?: { example?: unknown; properties?: { expiresAt?: { example?: unknown } } } }> } }>> }).paths?.['/grants/{id}']?.patch
+  const operation = (
+    document as {
+      paths?: Record<
+        string,
+        Record<
+          string,
+          {
+            requestBody?: {
+              content?: Record<
+                string,
+                { schema?: { example?: unknown; properties?: { expiresAt?: { example?: unknown } } } }
+              >
+            }
+          }
+        >
+      >
+    }
+  ).paths?.['/grants/{id}']?.patch
   if (!operation?.requestBody?.content) return document
-  const expiresAt = new Date(Math.ceil((now.getTime() + 90 * 60_000) / 60_000) * 60_000).toISOString().replace('.000Z', 'Z')
+  const expiresAt = new Date(Math.ceil((now.getTime() + 90 * 60_000) / 60_000) * 60_000)
+    .toISOString()
+    .replace('.000Z', 'Z')
   const copy = structuredClone(document)
-  const content = (copy as typeof document & { paths: Record<string, Record<string, typeof operation>> }).paths['/grants/{id}']?.patch?.requestBody?.content ?? {}
+  const content =
+    (copy as typeof document & { paths: Record<string, Record<string, typeof operation>> }).paths['/grants/{id}']?.patch
+      ?.requestBody?.content ?? {}
   for (const media of Object.values(content)) {
     if (!media.schema) continue
     media.schema.example = { expiresAt }
@@ -91,7 +126,9 @@ export function registerDocs(app: FastifyInstance, options: DocsOptions): void {
   }
 
   app.decorate('openapi', async () => (await docsApp()).document())
-  app.get('/openapi.json', { schema: { hide: true } }, async (request) => servedDocument(await app.openapi(), originOf(request.headers, request.protocol)))
+  app.get('/openapi.json', { schema: { hide: true } }, async (request) =>
+    servedDocument(await app.openapi(), originOf(request.headers, request.protocol)),
+  )
 
   const forward = async (request: FastifyRequest, reply: FastifyReply) => {
     // GET for a HEAD request too: Fastify answers HEAD from the GET route's answer.

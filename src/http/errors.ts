@@ -1,6 +1,13 @@
 import { randomUUID } from 'node:crypto'
 import type { Socket } from 'node:net'
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifySchemaValidationError, HTTPMethods } from 'fastify'
+import type {
+  FastifyError,
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  FastifySchemaValidationError,
+  HTTPMethods,
+} from 'fastify'
 import { DomainError, UpstreamUnavailableError, type ErrorCode } from '../core/errors.ts'
 import { MAX_REPORTED_ERRORS, PRINTABLE_TEXT_PATTERN, type ProblemBody } from './schemas/common.ts'
 
@@ -37,10 +44,23 @@ const STATUS_BY_CODE: Record<ErrorCode, number> = {
 }
 
 const TITLES: Record<number, string> = {
-  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
-  406: 'Not Acceptable', 408: 'Request Timeout', 409: 'Conflict', 413: 'Content Too Large', 414: 'URI Too Long',
-  415: 'Unsupported Media Type', 422: 'Unprocessable Content', 429: 'Too Many Requests',
-  431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 501: 'Not Implemented', 502: 'Bad Gateway',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  406: 'Not Acceptable',
+  408: 'Request Timeout',
+  409: 'Conflict',
+  413: 'Content Too Large',
+  414: 'URI Too Long',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
+  429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error',
+  501: 'Not Implemented',
+  502: 'Bad Gateway',
   503: 'Service Unavailable',
 }
 
@@ -62,26 +82,41 @@ export function toProblem(error: unknown): Mapped {
   }
   if (error instanceof DomainError) {
     const status = STATUS_BY_CODE[error.code]
-    const retryAfter = error instanceof UpstreamUnavailableError ? error.retryAfterSeconds ?? 5 : 5
+    const retryAfter = error instanceof UpstreamUnavailableError ? (error.retryAfterSeconds ?? 5) : 5
     const headers: Record<string, string> = status === 503 ? { 'retry-after': String(retryAfter) } : {}
-    const detail = error instanceof UpstreamUnavailableError
-      ? `${error.service} is unavailable; retry later.${error.extensions.grantId ? ' The grant is recorded and the next sweep will finish it.' : ''}`
-      : error.message
-    return { status, code: status === 503 ? 'UPSTREAM_UNAVAILABLE' : error.code, detail, headers, extensions: error.extensions as Partial<ProblemBody> }
+    const detail =
+      error instanceof UpstreamUnavailableError
+        ? `${error.service} is unavailable; retry later.${error.extensions.grantId ? ' The grant is recorded and the next sweep will finish it.' : ''}`
+        : error.message
+    return {
+      status,
+      code: status === 503 ? 'UPSTREAM_UNAVAILABLE' : error.code,
+      detail,
+      headers,
+      extensions: error.extensions as Partial<ProblemBody>,
+    }
   }
   const fastifyError = error as FastifyError & { validationContext?: string }
   if (fastifyError.validation) {
     const location = fastifyError.validationContext ?? 'body'
-    const errors = fastifyError.validation.slice(0, MAX_REPORTED_ERRORS).map((issue) => ({ location, ...describeIssue(issue) }))
+    const errors = fastifyError.validation
+      .slice(0, MAX_REPORTED_ERRORS)
+      .map((issue) => ({ location, ...describeIssue(issue) }))
     const more = fastifyError.validation.length - errors.length
-    const detail = errors.map((e) => `${e.location}${e.path === '/' ? '' : e.path} ${e.message}`).join('; ') + (more > 0 ? `; and ${more} more` : '')
+    const detail =
+      errors.map((e) => `${e.location}${e.path === '/' ? '' : e.path} ${e.message}`).join('; ') +
+      (more > 0 ? `; and ${more} more` : '')
     return { status: 400, code: 'VALIDATION_FAILED', detail, extensions: { errors } }
   }
   switch (fastifyError.code) {
     case 'FST_ERR_MAX_PARAM_LENGTH':
       return { status: 414, code: 'URI_TOO_LONG', detail: 'A path segment is longer than this service accepts' }
     case 'FST_ERR_BAD_URL':
-      return { status: 400, code: 'MALFORMED_URL', detail: 'The request path is not a valid URL (bad percent-encoding)' }
+      return {
+        status: 400,
+        code: 'MALFORMED_URL',
+        detail: 'The request path is not a valid URL (bad percent-encoding)',
+      }
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return { status: 400, code: 'BODY_TOO_LARGE', detail: 'The request body is larger than this service accepts' }
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
@@ -93,7 +128,11 @@ export function toProblem(error: unknown): Mapped {
   }
   const status = fastifyError.statusCode
   if (status && status >= 400 && status < 500) return { status, code: 'BAD_REQUEST', detail: fastifyError.message }
-  return { status: 500, code: 'INTERNAL_ERROR', detail: 'An unexpected error occurred; it has been logged with this request id' }
+  return {
+    status: 500,
+    code: 'INTERNAL_ERROR',
+    detail: 'An unexpected error occurred; it has been logged with this request id',
+  }
 }
 
 /**
@@ -106,11 +145,15 @@ function describeIssue(issue: FastifySchemaValidationError): { path: string; mes
   const child = (name: unknown) => `${issue.instancePath}/${pointerToken(echoable(String(name)))}`
   switch (issue.keyword) {
     case 'additionalProperties':
-      return { path: child(params.additionalProperty), message: `unknown field '${echoable(String(params.additionalProperty))}'` }
+      return {
+        path: child(params.additionalProperty),
+        message: `unknown field '${echoable(String(params.additionalProperty))}'`,
+      }
     case 'required':
       return { path: child(params.missingProperty), message: 'is required' }
     case 'pattern':
-      if (params.pattern === PRINTABLE_TEXT_PATTERN) return { path: issue.instancePath || '/', message: 'must not contain control characters' }
+      if (params.pattern === PRINTABLE_TEXT_PATTERN)
+        return { path: issue.instancePath || '/', message: 'must not contain control characters' }
   }
   return { path: issue.instancePath || '/', message: issue.message ?? 'is invalid' }
 }
@@ -144,7 +187,11 @@ export function echoRequestIds(request: FastifyRequest, reply: FastifyReply): vo
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, mapped: Mapped) {
   echoRequestIds(request, reply)
   const body = problemBody(mapped, request.url.split('?')[0] ?? request.url, String(request.id))
-  return reply.code(mapped.status).headers(mapped.headers ?? {}).type('application/problem+json').send(body)
+  return reply
+    .code(mapped.status)
+    .headers(mapped.headers ?? {})
+    .type('application/problem+json')
+    .send(body)
 }
 
 /** The one problem shape, for answers sent through Fastify and for those written to the socket by hand. */
@@ -180,11 +227,22 @@ export function registerErrorHandling(app: FastifyInstance): void {
     const path = request.url.split('?')[0] ?? request.url
     // A handler that found nothing (a missing file under a static route) also lands here: its own method is routed, so 404.
     const routed = (method: string) => isRoute(app.findRoute({ method: method as HTTPMethods, url: path }))
-    const allow = routed(request.method) ? [] : [...routedMethods].filter((method) => method !== request.method && routed(method)).sort()
+    const allow = routed(request.method)
+      ? []
+      : [...routedMethods].filter((method) => method !== request.method && routed(method)).sort()
     if (allow.length > 0) {
-      return sendProblem(request, reply, { status: 405, code: 'METHOD_NOT_ALLOWED', detail: `${request.method} is not allowed on ${path}; it answers ${allow.join(', ')}`, headers: { allow: allow.join(', ') } })
+      return sendProblem(request, reply, {
+        status: 405,
+        code: 'METHOD_NOT_ALLOWED',
+        detail: `${request.method} is not allowed on ${path}; it answers ${allow.join(', ')}`,
+        headers: { allow: allow.join(', ') },
+      })
     }
-    return sendProblem(request, reply, { status: 404, code: 'ROUTE_NOT_FOUND', detail: `No route ${request.method} ${path}` })
+    return sendProblem(request, reply, {
+      status: 404,
+      code: 'ROUTE_NOT_FOUND',
+      detail: `No route ${request.method} ${path}`,
+    })
   })
 }
 
@@ -199,7 +257,11 @@ const isRoute = (found: { searchParams?: unknown } | null | undefined) => found?
  * a timeout, malformed HTTP): Fastify's default answers its own JSON, this answers a problem like every other
  * error. There is no request object, so the request id is made here and logged with the refusal.
  */
-export function clientErrorHandler(this: FastifyInstance, error: Error & { code?: string; rawPacket?: unknown }, socket: Socket): void {
+export function clientErrorHandler(
+  this: FastifyInstance,
+  error: Error & { code?: string; rawPacket?: unknown },
+  socket: Socket,
+): void {
   // A reset connection has no one to answer (Node documents this case for 'clientError').
   if (error.code === 'ECONNRESET' || socket.destroyed) return
   const mapped = clientProblem(error.code)
@@ -210,7 +272,7 @@ export function clientErrorHandler(this: FastifyInstance, error: Error & { code?
     const body = JSON.stringify(problemBody(mapped, requestTargetOf(error.rawPacket) ?? '', requestId))
     socket.write(
       `HTTP/1.1 ${status} ${TITLES[status] ?? 'Error'}\r\nContent-Type: application/problem+json; charset=utf-8\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
+        `Content-Length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
     )
   }
   socket.destroy(error)
@@ -219,7 +281,11 @@ export function clientErrorHandler(this: FastifyInstance, error: Error & { code?
 function clientProblem(parserCode: string | undefined): Mapped {
   switch (parserCode) {
     case 'HPE_HEADER_OVERFLOW':
-      return { status: 431, code: 'HEADERS_TOO_LARGE', detail: 'The request headers are larger than this service accepts' }
+      return {
+        status: 431,
+        code: 'HEADERS_TOO_LARGE',
+        detail: 'The request headers are larger than this service accepts',
+      }
     case 'ERR_HTTP_REQUEST_TIMEOUT':
       return { status: 408, code: 'REQUEST_TIMEOUT', detail: 'The request was not received in time' }
     case 'HPE_INVALID_METHOD':
@@ -232,5 +298,7 @@ function clientProblem(parserCode: string | undefined): Mapped {
 /** The path of the request line, when the packet that failed begins with one; only printable ASCII is echoed. */
 function requestTargetOf(rawPacket: unknown): string | undefined {
   if (!Buffer.isBuffer(rawPacket)) return undefined
-  return /^[A-Z-]{1,32} (\/[!-~]{0,2047}?)(?:\?[!-~]*)? HTTP\/1\.[01]\r\n/.exec(rawPacket.subarray(0, 4096).toString('latin1'))?.[1]
+  return /^[A-Z-]{1,32} (\/[!-~]{0,2047}?)(?:\?[!-~]*)? HTTP\/1\.[01]\r\n/.exec(
+    rawPacket.subarray(0, 4096).toString('latin1'),
+  )?.[1]
 }

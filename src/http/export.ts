@@ -6,20 +6,43 @@ import type { ChainedAuditEvent } from '../core/audit-chain.ts'
  * position keeps reading the same ones (`groupName` came after `hash`).
  */
 export const CSV_COLUMNS = [
-  'id', 'at', 'action', 'actor', 'grantId', 'userName', 'accountId', 'permissionSet', 'ticketId', 'detail', 'requestId',
-  'correlationId', 'seq', 'prevHash', 'hash', 'groupName',
+  'id',
+  'at',
+  'action',
+  'actor',
+  'grantId',
+  'userName',
+  'accountId',
+  'permissionSet',
+  'ticketId',
+  'detail',
+  'requestId',
+  'correlationId',
+  'seq',
+  'prevHash',
+  'hash',
+  'groupName',
 ] as const satisfies readonly (keyof ChainedAuditEvent)[]
 
 export type ExportFormat = 'json' | 'csv' | 'ndjson'
 
 /** The format the Accept header prefers, by quality then by order; JSON when it names none of ours. */
 export function negotiateFormat(accept: string | undefined): ExportFormat {
-  const offered: Record<string, ExportFormat> = { 'application/json': 'json', 'text/csv': 'csv', 'application/x-ndjson': 'ndjson' }
+  const offered: Record<string, ExportFormat> = {
+    'application/json': 'json',
+    'text/csv': 'csv',
+    'application/x-ndjson': 'ndjson',
+  }
   const ranked = (accept ?? '')
     .split(',')
     .map((part, order) => {
       const [type = '', ...params] = part.trim().toLowerCase().split(';')
-      const q = Number(params.map((p) => p.trim()).find((p) => p.startsWith('q='))?.slice(2) ?? 1)
+      const q = Number(
+        params
+          .map((p) => p.trim())
+          .find((p) => p.startsWith('q='))
+          ?.slice(2) ?? 1,
+      )
       return { type: type.trim(), q: Number.isFinite(q) ? q : 0, order }
     })
     .filter((entry) => entry.q > 0 && offered[entry.type])
@@ -51,15 +74,20 @@ export function csvField(value: unknown): string {
 }
 
 export function toCsv(events: AsyncIterable<ChainedAuditEvent>): Readable {
-  return Readable.from((async function* () {
-    yield `${CSV_COLUMNS.join(',')}\r\n`
-    for await (const event of events) yield `${CSV_COLUMNS.map((column) => csvField(event[column])).join(',')}\r\n`
-  })())
+  return Readable.from(
+    (async function* () {
+      yield `${CSV_COLUMNS.join(',')}\r\n`
+      for await (const event of events) yield `${CSV_COLUMNS.map((column) => csvField(event[column])).join(',')}\r\n`
+    })(),
+  )
 }
 
 export function toNdjson(events: AsyncIterable<ChainedAuditEvent>): Readable {
-  return Readable.from((async function* () {
-    // Escaped the JSON way, so a parser reads exactly the event; a terminal showing the file sees no raw C1 or U+2028.
-    for await (const event of events) yield `${JSON.stringify(Object.fromEntries(CSV_COLUMNS.map((column) => [column, event[column]]))).replace(UNESCAPED_BY_JSON, visibleEscape)}\n`
-  })())
+  return Readable.from(
+    (async function* () {
+      // Escaped the JSON way, so a parser reads exactly the event; a terminal showing the file sees no raw C1 or U+2028.
+      for await (const event of events)
+        yield `${JSON.stringify(Object.fromEntries(CSV_COLUMNS.map((column) => [column, event[column]]))).replace(UNESCAPED_BY_JSON, visibleEscape)}\n`
+    })(),
+  )
 }

@@ -30,12 +30,19 @@ declare module 'fastify' {
  * the token subject. A 5xx answer is not stored: the key is released so the retry does the work, and
  * because the grant id is derived from the key, the retry resumes the grant the failed attempt recorded.
  */
-export function idempotencyHooks(store: IdempotencyStore, clock: Clock): { preHandler: preHandlerAsyncHookHandler; onSend: onSendAsyncHookHandler } {
+export function idempotencyHooks(
+  store: IdempotencyStore,
+  clock: Clock,
+): { preHandler: preHandlerAsyncHookHandler; onSend: onSendAsyncHookHandler } {
   const preHandler = async (request: FastifyRequest, reply: FastifyReply) => {
     const key = request.headers['idempotency-key']
     if (key === undefined) return
     if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH || !/^[\x21-\x7e]+$/.test(key)) {
-      throw new HttpProblem(400, 'VALIDATION_FAILED', `Idempotency-Key must be 1 to ${MAX_KEY_LENGTH} printable ASCII characters`)
+      throw new HttpProblem(
+        400,
+        'VALIDATION_FAILED',
+        `Idempotency-Key must be 1 to ${MAX_KEY_LENGTH} printable ASCII characters`,
+      )
     }
     const subject = request.user.sub
     const recordKey = sha256(`${subject}\n${key}`)
@@ -48,7 +55,11 @@ export function idempotencyHooks(store: IdempotencyStore, clock: Clock): { preHa
     if (!claim.claimed) {
       const { record } = claim
       if (record.fingerprint !== fingerprint) {
-        throw new HttpProblem(409, 'IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was already used with a different request')
+        throw new HttpProblem(
+          409,
+          'IDEMPOTENCY_KEY_REUSED',
+          'This Idempotency-Key was already used with a different request',
+        )
       }
       if (record.state === 'completed' && record.response) {
         const { statusCode, body, contentType, location } = record.response
@@ -57,7 +68,12 @@ export function idempotencyHooks(store: IdempotencyStore, clock: Clock): { preHa
       }
       const stale = record.state === 'in_progress' && now - record.claimedAt > IN_PROGRESS_TIMEOUT_MS
       if ((record.state !== 'released' && !stale) || !(await store.takeOver(recordKey, record, mine))) {
-        throw new HttpProblem(409, 'REQUEST_IN_PROGRESS', 'A request with this Idempotency-Key is still being processed; retry shortly', { 'retry-after': '1' })
+        throw new HttpProblem(
+          409,
+          'REQUEST_IN_PROGRESS',
+          'A request with this Idempotency-Key is still being processed; retry shortly',
+          { 'retry-after': '1' },
+        )
       }
       firstClaimedAt = record.firstClaimedAt
     }
@@ -69,7 +85,9 @@ export function idempotencyHooks(store: IdempotencyStore, clock: Clock): { preHa
     if (!context || reply.getHeader('idempotent-replayed')) return payload
     request.idempotency = undefined
     if (reply.statusCode >= 500) {
-      await store.release(context.recordKey).catch((error: unknown) => request.log.error({ err: error }, 'could not release the idempotency key'))
+      await store
+        .release(context.recordKey)
+        .catch((error: unknown) => request.log.error({ err: error }, 'could not release the idempotency key'))
       return payload
     }
     const location = reply.getHeader('location')

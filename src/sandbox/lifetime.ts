@@ -10,7 +10,7 @@ export class PortInUseError extends Error {
   constructor(host: string, port: number) {
     super(
       `port ${port} on ${host} is already in use (another npm start?). Stop whatever listens there, or choose ` +
-      `another port: PORT=${port === 65535 ? 3001 : port + 1} npm start`,
+        `another port: PORT=${port === 65535 ? 3001 : port + 1} npm start`,
     )
     this.name = 'PortInUseError'
   }
@@ -23,7 +23,9 @@ export class PortInUseError extends Error {
 export async function assertPortFree(host: string, port: number): Promise<void> {
   const probe = createServer()
   await new Promise<void>((resolve, reject) => {
-    probe.once('error', (error: NodeJS.ErrnoException) => reject(error.code === 'EADDRINUSE' ? new PortInUseError(host, port) : error))
+    probe.once('error', (error: NodeJS.ErrnoException) =>
+      reject(error.code === 'EADDRINUSE' ? new PortInUseError(host, port) : error),
+    )
     probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()))
   })
 }
@@ -53,7 +55,9 @@ export function stopWhenAskedOrOrphaned(stop: (reason: StopReason, error?: unkno
   const signals = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const
   const handlers = [
     ...signals.map((signal) => [signal, () => once(signal)] as const),
-    ...(['uncaughtException', 'unhandledRejection'] as const).map((event) => [event, (error: unknown) => once('fatal error', error)] as const),
+    ...(['uncaughtException', 'unhandledRejection'] as const).map(
+      (event) => [event, (error: unknown) => once('fatal error', error)] as const,
+    ),
   ]
   for (const [signal, handler] of handlers) process.on(signal, handler)
   const parent = process.ppid

@@ -41,15 +41,23 @@ export function findMotoServer(projectRoot: string): string | undefined {
  */
 export function motoPythonCandidates(projectRoot: string): string[] {
   const local = join(projectRoot, LOCAL_VENV, 'bin', 'python')
-  const onPath = (process.env.PATH ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, 'moto_server')).find((file) => existsSync(file))
+  const onPath = (process.env.PATH ?? '')
+    .split(delimiter)
+    .filter(Boolean)
+    .map((dir) => join(dir, 'moto_server'))
+    .find((file) => existsSync(file))
   const installedFor = onPath ? interpreterOf(onPath) : undefined
-  return [...new Set([...(existsSync(local) ? [local] : []), ...(installedFor ? [installedFor] : []), 'python3', 'python'])]
+  return [
+    ...new Set([...(existsSync(local) ? [local] : []), ...(installedFor ? [installedFor] : []), 'python3', 'python']),
+  ]
 }
 
 /** The first of motoPythonCandidates that can import moto. */
 export function findMotoPython(projectRoot: string): string | undefined {
   const probe = "import importlib.util, sys; sys.exit(importlib.util.find_spec('moto') is None)"
-  return motoPythonCandidates(projectRoot).find((python) => spawnSync(python, ['-c', probe], { stdio: 'ignore' }).status === 0)
+  return motoPythonCandidates(projectRoot).find(
+    (python) => spawnSync(python, ['-c', probe], { stdio: 'ignore' }).status === 0,
+  )
 }
 
 /**
@@ -65,7 +73,11 @@ function interpreterOf(script: string): string | undefined {
   }
   const exec = /^'''exec' (?:"([^"]+)"|(\S+))/m.exec(head)
   const shebang = /^#!\s*(\S+)(?:[ \t]+(\S+))?/.exec(head)
-  const interpreter = exec ? (exec[1] ?? exec[2]) : shebang && basename(shebang[1] as string) === 'env' ? shebang[2] : shebang?.[1]
+  const interpreter = exec
+    ? (exec[1] ?? exec[2])
+    : shebang && basename(shebang[1] as string) === 'env'
+      ? shebang[2]
+      : shebang?.[1]
   return interpreter && basename(interpreter).startsWith('python') ? interpreter : undefined
 }
 
@@ -76,7 +88,9 @@ export async function freePort(): Promise<number> {
     server.on('error', reject)
     server.listen(0, '127.0.0.1', () => {
       const address = server.address()
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))))
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      )
     })
   })
 }
@@ -85,7 +99,11 @@ export async function freePort(): Promise<number> {
  * Starts moto's HTTP server on a free loopback port and waits until it answers. `leadingArgs` come before
  * moto's own (a script for a Python interpreter given as the command).
  */
-export async function startMotoServer(command = 'moto_server', timeoutMs = 30_000, leadingArgs: string[] = []): Promise<MotoServer> {
+export async function startMotoServer(
+  command = 'moto_server',
+  timeoutMs = 30_000,
+  leadingArgs: string[] = [],
+): Promise<MotoServer> {
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort()
     const child = spawn(command, [...leadingArgs, '-H', '127.0.0.1', '-p', String(port)], {
@@ -99,7 +117,8 @@ export async function startMotoServer(command = 'moto_server', timeoutMs = 30_00
       return { endpoint, port, stop: () => stopProcess(child) }
     }
     await stopProcess(child)
-    if (attempt === 2) throw new MotoUnavailableError(`moto_server did not start on port ${port}: ${stderr.trim().slice(-500)}`)
+    if (attempt === 2)
+      throw new MotoUnavailableError(`moto_server did not start on port ${port}: ${stderr.trim().slice(-500)}`)
   }
   throw new MotoUnavailableError('moto_server did not start')
 }

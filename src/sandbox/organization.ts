@@ -32,7 +32,8 @@ export async function seedOrganization(endpoint: string, region: string) {
   await ensureOrganization(client)
   const rootId = (await client.send(new ListRootsCommand({}))).Roots?.[0]?.Id as string
   const unit = async (name: string, parentId: string) =>
-    (await client.send(new CreateOrganizationalUnitCommand({ Name: name, ParentId: parentId }))).OrganizationalUnit?.Id as string
+    (await client.send(new CreateOrganizationalUnitCommand({ Name: name, ParentId: parentId }))).OrganizationalUnit
+      ?.Id as string
   const workloads = await unit('workloads', rootId)
   const prod = await unit('prod', workloads)
   const payments = await unit('payments', prod)
@@ -41,7 +42,10 @@ export async function seedOrganization(endpoint: string, region: string) {
     const created = await client.send(new CreateAccountCommand({ AccountName: name, Email: `${name}@example.com` }))
     const id = created.CreateAccountStatus?.AccountId as string
     await client.send(new MoveAccountCommand({ AccountId: id, SourceParentId: rootId, DestinationParentId: parentId }))
-    if (Object.keys(tags).length > 0) await client.send(new TagResourceCommand({ ResourceId: id, Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }))
+    if (Object.keys(tags).length > 0)
+      await client.send(
+        new TagResourceCommand({ ResourceId: id, Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }),
+      )
     return id
   }
   const accounts = {

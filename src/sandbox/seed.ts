@@ -76,7 +76,13 @@ export const WORKLOADS_RULE: PolicyDocument['rules'][number] = {
 export function withCurrentUnit(policy: PolicyDocument, workloadsUnitId: string): PolicyDocument | undefined {
   const index = policy.rules.findIndex((rule) => rule.name === WORKLOADS_RULE.name)
   const rule = policy.rules[index]
-  if (!rule || rule.accounts?.length !== 1 || !rule.accounts[0]?.startsWith('ou-') || rule.accounts[0] === workloadsUnitId) return undefined
+  if (
+    !rule ||
+    rule.accounts?.length !== 1 ||
+    !rule.accounts[0]?.startsWith('ou-') ||
+    rule.accounts[0] === workloadsUnitId
+  )
+    return undefined
   const rules = [...policy.rules]
   rules[index] = { ...rule, accounts: [workloadsUnitId] }
   return { ...policy, rules }
@@ -112,43 +118,53 @@ export async function seedDirectory(
 ): Promise<SeededDirectory> {
   const userIds: Record<string, string> = {}
   for (const userName of spec.users) {
-    const created = await clients.identityStore.send(new CreateUserCommand({
-      IdentityStoreId: instance.identityStoreId,
-      UserName: userName,
-      DisplayName: userName,
-      Name: { GivenName: userName, FamilyName: 'Example' },
-      Emails: [{ Value: `${userName}@example.com`, Primary: true }],
-    }))
+    const created = await clients.identityStore.send(
+      new CreateUserCommand({
+        IdentityStoreId: instance.identityStoreId,
+        UserName: userName,
+        DisplayName: userName,
+        Name: { GivenName: userName, FamilyName: 'Example' },
+        Emails: [{ Value: `${userName}@example.com`, Primary: true }],
+      }),
+    )
     userIds[userName] = created.UserId as string
   }
   for (const [displayName, members] of Object.entries(spec.groups)) {
-    const group = await clients.identityStore.send(new CreateGroupCommand({ IdentityStoreId: instance.identityStoreId, DisplayName: displayName }))
+    const group = await clients.identityStore.send(
+      new CreateGroupCommand({ IdentityStoreId: instance.identityStoreId, DisplayName: displayName }),
+    )
     for (const member of members) {
-      await clients.identityStore.send(new CreateGroupMembershipCommand({
-        IdentityStoreId: instance.identityStoreId,
-        GroupId: group.GroupId,
-        MemberId: { UserId: userIds[member] as string },
-      }))
+      await clients.identityStore.send(
+        new CreateGroupMembershipCommand({
+          IdentityStoreId: instance.identityStoreId,
+          GroupId: group.GroupId,
+          MemberId: { UserId: userIds[member] as string },
+        }),
+      )
     }
   }
   const permissionSetArns: Record<string, string> = {}
   for (const [name, sessionDuration] of Object.entries(spec.permissionSets)) {
-    const created = await clients.ssoAdmin.send(new CreatePermissionSetCommand({
-      InstanceArn: instance.instanceArn,
-      Name: name,
-      SessionDuration: sessionDuration,
-    }))
+    const created = await clients.ssoAdmin.send(
+      new CreatePermissionSetCommand({
+        InstanceArn: instance.instanceArn,
+        Name: name,
+        SessionDuration: sessionDuration,
+      }),
+    )
     permissionSetArns[name] = created.PermissionSet?.PermissionSetArn as string
   }
   for (const assignment of spec.permanentAssignments ?? []) {
-    await clients.ssoAdmin.send(new CreateAccountAssignmentCommand({
-      InstanceArn: instance.instanceArn,
-      TargetId: assignment.accountId,
-      TargetType: 'AWS_ACCOUNT',
-      PermissionSetArn: permissionSetArns[assignment.permissionSet],
-      PrincipalType: 'USER',
-      PrincipalId: userIds[assignment.userName],
-    }))
+    await clients.ssoAdmin.send(
+      new CreateAccountAssignmentCommand({
+        InstanceArn: instance.instanceArn,
+        TargetId: assignment.accountId,
+        TargetType: 'AWS_ACCOUNT',
+        PermissionSetArn: permissionSetArns[assignment.permissionSet],
+        PrincipalType: 'USER',
+        PrincipalId: userIds[assignment.userName],
+      }),
+    )
   }
   return { userIds, permissionSetArns }
 }

@@ -30,11 +30,23 @@ export interface ApiResults {
   list: Compared
   get: Compared
   /** `motoBusy`: the share of the minute in which moto was serving at least one of the service's calls. */
-  post: LoadRun & { rate: number; seconds: number; fiveXx: number; timeouts: number; firstRefusal: string | undefined; callsPerRequest: number; motoBusy: number }
+  post: LoadRun & {
+    rate: number
+    seconds: number
+    fiveXx: number
+    timeouts: number
+    firstRefusal: string | undefined
+    callsPerRequest: number
+    motoBusy: number
+  }
 }
 
 const summary = (result: Result): LoadRun => ({
-  requestsPerSecond: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.timeouts, non2xx: result.non2xx,
+  requestsPerSecond: result.requests.average,
+  p50: result.latency.p50,
+  p99: result.latency.p99,
+  errors: result.errors + result.timeouts,
+  non2xx: result.non2xx,
 })
 
 /** Ours against the floor; moto's time (the proxy's timing of each call) per request of each, and our AWS calls per request. */
@@ -48,15 +60,24 @@ interface Compared {
   callsPerRequest: number
 }
 
-export async function measureApi(moto: MotoServer, options: { seconds: number; postSeconds: number; policy: PolicyDocument }): Promise<ApiResults> {
+export async function measureApi(
+  moto: MotoServer,
+  options: { seconds: number; postSeconds: number; policy: PolicyDocument },
+): Promise<ApiResults> {
   const cleanups: (() => unknown)[] = []
   try {
     // The service's own AWS timeout (10 s), as the floor's client has: the tests' 1 s would abandon and retry the
     // requests that wait longest in moto's queue, adding calls, errors and tail that only the service would pay.
-    const service = await build({ teardown: (fn) => void cleanups.unshift(fn) }, moto, { proxy: true, policy: options.policy, requestTimeoutMs: 10_000 })
+    const service = await build({ teardown: (fn) => void cleanups.unshift(fn) }, moto, {
+      proxy: true,
+      policy: options.policy,
+      requestTimeoutMs: 10_000,
+    })
     const { app, proxy, seeded } = service
     const endpoint = `http://127.0.0.1:${(proxy!.server.address() as AddressInfo).port}`
-    const doc = DynamoDBDocumentClient.from(createAwsClients({ region: REGION, endpoint }).dynamo, { marshallOptions: { removeUndefinedValues: true } })
+    const doc = DynamoDBDocumentClient.from(createAwsClients({ region: REGION, endpoint }).dynamo, {
+      marshallOptions: { removeUndefinedValues: true },
+    })
     // 300 grants: alice's 150 spread among the others', so that a page of 50 filtered by user is a real Query.
     const now = Date.now()
     const ids: string[] = []
@@ -64,28 +85,65 @@ export async function measureApi(moto: MotoServer, options: { seconds: number; p
       const createdAt = new Date(now - (300 - n) * 1000).toISOString()
       const userName = n % 2 ? 'alice' : 'bob'
       const grant: Grant = {
-        id: deterministicId(now - (300 - n) * 1000, `api-${n}`), status: 'active', userName, userId: seeded.userIds[userName] as string, accountId: String(800000000000 + n),
-        permissionSet: 'ReadOnlyAccess', permissionSetArn: seeded.permissionSetArns.ReadOnlyAccess as string, ticketId: `CHG${4000000 + n}`, justification: 'load', requestedBy: 'bench',
-        createdAt, startsAt: createdAt, expiresAt: new Date(now + 3600_000).toISOString(), accessEndsBy: new Date(now + 7200_000).toISOString(),
-        endedAt: null, endedBy: null, endReason: null, coveredBy: 'jit', failureReason: null, sessionsCutAt: null, groupName: null, groupId: null,
+        id: deterministicId(now - (300 - n) * 1000, `api-${n}`),
+        status: 'active',
+        userName,
+        userId: seeded.userIds[userName] as string,
+        accountId: String(800000000000 + n),
+        permissionSet: 'ReadOnlyAccess',
+        permissionSetArn: seeded.permissionSetArns.ReadOnlyAccess as string,
+        ticketId: `CHG${4000000 + n}`,
+        justification: 'load',
+        requestedBy: 'bench',
+        createdAt,
+        startsAt: createdAt,
+        expiresAt: new Date(now + 3600_000).toISOString(),
+        accessEndsBy: new Date(now + 7200_000).toISOString(),
+        endedAt: null,
+        endedBy: null,
+        endReason: null,
+        coveredBy: 'jit',
+        failureReason: null,
+        sessionsCutAt: null,
+        groupName: null,
+        groupId: null,
       }
       ids.push(grant.id)
       return grantToItem(grant, new Date(now + 3600_000))
     })
     for (let i = 0; i < items.length; i += 25) {
-      await doc.send(new BatchWriteCommand({ RequestItems: { 'jit-grants': items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } })) } }))
+      await doc.send(
+        new BatchWriteCommand({
+          RequestItems: { 'jit-grants': items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } })) },
+        }),
+      )
     }
 
     // The floor: the same two reads with the same client, no auth, no validation, no cursor, no mapping.
     const floor = Fastify()
     floor.get('/grants', async () => {
-      const page = await doc.send(new QueryCommand({
-        TableName: 'jit-grants', IndexName: GRANT_INDEXES.userName.name, KeyConditionExpression: '#u = :u',
-        ExpressionAttributeNames: { '#u': GRANT_INDEXES.userName.partitionKey }, ExpressionAttributeValues: { ':u': 'alice' }, ScanIndexForward: false, Limit: 50,
-      }))
+      const page = await doc.send(
+        new QueryCommand({
+          TableName: 'jit-grants',
+          IndexName: GRANT_INDEXES.userName.name,
+          KeyConditionExpression: '#u = :u',
+          ExpressionAttributeNames: { '#u': GRANT_INDEXES.userName.partitionKey },
+          ExpressionAttributeValues: { ':u': 'alice' },
+          ScanIndexForward: false,
+          Limit: 50,
+        }),
+      )
       return { items: page.Items, next: page.LastEvaluatedKey ?? null }
     })
-    floor.get('/grants/:id', async (request) => (await doc.send(new GetCommand({ TableName: 'jit-grants', Key: { pk: `grant#${(request.params as { id: string }).id}` } }))).Item)
+    floor.get(
+      '/grants/:id',
+      async (request) =>
+        (
+          await doc.send(
+            new GetCommand({ TableName: 'jit-grants', Key: { pk: `grant#${(request.params as { id: string }).id}` } }),
+          )
+        ).Item,
+    )
     await floor.listen({ port: 0, host: '127.0.0.1' })
     cleanups.unshift(() => floor.close())
     await app.listen({ port: 0, host: '127.0.0.1' })
@@ -94,11 +152,20 @@ export async function measureApi(moto: MotoServer, options: { seconds: number; p
 
     let next = 0
     const anyId = (request: { path?: string }) => ({ ...request, path: `/grants/${ids[next++ % ids.length]}` })
-    const load = (target: string, path: string, withAuth: boolean, seconds = options.seconds) => autocannon({
-      url: target, connections: 10, duration: seconds, timeout: 10,
-      requests: [path === 'id' ? { method: 'GET', ...(withAuth ? { headers } : {}), setupRequest: anyId } : { method: 'GET', path, ...(withAuth ? { headers } : {}) }],
-    })
-    const motoMsSince = (from: number) => (proxy?.timings.slice(from) ?? []).reduce((sum, call) => sum + (call.end - call.start), 0)
+    const load = (target: string, path: string, withAuth: boolean, seconds = options.seconds) =>
+      autocannon({
+        url: target,
+        connections: 10,
+        duration: seconds,
+        timeout: 10,
+        requests: [
+          path === 'id'
+            ? { method: 'GET', ...(withAuth ? { headers } : {}), setupRequest: anyId }
+            : { method: 'GET', path, ...(withAuth ? { headers } : {}) },
+        ],
+      })
+    const motoMsSince = (from: number) =>
+      (proxy?.timings.slice(from) ?? []).reduce((sum, call) => sum + (call.end - call.start), 0)
     const compare = async (path: string): Promise<Compared> => {
       const oursFrom = proxy?.timings.length ?? 0
       const ours = await load(url(app.server), path, true)
@@ -107,8 +174,10 @@ export async function measureApi(moto: MotoServer, options: { seconds: number; p
       const floorFrom = proxy?.timings.length ?? 0
       const theirs = await load(url(floor.server), path, false)
       return {
-        ours: summary(ours), floor: summary(theirs),
-        throughputRatio: ours.requests.average / theirs.requests.average, p99Ratio: ours.latency.p99 / theirs.latency.p99,
+        ours: summary(ours),
+        floor: summary(theirs),
+        throughputRatio: ours.requests.average / theirs.requests.average,
+        p99Ratio: ours.latency.p99 / theirs.latency.p99,
         motoMsPerRequest: oursMotoMs / Math.max(1, ours.requests.total),
         floorMotoMsPerRequest: motoMsSince(floorFrom) / Math.max(1, theirs.requests.total),
         callsPerRequest: oursCalls / Math.max(1, ours.requests.total),
@@ -125,24 +194,49 @@ export async function measureApi(moto: MotoServer, options: { seconds: number; p
     const postFrom = proxy?.timings.length ?? 0
     const postStarted = performance.now()
     const post = await autocannon({
-      url: url(app.server), connections: 20, duration: options.postSeconds, overallRate: 50, timeout: 10,
-      requests: [{
-        method: 'POST', path: '/grants', headers: { ...headers, 'content-type': 'application/json' },
-        onResponse: (status: number, body: string) => {
-          if (status >= 300 && !firstRefusal) firstRefusal = `${status} ${body.slice(0, 300)}`
+      url: url(app.server),
+      connections: 20,
+      duration: options.postSeconds,
+      overallRate: 50,
+      timeout: 10,
+      requests: [
+        {
+          method: 'POST',
+          path: '/grants',
+          headers: { ...headers, 'content-type': 'application/json' },
+          onResponse: (status: number, body: string) => {
+            if (status >= 300 && !firstRefusal) firstRefusal = `${status} ${body.slice(0, 300)}`
+          },
+          setupRequest: (request) => {
+            const n = made++
+            return {
+              ...request,
+              body: JSON.stringify(
+                grantBody({
+                  userName: n % 2 ? 'alice' : 'bob',
+                  accountId: String(900000000000 + n),
+                  permissionSet: n % 3 ? 'ReadOnlyAccess' : 'AdministratorAccess',
+                  ticketId: `CHG${5000000 + n}`,
+                }),
+              ),
+            }
+          },
         },
-        setupRequest: (request) => {
-          const n = made++
-          return { ...request, body: JSON.stringify(grantBody({ userName: n % 2 ? 'alice' : 'bob', accountId: String(900000000000 + n), permissionSet: n % 3 ? 'ReadOnlyAccess' : 'AdministratorAccess', ticketId: `CHG${5000000 + n}` })) }
-        },
-      }],
+      ],
     })
     const postCalls = proxy?.timings.slice(postFrom) ?? []
     return {
-      list, get,
+      list,
+      get,
       post: {
-        ...summary(post), rate: 50, seconds: options.postSeconds, fiveXx: post['5xx'], timeouts: post.timeouts, firstRefusal,
-        callsPerRequest: postCalls.length / Math.max(1, post.requests.total), motoBusy: waitingIn(postCalls) / (performance.now() - postStarted),
+        ...summary(post),
+        rate: 50,
+        seconds: options.postSeconds,
+        fiveXx: post['5xx'],
+        timeouts: post.timeouts,
+        firstRefusal,
+        callsPerRequest: postCalls.length / Math.max(1, post.requests.total),
+        motoBusy: waitingIn(postCalls) / (performance.now() - postStarted),
       },
     }
   } finally {

@@ -21,13 +21,32 @@ export interface CutoffCalls {
 export async function measureCutoffCalls(moto: MotoServer, grants: number, policies: number): Promise<CutoffCalls> {
   const cleanups: (() => unknown)[] = []
   try {
-    const policy = { rules: [{ name: 'bench', groups: ['oncall'], accounts: ['*'], permissionSets: ['AdministratorAccess'], maxDurationMinutes: 240 }] }
-    const service = await build({ teardown: (fn) => void cleanups.unshift(fn) }, moto, { proxy: true, sessionCutoff: { policies }, policy })
+    const policy = {
+      rules: [
+        {
+          name: 'bench',
+          groups: ['oncall'],
+          accounts: ['*'],
+          permissionSets: ['AdministratorAccess'],
+          maxDurationMinutes: 240,
+        },
+      ],
+    }
+    const service = await build({ teardown: (fn) => void cleanups.unshift(fn) }, moto, {
+      proxy: true,
+      sessionCutoff: { policies },
+      policy,
+    })
     const { app, clock, proxy } = service
     const organizationsCalls = () => ORGANIZATIONS_OPERATIONS.reduce((sum, op) => sum + (proxy?.calls[op] ?? 0), 0)
     // One account a grant, so that every ending removes an assignment and cuts.
     const grant = async (n: number, durationMinutes: number) => {
-      const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ accountId: String(500000000000 + n), durationMinutes }) })
+      const response = await app.inject({
+        method: 'POST',
+        url: '/grants',
+        headers: bearer(),
+        payload: grantBody({ accountId: String(500000000000 + n), durationMinutes }),
+      })
       if (response.statusCode !== 201) throw new Error(`bench grant answered ${response.statusCode}: ${response.body}`)
       return response.json().id as string
     }
@@ -54,17 +73,22 @@ export async function measureCutoffCalls(moto: MotoServer, grants: number, polic
 }
 
 export function describeCutoffCalls(calls: CutoffCalls): string {
-  return `Organizations calls per ended grant (${calls.policies} owned policies, ${calls.grants} grants): ` +
+  return (
+    `Organizations calls per ended grant (${calls.policies} owned policies, ${calls.grants} grants): ` +
     `${calls.perDeletedGrant.toFixed(2)} ended one by one (DELETE), ${calls.perSweptGrant.toFixed(2)} ended together by one sweep`
+  )
 }
 
 if (import.meta.main) {
-  const argument = (name: string, fallback: number) => (process.argv.includes(name) ? Number(process.argv[process.argv.indexOf(name) + 1]) || fallback : fallback)
+  const argument = (name: string, fallback: number) =>
+    process.argv.includes(name) ? Number(process.argv[process.argv.indexOf(name) + 1]) || fallback : fallback
   process.env.AWS_ACCESS_KEY_ID ??= 'testing'
   process.env.AWS_SECRET_ACCESS_KEY ??= 'testing'
   const moto = await startStrictMoto()
   try {
-    console.log(describeCutoffCalls(await measureCutoffCalls(moto, argument('--grants', 12), argument('--policies', 2))))
+    console.log(
+      describeCutoffCalls(await measureCutoffCalls(moto, argument('--grants', 12), argument('--policies', 2))),
+    )
   } finally {
     await moto.stop()
   }

@@ -28,7 +28,8 @@ const SPREAD_MS = 120_000
 const LEAD_MS = 5_000
 const SWEEP_EVERY_MS = 60_000
 
-const percentile = (values: number[], p: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))] as number
+const percentile = (values: number[], p: number) =>
+  [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))] as number
 
 export async function measureExpiryOverrun(moto: MotoServer, grants: number, timers: boolean): Promise<ExpiryOverrun> {
   const cleanups: (() => unknown)[] = []
@@ -58,18 +59,58 @@ export async function measureExpiryOverrun(moto: MotoServer, grants: number, tim
       const expiresAt = base + 20_000 + LEAD_MS + Math.round((n * SPREAD_MS) / grants)
       const createdAt = new Date(base - 3600_000).toISOString()
       const grant: Grant = {
-        id: `00000000-0000-7000-8000-${String(n).padStart(12, '0')}`, status: 'active', userName: 'alice', userId, accountId,
-        permissionSet: 'ReadOnlyAccess', permissionSetArn, ticketId: `CHG${2000000 + n}`, justification: null, requestedBy: 'bench',
-        createdAt, startsAt: createdAt, expiresAt: new Date(expiresAt).toISOString(), accessEndsBy: new Date(expiresAt + 8 * 3600_000).toISOString(),
-        endedAt: null, endedBy: null, endReason: null, coveredBy: 'jit', failureReason: null, sessionsCutAt: null, groupName: null, groupId: null,
+        id: `00000000-0000-7000-8000-${String(n).padStart(12, '0')}`,
+        status: 'active',
+        userName: 'alice',
+        userId,
+        accountId,
+        permissionSet: 'ReadOnlyAccess',
+        permissionSetArn,
+        ticketId: `CHG${2000000 + n}`,
+        justification: null,
+        requestedBy: 'bench',
+        createdAt,
+        startsAt: createdAt,
+        expiresAt: new Date(expiresAt).toISOString(),
+        accessEndsBy: new Date(expiresAt + 8 * 3600_000).toISOString(),
+        endedAt: null,
+        endedBy: null,
+        endReason: null,
+        coveredBy: 'jit',
+        failureReason: null,
+        sessionsCutAt: null,
+        groupName: null,
+        groupId: null,
       }
       expiries.set(grant.id, expiresAt)
       items.push(grantToItem(grant, new Date(expiresAt)))
-      items.push({ ...coverageKey({ userId, accountId, permissionSetArn }), kind: 'coverage', target: { userId, accountId, permissionSetArn }, holders: new Set([grant.id]), assignment: 'present', external: false, dueShard: 'due', dueAt: expiresAt + 3600_000 })
-      await clients.ssoAdmin.send(new CreateAccountAssignmentCommand({ InstanceArn: instance.instanceArn, TargetId: accountId, TargetType: 'AWS_ACCOUNT', PermissionSetArn: permissionSetArn, PrincipalType: 'USER', PrincipalId: userId }))
+      items.push({
+        ...coverageKey({ userId, accountId, permissionSetArn }),
+        kind: 'coverage',
+        target: { userId, accountId, permissionSetArn },
+        holders: new Set([grant.id]),
+        assignment: 'present',
+        external: false,
+        dueShard: 'due',
+        dueAt: expiresAt + 3600_000,
+      })
+      await clients.ssoAdmin.send(
+        new CreateAccountAssignmentCommand({
+          InstanceArn: instance.instanceArn,
+          TargetId: accountId,
+          TargetType: 'AWS_ACCOUNT',
+          PermissionSetArn: permissionSetArn,
+          PrincipalType: 'USER',
+          PrincipalId: userId,
+        }),
+      )
     }
     for (let i = 0; i < items.length; i += 25) {
-      await doc.send(new BatchWriteCommand({ RequestItems: { 'jit-grants': items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } })) } }))
+      await doc.send(
+        new BatchWriteCommand({
+          RequestItems: { 'jit-grants': items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } })) },
+        }),
+      )
     }
     // The first sweep runs LEAD_MS before the first expiry, then one every minute, until every grant has ended.
     const firstSweep = base + 20_000
@@ -87,11 +128,14 @@ export async function measureExpiryOverrun(moto: MotoServer, grants: number, tim
     do {
       const page = await doc.send(new ScanCommand({ TableName: 'jit-audit', ExclusiveStartKey: startKey }))
       for (const item of page.Items ?? []) {
-        if (item.action === 'grant.revoke_requested' && typeof item.grantId === 'string') requested.set(item.grantId, Date.parse(item.at as string))
+        if (item.action === 'grant.revoke_requested' && typeof item.grantId === 'string')
+          requested.set(item.grantId, Date.parse(item.at as string))
       }
       startKey = page.LastEvaluatedKey
     } while (startKey)
-    const overruns = [...expiries].flatMap(([id, expiresAt]) => (requested.has(id) ? [((requested.get(id) as number) - expiresAt) / 1000] : []))
+    const overruns = [...expiries].flatMap(([id, expiresAt]) =>
+      requested.has(id) ? [((requested.get(id) as number) - expiresAt) / 1000] : [],
+    )
     return {
       path: timers ? 'timers' : 'sweep only',
       grants,

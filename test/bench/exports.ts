@@ -40,31 +40,59 @@ export async function measureExports(moto: MotoServer, events: number): Promise<
     // moto's Query reads the whole table for every page (about a second a page at 25,000 events): the service's
     // AWS calls may take that long here, not the tests' one second.
     const service = await build({ teardown: (fn) => void cleanups.unshift(fn) }, moto, { requestTimeoutMs: 60_000 })
-    const doc = DynamoDBDocumentClient.from(service.clients.dynamo, { marshallOptions: { removeUndefinedValues: true } })
+    const doc = DynamoDBDocumentClient.from(service.clients.dynamo, {
+      marshallOptions: { removeUndefinedValues: true },
+    })
     const start = Date.now() - events * 1000
-    const items = Array.from({ length: events }, (_, n) => auditToItem({
-      id: deterministicId(start + n * 1000, `bench-${n}`), at: new Date(start + n * 1000).toISOString(), action: 'grant.requested', actor: 'servicenow-workflow',
-      grantId: deterministicId(start + n * 1000, `grant-${n}`), userName: `user${n % 50}`, accountId: String(100000000000 + (n % 20)), permissionSet: 'ReadOnlyAccess',
-      ticketId: `CHG${1000000 + n}`, detail: '60 minutes allowed by rule \'oncall-incident-access\'', requestId: `req-${n}`, correlationId: null,
-      seq: n + 1, prevHash: 'a'.repeat(64), hash: 'b'.repeat(64),
-    }))
+    const items = Array.from({ length: events }, (_, n) =>
+      auditToItem({
+        id: deterministicId(start + n * 1000, `bench-${n}`),
+        at: new Date(start + n * 1000).toISOString(),
+        action: 'grant.requested',
+        actor: 'servicenow-workflow',
+        grantId: deterministicId(start + n * 1000, `grant-${n}`),
+        userName: `user${n % 50}`,
+        accountId: String(100000000000 + (n % 20)),
+        permissionSet: 'ReadOnlyAccess',
+        ticketId: `CHG${1000000 + n}`,
+        detail: "60 minutes allowed by rule 'oncall-incident-access'",
+        requestId: `req-${n}`,
+        correlationId: null,
+        seq: n + 1,
+        prevHash: 'a'.repeat(64),
+        hash: 'b'.repeat(64),
+      }),
+    )
     const writers = 4
-    await Promise.all(Array.from({ length: writers }, async (_, w) => {
-      for (let i = w * 25; i < items.length; i += writers * 25) {
-        await doc.send(new BatchWriteCommand({ RequestItems: { 'jit-audit': items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } })) } }))
-      }
-    }))
+    await Promise.all(
+      Array.from({ length: writers }, async (_, w) => {
+        for (let i = w * 25; i < items.length; i += writers * 25) {
+          await doc.send(
+            new BatchWriteCommand({
+              RequestItems: { 'jit-audit': items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } })) },
+            }),
+          )
+        }
+      }),
+    )
 
     // The floor: the same index, newest first, page by page, nothing done with the items.
     let began = performance.now()
     let counted = 0
     let startKey: Record<string, unknown> | undefined
     do {
-      const page = await doc.send(new QueryCommand({
-        TableName: 'jit-audit', IndexName: AUDIT_INDEXES.all.name, KeyConditionExpression: '#p = :p',
-        ExpressionAttributeNames: { '#p': AUDIT_INDEXES.all.partitionKey }, ExpressionAttributeValues: { ':p': ALL_PARTITION },
-        ScanIndexForward: false, Limit: PAGE, ExclusiveStartKey: startKey,
-      }))
+      const page = await doc.send(
+        new QueryCommand({
+          TableName: 'jit-audit',
+          IndexName: AUDIT_INDEXES.all.name,
+          KeyConditionExpression: '#p = :p',
+          ExpressionAttributeNames: { '#p': AUDIT_INDEXES.all.partitionKey },
+          ExpressionAttributeValues: { ':p': ALL_PARTITION },
+          ScanIndexForward: false,
+          Limit: PAGE,
+          ExclusiveStartKey: startKey,
+        }),
+      )
       counted += page.Items?.length ?? 0
       startKey = page.LastEvaluatedKey
     } while (startKey)
@@ -93,13 +121,23 @@ export async function measureExports(moto: MotoServer, events: number): Promise<
           })
           response.on('end', resolve)
           response.on('error', reject)
-        }).on('error', reject).end()
+        })
+          .on('error', reject)
+          .end()
       })
       const seconds = (performance.now() - began) / 1000
       clearInterval(sampler)
       const exported = format === 'csv' ? lines - 1 : lines
       if (exported !== events) throw new Error(`the ${format} export had ${exported} events of ${events}`)
-      runs.push({ format, events, seconds, firstByteMs, bytes, rssGrowthMb: (rssPeak - rssBefore) / 2 ** 20, ratio: rawQuerySeconds / seconds })
+      runs.push({
+        format,
+        events,
+        seconds,
+        firstByteMs,
+        bytes,
+        rssGrowthMb: (rssPeak - rssBefore) / 2 ** 20,
+        ratio: rawQuerySeconds / seconds,
+      })
     }
     return { events, rawQuerySeconds, runs }
   } finally {
@@ -110,7 +148,10 @@ export async function measureExports(moto: MotoServer, events: number): Promise<
 export function describeExports(results: ExportResults): string {
   return [
     `exports of ${results.events} audit events; raw paginated Query of the same index: ${results.rawQuerySeconds.toFixed(1)} s`,
-    ...results.runs.map((run) => `  ${run.format}: ${run.seconds.toFixed(1)} s (${run.ratio.toFixed(2)}× the raw Query's throughput, goal ≥ 0.8×), ` +
-      `first byte ${run.firstByteMs.toFixed(0)} ms (goal ≤ 1000), RSS +${run.rssGrowthMb.toFixed(0)} MB (goal ≤ 64), ${(run.bytes / 2 ** 20).toFixed(1)} MiB`),
+    ...results.runs.map(
+      (run) =>
+        `  ${run.format}: ${run.seconds.toFixed(1)} s (${run.ratio.toFixed(2)}× the raw Query's throughput, goal ≥ 0.8×), ` +
+        `first byte ${run.firstByteMs.toFixed(0)} ms (goal ≤ 1000), RSS +${run.rssGrowthMb.toFixed(0)} MB (goal ≤ 64), ${(run.bytes / 2 ** 20).toFixed(1)} MiB`,
+    ),
   ].join('\n')
 }

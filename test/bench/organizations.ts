@@ -9,7 +9,13 @@ import { build, grantBody } from '../helpers/app.ts'
 import { startStrictMoto } from '../helpers/moto.ts'
 import { bearer } from '../helpers/tokens.ts'
 
-const ORGANIZATIONS_READS = ['ListParents', 'ListChildren', 'ListAccountsForParent', 'DescribeAccount', 'ListTagsForResource']
+const ORGANIZATIONS_READS = [
+  'ListParents',
+  'ListChildren',
+  'ListAccountsForParent',
+  'DescribeAccount',
+  'ListTagsForResource',
+]
 
 export interface OrganizationCalls {
   /** Organizations calls of the first grant on each of two accounts (cold caches), on average. */
@@ -26,14 +32,27 @@ export async function measureOrganizationCalls(moto: MotoServer): Promise<Organi
       proxy: true,
       organization: true,
       policy: (organization) => ({
-        rules: [{ name: 'bench-workloads', users: ['alice', 'bob', 'carol'], accounts: [organization.units.workloads], permissionSets: ['AdministratorAccess', 'ReadOnlyAccess'], maxDurationMinutes: 240 }],
+        rules: [
+          {
+            name: 'bench-workloads',
+            users: ['alice', 'bob', 'carol'],
+            accounts: [organization.units.workloads],
+            permissionSets: ['AdministratorAccess', 'ReadOnlyAccess'],
+            maxDurationMinutes: 240,
+          },
+        ],
       }),
     })
     const { app, proxy, organization } = service
     const { analyticsProd, paymentsProd } = organization!.accounts
     const reads = () => ORGANIZATIONS_READS.reduce((sum, op) => sum + (proxy?.calls[op] ?? 0), 0)
     const grant = async (userName: string, accountId: string, permissionSet: string) => {
-      const response = await app.inject({ method: 'POST', url: '/grants', headers: bearer(), payload: grantBody({ userName, accountId, permissionSet }) })
+      const response = await app.inject({
+        method: 'POST',
+        url: '/grants',
+        headers: bearer(),
+        payload: grantBody({ userName, accountId, permissionSet }),
+      })
       if (response.statusCode !== 201) throw new Error(`bench grant answered ${response.statusCode}: ${response.body}`)
     }
 

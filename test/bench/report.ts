@@ -22,59 +22,107 @@ const verdict = (met: boolean) => (met ? '✔' : '✘')
 /** One row per measure: what, the result with its baseline, the goal and whether it is met. */
 export function renderTable(results: Results): string {
   const rows: [string, string, string][] = []
-  const { callsPerGrant: calls, grantLatency: latency, sweep, lambdaInit: init, sessionCutoff: cutoff, organizationCalls: organization, expiry } = results
+  const {
+    callsPerGrant: calls,
+    grantLatency: latency,
+    sweep,
+    lambdaInit: init,
+    sessionCutoff: cutoff,
+    organizationCalls: organization,
+    expiry,
+  } = results
   if (calls) {
-    rows.push(['Identity Center calls per warm grant', `**${calls.warm.identityCenter}** (${calls.warm.total} AWS calls in all)`, `≤ 3 ${verdict(calls.warm.identityCenter <= 3)}`])
-    rows.push(['Identity Center calls per cold grant, 50 permission sets', `${calls.cold.identityCenter} (${calls.cold.total} AWS calls in all)`, '—'])
+    rows.push([
+      'Identity Center calls per warm grant',
+      `**${calls.warm.identityCenter}** (${calls.warm.total} AWS calls in all)`,
+      `≤ 3 ${verdict(calls.warm.identityCenter <= 3)}`,
+    ])
+    rows.push([
+      'Identity Center calls per cold grant, 50 permission sets',
+      `${calls.cold.identityCenter} (${calls.cold.total} AWS calls in all)`,
+      '—',
+    ])
   }
   if (latency) {
-    rows.push([`\`POST /grants\` latency, ${latency.samples} grants, vs the bare-SDK floor in the same run`,
+    rows.push([
+      `\`POST /grants\` latency, ${latency.samples} grants, vs the bare-SDK floor in the same run`,
       `p50 **${fixed(latency.ratioP50)}×**, p99 **${fixed(latency.ratioP99)}×** (${fixed(latency.p50, 1)} vs ${fixed(latency.floorP50, 1)} ms; ${fixed(latency.p99, 1)} vs ${fixed(latency.floorP99, 1)} ms)`,
-      `≤ 1.3× ${verdict(latency.ratioP50 <= 1.3 && latency.ratioP99 <= 1.3)}`])
+      `≤ 1.3× ${verdict(latency.ratioP50 <= 1.3 && latency.ratioP99 <= 1.3)}`,
+    ])
   }
   if (expiry) {
     const { timers, sweepOnly } = expiry
-    rows.push([`expiry overrun, ${timers.grants} grants ending over two minutes, container timers (expiresAt → removal sent)`,
+    rows.push([
+      `expiry overrun, ${timers.grants} grants ending over two minutes, container timers (expiresAt → removal sent)`,
       `p50 ${fixed(timers.p50)} s, p99 **${fixed(timers.p99)} s**, max ${fixed(timers.max)} s; the sweep alone, same run: p50 ${fixed(sweepOnly.p50, 1)} s, p99 ${fixed(sweepOnly.p99, 1)} s (${fixed(expiry.ratioP99, 4)}×)`,
-      `p99 ≤ 5 s ${verdict(timers.p99 <= 5 && timers.ended === timers.grants)}`])
+      `p99 ≤ 5 s ${verdict(timers.p99 <= 5 && timers.ended === timers.grants)}`,
+    ])
   }
   if (sweep) {
-    rows.push([`sweep of ${sweep.grants} expired grants under a 20/s quota, one-minute runs (${sweep.tps ?? 18}/s, ${sweep.budgetSeconds ?? 50}-s budget)`,
+    rows.push([
+      `sweep of ${sweep.grants} expired grants under a 20/s quota, one-minute runs (${sweep.tps ?? 18}/s, ${sweep.budgetSeconds ?? 50}-s budget)`,
       `${sweep.runs} runs, ${fixed(sweep.revokesPerSecond, 1)} revokes/s, ${sweep.failed} failed, ${sweep.left} left, ${sweep.throttled} throttled (${fixed(sweep.throttledShare * 100, 1)} %); **${percent(sweep.quotaUsedOverall)}** of the quota over wall time (${percent(sweep.quotaUsed)} while sweeping)`,
-      `≥ 90 %, < 1 % throttled, 0 failed, 0 left ${verdict(sweep.quotaUsedOverall >= 0.9 && sweep.throttledShare < 0.01 && sweep.failed === 0 && sweep.left === 0)}`])
+      `≥ 90 %, < 1 % throttled, 0 failed, 0 left ${verdict(sweep.quotaUsedOverall >= 0.9 && sweep.throttledShare < 0.01 && sweep.failed === 0 && sweep.left === 0)}`,
+    ])
   }
   const during = results.grantsWhileSweeping
   if (during) {
-    rows.push([`\`POST /grants\` while the sweep spends the quota (${during.samples} grants, one every 2 s), vs the same service idle just before`,
-      `p50 **${fixed(during.ratioP50)}×** (${fixed(during.p50, 0)} vs ${fixed(during.idleP50, 0)} ms), p99 ${fixed(during.p99, 0)} ms`, '—'])
+    rows.push([
+      `\`POST /grants\` while the sweep spends the quota (${during.samples} grants, one every 2 s), vs the same service idle just before`,
+      `p50 **${fixed(during.ratioP50)}×** (${fixed(during.p50, 0)} vs ${fixed(during.idleP50, 0)} ms), p99 ${fixed(during.p99, 0)} ms`,
+      '—',
+    ])
   }
   if (results.api) {
-    for (const [name, run] of [['GET /grants?userName= (page of 50)', results.api.list], ['GET /grants/{id}', results.api.get]] as const) {
-      rows.push([`\`${name}\` under load (autocannon, 10 connections) vs a bare Fastify + DocumentClient floor`,
+    for (const [name, run] of [
+      ['GET /grants?userName= (page of 50)', results.api.list],
+      ['GET /grants/{id}', results.api.get],
+    ] as const) {
+      rows.push([
+        `\`${name}\` under load (autocannon, 10 connections) vs a bare Fastify + DocumentClient floor`,
         `**${fixed(run.throughputRatio)}×** throughput (${fixed(run.ours.requestsPerSecond, 0)} vs ${fixed(run.floor.requestsPerSecond, 0)} req/s), p99 **${fixed(run.p99Ratio)}×** (${run.ours.p99} vs ${run.floor.p99} ms), ${run.ours.errors + run.ours.non2xx} errors; moto ${fixed(run.motoMsPerRequest, 1)} ms a request${run.floorMotoMsPerRequest === undefined ? '' : ` (the floor's ${fixed(run.floorMotoMsPerRequest, 1)})`}`,
-        `≥ 0.7×, ≤ 1.5×, 0 errors ${verdict(run.throughputRatio >= 0.7 && run.p99Ratio <= 1.5 && run.ours.errors + run.ours.non2xx === 0)}`])
+        `≥ 0.7×, ≤ 1.5×, 0 errors ${verdict(run.throughputRatio >= 0.7 && run.p99Ratio <= 1.5 && run.ours.errors + run.ours.non2xx === 0)}`,
+      ])
     }
     const post = results.api.post
-    rows.push([`\`POST /grants\` at ${post.rate}/s for ${post.seconds} s`, `${fixed(post.requestsPerSecond, 1)} req/s answered, p50 ${post.p50} ms, p99 ${post.p99} ms, ${post.fiveXx} 5xx, ${post.errors} errors or timeouts${post.motoBusy === undefined ? '' : `; ${fixed(post.callsPerRequest, 1)} AWS calls a request, moto busy ${percent(post.motoBusy)} of the time`}`,
-      `${post.rate}/s sustained, no 5xx ${verdict(post.requestsPerSecond >= 0.95 * post.rate && post.fiveXx === 0 && post.errors === 0)}`])
+    rows.push([
+      `\`POST /grants\` at ${post.rate}/s for ${post.seconds} s`,
+      `${fixed(post.requestsPerSecond, 1)} req/s answered, p50 ${post.p50} ms, p99 ${post.p99} ms, ${post.fiveXx} 5xx, ${post.errors} errors or timeouts${post.motoBusy === undefined ? '' : `; ${fixed(post.callsPerRequest, 1)} AWS calls a request, moto busy ${percent(post.motoBusy)} of the time`}`,
+      `${post.rate}/s sustained, no 5xx ${verdict(post.requestsPerSecond >= 0.95 * post.rate && post.fiveXx === 0 && post.errors === 0)}`,
+    ])
   }
   for (const run of results.exports?.runs ?? []) {
-    rows.push([`GET /audit as ${run.format.toUpperCase()}, ${run.events} events, vs a raw paginated Query of the same index`,
+    rows.push([
+      `GET /audit as ${run.format.toUpperCase()}, ${run.events} events, vs a raw paginated Query of the same index`,
       `**${fixed(run.ratio)}×** the Query's throughput (${fixed(run.seconds, 1)} vs ${fixed(results.exports.rawQuerySeconds, 1)} s); first byte ${fixed(run.firstByteMs, 0)} ms; RSS +${fixed(run.rssGrowthMb, 0)} MB`,
-      `≥ 0.8×, ≤ 1 s, ≤ 64 MB ${verdict(run.ratio >= 0.8 && run.firstByteMs <= 1000 && run.rssGrowthMb <= 64)}`])
+      `≥ 0.8×, ≤ 1 s, ≤ 64 MB ${verdict(run.ratio >= 0.8 && run.firstByteMs <= 1000 && run.rssGrowthMb <= 64)}`,
+    ])
   }
   if (init) {
-    rows.push(['Lambda import + init vs a minimal Fastify app behind @fastify/aws-lambda, bundled alike (median of alternating runs)',
-      `**${fixed(init.ratio)}×** (${fixed(init.ms, 0)} vs ${fixed(init.minimalFastifyMs, 0)} ms; modules ${fixed(init.phasesMs?.modules, 0)} ms)`, `≤ 1.3× ${verdict(init.ratio <= 1.3)}`])
-    rows.push(['Lambda code (every chunk)', `**${(init.codeBytes / 1024).toFixed(0)} KiB**`, `≤ 1,536 KiB ${verdict(init.codeBytes <= 1536 * 1024)}`])
+    rows.push([
+      'Lambda import + init vs a minimal Fastify app behind @fastify/aws-lambda, bundled alike (median of alternating runs)',
+      `**${fixed(init.ratio)}×** (${fixed(init.ms, 0)} vs ${fixed(init.minimalFastifyMs, 0)} ms; modules ${fixed(init.phasesMs?.modules, 0)} ms)`,
+      `≤ 1.3× ${verdict(init.ratio <= 1.3)}`,
+    ])
+    rows.push([
+      'Lambda code (every chunk)',
+      `**${(init.codeBytes / 1024).toFixed(0)} KiB**`,
+      `≤ 1,536 KiB ${verdict(init.codeBytes <= 1536 * 1024)}`,
+    ])
   }
   if (organization) {
-    rows.push(['Organizations calls per grant decision, rule naming an OU three levels deep',
+    rows.push([
+      'Organizations calls per grant decision, rule naming an OU three levels deep',
       `**${fixed(organization.perWarmGrant)}** warm (${organization.warmGrants} grants on accounts already looked up); ${fixed(organization.perColdGrant, 1)} for an account's first grant`,
-      `0 warm ${verdict(organization.perWarmGrant === 0)}`])
+      `0 warm ${verdict(organization.perWarmGrant === 0)}`,
+    ])
   }
   if (cutoff) {
-    rows.push([`Organizations calls per ended grant, session cut-off on, ${cutoff.policies} policies`, `${fixed(cutoff.perDeletedGrant)} by DELETE; ${fixed(cutoff.perSweptGrant)} by one sweep of ${cutoff.grants}`, '—'])
+    rows.push([
+      `Organizations calls per ended grant, session cut-off on, ${cutoff.policies} policies`,
+      `${fixed(cutoff.perDeletedGrant)} by DELETE; ${fixed(cutoff.perSweptGrant)} by one sweep of ${cutoff.grants}`,
+      '—',
+    ])
   }
   const cores = results.cores === undefined ? '' : `, ${results.cores} cores`
   return [

@@ -1,4 +1,10 @@
-import { ServiceNowApprovals, ServiceNowClient, ServiceNowWorkNotes, type ApprovalRules, type ServiceNowSettings } from '../../src/adapters/servicenow.ts'
+import {
+  ServiceNowApprovals,
+  ServiceNowClient,
+  ServiceNowWorkNotes,
+  type ApprovalRules,
+  type ServiceNowSettings,
+} from '../../src/adapters/servicenow.ts'
 import { Writable } from 'node:stream'
 import { CreateTopicCommand } from '@aws-sdk/client-sns'
 import { paginateListAccountAssignmentsForPrincipal } from '@aws-sdk/client-sso-admin'
@@ -12,7 +18,13 @@ import { buildApp, type AppDependencies } from '../../src/app.ts'
 import { parsePolicy, resolvePolicy, type PolicyDocument } from '../../src/core/policy.ts'
 import type { MotoServer } from '../../src/sandbox/moto-server.ts'
 import { ensureAnchorBucket } from '../../src/sandbox/anchor-bucket.ts'
-import { DEMO_ACCOUNTS, DEMO_DIRECTORY, DEMO_POLICY, seedDirectory, type SeededDirectory } from '../../src/sandbox/seed.ts'
+import {
+  DEMO_ACCOUNTS,
+  DEMO_DIRECTORY,
+  DEMO_POLICY,
+  seedDirectory,
+  type SeededDirectory,
+} from '../../src/sandbox/seed.ts'
 import { ManualClock } from './clock.ts'
 import { FaultProxy } from './fault-proxy.ts'
 import { stageCutoffPolicies, stageOrganizationTree, type StagedOrganization } from './organizations.ts'
@@ -105,20 +117,34 @@ export async function build(t: Teardown, moto: MotoServer, options: BuildOptions
   if (options.anchors === true) await ensureAnchorBucket(s3, ANCHOR_BUCKET)
   const seeded = await seedDirectory(clients, instance, TEST_DIRECTORY)
   const cutoff = options.sessionCutoff
-    ? await stageCutoffPolicies(moto.endpoint, REGION, options.sessionCutoff === true ? 1 : options.sessionCutoff.policies)
+    ? await stageCutoffPolicies(
+        moto.endpoint,
+        REGION,
+        options.sessionCutoff === true ? 1 : options.sessionCutoff.policies,
+      )
     : undefined
 
   const organization = options.organization ? await stageOrganizationTree(moto.endpoint, REGION) : undefined
-  const policyDocument = typeof options.policy === 'function'
-    ? options.policy(organization ?? (() => { throw new Error('a policy function needs organization: true') })())
-    : options.policy ?? DEMO_POLICY
+  const policyDocument =
+    typeof options.policy === 'function'
+      ? options.policy(
+          organization ??
+            (() => {
+              throw new Error('a policy function needs organization: true')
+            })(),
+        )
+      : (options.policy ?? DEMO_POLICY)
 
   const clock = new ManualClock()
   let proxy: FaultProxy | undefined
   let serviceEndpoint = moto.endpoint
   if (options.proxy || options.awsLike) {
     const awsLike = options.awsLike
-      ? { now: () => Date.now() + clock.advancedMs, provisioningMs: AWS_LIKE_PROVISIONING_MS, ...(typeof options.awsLike === 'object' ? options.awsLike : {}) }
+      ? {
+          now: () => Date.now() + clock.advancedMs,
+          provisioningMs: AWS_LIKE_PROVISIONING_MS,
+          ...(typeof options.awsLike === 'object' ? options.awsLike : {}),
+        }
       : undefined
     proxy = new FaultProxy(moto.endpoint, { awsLike })
     serviceEndpoint = await proxy.start()
@@ -154,17 +180,28 @@ export async function build(t: Teardown, moto: MotoServer, options: BuildOptions
         identityCenterTps: options.identityCenterTps ?? 500,
         ...(options.maxConcurrentCreations ? { maxConcurrentCreations: options.maxConcurrentCreations } : {}),
         cutoffPolicyIds: cutoff?.policyIds,
-        managementAccountId: typeof options.sessionCutoff === 'object' ? options.sessionCutoff.managementAccountId : undefined,
+        managementAccountId:
+          typeof options.sessionCutoff === 'object' ? options.sessionCutoff.managementAccountId : undefined,
       },
       pino({ level: 'warn' }, logStream),
       // Short timeouts, so that a hanging connection is abandoned in about a second, as 10 s would be in production.
-      createAwsClients({ region: REGION, endpoint: serviceEndpoint, requestTimeoutMs: options.requestTimeoutMs ?? 1000 }),
+      createAwsClients({
+        region: REGION,
+        endpoint: serviceEndpoint,
+        requestTimeoutMs: options.requestTimeoutMs ?? 1000,
+      }),
     )
     const serviceNowClient = options.serviceNow ? new ServiceNowClient(options.serviceNow.settings) : undefined
     const started = await buildApp({
       ...adapters,
-      messageChannels: [...(adapters.messageChannels ?? []), ...(serviceNowClient ? [new ServiceNowWorkNotes(serviceNowClient)] : [])],
-      ticketApproval: serviceNowClient && options.serviceNow?.verify ? new ServiceNowApprovals(serviceNowClient, options.serviceNow.verify) : undefined,
+      messageChannels: [
+        ...(adapters.messageChannels ?? []),
+        ...(serviceNowClient ? [new ServiceNowWorkNotes(serviceNowClient)] : []),
+      ],
+      ticketApproval:
+        serviceNowClient && options.serviceNow?.verify
+          ? new ServiceNowApprovals(serviceNowClient, options.serviceNow.verify)
+          : undefined,
       ...(options.outboxGiveUpMs ? { outboxGiveUpMs: options.outboxGiveUpMs } : {}),
       ...(options.outboxDeliveryBudgetMs ? { outboxDeliveryBudgetMs: options.outboxDeliveryBudgetMs } : {}),
       leaseWaitMs: provisioningWaitMs + 1000,
@@ -221,14 +258,19 @@ async function countAssignments(
   permissionSet: string,
 ): Promise<number> {
   let count = 0
-  const pages = paginateListAccountAssignmentsForPrincipal({ client: clients.ssoAdmin }, {
-    InstanceArn: instanceArn,
-    PrincipalId: seeded.userIds[userName],
-    PrincipalType: 'USER',
-    Filter: { AccountId: accountId },
-  })
+  const pages = paginateListAccountAssignmentsForPrincipal(
+    { client: clients.ssoAdmin },
+    {
+      InstanceArn: instanceArn,
+      PrincipalId: seeded.userIds[userName],
+      PrincipalType: 'USER',
+      Filter: { AccountId: accountId },
+    },
+  )
   for await (const page of pages) {
-    count += (page.AccountAssignments ?? []).filter((a) => a.PermissionSetArn === seeded.permissionSetArns[permissionSet]).length
+    count += (page.AccountAssignments ?? []).filter(
+      (a) => a.PermissionSetArn === seeded.permissionSetArns[permissionSet],
+    ).length
   }
   return count
 }

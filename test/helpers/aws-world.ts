@@ -57,7 +57,8 @@ const HANDLED = new Set([
   'ListAccountAssignments',
 ])
 
-const keyOf = (principalId: unknown, accountId: unknown, permissionSetArn: unknown) => `${principalId}|${accountId}|${permissionSetArn}`
+const keyOf = (principalId: unknown, accountId: unknown, permissionSetArn: unknown) =>
+  `${principalId}|${accountId}|${permissionSetArn}`
 const keyOfOperation = ({ assignment: a }: AssignmentOperation) => keyOf(a.PrincipalId, a.TargetId, a.PermissionSetArn)
 
 /**
@@ -108,7 +109,12 @@ export class AwsWorld {
     switch (operation) {
       case 'CreateAccountAssignment':
       case 'DeleteAccountAssignment':
-        return this.mutate(operation === 'CreateAccountAssignment' ? 'creation' : 'deletion', request as unknown as Assignment, body, send)
+        return this.mutate(
+          operation === 'CreateAccountAssignment' ? 'creation' : 'deletion',
+          request as unknown as Assignment,
+          body,
+          send,
+        )
       case 'DescribeAccountAssignmentCreationStatus':
         return this.describe('creation', request.AccountAssignmentCreationRequestId, body, send)
       case 'DescribeAccountAssignmentDeletionStatus':
@@ -132,12 +138,21 @@ export class AwsWorld {
     await send(JSON.stringify(op.assignment), `SWBExternalService.${undo}`)
   }
 
-  private async mutate(kind: AssignmentOperation['kind'], assignment: Assignment, body: string, send: Send): Promise<Answer> {
+  private async mutate(
+    kind: AssignmentOperation['kind'],
+    assignment: Assignment,
+    body: string,
+    send: Send,
+  ): Promise<Answer> {
     const key = keyOf(assignment.PrincipalId, assignment.TargetId, assignment.PermissionSetArn)
     const now = this.now()
     if (this.sending.has(key) || this.recorded.some((op) => now < op.doneAt && keyOfOperation(op) === key)) {
       return {
-        ...json(400, { __type: 'ConflictException', message: 'An account assignment operation is already in progress for this principal, target and permission set.' }),
+        ...json(400, {
+          __type: 'ConflictException',
+          message:
+            'An account assignment operation is already in progress for this principal, target and permission set.',
+        }),
         injected: 'conflict',
       }
     }
@@ -161,12 +176,25 @@ export class AwsWorld {
     }
   }
 
-  private record(kind: AssignmentOperation['kind'], requestId: string, assignment: Assignment, createdDate: number, changed: boolean): AssignmentOperation {
+  private record(
+    kind: AssignmentOperation['kind'],
+    requestId: string,
+    assignment: Assignment,
+    createdDate: number,
+    changed: boolean,
+  ): AssignmentOperation {
     const { InstanceArn, TargetId, TargetType, PermissionSetArn, PrincipalType, PrincipalId } = assignment
     const op = {
       kind,
       requestId,
-      assignment: { InstanceArn, TargetId, TargetType: TargetType ?? 'AWS_ACCOUNT', PermissionSetArn, PrincipalType, PrincipalId },
+      assignment: {
+        InstanceArn,
+        TargetId,
+        TargetType: TargetType ?? 'AWS_ACCOUNT',
+        PermissionSetArn,
+        PrincipalType,
+        PrincipalId,
+      },
       createdDate,
       doneAt: this.now() + this.provisioningMs + (this.random() * 2 - 1) * this.provisioningJitterMs,
       changed,
@@ -179,26 +207,42 @@ export class AwsWorld {
   private async exists(assignment: Assignment, send: Send): Promise<boolean> {
     let nextToken: unknown
     do {
-      const answer = await send(JSON.stringify({
-        InstanceArn: assignment.InstanceArn,
-        PrincipalId: assignment.PrincipalId,
-        PrincipalType: assignment.PrincipalType ?? 'USER',
-        Filter: { AccountId: assignment.TargetId },
-        ...(nextToken ? { NextToken: nextToken } : {}),
-      }), 'SWBExternalService.ListAccountAssignmentsForPrincipal')
+      const answer = await send(
+        JSON.stringify({
+          InstanceArn: assignment.InstanceArn,
+          PrincipalId: assignment.PrincipalId,
+          PrincipalType: assignment.PrincipalType ?? 'USER',
+          Filter: { AccountId: assignment.TargetId },
+          ...(nextToken ? { NextToken: nextToken } : {}),
+        }),
+        'SWBExternalService.ListAccountAssignmentsForPrincipal',
+      )
       if (answer.status !== 200) throw new Error(`moto answered ${answer.status} to a listing: ${answer.body}`)
-      const page = JSON.parse(answer.body) as { AccountAssignments?: { PermissionSetArn?: string }[]; NextToken?: unknown }
+      const page = JSON.parse(answer.body) as {
+        AccountAssignments?: { PermissionSetArn?: string }[]
+        NextToken?: unknown
+      }
       if ((page.AccountAssignments ?? []).some((a) => a.PermissionSetArn === assignment.PermissionSetArn)) return true
       nextToken = page.NextToken
     } while (nextToken)
     return false
   }
 
-  private async describe(kind: AssignmentOperation['kind'], requestId: unknown, body: string, send: Send): Promise<Answer> {
+  private async describe(
+    kind: AssignmentOperation['kind'],
+    requestId: unknown,
+    body: string,
+    send: Send,
+  ): Promise<Answer> {
     const op = this.recorded.find((o) => o.kind === kind && o.requestId === requestId)
     if (!op) return send(body)
     const state = op.failureReason ? 'FAILED' : this.now() < op.doneAt ? 'IN_PROGRESS' : 'SUCCEEDED'
-    return json(200, { [kind === 'creation' ? 'AccountAssignmentCreationStatus' : 'AccountAssignmentDeletionStatus']: statusOf(op, state) })
+    return json(200, {
+      [kind === 'creation' ? 'AccountAssignmentCreationStatus' : 'AccountAssignmentDeletionStatus']: statusOf(
+        op,
+        state,
+      ),
+    })
   }
 
   /** Hides assignments still being created and shows those still being deleted, as AWS's listings do. */
@@ -207,7 +251,9 @@ export class AwsWorld {
     const page = JSON.parse(answer.body) as { AccountAssignments?: Record<string, unknown>[] }
     const underWay = this.pending()
     const hidden = new Set(underWay.filter((op) => op.kind === 'creation' && op.changed).map(keyOfOperation))
-    const entries = (page.AccountAssignments ?? []).filter((a) => !hidden.has(keyOf(a.PrincipalId, a.AccountId, a.PermissionSetArn)))
+    const entries = (page.AccountAssignments ?? []).filter(
+      (a) => !hidden.has(keyOf(a.PrincipalId, a.AccountId, a.PermissionSetArn)),
+    )
     // Only the first page gets them, so that a paginated listing shows each once.
     if (!request.NextToken) {
       const forPrincipal = 'PrincipalId' in request
@@ -215,10 +261,20 @@ export class AwsWorld {
       for (const op of underWay.filter((o) => o.kind === 'deletion')) {
         const a = op.assignment
         const matches = forPrincipal
-          ? a.PrincipalId === request.PrincipalId && a.PrincipalType === request.PrincipalType && (!filter.AccountId || a.TargetId === filter.AccountId)
+          ? a.PrincipalId === request.PrincipalId &&
+            a.PrincipalType === request.PrincipalType &&
+            (!filter.AccountId || a.TargetId === filter.AccountId)
           : a.TargetId === request.AccountId && a.PermissionSetArn === request.PermissionSetArn
-        if (matches && !entries.some((e) => keyOf(e.PrincipalId, e.AccountId, e.PermissionSetArn) === keyOfOperation(op))) {
-          entries.push({ AccountId: a.TargetId, PermissionSetArn: a.PermissionSetArn, PrincipalId: a.PrincipalId, PrincipalType: a.PrincipalType })
+        if (
+          matches &&
+          !entries.some((e) => keyOf(e.PrincipalId, e.AccountId, e.PermissionSetArn) === keyOfOperation(op))
+        ) {
+          entries.push({
+            AccountId: a.TargetId,
+            PermissionSetArn: a.PermissionSetArn,
+            PrincipalId: a.PrincipalId,
+            PrincipalType: a.PrincipalType,
+          })
         }
       }
     }
@@ -242,5 +298,9 @@ function statusOf(op: AssignmentOperation, state: string): Record<string, unknow
 }
 
 function json(status: number, body: unknown): Answer {
-  return { status, headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': randomUUID() }, body: JSON.stringify(body) }
+  return {
+    status,
+    headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': randomUUID() },
+    body: JSON.stringify(body),
+  }
 }

@@ -1,4 +1,11 @@
-import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { AwsWorld, type Answer, type AwsWorldOptions } from './aws-world.ts'
 import { seededRandom } from './seeded-random.ts'
@@ -70,7 +77,9 @@ export class FaultProxy {
   readonly membershipCallTimes: number[] = []
   /** When each Identity Center call arrived (ms), for checking the rate a client keeps. */
   readonly identityCenterCallTimes: number[] = []
-  private chaos: { probability: number; faults: Fault[]; operations: Set<string> | undefined; random: () => number } | undefined
+  private chaos:
+    | { probability: number; faults: Fault[]; operations: Set<string> | undefined; random: () => number }
+    | undefined
   /** Identity Center's account assignments as AWS runs them (see AwsWorld); undefined: as moto runs them. */
   readonly awsWorld: AwsWorld | undefined
   /** Where the proxy listens, once started. */
@@ -160,7 +169,8 @@ export class FaultProxy {
 
   private randomRule(operation: string): Rule | undefined {
     const chaos = this.chaos
-    if (!chaos || (chaos.operations && !chaos.operations.has(operation)) || chaos.random() >= chaos.probability) return undefined
+    if (!chaos || (chaos.operations && !chaos.operations.has(operation)) || chaos.random() >= chaos.probability)
+      return undefined
     // Only DynamoDB transactions can be cancelled by a conflicting transaction.
     const possible = chaos.faults.filter((f) => f !== 'transaction-conflict' || operation === 'TransactWriteItems')
     const fault = possible[Math.floor(chaos.random() * possible.length)] as Fault
@@ -177,7 +187,9 @@ export class FaultProxy {
     res.once('finish', () => {
       this.timings.push({ operation, start: arrived, end: performance.now() })
       this.answeredCount[operation] = (this.answeredCount[operation] ?? 0) + 1
-      for (const waiter of this.answerWaiters.filter((w) => w.operation === operation && w.count <= (this.answeredCount[operation] ?? 0))) {
+      for (const waiter of this.answerWaiters.filter(
+        (w) => w.operation === operation && w.count <= (this.answeredCount[operation] ?? 0),
+      )) {
         this.answerWaiters.splice(this.answerWaiters.indexOf(waiter), 1)
         waiter.resolve()
       }
@@ -196,20 +208,27 @@ export class FaultProxy {
         this.quota.recent = this.quota.recent.filter((time) => now - time < 1000)
         if (this.quota.recent.length >= this.quota.perSecond) {
           this.injected.quota = (this.injected.quota ?? 0) + 1
-          res.writeHead(400, { 'content-type': 'application/x-amz-json-1.1' }).end(JSON.stringify({ __type: 'ThrottlingException', message: 'Rate exceeded' }))
+          res
+            .writeHead(400, { 'content-type': 'application/x-amz-json-1.1' })
+            .end(JSON.stringify({ __type: 'ThrottlingException', message: 'Rate exceeded' }))
           return
         }
         this.quota.recent.push(now)
       }
     }
-    if (MEMBERSHIP_OPERATIONS.has(operation) && String(req.headers['x-amz-target'] ?? '').startsWith('AWSIdentityStore.')) {
+    if (
+      MEMBERSHIP_OPERATIONS.has(operation) &&
+      String(req.headers['x-amz-target'] ?? '').startsWith('AWSIdentityStore.')
+    ) {
       const now = Date.now()
       this.membershipCallTimes.push(now)
       if (this.membershipQuota) {
         this.membershipQuota.recent = this.membershipQuota.recent.filter((time) => now - time < 1000)
         if (this.membershipQuota.recent.length >= this.membershipQuota.perSecond) {
           this.injected.quota = (this.injected.quota ?? 0) + 1
-          res.writeHead(400, { 'content-type': 'application/x-amz-json-1.1' }).end(JSON.stringify({ __type: 'ThrottlingException', message: 'Rate exceeded' }))
+          res
+            .writeHead(400, { 'content-type': 'application/x-amz-json-1.1' })
+            .end(JSON.stringify({ __type: 'ThrottlingException', message: 'Rate exceeded' }))
           return
         }
         this.membershipQuota.recent.push(now)
@@ -225,20 +244,28 @@ export class FaultProxy {
         return
       }
       if (rule.fault === 'throttle') {
-        res.writeHead(400, { 'content-type': 'application/x-amz-json-1.1' }).end(JSON.stringify({ __type: 'ThrottlingException', message: 'Rate exceeded' }))
+        res
+          .writeHead(400, { 'content-type': 'application/x-amz-json-1.1' })
+          .end(JSON.stringify({ __type: 'ThrottlingException', message: 'Rate exceeded' }))
         return
       }
       if (rule.fault === 'transaction-conflict') {
-        res.writeHead(400, { 'content-type': 'application/x-amz-json-1.0' }).end(JSON.stringify({
-          __type: 'com.amazonaws.dynamodb.v20120810#TransactionCanceledException',
-          message: 'Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict]',
-          CancellationReasons: [{ Code: 'TransactionConflict', Message: 'Transaction is ongoing for the item' }],
-        }))
+        res.writeHead(400, { 'content-type': 'application/x-amz-json-1.0' }).end(
+          JSON.stringify({
+            __type: 'com.amazonaws.dynamodb.v20120810#TransactionCanceledException',
+            message:
+              'Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict]',
+            CancellationReasons: [{ Code: 'TransactionConflict', Message: 'Transaction is ongoing for the item' }],
+          }),
+        )
         return
       }
       if (rule.fault === 'concurrent-modification' || rule.fault === 'too-many-requests') {
-        const type = rule.fault === 'concurrent-modification' ? 'ConcurrentModificationException' : 'TooManyRequestsException'
-        res.writeHead(400, { 'content-type': 'application/x-amz-json-1.1' }).end(JSON.stringify({ __type: type, Message: 'injected' }))
+        const type =
+          rule.fault === 'concurrent-modification' ? 'ConcurrentModificationException' : 'TooManyRequestsException'
+        res
+          .writeHead(400, { 'content-type': 'application/x-amz-json-1.1' })
+          .end(JSON.stringify({ __type: type, Message: 'injected' }))
         return
       }
       if (rule.fault === 'drop') {
@@ -254,42 +281,61 @@ export class FaultProxy {
       await this.answerAsAws(this.awsWorld, req, res, body, operation, rule?.fault)
       return
     }
-    const upstream = httpRequest({
-      host: this.target.hostname,
-      port: this.target.port,
-      method: req.method,
-      path: req.url,
-      headers: { ...req.headers, host: this.target.host },
-    }, (answer) => {
-      if (rule?.fault === 'drop-after-upstream') {
-        answer.resume()
-        answer.on('end', () => req.socket.destroy())
-        return
-      }
-      if (rule?.fault === 'server-error-after-upstream') {
-        answer.resume()
-        answer.on('end', () => serverError(res))
-        return
-      }
-      if (rule?.fault === 'report-in-progress' || rule?.fault === 'report-failed' || rule?.fault === 'report-none' || rule?.fault === 'report-pending-closure') {
-        const rewrite = readAll(answer).then((text) => rule.fault === 'report-none'
-          ? emptyListing(operation)
-          : rule.fault === 'report-pending-closure' ? pendingClosure(text) : rewriteStatus(text, rule.fault === 'report-failed'))
-        void rewrite.then((body) => {
-          const headers = { ...answer.headers, 'content-length': String(Buffer.byteLength(body)) }
-          res.writeHead(answer.statusCode ?? 502, headers).end(body)
-        })
-        return
-      }
-      res.writeHead(answer.statusCode ?? 502, answer.headers)
-      answer.pipe(res)
-    })
+    const upstream = httpRequest(
+      {
+        host: this.target.hostname,
+        port: this.target.port,
+        method: req.method,
+        path: req.url,
+        headers: { ...req.headers, host: this.target.host },
+      },
+      (answer) => {
+        if (rule?.fault === 'drop-after-upstream') {
+          answer.resume()
+          answer.on('end', () => req.socket.destroy())
+          return
+        }
+        if (rule?.fault === 'server-error-after-upstream') {
+          answer.resume()
+          answer.on('end', () => serverError(res))
+          return
+        }
+        if (
+          rule?.fault === 'report-in-progress' ||
+          rule?.fault === 'report-failed' ||
+          rule?.fault === 'report-none' ||
+          rule?.fault === 'report-pending-closure'
+        ) {
+          const rewrite = readAll(answer).then((text) =>
+            rule.fault === 'report-none'
+              ? emptyListing(operation)
+              : rule.fault === 'report-pending-closure'
+                ? pendingClosure(text)
+                : rewriteStatus(text, rule.fault === 'report-failed'),
+          )
+          void rewrite.then((body) => {
+            const headers = { ...answer.headers, 'content-length': String(Buffer.byteLength(body)) }
+            res.writeHead(answer.statusCode ?? 502, headers).end(body)
+          })
+          return
+        }
+        res.writeHead(answer.statusCode ?? 502, answer.headers)
+        answer.pipe(res)
+      },
+    )
     upstream.on('error', () => req.socket.destroy())
     upstream.end(body)
   }
 
   /** The world answers (asking moto as it needs), then the faults that strike after AWS acted apply to its answer. */
-  private async answerAsAws(world: AwsWorld, req: IncomingMessage, res: ServerResponse, body: Buffer, operation: string, fault: Fault | undefined): Promise<void> {
+  private async answerAsAws(
+    world: AwsWorld,
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: Buffer,
+    operation: string,
+    fault: Fault | undefined,
+  ): Promise<void> {
     const send = (text: string, target?: string) => this.send(req, text, target)
     let answer: Answer
     try {
@@ -323,13 +369,23 @@ export class FaultProxy {
 
   /** Sends a request to moto with the incoming request's headers, as `target` when given, and reads the whole answer. */
   private send(req: IncomingMessage, body: string, target?: string): Promise<Answer> {
-    const headers: IncomingHttpHeaders = { ...req.headers, host: this.target.host, 'content-length': String(Buffer.byteLength(body)) }
+    const headers: IncomingHttpHeaders = {
+      ...req.headers,
+      host: this.target.host,
+      'content-length': String(Buffer.byteLength(body)),
+    }
     delete headers['transfer-encoding']
     if (target) headers['x-amz-target'] = target
     return new Promise((resolve, reject) => {
-      const upstream = httpRequest({ host: this.target.hostname, port: this.target.port, method: req.method, path: req.url, headers }, (answer) => {
-        readAll(answer).then((text) => resolve({ status: answer.statusCode ?? 502, headers: answer.headers, body: text }), reject)
-      })
+      const upstream = httpRequest(
+        { host: this.target.hostname, port: this.target.port, method: req.method, path: req.url, headers },
+        (answer) => {
+          readAll(answer).then(
+            (text) => resolve({ status: answer.statusCode ?? 502, headers: answer.headers, body: text }),
+            reject,
+          )
+        },
+      )
       upstream.on('error', reject)
       upstream.end(body)
     })
@@ -337,13 +393,22 @@ export class FaultProxy {
 }
 
 /** The Identity Store's group-membership calls, which the membership quota counts. */
-const MEMBERSHIP_OPERATIONS = new Set(['CreateGroupMembership', 'DeleteGroupMembership', 'ListGroupMembershipsForMember', 'GetGroupMembershipId', 'IsMemberInGroups'])
+const MEMBERSHIP_OPERATIONS = new Set([
+  'CreateGroupMembership',
+  'DeleteGroupMembership',
+  'ListGroupMembershipsForMember',
+  'GetGroupMembershipId',
+  'IsMemberInGroups',
+])
 
-const emptyListing = (operation: string) => JSON.stringify(operation === 'ListGroupMembershipsForMember' ? { GroupMemberships: [] } : { AccountAssignments: [] })
+const emptyListing = (operation: string) =>
+  JSON.stringify(operation === 'ListGroupMembershipsForMember' ? { GroupMemberships: [] } : { AccountAssignments: [] })
 const FAILURE_REASON = 'Received a 404 status error: Not supported account.'
 
 function serverError(res: ServerResponse): void {
-  res.writeHead(500, { 'content-type': 'application/x-amz-json-1.1' }).end(JSON.stringify({ __type: 'InternalServerException', message: 'injected' }))
+  res
+    .writeHead(500, { 'content-type': 'application/x-amz-json-1.1' })
+    .end(JSON.stringify({ __type: 'InternalServerException', message: 'injected' }))
 }
 
 async function readAll(answer: IncomingMessage): Promise<string> {
@@ -361,7 +426,6 @@ function rewriteStatus(text: string, failed: boolean): string {
   }
   return JSON.stringify(parsed)
 }
-
 
 /** An Organizations answer with every account in it (Account, Accounts) PENDING_CLOSURE, in both its Status and State. */
 function pendingClosure(text: string): string {

@@ -29,17 +29,33 @@ export function expectStatuses(t: Test, answers: Answer[], expected: number | nu
   const wanted = typeof expected === 'number' ? answers.map(() => expected) : expected
   const found = answers.map((answer) => answer.statusCode)
   const what = message ?? `answers ${typeof expected === 'number' ? `all ${expected}` : expected.join(', ')}`
-  if (found.length === wanted.length && found.every((status, i) => status === wanted[i])) return t.same(found, wanted, what)
-  const unexpected = answers.flatMap((answer, i) => (answer.statusCode === wanted[i] ? [] : [`#${i} ${answered(answer)}`]))
+  if (found.length === wanted.length && found.every((status, i) => status === wanted[i]))
+    return t.same(found, wanted, what)
+  const unexpected = answers.flatMap((answer, i) =>
+    answer.statusCode === wanted[i] ? [] : [`#${i} ${answered(answer)}`],
+  )
   return t.same(found, wanted, `${what}; ${unexpected.join('; ')}`, at(expectStatuses))
 }
 
 /** Asserts a fetch Response's status; when it fails, the message shows its body, read from a clone. */
-export async function expectFetchStatus(t: Test, response: Response, status: number, message?: string): Promise<boolean> {
+export async function expectFetchStatus(
+  t: Test,
+  response: Response,
+  status: number,
+  message?: string,
+): Promise<boolean> {
   const what = message ?? `${response.url} answers ${status}`
   if (response.status === status) return t.pass(what)
-  const body = await response.clone().text().catch((error: unknown) => `(body unreadable: ${String(error)})`)
-  return t.equal(response.status, status, `${what}: ${response.url} answered ${response.status}: ${shown(body)}`, at(expectFetchStatus))
+  const body = await response
+    .clone()
+    .text()
+    .catch((error: unknown) => `(body unreadable: ${String(error)})`)
+  return t.equal(
+    response.status,
+    status,
+    `${what}: ${response.url} answered ${response.status}: ${shown(body)}`,
+    at(expectFetchStatus),
+  )
 }
 
 function request(answer: Answer): string {

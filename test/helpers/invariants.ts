@@ -36,19 +36,31 @@ export async function checkInvariants(
         const key = `${user}|${account}|${permissionSet}`
         const count = await countAssignments(user, account, permissionSet)
         assignments += count
-        const active = grants.filter((g) => g.status === 'active' && `${g.userName}|${g.accountId}|${g.permissionSet}` === key)
+        const active = grants.filter(
+          (g) => g.status === 'active' && `${g.userName}|${g.accountId}|${g.permissionSet}` === key,
+        )
         const permanent = universe.permanent.includes(key)
         if (count > 1) violations.push(`duplicate: ${count} assignments for ${key}`)
-        if (count > 0 && active.length === 0 && !permanent) violations.push(`orphan: ${key} has access but no active grant`)
-        if (count === 0 && (active.length > 0 || permanent)) violations.push(`missing: ${key} lost access it should have`)
+        if (count > 0 && active.length === 0 && !permanent)
+          violations.push(`orphan: ${key} has access but no active grant`)
+        if (count === 0 && (active.length > 0 || permanent))
+          violations.push(`missing: ${key} lost access it should have`)
       }
     }
   }
   for (const grant of grants) {
-    if (grant.status === 'provisioning' || grant.status === 'revoking') violations.push(`half-way: grant ${grant.id} is ${grant.status}`)
-    const events = (await app.inject({ method: 'GET', url: `/audit?grantId=${grant.id}&limit=100`, headers: bearer() })).json().items as { action: string }[]
+    if (grant.status === 'provisioning' || grant.status === 'revoking')
+      violations.push(`half-way: grant ${grant.id} is ${grant.status}`)
+    const events = (
+      await app.inject({ method: 'GET', url: `/audit?grantId=${grant.id}&limit=100`, headers: bearer() })
+    ).json().items as { action: string }[]
     const actions = new Set(events.map((e) => e.action))
-    const fate = { active: 'grant.activated', expired: 'grant.expired', revoked: 'grant.revoked', failed: 'grant.failed' }[grant.status]
+    const fate = {
+      active: 'grant.activated',
+      expired: 'grant.expired',
+      revoked: 'grant.revoked',
+      failed: 'grant.failed',
+    }[grant.status]
     if (!actions.has('grant.requested')) violations.push(`unaudited: grant ${grant.id} has no grant.requested`)
     if (fate && !actions.has(fate)) violations.push(`unaudited: grant ${grant.id} is ${grant.status} without ${fate}`)
   }
@@ -59,11 +71,13 @@ async function allGrants(app: FastifyInstance): Promise<GrantView[]> {
   const grants: GrantView[] = []
   let cursor: string | null = null
   do {
-    const page: { items: GrantView[]; nextCursor: string | null } = (await app.inject({
-      method: 'GET',
-      url: `/grants?limit=100${cursor ? `&cursor=${cursor}` : ''}`,
-      headers: bearer(),
-    })).json()
+    const page: { items: GrantView[]; nextCursor: string | null } = (
+      await app.inject({
+        method: 'GET',
+        url: `/grants?limit=100${cursor ? `&cursor=${cursor}` : ''}`,
+        headers: bearer(),
+      })
+    ).json()
     grants.push(...page.items)
     cursor = page.nextCursor
   } while (cursor)

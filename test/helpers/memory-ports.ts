@@ -1,6 +1,15 @@
 import { LeaseLostError, UpstreamUnavailableError } from '../../src/core/errors.ts'
 import type { AccessTarget } from '../../src/core/grant-model.ts'
-import type { BeforeSend, Coverage, CoveragePatch, GrantStore, IdentityCenter, LeaseAttempt, PermissionSetInfo, ProvisioningOutcome } from '../../src/core/ports.ts'
+import type {
+  BeforeSend,
+  Coverage,
+  CoveragePatch,
+  GrantStore,
+  IdentityCenter,
+  LeaseAttempt,
+  PermissionSetInfo,
+  ProvisioningOutcome,
+} from '../../src/core/ports.ts'
 
 /*
  * In-memory fakes of the ports the coverage reconciler uses, for unit tests of its state machine that run in
@@ -20,7 +29,11 @@ export class MemoryCoverageStore implements GrantStore {
 
   /** Puts a record as it would be after earlier writes, with its lease held by `leaseOwner` when given. */
   put(coverage: Coverage, lease?: { owner: string; until: number }): void {
-    this.records.set(keyOf(coverage.target), { ...structuredClone(coverage), leaseOwner: lease?.owner, leaseUntil: lease?.until })
+    this.records.set(keyOf(coverage.target), {
+      ...structuredClone(coverage),
+      leaseOwner: lease?.owner,
+      leaseUntil: lease?.until,
+    })
   }
 
   /** The record as stored, lease included; undefined when there is none. */
@@ -43,14 +56,21 @@ export class MemoryCoverageStore implements GrantStore {
   async acquireLease(target: AccessTarget, owner: string, now: Date, until: Date): Promise<LeaseAttempt> {
     this.calls.push('acquireLease')
     const stored = this.records.get(keyOf(target))
-    const free = stored && (stored.leaseOwner === undefined || (stored.leaseUntil ?? 0) < now.getTime() || stored.leaseOwner === owner)
+    const free =
+      stored &&
+      (stored.leaseOwner === undefined || (stored.leaseUntil ?? 0) < now.getTime() || stored.leaseOwner === owner)
     const inPlace = stored && stored.holders.length > 0 && (stored.external || stored.assignment === 'present')
     if (!stored || !free || inPlace) return { acquired: false, coverage: this.answer(target) }
     Object.assign(stored, { leaseOwner: owner, leaseUntil: until.getTime() })
     return { acquired: true, coverage: this.answer(target) as Coverage }
   }
 
-  async updateCoverage(target: AccessTarget, owner: string, patch: CoveragePatch, options: { releaseLease?: boolean } = {}): Promise<Coverage> {
+  async updateCoverage(
+    target: AccessTarget,
+    owner: string,
+    patch: CoveragePatch,
+    options: { releaseLease?: boolean } = {},
+  ): Promise<Coverage> {
     this.calls.push('updateCoverage')
     const stored = this.owned(target, owner)
     if (!stored) throw new LeaseLostError()
@@ -70,7 +90,8 @@ export class MemoryCoverageStore implements GrantStore {
   async recordRemovalIntent(target: AccessTarget, owner: string) {
     this.calls.push('recordRemovalIntent')
     const stored = this.owned(target, owner)
-    if (!stored || stored.assignment !== 'present' || stored.holders.length > 0 || stored.external) return this.notRecorded(target, owner)
+    if (!stored || stored.assignment !== 'present' || stored.holders.length > 0 || stored.external)
+      return this.notRecorded(target, owner)
     Object.assign(stored, { assignment: 'deleting', requestId: null })
     return { recorded: true as const, coverage: this.answer(target) as Coverage }
   }
@@ -107,7 +128,11 @@ export class MemoryCoverageStore implements GrantStore {
   }
 
   private notRecorded(target: AccessTarget, owner: string) {
-    return { recorded: false as const, coverage: this.answer(target), leaseHeld: this.owned(target, owner) !== undefined }
+    return {
+      recorded: false as const,
+      coverage: this.answer(target),
+      leaseHeld: this.owned(target, owner) !== undefined,
+    }
   }
 
   /** The coverage as the port answers it: without the lease's fields, a copy the caller may keep. */
@@ -119,13 +144,27 @@ export class MemoryCoverageStore implements GrantStore {
   }
 
   // The grant side of the store is not the reconciler's: these fakes do not keep grants.
-  createGrant(): never { return unused('createGrant') }
-  getGrant(): never { return unused('getGrant') }
-  transition(): never { return unused('transition') }
-  listGrants(): never { return unused('listGrants') }
-  dueItems(): never { return unused('dueItems') }
-  acquireSweepLease(): never { return unused('acquireSweepLease') }
-  releaseSweepLease(): never { return unused('releaseSweepLease') }
+  createGrant(): never {
+    return unused('createGrant')
+  }
+  getGrant(): never {
+    return unused('getGrant')
+  }
+  transition(): never {
+    return unused('transition')
+  }
+  listGrants(): never {
+    return unused('listGrants')
+  }
+  dueItems(): never {
+    return unused('dueItems')
+  }
+  acquireSweepLease(): never {
+    return unused('acquireSweepLease')
+  }
+  releaseSweepLease(): never {
+    return unused('releaseSweepLease')
+  }
 }
 
 /**
@@ -142,9 +181,26 @@ export class MemoryCoverageStore implements GrantStore {
  *   Identity Store's answer to a second membership of a user and group; Identity Center never gives it).
  * Only the first such call meets the answer; later ones find Identity Center working normally (`done`).
  */
-export type IdentityCenterAnswer = 'done' | 'already' | 'in-progress' | 'conflict' | 'throttled' | 'lost-answer' | 'failed' | 'exists'
+export type IdentityCenterAnswer =
+  | 'done'
+  | 'already'
+  | 'in-progress'
+  | 'conflict'
+  | 'throttled'
+  | 'lost-answer'
+  | 'failed'
+  | 'exists'
 
-export const IDENTITY_CENTER_ANSWERS: readonly IdentityCenterAnswer[] = ['done', 'already', 'in-progress', 'conflict', 'throttled', 'lost-answer', 'failed', 'exists']
+export const IDENTITY_CENTER_ANSWERS: readonly IdentityCenterAnswer[] = [
+  'done',
+  'already',
+  'in-progress',
+  'conflict',
+  'throttled',
+  'lost-answer',
+  'failed',
+  'exists',
+]
 
 /** Identity Center's account assignments for one test, with the answers a test sets. */
 export class MemoryIdentityCenter implements IdentityCenter {
@@ -193,7 +249,12 @@ export class MemoryIdentityCenter implements IdentityCenter {
     return this.status('deletionStatus', requestId)
   }
 
-  private async change(operation: string, target: AccessTarget, create: boolean, beforeSend?: BeforeSend): Promise<ProvisioningOutcome> {
+  private async change(
+    operation: string,
+    target: AccessTarget,
+    create: boolean,
+    beforeSend?: BeforeSend,
+  ): Promise<ProvisioningOutcome> {
     await this.onCall?.()
     await beforeSend?.()
     this.calls.push(operation)
@@ -208,7 +269,8 @@ export class MemoryIdentityCenter implements IdentityCenter {
       if (!create) throw new Error('the fake: only a creation can be refused as existing')
       return { state: 'exists', requestId: null }
     }
-    if (answer === 'lost-answer') throw new UpstreamUnavailableError('Identity Center', operation, 'the answer was lost', true)
+    if (answer === 'lost-answer')
+      throw new UpstreamUnavailableError('Identity Center', operation, 'the answer was lost', true)
     return { state: 'succeeded', requestId: null }
   }
 
@@ -233,7 +295,9 @@ export class MemoryIdentityCenter implements IdentityCenter {
   }
 
   private failure(operation: string, answer: IdentityCenterAnswer): UpstreamUnavailableError | undefined {
-    return answer === 'throttled' ? new UpstreamUnavailableError('Identity Center', operation, 'ThrottlingException', true) : undefined
+    return answer === 'throttled'
+      ? new UpstreamUnavailableError('Identity Center', operation, 'ThrottlingException', true)
+      : undefined
   }
 
   private apply(target: AccessTarget, create: boolean): void {

@@ -1,5 +1,11 @@
 import { join, resolve } from 'node:path'
-import { findMotoPython, motoPythonCandidates, MotoUnavailableError, startMotoServer, type MotoServer } from '../../src/sandbox/moto-server.ts'
+import {
+  findMotoPython,
+  motoPythonCandidates,
+  MotoUnavailableError,
+  startMotoServer,
+  type MotoServer,
+} from '../../src/sandbox/moto-server.ts'
 
 // The SDK needs credentials to sign requests; moto accepts any.
 process.env.AWS_ACCESS_KEY_ID ??= 'testing'
@@ -25,13 +31,15 @@ export async function startStrictMoto(): Promise<MotoServer> {
   if (!python) {
     throw new MotoUnavailableError(
       `The tests run moto through ${STRICT_MOTO_SCRIPT}, which needs a Python with moto 5: none of ` +
-      `${motoPythonCandidates(PROJECT_ROOT).join(', ')} can import moto. Install it with 'pip install "moto[server]>=5,<6"'.`,
+        `${motoPythonCandidates(PROJECT_ROOT).join(', ')} can import moto. Install it with 'pip install "moto[server]>=5,<6"'.`,
     )
   }
   try {
     return await startMotoServer(python, 30_000, [STRICT_MOTO_SCRIPT])
   } catch (error) {
-    throw new MotoUnavailableError(`${python} ${STRICT_MOTO_SCRIPT} (moto with serialized DynamoDB) did not start: ${(error as Error).message}`)
+    throw new MotoUnavailableError(
+      `${python} ${STRICT_MOTO_SCRIPT} (moto with serialized DynamoDB) did not start: ${(error as Error).message}`,
+    )
   }
 }
 

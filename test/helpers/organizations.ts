@@ -1,4 +1,10 @@
-import { AttachPolicyCommand, CreatePolicyCommand, DescribePolicyCommand, ListRootsCommand, OrganizationsClient } from '@aws-sdk/client-organizations'
+import {
+  AttachPolicyCommand,
+  CreatePolicyCommand,
+  DescribePolicyCommand,
+  ListRootsCommand,
+  OrganizationsClient,
+} from '@aws-sdk/client-organizations'
 import { ensureOrganization, seedOrganization, type DemoOrganization } from '../../src/sandbox/organization.ts'
 import { EMPTY_CUTOFF_POLICY, type PolicyDocument } from '../../src/core/cutoff-policy.ts'
 
@@ -12,12 +18,14 @@ export async function stageCutoffPolicies(endpoint: string, region: string, coun
   const rootId = (await client.send(new ListRootsCommand({}))).Roots?.[0]?.Id as string
   const policyIds: string[] = []
   for (let i = 0; i < count; i++) {
-    const created = await client.send(new CreatePolicyCommand({
-      Name: `jit-access-session-cutoff-${i + 1}`,
-      Description: 'jit-access: ends live role sessions of ended grants',
-      Type: 'SERVICE_CONTROL_POLICY',
-      Content: JSON.stringify(EMPTY_CUTOFF_POLICY),
-    }))
+    const created = await client.send(
+      new CreatePolicyCommand({
+        Name: `jit-access-session-cutoff-${i + 1}`,
+        Description: 'jit-access: ends live role sessions of ended grants',
+        Type: 'SERVICE_CONTROL_POLICY',
+        Content: JSON.stringify(EMPTY_CUTOFF_POLICY),
+      }),
+    )
     const id = created.Policy?.PolicySummary?.Id as string
     await client.send(new AttachPolicyCommand({ PolicyId: id, TargetId: rootId }))
     policyIds.push(id)
@@ -27,8 +35,15 @@ export async function stageCutoffPolicies(endpoint: string, region: string, coun
     policyIds,
     rootId,
     /** Every owned policy's document, in order. */
-    documents: async (): Promise<PolicyDocument[]> => Promise.all(policyIds.map(async (id) =>
-      JSON.parse((await client.send(new DescribePolicyCommand({ PolicyId: id }))).Policy?.Content as string) as PolicyDocument)),
+    documents: async (): Promise<PolicyDocument[]> =>
+      Promise.all(
+        policyIds.map(
+          async (id) =>
+            JSON.parse(
+              (await client.send(new DescribePolicyCommand({ PolicyId: id }))).Policy?.Content as string,
+            ) as PolicyDocument,
+        ),
+      ),
   }
 }
 

@@ -63,7 +63,10 @@ export class ServiceNowStandIn {
   }
 
   notesOn(number: string): string[] {
-    const sysIds = [...this.records.values()].flat().filter((record) => record.number === number).map((record) => record.sys_id)
+    const sysIds = [...this.records.values()]
+      .flat()
+      .filter((record) => record.number === number)
+      .map((record) => record.sys_id)
     return this.journal.filter((entry) => sysIds.includes(entry.element_id)).map((entry) => entry.value)
   }
 
@@ -94,9 +97,14 @@ export class ServiceNowStandIn {
     const url = new URL(request.url ?? '/', 'http://standin')
     const body = await readBody(request)
     this.requests.push(`${request.method} ${url.pathname}`)
-    const kind = url.pathname === '/oauth_token.do' ? 'token'
-      : url.pathname === '/api/now/table/sys_journal_field' ? 'journal'
-        : request.method === 'PATCH' ? 'note' : 'read'
+    const kind =
+      url.pathname === '/oauth_token.do'
+        ? 'token'
+        : url.pathname === '/api/now/table/sys_journal_field'
+          ? 'journal'
+          : request.method === 'PATCH'
+            ? 'note'
+            : 'read'
     const fault = this.takeFault(kind)
     if (fault?.kind === 'status') return this.fail(response, fault.status, 'Injected failure', fault.headers)
     if (fault?.kind === 'hold') {
@@ -107,13 +115,21 @@ export class ServiceNowStandIn {
     if (!this.authorized(request.headers.authorization)) return this.fail(response, 401, 'User Not Authenticated')
     const [, , , , table, sysId] = url.pathname.split('/')
     if (!table || !url.pathname.startsWith('/api/now/table/')) return this.fail(response, 400, 'Invalid table')
-    if (request.method === 'GET' && kind === 'journal') return this.json(response, 200, { result: this.journalMatching(url.searchParams) })
+    if (request.method === 'GET' && kind === 'journal')
+      return this.json(response, 200, { result: this.journalMatching(url.searchParams) })
     if (request.method === 'GET') return this.json(response, 200, { result: this.query(table, url.searchParams) })
     if (request.method === 'PATCH' && sysId) {
       const record = this.records.get(table)?.find((candidate) => candidate.sys_id === sysId)
       if (!record) return this.fail(response, 404, 'No Record found')
       const note = (JSON.parse(body || '{}') as { work_notes?: string }).work_notes
-      if (note) this.journal.push({ sys_id: randomUUID().replace(/-/g, ''), element_id: sysId, element: 'work_notes', name: table, value: note })
+      if (note)
+        this.journal.push({
+          sys_id: randomUUID().replace(/-/g, ''),
+          element_id: sysId,
+          element: 'work_notes',
+          name: table,
+          value: note,
+        })
       if (fault?.kind === 'drop-after-write') {
         response.destroy()
         return
@@ -134,7 +150,11 @@ export class ServiceNowStandIn {
 
   private token(response: ServerResponse, body: string): void {
     const form = new URLSearchParams(body)
-    if (form.get('grant_type') !== 'client_credentials' || form.get('client_id') !== this.clientId || form.get('client_secret') !== this.clientSecret) {
+    if (
+      form.get('grant_type') !== 'client_credentials' ||
+      form.get('client_id') !== this.clientId ||
+      form.get('client_secret') !== this.clientSecret
+    ) {
       this.json(response, 401, { error: 'access_denied', error_description: 'access_denied' })
       return
     }
@@ -145,7 +165,8 @@ export class ServiceNowStandIn {
 
   private authorized(header: string | undefined): boolean {
     if (header?.startsWith('Bearer ')) return this.tokens.has(header.slice(7))
-    if (header?.startsWith('Basic ')) return Buffer.from(header.slice(6), 'base64').toString() === `${this.username}:${this.password}`
+    if (header?.startsWith('Basic '))
+      return Buffer.from(header.slice(6), 'base64').toString() === `${this.username}:${this.password}`
     return false
   }
 
@@ -154,16 +175,25 @@ export class ServiceNowStandIn {
     const fields = params.get('sysparm_fields')?.split(',')
     const rows = (this.records.get(table) ?? []).filter((record) => number === undefined || record.number === number)
     const limited = rows.slice(0, Number(params.get('sysparm_limit') ?? 10_000))
-    return limited.map((record) => (fields ? Object.fromEntries(fields.filter((f) => f in record).map((f) => [f, record[f] as string])) : record))
+    return limited.map((record) =>
+      fields ? Object.fromEntries(fields.filter((f) => f in record).map((f) => [f, record[f] as string])) : record,
+    )
   }
 
   private journalMatching(params: URLSearchParams): { sys_id: string }[] {
-    const conditions = Object.fromEntries((params.get('sysparm_query') ?? '').split('^').map((part) => {
-      const like = /^valueLIKE(.*)$/.exec(part)
-      return like ? ['valueLIKE', like[1] ?? ''] : (part.split('=') as [string, string])
-    }))
+    const conditions = Object.fromEntries(
+      (params.get('sysparm_query') ?? '').split('^').map((part) => {
+        const like = /^valueLIKE(.*)$/.exec(part)
+        return like ? ['valueLIKE', like[1] ?? ''] : (part.split('=') as [string, string])
+      }),
+    )
     return this.journal
-      .filter((entry) => entry.element_id === conditions.element_id && entry.element === conditions.element && entry.value.includes(conditions.valueLIKE ?? ''))
+      .filter(
+        (entry) =>
+          entry.element_id === conditions.element_id &&
+          entry.element === conditions.element &&
+          entry.value.includes(conditions.valueLIKE ?? ''),
+      )
       .map((entry) => ({ sys_id: entry.sys_id }))
   }
 
@@ -172,7 +202,9 @@ export class ServiceNowStandIn {
   }
 
   private json(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-    response.writeHead(status, { 'content-type': 'application/json;charset=UTF-8', ...headers }).end(JSON.stringify(body))
+    response
+      .writeHead(status, { 'content-type': 'application/json;charset=UTF-8', ...headers })
+      .end(JSON.stringify(body))
   }
 }
 

@@ -11,7 +11,10 @@ export interface RoleSession {
   regionPath?: string
 }
 
-const FULL_ACCESS: PolicyDocument = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] }
+const FULL_ACCESS: PolicyDocument = {
+  Version: '2012-10-17',
+  Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }],
+}
 
 /**
  * What AWS would decide for a request by this session, judged by an IAM policy simulator that knows nothing of
@@ -21,25 +24,34 @@ const FULL_ACCESS: PolicyDocument = { Version: '2012-10-17', Statement: [{ Effec
 export async function decide(scps: PolicyDocument[], session: RoleSession): Promise<string> {
   const path = `aws-reserved/sso.amazonaws.com/${session.regionPath ? `${session.regionPath}/` : ''}`
   const roleName = `AWSReservedSSO_${session.permissionSet}_0a1b2c3d4e5f6789`
-  const result = await runSimulation({
-    identityPolicies: [{ name: session.permissionSet, policy: FULL_ACCESS }],
-    serviceControlPolicies: [{
-      orgIdentifier: 'r-root',
-      policies: [{ name: 'FullAWSAccess', policy: FULL_ACCESS }, ...scps.map((policy, index) => ({ name: `jit-access-session-cutoff-${index + 1}`, policy }))],
-    }],
-    resourceControlPolicies: [],
-    request: {
-      action: 's3:ListAllMyBuckets',
-      principal: `arn:aws:sts::${session.accountId}:assumed-role/${roleName}/someone`,
-      resource: { accountId: session.accountId, resource: '*' },
-      contextVariables: {
-        'aws:PrincipalArn': `arn:aws:iam::${session.accountId}:role/${path}${roleName}`,
-        'aws:PrincipalAccount': session.accountId,
-        'identitystore:UserId': session.userId,
-        'aws:TokenIssueTime': session.issuedAt.toISOString(),
+  const result = await runSimulation(
+    {
+      identityPolicies: [{ name: session.permissionSet, policy: FULL_ACCESS }],
+      serviceControlPolicies: [
+        {
+          orgIdentifier: 'r-root',
+          policies: [
+            { name: 'FullAWSAccess', policy: FULL_ACCESS },
+            ...scps.map((policy, index) => ({ name: `jit-access-session-cutoff-${index + 1}`, policy })),
+          ],
+        },
+      ],
+      resourceControlPolicies: [],
+      request: {
+        action: 's3:ListAllMyBuckets',
+        principal: `arn:aws:sts::${session.accountId}:assumed-role/${roleName}/someone`,
+        resource: { accountId: session.accountId, resource: '*' },
+        contextVariables: {
+          'aws:PrincipalArn': `arn:aws:iam::${session.accountId}:role/${path}${roleName}`,
+          'aws:PrincipalAccount': session.accountId,
+          'identitystore:UserId': session.userId,
+          'aws:TokenIssueTime': session.issuedAt.toISOString(),
+        },
       },
-    },
-  } as Parameters<typeof runSimulation>[0], {})
-  if (result.resultType === 'error') throw new Error(`the simulator refused the request: ${JSON.stringify(result.errors)}`)
+    } as Parameters<typeof runSimulation>[0],
+    {},
+  )
+  if (result.resultType === 'error')
+    throw new Error(`the simulator refused the request: ${JSON.stringify(result.errors)}`)
   return result.overallResult
 }

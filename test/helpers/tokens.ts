@@ -25,13 +25,21 @@ export interface TokenOptions {
 export function mintToken(options: TokenOptions = {}): string {
   const algorithm = options.algorithm ?? 'HS256'
   const sign = createSigner({
-    key: algorithm === 'none' ? undefined : options.key ?? TEST_SECRET,
+    key: algorithm === 'none' ? undefined : (options.key ?? TEST_SECRET),
     algorithm,
     ...(options.kid ? { kid: options.kid } : {}),
     ...('iat' in options && options.iat === undefined ? { noTimestamp: true } : {}),
-    ...('expiresInMs' in options ? (options.expiresInMs === undefined ? {} : { expiresIn: options.expiresInMs }) : { expiresIn: 600_000 }),
+    ...('expiresInMs' in options
+      ? options.expiresInMs === undefined
+        ? {}
+        : { expiresIn: options.expiresInMs }
+      : { expiresIn: 600_000 }),
     ...('issuer' in options ? (options.issuer === undefined ? {} : { iss: options.issuer }) : { iss: TEST_ISSUER }),
-    ...('audience' in options ? (options.audience === undefined ? {} : { aud: options.audience }) : { aud: TEST_AUDIENCE }),
+    ...('audience' in options
+      ? options.audience === undefined
+        ? {}
+        : { aud: options.audience }
+      : { aud: TEST_AUDIENCE }),
   })
   const payload: Record<string, unknown> = { ...options.claims }
   // fast-jwt takes iat from the payload and counts expiresIn from it.

@@ -1,6 +1,19 @@
-import { GetCommand, paginateQuery, QueryCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
+import {
+  GetCommand,
+  paginateQuery,
+  QueryCommand,
+  TransactWriteCommand,
+  type DynamoDBDocumentClient,
+} from '@aws-sdk/lib-dynamodb'
 import type { AuditEvent } from '../../core/audit.ts'
-import { AuditEventExistsError, EMPTY_CHAIN, linkEvent, sameEventContent, type ChainedAuditEvent, type ChainHead } from '../../core/audit-chain.ts'
+import {
+  AuditEventExistsError,
+  EMPTY_CHAIN,
+  linkEvent,
+  sameEventContent,
+  type ChainedAuditEvent,
+  type ChainHead,
+} from '../../core/audit-chain.ts'
 import { ensureTimeFor } from '../../core/deadline.ts'
 import { callAws } from '../aws-errors.ts'
 import { auditKey, auditToItem, itemToAudit } from './items.ts'
@@ -70,7 +83,13 @@ export class DynamoAuditChain {
       const linked = linkEvent(event, head)
       const items: TransactItem[] = [
         ...others,
-        { Put: { TableName: this.tables.audit, Item: auditToItem(linked), ConditionExpression: 'attribute_not_exists(pk)' } },
+        {
+          Put: {
+            TableName: this.tables.audit,
+            Item: auditToItem(linked),
+            ConditionExpression: 'attribute_not_exists(pk)',
+          },
+        },
         // The head is written whole (it holds nothing else): the condition is all that makes the advance safe.
         {
           Put: {
@@ -88,8 +107,11 @@ export class DynamoAuditChain {
         return { written: true }
       } catch (error) {
         const reasons = (error as { name?: string; CancellationReasons?: { Code?: string }[] }).CancellationReasons
-        if ((error as Error).name !== 'TransactionCanceledException' || !reasons) return callAws('DynamoDB', 'TransactWriteItems', () => Promise.reject(error))
-        const refused = reasons.slice(0, others.length).flatMap((r, index) => (r.Code === 'ConditionalCheckFailed' ? [index] : []))
+        if ((error as Error).name !== 'TransactionCanceledException' || !reasons)
+          return callAws('DynamoDB', 'TransactWriteItems', () => Promise.reject(error))
+        const refused = reasons
+          .slice(0, others.length)
+          .flatMap((r, index) => (r.Code === 'ConditionalCheckFailed' ? [index] : []))
         if (refused.length > 0) return { written: false, refused }
         if (reasons[others.length]?.Code === 'ConditionalCheckFailed') {
           // The id is taken, and linking again would not free it. The same event is there when an earlier send
@@ -99,7 +121,8 @@ export class DynamoAuditChain {
           throw new AuditEventExistsError(event.id)
         }
         const raced = reasons.some((r) => r.Code === 'ConditionalCheckFailed' || r.Code === 'TransactionConflict')
-        if (!raced || attempt === MAX_ATTEMPTS) return callAws('DynamoDB', 'TransactWriteItems', () => Promise.reject(error))
+        if (!raced || attempt === MAX_ATTEMPTS)
+          return callAws('DynamoDB', 'TransactWriteItems', () => Promise.reject(error))
         // Another writer advanced the head first: link to the new head after a short, jittered pause.
         await new Promise((resolve) => setTimeout(resolve, Math.min(5 * attempt, 50) * (0.5 + Math.random())))
       }
@@ -109,12 +132,14 @@ export class DynamoAuditChain {
   /** Read with a Query: the service may only put and query the audit table (infra/stack.ts). */
   private async isRecorded(event: AuditEvent): Promise<boolean> {
     const result = await callAws('DynamoDB', 'Query', () =>
-      this.doc.send(new QueryCommand({
-        TableName: this.tables.audit,
-        KeyConditionExpression: 'pk = :pk',
-        ExpressionAttributeValues: { ':pk': auditKey(event.id).pk },
-        ConsistentRead: true,
-      })),
+      this.doc.send(
+        new QueryCommand({
+          TableName: this.tables.audit,
+          KeyConditionExpression: 'pk = :pk',
+          ExpressionAttributeValues: { ':pk': auditKey(event.id).pk },
+          ConsistentRead: true,
+        }),
+      ),
     )
     const item = result.Items?.[0]
     return item !== undefined && sameEventContent(itemToAudit(item), event)
@@ -122,12 +147,21 @@ export class DynamoAuditChain {
 
   /** The events after `afterSeq`, in chain order, read page by page. */
   async *eventsAfter(afterSeq: number, throughSeq?: number): AsyncGenerator<ChainedAuditEvent> {
-    const pages = paginateQuery({ client: this.doc, pageSize: 1000 }, {
-      TableName: this.tables.audit,
-      IndexName: AUDIT_INDEXES.chain.name,
-      KeyConditionExpression: throughSeq === undefined ? 'stream = :all AND seq > :after' : 'stream = :all AND seq BETWEEN :first AND :last',
-      ExpressionAttributeValues: throughSeq === undefined ? { ':all': ALL_PARTITION, ':after': afterSeq } : { ':all': ALL_PARTITION, ':first': afterSeq + 1, ':last': throughSeq },
-    })
+    const pages = paginateQuery(
+      { client: this.doc, pageSize: 1000 },
+      {
+        TableName: this.tables.audit,
+        IndexName: AUDIT_INDEXES.chain.name,
+        KeyConditionExpression:
+          throughSeq === undefined
+            ? 'stream = :all AND seq > :after'
+            : 'stream = :all AND seq BETWEEN :first AND :last',
+        ExpressionAttributeValues:
+          throughSeq === undefined
+            ? { ':all': ALL_PARTITION, ':after': afterSeq }
+            : { ':all': ALL_PARTITION, ':first': afterSeq + 1, ':last': throughSeq },
+      },
+    )
     for await (const page of pages) {
       for (const item of page.Items ?? []) yield itemToAudit(item)
     }

@@ -1,8 +1,22 @@
 import { QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
 import type { AuditEvent } from '../../core/audit.ts'
-import { EMPTY_CHAIN, verifyStoredChain, type ChainedAuditEvent, type ChainHead, type VerifyResult } from '../../core/audit-chain.ts'
+import {
+  EMPTY_CHAIN,
+  verifyStoredChain,
+  type ChainedAuditEvent,
+  type ChainHead,
+  type VerifyResult,
+} from '../../core/audit-chain.ts'
 import { idBoundsAt } from '../../core/ids.ts'
-import type { AuditAnchors, AuditFilter, AuditLog, OutboxClaim, Page, PageRequest, TimeRange } from '../../core/ports.ts'
+import type {
+  AuditAnchors,
+  AuditFilter,
+  AuditLog,
+  OutboxClaim,
+  Page,
+  PageRequest,
+  TimeRange,
+} from '../../core/ports.ts'
 import { callAws } from '../aws-errors.ts'
 import type { DynamoAuditChain } from './audit-chain.ts'
 import type { PageCursors } from './cursor.ts'
@@ -22,7 +36,13 @@ export class DynamoAuditLog implements AuditLog {
   /** Where the chain's head is anchored (see AuditAnchors); without it, verify checks the chain against itself only. */
   private readonly anchors: AuditAnchors | undefined
 
-  constructor(doc: DynamoDBDocumentClient, table: string, chain: DynamoAuditChain, cursors: PageCursors, anchors?: AuditAnchors) {
+  constructor(
+    doc: DynamoDBDocumentClient,
+    table: string,
+    chain: DynamoAuditChain,
+    cursors: PageCursors,
+    anchors?: AuditAnchors,
+  ) {
     this.doc = doc
     this.table = table
     this.chain = chain
@@ -40,7 +60,9 @@ export class DynamoAuditLog implements AuditLog {
   }
 
   query(filter: AuditFilter, page: PageRequest): Promise<Page<ChainedAuditEvent>> {
-    return callAws('DynamoDB', 'Query', () => queryPage(this.doc, this.cursors, this.plan(filter, page.limit, page.cursor), itemToAudit))
+    return callAws('DynamoDB', 'Query', () =>
+      queryPage(this.doc, this.cursors, this.plan(filter, page.limit, page.cursor), itemToAudit),
+    )
   }
 
   async *stream(filter: AuditFilter, limit?: number): AsyncGenerator<ChainedAuditEvent> {
@@ -59,23 +81,32 @@ export class DynamoAuditLog implements AuditLog {
     if (!range.from && !range.to) return verifyStoredChain(this.chain, this.anchors, { startAfter: EMPTY_CHAIN })
     // A time range is verified from its first event, whose link to earlier events is taken as given;
     // to the chain's head when the range is open-ended.
-    const first = range.from ? await this.edge(idBoundsAt(new Date(range.from)).lowest, 'oldest') : await this.edge(undefined, 'oldest')
+    const first = range.from
+      ? await this.edge(idBoundsAt(new Date(range.from)).lowest, 'oldest')
+      : await this.edge(undefined, 'oldest')
     const last = range.to ? await this.edge(idBoundsAt(new Date(range.to)).highest, 'newest') : undefined
-    if (!first || (range.to && !last) || (last && last.seq < first.seq)) return { ok: true, events: 0, firstSeq: null, head: first?.prevHash ?? EMPTY_CHAIN.hash, anchored: false }
-    return verifyStoredChain(this.chain, this.anchors, { startAfter: { seq: first.seq - 1, hash: first.prevHash }, throughSeq: last?.seq })
+    if (!first || (range.to && !last) || (last && last.seq < first.seq))
+      return { ok: true, events: 0, firstSeq: null, head: first?.prevHash ?? EMPTY_CHAIN.hash, anchored: false }
+    return verifyStoredChain(this.chain, this.anchors, {
+      startAfter: { seq: first.seq - 1, hash: first.prevHash },
+      throughSeq: last?.seq,
+    })
   }
 
   /** The oldest event at or after `bound`, or the newest at or before it. */
   private async edge(bound: string | undefined, which: 'oldest' | 'newest'): Promise<ChainedAuditEvent | undefined> {
     const result = await callAws('DynamoDB', 'Query', () =>
-      this.doc.send(new QueryCommand({
-        TableName: this.table,
-        IndexName: AUDIT_INDEXES.all.name,
-        KeyConditionExpression: bound === undefined ? 'stream = :all' : `stream = :all AND id ${which === 'oldest' ? '>=' : '<='} :bound`,
-        ExpressionAttributeValues: { ':all': ALL_PARTITION, ...(bound === undefined ? {} : { ':bound': bound }) },
-        ScanIndexForward: which === 'oldest',
-        Limit: 1,
-      })),
+      this.doc.send(
+        new QueryCommand({
+          TableName: this.table,
+          IndexName: AUDIT_INDEXES.all.name,
+          KeyConditionExpression:
+            bound === undefined ? 'stream = :all' : `stream = :all AND id ${which === 'oldest' ? '>=' : '<='} :bound`,
+          ExpressionAttributeValues: { ':all': ALL_PARTITION, ...(bound === undefined ? {} : { ':bound': bound }) },
+          ScanIndexForward: which === 'oldest',
+          Limit: 1,
+        }),
+      ),
     )
     const item = result.Items?.[0]
     return item ? itemToAudit(item) : undefined
@@ -83,7 +114,9 @@ export class DynamoAuditLog implements AuditLog {
 
   /** Picks the index for a filter: every index sorts by id, and ids sort by time, so from/to bound any of them. */
   private plan(filter: AuditFilter, limit: number, cursor: string | undefined): PagedQuery {
-    const field = (['grantId', 'ticketId', 'userName', 'actor', 'accountId'] as const).find((name) => filter[name] !== undefined)
+    const field = (['grantId', 'ticketId', 'userName', 'actor', 'accountId'] as const).find(
+      (name) => filter[name] !== undefined,
+    )
     const filters: Record<string, string> = {}
     for (const name of ['grantId', 'ticketId', 'userName', 'actor', 'accountId', 'action'] as const) {
       const value = filter[name]

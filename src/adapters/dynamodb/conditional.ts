@@ -2,22 +2,32 @@ import { unmarshall } from '@aws-sdk/util-dynamodb'
 import { backoffMs, pause, type BackoffLimits } from '../../core/retry.ts'
 import { callAws } from '../aws-errors.ts'
 
-type Cancellation = { name?: string; message?: string; CancellationReasons?: { Code?: string }[]; Item?: Record<string, unknown> }
+type Cancellation = {
+  name?: string
+  message?: string
+  CancellationReasons?: { Code?: string }[]
+  Item?: Record<string, unknown>
+}
 
 /** A write refused because its condition did not hold (alone, or as part of a cancelled transaction). */
 export const isConditionFailure = (error: unknown): boolean => {
   const e = error as Cancellation
   if (e?.name === 'ConditionalCheckFailedException') return true
   if (e?.name !== 'TransactionCanceledException') return false
-  return e.CancellationReasons?.some((r) => r.Code === 'ConditionalCheckFailed') ?? /ConditionalCheckFailed/.test(e.message ?? '')
+  return (
+    e.CancellationReasons?.some((r) => r.Code === 'ConditionalCheckFailed') ??
+    /ConditionalCheckFailed/.test(e.message ?? '')
+  )
 }
 
 /** DynamoDB cancels a transaction that races another on the same item; it is safe to send again. */
 export const isTransactionConflict = (error: unknown): boolean => {
   const e = error as Cancellation
-  return e?.name === 'TransactionCanceledException' &&
+  return (
+    e?.name === 'TransactionCanceledException' &&
     (e.CancellationReasons?.some((r) => r.Code === 'TransactionConflict') ?? false) &&
     !isConditionFailure(error)
+  )
 }
 
 export type ConditionalOutcome<T> =
@@ -33,7 +43,10 @@ export async function conditionalWrite<T>(operation: string, send: () => Promise
     const cause = (error as { cause?: unknown }).cause as Cancellation | undefined
     if (!isConditionFailure(cause)) throw error
     // The document client unmarshalls answers, not errors: the old item arrives in wire format.
-    return { applied: false, current: cause?.Item ? unmarshall(cause.Item as Parameters<typeof unmarshall>[0]) : undefined }
+    return {
+      applied: false,
+      current: cause?.Item ? unmarshall(cause.Item as Parameters<typeof unmarshall>[0]) : undefined,
+    }
   }
 }
 

@@ -51,7 +51,8 @@ export class PageCursors {
     const bytes = Buffer.from(cursor, 'base64url')
     // Node's decoder skips characters outside the alphabet and ignores spare bits: an edited cursor could
     // decode to the same bytes, so only the exact text `encode` produced is accepted.
-    if (bytes.toString('base64url') !== cursor || bytes.length < MIN_BYTES || bytes[0] !== VERSION) throw new InvalidCursorError()
+    if (bytes.toString('base64url') !== cursor || bytes.length < MIN_BYTES || bytes[0] !== VERSION)
+      throw new InvalidCursorError()
     const iv = bytes.subarray(1, 1 + IV_BYTES)
     const tag = bytes.subarray(bytes.length - TAG_BYTES)
     let values: unknown
@@ -59,13 +60,17 @@ export class PageCursors {
       const decipher = createDecipheriv('aes-256-gcm', this.key, iv, { authTagLength: TAG_BYTES })
       decipher.setAAD(associatedData(query, keyNames))
       decipher.setAuthTag(tag)
-      const plain = Buffer.concat([decipher.update(bytes.subarray(1 + IV_BYTES, bytes.length - TAG_BYTES)), decipher.final()])
+      const plain = Buffer.concat([
+        decipher.update(bytes.subarray(1 + IV_BYTES, bytes.length - TAG_BYTES)),
+        decipher.final(),
+      ])
       values = JSON.parse(plain.toString('utf8'))
     } catch {
       throw new InvalidCursorError()
     }
     // Authentic cursors always pass these; they stay so that a future bug in `encode` fails here, not in DynamoDB.
-    if (!Array.isArray(values) || values.length !== keyNames.length || !values.every(isKeyValue)) throw new InvalidCursorError()
+    if (!Array.isArray(values) || values.length !== keyNames.length || !values.every(isKeyValue))
+      throw new InvalidCursorError()
     const key: Key = Object.fromEntries(keyNames.map((name, i) => [name, values[i] as string | number]))
     if (!Object.entries(fixed).every(([name, value]) => key[name] === value)) throw new InvalidCursorError()
     return key
@@ -84,7 +89,11 @@ function associatedData(query: unknown, keyNames: readonly string[]): Buffer {
 function canonical(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(canonical)
   if (typeof value === 'object' && value !== null) {
-    return Object.fromEntries(Object.keys(value).sort().map((name) => [name, canonical((value as Record<string, unknown>)[name])]))
+    return Object.fromEntries(
+      Object.keys(value)
+        .sort()
+        .map((name) => [name, canonical((value as Record<string, unknown>)[name])]),
+    )
   }
   return value
 }

@@ -14,7 +14,16 @@ export const CUTOFF_PARTITION = 'cutoff'
 const LEASE_KEY = { pk: 'cutoff-policies#lease' }
 const intentKey = (grantId: string) => ({ pk: `cutoff#${grantId}` })
 
-const INTENT_FIELDS = ['grantId', 'userId', 'accountId', 'permissionSet', 'cutAt', 'keepUntil', 'grant', 'outcome'] as const satisfies readonly (keyof CutoffIntent)[]
+const INTENT_FIELDS = [
+  'grantId',
+  'userId',
+  'accountId',
+  'permissionSet',
+  'cutAt',
+  'keepUntil',
+  'grant',
+  'outcome',
+] as const satisfies readonly (keyof CutoffIntent)[]
 
 /**
  * Session cut-off intents and the lease over the owned policies, in the grants table: an intent is an item of
@@ -33,45 +42,70 @@ export class DynamoCutoffLedger implements CutoffLedger {
   }
 
   async recordIntent(intent: CutoffIntent): Promise<void> {
-    const item = { ...intentKey(intent.grantId), kind: 'cutoff', ...intent, dueShard: CUTOFF_PARTITION, dueAt: Date.parse(intent.cutAt) }
+    const item = {
+      ...intentKey(intent.grantId),
+      kind: 'cutoff',
+      ...intent,
+      dueShard: CUTOFF_PARTITION,
+      dueAt: Date.parse(intent.cutAt),
+    }
     await conditionalRetrying('PutItem', () =>
-      this.doc.send(new PutCommand({ TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' })))
+      this.doc.send(
+        new PutCommand({ TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(pk)' }),
+      ),
+    )
   }
 
   async openIntents(limit: number): Promise<CutoffIntent[]> {
     const { due } = GRANT_INDEXES
     const result = await callAws('DynamoDB', 'Query', () =>
-      this.doc.send(new QueryCommand({
-        TableName: this.table,
-        IndexName: due.name,
-        KeyConditionExpression: 'dueShard = :cutoff',
-        ExpressionAttributeValues: { ':cutoff': CUTOFF_PARTITION },
-        Limit: limit,
-      })))
-    return (result.Items ?? []).map((item) => Object.fromEntries(INTENT_FIELDS.map((field) => [field, item[field]])) as unknown as CutoffIntent)
+      this.doc.send(
+        new QueryCommand({
+          TableName: this.table,
+          IndexName: due.name,
+          KeyConditionExpression: 'dueShard = :cutoff',
+          ExpressionAttributeValues: { ':cutoff': CUTOFF_PARTITION },
+          Limit: limit,
+        }),
+      ),
+    )
+    return (result.Items ?? []).map(
+      (item) => Object.fromEntries(INTENT_FIELDS.map((field) => [field, item[field]])) as unknown as CutoffIntent,
+    )
   }
 
   async acquireLease(owner: string, now: Date, until: Date): Promise<boolean> {
     const outcome = await conditionalRetrying('UpdateItem', () =>
-      this.doc.send(new UpdateCommand({
-        TableName: this.table,
-        Key: LEASE_KEY,
-        UpdateExpression: 'SET kind = :kind, leaseOwner = :owner, leaseUntil = :until',
-        ConditionExpression: 'attribute_not_exists(leaseOwner) OR leaseUntil < :now OR leaseOwner = :owner',
-        ExpressionAttributeValues: { ':kind': 'cutoff-lease', ':owner': owner, ':until': until.getTime(), ':now': now.getTime() },
-      })))
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: LEASE_KEY,
+          UpdateExpression: 'SET kind = :kind, leaseOwner = :owner, leaseUntil = :until',
+          ConditionExpression: 'attribute_not_exists(leaseOwner) OR leaseUntil < :now OR leaseOwner = :owner',
+          ExpressionAttributeValues: {
+            ':kind': 'cutoff-lease',
+            ':owner': owner,
+            ':until': until.getTime(),
+            ':now': now.getTime(),
+          },
+        }),
+      ),
+    )
     return outcome.applied
   }
 
   async renewLease(owner: string, now: Date, until: Date): Promise<void> {
     const outcome = await conditionalRetrying('UpdateItem', () =>
-      this.doc.send(new UpdateCommand({
-        TableName: this.table,
-        Key: LEASE_KEY,
-        UpdateExpression: 'SET leaseUntil = :until',
-        ConditionExpression: 'leaseOwner = :owner AND leaseUntil > :now',
-        ExpressionAttributeValues: { ':owner': owner, ':now': now.getTime(), ':until': until.getTime() },
-      })))
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: LEASE_KEY,
+          UpdateExpression: 'SET leaseUntil = :until',
+          ConditionExpression: 'leaseOwner = :owner AND leaseUntil > :now',
+          ExpressionAttributeValues: { ':owner': owner, ':now': now.getTime(), ':until': until.getTime() },
+        }),
+      ),
+    )
     if (!outcome.applied) throw new LeaseLostError()
   }
 
@@ -79,39 +113,54 @@ export class DynamoCutoffLedger implements CutoffLedger {
     const prune = nextPruneAt === undefined ? '' : nextPruneAt === null ? ', nextPruneAt' : ''
     const set = typeof nextPruneAt === 'number' ? ' SET nextPruneAt = :next' : ''
     await conditionalRetrying('UpdateItem', () =>
-      this.doc.send(new UpdateCommand({
-        TableName: this.table,
-        Key: LEASE_KEY,
-        UpdateExpression: `REMOVE leaseOwner, leaseUntil${prune}${set}`,
-        ConditionExpression: 'leaseOwner = :owner',
-        ExpressionAttributeValues: { ':owner': owner, ...(set ? { ':next': nextPruneAt } : {}) },
-      })))
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: LEASE_KEY,
+          UpdateExpression: `REMOVE leaseOwner, leaseUntil${prune}${set}`,
+          ConditionExpression: 'leaseOwner = :owner',
+          ExpressionAttributeValues: { ':owner': owner, ...(set ? { ':next': nextPruneAt } : {}) },
+        }),
+      ),
+    )
   }
 
   async nextPruneAt(): Promise<number | null> {
     const result = await callAws('DynamoDB', 'GetItem', () =>
-      this.doc.send(new GetCommand({ TableName: this.table, Key: LEASE_KEY, ConsistentRead: true })))
+      this.doc.send(new GetCommand({ TableName: this.table, Key: LEASE_KEY, ConsistentRead: true })),
+    )
     return typeof result.Item?.nextPruneAt === 'number' ? result.Item.nextPruneAt : null
   }
 
   async recordOutcome(grantIds: string[], outcome: Exclude<CutoffOutcome, 'pending'>): Promise<void> {
     for (const grantId of grantIds) {
       await conditionalRetrying('UpdateItem', () =>
-        this.doc.send(new UpdateCommand({
-          TableName: this.table,
-          Key: intentKey(grantId),
-          UpdateExpression: 'SET outcome = :outcome',
-          ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeValues: { ':outcome': outcome },
-        })))
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: intentKey(grantId),
+            UpdateExpression: 'SET outcome = :outcome',
+            ConditionExpression: 'attribute_exists(pk)',
+            ExpressionAttributeValues: { ':outcome': outcome },
+          }),
+        ),
+      )
     }
   }
 
-  async report(intent: CutoffIntent, change: SessionsCutChange, event: AuditEvent, outbox?: OutboxClaim): Promise<boolean> {
+  async report(
+    intent: CutoffIntent,
+    change: SessionsCutChange,
+    event: AuditEvent,
+    outbox?: OutboxClaim,
+  ): Promise<boolean> {
     const set = change
-      ? { UpdateExpression: 'SET sessionsCutAt = :cut, accessEndsBy = :ends', values: { ':cut': change.sessionsCutAt, ':ends': change.accessEndsBy } }
-      // Nothing changes on the grant; the update only carries the condition (no ConditionCheck: one IAM action fewer).
-      : { UpdateExpression: 'SET sessionsCutAt = if_not_exists(sessionsCutAt, :none)', values: { ':none': null } }
+      ? {
+          UpdateExpression: 'SET sessionsCutAt = :cut, accessEndsBy = :ends',
+          values: { ':cut': change.sessionsCutAt, ':ends': change.accessEndsBy },
+        }
+      : // Nothing changes on the grant; the update only carries the condition (no ConditionCheck: one IAM action fewer).
+        { UpdateExpression: 'SET sessionsCutAt = if_not_exists(sessionsCutAt, :none)', values: { ':none': null } }
     const outcome = await this.chain.write(event, [
       {
         Update: {
@@ -123,10 +172,11 @@ export class DynamoCutoffLedger implements CutoffLedger {
           ExpressionAttributeValues: { ...set.values, ':expired': 'expired', ':revoked': 'revoked' },
         },
       },
-      { Delete: { TableName: this.table, Key: intentKey(intent.grantId), ConditionExpression: 'attribute_exists(pk)' } },
+      {
+        Delete: { TableName: this.table, Key: intentKey(intent.grantId), ConditionExpression: 'attribute_exists(pk)' },
+      },
       ...outboxPuts(this.table, outbox),
     ])
     return outcome.written
   }
-
 }

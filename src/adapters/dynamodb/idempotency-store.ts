@@ -23,13 +23,24 @@ export class DynamoIdempotencyStore implements IdempotencyStore {
   async claim(recordKey: string, claim: IdempotencyClaim) {
     const { fingerprint, now, expiresAt, owner } = claim
     const { applied: written } = await conditionalWrite('PutItem', () =>
-      this.doc.send(new PutCommand({
-        TableName: this.table,
-        Item: { ...keyOf(recordKey), kind: 'idempotency', state: 'in_progress', fingerprint, firstClaimedAt: now, claimedAt: now, owner, [GRANTS_TTL_ATTRIBUTE]: Math.ceil(expiresAt / 1000) },
-        ConditionExpression: 'attribute_not_exists(pk) OR #ttl < :now',
-        ExpressionAttributeNames: { '#ttl': GRANTS_TTL_ATTRIBUTE },
-        ExpressionAttributeValues: { ':now': Math.floor(now / 1000) },
-      })),
+      this.doc.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: {
+            ...keyOf(recordKey),
+            kind: 'idempotency',
+            state: 'in_progress',
+            fingerprint,
+            firstClaimedAt: now,
+            claimedAt: now,
+            owner,
+            [GRANTS_TTL_ATTRIBUTE]: Math.ceil(expiresAt / 1000),
+          },
+          ConditionExpression: 'attribute_not_exists(pk) OR #ttl < :now',
+          ExpressionAttributeNames: { '#ttl': GRANTS_TTL_ATTRIBUTE },
+          ExpressionAttributeValues: { ':now': Math.floor(now / 1000) },
+        }),
+      ),
     )
     const record = written ? undefined : await this.read(recordKey)
     // Our own write, applied before a dropped answer and then refused on the SDK's retry, is still ours.
@@ -39,14 +50,22 @@ export class DynamoIdempotencyStore implements IdempotencyStore {
 
   async takeOver(recordKey: string, previous: IdempotencyRecord, claim: IdempotencyClaim): Promise<boolean> {
     const { applied: written } = await conditionalWrite('UpdateItem', () =>
-      this.doc.send(new UpdateCommand({
-        TableName: this.table,
-        Key: keyOf(recordKey),
-        UpdateExpression: 'SET #state = :in_progress, claimedAt = :now, #owner = :owner',
-        ConditionExpression: '#state = :previousState AND claimedAt = :previousClaimedAt',
-        ExpressionAttributeNames: { '#state': 'state', '#owner': 'owner' },
-        ExpressionAttributeValues: { ':in_progress': 'in_progress', ':now': claim.now, ':owner': claim.owner, ':previousState': previous.state, ':previousClaimedAt': previous.claimedAt },
-      })),
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: keyOf(recordKey),
+          UpdateExpression: 'SET #state = :in_progress, claimedAt = :now, #owner = :owner',
+          ConditionExpression: '#state = :previousState AND claimedAt = :previousClaimedAt',
+          ExpressionAttributeNames: { '#state': 'state', '#owner': 'owner' },
+          ExpressionAttributeValues: {
+            ':in_progress': 'in_progress',
+            ':now': claim.now,
+            ':owner': claim.owner,
+            ':previousState': previous.state,
+            ':previousClaimedAt': previous.claimedAt,
+          },
+        }),
+      ),
     )
     return written || (await this.read(recordKey))?.owner === claim.owner
   }
@@ -75,16 +94,22 @@ export class DynamoIdempotencyStore implements IdempotencyStore {
     await this.setState(recordKey, 'released')
   }
 
-  private async setState(recordKey: string, state: IdempotencyRecord['state'], response?: StoredResponse): Promise<void> {
+  private async setState(
+    recordKey: string,
+    state: IdempotencyRecord['state'],
+    response?: StoredResponse,
+  ): Promise<void> {
     await callAws('DynamoDB', 'UpdateItem', () =>
-      this.doc.send(new UpdateCommand({
-        TableName: this.table,
-        Key: keyOf(recordKey),
-        UpdateExpression: response ? 'SET #state = :state, #response = :response' : 'SET #state = :state',
-        ConditionExpression: 'attribute_exists(pk)',
-        ExpressionAttributeNames: { '#state': 'state', ...(response ? { '#response': 'response' } : {}) },
-        ExpressionAttributeValues: { ':state': state, ...(response ? { ':response': response } : {}) },
-      })),
+      this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: keyOf(recordKey),
+          UpdateExpression: response ? 'SET #state = :state, #response = :response' : 'SET #state = :state',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeNames: { '#state': 'state', ...(response ? { '#response': 'response' } : {}) },
+          ExpressionAttributeValues: { ':state': state, ...(response ? { ':response': response } : {}) },
+        }),
+      ),
     )
   }
 }

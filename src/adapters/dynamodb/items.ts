@@ -5,12 +5,33 @@ import { ALL_PARTITION } from './tables.ts'
 
 export const grantKey = (id: string) => ({ pk: `grant#${id}` })
 /** An account assignment's coverage record key (a membership's is the grant store's: see coverageKey there). */
-export const coverageKey = (t: AssignmentTarget) => ({ pk: `coverage#${t.userId}#${t.accountId}#${t.permissionSetArn}` })
+export const coverageKey = (t: AssignmentTarget) => ({
+  pk: `coverage#${t.userId}#${t.accountId}#${t.permissionSetArn}`,
+})
 export const auditKey = (id: string) => ({ pk: `event#${id}` })
 
 const GRANT_FIELDS = [
-  'id', 'status', 'userName', 'userId', 'accountId', 'permissionSet', 'permissionSetArn', 'groupName', 'groupId', 'ticketId', 'justification',
-  'requestedBy', 'createdAt', 'startsAt', 'expiresAt', 'accessEndsBy', 'endedAt', 'endedBy', 'endReason', 'coveredBy', 'failureReason',
+  'id',
+  'status',
+  'userName',
+  'userId',
+  'accountId',
+  'permissionSet',
+  'permissionSetArn',
+  'groupName',
+  'groupId',
+  'ticketId',
+  'justification',
+  'requestedBy',
+  'createdAt',
+  'startsAt',
+  'expiresAt',
+  'accessEndsBy',
+  'endedAt',
+  'endedBy',
+  'endReason',
+  'coveredBy',
+  'failureReason',
   'sessionsCutAt',
 ] as const satisfies readonly (keyof Grant)[]
 
@@ -48,8 +69,22 @@ export function itemToCoverage(item: Record<string, unknown>, target: AccessTarg
 
 // correlationId is absent from events written before it was recorded, and from events without one: both read as null.
 const AUDIT_FIELDS = [
-  'id', 'at', 'action', 'actor', 'grantId', 'userName', 'accountId', 'permissionSet', 'groupName', 'ticketId', 'detail', 'requestId',
-  'correlationId', 'seq', 'hash', 'prevHash',
+  'id',
+  'at',
+  'action',
+  'actor',
+  'grantId',
+  'userName',
+  'accountId',
+  'permissionSet',
+  'groupName',
+  'ticketId',
+  'detail',
+  'requestId',
+  'correlationId',
+  'seq',
+  'hash',
+  'prevHash',
 ] as const satisfies readonly (keyof ChainedAuditEvent)[]
 
 export function auditToItem(event: ChainedAuditEvent): Record<string, unknown> {

@@ -29,7 +29,14 @@ export async function queryPage<T>(
 ): Promise<Page<T>> {
   const { index } = query
   const keyNames = [...new Set(['pk', index.partitionKey, index.sortKey])]
-  const identity = { t: query.table, i: index.name, p: query.partitionValue, s: query.sortBetween ?? null, f: query.filters, n: query.newestFirst }
+  const identity = {
+    t: query.table,
+    i: index.name,
+    p: query.partitionValue,
+    s: query.sortBetween ?? null,
+    f: query.filters,
+    n: query.newestFirst,
+  }
   let startKey = query.cursor
     ? cursors.decode(query.cursor, identity, keyNames, { [index.partitionKey]: query.partitionValue })
     : undefined
@@ -42,7 +49,12 @@ export async function queryPage<T>(
     names['#s'] = index.sortKey
     if (lowest !== undefined) values[':lo'] = lowest
     if (highest !== undefined) values[':hi'] = highest
-    keyCondition += lowest !== undefined && highest !== undefined ? ' AND #s BETWEEN :lo AND :hi' : lowest !== undefined ? ' AND #s >= :lo' : ' AND #s <= :hi'
+    keyCondition +=
+      lowest !== undefined && highest !== undefined
+        ? ' AND #s BETWEEN :lo AND :hi'
+        : lowest !== undefined
+          ? ' AND #s >= :lo'
+          : ' AND #s <= :hi'
   }
   const filterParts = Object.entries(query.filters).map(([attribute, value], i) => {
     names[`#f${i}`] = attribute

@@ -1,4 +1,10 @@
-import { CreateTableCommand, DescribeTableCommand, UpdateTimeToLiveCommand, type CreateTableCommandInput, type DynamoDBClient } from '@aws-sdk/client-dynamodb'
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  UpdateTimeToLiveCommand,
+  type CreateTableCommandInput,
+  type DynamoDBClient,
+} from '@aws-sdk/client-dynamodb'
 
 /** Partition of the sparse index that holds only grants whose next action is due at a known time. */
 export const DUE_PARTITION = 'due'
@@ -31,7 +37,11 @@ export interface IndexShape {
   sortKey: string
 }
 
-function tableDefinition(tableName: string, indexes: Record<string, IndexShape>, numericSortKeys: string[] = []): CreateTableCommandInput {
+function tableDefinition(
+  tableName: string,
+  indexes: Record<string, IndexShape>,
+  numericSortKeys: string[] = [],
+): CreateTableCommandInput {
   const attributes = new Map<string, 'S' | 'N'>([['pk', 'S']])
   for (const index of Object.values(indexes)) {
     attributes.set(index.partitionKey, 'S')
@@ -71,10 +81,12 @@ export async function ensureTables(client: DynamoDBClient, names: { grants: stri
       if ((error as Error).name !== 'ResourceNotFoundException') throw error
       await client.send(new CreateTableCommand(definition))
       if (definition.TableName === names.grants) {
-        await client.send(new UpdateTimeToLiveCommand({
-          TableName: names.grants,
-          TimeToLiveSpecification: { AttributeName: GRANTS_TTL_ATTRIBUTE, Enabled: true },
-        }))
+        await client.send(
+          new UpdateTimeToLiveCommand({
+            TableName: names.grants,
+            TimeToLiveSpecification: { AttributeName: GRANTS_TTL_ATTRIBUTE, Enabled: true },
+          }),
+        )
       }
     }
   }

@@ -12,14 +12,26 @@ export const AuditEventSchema = Type.Object(
     userName: Type.String(),
     accountId: Nullable(Type.String({ description: 'null on a group grant’s events' })),
     permissionSet: Nullable(Type.String({ description: 'null on a group grant’s events' })),
-    groupName: Nullable(Type.String({ description: 'A group grant’s Identity Store group; null on an account grant’s events (hashed only when set)' })),
+    groupName: Nullable(
+      Type.String({
+        description: 'A group grant’s Identity Store group; null on an account grant’s events (hashed only when set)',
+      }),
+    ),
     ticketId: Type.String(),
     detail: Type.String(),
-    requestId: Nullable(Type.String({ description: 'This service’s id of the HTTP request that caused it (API Gateway’s behind API Gateway), as in the service logs; null for the scheduled sweep' })),
-    correlationId: Nullable(Type.String({
-      description: 'The caller’s own x-request-id for that request, when it sent a valid one (1–128 of letters, digits and _.:=+/-). ' +
-        'The caller’s label, not this service’s: it is not part of the hashed content, which requestId is. Null on events written before it was recorded',
-    })),
+    requestId: Nullable(
+      Type.String({
+        description:
+          'This service’s id of the HTTP request that caused it (API Gateway’s behind API Gateway), as in the service logs; null for the scheduled sweep',
+      }),
+    ),
+    correlationId: Nullable(
+      Type.String({
+        description:
+          'The caller’s own x-request-id for that request, when it sent a valid one (1–128 of letters, digits and _.:=+/-). ' +
+          'The caller’s label, not this service’s: it is not part of the hashed content, which requestId is. Null on events written before it was recorded',
+      }),
+    ),
     seq: Type.Integer({ description: 'Position in the tamper-evident chain (1, 2, 3… without gaps)' }),
     prevHash: Type.String({ description: 'hash of the event before this one in the chain' }),
     hash: Type.String({ description: 'SHA-256 (hex) over this event’s canonical content, including seq and prevHash' }),
@@ -58,7 +70,14 @@ export const AuditQuery = Type.Object(
     grantId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
     action: Type.Optional(StringEnum(AUDIT_ACTIONS)),
     actor: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, description: 'Page size: 1–100 for JSON (default 50); for CSV/NDJSON exports up to 10,000 (default: every matching event)' })),
+    limit: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 10_000,
+        description:
+          'Page size: 1–100 for JSON (default 50); for CSV/NDJSON exports up to 10,000 (default: every matching event)',
+      }),
+    ),
     cursor: Type.Optional(Cursor),
   },
   { additionalProperties: false },
@@ -76,24 +95,42 @@ export const VerifyResultSchema = Type.Object(
   {
     ok: Type.Boolean(),
     events: Type.Integer({ description: 'Events verified' }),
-    head: Type.Optional(Type.String({ description: 'Hash of the last verified event: anchor it outside this system (e.g. in the ticket) to detect later truncation' })),
+    head: Type.Optional(
+      Type.String({
+        description:
+          'Hash of the last verified event: anchor it outside this system (e.g. in the ticket) to detect later truncation',
+      }),
+    ),
     firstSeq: Type.Optional(Nullable(Type.Integer())),
-    firstBadEventId: Type.Optional(Nullable(Type.String({ description: 'The first event that does not match (null when events at the end are missing)' }))),
+    firstBadEventId: Type.Optional(
+      Nullable(
+        Type.String({ description: 'The first event that does not match (null when events at the end are missing)' }),
+      ),
+    ),
     firstBadSeq: Type.Optional(Type.Integer()),
-    reason: Type.Optional(Type.String({ description: 'What does not match; a log cut short or rewritten before an anchor names that anchor' })),
+    reason: Type.Optional(
+      Type.String({
+        description: 'What does not match; a log cut short or rewritten before an anchor names that anchor',
+      }),
+    ),
     anchored: Type.Boolean({
-      description: 'The log was compared with at least one head anchored in write-once storage (JIT_AUDIT_ANCHOR_BUCKET). ' +
+      description:
+        'The log was compared with at least one head anchored in write-once storage (JIT_AUDIT_ANCHOR_BUCKET). ' +
         'false when no anchor store is set, or no anchor falls in the range: then only the chain vouches for itself',
     }),
-    anchor: Type.Optional(Type.Object(
-      {
-        seq: Type.Integer({ description: 'The anchored event: it and every event before it are covered by its hash' }),
-        hash: Type.String(),
-        at: Type.String({ format: 'date-time', description: 'When the anchor store received it' }),
-        name: Type.String({ description: 'Where it is: the S3 object key' }),
-      },
-      { description: 'The newest anchor the log was compared with (on failure, possibly the one it contradicts)' },
-    )),
+    anchor: Type.Optional(
+      Type.Object(
+        {
+          seq: Type.Integer({
+            description: 'The anchored event: it and every event before it are covered by its hash',
+          }),
+          hash: Type.String(),
+          at: Type.String({ format: 'date-time', description: 'When the anchor store received it' }),
+          name: Type.String({ description: 'Where it is: the S3 object key' }),
+        },
+        { description: 'The newest anchor the log was compared with (on failure, possibly the one it contradicts)' },
+      ),
+    ),
   },
   { $id: 'AuditVerification', title: 'AuditVerification' },
 )

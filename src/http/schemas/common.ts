@@ -31,7 +31,11 @@ export const PrintableText = (options: Parameters<typeof Type.String>[0] = {}) =
 
 export const Timestamp = Type.String({ format: 'date-time', description: 'ISO 8601 timestamp (UTC)' })
 
-export const AccountId = Type.String({ pattern: '^[0-9]{12}$', description: 'AWS account id (12 digits)', example: '111111111111' })
+export const AccountId = Type.String({
+  pattern: '^[0-9]{12}$',
+  description: 'AWS account id (12 digits)',
+  example: '111111111111',
+})
 
 export const Limit = (maximum: number) =>
   Type.Integer({ minimum: 1, maximum, default: 50, description: `Page size (1–${maximum})` })
@@ -51,15 +55,25 @@ export const Problem = Type.Object(
     instance: Type.String({ description: 'The request path' }),
     code: Type.String({ description: 'Stable machine-readable error code', example: 'VALIDATION_FAILED' }),
     requestId: Type.String({ description: 'Correlates with service logs and the audit log' }),
-    errors: Type.Optional(Type.Array(
-      Type.Object({
-        location: Type.String({ description: 'body, querystring, params or headers' }),
-        path: Type.String({ description: 'JSON pointer to the field; an unknown or missing field is pointed at by its own name' }),
-        message: Type.String({ example: "unknown field 'username'" }),
+    errors: Type.Optional(
+      Type.Array(
+        Type.Object({
+          location: Type.String({ description: 'body, querystring, params or headers' }),
+          path: Type.String({
+            description: 'JSON pointer to the field; an unknown or missing field is pointed at by its own name',
+          }),
+          message: Type.String({ example: "unknown field 'username'" }),
+        }),
+        {
+          description: `Every invalid, missing or unknown field (VALIDATION_FAILED), at most ${MAX_REPORTED_ERRORS} of them`,
+        },
+      ),
+    ),
+    failedCondition: Type.Optional(
+      Type.String({
+        description: 'For POLICY_DENIED: principal, account, permissionSet, duration, leadTime or ticket',
       }),
-      { description: `Every invalid, missing or unknown field (VALIDATION_FAILED), at most ${MAX_REPORTED_ERRORS} of them` },
-    )),
-    failedCondition: Type.Optional(Type.String({ description: 'For POLICY_DENIED: principal, account, permissionSet, duration, leadTime or ticket' })),
+    ),
     grantId: Type.Optional(Type.String({ description: 'The grant the problem concerns, when one was recorded' })),
     grantStatus: Type.Optional(Type.String({ description: 'For GRANT_ALREADY_ENDED: the status the grant is in' })),
   },
@@ -71,7 +85,8 @@ export const Problem = Type.Object(
       type: 'urn:jit-access:problem:policy-denied',
       title: 'Forbidden',
       status: 403,
-      detail: "Rule 'oncall-incident-access' allows at most 240 minutes for AdministratorAccess on 111111111111; 600 were requested",
+      detail:
+        "Rule 'oncall-incident-access' allows at most 240 minutes for AdministratorAccess on 111111111111; 600 were requested",
       instance: '/grants',
       code: 'POLICY_DENIED',
       requestId: '7f1c2e9a-4b1d-4f0e-9d7c-2a3b4c5d6e7f',
@@ -81,7 +96,10 @@ export const Problem = Type.Object(
 )
 export type ProblemBody = Static<typeof Problem>
 
-const problemResponse = (description: string) => ({ description, content: { 'application/problem+json': { schema: Type.Ref('Problem') } } })
+const problemResponse = (description: string) => ({
+  description,
+  content: { 'application/problem+json': { schema: Type.Ref('Problem') } },
+})
 
 export const errorResponses = (...statuses: number[]) => {
   const descriptions: Record<number, string> = {
@@ -101,7 +119,8 @@ export const errorResponses = (...statuses: number[]) => {
 const idempotencyKey = {
   minLength: 1,
   maxLength: 255,
-  description: 'Makes retries safe: scoped to the token subject and remembered for at least 24 hours (ServiceNow: grant-, move- or end- and the change’s sys_id; see docs/servicenow.md)',
+  description:
+    'Makes retries safe: scoped to the token subject and remembered for at least 24 hours (ServiceNow: grant-, move- or end- and the change’s sys_id; see docs/servicenow.md)',
 }
 
 /**
