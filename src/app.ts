@@ -2,19 +2,19 @@ import { AsyncLocalStorage } from 'node:async_hooks'
 import { randomUUID } from 'node:crypto'
 import { SerializerSelector } from '@fastify/fast-json-stringify-compiler'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { Ajv, type ErrorObject, type Options as AjvOptions, type ValidateFunction } from 'ajv'
+import { Ajv, type Options as AjvOptions, type ErrorObject, type ValidateFunction } from 'ajv'
 import addFormats from 'ajv-formats'
-import Fastify, { type FastifyInstance, type FastifySchemaCompiler, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifySchemaCompiler, type FastifyServerOptions } from 'fastify'
+import { HeadAnchoring } from './core/anchoring.ts'
 import type { Clock } from './core/clock.ts'
+import { actOnDue, DueTimers, dueTimeOf, dueWithin, TIMER_ACTOR, type TimerHost } from './core/due-timers.ts'
+import type { Grant } from './core/grant-model.ts'
 import { DEFAULT_MAX_LEAD_DAYS, GrantService } from './core/grant-service.ts'
 import { Outbox } from './core/outbox.ts'
 import type { Policy } from './core/policy.ts'
-import { HeadAnchoring } from './core/anchoring.ts'
-import { sweep, type SweepRun, type SweepSummary } from './core/sweep.ts'
 import { inBackground } from './core/priority.ts'
-import { actOnDue, DueTimers, dueTimeOf, dueWithin, TIMER_ACTOR, type TimerHost } from './core/due-timers.ts'
-import type { Grant } from './core/grant-model.ts'
-import { registerAuth, type JwtSettings } from './http/auth.ts'
+import { type SweepRun, type SweepSummary, sweep } from './core/sweep.ts'
+import { type JwtSettings, registerAuth } from './http/auth.ts'
 import { registerDocs } from './http/docs.ts'
 import {
   clientErrorHandler,
@@ -322,10 +322,14 @@ function strictBodiesValidator(): FastifySchemaCompiler<unknown> {
   const common: AjvOptions = { allErrors: true, strict: false, useDefaults: true }
   let strict: Ajv | undefined
   let coercing: Ajv | undefined
-  const compilerFor = (httpPart: string | undefined) =>
-    httpPart === 'body'
-      ? (strict ??= addFormats.default(new Ajv({ ...common, coerceTypes: false, removeAdditional: false })))
-      : (coercing ??= addFormats.default(new Ajv({ ...common, coerceTypes: 'array', removeAdditional: false })))
+  const compilerFor = (httpPart: string | undefined): Ajv => {
+    if (httpPart === 'body') {
+      strict ??= addFormats.default(new Ajv({ ...common, coerceTypes: false, removeAdditional: false }))
+      return strict
+    }
+    coercing ??= addFormats.default(new Ajv({ ...common, coerceTypes: 'array', removeAdditional: false }))
+    return coercing
+  }
   return ({ schema, httpPart }) => validateOnFirstUse(() => compilerFor(httpPart).compile(schema as object))
 }
 

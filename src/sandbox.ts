@@ -24,12 +24,12 @@ import { assertPortFree, STOP_DEADLINE_MS, stopWhenAskedOrOrphaned } from './san
 import {
   findMotoPython,
   LOCAL_VENV,
+  type MotoServer,
   SANDBOX_MOTO_SCRIPT,
   startMotoServer,
-  type MotoServer,
 } from './sandbox/moto-server.ts'
-import { seedOrganization, type DemoOrganization } from './sandbox/organization.ts'
-import { DEMO_DIRECTORY, SANDBOX_POLICY, seedDirectory, withCurrentUnit, WORKLOADS_RULE } from './sandbox/seed.ts'
+import { type DemoOrganization, seedOrganization } from './sandbox/organization.ts'
+import { DEMO_DIRECTORY, SANDBOX_POLICY, seedDirectory, WORKLOADS_RULE, withCurrentUnit } from './sandbox/seed.ts'
 import { serve } from './server.ts'
 
 const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')

@@ -1,6 +1,6 @@
 import { pathToFileURL } from 'node:url'
 import closeWithGrace from 'close-with-grace'
-import { loadConfig, type Config } from './config.ts'
+import { type Config, loadConfig } from './config.ts'
 import { createService } from './service.ts'
 
 /**

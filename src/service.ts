@@ -9,9 +9,9 @@ import {
   resolveJwtSecret,
   resolveSecret,
 } from './adapters/aws.ts'
+import { ServiceNowApprovals, ServiceNowClient, ServiceNowWorkNotes } from './adapters/servicenow.ts'
 import { buildApp } from './app.ts'
 import type { Config, ServiceNowConfig } from './config.ts'
-import { ServiceNowApprovals, ServiceNowClient, ServiceNowWorkNotes } from './adapters/servicenow.ts'
 import { systemClock } from './core/clock.ts'
 import { resolvePolicy } from './core/policy.ts'
 

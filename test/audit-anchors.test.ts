@@ -16,11 +16,11 @@ import { auditToItem } from '../src/adapters/dynamodb/items.ts'
 import { anchorKey, DEFAULT_ANCHOR_RETENTION_DAYS } from '../src/adapters/s3-anchors.ts'
 import { loadConfig } from '../src/config.ts'
 import {
-  linkEvent,
-  verifyStoredChain,
   type AuditAnchor,
   type ChainedAuditEvent,
   type ChainHead,
+  linkEvent,
+  verifyStoredChain,
 } from '../src/core/audit-chain.ts'
 import { DEMO_POLICY } from '../src/sandbox/seed.ts'
 import { ANCHOR_BUCKET, build, grantBody } from './helpers/app.ts'

@@ -1,6 +1,6 @@
-import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs'
 import { PutItemCommand } from '@aws-sdk/client-dynamodb'
 import { SubscribeCommand } from '@aws-sdk/client-sns'
+import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs'
 import { marshall } from '@aws-sdk/util-dynamodb'
 import t from 'tap'
 import { csvField, negotiateFormat } from '../src/http/export.ts'

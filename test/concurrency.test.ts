@@ -1,5 +1,5 @@
-import t from 'tap'
 import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb'
+import t from 'tap'
 import { coverageKey } from '../src/adapters/dynamodb/items.ts'
 import { PROVISIONING_GRACE_MS } from '../src/core/grant-service.ts'
 import { build, grantBody, PROD } from './helpers/app.ts'

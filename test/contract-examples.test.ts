@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { startSandbox } from '../src/sandbox.ts'
 import { DEMO_POLICY } from '../src/sandbox/seed.ts'
+import { startSandbox } from '../src/sandbox.ts'
 
 type Json = Record<string, unknown>
 interface Parameter {

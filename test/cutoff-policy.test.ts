@@ -1,13 +1,13 @@
 import t from 'tap'
 import {
+  type Cutoff,
   cutoffOf,
   EMPTY_CUTOFF_POLICY,
+  type OwnedPolicy,
+  type PolicyDocument,
   planCutoffs,
   policySize,
   SCP_MAX_CHARS,
-  type Cutoff,
-  type OwnedPolicy,
-  type PolicyDocument,
 } from '../src/core/cutoff-policy.ts'
 import { decide } from './helpers/simulator.ts'
 

@@ -1,11 +1,11 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { chromium, type BrowserContext } from 'playwright-core'
+import { type BrowserContext, chromium } from 'playwright-core'
 import t from 'tap'
-import { startSandbox } from '../src/sandbox.ts'
 import { freePort } from '../src/sandbox/moto-server.ts'
 import { DEMO_POLICY } from '../src/sandbox/seed.ts'
+import { startSandbox } from '../src/sandbox.ts'
 import { build } from './helpers/app.ts'
 import { startMoto } from './helpers/moto.ts'
 

@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import t from 'tap'
-import { withCommittedEndExample } from './helpers/contract.ts'
-import { expectStatus } from './helpers/http-status.ts'
 import { buildApp, type ServiceAdapters } from '../src/app.ts'
 import { systemClock } from '../src/core/clock.ts'
 import { parsePolicy } from '../src/core/policy.ts'
 import { DEMO_POLICY } from '../src/sandbox/seed.ts'
+import { withCommittedEndExample } from './helpers/contract.ts'
+import { expectStatus } from './helpers/http-status.ts'
 
 const ROOT = resolve(import.meta.dirname, '..')
 const SWAGGER_UI_FILES = join(ROOT, 'node_modules', '@fastify', 'swagger-ui', 'static')

@@ -1,6 +1,6 @@
 import { CloseAccountCommand } from '@aws-sdk/client-organizations'
 import t from 'tap'
-import { policyVersion, type PolicyDocument } from '../src/core/policy.ts'
+import { type PolicyDocument, policyVersion } from '../src/core/policy.ts'
 import { build } from './helpers/app.ts'
 import { startMoto } from './helpers/moto.ts'
 import type { StagedOrganization } from './helpers/organizations.ts'

@@ -4,18 +4,18 @@ import { join, resolve } from 'node:path'
 import { App } from 'aws-cdk-lib'
 import { Match, Template } from 'aws-cdk-lib/assertions'
 import t from 'tap'
-import { auditTableDefinition, grantsTableDefinition, GRANTS_TTL_ATTRIBUTE } from '../src/adapters/dynamodb/tables.ts'
-import { DEFAULT_ANCHOR_RETENTION_DAYS } from '../src/adapters/s3-anchors.ts'
-import { EMPTY_CUTOFF_POLICY } from '../src/core/cutoff-policy.ts'
 import { readDeploymentContext } from '../infra/context.ts'
 import {
   API_ACCESS_LOG_FORMAT,
   DUE_RESERVED_CONCURRENCY,
   JitAccessStack,
+  type JitAccessStackProps,
   SWEEP_FAILURE_PATTERN,
   SWEEP_RESERVED_CONCURRENCY,
-  type JitAccessStackProps,
 } from '../infra/stack.ts'
+import { auditTableDefinition, GRANTS_TTL_ATTRIBUTE, grantsTableDefinition } from '../src/adapters/dynamodb/tables.ts'
+import { DEFAULT_ANCHOR_RETENTION_DAYS } from '../src/adapters/s3-anchors.ts'
+import { EMPTY_CUTOFF_POLICY } from '../src/core/cutoff-policy.ts'
 
 const ROOT = resolve(import.meta.dirname, '..')
 const INSTANCE = 'arn:aws:sso:::instance/ssoins-1111111111111111'

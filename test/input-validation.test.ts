@@ -1,4 +1,4 @@
-import { connect, type AddressInfo } from 'node:net'
+import { type AddressInfo, connect } from 'node:net'
 import t from 'tap'
 import { build, grantBody, PROD } from './helpers/app.ts'
 import { expectStatus } from './helpers/http-status.ts'

@@ -1,13 +1,13 @@
 import { CloseAccountCommand, MoveAccountCommand } from '@aws-sdk/client-organizations'
 import t from 'tap'
+import { UpstreamUnavailableError } from '../src/core/errors.ts'
 import {
   evaluatePolicy,
-  parsePolicy,
-  PolicyInvalidError,
-  resolvePolicy,
   type PolicyDocument,
+  PolicyInvalidError,
+  parsePolicy,
+  resolvePolicy,
 } from '../src/core/policy.ts'
-import { UpstreamUnavailableError } from '../src/core/errors.ts'
 import type { AccountDirectory } from '../src/core/ports.ts'
 import { build, grantBody } from './helpers/app.ts'
 import { startMoto } from './helpers/moto.ts'

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { parsePolicy, policyVersion, type PolicyDocument } from '../src/core/policy.ts'
+import { type PolicyDocument, parsePolicy, policyVersion } from '../src/core/policy.ts'
 import { DEMO_POLICY } from '../src/sandbox/seed.ts'
 import { build, grantBody } from './helpers/app.ts'
 import { startMoto } from './helpers/moto.ts'

@@ -14,15 +14,15 @@ import {
   evaluatePolicy,
   MAX_TICKET_PATTERN_LENGTH,
   mightAllow,
-  parsePolicy,
+  type PolicyDocument,
   PolicyGroupNotFoundError,
   PolicyInvalidError,
   PolicyNotResolvedError,
+  parsePolicy,
   resolvePolicy,
-  type PolicyDocument,
 } from '../src/core/policy.ts'
-import { BREAKGLASS_RULE, DEMO_POLICY } from '../src/sandbox/seed.ts'
 import { findMotoPython, startMotoServer } from '../src/sandbox/moto-server.ts'
+import { BREAKGLASS_RULE, DEMO_POLICY } from '../src/sandbox/seed.ts'
 import { createService } from '../src/service.ts'
 import { build, grantBody, PROD, STAGING } from './helpers/app.ts'
 import { expectStatus } from './helpers/http-status.ts'

@@ -1,13 +1,13 @@
 import t from 'tap'
-import { CoverageReconciler, LEASE_MS, SEND_MARGIN_MS, type CoverageState } from '../src/core/coverage.ts'
+import { CoverageReconciler, type CoverageState, LEASE_MS, SEND_MARGIN_MS } from '../src/core/coverage.ts'
 import type { Coverage, CoverageWrite } from '../src/core/ports.ts'
 import { ManualClock } from './helpers/clock.ts'
 import {
   IDENTITY_CENTER_ANSWERS,
+  type IdentityCenterAnswer,
+  keyOf,
   MemoryCoverageStore,
   MemoryIdentityCenter,
-  keyOf,
-  type IdentityCenterAnswer,
 } from './helpers/memory-ports.ts'
 
 // The reconciler's state machine on in-memory ports: every coverage state it may meet × every answer Identity

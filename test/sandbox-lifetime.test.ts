@@ -4,10 +4,10 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import t from 'tap'
-import { startSandbox } from '../src/sandbox.ts'
 import { PortInUseError } from '../src/sandbox/lifetime.ts'
 import { freePort } from '../src/sandbox/moto-server.ts'
 import { DEMO_POLICY } from '../src/sandbox/seed.ts'
+import { startSandbox } from '../src/sandbox.ts'
 
 const ROOT = resolve(import.meta.dirname, '..')
 

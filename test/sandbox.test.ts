@@ -5,9 +5,9 @@ import { DescribeTableCommand } from '@aws-sdk/client-dynamodb'
 import { GetUserIdCommand, ListGroupMembershipsForMemberCommand, ListUsersCommand } from '@aws-sdk/client-identitystore'
 import t from 'tap'
 import { createAwsClients } from '../src/adapters/aws.ts'
-import { startSandbox } from '../src/sandbox.ts'
 import type { PolicyDocument } from '../src/core/policy.ts'
-import { DEMO_POLICY, SANDBOX_POLICY, withCurrentUnit, WORKLOADS_RULE } from '../src/sandbox/seed.ts'
+import { DEMO_POLICY, SANDBOX_POLICY, WORKLOADS_RULE, withCurrentUnit } from '../src/sandbox/seed.ts'
+import { startSandbox } from '../src/sandbox.ts'
 import { startMoto } from './helpers/moto.ts'
 
 const quiet = { PORT: '0', LOG_LEVEL: 'silent', PATH: process.env.PATH ?? '' }

@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { AuditEvent } from '../src/core/audit.ts'
-import { EMPTY_CUTOFF_POLICY, cutoffOf } from '../src/core/cutoff-policy.ts'
+import { cutoffOf, EMPTY_CUTOFF_POLICY } from '../src/core/cutoff-policy.ts'
 import type { Grant } from '../src/core/grant-model.ts'
 import type { CutoffIntent, CutoffLedger, CutoffPolicies, SessionsCutChange } from '../src/core/ports.ts'
 import { SessionCutoffs } from '../src/core/session-cutoff.ts'

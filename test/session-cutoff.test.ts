@@ -2,10 +2,10 @@ import t from 'tap'
 import {
   cutoffOf,
   EMPTY_CUTOFF_POLICY,
+  type PolicyDocument,
   policySize,
   SCP_MAX_CHARS,
   statementOf,
-  type PolicyDocument,
 } from '../src/core/cutoff-policy.ts'
 import { CUTOFF_PROPAGATION_MS } from '../src/core/session-cutoff.ts'
 import { build, grantBody, PROD, STAGING } from './helpers/app.ts'

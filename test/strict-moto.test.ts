@@ -1,4 +1,3 @@
-import t from 'tap'
 import { CreateTableCommand, DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb'
 import {
   DynamoDBDocumentClient,
@@ -8,6 +7,7 @@ import {
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb'
+import t from 'tap'
 import { startMoto } from './helpers/moto.ts'
 
 // The other tests' concurrency guarantees are only as good as these two: on stock moto both fail.

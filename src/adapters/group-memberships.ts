@@ -4,7 +4,7 @@ import {
   GetGroupMembershipIdCommand,
   type IdentitystoreClient,
 } from '@aws-sdk/client-identitystore'
-import { isMembership, type AccessTarget, type MembershipTarget } from '../core/grant-model.ts'
+import { type AccessTarget, isMembership, type MembershipTarget } from '../core/grant-model.ts'
 import type { BeforeSend, IdentityCenter, PermissionSetInfo, ProvisioningOutcome } from '../core/ports.ts'
 import { callAws } from './aws-errors.ts'
 import type { IdentityCenterRateLimiter } from './rate-limiter.ts'

@@ -1,19 +1,19 @@
 import {
+  type AccountAssignmentOperationStatus,
   CreateAccountAssignmentCommand,
   DeleteAccountAssignmentCommand,
   DescribeAccountAssignmentCreationStatusCommand,
   DescribeAccountAssignmentDeletionStatusCommand,
   DescribePermissionSetCommand,
-  ListInstancesCommand,
   ListAccountAssignmentsForPrincipalCommand,
+  ListInstancesCommand,
   ListPermissionSetsCommand,
-  type AccountAssignmentOperationStatus,
   type SSOAdminClient,
 } from '@aws-sdk/client-sso-admin'
 import type { FastifyBaseLogger } from 'fastify'
+import { timeLeftMs, withoutDeadline } from '../core/deadline.ts'
 import type { AssignmentTarget } from '../core/grant-model.ts'
 import type { BeforeSend, IdentityCenter, PermissionSetInfo, ProvisioningOutcome } from '../core/ports.ts'
-import { timeLeftMs, withoutDeadline } from '../core/deadline.ts'
 import { callAws } from './aws-errors.ts'
 import type { IdentityCenterRateLimiter } from './rate-limiter.ts'
 

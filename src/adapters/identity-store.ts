@@ -2,8 +2,8 @@ import {
   DescribeUserCommand,
   GetGroupIdCommand,
   GetUserIdCommand,
-  paginateListGroupMembershipsForMember,
   type IdentitystoreClient,
+  paginateListGroupMembershipsForMember,
 } from '@aws-sdk/client-identitystore'
 import type { Directory, DirectoryUser } from '../core/ports.ts'
 import { callAws } from './aws-errors.ts'

@@ -1,6 +1,6 @@
-import { DescribePolicyCommand, UpdatePolicyCommand, type OrganizationsClient } from '@aws-sdk/client-organizations'
-import type { CutoffPolicies } from '../core/ports.ts'
+import { DescribePolicyCommand, type OrganizationsClient, UpdatePolicyCommand } from '@aws-sdk/client-organizations'
 import { ensureTimeFor } from '../core/deadline.ts'
+import type { CutoffPolicies } from '../core/ports.ts'
 import { callAws } from './aws-errors.ts'
 
 // The Organizations client, for src/adapters/aws.ts to load with this module (see lazilyLoaded there).

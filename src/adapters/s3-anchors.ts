@@ -1,4 +1,4 @@
-import { paginateListObjectsV2, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
+import { PutObjectCommand, paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3'
 import type { AuditAnchor, ChainHead } from '../core/audit-chain.ts'
 import type { AuditAnchors, HeadToAnchor } from '../core/ports.ts'
 import { callAws } from './aws-errors.ts'

@@ -1,8 +1,8 @@
-import { accessOf } from '../core/grant-model.ts'
 import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns'
 import type { FastifyBaseLogger } from 'fastify'
 import { ANNOUNCED_ACTIONS, type AuditEvent } from '../core/audit.ts'
 import { describeCause } from '../core/errors.ts'
+import { accessOf } from '../core/grant-model.ts'
 import type { MessageChannel, Notifier, OutboxMessage } from '../core/ports.ts'
 
 type Severity = 'info' | 'warning' | 'error'

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import type { Clock } from './clock.ts'
-import { isMembership, type AccessTarget } from './grant-model.ts'
 import { ensureTimeFor, timeLeftMs } from './deadline.ts'
 import { LeaseLostError, UpstreamUnavailableError } from './errors.ts'
+import { type AccessTarget, isMembership } from './grant-model.ts'
 import type { BeforeSend, Coverage, CoverageWrite, GrantStore, IdentityCenter, ProvisioningOutcome } from './ports.ts'
-import { backoffMs, pause, type BackoffLimits } from './retry.ts'
+import { type BackoffLimits, backoffMs, pause } from './retry.ts'
 
 /** How often the sweep checks that an assignment our grants rely on still exists in Identity Center. */
 export const COVERAGE_CHECK_INTERVAL_MS = 5 * 60_000

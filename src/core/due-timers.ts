@@ -1,7 +1,7 @@
-import type { Actor, GrantOutcome, GrantService } from './grant-service.ts'
 import type { Clock } from './clock.ts'
 import { GrantNotFoundError } from './errors.ts'
 import type { Grant } from './grant-model.ts'
+import type { Actor, GrantOutcome, GrantService } from './grant-service.ts'
 import type { GrantStore } from './ports.ts'
 import { inForeground } from './priority.ts'
 

@@ -1,5 +1,5 @@
 import { InvalidCursorError, UserNotFoundError } from './errors.ts'
-import { isOrganizationUnit, needsOrganization, rulesFor, type Policy, type Rule } from './policy.ts'
+import { isOrganizationUnit, needsOrganization, type Policy, type Rule, rulesFor } from './policy.ts'
 import type { AccountDirectory, Directory } from './ports.ts'
 
 /**

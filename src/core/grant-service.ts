@@ -18,9 +18,9 @@ import type { Clock } from './clock.ts'
 import {
   COVERAGE_CHECK_INTERVAL_MS,
   CoverageReconciler,
-  LEASE_MS,
   type CoverageState,
   type Finish,
+  LEASE_MS,
   type LeaseTakenWithGrant,
   type ReconcileOptions,
 } from './coverage.ts'
@@ -42,16 +42,16 @@ import {
   UserNotFoundError,
 } from './errors.ts'
 import {
-  MOVABLE_STATUSES,
-  targetOf,
   type AccessTarget,
   type EndReason,
   type Grant,
   type GrantStatus,
+  MOVABLE_STATUSES,
+  targetOf,
 } from './grant-model.ts'
 import { newId } from './ids.ts'
 import type { Outbox } from './outbox.ts'
-import { evaluatePolicy, mightAllow, type AccessRequest, type Policy, type PolicyDecision } from './policy.ts'
+import { type AccessRequest, evaluatePolicy, mightAllow, type Policy, type PolicyDecision } from './policy.ts'
 import type {
   AccountDirectory,
   AuditDraft,
@@ -61,7 +61,6 @@ import type {
   CutoffPolicies,
   Directory,
   DirectoryUser,
-  PermissionSetInfo,
   GrantFilter,
   GrantStore,
   GrantTransition,

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import type { AuditEvent } from './audit.ts'
 import type { Clock } from './clock.ts'
-import { describeCause, DeliveryError } from './errors.ts'
-import { newId } from './ids.ts'
+import { DeliveryError, describeCause } from './errors.ts'
 import type { Grant } from './grant-model.ts'
+import { newId } from './ids.ts'
 import type { MessageChannel, Notifier, OutboxChannel, OutboxClaim, OutboxMessage, OutboxStore } from './ports.ts'
 
 /**

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { RE2JS } from 're2js'
-import { Type, type Static } from 'typebox'
+import { type Static, Type } from 'typebox'
 import { Value } from 'typebox/value'
 import type { AccountDirectory } from './ports.ts'
 

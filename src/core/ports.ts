@@ -1,5 +1,5 @@
-import type { AuditAnchor, ChainedAuditEvent, ChainHead, VerifyResult } from './audit-chain.ts'
 import type { AuditAction, AuditEvent } from './audit.ts'
+import type { AuditAnchor, ChainedAuditEvent, ChainHead, VerifyResult } from './audit-chain.ts'
 import type { Cutoff } from './cutoff-policy.ts'
 import type { AccessTarget, EndReason, Grant, GrantStatus } from './grant-model.ts'
 

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import type { AuditAction, AuditEvent } from './audit.ts'
 import type { Clock } from './clock.ts'
+import { type Cutoff, type CutoffPlan, parsePolicyDocument, planCutoffs } from './cutoff-policy.ts'
 import { LeaseLostError } from './errors.ts'
-import { parsePolicyDocument, planCutoffs, type Cutoff, type CutoffPlan } from './cutoff-policy.ts'
 import type { Grant } from './grant-model.ts'
 import type {
   CutoffIntent,

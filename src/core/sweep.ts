@@ -1,7 +1,7 @@
 import { SWEEP_ACTOR } from './audit.ts'
-import { ProvisioningFailedError } from './errors.ts'
 import type { Clock } from './clock.ts'
-import { MOVABLE_STATUSES, type AccessTarget, type Grant } from './grant-model.ts'
+import { ProvisioningFailedError } from './errors.ts'
+import { type AccessTarget, type Grant, MOVABLE_STATUSES } from './grant-model.ts'
 import type { GrantService } from './grant-service.ts'
 import type { Outbox } from './outbox.ts'
 import type { GrantStore } from './ports.ts'
@@ -202,7 +202,9 @@ class WorkerPool {
     while (this.running.size >= this.limit) await Promise.race(this.running)
     if (this.failure) throw this.failure.error
     const running: Promise<void> = task()
-      .catch((error: unknown) => void (this.failure ??= { error }))
+      .catch((error: unknown) => {
+        this.failure ??= { error }
+      })
       .finally(() => this.running.delete(running))
     this.running.add(running)
   }

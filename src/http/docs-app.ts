@@ -2,7 +2,7 @@ import fastifySwagger from '@fastify/swagger'
 import fastifySwaggerUi from '@fastify/swagger-ui'
 import Fastify, { type InjectOptions, type LightMyRequestResponse, type RouteOptions } from 'fastify'
 import { PACKAGE_LICENSE, PACKAGE_VERSION } from '../package-info.ts'
-import { originOf, PLACEHOLDER_SERVER, servedDocument, type DocsOptions } from './docs.ts'
+import { type DocsOptions, originOf, PLACEHOLDER_SERVER, servedDocument } from './docs.ts'
 
 export interface DocsApp {
   document(): Record<string, unknown>

@@ -8,7 +8,7 @@ import type {
   FastifySchemaValidationError,
   HTTPMethods,
 } from 'fastify'
-import { DomainError, UpstreamUnavailableError, type ErrorCode } from '../core/errors.ts'
+import { DomainError, type ErrorCode, UpstreamUnavailableError } from '../core/errors.ts'
 import { MAX_REPORTED_ERRORS, PRINTABLE_TEXT_PATTERN, type ProblemBody } from './schemas/common.ts'
 
 /** A refusal raised at the edge (authentication, scopes). */

@@ -1,7 +1,7 @@
 import { CreateGroupCommand, CreateGroupMembershipCommand, CreateUserCommand } from '@aws-sdk/client-identitystore'
 import { CreateAccountAssignmentCommand, CreatePermissionSetCommand } from '@aws-sdk/client-sso-admin'
-import type { PolicyDocument } from '../core/policy.ts'
 import type { AwsClients } from '../adapters/aws.ts'
+import type { PolicyDocument } from '../core/policy.ts'
 
 export interface DirectorySpec {
   users: string[]
@@ -76,13 +76,8 @@ export const WORKLOADS_RULE: PolicyDocument['rules'][number] = {
 export function withCurrentUnit(policy: PolicyDocument, workloadsUnitId: string): PolicyDocument | undefined {
   const index = policy.rules.findIndex((rule) => rule.name === WORKLOADS_RULE.name)
   const rule = policy.rules[index]
-  if (
-    !rule ||
-    rule.accounts?.length !== 1 ||
-    !rule.accounts[0]?.startsWith('ou-') ||
-    rule.accounts[0] === workloadsUnitId
-  )
-    return undefined
+  const onlyEntry = rule?.accounts?.length === 1 ? rule.accounts[0] : undefined
+  if (!rule || !onlyEntry?.startsWith('ou-') || onlyEntry === workloadsUnitId) return undefined
   const rules = [...policy.rules]
   rules[index] = { ...rule, accounts: [workloadsUnitId] }
   return { ...policy, rules }

@@ -21,28 +21,31 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { availableParallelism, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import {
+  CreateUserCommand,
+  GetUserIdCommand,
+  ListGroupMembershipsForMemberCommand,
+} from '@aws-sdk/client-identitystore'
+import { PublishCommand } from '@aws-sdk/client-sns'
+import {
   CreateAccountAssignmentCommand,
   CreatePermissionSetCommand,
   ListAccountAssignmentsForPrincipalCommand,
 } from '@aws-sdk/client-sso-admin'
-import { GetUserIdCommand, ListGroupMembershipsForMemberCommand } from '@aws-sdk/client-identitystore'
 import { BatchWriteCommand, DynamoDBDocumentClient, TransactWriteCommand } from '@aws-sdk/lib-dynamodb'
-import { PublishCommand } from '@aws-sdk/client-sns'
-import { CreateUserCommand } from '@aws-sdk/client-identitystore'
+import { buildBaseline, type InitTiming, measureInitTimings } from '../../infra/build.ts'
 import { createAwsClients } from '../../src/adapters/aws.ts'
 import { coverageKey, grantToItem } from '../../src/adapters/dynamodb/items.ts'
 import { SWEEP_ACTOR } from '../../src/core/audit.ts'
 import type { Grant } from '../../src/core/grant-model.ts'
 import { findMotoPython, findMotoServer, startMotoServer } from '../../src/sandbox/moto-server.ts'
-import { buildBaseline, measureInitTimings, type InitTiming } from '../../infra/build.ts'
 import { build, grantBody, REGION } from '../helpers/app.ts'
 import { startStrictMoto } from '../helpers/moto.ts'
 import { bearer } from '../helpers/tokens.ts'
-import { describeCutoffCalls, measureCutoffCalls } from './cutoff.ts'
-import { describeOrganizationCalls, measureOrganizationCalls } from './organizations.ts'
-import { describeExpiry, measureExpiryOverrun } from './expiry.ts'
 import { describeApi, measureApi, waitingIn } from './api.ts'
+import { describeCutoffCalls, measureCutoffCalls } from './cutoff.ts'
+import { describeExpiry, measureExpiryOverrun } from './expiry.ts'
 import { describeExports, measureExports } from './exports.ts'
+import { describeOrganizationCalls, measureOrganizationCalls } from './organizations.ts'
 import { renderTable } from './report.ts'
 
 process.env.AWS_ACCESS_KEY_ID ??= 'testing'

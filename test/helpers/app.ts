@@ -1,34 +1,34 @@
-import {
-  ServiceNowApprovals,
-  ServiceNowClient,
-  ServiceNowWorkNotes,
-  type ApprovalRules,
-  type ServiceNowSettings,
-} from '../../src/adapters/servicenow.ts'
+import { randomBytes } from 'node:crypto'
 import { Writable } from 'node:stream'
+import { S3Client } from '@aws-sdk/client-s3'
 import { CreateTopicCommand } from '@aws-sdk/client-sns'
 import { paginateListAccountAssignmentsForPrincipal } from '@aws-sdk/client-sso-admin'
 import { pino } from 'pino'
-import { randomBytes } from 'node:crypto'
-import { S3Client } from '@aws-sdk/client-s3'
-import { createAwsAdapters, createAwsClients, type AwsClients } from '../../src/adapters/aws.ts'
+import { type AwsClients, createAwsAdapters, createAwsClients } from '../../src/adapters/aws.ts'
 import { ensureTables } from '../../src/adapters/dynamodb/tables.ts'
 import { resolveInstance } from '../../src/adapters/identity-center.ts'
-import { buildApp, type AppDependencies } from '../../src/app.ts'
-import { parsePolicy, resolvePolicy, type PolicyDocument } from '../../src/core/policy.ts'
-import type { MotoServer } from '../../src/sandbox/moto-server.ts'
+import {
+  type ApprovalRules,
+  ServiceNowApprovals,
+  ServiceNowClient,
+  type ServiceNowSettings,
+  ServiceNowWorkNotes,
+} from '../../src/adapters/servicenow.ts'
+import { type AppDependencies, buildApp } from '../../src/app.ts'
+import { type PolicyDocument, parsePolicy, resolvePolicy } from '../../src/core/policy.ts'
 import { ensureAnchorBucket } from '../../src/sandbox/anchor-bucket.ts'
+import type { MotoServer } from '../../src/sandbox/moto-server.ts'
 import {
   DEMO_ACCOUNTS,
   DEMO_DIRECTORY,
   DEMO_POLICY,
-  seedDirectory,
   type SeededDirectory,
+  seedDirectory,
 } from '../../src/sandbox/seed.ts'
 import { ManualClock } from './clock.ts'
 import { FaultProxy } from './fault-proxy.ts'
-import { stageCutoffPolicies, stageOrganizationTree, type StagedOrganization } from './organizations.ts'
 import { resetMoto } from './moto.ts'
+import { type StagedOrganization, stageCutoffPolicies, stageOrganizationTree } from './organizations.ts'
 import { TEST_AUDIENCE, TEST_ISSUER, TEST_SECRET } from './tokens.ts'
 
 export const PROD = DEMO_ACCOUNTS.production

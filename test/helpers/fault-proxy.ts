@@ -7,7 +7,7 @@ import {
   type ServerResponse,
 } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { AwsWorld, type Answer, type AwsWorldOptions } from './aws-world.ts'
+import { type Answer, AwsWorld, type AwsWorldOptions } from './aws-world.ts'
 import { seededRandom } from './seeded-random.ts'
 
 /** What the proxy does to a matching request. */

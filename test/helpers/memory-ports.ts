@@ -82,7 +82,7 @@ export class MemoryCoverageStore implements GrantStore {
   async recordCreationIntent(target: AccessTarget, owner: string, now: Date) {
     this.calls.push('recordCreationIntent')
     const stored = this.owned(target, owner)
-    if (!stored || stored.assignment !== 'absent' || stored.external) return this.notRecorded(target, owner)
+    if (stored?.assignment !== 'absent' || stored.external) return this.notRecorded(target, owner)
     Object.assign(stored, { assignment: 'creating', requestId: null, creationIntendedAt: now.getTime() })
     return { recorded: true as const, coverage: this.answer(target) as Coverage }
   }
@@ -90,7 +90,7 @@ export class MemoryCoverageStore implements GrantStore {
   async recordRemovalIntent(target: AccessTarget, owner: string) {
     this.calls.push('recordRemovalIntent')
     const stored = this.owned(target, owner)
-    if (!stored || stored.assignment !== 'present' || stored.holders.length > 0 || stored.external)
+    if (stored?.assignment !== 'present' || stored.holders.length > 0 || stored.external)
       return this.notRecorded(target, owner)
     Object.assign(stored, { assignment: 'deleting', requestId: null })
     return { recorded: true as const, coverage: this.answer(target) as Coverage }

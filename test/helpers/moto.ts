@@ -1,10 +1,10 @@
 import { join, resolve } from 'node:path'
 import {
   findMotoPython,
-  motoPythonCandidates,
-  MotoUnavailableError,
-  startMotoServer,
   type MotoServer,
+  MotoUnavailableError,
+  motoPythonCandidates,
+  startMotoServer,
 } from '../../src/sandbox/moto-server.ts'
 
 // The SDK needs credentials to sign requests; moto accepts any.

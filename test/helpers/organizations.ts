@@ -5,8 +5,8 @@ import {
   ListRootsCommand,
   OrganizationsClient,
 } from '@aws-sdk/client-organizations'
-import { ensureOrganization, seedOrganization, type DemoOrganization } from '../../src/sandbox/organization.ts'
 import { EMPTY_CUTOFF_POLICY, type PolicyDocument } from '../../src/core/cutoff-policy.ts'
+import { type DemoOrganization, ensureOrganization, seedOrganization } from '../../src/sandbox/organization.ts'
 
 /**
  * What the CDK stack stages once for JIT_SESSION_CUTOFF=scp, in moto: an organization, and `count` service control

@@ -1,5 +1,5 @@
+import { type SNSClient, SubscribeCommand } from '@aws-sdk/client-sns'
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs'
-import { SubscribeCommand, type SNSClient } from '@aws-sdk/client-sns'
 import { REGION } from './app.ts'
 
 /** An SQS queue subscribed to the alert topic, as an operator's pager integration would be; answers what has arrived. */

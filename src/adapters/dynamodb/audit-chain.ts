@@ -1,18 +1,18 @@
 import {
+  type DynamoDBDocumentClient,
   GetCommand,
   paginateQuery,
   QueryCommand,
   TransactWriteCommand,
-  type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb'
 import type { AuditEvent } from '../../core/audit.ts'
 import {
   AuditEventExistsError,
+  type ChainedAuditEvent,
+  type ChainHead,
   EMPTY_CHAIN,
   linkEvent,
   sameEventContent,
-  type ChainedAuditEvent,
-  type ChainHead,
 } from '../../core/audit-chain.ts'
 import { ensureTimeFor } from '../../core/deadline.ts'
 import { callAws } from '../aws-errors.ts'

@@ -1,11 +1,11 @@
-import { QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
+import { type DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb'
 import type { AuditEvent } from '../../core/audit.ts'
 import {
-  EMPTY_CHAIN,
-  verifyStoredChain,
   type ChainedAuditEvent,
   type ChainHead,
+  EMPTY_CHAIN,
   type VerifyResult,
+  verifyStoredChain,
 } from '../../core/audit-chain.ts'
 import { idBoundsAt } from '../../core/ids.ts'
 import type {
@@ -22,7 +22,7 @@ import type { DynamoAuditChain } from './audit-chain.ts'
 import type { PageCursors } from './cursor.ts'
 import { itemToAudit } from './items.ts'
 import { outboxPuts } from './outbox-store.ts'
-import { queryPage, type PagedQuery } from './paged-query.ts'
+import { type PagedQuery, queryPage } from './paged-query.ts'
 import { ALL_PARTITION, AUDIT_INDEXES } from './tables.ts'
 
 const EXPORT_PAGE_SIZE = 500

@@ -1,5 +1,5 @@
 import { unmarshall } from '@aws-sdk/util-dynamodb'
-import { backoffMs, pause, type BackoffLimits } from '../../core/retry.ts'
+import { type BackoffLimits, backoffMs, pause } from '../../core/retry.ts'
 import { callAws } from '../aws-errors.ts'
 
 type Cancellation = {

@@ -1,14 +1,14 @@
 import {
   DeleteCommand,
+  type DynamoDBDocumentClient,
   GetCommand,
   QueryCommand,
   UpdateCommand,
-  type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb'
 import type { AuditEvent } from '../../core/audit.ts'
-import { LeaseLostError } from '../../core/errors.ts'
-import { isMembership, targetOf, type AccessTarget, type Grant } from '../../core/grant-model.ts'
 import { COVERAGE_CHECK_INTERVAL_MS } from '../../core/coverage.ts'
+import { LeaseLostError } from '../../core/errors.ts'
+import { type AccessTarget, type Grant, isMembership, targetOf } from '../../core/grant-model.ts'
 import type {
   Coverage,
   CoveragePatch,
@@ -28,6 +28,7 @@ import { conditionalRetrying, retryingConflicts } from './conditional.ts'
 
 /** The one item that says which process is sweeping, and until when (see acquireSweepLease). */
 const SWEEP_LEASE_KEY = { pk: 'sweep#lease' }
+
 import type { PageCursors } from './cursor.ts'
 import { coverageKey as assignmentCoverageKey, grantKey, grantToItem, itemToCoverage, itemToGrant } from './items.ts'
 import { outboxPuts } from './outbox-store.ts'

@@ -1,4 +1,4 @@
-import { DeleteCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
+import { DeleteCommand, type DynamoDBDocumentClient, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb'
 import type { AuditEvent } from '../../core/audit.ts'
 import type { OutboxClaim, OutboxMessage, OutboxStore } from '../../core/ports.ts'
 import { callAws } from '../aws-errors.ts'

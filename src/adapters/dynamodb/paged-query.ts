@@ -1,4 +1,4 @@
-import { QueryCommand, type DynamoDBDocumentClient, type QueryCommandInput } from '@aws-sdk/lib-dynamodb'
+import { type DynamoDBDocumentClient, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb'
 import type { Page } from '../../core/ports.ts'
 import type { PageCursors } from './cursor.ts'
 import type { IndexShape } from './tables.ts'

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { Type } from 'typebox'
 import type { preHandlerAsyncHookHandler } from 'fastify'
+import { Type } from 'typebox'
 import { InvalidInputError } from '../../core/errors.ts'
 import type { GrantService } from '../../core/grant-service.ts'
 import { requireScope, SCOPES } from '../auth.ts'

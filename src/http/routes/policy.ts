@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { eligibilityOf, type EligibilityDeps } from '../../core/eligibility.ts'
+import { type EligibilityDeps, eligibilityOf } from '../../core/eligibility.ts'
 import { requireScope, SCOPES } from '../auth.ts'
 import { errorResponses } from '../schemas/common.ts'
 import { EligibilityQuery } from '../schemas/policy.ts'

@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
 import { SWEEP_ACTOR } from '../../core/audit.ts'
 import type { SweepRun, SweepSummary } from '../../core/sweep.ts'
 import { requireScope, SCOPES } from '../auth.ts'
 import { errorResponses } from '../schemas/common.ts'
-import { Type } from 'typebox'
 
 export const sweepRoutes: FastifyPluginAsyncTypebox<{ runSweep: (run: SweepRun) => Promise<SweepSummary> }> = async (
   app,

@@ -1,4 +1,4 @@
-import { Type, type Static, type TSchema } from 'typebox'
+import { type Static, type TSchema, Type } from 'typebox'
 
 /**
  * Schema helpers that stay inside OpenAPI 3.0 (what ServiceNow's importer reads): nullable fields use

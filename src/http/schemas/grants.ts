@@ -1,4 +1,4 @@
-import { Type, type Static } from 'typebox'
+import { type Static, Type } from 'typebox'
 import { GRANT_STATUSES } from '../../core/grant-model.ts'
 import { AccountId, Cursor, Limit, Nullable, PrintableText, StringEnum, Timestamp } from './common.ts'
 
