@@ -115,63 +115,96 @@ export async function verifyChain(
   let previous = options.startAfter
   let count = 0
   let firstSeq: number | null = null
-  let compared: AuditAnchor | undefined
-  const pending = options.anchors?.[Symbol.asyncIterator]()
-  let next = await pending?.next()
-  const anchoring = () => (compared ? { anchored: true, anchor: compared } : { anchored: false })
+  const anchors = await AnchorWalk.start(options.anchors)
   try {
     for await (const event of events) {
-      const expectedSeq = previous.seq + 1
-      const bad = (reason: string): VerifyResult => ({
-        ok: false,
-        events: count,
-        firstBadEventId: event.id,
-        firstBadSeq: event.seq,
-        reason,
-        ...anchoring(),
-      })
-      if (event.seq !== expectedSeq)
-        return bad(`expected event ${expectedSeq} next, found ${event.seq}: events are missing`)
-      if (event.prevHash !== previous.hash) return bad('prevHash does not match the previous event')
-      if (linkEvent(event, previous).hash !== event.hash)
-        return bad('content does not match its hash: the event was changed')
-      while (pending && next && !next.done && next.value.seq <= event.seq) {
-        if (next.value.seq === event.seq) {
-          compared = next.value
-          if (next.value.hash !== event.hash) {
-            return bad(
-              `event ${event.seq} is not the one ${describeAnchor(next.value)} recorded: the log was rewritten at or before it`,
-            )
-          }
-        }
-        next = await pending.next()
+      const reason = linkFault(event, previous) ?? (await anchors.check(event))
+      if (reason) {
+        const bad = { firstBadEventId: event.id, firstBadSeq: event.seq, reason }
+        return { ok: false, events: count, ...bad, ...anchors.anchoring() }
       }
       firstSeq ??= event.seq
       previous = { seq: event.seq, hash: event.hash }
       count++
     }
-    if (next && !next.done) {
-      compared = next.value
+    const beyond = anchors.beyond()
+    if (beyond) {
       return endsEarly(
         count,
         previous.seq,
-        `the log ends at event ${previous.seq} but ${describeAnchor(next.value)} recorded event ${next.value.seq}: ` +
+        `the log ends at event ${previous.seq} but ${describeAnchor(beyond)} recorded event ${beyond.seq}: ` +
           'events at the end were deleted, whatever the chain head now says',
-        anchoring(),
+        anchors.anchoring(),
       )
     }
   } finally {
-    await pending?.return?.()
+    await anchors.close()
   }
   if (options.head && (options.head.seq !== previous.seq || options.head.hash !== previous.hash)) {
     return endsEarly(
       count,
       previous.seq,
       `the log ends at event ${previous.seq} but the chain head is event ${options.head.seq}: events at the end are missing`,
-      anchoring(),
+      anchors.anchoring(),
     )
   }
-  return { ok: true, events: count, firstSeq, head: previous.hash, ...anchoring() }
+  return { ok: true, events: count, firstSeq, head: previous.hash, ...anchors.anchoring() }
+}
+
+/** Why an event does not follow `previous` in the chain (a gap, another link, changed content); undefined if it does. */
+function linkFault(event: ChainedAuditEvent, previous: ChainHead): string | undefined {
+  const expectedSeq = previous.seq + 1
+  if (event.seq !== expectedSeq) return `expected event ${expectedSeq} next, found ${event.seq}: events are missing`
+  if (event.prevHash !== previous.hash) return 'prevHash does not match the previous event'
+  if (linkEvent(event, previous).hash !== event.hash) return 'content does not match its hash: the event was changed'
+  return undefined
+}
+
+/** A verification's anchors, taken in seq order as the events go by; the last one compared is reported. */
+class AnchorWalk {
+  private readonly pending: AsyncIterator<AuditAnchor> | undefined
+  private next: IteratorResult<AuditAnchor> | undefined
+  private compared: AuditAnchor | undefined
+
+  private constructor(pending: AsyncIterator<AuditAnchor> | undefined) {
+    this.pending = pending
+  }
+
+  static async start(anchors: AsyncIterable<AuditAnchor> | undefined): Promise<AnchorWalk> {
+    const walk = new AnchorWalk(anchors?.[Symbol.asyncIterator]())
+    walk.next = await walk.pending?.next()
+    return walk
+  }
+
+  /** Why the event is not the one an anchor recorded at its seq; undefined when no anchor says otherwise. */
+  async check(event: ChainedAuditEvent): Promise<string | undefined> {
+    while (this.pending && this.next && !this.next.done && this.next.value.seq <= event.seq) {
+      const anchor = this.next.value
+      if (anchor.seq === event.seq) {
+        this.compared = anchor
+        if (anchor.hash !== event.hash) {
+          return `event ${event.seq} is not the one ${describeAnchor(anchor)} recorded: the log was rewritten at or before it`
+        }
+      }
+      this.next = await this.pending.next()
+    }
+    return undefined
+  }
+
+  /** The first anchor past the last event checked (the log ends before it), now counted as compared; if any. */
+  beyond(): AuditAnchor | undefined {
+    if (!this.next || this.next.done) return undefined
+    this.compared = this.next.value
+    return this.compared
+  }
+
+  anchoring(): { anchored: boolean; anchor?: AuditAnchor } {
+    return this.compared ? { anchored: true, anchor: this.compared } : { anchored: false }
+  }
+
+  async close(): Promise<void> {
+    await this.pending?.return?.()
+  }
 }
 
 /** A log that ends at `lastSeq`, before what an anchor or the chain head recorded: the events after it are missing. */

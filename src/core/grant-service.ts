@@ -551,48 +551,7 @@ export class GrantService {
    * AWS, the directory or the ticket system fails (the grant stays scheduled and due).
    */
   async start(grant: Grant, actor: Actor): Promise<GrantOutcome> {
-    const { deps } = this
-    const started = await this.transitionFresh(grant, async (current): Promise<GrantTransition> => {
-      const change = { grant: current, from: ['scheduled'] as const, hold: 'keep' as const }
-      const now = deps.clock.now()
-      if (new Date(current.expiresAt) <= now) {
-        const reason = 'its window ended before a sweep could start it; no access was given'
-        const set = { failureReason: reason, endedAt: now.toISOString() }
-        return {
-          ...change,
-          to: 'failed',
-          dueAt: null,
-          set,
-          event: this.event(this.grantDraft(current, 'grant.failed', actor, reason)),
-        }
-      }
-      const verdict = await this.decideStart(current, now)
-      if ('refused' in verdict) {
-        const set = { failureReason: verdict.refused, endedAt: now.toISOString() }
-        return {
-          ...change,
-          to: 'denied',
-          dueAt: null,
-          set,
-          event: this.event(
-            this.grantDraft(current, 'grant.denied', actor, `at its scheduled start: ${verdict.refused}`),
-          ),
-        }
-      }
-      // Sessions last as long as the permission set says now, which may have changed since the grant was asked for.
-      const set = {
-        accessEndsBy: new Date(Date.parse(current.expiresAt) + verdict.sessionSeconds * 1000).toISOString(),
-      }
-      const allowed = `scheduled start reached; ${verdict.allowed} again`
-      return {
-        ...change,
-        to: 'provisioning',
-        dueAt: provisioningDueAt(now, current),
-        hold: 'join',
-        set,
-        event: this.event(this.grantDraft(current, 'grant.start_requested', actor, allowed)),
-      }
-    })
+    const started = await this.transitionFresh(grant, (current) => this.startTransition(current, actor))
     if (started?.status === 'provisioning') return this.provision(started, actor)
     if (started?.status === 'failed')
       await this.notify('a scheduled grant could not start in time', {
@@ -601,6 +560,35 @@ export class GrantService {
         expiresAt: grant.expiresAt,
       })
     return this.resolved(grant.id, started)
+  }
+
+  /** The transition a scheduled grant's start makes of it now: 'failed' past its window, 'denied', or 'provisioning'. */
+  private async startTransition(current: Grant, actor: Actor): Promise<GrantTransition> {
+    const change = { grant: current, from: ['scheduled'] as const, hold: 'keep' as const }
+    const now = this.deps.clock.now()
+    if (new Date(current.expiresAt) <= now) {
+      const reason = 'its window ended before a sweep could start it; no access was given'
+      const set = { failureReason: reason, endedAt: now.toISOString() }
+      const event = this.event(this.grantDraft(current, 'grant.failed', actor, reason))
+      return { ...change, to: 'failed', dueAt: null, set, event }
+    }
+    const verdict = await this.decideStart(current, now)
+    if ('refused' in verdict) {
+      const set = { failureReason: verdict.refused, endedAt: now.toISOString() }
+      const detail = `at its scheduled start: ${verdict.refused}`
+      return {
+        ...change,
+        to: 'denied',
+        dueAt: null,
+        set,
+        event: this.event(this.grantDraft(current, 'grant.denied', actor, detail)),
+      }
+    }
+    // Sessions last as long as the permission set says now, which may have changed since the grant was asked for.
+    const set = { accessEndsBy: new Date(Date.parse(current.expiresAt) + verdict.sessionSeconds * 1000).toISOString() }
+    const allowed = `scheduled start reached; ${verdict.allowed} again`
+    const event = this.event(this.grantDraft(current, 'grant.start_requested', actor, allowed))
+    return { ...change, to: 'provisioning', dueAt: provisioningDueAt(now, current), hold: 'join', set, event }
   }
 
   /**
@@ -811,55 +799,15 @@ export class GrantService {
     const durationMinutes = Math.ceil((end.getTime() - start.getTime()) / MINUTE_MS)
     const moved = `end moved from ${grant.expiresAt} to ${end.toISOString()}`
     // An extension is a decision of the policy, and its event names the rule and the policy's version.
-    let allowed = ''
-    if (extending) {
-      if (durationMinutes > deps.maxDurationMinutes)
-        throw new DurationTooLongError(durationMinutes, deps.maxDurationMinutes)
-      const request = accessRequestOf(grant, Math.max(0, start.getTime() - now.getTime()), durationMinutes)
-      const decision = await evaluatePolicy(
-        deps.policy,
-        request,
-        () => deps.directory.groupIdsOf(grant.userId),
-        deps.accounts,
-      )
-      if (!decision.allowed) {
-        await this.appendAudit(
-          this.grantDraft(
-            grant,
-            'grant.denied',
-            actor,
-            `extension refused (${moved} asked): ${describeDenial(decision, deps.policy)}`,
-          ),
-          grant,
-        )
-        throw new PolicyDeniedError(decision.reason, decision.failedCondition)
-      }
-      const ticket = await this.askTicket(grant.ticketId, start, end.getTime() - start.getTime())
-      if (!ticket.approved) {
-        await this.appendAudit(
-          this.grantDraft(
-            grant,
-            'grant.denied',
-            actor,
-            `extension refused (${moved} asked): ${describeTicketRefusal(ticket)}; ${allowedBy(decision, deps.policy)}`,
-          ),
-          grant,
-        )
-        throw new TicketNotApprovedError(grant.ticketId, ticket.failedCondition, ticket.detail)
-      }
-      allowed = `; ${allowedBy(decision, deps.policy)}`
-    }
+    const allowed = extending
+      ? await this.approveExtension(grant, actor, { start, end, now, durationMinutes, moved })
+      : ''
     const sessionMs = Date.parse(grant.accessEndsBy) - previous.getTime()
     return {
       grant,
       from: [grant.status],
       to: grant.status,
-      dueAt:
-        grant.status === 'scheduled'
-          ? start
-          : grant.status === 'provisioning'
-            ? provisioningDueAt(now, { expiresAt: end.toISOString() })
-            : end,
+      dueAt: dueAfterMove(grant, start, end, now),
       hold: 'keep',
       set: { expiresAt: end.toISOString(), accessEndsBy: new Date(end.getTime() + sessionMs).toISOString() },
       event: this.event(
@@ -874,6 +822,40 @@ export class GrantService {
   }
 
   /**
+   * Decides an extension as a new request for the grant's whole duration: over the service maximum, refused by the
+   * policy or by the ticket, it throws (DurationTooLongError, PolicyDeniedError, TicketNotApprovedError), the last
+   * two audited as denials. Answers the audit detail's suffix naming the rule that allows it.
+   */
+  private async approveExtension(
+    grant: Grant,
+    actor: Actor,
+    move: { start: Date; end: Date; now: Date; durationMinutes: number; moved: string },
+  ): Promise<string> {
+    const { deps } = this
+    const { start, end, now, durationMinutes, moved } = move
+    if (durationMinutes > deps.maxDurationMinutes)
+      throw new DurationTooLongError(durationMinutes, deps.maxDurationMinutes)
+    const request = accessRequestOf(grant, Math.max(0, start.getTime() - now.getTime()), durationMinutes)
+    const groups = () => deps.directory.groupIdsOf(grant.userId)
+    const decision = await evaluatePolicy(deps.policy, request, groups, deps.accounts)
+    const refuse = (why: string) =>
+      this.appendAudit(
+        this.grantDraft(grant, 'grant.denied', actor, `extension refused (${moved} asked): ${why}`),
+        grant,
+      )
+    if (!decision.allowed) {
+      await refuse(describeDenial(decision, deps.policy))
+      throw new PolicyDeniedError(decision.reason, decision.failedCondition)
+    }
+    const ticket = await this.askTicket(grant.ticketId, start, end.getTime() - start.getTime())
+    if (!ticket.approved) {
+      await refuse(`${describeTicketRefusal(ticket)}; ${allowedBy(decision, deps.policy)}`)
+      throw new TicketNotApprovedError(grant.ticketId, ticket.failedCondition, ticket.detail)
+    }
+    return `; ${allowedBy(decision, deps.policy)}`
+  }
+
+  /**
    * The periodic check of one assignment, in both directions. First any unfinished change is finished. Then
    * an assignment our grants rely on must still exist: if it was removed outside jit-access, the grants it
    * carried are ended (recorded as drift and alerted) rather than the access silently restored, since someone
@@ -883,57 +865,20 @@ export class GrantService {
    */
   async checkAssignment(target: AccessTarget, actor: Actor): Promise<{ drifted: number }> {
     const { store, identityCenter, clock } = this.deps
-    let drifted = 0
     const state = await this.reconciler.reconcile(target)
+    let drifted = 0
     if (state.kind === 'present' && !(await identityCenter.assignmentExists(target))) {
-      for (const id of (await store.getCoverage(target))?.holders ?? []) {
-        const grant = await store.getGrant(id)
-        if (!grant || (grant.status !== 'active' && grant.status !== 'provisioning')) continue
-        drifted++
-        const why = `the ${accessNoun(grant)} was removed outside jit-access`
-        await this.appendAudit(
-          this.grantDraft(
-            grant,
-            'grant.drift_detected',
-            actor,
-            `${why}; the grant is ended rather than the access restored`,
-          ),
-          grant,
-        )
-        await this.startRevocation(grant, 'revoked', actor, why)
-      }
+      drifted += await this.endGrantsOfRemovedAccess(target, actor)
     }
     if (state.kind === 'absent') {
       // Recorded before the removal, as every side effect is: the event is the intent.
       const orphan = await this.reconciler.removeOrphan(target, async (coverage) => {
         const grant = coverage.lastGrantId ? await store.getGrant(coverage.lastGrantId) : undefined
-        const [noun, service] =
-          target.kind === 'membership'
-            ? ['a group membership', 'the Identity Store']
-            : ['an account assignment', 'Identity Center']
-        const detail =
-          `${noun} jit-access asked for appeared after every grant holding it had ended ` +
-          `(${service} accepted the creation but its answer was lost); it is removed unless a new grant for the same access holds it first`
-        const what =
-          target.kind === 'membership'
-            ? { accountId: null, permissionSet: null, groupName: `(group id ${target.groupId})` }
-            : { accountId: target.accountId, permissionSet: target.permissionSetArn }
-        await this.appendAudit(
-          grant
-            ? this.grantDraft(grant, 'grant.drift_detected', actor, detail)
-            : {
-                action: 'grant.drift_detected',
-                actor: actor.id,
-                grantId: null,
-                userName: `(user id ${target.userId})`,
-                ...what,
-                ticketId: '(none)',
-                detail,
-                requestId: actor.requestId,
-                correlationId: actor.correlationId ?? null,
-              },
-          grant,
-        )
+        const detail = orphanDetail(target)
+        const draft = grant
+          ? this.grantDraft(grant, 'grant.drift_detected', actor, detail)
+          : orphanDraft(target, actor, detail)
+        await this.appendAudit(draft, grant)
       })
       if (orphan) drifted++
     }
@@ -945,6 +890,25 @@ export class GrantService {
       await store.scheduleCoverageCheck(target, new Date(clock.now().getTime() + interval))
     }
     return { drifted }
+  }
+
+  /**
+   * Access our grants rely on was removed outside jit-access: each grant it carried is ended (recorded as drift
+   * first) rather than the access silently restored, since someone removed it on purpose. Answers how many.
+   */
+  private async endGrantsOfRemovedAccess(target: AccessTarget, actor: Actor): Promise<number> {
+    const { store } = this.deps
+    let ended = 0
+    for (const id of (await store.getCoverage(target))?.holders ?? []) {
+      const grant = await store.getGrant(id)
+      if (!grant || (grant.status !== 'active' && grant.status !== 'provisioning')) continue
+      ended++
+      const why = `the ${accessNoun(grant)} was removed outside jit-access`
+      const detail = `${why}; the grant is ended rather than the access restored`
+      await this.appendAudit(this.grantDraft(grant, 'grant.drift_detected', actor, detail), grant)
+      await this.startRevocation(grant, 'revoked', actor, why)
+    }
+    return ended
   }
 
   /**
@@ -1329,4 +1293,42 @@ function answerWithin<T>(
 ): Promise<T> {
   const running = withDeadline(deadline, work)
   return deadline === undefined ? running : answerBy(deadline, running, onTimeout)
+}
+
+/** The audit detail of access of ours that appeared after every grant holding it had ended. */
+function orphanDetail(target: AccessTarget): string {
+  const [noun, service] =
+    target.kind === 'membership'
+      ? ['a group membership', 'the Identity Store']
+      : ['an account assignment', 'Identity Center']
+  return (
+    `${noun} jit-access asked for appeared after every grant holding it had ended ` +
+    `(${service} accepted the creation but its answer was lost); it is removed unless a new grant for the same access holds it first`
+  )
+}
+
+/** The drift event of such access when no grant of it can be found any more: it names the target's ids. */
+function orphanDraft(target: AccessTarget, actor: Actor, detail: string): AuditDraft {
+  const what =
+    target.kind === 'membership'
+      ? { accountId: null, permissionSet: null, groupName: `(group id ${target.groupId})` }
+      : { accountId: target.accountId, permissionSet: target.permissionSetArn }
+  return {
+    action: 'grant.drift_detected',
+    actor: actor.id,
+    grantId: null,
+    userName: `(user id ${target.userId})`,
+    ...what,
+    ticketId: '(none)',
+    detail,
+    requestId: actor.requestId,
+    correlationId: actor.correlationId ?? null,
+  }
+}
+
+/** Where a grant whose end moved is due: its start when scheduled, the provisioning check, or its new end. */
+function dueAfterMove(grant: Grant, start: Date, end: Date, now: Date): Date {
+  if (grant.status === 'scheduled') return start
+  if (grant.status === 'provisioning') return provisioningDueAt(now, { expiresAt: end.toISOString() })
+  return end
 }

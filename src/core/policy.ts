@@ -432,13 +432,16 @@ async function firstFailure(
   return conditionFailure(rule, request, true)
 }
 
+/** A failed condition, how many of the rule's conditions passed before it, and why. */
+type ConditionFailure = { passed: number; failedCondition: FailedCondition; reason: string }
+
 /** The first condition besides the principal that the request fails, if any; `accountMatches` is the account condition's answer. */
-function conditionFailure(
-  rule: Rule,
-  request: AccessRequest,
-  accountMatches: boolean,
-): { passed: number; failedCondition: FailedCondition; reason: string } | undefined {
-  const what = requested(request)
+function conditionFailure(rule: Rule, request: AccessRequest, accountMatches: boolean): ConditionFailure | undefined {
+  return accessFailure(rule, request, accountMatches) ?? limitFailure(rule, request)
+}
+
+/** The first of the rule's conditions on what is asked for (the group, or the account and permission set) that fails. */
+function accessFailure(rule: Rule, request: AccessRequest, accountMatches: boolean): ConditionFailure | undefined {
   if (request.groupName) {
     if (!rule.grantableGroups?.includes(request.groupName)) {
       // A rule of account grants only comes less close than one whose grantable groups do not include this one.
@@ -466,6 +469,12 @@ function conditionFailure(
       reason: `Permission set '${request.permissionSet}' is not eligible for '${request.userName}' on ${request.accountId}`,
     }
   }
+  return undefined
+}
+
+/** The first of the rule's limits (duration, lead time, ticket pattern) the request fails. */
+function limitFailure(rule: Rule, request: AccessRequest): ConditionFailure | undefined {
+  const what = requested(request)
   if (request.durationMinutes > rule.maxDurationMinutes) {
     return {
       passed: 3,
