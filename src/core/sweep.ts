@@ -78,23 +78,52 @@ export async function sweep(
   }
   // Session cut-offs of the grants this run ends are written together at the end: one policy write for them all.
   const actor = { id: options.actor ?? SWEEP_ACTOR, requestId: null, defersSessionCutoffs: true }
+  const workers = new WorkerPool(options.concurrency ?? DEFAULT_SWEEP_CONCURRENCY)
+  try {
+    await startDueWork(store, clock, options, workers, summary, {
+      grant: (grant) => sweepGrant(grant, grants, clock, actor, summary),
+      assignment: (target) => sweepAssignment(target, grants, actor, summary),
+    })
+  } finally {
+    // A page that cannot be read ends the run, but only once the grants already started are done: the caller
+    // then gives the sweep's lease up, and the next run must not find them still under way.
+    await workers.settled()
+  }
+  await workers.idle()
+
+  await finishSessionCutoffs(grants, actor)
+  // Last: the cut-offs above record events whose messages this delivers if their writer could not.
+  if (options.outbox) summary.undelivered = (await options.outbox.drain(options.deadline)).undelivered
+  return summary
+}
+
+/**
+ * Reads the due index page by page, from the run's start, and starts the work of each grant and assignment not
+ * seen on an earlier page. Throws when a page cannot be read (work already started goes on: see sweep).
+ */
+async function startDueWork(
+  store: GrantStore,
+  clock: Clock,
+  options: SweepOptions,
+  workers: WorkerPool,
+  summary: SweepSummary,
+  work: { grant: (grant: Grant) => Promise<void>; assignment: (target: AccessTarget) => Promise<void> },
+): Promise<void> {
   const startedAt = clock.now()
   const seen = new Set<string>()
   let cursor: string | undefined
-  const workers = new WorkerPool(options.concurrency ?? DEFAULT_SWEEP_CONCURRENCY)
-
   do {
     const page = await store.dueItems(startedAt, cursor, options.pageSize ?? DEFAULT_SWEEP_PAGE_SIZE)
     cursor = page.cursor
     const fresh = page.grants.filter((grant) => !seen.has(grant.id))
     for (const grant of fresh) seen.add(grant.id)
-    const work: (() => Promise<void>)[] = [
-      ...fresh.map((grant) => () => sweepGrant(grant, grants, clock, actor, summary)),
-      ...page.coverages.map((target) => () => sweepAssignment(target, grants, actor, summary)),
+    const tasks = [
+      ...fresh.map((grant) => () => work.grant(grant)),
+      ...page.coverages.map((target) => () => work.assignment(target)),
     ]
     // Started, not awaited: the next page is read while this page's last grants are under way, so that Identity
     // Center's quota is not left idle at each page's end waiting for its slowest grant and then for the query.
-    for (const task of work) {
+    for (const task of tasks) {
       await workers.start(async () => {
         if (clock.now() >= options.deadline) {
           summary.remaining++
@@ -104,12 +133,6 @@ export async function sweep(
       })
     }
   } while (cursor)
-  await workers.idle()
-
-  await finishSessionCutoffs(grants, actor)
-  // Last: the cut-offs above record events whose messages this delivers if their writer could not.
-  if (options.outbox) summary.undelivered = (await options.outbox.drain(options.deadline)).undelivered
-  return summary
 }
 
 /** Carries one due grant on, and counts what came of it; an error is counted and alerted, and the grant stays due. */
@@ -209,8 +232,14 @@ class WorkerPool {
     this.running.add(running)
   }
 
+  /** Waits until no task is under way; never throws (a task's failure is kept for idle). */
+  async settled(): Promise<void> {
+    while (this.running.size > 0) await Promise.all(this.running)
+  }
+
+  /** Waits until no task is under way, then throws the first task's failure, if one failed. */
   async idle(): Promise<void> {
-    await Promise.all(this.running)
+    await this.settled()
     if (this.failure) throw this.failure.error
   }
 }
