@@ -1014,19 +1014,7 @@ export class GrantService {
     }
     const state = await this.reconcileFor(grant, { finish })
     if (state.kind === 'pending' || state.kind === 'failed') return { grant, settled: false }
-    ended ??= await end(
-      state.kind === 'absent'
-        ? state.external
-          ? `permanent ${grant.groupName ? 'group membership' : 'assignment'} left in place`
-          : state.watching
-            ? `no ${accessNoun(grant)} showed up; ${grant.groupName ? 'the Identity Store' : 'Identity Center'} is watched for an hour, and one that appears is removed`
-            : removed
-        : state.external
-          ? `permanent ${grant.groupName ? 'group membership' : 'assignment'} left in place`
-          : `${accessNoun(grant)} kept: another active grant still covers it`,
-      undefined,
-      accessEnds(grant, state),
-    )
+    ended ??= await end(endDetail(grant, state), undefined, accessEnds(grant, state))
     const outcome = await this.resolved(grant.id, ended)
     return accessRemoved ? this.cutSessions(outcome, actor) : outcome
   }
@@ -1265,6 +1253,24 @@ function describeTicketRefusal(check: Extract<TicketCheck, { approved: false }>)
 }
 
 /** The grant's access really ends: no assignment is left for it, and no permanent one ever gave it. */
+/**
+ * What the end of a grant's access came to, for its audit event. The periodic check of the same access may have
+ * dropped an idle record first (the reconcile then finds none): a grant covered by access that existed before it
+ * still left that access in place.
+ */
+function endDetail(grant: Grant, state: Exclude<CoverageState, { kind: 'pending' | 'failed' }>): string {
+  const noun = accessNoun(grant)
+  if (state.external || grant.coveredBy === 'pre-existing') {
+    return `permanent ${grant.groupName ? 'group membership' : 'assignment'} left in place`
+  }
+  if (state.kind === 'present') return `${noun} kept: another active grant still covers it`
+  if (state.watching) {
+    const service = grant.groupName ? 'the Identity Store' : 'Identity Center'
+    return `no ${noun} showed up; ${service} is watched for an hour, and one that appears is removed`
+  }
+  return `${noun} removed`
+}
+
 function accessEnds(grant: Grant, state: CoverageState): boolean {
   return state.kind === 'absent' && state.external !== true && grant.coveredBy !== 'pre-existing'
 }
