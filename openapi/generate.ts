@@ -40,6 +40,7 @@ export async function generateDocument(): Promise<Record<string, unknown>> {
     // Closing the app waits for messages on their way; there are none.
     notifier: refusingAdapter('notifier', { flush: () => Promise.resolve() }),
     idempotency: refusingAdapter('idempotency'),
+    cursors: refusingAdapter('cursors'),
   }
   const app = await buildApp({
     ...adapters,

@@ -273,6 +273,7 @@ export async function buildApp(deps: AppDependencies) {
     policy: deps.policy,
     directory: deps.directory,
     accounts: deps.accounts,
+    cursors: deps.cursors,
     maxDurationMinutes: deps.maxDurationMinutes,
     maxLeadDays: deps.maxLeadDays ?? DEFAULT_MAX_LEAD_DAYS,
   })

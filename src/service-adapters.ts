@@ -2,6 +2,7 @@ import type {
   AccountDirectory,
   AuditAnchors,
   AuditLog,
+  CursorSeal,
   CutoffLedger,
   CutoffPolicies,
   Directory,
@@ -37,6 +38,8 @@ export interface ServiceAdapters {
   /** Asked before access is granted whether the ticket approves it (ServiceNow); unset, tickets are not checked. */
   ticketApproval?: TicketApproval | undefined
   idempotency: IdempotencyStore
+  /** Seals the cursors of answers paged outside DynamoDB (GET /eligibility); the stores seal their own. */
+  cursors: CursorSeal
   /** Cuts live role sessions when a grant's access ends (JIT_SESSION_CUTOFF=scp); absent, nothing is cut. */
   sessionCutoff?: { ledger: CutoffLedger; policies: CutoffPolicies } | undefined
   /** Where each sweep puts the grants due before its next run, to be handed back at their second (Lambda); absent, none. */

@@ -25,6 +25,7 @@ const adapters: ServiceAdapters = {
   directory: unused,
   notifier: silentNotifier,
   idempotency: unused,
+  cursors: unused,
 }
 
 async function docsApp(t: { teardown(fn: () => unknown): void }) {

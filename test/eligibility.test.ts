@@ -1,4 +1,5 @@
 import { CloseAccountCommand } from '@aws-sdk/client-organizations'
+import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { type PolicyDocument, policyVersion } from '../src/core/policy.ts'
 import { build } from './helpers/app.ts'
@@ -183,30 +184,87 @@ t.test('a rule longer than limit is read page by page with its nextCursor, each 
   t.match(pages.at(-1), { truncated: false, nextCursor: null })
 })
 
-t.test('a cursor from another policy, another rule or made up is a 400 INVALID_CURSOR', async (t) => {
-  const { app } = await build(t, moto, { organization: true, policy: policyOf })
+t.test('a cursor made up, edited, for another user or under another policy is a 400 INVALID_CURSOR', async (t) => {
+  const cursorKeys = [randomBytes(32).toString('base64url')]
+  const { app } = await build(t, moto, { organization: true, policy: policyOf, cursorKeys })
+  // Another deployment's policy (its organization's OU ids differ) under the same cursor secret.
+  const other = await build(t, await startMoto(t), { organization: true, policy: policyOf, cursorKeys })
   const cursor = (await eligibility(app, 'userName=alice&limit=1')).json().rules[0].nextCursor as string
-  const other = (version: string, position = 1, rule = 'workloads-admin') =>
-    Buffer.from(JSON.stringify([rule, position, version])).toString('base64url')
-  const version = JSON.parse(Buffer.from(cursor, 'base64url').toString())[2] as string
+  t.ok(cursor, 'a first page gives a cursor')
+  const made = (position: number) => Buffer.from(JSON.stringify(['workloads-admin', position])).toString('base64url')
+  const edited = `${cursor.slice(0, -2)}${cursor.endsWith('AA') ? 'AB' : 'AA'}`
 
-  const refused: [string, string][] = [
-    ['another policy version', other('0000000000ab')],
-    ['a position of 0', other(version, 0)],
-    ['a negative position', other(version, -5)],
-    ['a position past any organization', other(version, 2_000_000)],
-    ['not JSON', 'bm90LWpzb24'],
-    ['not a cursor at all', 'AAAA'],
+  const refused: [string, Awaited<ReturnType<typeof eligibility>>][] = [
+    ['a position made up', await eligibility(app, `userName=alice&cursor=${made(1_000_000)}`)],
+    ['an edited cursor', await eligibility(app, `userName=alice&cursor=${edited}`)],
+    ["alice's cursor for bob", await eligibility(app, `userName=bob&cursor=${cursor}`)],
+    ['a cursor minted under another policy', await eligibility(other.app, `userName=alice&cursor=${cursor}`)],
+    ['not a cursor at all', await eligibility(app, 'userName=alice&cursor=AAAA')],
+    ['not base64url', await eligibility(app, 'userName=alice&cursor=%2F%2F')],
   ]
-  for (const [why, bad] of refused) {
-    const answer = await eligibility(app, `userName=alice&cursor=${bad}`)
+  for (const [why, answer] of refused) {
     t.equal(answer.statusCode, 400, `${why}: ${answer.body}`)
-    t.equal(answer.json().code, 'INVALID_CURSOR', why)
+    t.equal(
+      answer.json().code,
+      answer.statusCode === 400 && why === 'not base64url' ? 'VALIDATION_FAILED' : 'INVALID_CURSOR',
+      why,
+    )
     t.match(answer.headers['content-type'], /application\/problem\+json/)
   }
-  const notBase64 = await eligibility(app, 'userName=alice&cursor=%2F%2F')
-  t.equal(notBase64.statusCode, 400, notBase64.body)
-  const gone = await eligibility(app, `userName=alice&cursor=${other(version, 1, 'no-such-rule')}`)
-  t.equal(gone.statusCode, 200, gone.body)
-  t.same(gone.json().rules, [], 'a rule that does not (or no longer) include the user lists nothing')
+  const honest = await eligibility(app, `userName=alice&cursor=${cursor}`)
+  t.equal(honest.statusCode, 200, honest.body)
 })
+
+t.test(
+  'an account named by id is listed as the policy decides: any status without tags, active with them',
+  async (t) => {
+    const { app, organization, proxy } = await build(t, moto, {
+      organization: true,
+      proxy: true,
+      policy: (org) => ({
+        rules: [
+          {
+            name: 'named',
+            users: ['alice'],
+            accounts: [org.accounts.paymentsProd],
+            permissionSets: ['ReadOnlyAccess'],
+            maxDurationMinutes: 60,
+          },
+          {
+            name: 'named-tagged',
+            users: ['alice'],
+            accounts: [org.units.payments, org.accounts.paymentsProd],
+            accountTags: { environment: 'production' },
+            permissionSets: ['ReadOnlyAccess'],
+            maxDurationMinutes: 60,
+          },
+        ],
+      }),
+    })
+    const { accounts } = organization!
+    // Every account closing (still tagged, as AWS keeps a closing account's tags): none is active.
+    proxy!.inject('DescribeAccount', 'report-pending-closure', Number.POSITIVE_INFINITY)
+    proxy!.inject('ListAccountsForParent', 'report-pending-closure', Number.POSITIVE_INFINITY)
+
+    const rules = (await eligibility(app, 'userName=alice')).json().rules
+    t.same(
+      rules[0].accounts.map((a: { id: string }) => a.id),
+      [accounts.paymentsProd],
+      'named without tags: listed, as the policy allows it whatever its status',
+    )
+    for (const size of [1, 2, 100]) {
+      const pages = [(await eligibility(app, `userName=alice&limit=${size}`)).json().rules[1]]
+      while (pages.at(-1).nextCursor && pages.length < 10) {
+        pages.push(
+          (await eligibility(app, `userName=alice&limit=${size}&cursor=${pages.at(-1).nextCursor}`)).json().rules[0],
+        )
+      }
+      t.same(
+        pages.flatMap((page: { accounts: unknown[] }) => page.accounts),
+        [],
+        `with tags, pages of ${size}: a closing account is listed neither under its OU nor by its id`,
+      )
+    }
+    t.ok(proxy!.injected['report-pending-closure'], 'Organizations reported them closing')
+  },
+)

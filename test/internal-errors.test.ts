@@ -34,6 +34,7 @@ t.test(
       directory: unused,
       notifier: { error: () => Promise.resolve(), flush: () => Promise.resolve() },
       idempotency: unused,
+      cursors: unused,
     }
     const app = await buildApp({
       ...adapters,

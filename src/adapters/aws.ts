@@ -118,6 +118,7 @@ export async function createAwsAdapters(
     : undefined
   return {
     store: new DynamoGrantStore(doc, settings.tables, chain, cursors),
+    cursors,
     auditLog: new DynamoAuditLog(doc, settings.tables.audit, chain, cursors, auditAnchors),
     auditAnchors,
     // Account assignments through Identity Center, group memberships through the Identity Store, each paced by

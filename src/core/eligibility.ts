@@ -1,6 +1,6 @@
 import { InvalidCursorError, UserNotFoundError } from './errors.ts'
 import { isOrganizationUnit, needsOrganization, type Policy, type Rule, rulesFor } from './policy.ts'
-import type { AccountDirectory, Directory } from './ports.ts'
+import type { AccountDirectory, CursorSeal, Directory } from './ports.ts'
 
 /**
  * Accounts read under one OU for a rule with tags: each costs a tag lookup (Organizations has no call that lists
@@ -49,15 +49,16 @@ export interface EligibilityDeps {
   policy: Policy
   directory: Directory
   accounts?: AccountDirectory | undefined
+  /** Seals each rule's nextCursor to this user and policy version, so that a position cannot be made up. */
+  cursors: CursorSeal
   maxDurationMinutes: number
   maxLeadDays: number
 }
 
-/** Where one rule's account list goes on: the rule, the position of the next account to look at, and the policy then. */
+/** Where one rule's account list goes on: the rule, and the position of the next account to look at. */
 interface EligibilityCursor {
   rule: string
   position: number
-  policyVersion: string
 }
 
 /** The most accounts a cursor's position may skip: far more than any organization holds (AWS's quota is 10,000). */
@@ -79,9 +80,11 @@ export async function eligibilityOf(
   limit: number,
   cursor?: string,
 ): Promise<Eligibility> {
-  const from = cursor === undefined ? undefined : readCursor(cursor, deps.policy.version)
   const user = await deps.directory.findUser(userName)
   if (!user) throw new UserNotFoundError(userName)
+  // A cursor is for this user (as the directory spells the name) under this policy version, and no other.
+  const query = { answer: 'eligibility', userName: user.userName, policyVersion: deps.policy.version }
+  const from = cursor === undefined ? undefined : readCursor(deps.cursors, cursor, query)
   const allowing = await rulesFor(deps.policy, user.userName, () => deps.directory.groupIdsOf(user.id))
   // A rule that no longer includes the user (their groups changed) lists nothing more: it is left out.
   const rules = from ? allowing.filter((rule) => rule.name === from.rule) : allowing
@@ -98,8 +101,7 @@ export async function eligibilityOf(
       anyAccount: rule.accounts?.includes('*') ?? false,
       accounts,
       truncated: next !== null,
-      nextCursor:
-        next === null ? null : writeCursor({ rule: rule.name, position: next, policyVersion: deps.policy.version }),
+      nextCursor: next === null ? null : deps.cursors.encode({ rule: rule.name, position: next }, query, CURSOR_FIELDS),
       maxDurationMinutes: Math.min(rule.maxDurationMinutes, deps.maxDurationMinutes),
       maxLeadDays: Math.min(rule.maxLeadDays ?? deps.maxLeadDays, deps.maxLeadDays),
       ticketPattern: rule.ticketPattern?.source ?? null,
@@ -131,21 +133,38 @@ async function accountsOf(
 ): Promise<{ accounts: EligibleAccount[]; next: number | null }> {
   const budget = rule.accountTags ? MAX_SCANNED_ACCOUNTS : limit
   const { list, complete } = await candidatesOf(rule, organization, position + budget + 1)
+  // Whether an account is eligible is decided at its first place in the rule's order, the same on every page.
   const seen = new Set(list.slice(0, position).map((candidate) => candidate.id))
   const accounts: EligibleAccount[] = []
   let scanned = 0
   for (let index = position; index < list.length; index++) {
     if (accounts.length === limit || scanned === budget) return { accounts, next: index }
     const candidate = list[index] as Candidate
-    if (seen.has(candidate.id) || !candidate.active) continue
+    if (seen.has(candidate.id)) continue
     seen.add(candidate.id)
     scanned++
-    if (!(await tagsMatch(rule, organization, candidate.id))) continue
-    const name =
-      candidate.named && organization ? ((await organization.describe(candidate.id))?.name ?? null) : candidate.name
-    accounts.push({ id: candidate.id, name })
+    const listed = await eligibleAccount(rule, organization, candidate)
+    if (listed) accounts.push(listed)
   }
   return { accounts, next: complete ? null : list.length }
+}
+
+/**
+ * The account as GET /eligibility lists it, when the policy would allow it: one the rule names by id is allowed
+ * whatever its status unless the rule requires tags; otherwise the account must be active and carry the tags.
+ */
+async function eligibleAccount(
+  rule: Rule,
+  organization: AccountDirectory | undefined,
+  candidate: Candidate,
+): Promise<EligibleAccount | undefined> {
+  const namedById = (rule.accounts ?? []).includes(candidate.id)
+  const described = namedById && organization ? await organization.describe(candidate.id) : undefined
+  const name = described ? described.name : candidate.name
+  if (namedById && !rule.accountTags) return { id: candidate.id, name }
+  const active = described ? described.active : candidate.active && !candidate.named
+  if (!active || !(await tagsMatch(rule, organization, candidate.id))) return undefined
+  return { id: candidate.id, name }
 }
 
 /** The first `upTo` accounts the rule names or reaches, in its order (duplicates kept); complete when that is all. */
@@ -178,26 +197,13 @@ async function tagsMatch(rule: Rule, organization: AccountDirectory | undefined,
   return Object.entries(rule.accountTags).every(([key, value]) => tags[key] === value)
 }
 
-/** Cursors are opaque to callers but not secret: base64url JSON of what they are, checked field by field on return. */
-function writeCursor(cursor: EligibilityCursor): string {
-  return Buffer.from(JSON.stringify([cursor.rule, cursor.position, cursor.policyVersion])).toString('base64url')
-}
+const CURSOR_FIELDS = ['rule', 'position'] as const
 
-function readCursor(text: string, policyVersion: string): EligibilityCursor {
-  let fields: unknown
-  try {
-    fields = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'))
-  } catch {
-    throw new InvalidCursorError()
-  }
-  if (!Array.isArray(fields) || fields.length !== 3) throw new InvalidCursorError()
-  const [rule, position, version] = fields as unknown[]
-  const valid =
-    typeof rule === 'string' &&
-    Number.isSafeInteger(position) &&
-    (position as number) > 0 &&
-    (position as number) <= MAX_POSITION &&
-    version === policyVersion
-  if (!valid) throw new InvalidCursorError()
-  return { rule, position: position as number, policyVersion }
+/** The position a sealed cursor holds; InvalidCursorError for one this service did not mint for this query. */
+function readCursor(cursors: CursorSeal, text: string, query: unknown): EligibilityCursor {
+  const { rule, position } = cursors.decode(text, query, CURSOR_FIELDS)
+  // Sealed cursors always pass: kept so that a fault in minting them fails here, not in a walk of the organization.
+  const valid = typeof rule === 'string' && Number.isSafeInteger(position) && (position as number) > 0
+  if (!valid || (position as number) > MAX_POSITION) throw new InvalidCursorError()
+  return { rule, position: position as number }
 }

@@ -117,6 +117,21 @@ export interface AccountDirectory {
   accountsUnder(parentId: string, limit: number): Promise<{ accounts: OrganizationAccount[]; truncated: boolean }>
 }
 
+/**
+ * Seals the cursors of paged answers, so that only cursors this deployment minted open again, and only for the
+ * query they were minted for (`query`, bound to the cursor without being in it). A caller can neither forge a
+ * position nor read one.
+ */
+export interface CursorSeal {
+  /** A cursor holding `values` (strings or numbers), in the order of `names`, for `query`. */
+  encode(values: Record<string, unknown>, query: unknown, names: readonly string[]): string
+  /**
+   * The values a cursor from encode holds, for the same query and names.
+   * @throws InvalidCursorError for anything else: edited, made up, minted under another secret or for another query.
+   */
+  decode(cursor: string, query: unknown, names: readonly string[]): Record<string, string | number>
+}
+
 /** What we know about one user/account/permission-set assignment and the grants that need it. */
 export interface Coverage {
   target: AccessTarget
