@@ -1,5 +1,5 @@
-import { CloseAccountCommand } from '@aws-sdk/client-organizations'
 import { randomBytes } from 'node:crypto'
+import { CloseAccountCommand } from '@aws-sdk/client-organizations'
 import t from 'tap'
 import { type PolicyDocument, policyVersion } from '../src/core/policy.ts'
 import { build } from './helpers/app.ts'
