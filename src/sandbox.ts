@@ -17,7 +17,6 @@ import { createAwsClients } from './adapters/aws.ts'
 import { ensureTables } from './adapters/dynamodb/tables.ts'
 import { resolveInstance } from './adapters/identity-center.ts'
 import { loadConfig } from './config.ts'
-import type { PolicyDocument } from './core/policy.ts'
 import { ALL_SCOPES } from './http/auth.ts'
 import { ensureAnchorBucket } from './sandbox/anchor-bucket.ts'
 import { assertPortFree, STOP_DEADLINE_MS, stopWhenAskedOrOrphaned } from './sandbox/lifetime.ts'
@@ -271,13 +270,12 @@ if (isEntryPoint) await main()
  * be read is left for the service to refuse with its own message.
  */
 function refreshUnitRule(policyFile: string, workloadsUnitId: string): void {
-  let policy: PolicyDocument
+  let policy: unknown
   try {
-    policy = JSON.parse(readFileSync(policyFile, 'utf8')) as PolicyDocument
+    policy = JSON.parse(readFileSync(policyFile, 'utf8'))
   } catch {
     return
   }
-  if (!Array.isArray(policy?.rules)) return
   const refreshed = withCurrentUnit(policy, workloadsUnitId)
   if (refreshed) writeFileSync(policyFile, `${JSON.stringify(refreshed, null, 2)}\n`)
 }

@@ -221,5 +221,20 @@ t.test(
     t.equal(withCurrentUnit(DEMO_POLICY, unit), undefined, 'no such rule')
     const edited = { rules: [{ ...WORKLOADS_RULE, accounts: ['111111111111'] }] }
     t.equal(withCurrentUnit(edited, unit), undefined, 'a rule edited to name accounts keeps them')
+    for (const malformed of [
+      null,
+      42,
+      {},
+      { rules: {} },
+      { rules: [null] },
+      { rules: [{ name: WORKLOADS_RULE.name, accounts: [123] }] },
+      { rules: [{ name: WORKLOADS_RULE.name, accounts: 'ou-x' }] },
+    ]) {
+      t.equal(
+        withCurrentUnit(malformed, unit),
+        undefined,
+        `left for the service to refuse: ${JSON.stringify(malformed)}`,
+      )
+    }
   },
 )

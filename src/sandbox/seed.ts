@@ -73,14 +73,18 @@ export const WORKLOADS_RULE: PolicyDocument['rules'][number] = {
  * The policy with the sandbox's OU rule naming the workloads OU moto created this time; undefined when it has no
  * such rule naming a single OU (a policy edited otherwise is left as it is).
  */
-export function withCurrentUnit(policy: PolicyDocument, workloadsUnitId: string): PolicyDocument | undefined {
-  const index = policy.rules.findIndex((rule) => rule.name === WORKLOADS_RULE.name)
-  const rule = policy.rules[index]
-  const onlyEntry = rule?.accounts?.length === 1 ? rule.accounts[0] : undefined
-  if (!rule || !onlyEntry?.startsWith('ou-') || onlyEntry === workloadsUnitId) return undefined
-  const rules = [...policy.rules]
-  rules[index] = { ...rule, accounts: [workloadsUnitId] }
-  return { ...policy, rules }
+export function withCurrentUnit(policy: unknown, workloadsUnitId: string): PolicyDocument | undefined {
+  // The file is the user's to edit: anything but the shape expected is left for the service to refuse, as it is.
+  const rules: unknown = (policy as { rules?: unknown } | null)?.rules
+  if (!Array.isArray(rules)) return undefined
+  const index = rules.findIndex((rule: unknown) => (rule as { name?: unknown } | null)?.name === WORKLOADS_RULE.name)
+  const rule = rules[index] as { accounts?: unknown } | undefined
+  const onlyEntry = Array.isArray(rule?.accounts) && rule.accounts.length === 1 ? rule.accounts[0] : undefined
+  if (!rule || typeof onlyEntry !== 'string' || !onlyEntry.startsWith('ou-') || onlyEntry === workloadsUnitId)
+    return undefined
+  const refreshed = [...rules]
+  refreshed[index] = { ...rule, accounts: [workloadsUnitId] }
+  return { ...(policy as PolicyDocument), rules: refreshed as PolicyDocument['rules'] }
 }
 
 /**
