@@ -24,6 +24,8 @@ import {
   findMotoPython,
   LOCAL_VENV,
   type MotoServer,
+  MotoUnavailableError,
+  type RefusedPython,
   SANDBOX_MOTO_SCRIPT,
   startMotoServer,
 } from './sandbox/moto-server.ts'
@@ -66,8 +68,16 @@ export async function startSandbox(options: SandboxOptions = {}) {
   if (ownServer) {
     // moto as the Python that has it (the project's venv, the one moto_server was installed for, python3) runs
     // it, with the Identity Store patched as AWS behaves (SANDBOX_MOTO_SCRIPT).
-    const python = findMotoPython(PROJECT_ROOT) ?? installMoto(print)
-    moto = await startMotoServer(python, 30_000, [SANDBOX_MOTO_SCRIPT])
+    const refused: RefusedPython[] = []
+    const python = findMotoPython(PROJECT_ROOT, (candidate) => refused.push(candidate)) ?? installMoto(print, refused)
+    moto = await startMotoServer(python, 30_000, [SANDBOX_MOTO_SCRIPT]).catch((error: unknown) => {
+      throw error instanceof MotoUnavailableError
+        ? new MotoUnavailableError(
+            `${error.message}\n${python} ${SANDBOX_MOTO_SCRIPT} needs moto 5 with its server extras: ` +
+              `'${python} -m pip install "moto[server]>=5,<6"', or delete ${LOCAL_VENV} for npm start to make it again.`,
+          )
+        : error
+    })
     env.AWS_ENDPOINT_URL = moto.endpoint
     env.AWS_ACCESS_KEY_ID ??= 'testing'
     env.AWS_SECRET_ACCESS_KEY ??= 'testing'
@@ -193,10 +203,10 @@ export async function startSandbox(options: SandboxOptions = {}) {
 }
 
 /**
- * No Python with moto on this machine: install moto into a project-local venv (answering its Python), or say
- * exactly what to install.
+ * No Python with moto 5 and its server extras on this machine (`refused`: the ones that lack them, and why):
+ * install moto into a project-local venv (answering its Python), or say exactly what to install.
  */
-function installMoto(print: (line: string) => void): string {
+function installMoto(print: (line: string) => void, refused: RefusedPython[] = []): string {
   const python = ['python3', 'python'].find(
     (candidate) => !spawnSync(candidate, ['--version'], { stdio: 'ignore' }).error,
   )
@@ -208,7 +218,9 @@ function installMoto(print: (line: string) => void): string {
     )
   }
   const venv = join(PROJECT_ROOT, LOCAL_VENV)
-  print(`moto_server not found: installing moto into ${LOCAL_VENV} (one time)…`)
+  for (const { python: candidate, reason } of refused)
+    print(`${candidate} cannot run the sandbox's moto_server, which needs moto 5 with its server extras: ${reason}`)
+  print(`No Python with moto[server] 5 found: installing it into ${LOCAL_VENV} (one time)…`)
   const steps: [string, string[]][] = [
     [python, ['-m', 'venv', venv]],
     [join(venv, 'bin', 'pip'), ['install', '--quiet', 'moto[server]>=5,<6']],

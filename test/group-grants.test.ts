@@ -749,3 +749,31 @@ t.test(
     t.match(grant, { status: 'failed', groupId: breakglass, failureReason: /not found|does not exist/i })
   },
 )
+
+t.test(
+  "a group the service's role may not change (AccessDeniedException) fails the grant 502, audited, nothing left due",
+  async (t) => {
+    const { app, clock, proxy, memberships } = await setUp(t, { proxy: true })
+    proxy!.inject('CreateGroupMembership', 'access-denied')
+
+    const response = await post(app, groupBody())
+
+    expectStatus(t, response, 502)
+    t.match(response.json(), { code: 'PROVISIONING_FAILED' })
+    t.equal(proxy!.injected['access-denied'], 1, 'refused once, not asked again')
+    const [grant] = (await app.inject({ method: 'GET', url: '/grants?userName=alice', headers: bearer() })).json().items
+    t.match(grant, { status: 'failed', failureReason: /grantableGroupIds/ })
+    t.match(
+      (await story(app, grant.id)).find((e) => e.action === 'grant.failed'),
+      { groupName: GROUP, detail: /grantableGroupIds/ },
+    )
+    t.same(await memberships('alice'), [])
+
+    for (const minutes of [2, 10, 61]) {
+      clock.advanceMinutes(minutes)
+      t.match(await sweep(app), { failed: 0 }, `nothing due or alerted on ${minutes} minutes later`)
+    }
+    t.equal(proxy!.calls.CreateGroupMembership, 1, 'never sent again')
+    t.match(await getGrant(app, grant.id), { status: 'failed' })
+  },
+)

@@ -18,6 +18,7 @@ import { DynamoOutboxStore } from './dynamodb/outbox-store.ts'
 import { AccessTargets, AwsGroupMemberships } from './group-memberships.ts'
 import { AwsIdentityCenter, resolveInstance } from './identity-center.ts'
 import { AwsIdentityStore } from './identity-store.ts'
+import { onFirstUse } from './on-first-use.ts'
 import { IdentityCenterRateLimiter } from './rate-limiter.ts'
 import { SnsLifecycleChannel, SnsNotifier } from './sns.ts'
 
@@ -165,16 +166,17 @@ export async function createAwsAdapters(
  * which re-exports the client. Never `import('@aws-sdk/client-…')` itself: a bundler cannot see which names a
  * dynamic import's namespace is used for, so it keeps every command and shape of the SDK package (S3's 112
  * commands for the 2 we send, a third of the Lambda bundle's lazily loaded code); imported by name in the
- * adapter's module, it keeps only the commands that module sends.
+ * adapter's module, it keeps only the commands that module sends. onFirstUse shares each load, forgets one that
+ * failed (the next call imports again) and makes its error a retryable UpstreamUnavailableError (503, not 500).
  */
 
 /** The due queue, its SQS SDK imported when first used (by a sweep): a chunk of its own in the Lambda bundle. */
 function sqsDueQueueOnFirstUse(settings: AwsSettings, queueUrl: string): DueQueue {
-  let loaded: Promise<DueQueue> | undefined
-  const load = () =>
-    (loaded ??= import('./sqs-due-queue.ts').then(
+  const load = onFirstUse('SQS', () =>
+    import('./sqs-due-queue.ts').then(
       ({ SQSClient, SqsDueQueue }) => new SqsDueQueue(new SQSClient(clientOptions(settings)), queueUrl),
-    ))
+    ),
+  )
   return { send: async (due, now) => (await load()).send(due, now) }
 }
 
@@ -187,20 +189,20 @@ function cutoffPoliciesOnFirstUse(
   policyIds: readonly string[],
   instanceArn: string,
 ): CutoffPolicies {
-  let loaded: Promise<CutoffPolicies> | undefined
   const described = {
     policyIds,
     partition: instanceArn.split(':')[1] ?? 'aws',
     unreachableAccounts: settings.managementAccountId ? [settings.managementAccountId] : [],
   }
-  const load = () =>
-    (loaded ??= import('./organizations.ts').then(
+  const load = onFirstUse('Organizations', () =>
+    import('./organizations.ts').then(
       ({ OrganizationsClient, OrganizationsCutoffPolicies }) =>
         new OrganizationsCutoffPolicies(
           new OrganizationsClient({ ...clientOptions(settings), maxAttempts: 1 }),
           described,
         ),
-    ))
+    ),
+  )
   return {
     ...described,
     read: async (policyId) => (await load()).read(policyId),
@@ -214,15 +216,15 @@ function cutoffPoliciesOnFirstUse(
  * every request. Its client does not retry: the limiter does, each attempt paying a token.
  */
 function accountDirectoryOnFirstUse(settings: AwsSettings): AccountDirectory {
-  let loaded: Promise<AccountDirectory> | undefined
-  const load = () =>
-    (loaded ??= import('./organizations-directory.ts').then(
+  const load = onFirstUse('Organizations', () =>
+    import('./organizations-directory.ts').then(
       ({ OrganizationsClient, OrganizationsAccountDirectory, ORGANIZATIONS_TPS }) =>
         new OrganizationsAccountDirectory(new OrganizationsClient({ ...clientOptions(settings), maxAttempts: 1 }), {
           cacheTtlMs: settings.cacheTtlMs,
           limiter: new IdentityCenterRateLimiter({ ratePerSecond: ORGANIZATIONS_TPS, maxConcurrentCreations: 1 }),
         }),
-    ))
+    ),
+  )
   return {
     ancestorsOf: async (accountId) => (await load()).ancestorsOf(accountId),
     tagsOf: async (accountId) => (await load()).tagsOf(accountId),
@@ -236,16 +238,16 @@ function accountDirectoryOnFirstUse(settings: AwsSettings): AccountDirectory {
  * which an execution environment that neither sweeps nor verifies never parses.
  */
 function s3AnchorsOnFirstUse(settings: AwsSettings, bucket: string): AuditAnchors {
-  let loaded: Promise<AuditAnchors> | undefined
-  const load = () =>
-    (loaded ??= import('./s3-anchors.ts').then(
+  const load = onFirstUse('S3', () =>
+    import('./s3-anchors.ts').then(
       ({ S3Client, S3AuditAnchors }) =>
         // Path-style URLs for an AWS-compatible endpoint, which has no per-bucket host names.
         new S3AuditAnchors(
           new S3Client({ ...clientOptions(settings), forcePathStyle: settings.endpoint !== undefined }),
           bucket,
         ),
-    ))
+    ),
+  )
   return {
     write: async (head) => (await load()).write(head),
     list: async function* (afterSeq, throughSeq) {

@@ -122,6 +122,17 @@ export class AwsGroupMemberships {
           requestId: null,
           reason: (error as Error).message || 'the group or user does not exist',
         }
+      // The service's role may not add members to this group: the deployment's IAM policy names the groups it may
+      // change (the stack's grantableGroupIds). Asking again changes nothing, so the grant fails, audited, as a
+      // refused assignment does, rather than staying in provisioning, alerted on at every sweep, until it expires.
+      if (name === 'AccessDeniedException' && operation === 'CreateGroupMembership')
+        return {
+          state: 'failed',
+          requestId: null,
+          reason:
+            "access denied: the service's role may not change this group's membership: is it in the stack's " +
+            `grantableGroupIds? (${(error as Error).message || 'no message'})`,
+        }
       return callAws(SERVICE, operation, () => Promise.reject(error))
     }
   }

@@ -52,12 +52,48 @@ export function motoPythonCandidates(projectRoot: string): string[] {
   ]
 }
 
-/** The first of motoPythonCandidates that can import moto. */
-export function findMotoPython(projectRoot: string): string | undefined {
-  const probe = "import importlib.util, sys; sys.exit(importlib.util.find_spec('moto') is None)"
-  return motoPythonCandidates(projectRoot).find(
-    (python) => spawnSync(python, ['-c', probe], { stdio: 'ignore' }).status === 0,
-  )
+/**
+ * What the launchers (moto_server.py, the tests' strict_moto.py) need of a Python: moto 5 or later with its server
+ * extras (`moto[server]`: moto.server, flask, flask_cors). A plain `pip install moto` has moto without them, and a
+ * launcher run with it dies on its first import. Prints why it refuses, exits 1.
+ */
+const MOTO_PROBE = `
+import sys
+try:
+    import moto, moto.server, flask, flask_cors
+except Exception as error:
+    print("%s: %s" % (type(error).__name__, error))
+    sys.exit(1)
+version = getattr(moto, "__version__", "0")
+try:
+    major = int(version.split(".")[0])
+except ValueError:
+    major = 0
+if major < 5:
+    print("moto %s is older than 5" % version)
+    sys.exit(1)
+`
+
+/** A Python that motoPythonCandidates offered and the probe refused, and why. */
+export interface RefusedPython {
+  python: string
+  reason: string
+}
+
+/**
+ * The first of motoPythonCandidates with moto 5+ and its server extras (MOTO_PROBE); `refused` hears of each
+ * candidate that has Python but not what the launchers need, so that a caller can say why it installs moto.
+ */
+export function findMotoPython(projectRoot: string, refused?: (candidate: RefusedPython) => void): string | undefined {
+  return motoPythonCandidates(projectRoot).find((python) => {
+    const probe = spawnSync(python, ['-c', MOTO_PROBE], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+    if (probe.status === 0) return true
+    if (!probe.error) {
+      const said = probe.stdout.trim() || probe.stderr.trim().split('\n').pop()
+      refused?.({ python, reason: said || `exit status ${probe.status}` })
+    }
+    return false
+  })
 }
 
 /**

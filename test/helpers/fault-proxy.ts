@@ -44,6 +44,8 @@ export type Fault =
    * in it as PENDING_CLOSURE, as AWS does for a while after CloseAccount (moto goes straight to SUSPENDED).
    */
   | 'report-pending-closure'
+  /** Answer as AWS does when the caller's IAM policy does not allow the operation, without forwarding. */
+  | 'access-denied'
 
 interface Rule {
   /** The AWS operation, e.g. 'CreateAccountAssignment' (matched against X-Amz-Target or the query's Action). */
@@ -266,6 +268,15 @@ export class FaultProxy {
         res
           .writeHead(400, { 'content-type': 'application/x-amz-json-1.1' })
           .end(JSON.stringify({ __type: type, Message: 'injected' }))
+        return
+      }
+      if (rule.fault === 'access-denied') {
+        res.writeHead(400, { 'content-type': 'application/x-amz-json-1.1' }).end(
+          JSON.stringify({
+            __type: 'AccessDeniedException',
+            message: `User: arn:aws:sts::123456789012:assumed-role/jit-access/lambda is not authorized to perform: ${operation}`,
+          }),
+        )
         return
       }
       if (rule.fault === 'drop') {

@@ -31,7 +31,7 @@ export async function startStrictMoto(): Promise<MotoServer> {
   if (!python) {
     throw new MotoUnavailableError(
       `The tests run moto through ${STRICT_MOTO_SCRIPT}, which needs a Python with moto 5: none of ` +
-        `${motoPythonCandidates(PROJECT_ROOT).join(', ')} can import moto. Install it with 'pip install "moto[server]>=5,<6"'.`,
+        `${motoPythonCandidates(PROJECT_ROOT).join(', ')} has moto 5 with its server extras (moto.server, flask, flask_cors). Install them with 'pip install "moto[server]>=5,<6"'.`,
     )
   }
   try {
