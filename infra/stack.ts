@@ -103,8 +103,8 @@ export interface JitAccessStackProps extends StackProps {
 
 /**
  * Copies of the sweep function that may run at once. Reserved for it alone, so that no burst of API requests
- * can take the capacity the one-minute schedule needs. One is enough: a run ends within the minute (its budget
- * is 50 s), and a second copy would only contend with the first for the same due grants.
+ * can take the capacity the one-minute schedule needs. One is enough: a run ends about when the next begins (its
+ * budget is 55 s; the next waits for its lease), and a second copy would only contend for the same due grants.
  */
 export const SWEEP_RESERVED_CONCURRENCY = 1
 
@@ -280,7 +280,7 @@ export class JitAccessStack extends Stack {
         ...(props.jwksUrl ? { JIT_JWKS_URL: props.jwksUrl } : {}),
         JIT_CURSOR_KEY_ARN: cursorKey.secretArn,
         JIT_POLICY_FILE: `/var/task/${POLICY_FILE_IN_FUNCTION}`,
-        JIT_SWEEP_BUDGET_SECONDS: '50',
+        JIT_SWEEP_BUDGET_SECONDS: '55',
         JIT_DUE_QUEUE_URL: dueQueue.queueUrl,
         JIT_DUE_QUEUE_ARN: dueQueue.queueArn,
         ...(props.identityCenterTps !== undefined ? { JIT_IDENTITY_CENTER_TPS: String(props.identityCenterTps) } : {}),

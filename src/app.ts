@@ -46,6 +46,11 @@ export interface AppDependencies extends ServiceAdapters {
   /** How far ahead a grant may be scheduled (default 14 days; 0 turns scheduling off). */
   maxLeadDays?: number
   sweepBudgetMs: number
+  /**
+   * How long a sweep waits, in real time, for the run before it to give the one-sweep lease up before it does
+   * nothing (default SWEEP_LEASE_WAIT_MS); spent from its own budget.
+   */
+  sweepLeaseWaitMs?: number
   /** How long a grant or revocation request may take before it answers with what is recorded (default 25 s). */
   requestDeadlineMs?: number
   /** How long a request waits for another process's change to the same assignment (see GrantServiceDeps). */
@@ -77,6 +82,14 @@ export const DEFAULT_REQUEST_DEADLINE_MS = 25_000
 export const DEFAULT_DUE_QUEUE_HORIZON_MS = 90_000
 /** A due-queue message this early at most is waited out by its consumer (clocks of two hosts differ a little). */
 export const DUE_EARLY_WAIT_MS = 5_000
+/**
+ * How long a sweep waits for the run before it to finish: a run given nearly the whole minute may end a few seconds
+ * into the next one, and skipping the next run would leave the quota idle, and grants due, for a whole minute.
+ */
+export const SWEEP_LEASE_WAIT_MS = 15_000
+/** A sweep that would have less than this left after waiting for the lease does nothing: the next run comes. */
+const SWEEP_MIN_WORK_MS = 5_000
+const SWEEP_LEASE_POLL_MS = 250
 /** How long past its deadline a sweep keeps its lease: for its last steps (the outbox, the anchor) to finish. */
 export const SWEEP_LEASE_MARGIN_MS = 10_000
 
@@ -175,6 +188,24 @@ export async function buildApp(deps: AppDependencies) {
         app.log.warn({ grantId, err: error }, 'a due timer could not act on its grant; the sweep will'),
     })
   }
+  /**
+   * Takes the one-sweep lease until the run's deadline and its margin, waiting (in real time, from the run's own
+   * budget) while another run holds it, as one finishing a few seconds into the next minute does. False when it
+   * is still held after the wait, or too little of the budget would be left.
+   */
+  const takeSweepLease = async (owner: string, deadline: Date): Promise<boolean> => {
+    const waitMs = Math.min(
+      deps.sweepLeaseWaitMs ?? SWEEP_LEASE_WAIT_MS,
+      deadline.getTime() - deps.clock.now().getTime() - SWEEP_MIN_WORK_MS,
+    )
+    const giveUpAt = performance.now() + waitMs
+    for (;;) {
+      const until = new Date(deadline.getTime() + SWEEP_LEASE_MARGIN_MS)
+      if (await deps.store.acquireSweepLease(owner, deps.clock.now(), until)) return true
+      if (performance.now() + SWEEP_LEASE_POLL_MS > giveUpAt) return false
+      await new Promise((resolve) => setTimeout(resolve, SWEEP_LEASE_POLL_MS))
+    }
+  }
   const runSweep = async (run: SweepRun): Promise<SweepSummary> => {
     const startedAt = deps.clock.now()
     const budgetEnd = new Date(startedAt.getTime() + deps.sweepBudgetMs)
@@ -183,9 +214,7 @@ export async function buildApp(deps: AppDependencies) {
     // Center's quota between them. Held until the run's deadline and its last steps; a process that dies
     // holding it loses it then.
     const leaseOwner = randomUUID()
-    if (
-      !(await deps.store.acquireSweepLease(leaseOwner, startedAt, new Date(deadline.getTime() + SWEEP_LEASE_MARGIN_MS)))
-    ) {
+    if (!(await takeSweepLease(leaseOwner, deadline))) {
       app.log.info({ triggeredBy: run.triggeredBy }, 'revocation sweep skipped: another process is sweeping')
       return { revoked: 0, activated: 0, denied: 0, failed: 0, remaining: 0, checked: 0, drifted: 0, undelivered: 0 }
     }

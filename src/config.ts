@@ -47,7 +47,7 @@ const EnvSchema = Type.Object({
   // API Gateway ends an integration after about 30 s (29 s by default): answer well before.
   JIT_REQUEST_DEADLINE_MS: Type.Integer({ minimum: 1000, maximum: 28_000, default: 25_000 }),
   JIT_CACHE_TTL_SECONDS: Type.Integer({ minimum: 0, maximum: 86_400, default: 300 }),
-  JIT_SWEEP_BUDGET_SECONDS: Type.Integer({ minimum: 1, maximum: 900, default: 50 }),
+  JIT_SWEEP_BUDGET_SECONDS: Type.Integer({ minimum: 1, maximum: 900, default: 55 }),
   JIT_IDENTITY_CENTER_TPS: Type.Number({ exclusiveMinimum: 0, maximum: 20, default: 10 }),
   JIT_SANDBOX: Type.Boolean({ default: false }),
   JIT_OUTBOX_GIVE_UP_MINUTES: Type.Integer({ minimum: 5, maximum: 10_080, default: DEFAULT_GIVE_UP_MS / 60_000 }),

@@ -6,29 +6,65 @@ import { bearer } from './helpers/tokens.ts'
 const moto = await startMoto(t)
 const sweepRun = { actor: 'system:sweep', triggeredBy: 'test' }
 
-t.test('a sweep started while another process sweeps does nothing, and the one sweeping ends the grant', async (t) => {
-  const { instances, clock, proxy, hasAssignment } = await build(t, moto, { instances: 2, proxy: true })
-  const [first, second] = instances as [(typeof instances)[number], (typeof instances)[number]]
-  const created = await first.inject({
-    method: 'POST',
-    url: '/grants',
-    headers: bearer(),
-    payload: grantBody({ durationMinutes: 30 }),
-  })
-  t.equal(created.statusCode, 201, created.body)
-  clock.advanceMinutes(31)
-  // The first sweep is held at its first page of due items, with the lease taken.
-  const held = proxy?.holdNext('Query')
+t.test(
+  'a sweep that finds another process sweeping past its wait does nothing, and the one sweeping ends the grant',
+  async (t) => {
+    const { instances, clock, proxy, hasAssignment } = await build(t, moto, {
+      instances: 2,
+      proxy: true,
+      sweepLeaseWaitMs: 0,
+    })
+    const [first, second] = instances as [(typeof instances)[number], (typeof instances)[number]]
+    const created = await first.inject({
+      method: 'POST',
+      url: '/grants',
+      headers: bearer(),
+      payload: grantBody({ durationMinutes: 30 }),
+    })
+    t.equal(created.statusCode, 201, created.body)
+    clock.advanceMinutes(31)
+    // The first sweep is held at its first page of due items, with the lease taken.
+    const held = proxy?.holdNext('Query')
 
+    const sweeping = first.runSweep(sweepRun)
+    await held?.arrived
+    const skipped = await second.runSweep(sweepRun)
+    held?.release()
+    const swept = await sweeping
+
+    t.match(skipped, { revoked: 0, remaining: 0, failed: 0 }, 'the second process found the lease taken')
+    t.match(swept, { revoked: 1, failed: 0 })
+    t.notOk(await hasAssignment('alice', PROD, 'AdministratorAccess'))
+  },
+)
+
+t.test('a sweep started while the run before finishes waits for its lease, then sweeps', async (t) => {
+  const { instances, clock, proxy } = await build(t, moto, { instances: 2, proxy: true, sweepLeaseWaitMs: 10_000 })
+  const [first, second] = instances as [(typeof instances)[number], (typeof instances)[number]]
+  for (const accountId of [PROD, STAGING]) {
+    const created = await first.inject({
+      method: 'POST',
+      url: '/grants',
+      headers: bearer(),
+      payload: grantBody({ accountId, durationMinutes: 30 }),
+    })
+    t.equal(created.statusCode, 201, created.body)
+  }
+  clock.advanceMinutes(31)
+  // The first run is held at its first page with the lease taken, as a run overrunning its minute is.
+  const held = proxy?.holdNext('Query')
   const sweeping = first.runSweep(sweepRun)
   await held?.arrived
-  const skipped = await second.runSweep(sweepRun)
+  const queriesBefore = proxy?.calls.Query ?? 0
+  const waiting = second.runSweep(sweepRun)
+  await new Promise((resolve) => setTimeout(resolve, 600))
+  t.equal(proxy?.calls.Query ?? 0, queriesBefore, 'the second run has not started: it waits for the lease')
   held?.release()
-  const swept = await sweeping
+  const [swept, next] = await Promise.all([sweeping, waiting])
 
-  t.match(skipped, { revoked: 0, remaining: 0, failed: 0 }, 'the second process found the lease taken')
-  t.match(swept, { revoked: 1, failed: 0 })
-  t.notOk(await hasAssignment('alice', PROD, 'AdministratorAccess'))
+  t.match(swept, { revoked: 2, failed: 0 })
+  t.match(next, { revoked: 0, failed: 0 }, 'nothing left for it')
+  t.ok((proxy?.calls.Query ?? 0) > queriesBefore + 1, 'but it ran: it read the due index once the lease was given up')
 })
 
 t.test('the lease is given up when a sweep ends, so the next run, from any process, sweeps', async (t) => {
@@ -50,7 +86,7 @@ t.test('the lease is given up when a sweep ends, so the next run, from any proce
 })
 
 t.test('a lease whose holder died is taken over once its time has run out', async (t) => {
-  const { app, clock } = await build(t, moto)
+  const { app, clock } = await build(t, moto, { sweepLeaseWaitMs: 0 })
   const created = await app.inject({
     method: 'POST',
     url: '/grants',

@@ -57,6 +57,8 @@ export interface BuildOptions {
   sweepPageSize?: number
   /** A sweep run's budget (JIT_SWEEP_BUDGET_SECONDS; default 50 s). */
   sweepBudgetMs?: number
+  /** How long a sweep waits for another run's lease (default the service's, SWEEP_LEASE_WAIT_MS). */
+  sweepLeaseWaitMs?: number
   /** Identity Center calls per second; tests that are not about the rate use a high one. */
   identityCenterTps?: number
   maxConcurrentCreations?: number
@@ -212,6 +214,7 @@ export async function build(t: Teardown, moto: MotoServer, options: BuildOptions
       maxDurationMinutes: options.maxDurationMinutes ?? 720,
       ...(options.maxLeadDays !== undefined ? { maxLeadDays: options.maxLeadDays } : {}),
       sweepBudgetMs: options.sweepBudgetMs ?? 50_000,
+      ...(options.sweepLeaseWaitMs !== undefined ? { sweepLeaseWaitMs: options.sweepLeaseWaitMs } : {}),
       ...(options.requestDeadlineMs ? { requestDeadlineMs: options.requestDeadlineMs } : {}),
       ...(options.sweepPageSize ? { sweepPageSize: options.sweepPageSize } : {}),
       ...(options.dueTimers ? { dueTimers: options.dueTimers } : {}),
