@@ -1,5 +1,5 @@
 import { InvalidCursorError, UserNotFoundError } from './errors.ts'
-import { isOrganizationUnit, needsOrganization, type Policy, type Rule, rulesFor } from './policy.ts'
+import { isOrganizationUnit, missingTags, needsOrganization, type Policy, type Rule, rulesFor } from './policy.ts'
 import type { AccountDirectory, CursorSeal, Directory } from './ports.ts'
 
 /**
@@ -115,7 +115,7 @@ interface Candidate {
   id: string
   /** From Organizations for an account found under an OU; null for one named by id (described when listed). */
   name: string | null
-  named: boolean
+  /** As Organizations listed it under an OU; false for one named by id, whose status is known only once described. */
   active: boolean
 }
 
@@ -162,7 +162,7 @@ async function eligibleAccount(
   const described = namedById && organization ? await organization.describe(candidate.id) : undefined
   const name = described ? described.name : candidate.name
   if (namedById && !rule.accountTags) return { id: candidate.id, name }
-  const active = described ? described.active : candidate.active && !candidate.named
+  const active = described ? described.active : candidate.active
   if (!active || !(await tagsMatch(rule, organization, candidate.id))) return undefined
   return { id: candidate.id, name }
 }
@@ -178,13 +178,12 @@ async function candidatesOf(
     if (list.length >= upTo) return { list: list.slice(0, upTo), complete: false }
     if (entry === '*') continue
     if (!isOrganizationUnit(entry)) {
-      list.push({ id: entry, name: null, named: true, active: true })
+      list.push({ id: entry, name: null, active: false })
       continue
     }
     if (!organization) continue
     const under = await organization.accountsUnder(entry, upTo - list.length)
-    for (const account of under.accounts)
-      list.push({ id: account.id, name: account.name, named: false, active: account.active })
+    for (const account of under.accounts) list.push({ id: account.id, name: account.name, active: account.active })
     if (under.truncated) return { list, complete: false }
   }
   return { list, complete: true }
@@ -193,8 +192,7 @@ async function candidatesOf(
 async function tagsMatch(rule: Rule, organization: AccountDirectory | undefined, accountId: string): Promise<boolean> {
   if (!rule.accountTags) return true
   if (!organization) return false
-  const tags = await organization.tagsOf(accountId)
-  return Object.entries(rule.accountTags).every(([key, value]) => tags[key] === value)
+  return missingTags(rule, await organization.tagsOf(accountId)).length === 0
 }
 
 const CURSOR_FIELDS = ['rule', 'position'] as const

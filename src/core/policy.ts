@@ -314,6 +314,13 @@ export function mightAllow(policy: Policy, request: AccessRequest): boolean {
   )
 }
 
+/** The tags (`key=value`) a rule requires that the account does not carry; empty when it carries them all, or none are required. */
+export function missingTags(rule: Pick<Rule, 'accountTags'>, tags: Readonly<Record<string, string>>): string[] {
+  return Object.entries(rule.accountTags ?? {})
+    .filter(([key, value]) => tags[key] !== value)
+    .map(([key, value]) => `${key}=${value}`)
+}
+
 /** A rule whose account condition only AWS Organizations can decide: it names an OU, the root, or account tags. */
 export function needsOrganization(rule: Pick<RuleDocument, 'accounts' | 'accountTags'>): boolean {
   return rule.accountTags !== undefined || (rule.accounts ?? []).some(isOrganizationUnit)
@@ -394,10 +401,7 @@ async function accountRefusal(
       if (!ancestors.some((id) => units.includes(id))) return notEligible
     }
     if (rule.accountTags) {
-      const tags = await accounts.tagsOf(accountId)
-      const missing = Object.entries(rule.accountTags)
-        .filter(([key, value]) => tags[key] !== value)
-        .map(([key, value]) => `${key}=${value}`)
+      const missing = missingTags(rule, await accounts.tagsOf(accountId))
       if (missing.length > 0)
         return `Account ${accountId} does not carry the tags rule '${rule.name}' requires (${missing.join(', ')})`
     }
