@@ -13,6 +13,7 @@ import { DEFAULT_MAX_LEAD_DAYS, GrantService } from './core/grant-service.ts'
 import { Outbox } from './core/outbox.ts'
 import type { Policy } from './core/policy.ts'
 import { inBackground } from './core/priority.ts'
+import { pause } from './core/retry.ts'
 import { type SweepRun, type SweepSummary, sweep } from './core/sweep.ts'
 import { type JwtSettings, registerAuth } from './http/auth.ts'
 import { registerDocs } from './http/docs.ts'
@@ -203,7 +204,7 @@ export async function buildApp(deps: AppDependencies) {
       const until = new Date(deadline.getTime() + SWEEP_LEASE_MARGIN_MS)
       if (await deps.store.acquireSweepLease(owner, deps.clock.now(), until)) return true
       if (performance.now() + SWEEP_LEASE_POLL_MS > giveUpAt) return false
-      await new Promise((resolve) => setTimeout(resolve, SWEEP_LEASE_POLL_MS))
+      await pause(SWEEP_LEASE_POLL_MS)
     }
   }
   const runSweep = async (run: SweepRun): Promise<SweepSummary> => {
@@ -272,7 +273,7 @@ export async function buildApp(deps: AppDependencies) {
     // Delivered a moment early (another host's clock sent it): waited out here, rather than left to the next sweep.
     const early = result.kind === 'early' ? result.at - deps.clock.now().getTime() : Infinity
     if (early > DUE_EARLY_WAIT_MS) return result.kind
-    await new Promise((resolve) => setTimeout(resolve, early))
+    await pause(early)
     return (await actOnDue(grants, deps.clock, grantId, actor)).kind
   }
   const anchoring = deps.auditAnchors
