@@ -79,10 +79,12 @@ const builtinsAsRequire: Plugin = {
  *   does not use;
  * - @fastify/ajv-compiler (with Ajv's JTD code, about 40 KiB): Fastify's default validator compiler, loaded only
  *   when an app is given none; ours (src/app.ts) and the docs app's are given theirs;
- * - mime (36 KiB, every type there is): the docs page's files are of seven types.
+ * - mime (36 KiB, every type there is): the docs page's files are of seven types;
+ * - asn1.js with bn.js (about 60 KiB): fast-jwt reads a PEM key's algorithm with it, which Node's crypto names
+ *   as well (infra/lambda-stubs/asn1.ts, compared with asn1.js by test/asn1-stub.test.ts).
  * The container's bundle keeps them all: it may run where credentials come from anywhere, and size costs it little.
  */
-const lambdaSlimming: Plugin = {
+export const lambdaSlimming: Plugin = {
   name: 'lambda-slimming',
   setup(build) {
     const stubs: Record<string, string> = {
@@ -111,6 +113,7 @@ const lambdaSlimming: Plugin = {
         "module.exports = { default_type: undefined, getType: (path) => types[String(path).split('.').pop().toLowerCase()] ?? null }",
       ].join('\n'),
     }
+    build.onResolve({ filter: /^asn1\.js$/ }, () => ({ path: join(ROOT, 'infra', 'lambda-stubs', 'asn1.ts') }))
     build.onResolve(
       { filter: /^(@aws-sdk\/credential-provider-node|bowser|yaml|glob|@fastify\/ajv-compiler|mime)$/ },
       ({ path }) => ({ path, namespace: 'lambda-slimming' }),

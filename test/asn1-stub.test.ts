@@ -1,0 +1,155 @@
+/**
+ * The Lambda bundle replaces asn1.js with infra/lambda-stubs/asn1.ts (infra/build.ts). fast-jwt decides with it
+ * which algorithms a PEM key may verify or sign, so a difference would be an algorithm-confusion hole or a
+ * refused key. Here fast-jwt, bundled with the Lambda's slimming as the function gets it, is compared with
+ * fast-jwt as installed, on every key type Node makes and on broken key text: the same tokens, the same
+ * verdicts, the same errors.
+ */
+import { generateKeyPairSync, type KeyObject } from 'node:crypto'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { build } from 'esbuild'
+import * as installed from 'fast-jwt'
+import t from 'tap'
+import { lambdaSlimming } from '../infra/build.ts'
+
+type FastJwt = typeof installed
+
+const work = mkdtempSync(join(tmpdir(), 'jit-asn1-stub-'))
+t.teardown(() => rmSync(work, { recursive: true, force: true }))
+writeFileSync(join(work, 'entry.mjs'), "export { createSigner, createVerifier } from 'fast-jwt'\n")
+const { metafile } = await build({
+  entryPoints: [join(work, 'entry.mjs')],
+  outfile: join(work, 'bundled.mjs'),
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  nodePaths: [join(import.meta.dirname, '..', 'node_modules')],
+  banner: { js: "const require = process.getBuiltinModule('node:module').createRequire(import.meta.url);" },
+  plugins: [lambdaSlimming],
+  metafile: true,
+  logLevel: 'warning',
+})
+const bundled = (await import(pathToFileURL(join(work, 'bundled.mjs')).href)) as FastJwt
+
+t.test('the bundled fast-jwt has no asn1.js or bn.js in it', async (t) => {
+  const inputs = Object.keys(metafile.inputs)
+  t.notOk(
+    inputs.some((input) => /node_modules\/(asn1\.js|bn\.js)\//.test(input)),
+    'neither package is bundled',
+  )
+  t.ok(
+    inputs.some((input) => input.endsWith('infra/lambda-stubs/asn1.ts')),
+    'the stub is',
+  )
+})
+
+/** Every key type and curve Node can make; the ones JWT has no algorithm for must be refused alike. */
+const KEY_KINDS: [string, () => { publicKey: KeyObject; privateKey: KeyObject }][] = [
+  ['RSA 2048', () => generateKeyPairSync('rsa', { modulusLength: 2048 })],
+  ['RSA-PSS 2048', () => generateKeyPairSync('rsa-pss', { modulusLength: 2048 })],
+  ['EC P-256', () => generateKeyPairSync('ec', { namedCurve: 'P-256' })],
+  ['EC P-384', () => generateKeyPairSync('ec', { namedCurve: 'P-384' })],
+  ['EC P-521', () => generateKeyPairSync('ec', { namedCurve: 'P-521' })],
+  ['EC secp256k1', () => generateKeyPairSync('ec', { namedCurve: 'secp256k1' })],
+  ['EC brainpoolP256r1', () => generateKeyPairSync('ec', { namedCurve: 'brainpoolP256r1' })],
+  ['Ed25519', () => generateKeyPairSync('ed25519')],
+  ['Ed448', () => generateKeyPairSync('ed448')],
+  ['X25519', () => generateKeyPairSync('x25519')],
+  ['DSA 2048', () => generateKeyPairSync('dsa', { modulusLength: 2048, divisorLength: 256 })],
+]
+
+/** What a call gave: its value, or its error's code and message (the cause's text may differ: Node's, not asn1.js's). */
+function outcome(run: () => unknown): unknown {
+  try {
+    return { value: run() }
+  } catch (error) {
+    const { code, message } = error as { code?: string; message: string }
+    return { code, message }
+  }
+}
+
+const exportedPems = (pair: { publicKey: KeyObject; privateKey: KeyObject }) => {
+  const pems: Record<string, string> = {
+    spki: pair.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+    pkcs8: pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+  }
+  const type = pair.publicKey.asymmetricKeyType
+  if (type === 'ec') pems.sec1 = pair.privateKey.export({ type: 'sec1', format: 'pem' }).toString()
+  if (type === 'rsa') {
+    pems.pkcs1Public = pair.publicKey.export({ type: 'pkcs1', format: 'pem' }).toString()
+    pems.pkcs1Private = pair.privateKey.export({ type: 'pkcs1', format: 'pem' }).toString()
+  }
+  return pems
+}
+
+for (const [kind, generate] of KEY_KINDS) {
+  t.test(`${kind}: signing and verifying give the same results bundled as installed`, async (t) => {
+    const pems = exportedPems(generate())
+    const privatePems = [pems.pkcs8, pems.sec1, pems.pkcs1Private].filter((pem) => pem !== undefined)
+    const publicPems = [pems.spki, pems.pkcs1Public].filter((pem) => pem !== undefined)
+    for (const privatePem of privatePems) {
+      const sign = (jwt: FastJwt) => jwt.createSigner({ key: privatePem, noTimestamp: true })({ sub: 'alice' })
+      const reference = outcome(() => sign(installed))
+      const ours = outcome(() => sign(bundled))
+      const header = (result: unknown) => {
+        const token = (result as { value?: string }).value
+        return token === undefined ? result : JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString())
+      }
+      // ECDSA and RSA-PSS signatures are randomized: the header names the algorithm each chose.
+      t.same(header(ours), header(reference), 'signing: the same algorithm, or the same refusal')
+      const token = (reference as { value?: string }).value
+      if (token === undefined) continue
+      for (const publicPem of publicPems) {
+        const verify = (jwt: FastJwt) => jwt.createVerifier({ key: publicPem })(token)
+        t.same(
+          outcome(() => verify(bundled)),
+          outcome(() => verify(installed)),
+          'verifying: the same verdict',
+        )
+        t.match(
+          outcome(() => verify(installed)),
+          { value: { sub: 'alice' } },
+          'and the installed one accepts it',
+        )
+      }
+    }
+    // A public key of this kind against an HMAC token: refused alike (the algorithm-confusion check).
+    const hmacToken = installed.createSigner({ key: 'x'.repeat(32), noTimestamp: true })({ sub: 'mallory' })
+    for (const publicPem of publicPems) {
+      const verify = (jwt: FastJwt) => jwt.createVerifier({ key: publicPem })(hmacToken)
+      const reference = outcome(() => verify(installed))
+      t.same(
+        outcome(() => verify(bundled)),
+        reference,
+        'an HMAC token under a public key: the same refusal',
+      )
+      t.notOk((reference as { value?: unknown }).value, 'which is a refusal')
+    }
+  })
+}
+
+t.test('broken key text is refused bundled as installed', async (t) => {
+  const { spki, pkcs8 } = exportedPems(generateKeyPairSync('ec', { namedCurve: 'P-256' }))
+  const token = installed.createSigner({ key: pkcs8 as string, noTimestamp: true })({ sub: 'alice' })
+  const body = (pem: string) => pem.split('\n').slice(1, -2).join('\n')
+  const broken = {
+    truncated: (spki as string).slice(0, 80),
+    'garbage inside the armour': '-----BEGIN PUBLIC KEY-----\nbm90IGEga2V5IGF0IGFsbA==\n-----END PUBLIC KEY-----\n',
+    'a private key under a public label': `-----BEGIN PUBLIC KEY-----\n${body(pkcs8 as string)}\n-----END PUBLIC KEY-----\n`,
+    'no end line': `-----BEGIN PUBLIC KEY-----\n${body(spki as string)}\n`,
+    'junk before the header': `hello\n${spki}`,
+    'an unknown label': `-----BEGIN SOMETHING KEY-----\n${body(spki as string)}\n-----END SOMETHING KEY-----\n`,
+  }
+  for (const [name, key] of Object.entries(broken)) {
+    const verify = (jwt: FastJwt) => jwt.createVerifier({ key })(token)
+    const reference = outcome(() => verify(installed))
+    t.same(
+      outcome(() => verify(bundled)),
+      reference,
+      `${name}: the same outcome`,
+    )
+  }
+})
