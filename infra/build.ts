@@ -81,7 +81,9 @@ const builtinsAsRequire: Plugin = {
  *   when an app is given none; ours (src/app.ts) and the docs app's are given theirs;
  * - mime (36 KiB, every type there is): the docs page's files are of seven types;
  * - asn1.js with bn.js (about 60 KiB): fast-jwt reads a PEM key's algorithm with it, which Node's crypto names
- *   as well (infra/lambda-stubs/asn1.ts, compared with asn1.js by test/asn1-stub.test.ts).
+ *   as well (infra/lambda-stubs/asn1.ts, compared with asn1.js by test/lambda-stubs.test.ts);
+ * - semver (28 KiB): Fastify checks each plugin's declared range with it, and every bundled plugin declares
+ *   `5.x`, which infra/lambda-stubs/semver.ts understands (and it refuses any other range).
  * The container's bundle keeps them all: it may run where credentials come from anywhere, and size costs it little.
  */
 export const lambdaSlimming: Plugin = {
@@ -113,7 +115,9 @@ export const lambdaSlimming: Plugin = {
         "module.exports = { default_type: undefined, getType: (path) => types[String(path).split('.').pop().toLowerCase()] ?? null }",
       ].join('\n'),
     }
-    build.onResolve({ filter: /^asn1\.js$/ }, () => ({ path: join(ROOT, 'infra', 'lambda-stubs', 'asn1.ts') }))
+    build.onResolve({ filter: /^(asn1\.js|semver)$/ }, ({ path }) => ({
+      path: join(ROOT, 'infra', 'lambda-stubs', `${path.replace(/\.js$/, '')}.ts`),
+    }))
     build.onResolve(
       { filter: /^(@aws-sdk\/credential-provider-node|bowser|yaml|glob|@fastify\/ajv-compiler|mime)$/ },
       ({ path }) => ({ path, namespace: 'lambda-slimming' }),

@@ -6,7 +6,7 @@
  * Node's crypto parses the same keys itself and names their type and curve, so this module answers those three
  * decodes from `createPublicKey`/`createPrivateKey` in the shape asn1.js gives: object identifiers as arrays of
  * numbers. Node parses the whole key where asn1.js read only its first fields, so a key this refuses asn1.js
- * may have read, but such a key would fail at verification anyway. test/asn1-stub.test.ts compares the two on
+ * may have read, but such a key would fail at verification anyway. test/lambda-stubs.test.ts compares the two on
  * every key type Node can make, and on broken PEM text.
  */
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto'
