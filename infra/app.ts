@@ -10,7 +10,7 @@ import { App } from 'aws-cdk-lib'
 import { loadPolicyFile } from '../src/config.ts'
 import { needsOrganization } from '../src/core/policy.ts'
 import { buildLambda } from './build.ts'
-import { readDeploymentContext } from './context.ts'
+import { readDeploymentContext, refuseUnscopedGroupGrants } from './context.ts'
 import { JitAccessStack, POLICY_FILE_IN_FUNCTION } from './stack.ts'
 
 const INFRA = dirname(fileURLToPath(import.meta.url))
@@ -22,18 +22,10 @@ const deployment = readDeploymentContext((name) => app.node.tryGetContext(name),
 // The policy is checked here, so that a deployment with an invalid policy fails before it starts rather than
 // at the function's first cold start; then it is shipped inside the function's code.
 const policy = loadPolicyFile(deployment.policyFile)
+refuseUnscopedGroupGrants(policy, deployment.stack)
 rmSync(ASSET_DIR, { recursive: true, force: true })
 await buildLambda(ASSET_DIR)
 cpSync(deployment.policyFile, join(ASSET_DIR, POLICY_FILE_IN_FUNCTION))
-
-// Group grants need the groups named (grantableGroupIds): the role may change no membership otherwise, so a policy
-// that grants groups without them would fail every group grant at run time. Refused here instead.
-if (policy.rules.some((rule) => rule.grantableGroups?.length) && !deployment.stack.grantableGroupIds?.length) {
-  throw new Error(
-    'The policy grants groups (grantableGroups), but the context grantableGroupIds is not set: set it to the ids of those groups ' +
-      '(the role may add members to, and remove them from, those groups only)',
-  )
-}
 
 // A policy that names OUs, the root or account tags needs the organization's read actions, and only such a policy gets them.
 new JitAccessStack(app, deployment.stackName, {

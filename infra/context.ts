@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
+import type { Policy } from '../src/core/policy.ts'
 import type { JitAccessStackProps } from './stack.ts'
 
 /** The CDK context values the app reads (cdk.json, cdk.context.json or -c name=value); README lists them. */
@@ -78,5 +79,21 @@ export function readDeploymentContext(get: (name: string) => unknown, baseDir: s
         ? { targetIds: list('sessionCutoffTargets') as string[], policies: number('sessionCutoffPolicies') }
         : undefined,
     },
+  }
+}
+
+/**
+ * Group grants need the groups named (grantableGroupIds): the role may change no membership otherwise, so a policy
+ * that grants groups without them would fail every group grant at run time. Refused at synth instead.
+ */
+export function refuseUnscopedGroupGrants(
+  policy: Pick<Policy, 'rules'>,
+  stack: Pick<DeploymentContext['stack'], 'grantableGroupIds'>,
+): void {
+  if (policy.rules.some((rule) => rule.grantableGroups?.length) && !stack.grantableGroupIds?.length) {
+    throw new Error(
+      'The policy grants groups (grantableGroups), but the context grantableGroupIds is not set: set it to the ids of those groups ' +
+        '(the role may add members to, and remove them from, those groups only)',
+    )
   }
 }

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path'
 import { App } from 'aws-cdk-lib'
 import { Match, Template } from 'aws-cdk-lib/assertions'
 import t from 'tap'
-import { readDeploymentContext } from '../infra/context.ts'
+import { readDeploymentContext, refuseUnscopedGroupGrants } from '../infra/context.ts'
 import {
   API_ACCESS_LOG_FORMAT,
   DUE_RESERVED_CONCURRENCY,
@@ -922,3 +922,22 @@ function adapterOperations(): Set<string> {
   operations.delete('sso:ListInstances')
   return operations
 }
+
+t.test('a policy that grants groups is refused at synth unless the deployment names the groups', async (t) => {
+  const groupRule = { grantableGroups: ['prod-breakglass'] }
+  const accountRule = { grantableGroups: undefined }
+  for (const grantableGroupIds of [undefined, []])
+    t.throws(
+      () => refuseUnscopedGroupGrants({ rules: [accountRule, groupRule] } as never, { grantableGroupIds }),
+      /grantableGroupIds is not set/,
+      `grantableGroupIds ${JSON.stringify(grantableGroupIds)}: refused`,
+    )
+  t.doesNotThrow(
+    () => refuseUnscopedGroupGrants({ rules: [groupRule] } as never, { grantableGroupIds: [GROUP_ID] }),
+    'with the groups named: accepted',
+  )
+  t.doesNotThrow(
+    () => refuseUnscopedGroupGrants({ rules: [accountRule, { grantableGroups: [] }] } as never, {}),
+    'a policy without group grants needs no group ids',
+  )
+})
