@@ -14,6 +14,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { timeLeftMs, withoutDeadline } from '../core/deadline.ts'
 import type { AssignmentTarget } from '../core/grant-model.ts'
 import type { BeforeSend, IdentityCenter, PermissionSetInfo, ProvisioningOutcome } from '../core/ports.ts'
+import { pause } from '../core/retry.ts'
 import { callAws } from './aws-errors.ts'
 import type { IdentityCenterRateLimiter } from './rate-limiter.ts'
 
@@ -270,10 +271,10 @@ export class AwsIdentityCenter implements IdentityCenter {
     let outcome = first
     // Never past the request's own deadline: a request still provisioning then is answered as such.
     const deadline = Date.now() + Math.min(this.options.provisioningWaitMs, timeLeftMs() - 1000)
-    let pause = 250
-    while (outcome.state === 'in_progress' && outcome.requestId && Date.now() + pause <= deadline) {
-      await new Promise((resolve) => setTimeout(resolve, pause))
-      pause = Math.min(pause * 2, 2000)
+    let wait = 250
+    while (outcome.state === 'in_progress' && outcome.requestId && Date.now() + wait <= deadline) {
+      await pause(wait)
+      wait = Math.min(wait * 2, 2000)
       try {
         outcome = await status(outcome.requestId)
       } catch {

@@ -1,6 +1,7 @@
 import { DescribePolicyCommand, type OrganizationsClient, UpdatePolicyCommand } from '@aws-sdk/client-organizations'
 import { ensureTimeFor } from '../core/deadline.ts'
 import type { CutoffPolicies } from '../core/ports.ts'
+import { pause } from '../core/retry.ts'
 import { callAws } from './aws-errors.ts'
 
 // The Organizations client, for src/adapters/aws.ts to load with this module (see lazilyLoaded there).
@@ -61,7 +62,7 @@ export class OrganizationsCutoffPolicies implements CutoffPolicies {
           return callAws(SERVICE, operation, () => Promise.reject(error))
         const backoff = RETRY_BASE_MS * 2 ** (attempt - 1) * (0.5 + Math.random())
         ensureTimeFor(backoff)
-        await new Promise((resolve) => setTimeout(resolve, backoff))
+        await pause(backoff)
       }
     }
   }

@@ -1,6 +1,7 @@
 import { timeLeftMs } from '../core/deadline.ts'
 import { DeadlineExceededError } from '../core/errors.ts'
 import { isBackground } from '../core/priority.ts'
+import { pause } from '../core/retry.ts'
 import { isRetryable } from './aws-errors.ts'
 
 export interface RateLimiterOptions {
@@ -75,7 +76,7 @@ export class IdentityCenterRateLimiter {
         const backoff = Math.min(50 * 2 ** attempt, 1000) * (0.5 + Math.random())
         // A backoff that would end past the request's deadline is not waited out: the last error stands.
         if (backoff > timeLeftMs()) throw error
-        await sleep(backoff)
+        await pause(backoff)
       }
     }
   }
@@ -170,12 +171,10 @@ export class IdentityCenterRateLimiter {
           continue
         }
         // Whoever is first when the token is there gets it: a foreground caller arriving meanwhile goes ahead.
-        await sleep(wait)
+        await pause(wait)
       }
     } finally {
       this.pumping = false
     }
   }
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
