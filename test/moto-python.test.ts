@@ -7,8 +7,9 @@ import { findMotoPython, type RefusedPython } from '../src/sandbox/moto-server.t
 
 /*
  * findMotoPython picks the Python the sandbox's and the tests' moto launchers run with. A Python counts only if
- * it has what the launchers import: moto 5+ with its server extras. Each case puts a python3 on PATH (and
- * nothing else) that is a real Python whose moto, flask and flask_cors are the fakes given.
+ * it has what the launchers import: moto 5 (not 6: the launchers patch its internals) with its server extras.
+ * Each case puts a python3 on PATH (and nothing else) that is a real Python whose moto, flask and flask_cors
+ * are the fakes given.
  */
 const realPython = spawnSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).stdout.trim()
 
@@ -55,6 +56,12 @@ t.test('a Python with moto 4, server extras and all, is refused', async (t) => {
   const { found, refused } = machineWith(t, { ...SERVER, 'moto/__init__.py': '__version__ = "4.2.14"\n' })
   t.equal(found(), undefined)
   t.match(refused, [{ python: 'python3', reason: /moto 4\.2\.14 is older than 5/ }])
+})
+
+t.test('a Python with moto 6, server extras and all, is refused: the launchers patch moto 5', async (t) => {
+  const { found, refused } = machineWith(t, { ...SERVER, 'moto/__init__.py': '__version__ = "6.0.1"\n' })
+  t.equal(found(), undefined, 'not chosen: npm start installs moto[server]>=5,<6 into .sandbox/venv instead')
+  t.match(refused, [{ python: 'python3', reason: /moto 6\.0\.1 is newer than 5/ }])
 })
 
 t.test('a Python with moto 5 and its server extras is chosen', async (t) => {

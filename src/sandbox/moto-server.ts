@@ -53,9 +53,10 @@ export function motoPythonCandidates(projectRoot: string): string[] {
 }
 
 /**
- * What the launchers (moto_server.py, the tests' strict_moto.py) need of a Python: moto 5 or later with its server
- * extras (`moto[server]`: moto.server, flask, flask_cors). A plain `pip install moto` has moto without them, and a
- * launcher run with it dies on its first import. Prints why it refuses, exits 1.
+ * What the launchers (moto_server.py, the tests' strict_moto.py) need of a Python: moto 5 with its server extras
+ * (`moto[server]`: moto.server, flask, flask_cors). A plain `pip install moto` has moto without them, and a
+ * launcher run with it dies on its first import. Not moto 6 or later either: the launchers patch moto 5's
+ * internals, and npm start installs `moto[server]>=5,<6` for that reason. Prints why it refuses, exits 1.
  */
 const MOTO_PROBE = `
 import sys
@@ -72,6 +73,9 @@ except ValueError:
 if major < 5:
     print("moto %s is older than 5" % version)
     sys.exit(1)
+if major > 5:
+    print("moto %s is newer than 5: the launchers patch moto 5's internals" % version)
+    sys.exit(1)
 `
 
 /** A Python that motoPythonCandidates offered and the probe refused, and why. */
@@ -81,7 +85,7 @@ export interface RefusedPython {
 }
 
 /**
- * The first of motoPythonCandidates with moto 5+ and its server extras (MOTO_PROBE); `refused` hears of each
+ * The first of motoPythonCandidates with moto 5 and its server extras (MOTO_PROBE); `refused` hears of each
  * candidate that has Python but not what the launchers need, so that a caller can say why it installs moto.
  */
 export function findMotoPython(projectRoot: string, refused?: (candidate: RefusedPython) => void): string | undefined {
