@@ -685,7 +685,7 @@ const kept =
 const merged = { ...kept, ...results, cores: availableParallelism() }
 writeFileSync(resultsFile, `${JSON.stringify(merged, null, 2)}\n`)
 console.log(`\n${renderTable(merged)}\n`)
-console.log('docs/performance.md: node test/bench/report.ts --write')
+console.log('docs/performance.md and README: node test/bench/report.ts --write')
 console.log(`results: ${join(OUT, 'results.json')}`)
 
 /**
