@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs'
 import { isIPv4 } from 'node:net'
-import { type Static, type TSchema, Type } from 'typebox'
+import type { Static, TSchema } from 'typebox'
 import { Value } from 'typebox/value'
 import { DEFAULT_CHANGE_STATES, DEFAULT_INCIDENT_STATES } from './adapters/servicenow.ts'
 import { DEFAULT_MAX_LEAD_DAYS } from './core/grant-service.ts'
 import { DEFAULT_GIVE_UP_MS } from './core/outbox.ts'
 import { type Policy, parsePolicy } from './core/policy.ts'
+import * as Type from './core/schema-builders.ts'
 
 /** An Organizations policy id. */
 const POLICY_ID = 'p-[0-9a-zA-Z_]{8,128}'

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto'
 import { RE2JS } from 're2js'
-import { type Static, Type } from 'typebox'
+import type { Static } from 'typebox'
 import { Value } from 'typebox/value'
 import type { AccountDirectory } from './ports.ts'
+import * as Type from './schema-builders.ts'
 
 const NonEmpty = Type.String({ minLength: 1 })
 
