@@ -123,6 +123,54 @@ const lambdaSlimming: Plugin = {
   },
 }
 
+/**
+ * Where the configuration's and the policy's checks are compiled (src/core/schema-validators.ts): here, not at every
+ * start, where Ajv compiling the two took about 25 ms, more than a tenth of a cold start. The module is replaced by
+ * Ajv's standalone code for the same schemas with the same options: the schemas are read by importing the modules
+ * that declare them (CHECKED_SCHEMA_MODULES), each of which registers its own under a name; a check a bundle asks
+ * for by a name not compiled here stops that bundle at its start (validatorOf), so a test of the bundle catches it.
+ */
+const precompiledChecks: Plugin = {
+  name: 'precompiled-checks',
+  setup(build) {
+    build.onLoad({ filter: /[\\/]src[\\/]core[\\/]schema-validators\.ts$/ }, async ({ path }) => ({
+      contents: await precompiledChecksModule(),
+      loader: 'js',
+      resolveDir: dirname(path),
+    }))
+  },
+}
+
+/** The modules that declare the schemas validatorOf compiles (the policy's is imported by the configuration). */
+const CHECKED_SCHEMA_MODULES = ['src/config.ts']
+
+let checksModule: Promise<string> | undefined
+
+function precompiledChecksModule(): Promise<string> {
+  checksModule ??= (async () => {
+    for (const module of CHECKED_SCHEMA_MODULES) await import(pathToFileURL(join(ROOT, module)).href)
+    const { SCHEMA_CHECK_OPTIONS, checkedSchemas } = (await import(
+      pathToFileURL(join(ROOT, 'src/core/schema-validators.ts')).href
+    )) as typeof import('../src/core/schema-validators.ts')
+    const { Ajv } = await import('ajv')
+    // CommonJS, whose module.exports is the function, also exported as its default.
+    const standaloneCode = (await import('ajv/dist/standalone/index.js')).default.default
+    const ajv = new Ajv({ ...SCHEMA_CHECK_OPTIONS, code: { source: true, esm: true } })
+    const names = [...checkedSchemas().keys()]
+    for (const [name, schema] of checkedSchemas()) ajv.addSchema(schema, name)
+    return [
+      standaloneCode(ajv, Object.fromEntries(names.map((name) => [name, name]))),
+      `const validators = new Map([${names.map((name) => `[${JSON.stringify(name)}, ${name}]`).join(', ')}])`,
+      'export function validatorOf(name) {',
+      '  const validate = validators.get(name)',
+      `  if (!validate) throw new Error("No check named '" + name + "' was compiled with the bundle (infra/build.ts, CHECKED_SCHEMA_MODULES)")`,
+      '  return validate',
+      '}',
+    ].join('\n')
+  })()
+  return checksModule
+}
+
 function bundleOptions(entry: string, outfile: string, awsSdk: AwsSdkSource): BuildOptions {
   return {
     entryPoints: [entry.includes('/') ? join(ROOT, entry) : join(ROOT, 'src', entry)],
@@ -140,7 +188,7 @@ function bundleOptions(entry: string, outfile: string, awsSdk: AwsSdkSource): Bu
     sourcesContent: false,
     legalComments: 'none',
     banner: { js: BANNER },
-    plugins: [builtinsAsRequire],
+    plugins: [builtinsAsRequire, precompiledChecks],
     external: awsSdk === 'runtime' ? ['@aws-sdk/*', '@smithy/*'] : [],
     logLevel: 'warning',
   }

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto'
 import { RE2JS } from 're2js'
 import type { Static } from 'typebox'
-import { Value } from 'typebox/value'
 import type { AccountDirectory } from './ports.ts'
 import * as Type from './schema-builders.ts'
+import { compileCheck } from './schema-check.ts'
 
 const NonEmpty = Type.String({ minLength: 1 })
 
@@ -48,6 +48,8 @@ export const PolicySchema = Type.Object(
 
 export type PolicyDocument = Static<typeof PolicySchema>
 type RuleDocument = Static<typeof RuleSchema>
+
+const checkPolicy = compileCheck('policy', PolicySchema)
 
 /** A ticket pattern compiled for RE2, which matches in time linear in the ticket: no pattern can backtrack. */
 export interface TicketPattern {
@@ -112,13 +114,12 @@ export class PolicyInvalidError extends Error {
 }
 
 /** Validates a policy document; any problem refuses it as a whole, so the service never runs on half a policy. */
-export function parsePolicy(document: unknown): Policy {
-  if (!Value.Check(PolicySchema, document)) {
-    const problems = Value.Errors(PolicySchema, document).map(
-      (error) => `${error.instancePath || '/'} ${error.message}`,
-    )
-    throw new PolicyInvalidError(problems.slice(0, 10))
+export function parsePolicy(input: unknown): Policy {
+  const checked = checkPolicy(input)
+  if (!checked.valid) {
+    throw new PolicyInvalidError(checked.problems.slice(0, 10).map(({ path, message }) => `${path} ${message}`))
   }
+  const document = checked.value
   const problems: string[] = []
   const names = new Set<string>()
   const rules = document.rules.map((rule, index) => {
