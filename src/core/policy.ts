@@ -15,6 +15,18 @@ export function isOrganizationUnit(entry: string): boolean {
   return entry.startsWith('ou-') || entry.startsWith('r-')
 }
 
+/**
+ * A rule's tags, by name. Written out as the JSON Schema Type.Record(key, value) gave, rather than with it: its key
+ * type engine (template literals, TypeScript's syntax) is about 40 KiB of the Lambda's bundle, only to turn a string
+ * key into this pattern. Its key's length bounds (1 to 128) were never in the schema, so never checked.
+ */
+const AccountTags = Type.Unsafe<Record<string, string>>({
+  type: 'object',
+  patternProperties: { '^.*$': Type.String({ maxLength: 256 }) },
+  minProperties: 1,
+  maxProperties: 10,
+})
+
 const RuleSchema = Type.Object(
   {
     name: NonEmpty,
@@ -24,12 +36,7 @@ const RuleSchema = Type.Object(
     /** With permissionSets, what account grants the rule allows; a rule of grantable groups only leaves both out. */
     accounts: Type.Optional(Type.Array(Type.String({ pattern: ACCOUNT_SCOPE_PATTERN }), { minItems: 1 })),
     /** Tags every account this rule allows must carry (AWS Organizations account tags), all of them, exact values. */
-    accountTags: Type.Optional(
-      Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Type.String({ maxLength: 256 }), {
-        minProperties: 1,
-        maxProperties: 10,
-      }),
-    ),
+    accountTags: Type.Optional(AccountTags),
     permissionSets: Type.Optional(Type.Array(NonEmpty, { minItems: 1 })),
     /** Identity Store groups (display names) a group grant under this rule may add the user to, for its duration. */
     grantableGroups: Type.Optional(Type.Array(NonEmpty, { minItems: 1 })),
