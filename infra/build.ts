@@ -11,7 +11,7 @@
  */
 import { execFileSync } from 'node:child_process'
 import { cpSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { builtinModules } from 'node:module'
+import { builtinModules, createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -79,7 +79,11 @@ const builtinsAsRequire: Plugin = {
  *   does not use;
  * - @fastify/ajv-compiler (with Ajv's JTD code, about 40 KiB): Fastify's default validator compiler, loaded only
  *   when an app is given none; ours (src/app.ts) and the docs app's are given theirs;
- * - mime (36 KiB, every type there is): the docs page's files are of seven types.
+ * - mime (36 KiB, every type there is): the docs page's files are of seven types;
+ * - a second fast-uri (16 KiB): fast-json-stringify has its own, 4.x, beside the 3.x that Ajv and @fastify/swagger's
+ *   json-schema-resolver use. The two export the same functions; 4.x only refuses more malformed input (controls or
+ *   spaces at either end, an http(s) URL without a host), which no schema id or reference of ours is, so all three
+ *   use fast-json-stringify's.
  * The container's bundle keeps them all: it may run where credentials come from anywhere, and size costs it little.
  */
 const lambdaSlimming: Plugin = {
@@ -115,6 +119,10 @@ const lambdaSlimming: Plugin = {
       { filter: /^(@aws-sdk\/credential-provider-node|bowser|yaml|glob|@fastify\/ajv-compiler|mime)$/ },
       ({ path }) => ({ path, namespace: 'lambda-slimming' }),
     )
+    const oneFastUri = createRequire(join(ROOT, 'node_modules', 'fast-json-stringify', 'package.json')).resolve(
+      'fast-uri',
+    )
+    build.onResolve({ filter: /^fast-uri$/ }, () => ({ path: oneFastUri }))
     build.onLoad({ filter: /.*/, namespace: 'lambda-slimming' }, ({ path }) => ({
       contents: stubs[path],
       loader: 'js',

@@ -519,6 +519,12 @@ t.test(
   },
 )
 
+t.test('the bundle has one fast-uri, which Ajv, fast-json-stringify and the docs page share', async (t) => {
+  const inputs = Object.values(lambdaMetafile()?.outputs ?? {}).flatMap((output) => Object.keys(output.inputs))
+  const copies = new Set(inputs.flatMap((input) => /^(.*node_modules\/fast-uri)\//.exec(input)?.[1] ?? []))
+  t.equal(copies.size, 1, [...copies].join(', '))
+})
+
 t.test('configured with a JWKS URL, the bundle verifies tokens by kid', async (t) => {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
   const jwks = createServer((_request, response) => {
