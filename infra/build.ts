@@ -11,7 +11,7 @@
  */
 import { execFileSync } from 'node:child_process'
 import { cpSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { builtinModules } from 'node:module'
+import { builtinModules, createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -83,7 +83,11 @@ const builtinsAsRequire: Plugin = {
  * - asn1.js with bn.js (about 60 KiB): fast-jwt reads a PEM key's algorithm with it, which Node's crypto names
  *   as well (infra/lambda-stubs/asn1.ts, compared with asn1.js by test/lambda-stubs.test.ts);
  * - semver (28 KiB): Fastify checks each plugin's declared range with it, and every bundled plugin declares
- *   `5.x`, which infra/lambda-stubs/semver.ts understands (and it refuses any other range).
+ *   `5.x`, which infra/lambda-stubs/semver.ts understands (and it refuses any other range);
+ * - a second fast-uri (16 KiB): fast-json-stringify has its own, 4.x, beside the 3.x that Ajv and @fastify/swagger's
+ *   json-schema-resolver use. The two export the same functions; 4.x only refuses more malformed input (controls or
+ *   spaces at either end, an http(s) URL without a host), which no schema id or reference of ours is, so all three
+ *   use fast-json-stringify's.
  * The container's bundle keeps them all: it may run where credentials come from anywhere, and size costs it little.
  */
 export const lambdaSlimming: Plugin = {
@@ -122,12 +126,64 @@ export const lambdaSlimming: Plugin = {
       { filter: /^(@aws-sdk\/credential-provider-node|bowser|yaml|glob|@fastify\/ajv-compiler|mime)$/ },
       ({ path }) => ({ path, namespace: 'lambda-slimming' }),
     )
+    const oneFastUri = createRequire(join(ROOT, 'node_modules', 'fast-json-stringify', 'package.json')).resolve(
+      'fast-uri',
+    )
+    build.onResolve({ filter: /^fast-uri$/ }, () => ({ path: oneFastUri }))
     build.onLoad({ filter: /.*/, namespace: 'lambda-slimming' }, ({ path }) => ({
       contents: stubs[path],
       loader: 'js',
       resolveDir: ROOT,
     }))
   },
+}
+
+/**
+ * Where the configuration's and the policy's checks are compiled (src/core/schema-validators.ts): here, not at every
+ * start, where Ajv compiling the two took about 25 ms, more than a tenth of a cold start. The module is replaced by
+ * Ajv's standalone code for the same schemas with the same options: the schemas are read by importing the modules
+ * that declare them (CHECKED_SCHEMA_MODULES), each of which registers its own under a name; a check a bundle asks
+ * for by a name not compiled here stops that bundle at its start (validatorOf), so a test of the bundle catches it.
+ */
+const precompiledChecks: Plugin = {
+  name: 'precompiled-checks',
+  setup(build) {
+    build.onLoad({ filter: /[\\/]src[\\/]core[\\/]schema-validators\.ts$/ }, async ({ path }) => ({
+      contents: await precompiledChecksModule(),
+      loader: 'js',
+      resolveDir: dirname(path),
+    }))
+  },
+}
+
+/** The modules that declare the schemas validatorOf compiles (the policy's is imported by the configuration). */
+const CHECKED_SCHEMA_MODULES = ['src/config.ts']
+
+let checksModule: Promise<string> | undefined
+
+function precompiledChecksModule(): Promise<string> {
+  checksModule ??= (async () => {
+    for (const module of CHECKED_SCHEMA_MODULES) await import(pathToFileURL(join(ROOT, module)).href)
+    const { SCHEMA_CHECK_OPTIONS, checkedSchemas } = (await import(
+      pathToFileURL(join(ROOT, 'src/core/schema-validators.ts')).href
+    )) as typeof import('../src/core/schema-validators.ts')
+    const { Ajv } = await import('ajv')
+    // CommonJS, whose module.exports is the function, also exported as its default.
+    const standaloneCode = (await import('ajv/dist/standalone/index.js')).default.default
+    const ajv = new Ajv({ ...SCHEMA_CHECK_OPTIONS, code: { source: true, esm: true } })
+    const names = [...checkedSchemas().keys()]
+    for (const [name, schema] of checkedSchemas()) ajv.addSchema(schema, name)
+    return [
+      standaloneCode(ajv, Object.fromEntries(names.map((name) => [name, name]))),
+      `const validators = new Map([${names.map((name) => `[${JSON.stringify(name)}, ${name}]`).join(', ')}])`,
+      'export function validatorOf(name) {',
+      '  const validate = validators.get(name)',
+      `  if (!validate) throw new Error("No check named '" + name + "' was compiled with the bundle (infra/build.ts, CHECKED_SCHEMA_MODULES)")`,
+      '  return validate',
+      '}',
+    ].join('\n')
+  })()
+  return checksModule
 }
 
 function bundleOptions(entry: string, outfile: string, awsSdk: AwsSdkSource): BuildOptions {
@@ -147,7 +203,7 @@ function bundleOptions(entry: string, outfile: string, awsSdk: AwsSdkSource): Bu
     sourcesContent: false,
     legalComments: 'none',
     banner: { js: BANNER },
-    plugins: [builtinsAsRequire],
+    plugins: [builtinsAsRequire, precompiledChecks],
     external: awsSdk === 'runtime' ? ['@aws-sdk/*', '@smithy/*'] : [],
     logLevel: 'warning',
   }

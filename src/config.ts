@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs'
 import { isIPv4 } from 'node:net'
-import { type Static, type TSchema, Type } from 'typebox'
-import { Value } from 'typebox/value'
+import type { Static, TSchema } from 'typebox'
 import { DEFAULT_CHANGE_STATES, DEFAULT_INCIDENT_STATES } from './adapters/servicenow.ts'
 import { DEFAULT_MAX_LEAD_DAYS } from './core/grant-service.ts'
 import { DEFAULT_GIVE_UP_MS } from './core/outbox.ts'
 import { type Policy, parsePolicy } from './core/policy.ts'
+import * as Type from './core/schema-builders.ts'
+import { compileCheck } from './core/schema-check.ts'
 
 /** An Organizations policy id. */
 const POLICY_ID = 'p-[0-9a-zA-Z_]{8,128}'
@@ -331,36 +332,31 @@ function checkServiceUrl(name: string, text: string, baseOnly = false): void {
   }
 }
 
-/**
- * Checked with TypeBox's interpreter rather than a compiled Ajv validator: a cold start would spend longer
- * compiling the validator (and Ajv's meta-schema) than the one check it makes.
- */
+const checkEnv = compileCheck('environment', EnvSchema)
+
+/** The settings, read from their text, with the defaults of those not set; or every bad setting, each named once. */
 function parseEnv(source: NodeJS.ProcessEnv): Env {
   const env: Record<string, unknown> = {}
   for (const [name, schema] of Object.entries(EnvSchema.properties) as [string, TSchema & { type?: string }][]) {
     const text = source[name]
     if (text !== undefined) env[name] = fromText(text, schema.type)
   }
-  Value.Default(EnvSchema, env)
-  if (Value.Check(EnvSchema, env)) return env as Env
-  // Setting by setting, so that every bad one is named once (a union would report each of its branches).
-  const problems: string[] = []
-  for (const [name, schema] of Object.entries(EnvSchema.properties) as [
-    string,
-    TSchema & { anyOf?: { const: unknown }[] },
-  ][]) {
-    const value = env[name]
-    if (value === undefined) {
-      if ((EnvSchema.required as string[]).includes(name)) problems.push(`${name} is required`)
-    } else if (!Value.Check(schema, value)) {
-      problems.push(
-        schema.anyOf
-          ? `${name} must be one of ${schema.anyOf.map((choice) => choice.const).join(', ')}`
-          : `${name} ${Value.Errors(schema, value)[0]?.message ?? 'is invalid'}`,
-      )
-    }
+  const checked = checkEnv(env)
+  if (checked.valid) return checked.value
+  // The first problem of each setting: a union reports each of its branches, then the union.
+  const problems = new Map<string, string>()
+  for (const { path, message } of checked.problems) {
+    const name = path.split('/')[1] ?? ''
+    if (problems.has(name)) continue
+    const schema = (EnvSchema.properties as Record<string, { anyOf?: { const: unknown }[] }>)[name]
+    problems.set(
+      name,
+      schema?.anyOf && message !== 'is required'
+        ? `${name} must be one of ${schema.anyOf.map((choice) => choice.const).join(', ')}`
+        : `${name} ${message}`,
+    )
   }
-  throw new ConfigError(problems.join(', '))
+  throw new ConfigError([...problems.values()].join(', '))
 }
 
 /** Environment variables are text: numbers and booleans are read from their usual spelling, anything else is left for the check to refuse. */

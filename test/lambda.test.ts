@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process'
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
@@ -518,6 +519,12 @@ t.test(
   },
 )
 
+t.test('the bundle has one fast-uri, which Ajv, fast-json-stringify and the docs page share', async (t) => {
+  const inputs = Object.values(lambdaMetafile()?.outputs ?? {}).flatMap((output) => Object.keys(output.inputs))
+  const copies = new Set(inputs.flatMap((input) => /^(.*node_modules\/fast-uri)\//.exec(input)?.[1] ?? []))
+  t.equal(copies.size, 1, [...copies].join(', '))
+})
+
 t.test('configured with a JWKS URL, the bundle verifies tokens by kid', async (t) => {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
   const jwks = createServer((_request, response) => {
@@ -613,6 +620,44 @@ t.test(
       context(),
     )
     expectStatus(t, scheduledLookalike, 401, 'an HTTP request shaped like a schedule event is still an HTTP request')
+  },
+)
+
+t.test(
+  'the bundle checks the configuration and the policy with Ajv validators compiled when it was built',
+  async (t) => {
+    const inputs = Object.values(lambdaMetafile()?.outputs ?? {}).flatMap((output) => Object.keys(output.inputs))
+    // TypeBox's checker is not needed at all, nor is compiling the checks at start (infra/build.ts, precompiledChecks);
+    // nor TypeBox's TypeScript syntax parser, which its Type namespace and Type.Record keep (src/core/schema-builders.ts;
+    // a few of its character tokens, 0.3 KiB, are shared with the builders).
+    t.same(
+      inputs.filter((input) =>
+        /node_modules\/typebox\/build\/(value\/|type\/script\/(parser|script|mapping)\.mjs)/.test(input),
+      ),
+      [],
+    )
+    const badPolicy = join(bundleDir, 'bad-policy.json')
+    writeFileSync(badPolicy, JSON.stringify({ rules: [{ ...DEMO_POLICY.rules[0], admins: ['mallory'] }] }))
+    const start = (env: Record<string, string>) =>
+      spawnSync(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          `await import(${JSON.stringify(pathToFileURL(join(bundleDir, 'lambda.mjs')).href)})`,
+        ],
+        {
+          env: { ...process.env, ...env },
+          encoding: 'utf8',
+        },
+      )
+    const badSettings = start({ JIT_MAX_DURATION_MINUTES: '0', LOG_LEVEL: 'loud' })
+    t.not(badSettings.status, 0)
+    t.match(badSettings.stderr, /JIT_MAX_DURATION_MINUTES must be >= 1/)
+    t.match(badSettings.stderr, /LOG_LEVEL must be one of fatal, error/)
+    const unknownField = start({ JIT_POLICY_FILE: badPolicy })
+    t.not(unknownField.status, 0)
+    t.match(unknownField.stderr, /JIT_POLICY_FILE .*\/rules\/0\/admins is an unknown property/)
   },
 )
 

@@ -248,6 +248,14 @@ t.test('invalid policies are refused whole, naming the problem', async (t) => {
   }
 })
 
+t.test('an unknown field of a rule is named at its own path, and so is a missing one', async (t) => {
+  const { name: _name, ...unnamed } = rule
+  t.throws(() => parsePolicy({ rules: [{ ...unnamed, admins: ['x'] }] }), {
+    name: 'PolicyInvalidError',
+    message: /\/rules\/0\/name is required; \/rules\/0\/admins is an unknown property/,
+  })
+})
+
 t.test('group rules match group ids: a group of the same name with another id does not match', async (t) => {
   const policy = await policyOf({ rules: [rule] })
   t.match(

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Type } from 'typebox'
 import type { AuditLog } from '../../core/ports.ts'
+import * as Type from '../../core/schema-builders.ts'
 import { requireScope, SCOPES } from '../auth.ts'
 import { HttpProblem } from '../errors.ts'
 import { negotiateFormat, toCsv, toNdjson } from '../export.ts'

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Type } from 'typebox'
+import * as Type from '../../core/schema-builders.ts'
 
 export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(

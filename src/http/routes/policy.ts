@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Type } from 'typebox'
 import { type EligibilityDeps, eligibilityOf } from '../../core/eligibility.ts'
+import * as Type from '../../core/schema-builders.ts'
 import { requireScope, SCOPES } from '../auth.ts'
 import { errorResponses } from '../schemas/common.ts'
 import { EligibilityQuery } from '../schemas/policy.ts'

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Type } from 'typebox'
 import { SWEEP_ACTOR } from '../../core/audit.ts'
+import * as Type from '../../core/schema-builders.ts'
 import type { SweepRun, SweepSummary } from '../../core/sweep.ts'
 import { requireScope, SCOPES } from '../auth.ts'
 import { errorResponses } from '../schemas/common.ts'

@@ -1,5 +1,5 @@
-import { Type } from 'typebox'
 import { AUDIT_ACTIONS } from '../../core/audit.ts'
+import * as Type from '../../core/schema-builders.ts'
 import { AccountId, Cursor, Nullable, StringEnum, Timestamp } from './common.ts'
 
 export const AuditEventSchema = Type.Object(

@@ -1,4 +1,5 @@
-import { type Static, type TSchema, Type } from 'typebox'
+import type { Static, TSchema } from 'typebox'
+import * as Type from '../../core/schema-builders.ts'
 
 /**
  * Schema helpers that stay inside OpenAPI 3.0 (what ServiceNow's importer reads): nullable fields use

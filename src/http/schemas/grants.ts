@@ -1,5 +1,6 @@
-import { type Static, Type } from 'typebox'
+import type { Static } from 'typebox'
 import { GRANT_STATUSES } from '../../core/grant-model.ts'
+import * as Type from '../../core/schema-builders.ts'
 import { AccountId, Cursor, Limit, Nullable, PrintableText, StringEnum, Timestamp } from './common.ts'
 
 export const GrantRequestBody = Type.Object(

@@ -1,4 +1,4 @@
-import { Type } from 'typebox'
+import * as Type from '../../core/schema-builders.ts'
 
 /** One rule of the eligibility policy, as the policy file writes it (docs/reference.md, Eligibility policy). */
 export const PolicyRuleSchema = Type.Object(

@@ -1,4 +1,4 @@
-import { Type } from 'typebox'
+import * as Type from '../../core/schema-builders.ts'
 
 export const SweepSummarySchema = Type.Object(
   {
