@@ -1,9 +1,11 @@
 /**
- * The Lambda bundle replaces asn1.js with infra/lambda-stubs/asn1.ts (infra/build.ts). fast-jwt decides with it
- * which algorithms a PEM key may verify or sign, so a difference would be an algorithm-confusion hole or a
- * refused key. Here fast-jwt, bundled with the Lambda's slimming as the function gets it, is compared with
- * fast-jwt as installed, on every key type Node makes and on broken key text: the same tokens, the same
- * verdicts, the same errors.
+ * The Lambda bundle replaces some packages with stand-ins (infra/lambda-stubs, infra/build.ts), each compared
+ * here with the package it stands in for.
+ *
+ * asn1.js: fast-jwt decides with it which algorithms a PEM key may verify or sign, so a difference would be an
+ * algorithm-confusion hole or a refused key. Here fast-jwt, bundled with the Lambda's slimming as the function
+ * gets it, is compared with fast-jwt as installed, on every key type Node makes and on broken key text: the same
+ * tokens, the same verdicts, the same errors.
  */
 import { generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -12,12 +14,14 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { build } from 'esbuild'
 import * as installed from 'fast-jwt'
+import semver from 'semver'
 import t from 'tap'
 import { lambdaSlimming } from '../infra/build.ts'
+import * as semverStub from '../infra/lambda-stubs/semver.ts'
 
 type FastJwt = typeof installed
 
-const work = mkdtempSync(join(tmpdir(), 'jit-asn1-stub-'))
+const work = mkdtempSync(join(tmpdir(), 'jit-lambda-stubs-'))
 t.teardown(() => rmSync(work, { recursive: true, force: true }))
 writeFileSync(join(work, 'entry.mjs'), "export { createSigner, createVerifier } from 'fast-jwt'\n")
 const { metafile } = await build({
@@ -152,4 +156,15 @@ t.test('broken key text is refused bundled as installed', async (t) => {
       `${name}: the same outcome`,
     )
   }
+})
+
+t.test('semver: the stub answers as semver does for the ranges it takes, and refuses the rest', async (t) => {
+  const versions = ['5.12.8', '5.0.0', '4.29.1', '6.0.0', '15.0.0', '5.13.0-rc.1', '5.1.2+build.7']
+  for (const range of ['5.x', '4.x', '6.x', '1.x'])
+    for (const version of versions)
+      t.equal(semverStub.satisfies(version, range), semver.satisfies(version, range), `${version} in ${range}`)
+  for (const range of ['>=5.0.0', '^5.0.0', '5.x || 6.x', '5', '*'])
+    t.throws(() => semverStub.satisfies('5.12.8', range), /not understood/, `'${range}' fails the registration`)
+  t.throws(() => semverStub.gt(), /release candidates/)
+  t.throws(() => semverStub.coerce(), /release candidates/)
 })
