@@ -87,7 +87,15 @@ const builtinsAsRequire: Plugin = {
  * - a second fast-uri (16 KiB): fast-json-stringify has its own, 4.x, beside the 3.x that Ajv and @fastify/swagger's
  *   json-schema-resolver use. The two export the same functions; 4.x only refuses more malformed input (controls or
  *   spaces at either end, an http(s) URL without a host), which no schema id or reference of ours is, so all three
- *   use fast-json-stringify's.
+ *   use fast-json-stringify's;
+ * - the rest (about 60 KiB), each either never called by this service, so that its stand-in fails whatever
+ *   calls it, or a check of the service's own fixed code that a test makes instead:
+ *   - @fastify/proxy-addr with ipaddr.js: Fastify's `trustProxy`, which the service does not set;
+ *   - thread-stream: pino's transports (worker threads); the service logs to stdout;
+ *   - content-disposition: @fastify/static's `reply.download()`, which the docs page does not use;
+ *   - debug (with ms): json-schema-resolver's trace lines, which only a DEBUG setting would print;
+ *   - fast-json-stringify's check of each response schema against JSON Schema's meta-schema: the schemas are
+ *     the service's own, and test/lambda-stubs.test.ts makes that check of every one of them.
  * The container's bundle keeps them all: it may run where credentials come from anywhere, and size costs it little.
  */
 export const lambdaSlimming: Plugin = {
@@ -114,6 +122,31 @@ export const lambdaSlimming: Plugin = {
         'module.exports.default = AjvCompiler',
         'module.exports.AjvCompiler = AjvCompiler',
       ].join('\n'),
+      '@fastify/proxy-addr': [
+        "const unsupported = () => { throw new Error('trustProxy is not supported in the Lambda bundle (infra/build.ts)') }",
+        'module.exports = unsupported',
+        'module.exports.compile = unsupported',
+        'module.exports.all = unsupported',
+      ].join('\n'),
+      'thread-stream': [
+        'module.exports = class ThreadStream {',
+        "  constructor() { throw new Error('pino transports are not in the Lambda bundle (infra/build.ts)') }",
+        '}',
+      ].join('\n'),
+      'content-disposition': [
+        "const unsupported = () => { throw new Error('content-disposition is not in the Lambda bundle (infra/build.ts)') }",
+        'module.exports = { create: unsupported, parse: unsupported }',
+      ].join('\n'),
+      debug: [
+        'const debug = () => Object.assign(() => {}, { enabled: false, extend: debug })',
+        "module.exports = Object.assign(debug, { enable() {}, disable: () => '', enabled: () => false })",
+      ].join('\n'),
+      './lib/schema-validator': [
+        'const validate = () => true',
+        'validate.errors = null',
+        'module.exports = validate',
+        'module.exports.default = validate',
+      ].join('\n'),
       mime: [
         "const types = { html: 'text/html', css: 'text/css', js: 'application/javascript', json: 'application/json', map: 'application/json', png: 'image/png', svg: 'image/svg+xml' }",
         "module.exports = { default_type: undefined, getType: (path) => types[String(path).split('.').pop().toLowerCase()] ?? null }",
@@ -123,8 +156,14 @@ export const lambdaSlimming: Plugin = {
       path: join(ROOT, 'infra', 'lambda-stubs', `${path.replace(/\.js$/, '')}.ts`),
     }))
     build.onResolve(
-      { filter: /^(@aws-sdk\/credential-provider-node|bowser|yaml|glob|@fastify\/ajv-compiler|mime)$/ },
+      {
+        filter:
+          /^(@aws-sdk\/credential-provider-node|bowser|yaml|glob|@fastify\/ajv-compiler|mime|@fastify\/proxy-addr|thread-stream|content-disposition|debug)$/,
+      },
       ({ path }) => ({ path, namespace: 'lambda-slimming' }),
+    )
+    build.onResolve({ filter: /^\.\/lib\/schema-validator$/ }, ({ path, importer }) =>
+      /[\\/]fast-json-stringify[\\/]index\.js$/.test(importer) ? { path, namespace: 'lambda-slimming' } : undefined,
     )
     const oneFastUri = createRequire(join(ROOT, 'node_modules', 'fast-json-stringify', 'package.json')).resolve(
       'fast-uri',

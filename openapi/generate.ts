@@ -31,7 +31,8 @@ function refusingAdapter(name: string, allowed: Record<string, () => unknown> = 
   ) as never
 }
 
-export async function generateDocument(): Promise<Record<string, unknown>> {
+/** The service's app on adapters that refuse every call: every route and schema, nothing behind them. */
+export async function buildDescribingApp() {
   const adapters: ServiceAdapters = {
     store: refusingAdapter('store'),
     auditLog: refusingAdapter('auditLog'),
@@ -42,7 +43,7 @@ export async function generateDocument(): Promise<Record<string, unknown>> {
     idempotency: refusingAdapter('idempotency'),
     cursors: refusingAdapter('cursors'),
   }
-  const app = await buildApp({
+  return buildApp({
     ...adapters,
     clock: systemClock,
     policy: parsePolicy(DEMO_POLICY),
@@ -50,6 +51,10 @@ export async function generateDocument(): Promise<Record<string, unknown>> {
     maxDurationMinutes: 720,
     sweepBudgetMs: 1000,
   })
+}
+
+export async function generateDocument(): Promise<Record<string, unknown>> {
+  const app = await buildDescribingApp()
   await app.ready()
   const document = await app.openapi()
   await app.close()
