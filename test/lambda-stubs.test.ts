@@ -11,6 +11,7 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto'
 import diagnostics from 'node:diagnostics_channel'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -31,6 +32,24 @@ type FastJwt = typeof installed
 const work = mkdtempSync(join(tmpdir(), 'jit-lambda-stubs-'))
 t.teardown(() => rmSync(work, { recursive: true, force: true }))
 writeFileSync(join(work, 'entry.mjs'), "export { createSigner, createVerifier } from 'fast-jwt'\n")
+// fast-jwt's key reading itself (not exported by the package), to compare what it makes of each key text.
+const keyReading = createRequire(join(import.meta.dirname, '..', 'package.json')).resolve('fast-jwt/src/crypto.js')
+writeFileSync(join(work, 'key-reading.cjs'), `module.exports = require(${JSON.stringify(keyReading)})\n`)
+await build({
+  entryPoints: [join(work, 'key-reading.cjs')],
+  outfile: join(work, 'key-reading-bundled.cjs'),
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  plugins: [lambdaSlimming],
+  logLevel: 'warning',
+})
+type KeyReading = {
+  detectPublicKeyAlgorithms(key: string | Buffer, algorithms?: string[]): unknown
+  detectPrivateKeyAlgorithm(key: string | Buffer, algorithm?: string): unknown
+}
+const installedKeyReading = createRequire(import.meta.url)(keyReading) as KeyReading
+const bundledKeyReading = createRequire(import.meta.url)(join(work, 'key-reading-bundled.cjs')) as KeyReading
 const { metafile } = await build({
   entryPoints: [join(work, 'entry.mjs')],
   outfile: join(work, 'bundled.mjs'),
@@ -66,9 +85,11 @@ const KEY_KINDS: [string, () => { publicKey: KeyObject; privateKey: KeyObject }]
   ['EC P-521', () => generateKeyPairSync('ec', { namedCurve: 'P-521' })],
   ['EC secp256k1', () => generateKeyPairSync('ec', { namedCurve: 'secp256k1' })],
   ['EC brainpoolP256r1', () => generateKeyPairSync('ec', { namedCurve: 'brainpoolP256r1' })],
+  ['EC P-224', () => generateKeyPairSync('ec', { namedCurve: 'P-224' })],
   ['Ed25519', () => generateKeyPairSync('ed25519')],
   ['Ed448', () => generateKeyPairSync('ed448')],
   ['X25519', () => generateKeyPairSync('x25519')],
+  ['X448', () => generateKeyPairSync('x448')],
   ['DSA 2048', () => generateKeyPairSync('dsa', { modulusLength: 2048, divisorLength: 256 })],
 ]
 
@@ -141,6 +162,82 @@ for (const [kind, generate] of KEY_KINDS) {
     }
   })
 }
+
+/** A P-256 public key with its curve written out as parameters (openssl ecparam -param_enc explicit). */
+const EXPLICIT_CURVE_PUBLIC_KEY = `-----BEGIN PUBLIC KEY-----
+MIIBSzCCAQMGByqGSM49AgEwgfcCAQEwLAYHKoZIzj0BAQIhAP////8AAAABAAAA
+AAAAAAAAAAAA////////////////MFsEIP////8AAAABAAAAAAAAAAAAAAAA////
+///////////8BCBaxjXYqjqT57PrvVV2mIa8ZR0GsMxTsPY7zjw+J9JgSwMVAMSd
+NgiG5wSTamZ44ROdJreBn36QBEEEaxfR8uEsQkf4vOblY6RA8ncDfYEt6zOg9KE5
+RdiYwpZP40Li/hp/m47n60p8D54WK84zV2sxXs7LtkBoN79R9QIhAP////8AAAAA
+//////////+85vqtpxeehPO5ysL8YyVRAgEBA0IABCUdPmhumZd2nXoSRilU9mdP
+gyWCmCNm1GcXx5f9g2IMhMHqYUvWKQiHSskBgHABpzdfiVGaQkRxcTutbIE4jec=
+-----END PUBLIC KEY-----
+`
+
+/** Each key text, and the same text altered the ways that PEM readers differ on. */
+function alteredKeyTexts(pems: Record<string, string>): [string, string | Buffer][] {
+  const body = (pem: string) => pem.trim().split('\n').slice(1, -1).join('\n')
+  const relabelled = (pem: string, label: string) => `-----BEGIN ${label}-----\n${body(pem)}\n-----END ${label}-----\n`
+  const texts: [string, string | Buffer][] = []
+  const others = Object.values(pems).slice(0, 3)
+  for (const [name, pem] of Object.entries(pems)) {
+    const alterations: Record<string, string | Buffer> = {
+      '': pem,
+      'as a Buffer': Buffer.from(pem),
+      'with CRLF': pem.replaceAll('\n', '\r\n'),
+      'after a junk line': `junk\n${pem}`,
+      'after junk on the header line': `junk${pem}`,
+      'with trailing junk': `${pem}trailing junk\n`,
+      indented: pem.replace(/^/gm, '  '),
+      'with a space after the header': pem.replace(/-----\n/, '----- \n'),
+      'on one line': pem.replaceAll('\n', ''),
+      'with junk in the base64': pem.replace(/\n(?=[A-Za-z0-9+/])/, '\n!!\n'),
+      'as PUBLIC KEY': relabelled(pem, 'PUBLIC KEY'),
+      'as PRIVATE KEY': relabelled(pem, 'PRIVATE KEY'),
+      'as EC PRIVATE KEY': relabelled(pem, 'EC PRIVATE KEY'),
+      'in lower case': pem.replace(/PUBLIC KEY|PRIVATE KEY/g, (label) => label.toLowerCase()),
+    }
+    for (const [index, other] of others.entries()) {
+      alterations[`followed by key ${index}`] = pem + other
+      alterations[`spaced header, followed by key ${index}`] = pem.replace(/-----\n/, '----- \n') + other
+      alterations[`without its end, followed by key ${index}`] = pem.replace(/-----END[^\n]*\n$/, '') + other
+    }
+    for (const [alteration, text] of Object.entries(alterations))
+      texts.push([alteration ? `${name}, ${alteration}` : name, text])
+  }
+  return texts
+}
+
+t.test('fast-jwt reads every key text alike bundled and installed, altered texts included', async (t) => {
+  const pems: Record<string, string> = { 'explicit-curve EC public key': EXPLICIT_CURVE_PUBLIC_KEY }
+  for (const [kind, generate] of KEY_KINDS) {
+    const pair = generate()
+    for (const [form, pem] of Object.entries(exportedPems(pair))) pems[`${kind} ${form}`] = pem
+  }
+  let differences = 0
+  let compared = 0
+  for (const [name, text] of alteredKeyTexts(pems)) {
+    const readings: [string, (reading: KeyReading) => unknown][] = [
+      ['public', (reading) => reading.detectPublicKeyAlgorithms(text)],
+      ['public, RS256 asked', (reading) => reading.detectPublicKeyAlgorithms(text, ['RS256'])],
+      ['private', (reading) => reading.detectPrivateKeyAlgorithm(text)],
+      ['private, ES256 asked', (reading) => reading.detectPrivateKeyAlgorithm(text, 'ES256')],
+    ]
+    for (const [reading, read] of readings) {
+      compared++
+      const ours = outcome(() => read(bundledKeyReading))
+      const reference = outcome(() => read(installedKeyReading))
+      // One assertion per difference only: thousands of equal ones would bury the report.
+      if (JSON.stringify(ours) !== JSON.stringify(reference)) {
+        differences++
+        t.same(ours, reference, `${name}, read as ${reading}`)
+      }
+    }
+  }
+  t.equal(differences, 0, `no difference in ${compared} readings`)
+  t.ok(compared > 2000, 'over every key type, form and alteration')
+})
 
 t.test('broken key text is refused bundled as installed', async (t) => {
   const { spki, pkcs8 } = exportedPems(generateKeyPairSync('ec', { namedCurve: 'P-256' }))

@@ -1,89 +1,138 @@
 /**
  * Stands in for asn1.js (with bn.js and its helpers, about 60 KiB) in the Lambda bundle (infra/build.ts).
  *
- * fast-jwt, under @fastify/jwt, uses asn1.js for one thing: reading a PEM key's algorithm identifier, to tell
- * which JWT algorithms the key may verify (or sign). It defines three structures and decodes PEM text with them.
- * Node's crypto parses the same keys itself and names their type and curve, so this module answers those three
- * decodes from `createPublicKey`/`createPrivateKey` in the shape asn1.js gives: object identifiers as arrays of
- * numbers. Node parses the whole key where asn1.js read only its first fields, so a key this refuses asn1.js
- * may have read, but such a key would fail at verification anyway. test/lambda-stubs.test.ts compares the two on
- * every key type Node can make, and on broken PEM text.
+ * fast-jwt, under @fastify/jwt, uses asn1.js for one thing: reading a PEM key's algorithm identifier (and an EC
+ * private key's curve), to tell which JWT algorithms the key may verify or sign. It defines three structures
+ * and decodes PEM text with them. This module reads the same fields the same way: the PEM section as asn1.js
+ * finds it (the first exact BEGIN line of the label, up to the next line of that label, which must be its END),
+ * then the DER fields in order, object identifiers as arrays of numbers. It reads no more than asn1.js did, so a
+ * key is accepted or refused here exactly as there; the key itself is parsed by Node's crypto when a signature is
+ * checked, in both. test/lambda-stubs.test.ts compares fast-jwt with this and with asn1.js on every key type Node
+ * makes and on altered PEM text.
  */
-import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto'
 
-/** The algorithm identifiers of the key types Node names (RFC 8017, 5480, 8410, 3279). */
-const KEY_TYPE_OIDS: Record<string, string> = {
-  rsa: '1.2.840.113549.1.1.1',
-  'rsa-pss': '1.2.840.113549.1.1.10',
-  dsa: '1.2.840.10040.4.1',
-  dh: '1.2.840.113549.1.3.1',
-  ec: '1.2.840.10045.2.1',
-  x25519: '1.3.101.110',
-  x448: '1.3.101.111',
-  ed25519: '1.3.101.112',
-  ed448: '1.3.101.113',
+const TAG = { integer: 0x02, octetString: 0x04, objectIdentifier: 0x06, sequence: 0x30, context0: 0xa0 } as const
+
+interface Element {
+  tag: number
+  /** Where the content starts and ends in the buffer. */
+  start: number
+  end: number
 }
 
-/** Named curves by Node's names (OpenSSL's). A curve missing here is reported by name, which no caller accepts. */
-const CURVE_OIDS: Record<string, string> = {
-  prime256v1: '1.2.840.10045.3.1.7',
-  secp256k1: '1.3.132.0.10',
-  secp384r1: '1.3.132.0.34',
-  secp521r1: '1.3.132.0.35',
-  brainpoolP256r1: '1.3.36.3.3.2.8.1.1.7',
-  brainpoolP384r1: '1.3.36.3.3.2.8.1.1.11',
-  brainpoolP512r1: '1.3.36.3.3.2.8.1.1.13',
+/** One DER element at `at` (short or long definite length, as asn1.js reads them: at most 4 length bytes). */
+function elementAt(der: Buffer, at: number, limit: number): Element {
+  if (at + 2 > limit) throw new Error('Failed to decode: not enough data')
+  const tag = der[at] as number
+  let length = der[at + 1] as number
+  let start = at + 2
+  if (length & 0x80) {
+    const octets = length & 0x7f
+    if (octets === 0 || octets > 4) throw new Error('Failed to decode: length octet is too long or indefinite')
+    if (start + octets > limit) throw new Error('Failed to decode: not enough data')
+    length = der.readUIntBE(start, octets)
+    start += octets
+  }
+  if (start + length > limit) throw new Error('Failed to decode: not enough data')
+  return { tag, start, end: start + length }
 }
 
-type ObjectIdentifier = (number | string)[]
+function expect(element: Element, tag: number): Element {
+  if (element.tag !== tag) throw new Error(`Failed to match tag: 0x${tag.toString(16)}`)
+  return element
+}
+
+/** An object identifier's arcs, the first byte split into two as asn1.js splits it. */
+function objectIdentifier(der: Buffer, { start, end }: Element): number[] {
+  const arcs: number[] = []
+  let arc = 0
+  for (let at = start; at < end; at++) {
+    const byte = der[at] as number
+    arc = arc * 128 + (byte & 0x7f)
+    if (!(byte & 0x80)) {
+      arcs.push(arc)
+      arc = 0
+    }
+  }
+  if (arc !== 0 || arcs.length === 0) throw new Error('Failed to decode: invalid object identifier')
+  const [first = 0, ...rest] = arcs
+  return [Math.floor(first / 40), first % 40, ...rest]
+}
 
 interface AlgorithmIdentifier {
-  algorithm: ObjectIdentifier
-  parameters?: ObjectIdentifier
+  algorithm: number[]
+  /** Present when the identifier's parameters are an object identifier (a named curve), as asn1.js's optional objid. */
+  parameters?: number[]
 }
 
-const asIdentifier = (dotted: string): ObjectIdentifier =>
-  /^\d+(\.\d+)+$/.test(dotted) ? dotted.split('.').map(Number) : [dotted]
-
-function algorithmOf(key: KeyObject): AlgorithmIdentifier {
-  const type = key.asymmetricKeyType ?? 'unknown'
-  const algorithm = asIdentifier(KEY_TYPE_OIDS[type] ?? type)
-  if (type !== 'ec') return { algorithm }
-  const curve = key.asymmetricKeyDetails?.namedCurve
-  // asn1.js fails here too: an EC key with explicit curve parameters has no curve identifier to read.
-  if (curve === undefined) throw new Error('EC key without a named curve')
-  return { algorithm, parameters: asIdentifier(CURVE_OIDS[curve] ?? curve) }
+/** SEQUENCE { OBJECT IDENTIFIER, OBJECT IDENTIFIER OPTIONAL, … }: what follows the identifiers is not read. */
+function algorithmIdentifier(der: Buffer, element: Element): AlgorithmIdentifier {
+  const { start, end } = expect(element, TAG.sequence)
+  const algorithmElement = expect(elementAt(der, start, end), TAG.objectIdentifier)
+  const algorithm = objectIdentifier(der, algorithmElement)
+  if (algorithmElement.end >= end) return { algorithm }
+  const next = elementAt(der, algorithmElement.end, end)
+  return next.tag === TAG.objectIdentifier ? { algorithm, parameters: objectIdentifier(der, next) } : { algorithm }
 }
 
-/** The PEM block under `label`, refused as asn1.js refuses it when there is none. */
-function pemSection(text: unknown, label: string): string {
-  const pem = String(text)
-  const begin = pem.indexOf(`-----BEGIN ${label}-----`)
-  const endMarker = `-----END ${label}-----`
-  const end = begin === -1 ? -1 : pem.indexOf(endMarker, begin)
-  if (end === -1) throw new Error(`PEM section not found for: ${label}`)
-  return pem.slice(begin, end + endMarker.length)
+/** The DER under a PEM label, found line by line as asn1.js finds it. */
+function pemSection(text: string, label: string): Buffer {
+  const lines = text.split(/[\r\n]+/g)
+  let start = -1
+  let end = -1
+  for (const [index, line] of lines.entries()) {
+    const match = /^-----(BEGIN|END) ([^-]+)-----$/.exec(line)
+    if (!match || match[2] !== label) continue
+    if (start === -1) {
+      if (match[1] !== 'BEGIN') break
+      start = index
+    } else {
+      if (match[1] === 'END') end = index
+      break
+    }
+  }
+  if (start === -1 || end === -1) throw new Error(`PEM section not found for: ${label}`)
+  return Buffer.from(lines.slice(start + 1, end).join(''), 'base64')
 }
 
-const decoders: Record<string, (pem: string) => object> = {
-  PublicKey: (pem) => ({ algorithm: algorithmOf(createPublicKey(pemSection(pem, 'PUBLIC KEY'))) }),
-  PrivateKey: (pem) => ({ version: 0, algorithm: algorithmOf(createPrivateKey(pemSection(pem, 'PRIVATE KEY'))) }),
-  ECPrivateKey: (pem) => {
-    const { parameters } = algorithmOf(createPrivateKey(pemSection(pem, 'EC PRIVATE KEY')))
-    return { version: 1, parameters: { type: 'namedCurve', value: parameters } }
+const decoders: Record<string, (der: Buffer) => object> = {
+  // SubjectPublicKeyInfo: SEQUENCE { AlgorithmIdentifier, … }
+  PublicKey: (der) => {
+    const outer = expect(elementAt(der, 0, der.length), TAG.sequence)
+    return { algorithm: algorithmIdentifier(der, elementAt(der, outer.start, outer.end)) }
+  },
+  // PKCS #8: SEQUENCE { INTEGER version, AlgorithmIdentifier, … }
+  PrivateKey: (der) => {
+    const outer = expect(elementAt(der, 0, der.length), TAG.sequence)
+    const version = expect(elementAt(der, outer.start, outer.end), TAG.integer)
+    return { version: 0, algorithm: algorithmIdentifier(der, elementAt(der, version.end, outer.end)) }
+  },
+  // SEC 1: SEQUENCE { INTEGER version, OCTET STRING key, [0] EXPLICIT curve OPTIONAL, … }
+  ECPrivateKey: (der) => {
+    const outer = expect(elementAt(der, 0, der.length), TAG.sequence)
+    const version = expect(elementAt(der, outer.start, outer.end), TAG.integer)
+    const key = expect(elementAt(der, version.end, outer.end), TAG.octetString)
+    if (key.end >= outer.end) return { version: 1 }
+    const tagged = elementAt(der, key.end, outer.end)
+    if (tagged.tag !== TAG.context0) return { version: 1 }
+    // asn1.js's choice of namedCurve: explicit curve parameters (a SEQUENCE) match no choice and fail.
+    const curve = expect(elementAt(der, tagged.start, tagged.end), TAG.objectIdentifier)
+    return { version: 1, parameters: { type: 'namedCurve', value: objectIdentifier(der, curve) } }
   },
 }
 
 /** asn1.js's `define`, for the structures fast-jwt defines; any other fails when decoded, never silently. */
-export function define(name: string): { decode(data: unknown, encoding: string): object } {
+export function define(name: string): {
+  decode(data: unknown, encoding: string, options?: { label?: string }): object
+} {
   return {
-    decode(data, encoding) {
+    decode(data, encoding, options) {
       const decode = decoders[name]
-      if (!decode || encoding !== 'pem')
+      if (!decode || encoding !== 'pem' || !options?.label)
         throw new Error(
           `asn1.js is not in the Lambda bundle: no ${encoding} decoder for ${name} (infra/lambda-stubs/asn1.ts)`,
         )
-      return decode(String(data))
+      return decode(pemSection(String(data), options.label.toUpperCase()))
     },
   }
 }
