@@ -237,6 +237,18 @@ t.test('invalid policies are refused whole, naming the problem', async (t) => {
       },
       /accountTags without accounts/,
     ],
+    [
+      'a tag key with a line break, whose value is not a string',
+      { rules: [{ ...rule, accountTags: { 'env\nteam': 5 } }] },
+      /accountTags\/env\nteam must be string/,
+    ],
+    ['an empty tag key', { rules: [{ ...rule, accountTags: { '': 'prod' } }] }, /accountTags/],
+    [
+      'a tag key over 128 characters',
+      { rules: [{ ...rule, accountTags: { ['k'.repeat(129)]: 'prod' } }] },
+      /accountTags/,
+    ],
+    ['a tag value over 256 characters', { rules: [{ ...rule, accountTags: { env: 'v'.repeat(257) } }] }, /accountTags/],
   ]
   for (const [name, document, message] of cases) {
     t.throws(() => parsePolicy(document as PolicyDocument), PolicyInvalidError, name)

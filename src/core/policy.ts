@@ -16,13 +16,15 @@ export function isOrganizationUnit(entry: string): boolean {
 }
 
 /**
- * A rule's tags, by name. Written out as the JSON Schema Type.Record(key, value) gave, rather than with it: its key
- * type engine (template literals, TypeScript's syntax) is about 40 KiB of the Lambda's bundle, only to turn a string
- * key into this pattern. Its key's length bounds (1 to 128) were never in the schema, so never checked.
+ * A rule's tags, by name: keys of 1 to 128 characters, values of up to 256, as AWS bounds tags. Written as JSON
+ * Schema rather than with Type.Record, whose key type engine (template literals, TypeScript's syntax) is about 40 KiB
+ * of the Lambda's bundle.
  */
 const AccountTags = Type.Unsafe<Record<string, string>>({
   type: 'object',
-  patternProperties: { '^.*$': Type.String({ maxLength: 256 }) },
+  // Every key, line breaks included (a pattern of '^.*$' left a key with one unchecked), within AWS's bounds.
+  propertyNames: { type: 'string', minLength: 1, maxLength: 128 },
+  additionalProperties: Type.String({ maxLength: 256 }),
   minProperties: 1,
   maxProperties: 10,
 })
