@@ -182,9 +182,10 @@ export const lambdaSlimming: Plugin = {
  * start, where Ajv compiling the two took about 25 ms, more than a tenth of a cold start. The module is replaced by
  * Ajv's standalone code for the same schemas with the same options: the schemas are read by importing the modules
  * that declare them (CHECKED_SCHEMA_MODULES), each of which registers its own under a name; a check a bundle asks
- * for by a name not compiled here stops that bundle at its start (validatorOf), so a test of the bundle catches it.
+ * for by a name not compiled here fails when it is asked for (validatorOf): at the bundle's start for a check
+ * compiled as its module loads, as both are, so a test of the bundle catches it.
  */
-const precompiledChecks: Plugin = {
+export const precompiledChecks: Plugin = {
   name: 'precompiled-checks',
   setup(build) {
     build.onLoad({ filter: /[\\/]src[\\/]core[\\/]schema-validators\.ts$/ }, async ({ path }) => ({

@@ -1,4 +1,10 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { build } from 'esbuild'
 import t from 'tap'
+import { precompiledChecks } from '../infra/build.ts'
 import * as Type from '../src/core/schema-builders.ts'
 import { compileCheck } from '../src/core/schema-check.ts'
 
@@ -10,7 +16,7 @@ const Settings = Type.Object(
   },
   { additionalProperties: false },
 )
-const check = compileCheck('test-settings', Settings)
+const check = compileCheck('testSettings', Settings)
 
 t.test('a valid value is answered with the defaults of what it leaves out filled in', async (t) => {
   t.same(check({ name: 'a' }), { valid: true, value: { name: 'a', retries: 3 } })
@@ -30,7 +36,34 @@ t.test('every problem is reported, a missing or unknown property at its own path
 })
 
 t.test('two schemas cannot be checked under one name: the bundles find their compiled checks by it', async (t) => {
-  t.throws(() => compileCheck('test-settings', Type.Object({})), {
-    message: /Two schemas are checked as 'test-settings'/,
+  t.throws(() => compileCheck('testSettings', Type.Object({})), {
+    message: /Two schemas are checked as 'testSettings'/,
   })
+})
+
+t.test('a check is named by an identifier, under which the build exports it', async (t) => {
+  t.throws(() => compileCheck('test-settings', Type.Object({})), { message: /must be an identifier: 'test-settings'/ })
+})
+
+t.test('a bundle asked for a check the build did not compile fails, naming it', async (t) => {
+  const work = mkdtempSync(join(tmpdir(), 'jit-checks-'))
+  t.teardown(() => rmSync(work, { recursive: true, force: true }))
+  const validators = join(import.meta.dirname, '..', 'src', 'core', 'schema-validators.ts')
+  writeFileSync(
+    join(work, 'entry.ts'),
+    `import { validatorOf } from ${JSON.stringify(validators)}\nexport const ask = (name: string) => validatorOf(name, {})\n`,
+  )
+  await build({
+    entryPoints: [join(work, 'entry.ts')],
+    outfile: join(work, 'bundle.mjs'),
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    plugins: [precompiledChecks],
+    logLevel: 'warning',
+  })
+  const { ask } = (await import(pathToFileURL(join(work, 'bundle.mjs')).href)) as { ask: (name: string) => unknown }
+  t.type(ask('policy'), 'function', 'a compiled check is there')
+  t.type(ask('environment'), 'function', 'and the other')
+  t.throws(() => ask('settings'), { message: /No check named 'settings' was compiled with the bundle/ })
 })

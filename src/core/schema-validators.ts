@@ -18,6 +18,8 @@ const checked = new Map<string, object>()
  * checks compiled at start were about 25 ms of a cold start. Each schema is named, so the build can find it.
  */
 export function validatorOf(name: string, schema: object): ValidateFunction {
+  // The build exports each compiled check under its name: a name that is no identifier would fail it there.
+  if (!/^[A-Za-z_$][\w$]*$/.test(name)) throw new Error(`A check's name must be an identifier: '${name}'`)
   if (checked.has(name)) throw new Error(`Two schemas are checked as '${name}'`)
   checked.set(name, schema)
   return ajv.compile(schema)
