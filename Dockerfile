@@ -11,7 +11,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY src ./src
 COPY infra/build.ts ./infra/build.ts
-RUN node infra/build.ts --no-measure
+RUN node infra/build.ts --server-only
 
 # Runtime: dist/server.mjs carries every production dependency, so the image has no node_modules, no npm
 # install and no dev dependencies; its files belong to root, so the service cannot change its own code.

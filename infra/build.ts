@@ -4,7 +4,9 @@
  * plus the docs page's files in dist/static. Prints the bundle sizes and the Lambda's module import + app init
  * time against the goals.
  *
- *   --no-measure    build only (the Dockerfile)
+ *   --no-measure    build only
+ *   --server-only   build dist/server.mjs only, without measuring (the Dockerfile: the image needs nothing else,
+ *                   and its build stage copies only src/ and this file)
  *   --compare-sdk   also measure the alternative: the Lambda with the AWS SDK left to the Lambda runtime
  *   --analyze       say where the Lambda's bytes are: per output file, its heaviest packages (esbuild's metafile,
  *                   also written to dist/lambda-meta.json for esbuild's analyzer)
@@ -423,7 +425,10 @@ export function measureInit(modulePath: string, runs = 5): number {
 }
 
 const isEntryPoint = process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)
-if (isEntryPoint) {
+if (isEntryPoint && process.argv.includes('--server-only')) {
+  rmSync(DIST, { recursive: true, force: true })
+  console.log(`dist/server.mjs  ${((await buildServer(DIST)) / 1024).toFixed(0)} KiB`)
+} else if (isEntryPoint) {
   const { lambdaBytes, serverBytes } = await buildAll()
   if (process.argv.includes('--analyze')) {
     writeFileSync(join(DIST, 'lambda-meta.json'), JSON.stringify(lastLambdaMetafile))

@@ -158,6 +158,23 @@ t.test(
     const [command = '', ...commandArgs] = JSON.parse(
       runtimeStage.find((i) => i.op === 'CMD')?.args ?? '[]',
     ) as string[]
+
+    // Settings and the policy are checked by the checks compiled into the bundle (infra/build.ts): a bad one of
+    // each stops the start, naming what is wrong.
+    writeFileSync(join(image, 'bad-policy.json'), JSON.stringify({ rules: [{ ...DEMO_POLICY.rules[0], admins: [] }] }))
+    for (const [bad, said] of [
+      [{ PORT: '-1' }, /PORT must be >= 0/],
+      [{ JIT_POLICY_FILE: inDir(image, `${WORKDIR}/bad-policy.json`) }, /\/rules\/0\/admins is an unknown property/],
+    ] as const) {
+      const refused = spawnSync(command, commandArgs, {
+        cwd: image,
+        env: { ...env, ...bad },
+        encoding: 'utf8',
+        timeout: 20_000,
+      })
+      t.equal(refused.status, 1, `${JSON.stringify(bad)}: the start fails`)
+      t.match(`${refused.stdout}${refused.stderr}`, said, 'naming what is wrong')
+    }
     const server = spawn(command, commandArgs, { cwd: image, env, stdio: ['ignore', 'pipe', 'pipe'] })
     let output = ''
     server.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
