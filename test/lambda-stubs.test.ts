@@ -93,7 +93,7 @@ const KEY_KINDS: [string, () => { publicKey: KeyObject; privateKey: KeyObject }]
   ['DSA 2048', () => generateKeyPairSync('dsa', { modulusLength: 2048, divisorLength: 256 })],
 ]
 
-/** What a call gave: its value, or its error's code and message (the cause's text may differ: Node's, not asn1.js's). */
+/** What a call gave: its value, or its error's code and message. */
 function outcome(run: () => unknown): unknown {
   try {
     return { value: run() }
