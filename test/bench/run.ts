@@ -42,6 +42,7 @@ import { build, grantBody, REGION } from '../helpers/app.ts'
 import { startStrictMoto } from '../helpers/moto.ts'
 import { bearer } from '../helpers/tokens.ts'
 import { describeApi, measureApi, waitingIn } from './api.ts'
+import { motoPidOn } from './cpu.ts'
 import { describeCutoffCalls, measureCutoffCalls } from './cutoff.ts'
 import { describeExpiry, measureExpiryOverrun } from './expiry.ts'
 import { describeExports, measureExports } from './exports.ts'
@@ -625,7 +626,12 @@ try {
 
   if (selected('api')) {
     // Eight seconds a side for the reads (the full run must stay within 15 minutes), and the goal's minute of POSTs.
-    const api = await measureApi(moto, { seconds: 8, postSeconds: 60, policy })
+    const api = await measureApi(moto, {
+      seconds: 8,
+      postSeconds: 60,
+      policy,
+      processes: { moto: motoPidOn(moto.port) },
+    })
     results.api = api
     console.log(describeApi(api))
   }
