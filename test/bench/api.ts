@@ -2,9 +2,12 @@
  * The API under load, with autocannon: GET /grants (a page of 50, filtered by user) and GET /grants/{id} against a
  * bare Fastify + DynamoDB DocumentClient floor doing the same queries on the same tables, each run alternately for
  * the same time; then POST /grants at a steady 50 a second. Where the time goes: every AWS call goes through the
- * counting proxy, which times moto. Part of `npm run bench` (`--only api`).
+ * counting proxy, which times moto (by operation, for the POSTs), and the POST minute's CPU time is read for this
+ * process, for the processes the caller names (moto's) and for the whole machine, which other work shares. Part of
+ * `npm run bench` (`--only api`).
  */
 import type { AddressInfo } from 'node:net'
+import { availableParallelism } from 'node:os'
 import { BatchWriteCommand, DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb'
 import autocannon, { type Result } from 'autocannon'
 import Fastify from 'fastify'
@@ -17,6 +20,7 @@ import type { PolicyDocument } from '../../src/core/policy.ts'
 import type { MotoServer } from '../../src/sandbox/moto-server.ts'
 import { build, grantBody, REGION } from '../helpers/app.ts'
 import { bearer } from '../helpers/tokens.ts'
+import { cpuMsOf, machineTicks } from './cpu.ts'
 
 export interface LoadRun {
   requestsPerSecond: number
@@ -38,6 +42,19 @@ export interface ApiResults {
     firstRefusal: string | undefined
     callsPerRequest: number
     motoBusy: number
+    /** Per AWS operation during the minute: calls a request, mean and p50 ms at the proxy (moto's time plus the hop). */
+    byOperation: Record<string, { perRequest: number; meanMs: number; p50Ms: number }>
+    /**
+     * This Node process (the service, the proxy and autocannon share it): CPU as a share of one core, and its event
+     * loop's utilization, over the minute.
+     */
+    nodeCpu: number
+    eventLoopUtilization: number
+    /** The other processes' CPU (options.processes, e.g. each moto_server) as a share of one core, over the minute. */
+    processCpu: Record<string, number>
+    /** The whole machine's busy CPU over the minute, in cores (other tenants' work included), and its core count. */
+    machineBusyCores: number
+    cores: number
   }
 }
 
@@ -62,7 +79,13 @@ interface Compared {
 
 export async function measureApi(
   moto: MotoServer,
-  options: { seconds: number; postSeconds: number; policy: PolicyDocument },
+  options: {
+    seconds: number
+    postSeconds: number
+    policy: PolicyDocument
+    /** Processes whose CPU to report for the POST minute, by name (Linux /proc). */
+    processes?: Record<string, number | undefined>
+  },
 ): Promise<ApiResults> {
   const cleanups: (() => unknown)[] = []
   try {
@@ -193,6 +216,12 @@ export async function measureApi(
     let firstRefusal: string | undefined
     const postFrom = proxy?.timings.length ?? 0
     const postStarted = performance.now()
+    const cpuBefore = process.cpuUsage()
+    const processesBefore = Object.fromEntries(
+      Object.entries(options.processes ?? {}).map(([name, pid]) => [name, cpuMsOf(pid)]),
+    )
+    const machineBefore = machineTicks()
+    const loopBefore = performance.eventLoopUtilization()
     const post = await autocannon({
       url: url(app.server),
       connections: 20,
@@ -224,7 +253,30 @@ export async function measureApi(
         },
       ],
     })
+    const cpu = process.cpuUsage(cpuBefore)
+    const loop = performance.eventLoopUtilization(loopBefore)
+    const postElapsed = performance.now() - postStarted
+    const machineAfter = machineTicks()
+    const processCpu: Record<string, number> = {}
+    for (const [name, pid] of Object.entries(options.processes ?? {})) {
+      const before = processesBefore[name]
+      const after = cpuMsOf(pid)
+      if (before !== undefined && after !== undefined) processCpu[name] = (after - before) / postElapsed
+    }
     const postCalls = proxy?.timings.slice(postFrom) ?? []
+    const requests = Math.max(1, post.requests.total)
+    const byOperation: ApiResults['post']['byOperation'] = {}
+    for (const operation of new Set(postCalls.map((call) => call.operation))) {
+      const ms = postCalls
+        .filter((call) => call.operation === operation)
+        .map((call) => call.end - call.start)
+        .sort((a, b) => a - b)
+      byOperation[operation] = {
+        perRequest: ms.length / requests,
+        meanMs: ms.reduce((sum, t) => sum + t, 0) / ms.length,
+        p50Ms: ms[Math.floor(ms.length / 2)] as number,
+      }
+    }
     return {
       list,
       get,
@@ -235,8 +287,18 @@ export async function measureApi(
         fiveXx: post['5xx'],
         timeouts: post.timeouts,
         firstRefusal,
-        callsPerRequest: postCalls.length / Math.max(1, post.requests.total),
-        motoBusy: waitingIn(postCalls) / (performance.now() - postStarted),
+        callsPerRequest: postCalls.length / requests,
+        motoBusy: waitingIn(postCalls) / postElapsed,
+        byOperation,
+        nodeCpu: (cpu.user + cpu.system) / 1000 / postElapsed,
+        eventLoopUtilization: loop.utilization,
+        processCpu,
+        machineBusyCores:
+          machineBefore && machineAfter
+            ? (availableParallelism() * (machineAfter.busy - machineBefore.busy)) /
+              Math.max(1, machineAfter.total - machineBefore.total)
+            : Number.NaN,
+        cores: availableParallelism(),
       },
     }
   } finally {
@@ -260,10 +322,21 @@ export function describeApi(results: ApiResults): string {
   const line = (name: string, r: ApiResults['list']) =>
     `  ${name}: ${r.ours.requestsPerSecond.toFixed(0)} req/s, p99 ${r.ours.p99} ms; floor ${r.floor.requestsPerSecond.toFixed(0)} req/s, p99 ${r.floor.p99} ms → ` +
     `${r.throughputRatio.toFixed(2)}× throughput (goal ≥ 0.7×), ${r.p99Ratio.toFixed(2)}× p99 (goal ≤ 1.5×); ${r.ours.errors + r.ours.non2xx} errors; moto ${r.motoMsPerRequest.toFixed(1)} ms a request (floor's ${r.floorMotoMsPerRequest.toFixed(1)}), ${r.callsPerRequest.toFixed(2)} AWS calls a request`
+  const post = results.post
+  const percent = (share: number) => `${(share * 100).toFixed(0)} %`
+  const processes = Object.entries(post.processCpu)
+    .map(([name, share]) => `, ${name} ${percent(share)}`)
+    .join('')
+  const operations = Object.entries(post.byOperation)
+    .sort(([, a], [, b]) => b.perRequest * b.meanMs - a.perRequest * a.meanMs)
+    .map(([op, o]) => `${op} ${o.perRequest.toFixed(2)} × ${o.meanMs.toFixed(0)} / ${o.p50Ms.toFixed(0)}`)
+    .join(', ')
   return [
     'API under load (autocannon, 10 connections):',
     line('GET /grants?userName=alice (page of 50)', results.list),
     line('GET /grants/{id}', results.get),
-    `  POST /grants at ${results.post.rate}/s for ${results.post.seconds} s: ${results.post.requestsPerSecond.toFixed(1)} req/s, p50 ${results.post.p50} ms, p99 ${results.post.p99} ms, ${results.post.fiveXx} 5xx, ${results.post.errors} errors/timeouts, ${results.post.non2xx} non-2xx${results.post.firstRefusal ? ` (first: ${results.post.firstRefusal})` : ''}; ${results.post.callsPerRequest.toFixed(1)} AWS calls a request, moto busy ${(results.post.motoBusy * 100).toFixed(0)} % of the time`,
+    `  POST /grants at ${post.rate}/s for ${post.seconds} s: ${post.requestsPerSecond.toFixed(1)} req/s, p50 ${post.p50} ms, p99 ${post.p99} ms, ${post.fiveXx} 5xx, ${post.errors} errors/timeouts, ${post.non2xx} non-2xx${post.firstRefusal ? ` (first: ${post.firstRefusal})` : ''}; ${post.callsPerRequest.toFixed(1)} AWS calls a request, moto busy ${percent(post.motoBusy)} of the time`,
+    `  CPU during the POSTs, share of one core: this Node process (service, proxy, autocannon) ${percent(post.nodeCpu)}, its event loop busy ${percent(post.eventLoopUtilization)}${processes}; the machine ${post.machineBusyCores.toFixed(2)} of ${post.cores} cores busy (other work included)`,
+    `  per AWS call during the POSTs (calls a request × mean / p50 ms at the proxy): ${operations}`,
   ].join('\n')
 }

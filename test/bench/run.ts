@@ -7,7 +7,8 @@
  *   4. the Lambda bundle's import + init time, if dist/lambda.mjs exists;
  *   5. Organizations calls per ended grant with JIT_SESSION_CUTOFF=scp (test/bench/cutoff.ts, also runnable alone), and
  *      Organizations calls per grant decision for a rule naming an OU, cold and warm (test/bench/organizations.ts);
- *   8. the API under load (autocannon) against a bare Fastify + DocumentClient floor (test/bench/api.ts);
+ *   8. the API under load (autocannon) against a bare Fastify + DocumentClient floor (test/bench/api.ts),
+ *      on DynamoDB's own moto and the other services' (test/bench/split-moto.ts, bench_moto.py);
  *   7. exports of 10,000 audit events (--events N; 100,000 is the goal's size) as CSV and NDJSON against a raw paginated Query (test/bench/exports.ts),
  *      on a moto of their own whose Query on an index is index-ordered (test/bench/indexed_moto.py);
  *   6. expiry to the second: the time from expiresAt to the removal, with the container's due timers and with
@@ -15,7 +16,8 @@
  * Results are printed and written to .bench/results.json. Options: --grants N, --cap-seconds S, --sweep-tps R and
  * --sweep-budget-seconds S (the sweeping process's JIT_IDENTITY_CENTER_TPS and JIT_SWEEP_BUDGET_SECONDS), --only
  * SECTION[,SECTION] (grants, sweep, init, cutoff, organizations, expiry, exports, api; --events N for exports): only those run, and their results replace the same
- * keys in the results file, the others are kept.
+ * keys in the results file, the others are kept. `--api-moto strict|single`: the API section on the other sections'
+ * moto, or on one bench_moto.py for all services.
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
@@ -42,11 +44,13 @@ import { build, grantBody, REGION } from '../helpers/app.ts'
 import { startStrictMoto } from '../helpers/moto.ts'
 import { bearer } from '../helpers/tokens.ts'
 import { describeApi, measureApi, waitingIn } from './api.ts'
+import { motoPidOn } from './cpu.ts'
 import { describeCutoffCalls, measureCutoffCalls } from './cutoff.ts'
 import { describeExpiry, measureExpiryOverrun } from './expiry.ts'
 import { describeExports, measureExports } from './exports.ts'
 import { describeOrganizationCalls, measureOrganizationCalls } from './organizations.ts'
 import { renderTable } from './report.ts'
+import { startSplitMoto } from './split-moto.ts'
 
 process.env.AWS_ACCESS_KEY_ID ??= 'testing'
 process.env.AWS_SECRET_ACCESS_KEY ??= 'testing'
@@ -625,9 +629,38 @@ try {
 
   if (selected('api')) {
     // Eight seconds a side for the reads (the full run must stay within 15 minutes), and the goal's minute of POSTs.
-    const api = await measureApi(moto, { seconds: 8, postSeconds: 60, policy })
-    results.api = api
-    console.log(describeApi(api))
+    // On a moto of its own: DynamoDB apart from the other services, each on test/bench/bench_moto.py (split-moto.ts).
+    // `--api-moto strict`: on the other sections' single strict moto_server, as until 2026-12-01; `--api-moto single`:
+    // on one bench_moto.py for all services.
+    const apiMoto = process.argv.includes('--api-moto') ? process.argv[process.argv.indexOf('--api-moto') + 1] : 'split'
+    const single =
+      apiMoto === 'single'
+        ? await startMotoServer(findMotoPython(resolve(import.meta.dirname, '..', '..')) ?? 'python3', 30_000, [
+            resolve(import.meta.dirname, 'bench_moto.py'),
+          ])
+        : undefined
+    const split = apiMoto === 'split' ? await startSplitMoto() : undefined
+    try {
+      const server = split ?? single ?? moto
+      const api = await measureApi(server, {
+        seconds: 8,
+        postSeconds: 60,
+        policy,
+        processes: split?.processes ?? { moto: motoPidOn(server.port) },
+      })
+      results.api = {
+        ...api,
+        moto: split
+          ? 'DynamoDB and the other services on two moto_servers (test/bench/split-moto.ts, bench_moto.py)'
+          : single
+            ? 'one moto_server for all services (test/bench/bench_moto.py)'
+            : 'the single strict moto_server of the other sections',
+      }
+      console.log(describeApi(api))
+    } finally {
+      await split?.stop()
+      await single?.stop()
+    }
   }
 
   if (selected('init')) {

@@ -106,8 +106,16 @@ interface Teardown {
   teardown(fn: () => unknown): void
 }
 
-/** A service built on real adapters against a freshly reset moto, with the test directory seeded. */
-export async function build(t: Teardown, moto: MotoServer, options: BuildOptions = {}) {
+/**
+ * A service built on real adapters against a freshly reset moto, with the test directory seeded. `moto.services`:
+ * DynamoDB on a moto_server of its own and the other services on another (the benchmark's, test/bench/split-moto.ts),
+ * which the proxy sends each request to directly; `moto.endpoint` routes them too, for what skips the proxy.
+ */
+export async function build(
+  t: Teardown,
+  moto: MotoServer & { services?: { dynamodb: string; others: string } },
+  options: BuildOptions = {},
+) {
   await resetMoto(moto.endpoint)
   const clients = createAwsClients({ region: REGION, endpoint: moto.endpoint })
   const instance = await resolveInstance(clients.ssoAdmin, {})
@@ -148,7 +156,7 @@ export async function build(t: Teardown, moto: MotoServer, options: BuildOptions
           ...(typeof options.awsLike === 'object' ? options.awsLike : {}),
         }
       : undefined
-    proxy = new FaultProxy(moto.endpoint, { awsLike })
+    proxy = new FaultProxy(moto.services?.others ?? moto.endpoint, { awsLike, dynamodbTarget: moto.services?.dynamodb })
     serviceEndpoint = await proxy.start()
     t.teardown(() => proxy?.stop())
   }

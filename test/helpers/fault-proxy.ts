@@ -71,6 +71,8 @@ export class FaultProxy {
   private readonly answeredCount: Record<string, number> = {}
   private readonly answerWaiters: { operation: string; count: number; resolve: () => void }[] = []
   private target: URL
+  /** Where DynamoDB's requests go, when not to `target` (the benchmark's moto for each service, test/bench/split-moto.ts). */
+  private readonly dynamodbTarget: URL | undefined
   private readonly hung: IncomingMessage[] = []
   private readonly holds = new Map<string, { arrived: () => void; released: Promise<void> }>()
   private quota: { perSecond: number; recent: number[] } | undefined
@@ -87,8 +89,9 @@ export class FaultProxy {
   /** Where the proxy listens, once started. */
   endpoint = ''
 
-  constructor(target: string, options: { awsLike?: AwsWorldOptions } = {}) {
+  constructor(target: string, options: { awsLike?: AwsWorldOptions; dynamodbTarget?: string | undefined } = {}) {
     this.target = new URL(target)
+    this.dynamodbTarget = options.dynamodbTarget ? new URL(options.dynamodbTarget) : undefined
     this.server = createServer((req, res) => void this.handle(req, res))
     this.awsWorld = options.awsLike ? new AwsWorld(options.awsLike) : undefined
   }
@@ -292,13 +295,17 @@ export class FaultProxy {
       await this.answerAsAws(this.awsWorld, req, res, body, operation, rule?.fault)
       return
     }
+    const target =
+      this.dynamodbTarget && String(req.headers['x-amz-target'] ?? '').startsWith('DynamoDB')
+        ? this.dynamodbTarget
+        : this.target
     const upstream = httpRequest(
       {
-        host: this.target.hostname,
-        port: this.target.port,
+        host: target.hostname,
+        port: target.port,
         method: req.method,
         path: req.url,
-        headers: { ...req.headers, host: this.target.host },
+        headers: { ...req.headers, host: target.host },
       },
       (answer) => {
         if (rule?.fault === 'drop-after-upstream') {
