@@ -34,14 +34,15 @@ function forward(
 }
 
 async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const chunks: Buffer[] = []
-  for await (const chunk of req) chunks.push(chunk as Buffer)
-  const body = Buffer.concat(chunks)
   // DynamoDB Streams reads the same tables, so it goes where they are.
   const dynamodb = String(req.headers['x-amz-target'] ?? '').startsWith('DynamoDB')
   // A reset must empty both, or the next build would find the last one's tables or directory.
   const reset = req.url?.startsWith('/moto-api/reset') === true
+  // Inside the try: a client that gives up mid-body (an SDK timeout) must not end the router.
   try {
+    const chunks: Buffer[] = []
+    for await (const chunk of req) chunks.push(chunk as Buffer)
+    const body = Buffer.concat(chunks)
     const [answer] = await Promise.all([
       forward(req, body, dynamodb ? (dynamodbPort as number) : (othersPort as number)),
       ...(reset ? [forward(req, body, dynamodbPort as number)] : []),

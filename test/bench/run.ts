@@ -633,6 +633,8 @@ try {
     // `--api-moto strict`: on the other sections' single strict moto_server, as until 2026-12-01; `--api-moto single`:
     // on one bench_moto.py for all services.
     const apiMoto = process.argv.includes('--api-moto') ? process.argv[process.argv.indexOf('--api-moto') + 1] : 'split'
+    if (apiMoto !== 'split' && apiMoto !== 'single' && apiMoto !== 'strict')
+      throw new Error(`--api-moto takes split, single or strict, not ${apiMoto ?? 'nothing'}`)
     const single =
       apiMoto === 'single'
         ? await startMotoServer(findMotoPython(resolve(import.meta.dirname, '..', '..')) ?? 'python3', 30_000, [
