@@ -131,12 +131,21 @@ export function renderTable(results: Results, { goalsOnly = false } = {}): strin
   }
   const cores = results.cores === undefined ? '' : `, ${results.cores} cores`
   return [
-    `Latest run: ${String(results.at ?? '').slice(0, 10)}, Node ${results.node}${cores}; moto: ${results.moto ?? 'unknown'}.`,
+    `Latest run: ${String(results.at ?? '').slice(0, 10)}, Node ${results.node}${cores}; moto: ${results.moto ?? 'unknown'}${sectionMotos(results)}.`,
     '',
     '| measure | result | goal |',
     '|---|---|---|',
     ...rows.filter(([, , goal]) => !goalsOnly || goal !== '—').map((row) => `| ${row.join(' | ')} |`),
   ].join('\n')
+}
+
+/** The sections that ran on a moto of their own, and which: their rows are not the other sections' moto's. */
+function sectionMotos(results: Results): string {
+  const own = [
+    ['the API rows', results.api?.moto],
+    ['the export rows', results.exports?.moto],
+  ].filter(([, moto]) => typeof moto === 'string')
+  return own.length ? `; ${own.map(([rows, moto]) => `${rows}: ${moto}`).join('; ')}` : ''
 }
 
 /** Replaces the generated parts of docs/performance.md (every row) and README.md (the goals) with these results. */
