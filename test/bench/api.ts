@@ -42,7 +42,7 @@ export interface ApiResults {
     firstRefusal: string | undefined
     callsPerRequest: number
     motoBusy: number
-    /** Per AWS operation during the minute: calls a request, mean and p50 ms at the proxy (moto's time plus the hop). */
+    /** Per AWS operation during the minute: calls a request, mean and p50 ms at the proxy (moto's plus the hop). */
     byOperation: Record<string, { perRequest: number; meanMs: number; p50Ms: number }>
     /**
      * This Node process (the service, the proxy and autocannon share it): CPU as a share of one core, and its event

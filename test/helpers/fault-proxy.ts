@@ -71,7 +71,7 @@ export class FaultProxy {
   private readonly answeredCount: Record<string, number> = {}
   private readonly answerWaiters: { operation: string; count: number; resolve: () => void }[] = []
   private target: URL
-  /** Where DynamoDB's requests go, when not to `target` (the benchmark's moto for each service, test/bench/split-moto.ts). */
+  /** Where DynamoDB's requests go, when not to `target` (the bench's moto per service, test/bench/split-moto.ts). */
   private readonly dynamodbTarget: URL | undefined
   private readonly hung: IncomingMessage[] = []
   private readonly holds = new Map<string, { arrived: () => void; released: Promise<void> }>()
