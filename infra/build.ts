@@ -82,8 +82,8 @@ const builtinsAsRequire: Plugin = {
  * - @fastify/ajv-compiler (with Ajv's JTD code, about 40 KiB): Fastify's default validator compiler, loaded only
  *   when an app is given none; ours (src/app.ts) and the docs app's are given theirs;
  * - mime (36 KiB, every type there is): the docs page's files are of seven types;
- * - asn1.js with bn.js (about 60 KiB): fast-jwt reads a PEM key's algorithm with it, which Node's crypto names
- *   as well (infra/lambda-stubs/asn1.ts, compared with asn1.js by test/lambda-stubs.test.ts);
+ * - asn1.js with bn.js (about 65 KiB): fast-jwt reads only a PEM key's algorithm identifier with it, which
+ *   infra/lambda-stubs/asn1.ts reads as asn1.js does (compared with it by test/lambda-stubs.test.ts);
  * - semver (28 KiB): Fastify checks each plugin's declared range with it, and every bundled plugin declares
  *   `5.x`, which infra/lambda-stubs/semver.ts understands (and it refuses any other range);
  * - a second fast-uri (16 KiB): fast-json-stringify has its own, 4.x, beside the 3.x that Ajv and @fastify/swagger's
@@ -100,6 +100,9 @@ const builtinsAsRequire: Plugin = {
  *     the service's own, and test/lambda-stubs.test.ts makes that check of every one of them.
  * The container's bundle keeps them all: it may run where credentials come from anywhere, and size costs it little.
  */
+/** fast-json-stringify's check of each response schema against JSON Schema's meta-schema (stubbed below). */
+const FJS_SCHEMA_CHECK = 'fast-json-stringify/lib/schema-validator'
+
 export const lambdaSlimming: Plugin = {
   name: 'lambda-slimming',
   setup(build) {
@@ -143,7 +146,7 @@ export const lambdaSlimming: Plugin = {
         'const debug = () => Object.assign(() => {}, { enabled: false, extend: debug })',
         "module.exports = Object.assign(debug, { enable() {}, disable: () => '', enabled: () => false })",
       ].join('\n'),
-      './lib/schema-validator': [
+      [FJS_SCHEMA_CHECK]: [
         'const validate = () => true',
         'validate.errors = null',
         'module.exports = validate',
@@ -157,15 +160,16 @@ export const lambdaSlimming: Plugin = {
     build.onResolve({ filter: /^(asn1\.js|semver)$/ }, ({ path }) => ({
       path: join(ROOT, 'infra', 'lambda-stubs', `${path.replace(/\.js$/, '')}.ts`),
     }))
-    build.onResolve(
-      {
-        filter:
-          /^(@aws-sdk\/credential-provider-node|bowser|yaml|glob|@fastify\/ajv-compiler|mime|@fastify\/proxy-addr|thread-stream|content-disposition|debug)$/,
-      },
-      ({ path }) => ({ path, namespace: 'lambda-slimming' }),
-    )
-    build.onResolve({ filter: /^\.\/lib\/schema-validator$/ }, ({ path, importer }) =>
-      /[\\/]fast-json-stringify[\\/]index\.js$/.test(importer) ? { path, namespace: 'lambda-slimming' } : undefined,
+    const stubbed = Object.keys(stubs).map((name) => name.replace(/[/.]/g, '\\$&'))
+    build.onResolve({ filter: new RegExp(`^(${stubbed.join('|')})$`) }, ({ path }) => ({
+      path,
+      namespace: 'lambda-slimming',
+    }))
+    // Imported by a relative path, so matched by its importer too.
+    build.onResolve({ filter: /^\.\/lib\/schema-validator$/ }, ({ importer }) =>
+      /[\\/]fast-json-stringify[\\/]index\.js$/.test(importer)
+        ? { path: FJS_SCHEMA_CHECK, namespace: 'lambda-slimming' }
+        : undefined,
     )
     const oneFastUri = createRequire(join(ROOT, 'node_modules', 'fast-json-stringify', 'package.json')).resolve(
       'fast-uri',
