@@ -1,7 +1,7 @@
 import { DescribePolicyCommand, type OrganizationsClient, UpdatePolicyCommand } from '@aws-sdk/client-organizations'
 import { ensureTimeFor } from '../core/deadline.ts'
 import type { CutoffPolicies } from '../core/ports.ts'
-import { pause } from '../core/retry.ts'
+import { type BackoffLimits, backoffMs, pause } from '../core/retry.ts'
 import { callAws } from './aws-errors.ts'
 
 // The Organizations client, for src/adapters/aws.ts to load with this module (see lazilyLoaded there).
@@ -14,7 +14,7 @@ const SERVICE = 'Organizations'
  * pass, so each call is sent again, up to this many times in all, with jittered backoff.
  */
 export const MAX_ORGANIZATIONS_ATTEMPTS = 4
-const RETRY_BASE_MS = 200
+const RETRY_BACKOFF: BackoffLimits = { baseMs: 200 }
 const RETRIED = new Set(['ConcurrentModificationException', 'TooManyRequestsException'])
 
 /** The service control policies the service owns (JIT_CUTOFF_POLICY_IDS), read and written whole. */
@@ -60,7 +60,7 @@ export class OrganizationsCutoffPolicies implements CutoffPolicies {
       } catch (error) {
         if (!RETRIED.has((error as Error).name) || attempt === MAX_ORGANIZATIONS_ATTEMPTS)
           return callAws(SERVICE, operation, () => Promise.reject(error))
-        const backoff = RETRY_BASE_MS * 2 ** (attempt - 1) * (0.5 + Math.random())
+        const backoff = backoffMs(attempt - 1, RETRY_BACKOFF)
         ensureTimeFor(backoff)
         await pause(backoff)
       }

@@ -1,7 +1,7 @@
 import { timeLeftMs } from '../core/deadline.ts'
 import { DeadlineExceededError } from '../core/errors.ts'
 import { isBackground } from '../core/priority.ts'
-import { pause } from '../core/retry.ts'
+import { type BackoffLimits, backoffMs, pause } from '../core/retry.ts'
 import { isRetryable } from './aws-errors.ts'
 
 export interface RateLimiterOptions {
@@ -19,6 +19,9 @@ export interface RateLimiterOptions {
 }
 
 const THROTTLED = new Set(['ThrottlingException', 'TooManyRequestsException'])
+
+/** A read's retries: 100 ms before the second attempt (the first retry is attempt 1), doubling, at most 1 s. */
+const READ_BACKOFF: BackoffLimits = { baseMs: 50, maxMs: 1000 }
 
 /** A caller waiting for a token: its deadline (epoch ms, Infinity for none), and whether it has given up. */
 interface Waiter {
@@ -73,7 +76,7 @@ export class IdentityCenterRateLimiter {
         return await this.once(call)
       } catch (error) {
         if (!isRetryable(error) || attempt >= this.readAttempts) throw error
-        const backoff = Math.min(50 * 2 ** attempt, 1000) * (0.5 + Math.random())
+        const backoff = backoffMs(attempt, READ_BACKOFF)
         // A backoff that would end past the request's deadline is not waited out: the last error stands.
         if (backoff > timeLeftMs()) throw error
         await pause(backoff)

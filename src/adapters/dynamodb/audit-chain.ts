@@ -15,6 +15,7 @@ import {
   sameEventContent,
 } from '../../core/audit-chain.ts'
 import { ensureTimeFor } from '../../core/deadline.ts'
+import { pause } from '../../core/retry.ts'
 import { callAws } from '../aws-errors.ts'
 import { auditKey, auditToItem, itemToAudit } from './items.ts'
 import { ALL_PARTITION, AUDIT_INDEXES } from './tables.ts'
@@ -124,7 +125,7 @@ export class DynamoAuditChain {
         if (!raced || attempt === MAX_ATTEMPTS)
           return callAws('DynamoDB', 'TransactWriteItems', () => Promise.reject(error))
         // Another writer advanced the head first: link to the new head after a short, jittered pause.
-        await new Promise((resolve) => setTimeout(resolve, Math.min(5 * attempt, 50) * (0.5 + Math.random())))
+        await pause(Math.min(5 * attempt, 50) * (0.5 + Math.random()))
       }
     }
   }
