@@ -27,6 +27,22 @@ export function isRetryable(error: unknown): boolean {
   return status === undefined && typeof e?.code === 'string'
 }
 
+/** As callAws, for a lookup whose "no such resource" (ResourceNotFoundException) is an answer, undefined. */
+export function callAwsUnlessNotFound<T>(
+  service: string,
+  operation: string,
+  call: () => Promise<T>,
+): Promise<T | undefined> {
+  return callAws(service, operation, async () => {
+    try {
+      return await call()
+    } catch (error) {
+      if ((error as { name?: string }).name === 'ResourceNotFoundException') return undefined
+      throw error
+    }
+  })
+}
+
 /** Runs one AWS call; anything it throws becomes an UpstreamUnavailableError naming the service and operation. */
 export async function callAws<T>(service: string, operation: string, call: () => Promise<T>): Promise<T> {
   try {

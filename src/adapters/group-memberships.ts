@@ -6,7 +6,7 @@ import {
 } from '@aws-sdk/client-identitystore'
 import { type AccessTarget, isMembership, type MembershipTarget } from '../core/grant-model.ts'
 import type { BeforeSend, IdentityCenter, PermissionSetInfo, ProvisioningOutcome } from '../core/ports.ts'
-import { callAws } from './aws-errors.ts'
+import { callAws, callAwsUnlessNotFound } from './aws-errors.ts'
 import type { IdentityCenterRateLimiter } from './rate-limiter.ts'
 
 const SERVICE = 'Identity Store'
@@ -82,22 +82,17 @@ export class AwsGroupMemberships {
    * or user is gone: a creation then fails for good).
    */
   private membershipId(target: MembershipTarget): Promise<string | undefined> {
-    return callAws(SERVICE, 'GetGroupMembershipId', async () => {
-      try {
-        const found = await this.limiter.read(() =>
-          this.client.send(
-            new GetGroupMembershipIdCommand({
-              IdentityStoreId: this.identityStoreId,
-              GroupId: target.groupId,
-              MemberId: { UserId: target.userId },
-            }),
-          ),
-        )
-        return found.MembershipId ?? undefined
-      } catch (error) {
-        if ((error as { name?: string }).name === 'ResourceNotFoundException') return undefined
-        throw error
-      }
+    return callAwsUnlessNotFound(SERVICE, 'GetGroupMembershipId', async () => {
+      const found = await this.limiter.read(() =>
+        this.client.send(
+          new GetGroupMembershipIdCommand({
+            IdentityStoreId: this.identityStoreId,
+            GroupId: target.groupId,
+            MemberId: { UserId: target.userId },
+          }),
+        ),
+      )
+      return found.MembershipId ?? undefined
     })
   }
 

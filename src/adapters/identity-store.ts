@@ -6,7 +6,7 @@ import {
   paginateListGroupMembershipsForMember,
 } from '@aws-sdk/client-identitystore'
 import type { Directory, DirectoryUser } from '../core/ports.ts'
-import { callAws } from './aws-errors.ts'
+import { callAws, callAwsUnlessNotFound } from './aws-errors.ts'
 import { TtlCache } from './ttl-cache.ts'
 
 const SERVICE = 'Identity Store'
@@ -26,7 +26,7 @@ export class AwsIdentityStore implements Directory {
   async findUser(userName: string): Promise<DirectoryUser | undefined> {
     const cached = this.users.get(userName)
     if (cached) return cached
-    const userId = await this.unlessNotFound('GetUserId', () =>
+    const userId = await callAwsUnlessNotFound(SERVICE, 'GetUserId', () =>
       this.client
         .send(
           new GetUserIdCommand({
@@ -39,7 +39,7 @@ export class AwsIdentityStore implements Directory {
     if (!userId) return undefined
     // GetUserId answers only the id: the name is read back so that what we record is the directory's spelling,
     // not whatever spelling the caller's lookup happened to match.
-    const described = await this.unlessNotFound('DescribeUser', () =>
+    const described = await callAwsUnlessNotFound(SERVICE, 'DescribeUser', () =>
       this.client
         .send(new DescribeUserCommand({ IdentityStoreId: this.identityStoreId, UserId: userId }))
         .then((result) => result.UserName),
@@ -69,7 +69,7 @@ export class AwsIdentityStore implements Directory {
   }
 
   async groupIdOf(displayName: string): Promise<string | undefined> {
-    return this.unlessNotFound('GetGroupId', () =>
+    return callAwsUnlessNotFound(SERVICE, 'GetGroupId', () =>
       this.client
         .send(
           new GetGroupIdCommand({
@@ -79,18 +79,5 @@ export class AwsIdentityStore implements Directory {
         )
         .then((result) => result.GroupId),
     )
-  }
-
-  /** A lookup whose "no such user or group" is an answer (undefined), not a failure. */
-  private async unlessNotFound(
-    operation: string,
-    call: () => Promise<string | undefined>,
-  ): Promise<string | undefined> {
-    try {
-      return await call()
-    } catch (error) {
-      if ((error as Error).name === 'ResourceNotFoundException') return undefined
-      return callAws(SERVICE, operation, () => Promise.reject(error))
-    }
   }
 }
