@@ -395,7 +395,7 @@ export class CoverageReconciler {
       await this.store.updateCoverage(target, run.lease.owner, { creationIntendedAt: this.clock.now().getTime() })
       return this.create(run, coverage, false)
     }
-    return this.record(run, coverage, coverage.assignment === 'creating' ? 'creating' : 'deleting', outcome, false)
+    return this.record(run, coverage, creating ? 'creating' : 'deleting', outcome, false)
   }
 
   /**
