@@ -23,9 +23,14 @@ def _memberships(backend, identity_store_id):
     return backend._IdentityStoreBackend__get_identity_store(identity_store_id).group_memberships
 
 
+def _membership_of(memberships, group_id, user_id):
+    """The user's membership of the group, or None: at most one, as AWS keeps them."""
+    return next((m for m in memberships if m["GroupId"] == group_id and m["MemberId"].get("UserId") == user_id), None)
+
+
 def _create_group_membership(self, identity_store_id, group_id, member_id):
     user_id = (member_id or {}).get("UserId")
-    if any(m["GroupId"] == group_id and m["MemberId"].get("UserId") == user_id for m in _memberships(self, identity_store_id).values()):
+    if _membership_of(_memberships(self, identity_store_id).values(), group_id, user_id) is not None:
         raise ConflictException(message="Member and Group relationship already exists", reason="UNIQUENESS_CONSTRAINT_VIOLATION")
     return _stock_create_group_membership(self, identity_store_id, group_id, member_id)
 
@@ -41,9 +46,9 @@ def _get_group_membership_id(self):
     identity_store_id = self._get_param("IdentityStoreId")
     group_id = self._get_param("GroupId")
     user_id = (self._get_param("MemberId") or {}).get("UserId")
-    for membership in _memberships(self.identitystore_backend, identity_store_id).values():
-        if membership["GroupId"] == group_id and membership["MemberId"].get("UserId") == user_id:
-            return json.dumps({"MembershipId": membership["MembershipId"], "IdentityStoreId": identity_store_id})
+    membership = _membership_of(_memberships(self.identitystore_backend, identity_store_id).values(), group_id, user_id)
+    if membership is not None:
+        return json.dumps({"MembershipId": membership["MembershipId"], "IdentityStoreId": identity_store_id})
     raise ResourceNotFoundException(message="GroupMembership not found", resource_type="GROUP_MEMBERSHIP")
 
 
@@ -53,7 +58,7 @@ def _is_member_in_groups(self):
     memberships = _memberships(self.identitystore_backend, identity_store_id).values()
     results = [
         {"GroupId": group_id, "MemberId": {"UserId": user_id},
-         "MembershipExists": any(m["GroupId"] == group_id and m["MemberId"].get("UserId") == user_id for m in memberships)}
+         "MembershipExists": _membership_of(memberships, group_id, user_id) is not None}
         for group_id in self._get_param("GroupIds") or []
     ]
     return json.dumps({"Results": results})
