@@ -260,30 +260,13 @@ export class GrantService {
     const noAssignment = (await decided.look) === false
     const grant = this.buildGrant(input, actor, id ?? newId(this.deps.clock), decided)
     const allowed = allowedBy(decided.decision, this.deps.policy)
-    if (decided.startsAt) {
-      const event = this.event(
-        requestDraft(
-          input,
-          actor,
-          grant.userName,
-          'grant.scheduled',
-          `${input.durationMinutes} minutes from ${grant.startsAt} ${allowed}`,
-          grant.id,
-        ),
-      )
-      return this.recordScheduled(grant, event, actor, onRecorded)
-    }
-    const event = this.event(
-      requestDraft(
-        input,
-        actor,
-        grant.userName,
-        'grant.requested',
-        `${input.durationMinutes} minutes ${allowed}`,
-        grant.id,
-      ),
-    )
-    return this.recordRequested(grant, event, actor, { look: decided.look, noAssignment }, onRecorded)
+    const [action, detail] = decided.startsAt
+      ? (['grant.scheduled', `${input.durationMinutes} minutes from ${grant.startsAt} ${allowed}`] as const)
+      : (['grant.requested', `${input.durationMinutes} minutes ${allowed}`] as const)
+    const event = this.event(requestDraft(input, actor, grant.userName, action, detail, grant.id))
+    return decided.startsAt
+      ? this.recordScheduled(grant, event, actor, onRecorded)
+      : this.recordRequested(grant, event, actor, { look: decided.look, noAssignment }, onRecorded)
   }
 
   /**
